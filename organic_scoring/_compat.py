@@ -1,0 +1,104 @@
+"""The one place that knows which bittensor is installed.
+
+bittensor 9 spells its transport ``bt.axon`` / ``bt.dendrite``; 10 renamed them
+``bt.Axon`` / ``bt.Dendrite``; 11 dropped the axon, the dendrite, ``bt.Synapse`` and
+``bt.logging`` in favour of ``bt.http_auth`` signed HTTP and ``bt.set_weights``.
+Everything else in the package asks this module, never ``bittensor`` directly, for
+anything that differs between those majors. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import bittensor as bt
+
+__all__ = [
+    "BT_MAJOR",
+    "BT_VERSION",
+    "HAS_AXON",
+    "HAS_HTTP_AUTH",
+    "axon_class",
+    "library_logger",
+    "require_axon",
+    "require_http_auth",
+    "streaming_synapse_class",
+    "synapse_class",
+]
+
+
+def _parse_version(text: str) -> tuple[int, int, int]:
+    parts = [int(p) for p in re.findall(r"\d+", text)[:3]]
+    while len(parts) < 3:
+        parts.append(0)
+    return parts[0], parts[1], parts[2]
+
+
+BT_VERSION: tuple[int, int, int] = _parse_version(str(getattr(bt, "__version__", "0")))
+"""The installed bittensor version as ``(major, minor, patch)``."""
+
+BT_MAJOR: int = BT_VERSION[0]
+"""The installed bittensor major version: 9, 10 or 11."""
+
+HAS_AXON: bool = hasattr(bt, "Synapse") and (hasattr(bt, "Axon") or hasattr(bt, "axon"))
+"""True on bittensor 9 and 10, whose axon can carry organic traffic."""
+
+HAS_HTTP_AUTH: bool = hasattr(bt, "http_auth")
+"""True on bittensor 11, whose ``bt.http_auth`` signs and verifies ``btauth/1`` requests."""
+
+
+def require_axon(feature: str) -> None:
+    """Raise a clear error when ``feature`` needs an axon and this bittensor has none."""
+    if not HAS_AXON:
+        raise RuntimeError(
+            f"{feature} needs a bittensor axon, which bittensor {BT_MAJOR} does not have; "
+            "on bittensor 11 take organic traffic through the signed-HTTP intake "
+            "(organic_scoring.http.create_app)"
+        )
+
+
+def require_http_auth(feature: str) -> None:
+    """Raise a clear error when ``feature`` needs ``bt.http_auth`` and it is missing."""
+    if not HAS_HTTP_AUTH:
+        raise RuntimeError(
+            f"{feature} needs bt.http_auth (the btauth/1 protocol of bittensor 11), which "
+            f"bittensor {BT_MAJOR} does not have; on bittensor 9 and 10 take organic traffic "
+            "through the axon (OrganicScoringBase(axon=...))"
+        )
+
+
+def axon_class() -> Any:
+    """``bt.Axon`` (10) or ``bt.axon`` (9)."""
+    require_axon("an axon")
+    return getattr(bt, "Axon", None) or bt.axon
+
+
+def dendrite_class() -> Any:
+    """``bt.Dendrite`` (10) or ``bt.dendrite`` (9)."""
+    require_axon("a dendrite")
+    return getattr(bt, "Dendrite", None) or bt.dendrite
+
+
+def synapse_class() -> type[Any] | None:
+    """``bt.Synapse`` on 9 and 10, None on 11."""
+    return getattr(bt, "Synapse", None)
+
+
+def streaming_synapse_class() -> type[Any] | None:
+    """``bt.StreamingSynapse`` on 9 and 10, None on 11."""
+    return getattr(bt, "StreamingSynapse", None)
+
+
+def library_logger() -> logging.Logger:
+    """Where the library's messages go.
+
+    On 9 and 10 that is bittensor's own logger (``bt.logging``, itself a
+    :class:`logging.Logger`), so messages show at the level the validator set; on 11
+    it is the standard ``organic_scoring`` logger.
+    """
+    machine = getattr(bt, "logging", None)
+    if isinstance(machine, logging.Logger):
+        return machine
+    return logging.getLogger("organic_scoring")

@@ -1,0 +1,142 @@
+"""The scoring loop's settings, validated once when the scorer is built.
+
+Every parameter of :class:`~organic_scoring.OrganicScoringBase` that shapes the
+loop lands in :class:`ScoringConfig`. A bad value raises
+:class:`pydantic.ValidationError` (a :class:`ValueError`) that names the parameter
+and what it accepts, at construction, never later inside the loop.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["DEFAULT_TRIGGER_FREQUENCY_MIN", "ScoringConfig", "Trigger"]
+
+Trigger = Literal["seconds", "steps"]
+
+DEFAULT_TRIGGER_FREQUENCY_MIN = 2.0
+"""``trigger_frequency_min`` when not given (capped at ``trigger_frequency``)."""
+
+_NUMBERS = (
+    "trigger_frequency",
+    "trigger_frequency_min",
+    "trigger_scaling_factor",
+    "query_timeout",
+    "reference_timeout",
+    "rewards_timeout",
+    "weights_timeout",
+    "log_timeout",
+    "backoff_initial",
+    "backoff_max",
+)
+
+
+class ScoringConfig(BaseModel):
+    """Validated settings of the organic scoring loop.
+
+    Attributes:
+        trigger: ``"seconds"`` runs an iteration every period; ``"steps"`` runs one
+            each time the step counter reaches the threshold.
+        trigger_frequency: The period in seconds, or the step threshold, with an
+            empty organic queue. Greater than 0 (at least 1 for steps).
+        trigger_frequency_min: The floor the period or threshold anneals down to as
+            the organic queue grows. Greater than 0 and not above
+            ``trigger_frequency``; defaults to 2 or ``trigger_frequency``, whichever
+            is smaller.
+        trigger_scaling_factor: Queue entries per unit of period taken off: the
+            period is ``max(trigger_frequency - queue_size / trigger_scaling_factor,
+            trigger_frequency_min)``. Greater than 0.
+        max_concurrent_iterations: How many iterations may be in flight at once.
+        query_timeout, reference_timeout, rewards_timeout, weights_timeout,
+        log_timeout: Per-stage limits in seconds; None means no limit.
+        backoff_initial, backoff_max: The pause after a failed iteration, doubling
+            while failures repeat, capped at ``backoff_max``; reset by a success.
+        allowed_hotkeys: When set, only these hotkeys may submit organic requests.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    trigger: Trigger = "seconds"
+    trigger_frequency: float = Field(default=15.0, gt=0)
+    trigger_frequency_min: float = Field(default=DEFAULT_TRIGGER_FREQUENCY_MIN, gt=0)
+    trigger_scaling_factor: float = Field(default=5.0, gt=0)
+    max_concurrent_iterations: int = Field(default=1, ge=1, strict=True)
+    query_timeout: float | None = Field(default=None, gt=0)
+    reference_timeout: float | None = Field(default=None, gt=0)
+    rewards_timeout: float | None = Field(default=None, gt=0)
+    weights_timeout: float | None = Field(default=None, gt=0)
+    log_timeout: float | None = Field(default=None, gt=0)
+    backoff_initial: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=30.0, ge=0)
+    allowed_hotkeys: frozenset[str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_minimum(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("trigger_frequency_min") is None:
+            data = dict(data)
+            data.pop("trigger_frequency_min", None)
+            frequency = data.get("trigger_frequency", 15.0)
+            if _is_number(frequency) and frequency > 0:
+                data["trigger_frequency_min"] = min(DEFAULT_TRIGGER_FREQUENCY_MIN, frequency)
+        return data
+
+    @field_validator(*_NUMBERS, mode="before")
+    @classmethod
+    def _real_numbers_only(cls, value: Any) -> Any:
+        # pydantic would take True as 1 and "3" as 3.0; a loop parameter is a number.
+        if value is not None and not _is_number(value):
+            raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+        return value
+
+    @field_validator("allowed_hotkeys", mode="before")
+    @classmethod
+    def _hotkey_collection(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("expected a collection of ss58 hotkeys, not a single string")
+        if value is not None:
+            value = frozenset(value)
+            if not value:
+                raise ValueError("expected at least one hotkey, or None to allow every caller")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScoringConfig:
+        if self.trigger_frequency_min > self.trigger_frequency:
+            raise ValueError(
+                f"trigger_frequency_min ({self.trigger_frequency_min:g}) must not exceed "
+                f"trigger_frequency ({self.trigger_frequency:g})"
+            )
+        if self.trigger == "steps":
+            for name in ("trigger_frequency", "trigger_frequency_min"):
+                if getattr(self, name) < 1:
+                    raise ValueError(f"{name} must be at least 1 with trigger='steps'")
+        if self.backoff_max < self.backoff_initial:
+            raise ValueError(
+                f"backoff_max ({self.backoff_max:g}) must not be below "
+                f"backoff_initial ({self.backoff_initial:g})"
+            )
+        return self
+
+    def period(self, queue_size: int) -> float:
+        """The annealed period (seconds) or threshold (steps) for a queue of this size.
+
+        ``max(trigger_frequency - queue_size / trigger_scaling_factor,
+        trigger_frequency_min)``, as an int for the steps trigger.
+        """
+        value = max(
+            self.trigger_frequency - queue_size / self.trigger_scaling_factor,
+            self.trigger_frequency_min,
+        )
+        return float(value) if self.trigger == "seconds" else float(int(value))
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and not (isinstance(value, float) and math.isnan(value))
+    )

@@ -1,0 +1,69 @@
+"""The organic queue interface: where intake puts samples and the loop takes them."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["OrganicQueueBase"]
+
+
+class OrganicQueueBase(ABC):
+    """A store of organic samples waiting to be scored.
+
+    The intake (an axon handler, the signed-HTTP app) calls :meth:`add` from its own
+    thread; the scoring loop calls :meth:`sample` from another, so implementations
+    must be thread-safe.
+
+    Subclasses implement :meth:`add`, :meth:`sample` and :attr:`size`. An
+    implementation that calls :meth:`_notify_added` after each successful ``add``
+    lets a waiting scoring loop react to a burst at once (annealing shortens the
+    current wait); one that does not still works, the burst is then seen at the
+    loop's next wake-up.
+    """
+
+    # Listener changes are rare (a scorer starting or stopping), so one lock serves
+    # every queue, and subclasses need not call ``super().__init__()``.
+    _listeners_lock = threading.Lock()
+    _listeners: tuple[Callable[[], None], ...] = ()
+
+    @abstractmethod
+    def add(self, sample: Any) -> None:
+        """Store one organic sample."""
+
+    @abstractmethod
+    def sample(self) -> Any:
+        """Remove and return one sample, or return None when the queue is empty."""
+
+    @property
+    @abstractmethod
+    def size(self) -> int:
+        """How many samples are waiting."""
+
+    def is_empty(self) -> bool:
+        """True when no sample is waiting."""
+        return self.size == 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (from the adding thread) after every ``add``.
+
+        Listeners must be cheap and must not raise; the scoring loop uses one to
+        wake up when traffic arrives.
+        """
+        with self._listeners_lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener``; a listener that was never added is ignored."""
+        with self._listeners_lock:
+            self._listeners = tuple(fn for fn in self._listeners if fn != listener)
+
+    def _notify_added(self) -> None:
+        """Tell the listeners a sample was added. Call after each successful ``add``."""
+        for listener in self._listeners:
+            listener()
