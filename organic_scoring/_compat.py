@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import bittensor as bt
@@ -21,9 +22,11 @@ __all__ = [
     "HAS_AXON",
     "HAS_HTTP_AUTH",
     "axon_class",
+    "chain_error_class",
     "library_logger",
     "require_axon",
     "require_http_auth",
+    "sdk_set_weights",
     "streaming_synapse_class",
     "synapse_class",
 ]
@@ -89,6 +92,26 @@ def synapse_class() -> type[Any] | None:
 def streaming_synapse_class() -> type[Any] | None:
     """``bt.StreamingSynapse`` on 9 and 10, None on 11."""
     return getattr(bt, "StreamingSynapse", None)
+
+
+def sdk_set_weights() -> Callable[..., Any] | None:
+    """bittensor 11's module-level ``bt.set_weights``; None on 9 and 10.
+
+    On 9 and 10 weights go through a connected ``Subtensor``'s ``set_weights`` method,
+    which the caller owns. Looked up at call time, so a test can stand in for it.
+    """
+    if BT_MAJOR < 11:
+        return None
+    fn: Callable[..., Any] | None = getattr(bt, "set_weights", None)
+    return fn
+
+
+def chain_error_class() -> type[Exception] | None:
+    """bittensor 11's ``bt.ChainError`` (what ``bt.set_weights`` raises); None before 11."""
+    if BT_MAJOR < 11:
+        return None
+    cls: type[Exception] | None = getattr(bt, "ChainError", None)
+    return cls
 
 
 def library_logger() -> logging.Logger:
