@@ -1,5 +1,6 @@
 """Organic queues: the interface and the ready-made implementations."""
 
 from organic_scoring.organic_queue._base import OrganicQueueBase
+from organic_scoring.organic_queue._memory import OrganicQueue, QueueCounters
 
-__all__ = ["OrganicQueueBase"]
+__all__ = ["OrganicQueue", "OrganicQueueBase", "QueueCounters"]
