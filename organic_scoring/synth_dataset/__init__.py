@@ -1,5 +1,28 @@
-"""Synthetic datasets: the interface, the entry model and ready-made datasets."""
+"""Synthetic datasets: the interface, the entry model and ready-made datasets.
+
+The scoring loop falls back to synthetic samples when no organic traffic is
+waiting. Any object with a ``sample()`` method will do; these are ready-made:
+
+* :class:`SequenceDataset` over entries already in memory;
+* :class:`JsonlDataset` over a JSON Lines file of :class:`SynthDatasetEntry`;
+* :class:`MixtureDataset` blending several datasets by weight;
+* :class:`HuggingFaceDataset` over a loaded ``datasets.Dataset`` (``hf`` extra);
+* :func:`default_dataset`, a small conversation set shipped with the package.
+"""
 
 from organic_scoring.synth_dataset._base import SynthDatasetBase, SynthDatasetEntry
+from organic_scoring.synth_dataset._default import default_dataset
+from organic_scoring.synth_dataset._hf import HuggingFaceDataset
+from organic_scoring.synth_dataset._jsonl import JsonlDataset
+from organic_scoring.synth_dataset._mixture import MixtureDataset
+from organic_scoring.synth_dataset._sequence import SequenceDataset
 
-__all__ = ["SynthDatasetBase", "SynthDatasetEntry"]
+__all__ = [
+    "HuggingFaceDataset",
+    "JsonlDataset",
+    "MixtureDataset",
+    "SequenceDataset",
+    "SynthDatasetBase",
+    "SynthDatasetEntry",
+    "default_dataset",
+]

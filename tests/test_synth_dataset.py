@@ -1,0 +1,353 @@
+"""Ready-made synthetic datasets: sampling, weighting, reproducibility and errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from organic_scoring.synth_dataset import (
+    JsonlDataset,
+    MixtureDataset,
+    SequenceDataset,
+    SynthDatasetBase,
+    SynthDatasetEntry,
+    default_dataset,
+)
+
+# Upper 0.1% points of the chi-square distribution.
+CHI2_P001 = {2: 13.816, 9: 27.877}
+
+
+def chi_square(counts: Counter[Any], expected: dict[Any, float], draws: int) -> float:
+    return sum((counts[k] - p * draws) ** 2 / (p * draws) for k, p in expected.items())
+
+
+def write_lines(path: Path, *lines: str) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def entry_line(*messages: str, **extra: Any) -> str:
+    return json.dumps({"roles": ["user"] * len(messages), "messages": list(messages), **extra})
+
+
+# SequenceDataset
+
+
+def test_sequence_samples_uniformly() -> None:
+    dataset = SequenceDataset(range(10), seed=2024)
+    draws = 20_000
+    counts = Counter(dataset.sample() for _ in range(draws))
+    expected = {k: 0.1 for k in range(10)}
+    assert chi_square(counts, expected, draws) < CHI2_P001[9]
+
+
+def test_sequence_seed_is_reproducible() -> None:
+    def draws(seed: int) -> list[int]:
+        dataset = SequenceDataset(range(100), seed=seed)
+        return [dataset.sample() for _ in range(50)]
+
+    assert draws(1) == draws(1)
+    assert draws(1) != draws(2)
+
+
+def test_sequence_keeps_its_own_copy() -> None:
+    source = ["a"]
+    dataset = SequenceDataset(source, seed=0)
+    source.append("b")
+    assert dataset.entries == ("a",)
+    assert len(dataset) == 1
+    assert dataset.sample() == "a"
+    assert isinstance(dataset, SynthDatasetBase)
+    assert "1 entries" in repr(dataset)
+
+
+@pytest.mark.parametrize("bad", [[], (), iter(()), "abc", b"abc"])
+def test_sequence_rejects_empty_or_string(bad: Any) -> None:
+    with pytest.raises(ValueError, match="entries"):
+        SequenceDataset(bad)
+
+
+# JsonlDataset
+
+
+def test_jsonl_loads_entries_and_skips_blank_lines(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "data.jsonl",
+        entry_line("first", task="qa"),
+        "",
+        "   ",
+        entry_line("second"),
+    )
+    dataset = JsonlDataset(path, seed=0)
+    assert len(dataset) == 2
+    assert dataset.path == path
+    first, second = dataset.entries
+    assert first.messages == ["first"]
+    assert first.model_extra == {"task": "qa"}
+    assert second.messages == ["second"]
+    assert {dataset.sample().messages[0] for _ in range(50)} == {"first", "second"}
+
+
+def test_jsonl_accepts_str_path_and_unicode(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "u.jsonl", json.dumps({"roles": ["user"], "messages": ["héllo ✓"]})
+    )
+    assert JsonlDataset(str(path)).sample().messages == ["héllo ✓"]
+
+
+def test_jsonl_sample_is_a_copy(tmp_path: Path) -> None:
+    dataset = JsonlDataset(write_lines(tmp_path / "d.jsonl", entry_line("q")), seed=0)
+    got = dataset.sample()
+    assert isinstance(got, SynthDatasetEntry)
+    got.messages.append("a miner's answer")
+    assert dataset.sample().messages == ["q"]
+
+
+def test_jsonl_invalid_json_names_file_and_line(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "bad.jsonl", entry_line("ok"), "", '{"roles": [')
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 3: invalid JSON") as info:
+        JsonlDataset(path)
+    assert isinstance(info.value.__cause__, json.JSONDecodeError)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"messages": ["hi"]}', "roles: Field required"),
+        ('{"roles": "user", "messages": ["hi"]}', "roles"),
+        ('{"roles": ["user"], "messages": [1]}', "messages.0"),
+        ('["user", "hi"]', "valid dictionary"),
+    ],
+)
+def test_jsonl_invalid_entry_names_file_line_and_field(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    path = write_lines(tmp_path / "entries.jsonl", entry_line("ok"), entry_line("ok"), line)
+    with pytest.raises(ValueError, match=r"entries\.jsonl, line 3: not a valid") as info:
+        JsonlDataset(path)
+    assert problem in str(info.value)
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_jsonl_empty_file_is_an_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"empty\.jsonl: no entries"):
+        JsonlDataset(path)
+
+
+def test_jsonl_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        JsonlDataset(tmp_path / "nope.jsonl")
+
+
+# MixtureDataset
+
+
+def test_mixture_draws_by_weight() -> None:
+    parts = [SequenceDataset([name]) for name in "abc"]
+    mixture = MixtureDataset(parts, weights=[1, 2, 7], seed=99)
+    draws = 20_000
+    counts = Counter(mixture.sample() for _ in range(draws))
+    expected = {"a": 0.1, "b": 0.2, "c": 0.7}
+    assert chi_square(counts, expected, draws) < CHI2_P001[2]
+    assert mixture.weights == pytest.approx((0.1, 0.2, 0.7))
+
+
+def test_mixture_defaults_to_equal_weights() -> None:
+    mixture = MixtureDataset([SequenceDataset(["a"]), SequenceDataset(["b"])], seed=5)
+    draws = 10_000
+    counts = Counter(mixture.sample() for _ in range(draws))
+    assert mixture.weights == (0.5, 0.5)
+    # |a - b| beyond 4 standard deviations would be a broken coin.
+    assert abs(counts["a"] - counts["b"]) < 4 * math.sqrt(draws)
+
+
+def test_mixture_never_draws_a_zero_weight() -> None:
+    parts = [SequenceDataset([name]) for name in "abc"]
+    for weights in ([0, 1, 1], [1, 0, 1], [1, 1, 0], [0, 0, 1], [1, 0, 0]):
+        mixture = MixtureDataset(parts, weights=weights, seed=1)
+        drawn = {mixture.sample() for _ in range(2_000)}
+        assert drawn == {name for name, w in zip("abc", weights, strict=True) if w}
+
+
+def test_mixture_seed_is_reproducible() -> None:
+    def draws(seed: int) -> list[str]:
+        parts = [SequenceDataset([name]) for name in "abcd"]
+        mixture = MixtureDataset(parts, weights=[4, 3, 2, 1], seed=seed)
+        return [mixture.sample() for _ in range(100)]
+
+    assert draws(3) == draws(3)
+    assert draws(3) != draws(4)
+
+
+def test_mixture_accepts_numpy_weights_and_nesting() -> None:
+    inner = MixtureDataset([SequenceDataset(["a"])], weights=np.array([2.0]))
+    outer = MixtureDataset([inner, SequenceDataset(["b"])], weights=[np.int64(1), np.float64(0)])
+    assert outer.sample() == "a"
+    assert "2 datasets" in repr(outer)
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([1.0], "one entry per dataset"),
+        ([1.0, 2.0, 3.0], "one entry per dataset"),
+        ([1.0, -0.5], r"weights\[1\] must be finite and >= 0"),
+        ([math.nan, 1.0], r"weights\[0\] must be finite"),
+        ([math.inf, 1.0], r"weights\[0\] must be finite"),
+        ([0, 0.0], "must not all be zero"),
+        ([True, 1], r"weights\[0\] must be a number"),
+        (["1", 1], r"weights\[0\] must be a number"),
+        ("12", "not a string"),
+    ],
+)
+def test_mixture_rejects_bad_weights(weights: Any, message: str) -> None:
+    parts = [SequenceDataset(["a"]), SequenceDataset(["b"])]
+    with pytest.raises(ValueError, match=message):
+        MixtureDataset(parts, weights=weights)
+
+
+def test_mixture_rejects_bad_datasets() -> None:
+    with pytest.raises(ValueError, match="datasets must hold at least one"):
+        MixtureDataset([])
+    with pytest.raises(ValueError, match=r"datasets\[1\] has no sample\(\)"):
+        MixtureDataset([SequenceDataset(["a"]), object()])  # type: ignore[list-item]
+
+
+# default_dataset
+
+
+def test_default_dataset_loads_and_validates() -> None:
+    dataset = default_dataset(seed=0)
+    assert isinstance(dataset, JsonlDataset)
+    assert len(dataset) >= 30
+    seen = set()
+    for entry in dataset.entries:
+        assert len(entry.roles) == len(entry.messages) >= 1
+        assert set(entry.roles) <= {"user", "assistant"}
+        assert entry.roles[-1] == "user", "a synthetic query ends on the user's turn"
+        assert all(message.strip() for message in entry.messages)
+        assert entry.source == "default"
+        assert not entry.organic
+        seen.add(tuple(entry.messages))
+    assert len(seen) == len(dataset), "entries are distinct"
+    assert any(len(entry.roles) > 1 for entry in dataset.entries), "some are multi-turn"
+
+
+def test_default_dataset_seed_is_reproducible() -> None:
+    first, second = default_dataset(seed=11), default_dataset(seed=11)
+    assert [first.sample() for _ in range(20)] == [second.sample() for _ in range(20)]
+
+
+# HuggingFaceDataset (the hf extra)
+
+
+@pytest.fixture
+def hf_datasets(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The ``datasets`` module, with every outgoing connection refused."""
+    module = pytest.importorskip("datasets")
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("HuggingFaceDataset tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return module
+
+
+def test_hf_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from organic_scoring.synth_dataset import HuggingFaceDataset
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
+    with pytest.raises(ImportError, match=r"organic-scoring\[hf\]"):
+        HuggingFaceDataset(object())
+
+
+def test_hf_parallel_columns(hf_datasets: Any) -> None:
+    from organic_scoring.synth_dataset import HuggingFaceDataset
+
+    rows = [
+        {"speakers": ["user"], "texts": [f"question {i}"], "topic": f"t{i}", "junk": i}
+        for i in range(5)
+    ]
+    table = hf_datasets.Dataset.from_list(rows)
+    dataset = HuggingFaceDataset(
+        table, roles_field="speakers", messages_field="texts", extra_fields=["topic"], seed=4
+    )
+    assert len(dataset) == 5
+    entry = dataset.entry(2)
+    assert entry.roles == ["user"]
+    assert entry.messages == ["question 2"]
+    assert entry.model_extra == {"topic": "t2"}
+    assert entry.source == "huggingface"
+    assert {dataset.sample().messages[0] for _ in range(200)} == {f"question {i}" for i in range(5)}
+
+
+def test_hf_chat_format(hf_datasets: Any) -> None:
+    from organic_scoring.synth_dataset import HuggingFaceDataset
+
+    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    table = hf_datasets.Dataset.from_list([{"conversation": turns}])
+    dataset = HuggingFaceDataset(table, roles_field=None, messages_field="conversation")
+    entry = dataset.sample()
+    assert entry.roles == ["user", "assistant"]
+    assert entry.messages == ["hi", "hello"]
+
+
+def test_hf_seed_is_reproducible(hf_datasets: Any) -> None:
+    from organic_scoring.synth_dataset import HuggingFaceDataset
+
+    table = hf_datasets.Dataset.from_list(
+        [{"roles": ["user"], "messages": [str(i)]} for i in range(50)]
+    )
+
+    def draws(seed: int) -> list[str]:
+        dataset = HuggingFaceDataset(table, seed=seed)
+        return [dataset.sample().messages[0] for _ in range(30)]
+
+    assert draws(8) == draws(8)
+    assert draws(8) != draws(9)
+
+
+def test_hf_errors(hf_datasets: Any) -> None:
+    from organic_scoring.synth_dataset import HuggingFaceDataset
+
+    table = hf_datasets.Dataset.from_list([{"roles": ["user"], "messages": ["hi"]}])
+    with pytest.raises(ValueError, match=r"roles_field='who' is not a column.*'messages'"):
+        HuggingFaceDataset(table, roles_field="who")
+    with pytest.raises(ValueError, match=r"messages_field='text' is not a column"):
+        HuggingFaceDataset(table, messages_field="text")
+    with pytest.raises(ValueError, match=r"extra_fields\[0\]='x' is not a column"):
+        HuggingFaceDataset(table, extra_fields=["x"])
+    with pytest.raises(ValueError, match=r"pass one split.*dataset\['train'\]"):
+        HuggingFaceDataset(hf_datasets.DatasetDict({"train": table}))
+    with pytest.raises(ValueError, match=r"map-style datasets\.Dataset"):
+        HuggingFaceDataset([{"roles": ["user"], "messages": ["hi"]}])
+    with pytest.raises(ValueError, match="dataset has no rows"):
+        HuggingFaceDataset(table.select([]))
+
+
+def test_hf_malformed_row_names_its_index(hf_datasets: Any) -> None:
+    from organic_scoring.synth_dataset import HuggingFaceDataset
+
+    table = hf_datasets.Dataset.from_list(
+        [
+            {"roles": ["user"], "messages": ["fine"]},
+            {"roles": ["user", "assistant"], "messages": ["only one"]},
+        ]
+    )
+    dataset = HuggingFaceDataset(table)
+    assert dataset.entry(0).messages == ["fine"]
+    with pytest.raises(ValueError, match=r"row 1 of the dataset.*2 roles"):
+        dataset.entry(1)
