@@ -1,0 +1,19 @@
+"""The benchmarks run and return well-formed rows (their timings are not checked)."""
+
+from __future__ import annotations
+
+import math
+
+from benchmarks import bench_queue
+
+
+def test_bench_queue_rows() -> None:
+    rows = bench_queue.run(quick=True)
+    assert {(row["name"], row["size"]) for row in rows} == {
+        (name, size) for name in ("add+sample", "add (full)") for size in bench_queue.SIZES
+    }
+    for row in rows:
+        assert set(row) == {"name", "size", "ours_ns", "bare_ns", "ratio"}
+        assert row["ours_ns"] > 0
+        assert row["bare_ns"] > 0
+        assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
