@@ -66,11 +66,11 @@ def _add_full_cases(size: int) -> tuple[Callable[[], object], Callable[[], objec
         queue.add(i)
     ring: deque[int] = deque(range(size), maxlen=size)
 
-    def ours() -> object:
-        return queue.add(0)
+    def ours() -> None:
+        queue.add(0)
 
-    def bare() -> object:
-        return ring.append(0)
+    def bare() -> None:
+        ring.append(0)
 
     return ours, bare
 
