@@ -1,0 +1,167 @@
+"""Put weights on chain through whichever bittensor the validator installed.
+
+bittensor 9 and 10 set weights with a connected subtensor's
+``subtensor.set_weights(wallet=, netuid=, uids=, weights=, ...)``; 9 returns a
+``(success, message)`` tuple and 10 an ``ExtrinsicResponse`` that unpacks the same
+way. bittensor 11 has the module-level ``bt.set_weights(netuid, {uid: weight},
+wallet=, ...)``, which manages its own connection and raises ``ChainError`` on
+failure. :func:`emit_weights` hides the difference and answers with one
+:class:`WeightsResult` on every major.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from organic_scoring import _compat
+from organic_scoring._log import log
+from organic_scoring._scorebook import ScoreBook
+
+__all__ = ["WeightsResult", "emit_weights"]
+
+
+@dataclass(frozen=True)
+class WeightsResult:
+    """The outcome of :func:`emit_weights`, the same shape on every bittensor major.
+
+    Unpacks like bittensor 9's answer (``success, message = emit_weights(...)``) and is
+    truthy when the weights were set. ``raw`` is what bittensor itself produced: the
+    tuple (9), the ``ExtrinsicResponse`` (10), the ``ExtrinsicResult`` or the raised
+    ``ChainError`` (11); None when nothing was sent.
+    """
+
+    success: bool
+    message: str
+    raw: Any = None
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.success
+        yield self.message
+
+    def __bool__(self) -> bool:
+        return self.success
+
+
+def emit_weights(
+    weights: ScoreBook | Mapping[int, float],
+    *,
+    netuid: int,
+    wallet: Any = None,
+    subtensor: Any = None,
+    **options: Any,
+) -> WeightsResult:
+    """Set ``weights`` on subnet ``netuid`` and report how it went.
+
+    ``weights`` is a :class:`ScoreBook` (its :meth:`~ScoreBook.as_dict` is sent) or a
+    ``{uid: weight}`` mapping of non-negative finite numbers (only proportions matter).
+
+    - bittensor 9/10: ``subtensor`` (a connected ``bt.Subtensor``) and ``wallet`` are
+      required; calls ``subtensor.set_weights(wallet=..., netuid=..., uids=...,
+      weights=..., **options)``, so ``options`` are that method's keywords
+      (``version_key``, ``wait_for_inclusion``, ...).
+    - bittensor 11: calls ``bt.set_weights(netuid, {uid: weight}, wallet=wallet,
+      **options)``; ``options`` are its keywords (``hotkey``, ``network``,
+      ``version_key``, ...). ``subtensor`` must not be given: bittensor 11 keeps its own
+      connection, chosen with ``network=``. A ``ChainError`` becomes an unsuccessful
+      result rather than an exception.
+
+    When no uid has a positive weight nothing is sent and the result is unsuccessful.
+    Keywords the installed bittensor does not know raise TypeError before anything is
+    sent. Blocking: from async code, run it with ``asyncio.to_thread``.
+    """
+    if isinstance(netuid, bool) or not isinstance(netuid, (int, np.integer)) or netuid < 0:
+        raise ValueError(f"netuid must be an int >= 0, got {netuid!r}")
+    netuid = int(netuid)
+    chosen = weights.as_dict() if isinstance(weights, ScoreBook) else _check_mapping(weights)
+    chosen = {uid: w for uid, w in chosen.items() if w > 0.0}
+
+    sdk_set_weights = _compat.sdk_set_weights()
+    if sdk_set_weights is None and subtensor is None:
+        raise ValueError(
+            f"subtensor is required on bittensor {_compat.BT_MAJOR}: pass the validator's "
+            "connected bt.Subtensor"
+        )
+    if sdk_set_weights is None and wallet is None:
+        raise ValueError(f"wallet is required on bittensor {_compat.BT_MAJOR}")
+    if sdk_set_weights is not None and subtensor is not None:
+        raise ValueError(
+            "subtensor is not used on bittensor 11: bt.set_weights keeps its own connection; "
+            "choose the chain with network=... instead"
+        )
+    if not chosen:
+        return WeightsResult(False, "no uid has a positive weight; nothing was sent")
+
+    if sdk_set_weights is None:
+        result = _emit_through_subtensor(subtensor, wallet, netuid, chosen, options)
+    else:
+        result = _emit_through_sdk(sdk_set_weights, wallet, netuid, chosen, options)
+    if result.success:
+        log.info(f"weights set on netuid {netuid} for {len(chosen)} uids")
+    else:
+        log.warning(f"setting weights on netuid {netuid} failed: {result.message}")
+    return result
+
+
+def _emit_through_subtensor(
+    subtensor: Any,
+    wallet: Any,
+    netuid: int,
+    weights: dict[int, float],
+    options: dict[str, Any],
+) -> WeightsResult:
+    raw = subtensor.set_weights(
+        wallet=wallet,
+        netuid=netuid,
+        uids=np.fromiter(weights.keys(), dtype=np.int64, count=len(weights)),
+        weights=np.fromiter(weights.values(), dtype=np.float32, count=len(weights)),
+        **options,
+    )
+    success = getattr(raw, "success", None)
+    if success is not None:  # bittensor 10's ExtrinsicResponse
+        return WeightsResult(bool(success), str(getattr(raw, "message", None) or ""), raw)
+    success, message = raw  # bittensor 9's (bool, str)
+    return WeightsResult(bool(success), str(message or ""), raw)
+
+
+def _emit_through_sdk(
+    sdk_set_weights: Any,
+    wallet: Any,
+    netuid: int,
+    weights: dict[int, float],
+    options: dict[str, Any],
+) -> WeightsResult:
+    chain_error = _compat.chain_error_class() or _NeverRaised
+    try:
+        raw = sdk_set_weights(netuid, weights, wallet=wallet, **options)
+    except chain_error as exc:
+        return WeightsResult(False, str(exc) or type(exc).__name__, exc)
+    return WeightsResult(bool(raw.success), str(raw.message or ""), raw)
+
+
+class _NeverRaised(Exception):
+    """Stands in for ChainError where bittensor has none, so ``except`` catches nothing."""
+
+
+def _check_mapping(weights: object) -> dict[int, float]:
+    if not isinstance(weights, Mapping):
+        raise ValueError(
+            f"weights must be a ScoreBook or a mapping of uid to weight, "
+            f"got {type(weights).__name__}"
+        )
+    checked: dict[int, float] = {}
+    for uid, weight in weights.items():
+        if isinstance(uid, bool) or not isinstance(uid, (int, np.integer)) or uid < 0:
+            raise ValueError(f"weights keys must be uids (ints >= 0), got {uid!r}")
+        if isinstance(weight, bool) or not isinstance(
+            weight, (int, float, np.integer, np.floating)
+        ):
+            raise ValueError(f"the weight of uid {uid} must be a number, got {weight!r}")
+        value = float(weight)
+        if not np.isfinite(value) or value < 0.0:
+            raise ValueError(f"the weight of uid {uid} must be finite and >= 0, got {weight!r}")
+        checked[int(uid)] = value
+    return checked

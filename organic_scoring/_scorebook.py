@@ -1,0 +1,311 @@
+"""ScoreBook: one moving-average score per uid, and the weights they add up to.
+
+A validator turns each round of rewards into chain weights in the same few steps:
+fold the rewards into a per-uid exponential moving average, forget a uid whose
+hotkey was replaced, follow the subnet as it grows, normalise, emit. The score book
+does those steps with the edges handled:
+
+- an update moves only the uids it names (nobody decays because they were not
+  queried this round; :meth:`ScoreBook.decay` does that on request);
+- a NaN, an infinity, a duplicate or an unknown uid rejects the whole update and
+  leaves every score as it was;
+- :meth:`ScoreBook.weights` never returns NaN, even when nothing scored above zero;
+- the book survives restarts through :meth:`ScoreBook.save` / :meth:`ScoreBook.load`;
+- one lock guards the state, so a scoring thread and the validator's main thread can
+  share a book, and every reader gets a copy.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from organic_scoring import _scorebook_file
+from organic_scoring._log import log
+
+__all__ = ["ScoreBook"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class ScoreBook:
+    """Per-uid exponential moving averages of rewards, normalised into weights on demand.
+
+    ``n_uids`` is the subnet's current size (``len(metagraph.hotkeys)``) and ``alpha``
+    the weight of a new reward: after ``update([u], [r])``,
+    ``scores[u] == alpha * r + (1 - alpha) * previous``. Scores start at zero.
+
+    All methods are safe to call from several threads at once.
+    """
+
+    __slots__ = ("_alpha", "_hotkeys", "_lock", "_scores")
+
+    def __init__(self, n_uids: int, alpha: float = 0.1) -> None:
+        self._scores: FloatArray = np.zeros(_check_n_uids(n_uids), dtype=np.float64)
+        self._alpha = _check_alpha(alpha)
+        self._hotkeys: tuple[str, ...] | None = None
+        self._lock = threading.Lock()
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def n_uids(self) -> int:
+        """How many uids the book tracks (uids ``0 .. n_uids - 1``)."""
+        return int(self._scores.shape[0])
+
+    @property
+    def alpha(self) -> float:
+        """The smoothing factor: how much one new reward moves a score, in (0, 1]."""
+        return self._alpha
+
+    @property
+    def scores(self) -> FloatArray:
+        """A read-only copy of the moving averages, indexed by uid."""
+        with self._lock:
+            copy: FloatArray = self._scores.copy()
+        copy.flags.writeable = False
+        return copy
+
+    @property
+    def hotkeys(self) -> tuple[str, ...] | None:
+        """The hotkeys from the last :meth:`sync`, by uid; None if never synced."""
+        return self._hotkeys
+
+    def __len__(self) -> int:
+        return self.n_uids
+
+    def __repr__(self) -> str:
+        return f"ScoreBook(n_uids={self.n_uids}, alpha={self._alpha!r})"
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def update(self, uids: Sequence[int] | npt.ArrayLike, rewards: npt.ArrayLike) -> None:
+        """Fold one round of rewards into the moving averages of the uids that earned them.
+
+        ``uids`` and ``rewards`` are parallel one-dimensional sequences (lists, tuples or
+        numpy arrays). Only the named uids move; all others keep their score. Raises
+        ValueError, changing nothing, if a uid is not an integer, is negative, is out of
+        range or appears twice, if a reward is not a finite number, or if the lengths
+        differ.
+        """
+        index = _as_uids(uids, "uids")
+        values = _as_rewards(rewards)
+        if index.shape[0] != values.shape[0]:
+            raise ValueError(
+                f"uids and rewards must have the same length, got {index.shape[0]} uids "
+                f"and {values.shape[0]} rewards"
+            )
+        if not np.isfinite(values).all():
+            bad = [int(u) for u in index[~np.isfinite(values)][:5]]
+            raise ValueError(f"rewards must be finite numbers; got NaN or infinity for uids {bad}")
+        alpha = self._alpha
+        with self._lock:
+            scores = self._scores
+            _check_in_range(index, scores.shape[0], "uids")
+            _check_unique(index, scores.shape[0])
+            scores[index] = alpha * values + (1.0 - alpha) * scores[index]
+
+    def update_from(self, rewards: Mapping[int, float]) -> None:
+        """Like :meth:`update`, from a ``{uid: reward}`` mapping."""
+        if not isinstance(rewards, Mapping):
+            raise ValueError(
+                f"rewards must be a mapping of uid to reward, got {type(rewards).__name__}"
+            )
+        self.update(list(rewards.keys()), list(rewards.values()))
+
+    def decay(self, factor: float, exclude: Sequence[int] | npt.ArrayLike = ()) -> None:
+        """Multiply every score by ``factor`` (in [0, 1]), except the uids in ``exclude``.
+
+        The classic template decays every uid that was not queried on each update;
+        here that is opt-in: ``book.update(uids, rewards); book.decay(0.99, exclude=uids)``.
+        """
+        factor = _check_factor(factor)
+        index = _as_uids(exclude, "exclude")
+        with self._lock:
+            scores = self._scores
+            _check_in_range(index, scores.shape[0], "exclude")
+            kept = scores[index]
+            scores *= factor
+            scores[index] = kept
+
+    def sync(self, hotkeys: Iterable[str]) -> list[int]:
+        """Follow the metagraph: resize to ``len(hotkeys)`` and forget replaced miners.
+
+        Pass ``metagraph.hotkeys``. The book grows with zero scores or shrinks to the
+        new size, and every uid whose hotkey differs from the one recorded by the
+        previous ``sync`` has its score reset to zero (a new miner does not inherit its
+        predecessor's standing). The first ``sync`` only records the hotkeys. Returns
+        the uids that were reset.
+        """
+        if isinstance(hotkeys, (str, bytes)) or not isinstance(hotkeys, Iterable):
+            raise ValueError(f"hotkeys must be a sequence of str, got {type(hotkeys).__name__}")
+        new = tuple(str(h) if isinstance(h, np.str_) else h for h in hotkeys)
+        for uid, hotkey in enumerate(new):
+            if not isinstance(hotkey, str):
+                raise ValueError(f"hotkeys must be str; uid {uid} has {type(hotkey).__name__}")
+        with self._lock:
+            old = self._hotkeys
+            size = len(new)
+            scores = self._scores
+            if size != scores.shape[0]:
+                resized = np.zeros(size, dtype=np.float64)
+                keep = min(size, scores.shape[0])
+                resized[:keep] = scores[:keep]
+                scores = resized
+            reset: list[int] = []
+            if old is not None:
+                reset = [uid for uid, (a, b) in enumerate(zip(old, new, strict=False)) if a != b]
+                scores[reset] = 0.0
+            self._scores = scores
+            self._hotkeys = new
+        if reset:
+            log.info(f"score book: hotkey changed for uids {reset}; their scores were reset")
+        return reset
+
+    # -- weights ---------------------------------------------------------------------------
+
+    def weights(self) -> FloatArray:
+        """The scores as weights: negatives clipped to zero, then scaled to sum to one.
+
+        When no score is above zero the result is all zeros (never NaN); check
+        ``weights.any()`` before emitting.
+        """
+        with self._lock:
+            clipped = np.maximum(self._scores, 0.0)
+        return _normalise(clipped)
+
+    def as_dict(self) -> dict[int, float]:
+        """The non-zero weights as ``{uid: weight}``, as bittensor 11's ``bt.set_weights`` takes."""
+        weights = self.weights()
+        (nonzero,) = np.nonzero(weights)
+        return dict(zip(nonzero.tolist(), weights[nonzero].tolist(), strict=True))
+
+    def top(self, k: int) -> list[tuple[int, float]]:
+        """The ``k`` best uids as ``(uid, score)`` pairs, best first (ties by lower uid)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError(f"k must be an int >= 0, got {k!r}")
+        scores = self.scores
+        order = np.argsort(-scores, kind="stable")[: int(k)]
+        return [(int(uid), float(scores[uid])) for uid in order]
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the book (scores, hotkeys, alpha) to ``path``, atomically.
+
+        A crash or error mid-save leaves whatever file was at ``path`` untouched. The
+        format is a versioned numpy ``.npz`` archive, read back by :meth:`load`.
+        """
+        with self._lock:
+            scores = self._scores.copy()
+            hotkeys = self._hotkeys
+        _scorebook_file.write(path, scores, self._alpha, hotkeys)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ScoreBook:
+        """Read a book written by :meth:`save`.
+
+        Raises :class:`~organic_scoring.weights.ScoreBookFileError` (a ValueError) for
+        a corrupt, truncated, foreign or newer-version file, and FileNotFoundError when
+        there is none. Loading never executes anything from the file.
+        """
+        stored = _scorebook_file.read(path)
+        book = cls(int(stored.scores.shape[0]), stored.alpha)
+        book._scores = stored.scores
+        book._hotkeys = stored.hotkeys
+        return book
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+
+def _check_n_uids(n_uids: object) -> int:
+    if isinstance(n_uids, bool) or not isinstance(n_uids, (int, np.integer)) or n_uids < 0:
+        raise ValueError(f"n_uids must be an int >= 0, got {n_uids!r}")
+    return int(n_uids)
+
+
+def _check_alpha(alpha: object) -> float:
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float, np.integer, np.floating))
+        or not 0.0 < float(alpha) <= 1.0
+    ):
+        raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+def _check_factor(factor: object) -> float:
+    if (
+        isinstance(factor, bool)
+        or not isinstance(factor, (int, float, np.integer, np.floating))
+        or not 0.0 <= float(factor) <= 1.0
+    ):
+        raise ValueError(f"factor must be a number in [0, 1], got {factor!r}")
+    return float(factor)
+
+
+def _as_uids(uids: Any, name: str) -> npt.NDArray[np.integer[Any]]:
+    """A one-dimensional integer array of ``uids``, or ValueError naming ``name``."""
+    try:
+        array = np.asarray(uids)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"{name} must be a one-dimensional sequence of ints ({exc})") from None
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a one-dimensional sequence of ints, got {uids!r}")
+    if array.dtype.kind not in "iu":
+        if array.size == 0:
+            return np.empty(0, dtype=np.intp)
+        raise ValueError(f"{name} must be integers, got values of dtype {array.dtype}")
+    return array
+
+
+def _as_rewards(rewards: Any) -> FloatArray:
+    try:
+        array = np.asarray(rewards)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"rewards must be a one-dimensional sequence of numbers ({exc})") from None
+    if array.ndim != 1:
+        raise ValueError(f"rewards must be a one-dimensional sequence of numbers, got {rewards!r}")
+    if array.dtype.kind not in "biuf" and array.size:
+        raise ValueError(f"rewards must be real numbers, got values of dtype {array.dtype}")
+    return array.astype(np.float64, copy=False)
+
+
+def _check_in_range(index: npt.NDArray[np.integer[Any]], n_uids: int, name: str) -> None:
+    if index.size == 0:
+        return
+    low, high = int(index.min()), int(index.max())
+    if low < 0:
+        raise ValueError(f"{name} must not be negative, got {low}")
+    if high >= n_uids:
+        raise ValueError(f"{name} must be below n_uids={n_uids}, got {high}")
+
+
+def _check_unique(index: npt.NDArray[np.integer[Any]], n_uids: int) -> None:
+    if index.size < 2:
+        return
+    seen = np.zeros(n_uids, dtype=np.bool_)
+    seen[index] = True
+    if np.count_nonzero(seen) != index.size:
+        values, counts = np.unique(index, return_counts=True)
+        raise ValueError(f"uids must not repeat, got {values[counts > 1].tolist()} twice or more")
+
+
+def _normalise(clipped: FloatArray) -> FloatArray:
+    """Scale non-negative ``clipped`` in place to sum to one; all zeros stays all zeros."""
+    with np.errstate(over="ignore"):
+        total = float(clipped.sum())
+    if total == 0.0:
+        return clipped
+    if total == float("inf"):
+        # Huge finite scores whose sum overflows: bring them near one first.
+        clipped /= clipped.max()
+        total = float(clipped.sum())
+    clipped /= total
+    return clipped

@@ -1,0 +1,181 @@
+"""The score book's file format, and writing it so a crash never leaves half a file.
+
+A score book file is a numpy ``.npz`` archive (a zip of ``.npy`` arrays) holding:
+
+``format``       the string ``"organic_scoring.scorebook"``, so a stray ``.npz`` is refused
+``version``      the format version, an int; this module writes and reads version 1
+``scores``       float64, one moving average per uid
+``alpha``        float64 scalar, the smoothing factor
+``has_hotkeys``  bool scalar: were hotkeys recorded (``sync`` was called)?
+``hotkeys``      unicode strings, one per uid (empty when ``has_hotkeys`` is false)
+
+Every array is a plain numeric or unicode array, and files are read with
+``allow_pickle=False``, so loading a file never runs code from it.
+
+Saving writes a temporary file in the destination's directory, flushes and fsyncs
+it, moves it over the destination with :func:`os.replace` (atomic on POSIX and
+Windows) and then fsyncs the directory, so the destination always holds either the
+previous complete file or the new complete file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.npyio import NpzFile
+
+from organic_scoring.errors import OrganicScoringError
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ScoreBookFileError", "StoredBook", "read", "write"]
+
+FORMAT_NAME = "organic_scoring.scorebook"
+"""What the ``format`` entry of every score book file says."""
+
+FORMAT_VERSION = 1
+"""The file format version this module writes, and the newest it reads."""
+
+_KEYS = frozenset({"format", "version", "scores", "alpha", "has_hotkeys", "hotkeys"})
+
+
+class ScoreBookFileError(OrganicScoringError, ValueError):
+    """A score book file could not be read: corrupt, truncated, foreign or of an unknown version.
+
+    ``path`` is the file in question. A missing file raises :class:`FileNotFoundError`
+    instead, so "start fresh when there is no file yet" stays a one-line ``except``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"cannot read score book file {self.path!r}: {reason}")
+
+
+@dataclass(frozen=True)
+class StoredBook:
+    """What a score book file holds, checked for consistency."""
+
+    scores: npt.NDArray[np.float64]
+    alpha: float
+    hotkeys: tuple[str, ...] | None
+
+
+def write(
+    path: str | os.PathLike[str],
+    scores: npt.NDArray[np.float64],
+    alpha: float,
+    hotkeys: tuple[str, ...] | None,
+) -> None:
+    """Atomically replace the file at ``path`` with a score book holding these values."""
+    target = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(target)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(
+                handle,
+                format=np.array(FORMAT_NAME),
+                version=np.array(FORMAT_VERSION, dtype=np.int64),
+                scores=np.asarray(scores, dtype=np.float64),
+                alpha=np.array(alpha, dtype=np.float64),
+                has_hotkeys=np.array(hotkeys is not None),
+                hotkeys=np.array(hotkeys or (), dtype=np.str_),
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def read(path: str | os.PathLike[str]) -> StoredBook:
+    """Read and check the score book file at ``path``.
+
+    Raises :class:`ScoreBookFileError` for anything but a complete, consistent file of
+    a known version, and :class:`FileNotFoundError` when there is no file.
+    """
+    try:
+        # Opened here rather than by np.load, which leaks its handle when the archive
+        # turns out to be broken.
+        with open(path, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if not isinstance(loaded, NpzFile):
+                raise ScoreBookFileError(path, "not a score book archive (a bare array)")
+            with loaded as archive:
+                entries = {name: archive[name] for name in archive.files}
+    except (FileNotFoundError, ScoreBookFileError):
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ScoreBookFileError(path, f"corrupt or truncated ({exc})") from exc
+    return _check(path, entries)
+
+
+def _check(path: str | os.PathLike[str], entries: dict[str, npt.NDArray[Any]]) -> StoredBook:
+    if _text(entries.get("format")) != FORMAT_NAME:
+        raise ScoreBookFileError(path, "not a score book file (no score book format marker)")
+    version = entries.get("version")
+    if version is None or version.shape != () or version.dtype.kind not in "iu":
+        raise ScoreBookFileError(path, "the format version is missing or malformed")
+    if int(version) != FORMAT_VERSION:
+        raise ScoreBookFileError(
+            path,
+            f"unknown format version {int(version)}; this library reads version {FORMAT_VERSION}",
+        )
+    missing = sorted(_KEYS - entries.keys())
+    if missing:
+        raise ScoreBookFileError(path, f"missing entries: {', '.join(missing)}")
+
+    scores = entries["scores"]
+    if scores.ndim != 1 or scores.dtype.kind != "f":
+        raise ScoreBookFileError(path, "scores must be a one-dimensional float array")
+    if not np.isfinite(scores).all():
+        raise ScoreBookFileError(path, "scores contain NaN or infinity")
+
+    alpha = entries["alpha"]
+    if alpha.shape != () or alpha.dtype.kind != "f" or not 0.0 < float(alpha) <= 1.0:
+        raise ScoreBookFileError(path, "alpha must be a float in (0, 1]")
+
+    has_hotkeys = entries["has_hotkeys"]
+    if has_hotkeys.shape != () or has_hotkeys.dtype.kind != "b":
+        raise ScoreBookFileError(path, "has_hotkeys must be a boolean")
+    raw_hotkeys = entries["hotkeys"]
+    if raw_hotkeys.ndim != 1 or (raw_hotkeys.size and raw_hotkeys.dtype.kind != "U"):
+        raise ScoreBookFileError(path, "hotkeys must be a one-dimensional array of strings")
+    hotkeys: tuple[str, ...] | None = None
+    if bool(has_hotkeys):
+        if raw_hotkeys.shape[0] != scores.shape[0]:
+            raise ScoreBookFileError(
+                path,
+                f"{raw_hotkeys.shape[0]} hotkeys recorded for {scores.shape[0]} scores",
+            )
+        hotkeys = tuple(str(h) for h in raw_hotkeys)
+    return StoredBook(scores=scores.astype(np.float64), alpha=float(alpha), hotkeys=hotkeys)
+
+
+def _text(value: npt.NDArray[Any] | None) -> str | None:
+    if value is None or value.shape != () or value.dtype.kind != "U":
+        return None
+    return str(value)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename itself durable; a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
