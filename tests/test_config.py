@@ -1,0 +1,315 @@
+"""ScoringConfig: every validation rule, its error message, and the annealing formula."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from organic_scoring.config import DEFAULT_TRIGGER_FREQUENCY_MIN, ScoringConfig
+
+NUMBER_FIELDS = (
+    "trigger_frequency",
+    "trigger_frequency_min",
+    "trigger_scaling_factor",
+    "query_timeout",
+    "reference_timeout",
+    "rewards_timeout",
+    "weights_timeout",
+    "log_timeout",
+    "backoff_initial",
+    "backoff_max",
+)
+TIMEOUTS = (
+    "query_timeout",
+    "reference_timeout",
+    "rewards_timeout",
+    "weights_timeout",
+    "log_timeout",
+)
+POSITIVE = ("trigger_frequency", "trigger_frequency_min", "trigger_scaling_factor", *TIMEOUTS)
+
+
+def make(**kwargs: Any) -> ScoringConfig:
+    """Build a config from untyped keyword arguments, as a caller's code would."""
+    return ScoringConfig(**kwargs)
+
+
+def rejects(**kwargs: Any) -> ValidationError:
+    """Build a config that must fail; return the error for inspection."""
+    with pytest.raises(ValidationError) as info:
+        make(**kwargs)
+    assert isinstance(info.value, ValueError), "callers may catch a plain ValueError"
+    return info.value
+
+
+def assert_names(error: ValidationError, field: str, *accepted: str) -> None:
+    """The error points at ``field`` and its message says what is accepted."""
+    text = str(error)
+    assert field in text
+    assert any(e["loc"][:1] == (field,) for e in error.errors()), error.errors()
+    for phrase in accepted:
+        assert phrase in text
+
+
+def test_defaults() -> None:
+    config = make()
+    assert config.trigger == "seconds"
+    assert config.trigger_frequency == 15
+    assert config.trigger_frequency_min == DEFAULT_TRIGGER_FREQUENCY_MIN == 2
+    assert config.trigger_scaling_factor == 5
+    assert config.max_concurrent_iterations == 1
+    assert all(getattr(config, name) is None for name in TIMEOUTS)
+    assert (config.backoff_initial, config.backoff_max) == (0.5, 30)
+    assert config.allowed_hotkeys is None
+
+
+# trigger
+
+
+@pytest.mark.parametrize("trigger", ["seconds", "steps"])
+def test_trigger_accepts_seconds_and_steps(trigger: str) -> None:
+    assert make(trigger=trigger).trigger == trigger
+
+
+@pytest.mark.parametrize("bad", ["minutes", "Seconds", "", None, 1])
+def test_trigger_error_lists_the_accepted_values(bad: Any) -> None:
+    assert_names(rejects(trigger=bad), "trigger", "'seconds'", "'steps'")
+
+
+# numbers
+
+
+@pytest.mark.parametrize("field", POSITIVE)
+@pytest.mark.parametrize("bad", [0, -1, -0.5])
+def test_positive_fields_reject_zero_and_negatives(field: str, bad: float) -> None:
+    extra = {"trigger_frequency_min": 0.1} if field == "trigger_frequency" and bad < 0 else {}
+    assert_names(rejects(**{field: bad, **extra}), field, "greater than 0")
+
+
+@pytest.mark.parametrize("field", NUMBER_FIELDS)
+@pytest.mark.parametrize("bad", [True, False, "3", b"3", [1], math.nan])
+def test_number_fields_take_real_numbers_only(field: str, bad: Any) -> None:
+    assert_names(rejects(**{field: bad}), field, "expected a number")
+
+
+@pytest.mark.parametrize("field", NUMBER_FIELDS)
+@pytest.mark.parametrize("bad", [math.inf, -math.inf])
+def test_number_fields_must_be_finite(field: str, bad: float) -> None:
+    assert_names(rejects(**{field: bad}), field)
+
+
+@pytest.mark.parametrize("field", TIMEOUTS)
+def test_timeouts_are_none_or_positive(field: str) -> None:
+    assert getattr(make(**{field: None}), field) is None
+    assert getattr(make(**{field: 2}), field) == 2.0
+    assert getattr(make(**{field: 0.01}), field) == 0.01
+
+
+def test_numbers_are_stored_as_floats() -> None:
+    config = make(trigger_frequency=10, trigger_scaling_factor=3)
+    assert isinstance(config.trigger_frequency, float)
+    assert isinstance(config.trigger_scaling_factor, float)
+
+
+# max_concurrent_iterations
+
+
+@pytest.mark.parametrize("good", [1, 2, 64])
+def test_max_concurrent_iterations_accepts_ints(good: int) -> None:
+    assert make(max_concurrent_iterations=good).max_concurrent_iterations == good
+
+
+@pytest.mark.parametrize(
+    ("bad", "phrase"),
+    [
+        (0, "greater than or equal to 1"),
+        (-3, "greater than or equal to 1"),
+        (2.0, "valid integer"),
+        (True, "valid integer"),
+        ("2", "valid integer"),
+        (None, "valid integer"),
+    ],
+)
+def test_max_concurrent_iterations_errors(bad: Any, phrase: str) -> None:
+    assert_names(rejects(max_concurrent_iterations=bad), "max_concurrent_iterations", phrase)
+
+
+# trigger_frequency_min: the default and the consistency rule
+
+
+def test_trigger_frequency_one_alone_is_valid() -> None:
+    config = make(trigger_frequency=1)
+    assert config.trigger_frequency_min == 1
+    steps = make(trigger="steps", trigger_frequency=1)
+    assert steps.trigger_frequency_min == 1
+
+
+@pytest.mark.parametrize(
+    ("frequency", "expected_min"),
+    [(0.25, 0.25), (1, 1), (1.5, 1.5), (2, 2), (3, 2), (15, 2), (1000, 2)],
+)
+def test_default_minimum_is_two_or_the_frequency(frequency: float, expected_min: float) -> None:
+    assert make(trigger_frequency=frequency).trigger_frequency_min == expected_min
+
+
+def test_explicit_none_minimum_means_the_default() -> None:
+    assert make(trigger_frequency=1, trigger_frequency_min=None).trigger_frequency_min == 1
+    assert make(trigger_frequency_min=None).trigger_frequency_min == 2
+
+
+def test_explicit_minimum_is_kept() -> None:
+    assert make(trigger_frequency=10, trigger_frequency_min=7).trigger_frequency_min == 7
+    assert make(trigger_frequency=10, trigger_frequency_min=10).trigger_frequency_min == 10
+
+
+def test_minimum_above_frequency_names_both() -> None:
+    error = rejects(trigger_frequency=3, trigger_frequency_min=4)
+    assert "trigger_frequency_min (4) must not exceed trigger_frequency (3)" in str(error)
+
+
+def test_invalid_frequency_reports_only_the_frequency() -> None:
+    error = rejects(trigger_frequency=-1)
+    assert [e["loc"] for e in error.errors()] == [("trigger_frequency",)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"trigger_frequency": 0.5}, "trigger_frequency"),
+        ({"trigger_frequency": 5, "trigger_frequency_min": 0.5}, "trigger_frequency_min"),
+    ],
+)
+def test_steps_need_whole_steps(kwargs: dict[str, float], field: str) -> None:
+    error = rejects(trigger="steps", **kwargs)
+    assert f"{field} must be at least 1 with trigger='steps'" in str(error)
+    # The same numbers are fine for the seconds trigger.
+    make(trigger="seconds", **kwargs)
+
+
+# backoff
+
+
+def test_backoff_bounds() -> None:
+    assert make(backoff_initial=0, backoff_max=0).backoff_max == 0
+    assert_names(rejects(backoff_initial=-0.1), "backoff_initial", "greater than or equal to 0")
+    assert_names(rejects(backoff_max=-1, backoff_initial=0), "backoff_max", "greater than or equal")
+    error = rejects(backoff_initial=3, backoff_max=1)
+    assert "backoff_max (1) must not be below backoff_initial (3)" in str(error)
+
+
+# allowed_hotkeys
+
+
+def test_allowed_hotkeys_become_a_frozenset() -> None:
+    config = make(allowed_hotkeys=["5Fa", "5Gb", "5Fa"])
+    assert config.allowed_hotkeys == frozenset({"5Fa", "5Gb"})
+    assert make(allowed_hotkeys=("5Fa",)).allowed_hotkeys == frozenset({"5Fa"})
+    assert make(allowed_hotkeys=None).allowed_hotkeys is None
+
+
+@pytest.mark.parametrize(
+    ("bad", "phrase"),
+    [
+        ("5Fa", "not a single string"),
+        ([], "at least one hotkey"),
+        (set(), "at least one hotkey"),
+        ([1, 2], "valid string"),
+        pytest.param(
+            5,
+            "collection",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=TypeError,
+                reason="config.py calls frozenset() on a non-iterable without catching TypeError",
+            ),
+        ),
+        pytest.param(
+            [["5Fa"]],
+            "",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=TypeError,
+                reason="config.py calls frozenset() on unhashable items without catching TypeError",
+            ),
+        ),
+    ],
+)
+def test_allowed_hotkeys_errors(bad: Any, phrase: str) -> None:
+    assert_names(rejects(allowed_hotkeys=bad), "allowed_hotkeys", phrase)
+
+
+# model-wide rules
+
+
+def test_unknown_parameters_are_refused_by_name() -> None:
+    assert_names(rejects(trigger_frequncy=3), "trigger_frequncy", "Extra inputs are not permitted")
+
+
+def test_config_is_frozen() -> None:
+    config = make()
+    with pytest.raises(ValidationError, match="frozen"):
+        config.trigger_frequency = 3
+
+
+# period(): the annealing formula
+
+
+def test_period_seconds() -> None:
+    config = make(trigger_frequency=15, trigger_frequency_min=2, trigger_scaling_factor=5)
+    assert config.period(0) == 15.0
+    assert config.period(1) == pytest.approx(14.8)
+    assert config.period(10) == 13.0
+    assert config.period(65) == 2.0  # exactly the floor
+    assert config.period(66) == 2.0  # below the floor: clamped
+    assert config.period(10**9) == 2.0
+    assert isinstance(config.period(1), float)
+
+
+def test_period_steps_is_a_whole_number() -> None:
+    config = make(
+        trigger="steps", trigger_frequency=10, trigger_frequency_min=3, trigger_scaling_factor=4
+    )
+    assert config.period(0) == 10
+    assert config.period(1) == 9  # 9.75 rounds down
+    assert config.period(4) == 9
+    assert config.period(5) == 8
+    assert config.period(28) == 3
+    assert config.period(29) == 3  # 2.75 clamps up to the floor
+    assert config.period(10**9) == 3
+    assert all(config.period(n).is_integer() for n in range(60))
+
+
+def test_period_steps_with_a_fractional_floor() -> None:
+    config = make(trigger="steps", trigger_frequency=2.5)
+    assert config.trigger_frequency_min == 2
+    assert config.period(0) == 2
+
+
+@given(
+    trigger=st.sampled_from(["seconds", "steps"]),
+    frequency=st.floats(min_value=1, max_value=1e4),
+    floor_share=st.floats(min_value=0, max_value=1),
+    scaling=st.floats(min_value=1e-3, max_value=1e3),
+    queue_size=st.integers(min_value=0, max_value=10**7),
+)
+def test_period_matches_the_formula(
+    trigger: str, frequency: float, floor_share: float, scaling: float, queue_size: int
+) -> None:
+    minimum = max(1.0, frequency * floor_share)
+    config = make(
+        trigger=trigger,
+        trigger_frequency=frequency,
+        trigger_frequency_min=minimum,
+        trigger_scaling_factor=scaling,
+    )
+    expected = max(frequency - queue_size / scaling, minimum)
+    if trigger == "steps":
+        expected = int(expected)
+    assert config.period(queue_size) == expected
+    assert config.period(queue_size) <= config.period(0)
+    assert config.period(queue_size + 1) <= config.period(queue_size)
