@@ -26,8 +26,6 @@ class _Log:
         self._target = target
 
     def _emit(self, level: int, msg: str, exc_info: Any = None) -> None:
-        if not self._target.isEnabledFor(level):
-            return
         method = {
             logging.DEBUG: self._target.debug,
             logging.INFO: self._target.info,

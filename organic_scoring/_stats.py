@@ -1,0 +1,166 @@
+"""What the loop has done: counters and recent stage timings, readable from any thread."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+__all__ = ["STAGES", "ScoringStats", "StageTimes", "StatsRecorder"]
+
+STAGES: tuple[str, ...] = ("sample", "query", "reference", "rewards", "weights", "log")
+"""The stages of one iteration, in order; ``"iteration"`` names a failure outside them."""
+
+_TIMED = ("sample", "query", "reference", "responses", "rewards", "weights", "log", "total")
+_WINDOW = 512
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Percentiles, in seconds, of one stage's recent durations."""
+
+    count: int
+    p50: float
+    p90: float
+    p99: float
+    max: float
+
+
+@dataclass(frozen=True)
+class ScoringStats:
+    """A snapshot of the scoring loop's counters.
+
+    Organic accounting: every organic sample the queue handed to the loop is, at
+    any moment, exactly one of ``organic_scored``, ``organic_failed`` or
+    ``organic_in_flight``.
+    """
+
+    iterations: int
+    """Iterations that ran every stage to the end."""
+    organic_iterations: int
+    synthetic_iterations: int
+    skipped: int
+    """Triggers that found neither an organic nor a synthetic sample."""
+    failed_iterations: int
+    failures: MappingProxyType[str, int]
+    """Failed iterations per stage."""
+    in_flight: int
+    organic_scored: int
+    organic_failed: int
+    organic_in_flight: int
+    queue_size: int
+    queue_counters: MappingProxyType[str, int]
+    """The queue's own counters (``added``, ``sampled``, ``dropped``), when it keeps them."""
+    stage_times: MappingProxyType[str, StageTimes] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The snapshot as plain, JSON-ready data."""
+        return {
+            "iterations": self.iterations,
+            "organic_iterations": self.organic_iterations,
+            "synthetic_iterations": self.synthetic_iterations,
+            "skipped": self.skipped,
+            "failed_iterations": self.failed_iterations,
+            "failures": dict(self.failures),
+            "in_flight": self.in_flight,
+            "organic_scored": self.organic_scored,
+            "organic_failed": self.organic_failed,
+            "organic_in_flight": self.organic_in_flight,
+            "queue_size": self.queue_size,
+            "queue_counters": dict(self.queue_counters),
+            "stage_times": {k: vars(v) for k, v in self.stage_times.items()},
+        }
+
+
+class StatsRecorder:
+    """The engine's mutable counters behind one lock; :meth:`snapshot` copies them out."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._iterations = 0
+        self._organic = 0
+        self._synthetic = 0
+        self._skipped = 0
+        self._failures = dict.fromkeys((*STAGES, "iteration"), 0)
+        self._in_flight = 0
+        self._organic_scored = 0
+        self._organic_failed = 0
+        self._organic_in_flight = 0
+        self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in _TIMED}
+
+    def started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def sampled(self, organic: bool) -> None:
+        if organic:
+            with self._lock:
+                self._organic_in_flight += 1
+
+    def skipped(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._skipped += 1
+
+    def succeeded(self, organic: bool, times: dict[str, float]) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._iterations += 1
+            if organic:
+                self._organic += 1
+                self._organic_in_flight -= 1
+                self._organic_scored += 1
+            else:
+                self._synthetic += 1
+            for key, value in times.items():
+                if key in self._times:
+                    self._times[key].append(value)
+
+    def failed(self, stage: str, organic: bool) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._failures[stage] = self._failures.get(stage, 0) + 1
+            if organic:
+                self._organic_in_flight -= 1
+                self._organic_failed += 1
+
+    def snapshot(self, queue_size: int, queue_counters: dict[str, int]) -> ScoringStats:
+        with self._lock:
+            failures = {k: v for k, v in self._failures.items() if v}
+            times = {k: list(v) for k, v in self._times.items() if v}
+            counts = (
+                self._iterations,
+                self._organic,
+                self._synthetic,
+                self._skipped,
+                self._in_flight,
+                self._organic_scored,
+                self._organic_failed,
+                self._organic_in_flight,
+            )
+        return ScoringStats(
+            iterations=counts[0],
+            organic_iterations=counts[1],
+            synthetic_iterations=counts[2],
+            skipped=counts[3],
+            failed_iterations=sum(failures.values()),
+            failures=MappingProxyType(failures),
+            in_flight=counts[4],
+            organic_scored=counts[5],
+            organic_failed=counts[6],
+            organic_in_flight=counts[7],
+            queue_size=queue_size,
+            queue_counters=MappingProxyType(dict(queue_counters)),
+            stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
+        )
+
+
+def _percentiles(values: list[float]) -> StageTimes:
+    p50, p90, p99 = np.percentile(values, (50, 90, 99))
+    return StageTimes(len(values), float(p50), float(p90), float(p99), max(values))

@@ -1,0 +1,432 @@
+"""``OrganicScoringBase``: the class a validator subclasses.
+
+A subclass implements the hooks (what a sample is, how miners are queried, how
+responses become rewards and rewards become weights); the base class owns the
+loop that calls them (:mod:`organic_scoring._engine`), one iteration at a time or
+several (:mod:`organic_scoring._iteration`), and when (:mod:`organic_scoring._trigger`).
+
+Reserved names: the library keeps its state in ``_organic_queue`` (part of the
+public contract) and in attributes whose names start with ``_OrganicScoringBase__``.
+Everything else on ``self`` is the subclass's. The read-only views (``stats``,
+``is_running``, ``organic_queue``, ``config``, ``step``, ``recent_failures``,
+``axon``, ``synth_datasets``) may be shadowed by a subclass attribute of the same
+name without affecting the loop, which never reads them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Generic, TypeVar, overload
+
+from organic_scoring._engine import DEFAULT_STOP_TIMEOUT, Engine
+from organic_scoring._iteration import IterationRunner
+from organic_scoring._log import log
+from organic_scoring._stats import ScoringStats, StatsRecorder
+from organic_scoring._trigger import Trigger
+from organic_scoring.config import ScoringConfig
+from organic_scoring.config import Trigger as TriggerName
+from organic_scoring.errors import FailedIteration
+from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
+from organic_scoring.synth_dataset import SynthDatasetBase
+
+__all__ = ["OrganicScoringBase"]
+
+_T = TypeVar("_T")
+_S = TypeVar("_S", bound="OrganicScoringBase")
+
+
+class _view(Generic[_T]):
+    """A read-only property that a subclass attribute of the same name may shadow.
+
+    Unlike :class:`property` this is a non-data descriptor: ``self.stats = {}`` in a
+    subclass stores an ordinary attribute instead of failing, and the library, which
+    never reads its own views, keeps working.
+    """
+
+    def __init__(self, fget: Callable[[Any], _T]) -> None:
+        self._fget = fget
+        self.__doc__ = fget.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _view[_T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> _view[_T] | _T:
+        if obj is None:
+            return self
+        return self._fget(obj)
+
+
+class OrganicScoringBase(ABC):
+    """Base class of a validator's organic scoring: subclass it and implement the hooks.
+
+    Required hooks: :meth:`_on_organic_entry`, :meth:`_query_miners`,
+    :meth:`_generate_rewards`, :meth:`_set_weights`. Optional: :meth:`_generate_reference`,
+    :meth:`_log_results`, :meth:`_on_iteration_error`, and for the intake
+    :meth:`_blacklist_fn`, :meth:`_priority_fn`, :meth:`_verify_fn`. Hooks are normally
+    ``async def``; plain functions work too (they run on the loop's thread).
+
+    Then call :meth:`start` and :meth:`stop` (or use ``with`` / ``async with``), and
+    :meth:`increment_step` once per validator step when ``trigger="steps"``.
+    """
+
+    def __init__(
+        self,
+        axon: Any = None,
+        synth_dataset: SynthDatasetBase | Sequence[SynthDatasetBase] | None = None,
+        trigger_frequency: float = 15,
+        trigger: TriggerName = "seconds",
+        trigger_frequency_min: float | None = None,
+        trigger_scaling_factor: float = 5,
+        organic_queue: OrganicQueueBase | None = None,
+        *,
+        synth_dataset_weights: Sequence[float] | None = None,
+        max_concurrent_iterations: int = 1,
+        query_timeout: float | None = None,
+        reference_timeout: float | None = None,
+        rewards_timeout: float | None = None,
+        weights_timeout: float | None = None,
+        log_timeout: float | None = None,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        allowed_hotkeys: Iterable[str] | None = None,
+    ) -> None:
+        """Validate the settings and prepare the loop; nothing runs until :meth:`start`.
+
+        Args:
+            axon: A bittensor 9/10 axon to take organic requests through; the handler is
+                ``_on_organic_entry``, for the synapse type its first parameter names.
+                Not available on bittensor 11 (use :mod:`organic_scoring.http`).
+            synth_dataset: One dataset, several, or None. Used when no organic sample is
+                waiting; with neither, the trigger is skipped.
+            trigger_frequency: Seconds between iteration starts (``"seconds"``), or steps
+                per iteration (``"steps"``), with an empty organic queue.
+            trigger: ``"seconds"`` or ``"steps"``.
+            trigger_frequency_min: The floor the period anneals to as organic traffic
+                backs up. Default: 2 or ``trigger_frequency``, whichever is smaller.
+            trigger_scaling_factor: Queue entries per unit taken off the period.
+            organic_queue: Where organic samples wait. Default: a new
+                :class:`~organic_scoring.organic_queue.OrganicQueue`.
+            synth_dataset_weights: Relative weights for choosing among several datasets.
+            max_concurrent_iterations: Iterations allowed in flight at once.
+            query_timeout, reference_timeout, rewards_timeout, weights_timeout,
+            log_timeout: Per-stage limits in seconds (None: no limit).
+            backoff_initial, backoff_max: The pause after a failed iteration; it doubles
+                while failures repeat, up to ``backoff_max``, and resets on a success.
+            allowed_hotkeys: When given, only these hotkeys may send organic requests
+                (checked by the intake before ``_blacklist_fn``).
+
+        Raises:
+            ValueError: A setting is out of range (the message names it).
+            TypeError: ``synth_dataset`` or ``organic_queue`` is of the wrong type.
+        """
+        config = ScoringConfig.model_validate(
+            dict(
+                trigger=trigger,
+                trigger_frequency=trigger_frequency,
+                trigger_frequency_min=trigger_frequency_min,
+                trigger_scaling_factor=trigger_scaling_factor,
+                max_concurrent_iterations=max_concurrent_iterations,
+                query_timeout=query_timeout,
+                reference_timeout=reference_timeout,
+                rewards_timeout=rewards_timeout,
+                weights_timeout=weights_timeout,
+                log_timeout=log_timeout,
+                backoff_initial=backoff_initial,
+                backoff_max=backoff_max,
+                allowed_hotkeys=allowed_hotkeys,
+            )
+        )
+        datasets = _datasets(synth_dataset, synth_dataset_weights)
+        if organic_queue is None:
+            organic_queue = OrganicQueue()
+        elif not isinstance(organic_queue, OrganicQueueBase):
+            raise TypeError(
+                "organic_queue must be an OrganicQueueBase instance or None, "
+                f"got {type(organic_queue).__name__}"
+            )
+        self._organic_queue = organic_queue
+        self.__config = config
+        self.__axon = axon
+        self.__datasets = datasets
+        self.__stats = StatsRecorder()
+        self.__trigger = Trigger(config, lambda: organic_queue.size)
+        self.__runner = IterationRunner(
+            self, config, organic_queue, datasets, synth_dataset_weights, self.__stats
+        )
+        self.__engine = Engine(self.loop_iteration, self.__trigger, config, organic_queue)
+        if axon is not None:
+            from organic_scoring.axon import attach_intake
+
+            attach_intake(self, axon)
+
+    # -- hooks: required -----------------------------------------------------------
+
+    @abstractmethod
+    async def _on_organic_entry(self, synapse: Any) -> Any:
+        """Handle one organic request and add what scoring needs to ``self._organic_queue``.
+
+        The first parameter's annotation names the request type: a ``bt.Synapse``
+        subclass for the axon intake (bittensor 9/10), a pydantic model for the
+        signed-HTTP intake (11). The return value is the response to the caller.
+        """
+
+    @abstractmethod
+    async def _query_miners(self, sample: Any) -> Any:
+        """Query miners with ``sample``; return their responses in any shape."""
+
+    @abstractmethod
+    async def _generate_rewards(self, sample: Any, responses: Any, reference: Any = None) -> Any:
+        """Turn the miners' ``responses`` (and the ``reference``) into rewards."""
+
+    @abstractmethod
+    async def _set_weights(self, rewards: Any) -> None:
+        """Turn ``rewards`` into weights. Never runs concurrently with itself."""
+
+    # -- hooks: optional -----------------------------------------------------------
+
+    async def _generate_reference(self, sample: Any) -> Any:
+        """Build a reference answer for ``sample``; runs beside ``_query_miners``.
+
+        The default returns None.
+        """
+        return None
+
+    async def _log_results(
+        self,
+        logs: dict[str, Any],
+        reference: Any,
+        responses: Any,
+        rewards: Any,
+        sample: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Record one iteration; return the logs. Never runs concurrently with itself.
+
+        ``logs`` holds the stage times in seconds (``organic_time_sample``,
+        ``organic_time_responses``, ``organic_time_query``, ``organic_time_reference``,
+        ``organic_time_rewards``, ``organic_time_weights``, ``organic_time_total``),
+        ``organic_queue_size``, ``is_organic_sample``, ``organic_iteration`` (a running
+        number) and ``organic_sample_source`` (``"organic"`` or the dataset's class
+        name). The default logs a one-line summary at debug level.
+        """
+        kind = "organic" if logs["is_organic_sample"] else logs["organic_sample_source"]
+        log.debug(
+            f"iteration {logs['organic_iteration']} ({kind}): "
+            f"total {logs['organic_time_total']:.3f}s, "
+            f"responses {logs['organic_time_responses']:.3f}s, "
+            f"rewards {logs['organic_time_rewards']:.3f}s, "
+            f"weights {logs['organic_time_weights']:.3f}s, "
+            f"queue {logs['organic_queue_size']}"
+        )
+        return logs
+
+    async def _on_iteration_error(self, sample: Any, stage: str, exc: BaseException) -> None:
+        """Called once for every failed iteration, after it was counted.
+
+        ``stage`` is ``"sample"``, ``"query"``, ``"reference"``, ``"rewards"``,
+        ``"weights"``, ``"log"`` or ``"iteration"``; ``exc`` is what was raised
+        (:class:`~organic_scoring.errors.StageTimeout` for a timeout,
+        :class:`asyncio.CancelledError` when ``stop()`` cancelled the iteration).
+        Override to re-queue or persist failed organic samples. The default logs the
+        failure with its traceback; the last few failures are kept in
+        :attr:`recent_failures` either way.
+        """
+        log.error(f"organic scoring iteration failed in the {stage} stage: {exc!r}", exc_info=exc)
+
+    async def _blacklist_fn(self, synapse: Any) -> tuple[bool, str]:
+        """Return ``(True, reason)`` to refuse an organic request. Default: allow all.
+
+        Only used by the intake when overridden.
+        """
+        return False, ""
+
+    async def _priority_fn(self, synapse: Any) -> float:
+        """The priority of an organic request; higher is served first. Default: 0."""
+        return 0.0
+
+    async def _verify_fn(self, synapse: Any) -> bool:
+        """Extra verification of an organic request; return False (or raise) to refuse.
+
+        It runs after the transport's own signature and nonce checks, never instead
+        of them. Default: accept.
+        """
+        return True
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loop: on its own daemon thread from synchronous code, or as a task
+        of the running event loop when called inside one.
+
+        Raises:
+            RuntimeError: The loop is already running (or still stopping).
+        """
+        self.__engine.start()
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
+        """Stop the loop; safe from any thread and idempotent.
+
+        No new iteration starts; in-flight ones get ``timeout`` seconds, then are
+        cancelled (and reported). From another thread this returns when the loop has
+        wound down. On the loop's own thread it cannot wait without blocking that loop,
+        so it requests the stop and returns; use ``await aclose()`` there to wait.
+        """
+        self.__engine.stop(timeout)
+
+    async def aclose(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
+        """Stop the loop and wait for it to wind down, without blocking the event loop."""
+        await self.__engine.aclose(timeout)
+
+    async def start_loop(self) -> None:
+        """Run the loop in the calling task until :meth:`stop` (or cancellation).
+
+        For callers who own their event loop; :meth:`start` is the usual way.
+        """
+        await self.__engine.run_here()
+
+    def __enter__(self: _S) -> _S:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self: _S) -> _S:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- steps and timing ----------------------------------------------------------
+
+    def increment_step(self, n: int = 1) -> None:
+        """Count ``n`` validator steps; wakes the loop at once. Safe from any thread.
+
+        Only the ``"steps"`` trigger uses the counter; under ``"seconds"`` this is
+        harmless and has no effect on when iterations run.
+        """
+        self.__trigger.increment(n)
+
+    def set_step(self, step: int) -> None:
+        """Set the step counter to ``step``; wakes the loop at once. Safe from any thread."""
+        self.__trigger.set_step(step)
+
+    def sample_rate_dynamic(self) -> float:
+        """The current annealed period in seconds, or step threshold (an int) for steps."""
+        value = self.__trigger.period()
+        return int(value) if self.__config.trigger == "steps" else value
+
+    async def wait_until_next(self, timer_elapsed: float = 0) -> None:
+        """Wait until the next iteration is due, ``timer_elapsed`` seconds after the
+        previous one started (``"seconds"``), or until the step counter reaches the
+        threshold, which is then spent (``"steps"``). For callers driving
+        :meth:`loop_iteration` themselves; do not mix with :meth:`start`.
+        """
+        last_start = time.monotonic() - timer_elapsed
+        await self.__trigger.wait_due(last_start, lambda: False)
+
+    async def loop_iteration(self) -> dict[str, Any]:
+        """Run one iteration now and return its logs (``{}`` if there was no sample).
+
+        Can be awaited directly, without :meth:`start`.
+
+        Raises:
+            IterationError: A stage raised or timed out; it was already counted and
+                handed to :meth:`_on_iteration_error`.
+        """
+        return await self.__runner.run()
+
+    # -- read-only views -----------------------------------------------------------
+
+    @_view
+    def organic_queue(self) -> OrganicQueueBase:
+        """The organic queue (also reachable as ``self._organic_queue``)."""
+        return self._organic_queue
+
+    @_view
+    def config(self) -> ScoringConfig:
+        """The validated settings."""
+        return self.__config
+
+    @_view
+    def axon(self) -> Any:
+        """The axon given at construction, or None."""
+        return self.__axon
+
+    @_view
+    def synth_datasets(self) -> tuple[SynthDatasetBase, ...]:
+        """The synthetic datasets, possibly empty."""
+        return self.__datasets
+
+    @_view
+    def is_running(self) -> bool:
+        """True from :meth:`start` until the loop has wound down."""
+        return self.__engine.is_running
+
+    @_view
+    def step(self) -> int:
+        """The step counter: steps counted and not yet spent on an iteration."""
+        return self.__trigger.steps
+
+    @_view
+    def stats(self) -> ScoringStats:
+        """A snapshot of the loop's counters and recent stage timings."""
+        queue = self._organic_queue
+        counters = getattr(queue, "counters", None)
+        queue_counters = counters() if callable(counters) else {}
+        if not isinstance(queue_counters, dict):
+            queue_counters = dict(vars(queue_counters))
+        return self.__stats.snapshot(queue.size, queue_counters)
+
+    @_view
+    def recent_failures(self) -> tuple[FailedIteration, ...]:
+        """The last few failed iterations, oldest first, with their samples."""
+        return tuple(self.__runner.failures)
+
+
+def _datasets(
+    synth_dataset: SynthDatasetBase | Sequence[SynthDatasetBase] | None,
+    weights: Sequence[float] | None,
+) -> tuple[SynthDatasetBase, ...]:
+    if synth_dataset is None:
+        datasets: tuple[Any, ...] = ()
+    elif isinstance(synth_dataset, SynthDatasetBase):
+        datasets = (synth_dataset,)
+    elif isinstance(synth_dataset, Sequence):
+        datasets = tuple(synth_dataset)
+    else:
+        raise TypeError(
+            "synth_dataset must be a SynthDatasetBase, a sequence of them, or None, "
+            f"got {type(synth_dataset).__name__}"
+        )
+    for index, dataset in enumerate(datasets):
+        if not isinstance(dataset, SynthDatasetBase):
+            raise TypeError(
+                f"synth_dataset[{index}] must be a SynthDatasetBase, got {type(dataset).__name__}"
+            )
+    if weights is not None:
+        values = list(weights)
+        if len(values) != len(datasets):
+            raise ValueError(
+                f"synth_dataset_weights has {len(values)} weights for {len(datasets)} datasets"
+            )
+        if any(not math.isfinite(w) or w < 0 for w in values) or not any(values):
+            raise ValueError("synth_dataset_weights must be finite, non-negative and not all zero")
+    return datasets

@@ -1,0 +1,57 @@
+"""The library's exceptions and failure records.
+
+Every exception the library raises on purpose derives from
+:class:`OrganicScoringError`, so a validator can catch the library's errors in one
+place. Configuration errors are :class:`ValueError` or :class:`TypeError` as well, and
+stage timeouts are :class:`TimeoutError`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FailedIteration", "IterationError", "OrganicScoringError", "StageTimeout"]
+
+
+class OrganicScoringError(Exception):
+    """Base class of the library's exceptions."""
+
+
+class StageTimeout(OrganicScoringError, TimeoutError):
+    """A hook ran longer than its stage's timeout."""
+
+    def __init__(self, stage: str, timeout: float) -> None:
+        super().__init__(f"the {stage} stage exceeded its {timeout:g}s timeout")
+        self.stage = stage
+        self.timeout = timeout
+
+
+class IterationError(OrganicScoringError):
+    """One iteration failed; raised by :meth:`OrganicScoringBase.loop_iteration`.
+
+    The failure has already been counted and handed to ``_on_iteration_error`` by the
+    time this is raised; ``__cause__`` is what the hook raised.
+    """
+
+    def __init__(self, stage: str, sample: Any, organic: bool) -> None:
+        kind = "organic" if organic else "synthetic"
+        super().__init__(f"{kind} iteration failed in the {stage} stage")
+        self.stage = stage
+        self.sample = sample
+        self.organic = organic
+
+
+@dataclass(frozen=True)
+class FailedIteration:
+    """What is kept of a failed iteration: see ``OrganicScoringBase.recent_failures``."""
+
+    stage: str
+    """``"sample"``, ``"query"``, ``"reference"``, ``"rewards"``, ``"weights"``, ``"log"``,
+    or ``"iteration"`` for an exception from an overridden ``loop_iteration``."""
+    sample: Any
+    organic: bool
+    error: BaseException
+    at: float = field(default_factory=time.time)
+    """Wall-clock time of the failure (``time.time()``)."""

@@ -1,0 +1,309 @@
+"""The running loop: triggers end to end, failure isolation, concurrency, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+from scorers import WAIT, Counter, Letters, Recorder, forever
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+
+def test_steps_from_another_thread_give_n_over_threshold_iterations() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"), trigger="steps", trigger_frequency=3)
+    with scorer:
+        validator = threading.Thread(target=lambda: [scorer.increment_step() for _ in range(3)])
+        validator.start()
+        validator.join()
+        scorer.done.wait_for(1)  # the first iteration follows the threshold at once
+        validator = threading.Thread(target=lambda: [scorer.increment_step() for _ in range(8)])
+        validator.start()
+        validator.join()
+        scorer.done.wait_for(3)
+    assert scorer.done.value == 11 // 3
+    assert scorer.step == 11 % 3
+
+
+def test_set_step_triggers_an_iteration() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"), trigger="steps", trigger_frequency=5)
+    with scorer:
+        scorer.set_step(5)
+        scorer.done.wait_for(1)
+    assert scorer.step == 0
+
+
+def test_increment_step_is_harmless_under_seconds() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"), trigger="seconds", trigger_frequency=1000)
+    with scorer:
+        scorer.done.wait_for(1)  # the first iteration runs at start
+        for _ in range(100):
+            scorer.increment_step()
+    assert scorer.done.value == 1
+
+
+def test_seconds_trigger_runs_repeatedly() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"), trigger_frequency=0.01)
+    with scorer:
+        scorer.done.wait_for(5)
+    assert all(not logs["is_organic_sample"] for logs in scorer.logs)
+
+
+def test_organic_traffic_is_scored_by_the_running_loop() -> None:
+    scorer = Recorder(trigger="steps", trigger_frequency=1)
+    with scorer:
+        asyncio.run(scorer._on_organic_entry({"prompt": "hi"}))
+        scorer.increment_step()
+        scorer.done.wait_for(1)
+    assert scorer.samples == [{"prompt": "hi"}]
+    assert scorer.stats.organic_scored == 1
+
+
+def test_loop_survives_every_kind_of_failure_and_backs_off() -> None:
+    class Flaky(Recorder):
+        calls = 0
+
+        async def _query_miners(self, sample: Any) -> Any:
+            type(self).calls += 1
+            if type(self).calls <= 3:
+                raise RuntimeError("miners unreachable")
+            return {0: sample}
+
+    scorer = Flaky(
+        synth_dataset=Letters("a"), trigger_frequency=0.001, backoff_initial=0.001, backoff_max=0.01
+    )
+    with scorer:
+        scorer.done.wait_for(5)
+    stats = scorer.stats
+    assert stats.failures["query"] == 3
+    assert stats.iterations >= 2
+    assert [stage for _, stage, _ in scorer.errors] == ["query"] * 3
+
+
+def test_overridden_loop_iteration_that_raises_does_not_kill_the_loop() -> None:
+    class Custom(Recorder):
+        async def loop_iteration(self) -> dict[str, Any]:
+            self.done.bump()
+            raise ValueError("custom")
+
+    scorer = Custom(trigger_frequency=0.001, backoff_initial=0.0, backoff_max=0.0)
+    with scorer:
+        scorer.done.wait_for(3)
+
+
+def test_k_iterations_overlap_while_set_weights_stays_serial() -> None:
+    k = 3
+
+    class Wide(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            # Returns only once k queries are in flight together.
+            self.inside.bump()
+            await asyncio.to_thread(self.inside.wait_for, k)
+            return {0: sample}
+
+        async def _set_weights(self, rewards: Any) -> None:
+            self.active += 1
+            self.most = max(self.most, self.active)
+            await asyncio.sleep(0.001)
+            self.active -= 1
+
+    scorer = Wide(
+        synth_dataset=Letters("a"),
+        trigger_frequency=0.001,
+        max_concurrent_iterations=k,
+        query_timeout=WAIT,
+    )
+    scorer.inside, scorer.active, scorer.most = Counter(), 0, 0
+    with scorer:
+        scorer.done.wait_for(k)
+    assert scorer.errors == []
+    assert scorer.most == 1
+
+
+def test_stop_cancels_a_hanging_hook_and_reports_the_organic_sample() -> None:
+    class Hangs(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            self.entered.set()
+            await forever()
+
+    scorer = Hangs(trigger_frequency=0.001)
+    scorer.entered = threading.Event()
+    scorer._organic_queue.add("precious")
+    scorer.start()
+    assert scorer.entered.wait(WAIT)
+    scorer.stop(timeout=0.05)
+    assert not scorer.is_running
+    [(sample, stage, exc)] = scorer.errors
+    assert (sample, stage) == ("precious", "query")
+    assert isinstance(exc, asyncio.CancelledError)
+    assert scorer.stats.organic_failed == 1
+    assert scorer.stats.organic_in_flight == 0
+
+
+def test_stop_lets_in_flight_iterations_finish_within_the_timeout() -> None:
+    class Slowish(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            self.entered.set()
+            await asyncio.to_thread(self.release.wait, WAIT)
+            return {0: sample}
+
+    scorer = Slowish(synth_dataset=Letters("a"), trigger_frequency=1000)
+    scorer.entered, scorer.release = threading.Event(), threading.Event()
+    scorer.start()
+    assert scorer.entered.wait(WAIT)
+    threading.Timer(0.05, scorer.release.set).start()
+    scorer.stop(timeout=WAIT)
+    assert scorer.errors == []
+    assert scorer.stats.iterations == 1
+
+
+def test_start_twice_is_an_error_and_start_after_stop_works() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"), trigger_frequency=1000)
+    scorer.start()
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            scorer.start()
+    finally:
+        scorer.stop()
+    scorer.stop()  # idempotent
+    before = scorer.done.value
+    scorer.start()
+    scorer.done.wait_for(before + 1)
+    scorer.stop()
+    assert not scorer.is_running
+
+
+def test_hundred_start_stop_cycles_leave_nothing_behind() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"), trigger_frequency=0.001)
+    baseline = threading.active_count()
+    for _ in range(100):
+        scorer.start()
+        assert scorer.is_running
+        scorer.stop()
+        assert not scorer.is_running
+    assert threading.active_count() == baseline
+
+
+def test_start_inside_a_running_loop_runs_as_a_task() -> None:
+    async def main() -> Recorder:
+        scorer = Recorder(synth_dataset=Letters("a"), trigger_frequency=0.001)
+        before = threading.active_count()
+        async with scorer:
+            assert threading.active_count() == before  # no thread of ours
+            await asyncio.to_thread(scorer.done.wait_for, 3)
+        assert not scorer.is_running
+        return scorer
+
+    assert asyncio.run(main()).done.value >= 3
+
+
+def test_stop_on_the_loop_thread_requests_and_returns() -> None:
+    async def main() -> None:
+        scorer = Recorder(synth_dataset=Letters("a"), trigger_frequency=1000)
+        scorer.start()
+        await asyncio.to_thread(scorer.done.wait_for, 1)
+        scorer.stop()  # must not block this loop
+        assert scorer.is_running  # it winds down on its own
+        await scorer.aclose()
+        assert not scorer.is_running
+
+    asyncio.run(main())
+
+
+def test_stop_from_inside_a_hook() -> None:
+    class StopsItself(Recorder):
+        async def _set_weights(self, rewards: Any) -> None:
+            self.stop()
+
+    scorer = StopsItself(synth_dataset=Letters("a"), trigger_frequency=0.001)
+    scorer.start()
+    scorer.done.wait_for(1)
+    scorer.stop()
+    assert scorer.stats.iterations == 1
+
+
+def test_start_loop_for_callers_who_own_the_loop() -> None:
+    async def main() -> None:
+        scorer = Recorder(synth_dataset=Letters("a"), trigger_frequency=0.001)
+        runner = asyncio.ensure_future(scorer.start_loop())
+        await asyncio.to_thread(scorer.done.wait_for, 2)
+        with pytest.raises(RuntimeError):
+            scorer.start()
+        scorer.stop()
+        await asyncio.wait_for(runner, WAIT)
+
+    asyncio.run(main())
+
+
+def test_cancelling_start_loop_cancels_iterations() -> None:
+    class Hangs(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            self.entered.set()
+            await forever()
+
+    async def main() -> Hangs:
+        scorer = Hangs(synth_dataset=Letters("a"), trigger_frequency=0.001)
+        scorer.entered = asyncio.Event()
+        runner = asyncio.ensure_future(scorer.start_loop())
+        await scorer.entered.wait()
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+        return scorer
+
+    scorer = asyncio.run(main())
+    assert not scorer.is_running
+    assert [stage for _, stage, _ in scorer.errors] == ["query"]
+
+
+def test_subclass_with_ordinary_names_does_not_break_the_engine() -> None:
+    class Busy(Recorder):
+        def __init__(self, **kwargs: Any) -> None:
+            self._stage = "mine"
+            self._lock = "mine"
+            self.events = ["mine"]
+            self.stats = {"mine": 1}
+            self._config = "mine"
+            self._engine = "mine"
+            self._trigger = "mine"
+            self._runner = "mine"
+            self._queue = "mine"
+            self._step = "mine"
+            self.config = "mine"
+            self.is_running = "mine"
+            super().__init__(**kwargs)
+            self._stats = "mine"
+            self._datasets = "mine"
+
+    scorer = Busy(synth_dataset=Letters("a"), trigger="steps", trigger_frequency=1)
+    with scorer:
+        scorer.increment_step(2)
+        scorer.done.wait_for(2)
+    assert scorer.stats == {"mine": 1}
+    assert scorer.is_running == "mine"
+    assert scorer.errors == []
+
+
+def test_backoff_grows_while_failures_repeat_and_resets_on_success() -> None:
+    class Flaky(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            self.starts.append(time.monotonic())
+            if len(self.starts) <= 3:
+                raise RuntimeError("down")
+            return {0: sample}
+
+    scorer = Flaky(
+        synth_dataset=Letters("a"), trigger_frequency=0.001, backoff_initial=0.02, backoff_max=0.05
+    )
+    scorer.starts = []
+    with scorer:
+        scorer.done.wait_for(6)
+    gaps = [b - a for a, b in zip(scorer.starts, scorer.starts[1:], strict=False)]
+    # Pauses of 0.02, 0.04, then 0.05 (capped), never shorter; none after a success.
+    assert gaps[0] >= 0.02
+    assert gaps[1] >= 0.04
+    assert gaps[2] >= 0.05
+    assert scorer.stats.failures["query"] == 3

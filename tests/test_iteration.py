@@ -1,0 +1,249 @@
+"""One iteration: sampling order, concurrency of query and reference, logs, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter as Tally
+from typing import Any
+
+import pytest
+from scorers import Letters, Recorder, forever
+
+from organic_scoring import IterationError, StageTimeout
+from organic_scoring.organic_queue import OrganicQueue
+
+CONTRACT_KEYS = {
+    "organic_time_sample": float,
+    "organic_time_responses": float,
+    "organic_time_rewards": float,
+    "organic_time_weights": float,
+    "organic_time_total": float,
+    "organic_queue_size": int,
+    "is_organic_sample": bool,
+}
+
+
+def test_organic_sample_is_preferred_to_synthetic() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"))
+    scorer._organic_queue.add({"organic": 1})
+    first = asyncio.run(scorer.loop_iteration())
+    second = asyncio.run(scorer.loop_iteration())
+    assert scorer.samples == [{"organic": 1}, {"synthetic": "a"}]
+    assert first["is_organic_sample"] is True
+    assert first["organic_sample_source"] == "organic"
+    assert second["is_organic_sample"] is False
+    assert second["organic_sample_source"] == "Letters"
+
+
+def test_synthetic_fallback_follows_dataset_weights() -> None:
+    scorer = Recorder(synth_dataset=[Letters("a"), Letters("b")], synth_dataset_weights=[3, 1])
+
+    async def many() -> None:
+        for _ in range(2000):
+            await scorer.loop_iteration()
+
+    asyncio.run(many())
+    tally = Tally(s["synthetic"] for s in scorer.samples)
+    # 3:1 odds; with 2000 draws the share of "a" lies in 0.75 +- 0.05 but for
+    # a 1-in-10^6 fluke.
+    assert 0.70 < tally["a"] / 2000 < 0.80
+
+
+def test_nothing_to_score_skips_quietly() -> None:
+    scorer = Recorder()
+    assert asyncio.run(scorer.loop_iteration()) == {}
+    assert scorer.samples == []
+    assert scorer.errors == []
+    assert scorer.stats.skipped == 1
+    assert scorer.stats.in_flight == 0
+
+
+def test_logs_carry_the_contract_keys_with_sane_values() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"))
+    for n in range(3):
+        scorer._organic_queue.add(n)
+    logs = asyncio.run(scorer.loop_iteration())
+    for key, kind in CONTRACT_KEYS.items():
+        assert isinstance(logs[key], kind), key
+    times = [v for k, v in logs.items() if k.startswith("organic_time_")]
+    assert all(t >= 0 for t in times)
+    parts = (
+        logs["organic_time_sample"]
+        + logs["organic_time_responses"]
+        + logs["organic_time_rewards"]
+        + logs["organic_time_weights"]
+    )
+    assert logs["organic_time_total"] == pytest.approx(parts, abs=1e-3)
+    assert logs["organic_queue_size"] == 2
+    assert logs["organic_iteration"] == 1
+    assert scorer.logs == [logs]
+
+
+def test_query_and_reference_run_concurrently() -> None:
+    class Overlap(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            self.query_in.set()
+            await self.reference_in.wait()  # deadlocks unless both run at once
+            return {0: "x"}
+
+        async def _generate_reference(self, sample: Any) -> Any:
+            self.reference_in.set()
+            await self.query_in.wait()
+            return "reference"
+
+        async def _generate_rewards(self, sample: Any, responses: Any, reference: Any = None):
+            self.seen_reference = reference
+            return {0: 1.0}
+
+    async def main() -> dict[str, Any]:
+        scorer = Overlap(synth_dataset=Letters("a"), query_timeout=5, reference_timeout=5)
+        scorer.query_in, scorer.reference_in = asyncio.Event(), asyncio.Event()
+        logs = await scorer.loop_iteration()
+        assert scorer.seen_reference == "reference"
+        return logs
+
+    logs = asyncio.run(main())
+    assert (
+        logs["organic_time_responses"]
+        >= max(logs["organic_time_query"], logs["organic_time_reference"]) - 1e-3
+    )
+
+
+def test_sync_hooks_are_accepted() -> None:
+    class Plain(Recorder):
+        def _query_miners(self, sample: Any) -> Any:  # type: ignore[override]
+            return {7: sample}
+
+        def _set_weights(self, rewards: Any) -> None:  # type: ignore[override]
+            self.weights_set.append(rewards)
+
+    scorer = Plain(synth_dataset=Letters("a"))
+    asyncio.run(scorer.loop_iteration())
+    assert scorer.weights_set == [{7: 1.0}]
+
+
+class Boom(Exception):
+    pass
+
+
+STAGE_HOOKS = {
+    "query": "_query_miners",
+    "reference": "_generate_reference",
+    "rewards": "_generate_rewards",
+    "weights": "_set_weights",
+    "log": "_log_results",
+}
+
+
+def _failing(stage: str, how: str) -> Recorder:
+    hook = STAGE_HOOKS[stage]
+
+    async def broken(self: Recorder, *args: Any, **kwargs: Any) -> Any:
+        if how == "raise":
+            raise Boom(stage)
+        await forever()
+
+    cls = type(f"Broken{stage.title()}", (Recorder,), {hook: broken})
+    timeouts = {f"{s}_timeout": 0.05 for s in STAGE_HOOKS}
+    return cls(synth_dataset=Letters("a"), **timeouts)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("how", ["raise", "hang"])
+@pytest.mark.parametrize("stage", list(STAGE_HOOKS))
+def test_every_stage_failure_is_counted_and_reported(stage: str, how: str) -> None:
+    scorer = _failing(stage, how)
+    scorer._organic_queue.add("organic-sample")
+    with pytest.raises(IterationError) as raised:
+        asyncio.run(scorer.loop_iteration())
+    assert raised.value.stage == stage
+    assert raised.value.organic is True
+    expected = Boom if how == "raise" else StageTimeout
+    assert isinstance(raised.value.__cause__, expected)
+    [(sample, reported_stage, exc)] = scorer.errors
+    assert (sample, reported_stage) == ("organic-sample", stage)
+    assert isinstance(exc, expected)
+    stats = scorer.stats
+    assert dict(stats.failures) == {stage: 1}
+    assert stats.organic_failed == 1
+    assert stats.organic_in_flight == 0
+    assert stats.in_flight == 0
+    [kept] = scorer.recent_failures
+    assert (kept.stage, kept.sample, kept.organic) == (stage, "organic-sample", True)
+
+
+def test_sample_stage_failure_is_reported() -> None:
+    class Broken(Letters):
+        def sample(self) -> Any:
+            raise Boom("dataset")
+
+    scorer = Recorder(synth_dataset=Broken("a"))
+    with pytest.raises(IterationError) as raised:
+        asyncio.run(scorer.loop_iteration())
+    assert raised.value.stage == "sample"
+    assert [(s, st) for s, st, _ in scorer.errors] == [(None, "sample")]
+    assert dict(scorer.stats.failures) == {"sample": 1}
+
+
+def test_error_hook_that_raises_does_not_escape(caplog: pytest.LogCaptureFixture) -> None:
+    class BadReporter(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            raise Boom("query")
+
+        async def _on_iteration_error(self, sample: Any, stage: str, exc: BaseException):
+            raise RuntimeError("reporter broke")
+
+    scorer = BadReporter(synth_dataset=Letters("a"))
+    with pytest.raises(IterationError):
+        asyncio.run(scorer.loop_iteration())
+    assert scorer.stats.failures["query"] == 1
+
+
+def test_other_half_is_cancelled_when_query_fails() -> None:
+    class Half(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            await self.reference_started.wait()
+            raise Boom("query")
+
+        async def _generate_reference(self, sample: Any) -> Any:
+            self.reference_started.set()
+            try:
+                await forever()
+            except asyncio.CancelledError:
+                self.reference_cancelled = True
+                raise
+
+    async def main() -> Half:
+        scorer = Half(synth_dataset=Letters("a"))
+        scorer.reference_started = asyncio.Event()
+        scorer.reference_cancelled = False
+        with pytest.raises(IterationError):
+            await scorer.loop_iteration()
+        return scorer
+
+    assert asyncio.run(main()).reference_cancelled
+
+
+def test_set_weights_and_log_never_overlap_themselves() -> None:
+    class Slow(Recorder):
+        active = 0
+        most = 0
+
+        async def _set_weights(self, rewards: Any) -> None:
+            type(self).active += 1
+            type(self).most = max(type(self).most, type(self).active)
+            await asyncio.sleep(0.001)
+            type(self).active -= 1
+
+    async def main() -> None:
+        scorer = Slow(synth_dataset=Letters("a"))
+        await asyncio.gather(*(scorer.loop_iteration() for _ in range(20)))
+
+    asyncio.run(main())
+    assert Slow.most == 1
+
+
+def test_queue_reachable_publicly_and_as_contract_attribute() -> None:
+    queue = OrganicQueue(max_size=5)
+    scorer = Recorder(organic_queue=queue)
+    assert scorer._organic_queue is queue
+    assert scorer.organic_queue is queue
