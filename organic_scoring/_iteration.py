@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
-import random
 import time
 import weakref
 from collections import deque
@@ -24,7 +23,7 @@ from organic_scoring._stats import StatsRecorder
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import FailedIteration, IterationError, StageTimeout
 from organic_scoring.organic_queue import OrganicQueueBase
-from organic_scoring.synth_dataset import SynthDatasetBase
+from organic_scoring.synth_dataset import MixtureDataset, SynthDatasetBase
 
 __all__ = ["IterationRunner", "ScorerHooks"]
 
@@ -84,9 +83,9 @@ class IterationRunner:
         self._hooks = hooks
         self._config = config
         self._queue = queue
-        self._datasets = tuple(datasets)
-        self._weights = None if dataset_weights is None else tuple(dataset_weights)
-        self._random = random.Random()
+        self._datasets: MixtureDataset | None = (
+            MixtureDataset(datasets, dataset_weights) if datasets else None
+        )
         self._stats = stats
         self._numbers = itertools.count(1)
         self._serial: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Serial] = (
@@ -187,11 +186,7 @@ class IterationRunner:
         return dataset.sample(), False, type(dataset).__name__
 
     def _pick_dataset(self) -> SynthDatasetBase | None:
-        if not self._datasets:
-            return None
-        if len(self._datasets) == 1:
-            return self._datasets[0]
-        return self._random.choices(self._datasets, weights=self._weights)[0]
+        return None if self._datasets is None else self._datasets.choose()
 
     async def _responses(self, sample: Any) -> tuple[tuple[Any, float], tuple[Any, float]]:
         """``_query_miners`` and ``_generate_reference`` side by side, each timed."""

@@ -15,7 +15,6 @@ name without affecting the loop, which never reads them.
 
 from __future__ import annotations
 
-import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +31,7 @@ from organic_scoring.config import Trigger as TriggerName
 from organic_scoring.errors import FailedIteration
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
+from organic_scoring.synth_dataset._mixture import check_weights
 
 __all__ = ["OrganicScoringBase"]
 
@@ -422,11 +422,5 @@ def _datasets(
                 f"synth_dataset[{index}] must be a SynthDatasetBase, got {type(dataset).__name__}"
             )
     if weights is not None:
-        values = list(weights)
-        if len(values) != len(datasets):
-            raise ValueError(
-                f"synth_dataset_weights has {len(values)} weights for {len(datasets)} datasets"
-            )
-        if any(not math.isfinite(w) or w < 0 for w in values) or not any(values):
-            raise ValueError("synth_dataset_weights must be finite, non-negative and not all zero")
+        check_weights(weights, len(datasets), name="synth_dataset_weights")
     return datasets

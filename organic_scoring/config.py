@@ -98,7 +98,10 @@ class ScoringConfig(BaseModel):
         if isinstance(value, str):
             raise ValueError("expected a collection of ss58 hotkeys, not a single string")
         if value is not None:
-            value = frozenset(value)
+            try:
+                value = frozenset(value)
+            except TypeError:
+                raise ValueError(f"expected a collection of ss58 hotkeys, got {value!r}") from None
             if not value:
                 raise ValueError("expected at least one hotkey, or None to allow every caller")
         return value

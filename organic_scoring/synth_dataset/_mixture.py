@@ -49,14 +49,18 @@ class MixtureDataset(SynthDatasetBase):
         self._cumulative = list(itertools.accumulate(self._weights))
         self._random = random.Random(seed)
 
-    def sample(self) -> Any:
-        """Choose a dataset with probability proportional to its weight; sample it."""
+    def choose(self) -> SynthDatasetBase:
+        """Choose a dataset with probability proportional to its weight."""
         point = self._random.random() * self._cumulative[-1]
         index = bisect.bisect_right(self._cumulative, point)
         # Rounding can leave point == total; fall back to the last weighted dataset.
         while index >= len(self._datasets) or self._weights[index] == 0:
             index -= 1
-        return self._datasets[index].sample()
+        return self._datasets[index]
+
+    def sample(self) -> Any:
+        """Sample a dataset chosen by :meth:`choose`."""
+        return self.choose().sample()
 
     @property
     def datasets(self) -> tuple[SynthDatasetBase, ...]:
