@@ -1,0 +1,57 @@
+"""Organic intake over btauth/1 signed HTTP (bittensor 11).
+
+The validator side is an ASGI app built on Starlette, :func:`create_app`, that
+checks each request's ``bt.http_auth`` signature before any hook runs and hands
+the parsed request to the scorer's ``_on_organic_entry``. Serve it standalone with
+:func:`serve_in_thread`, or mount it in an existing Starlette or FastAPI app.
+Callers (gateways, tests, demos) use :class:`OrganicClient`, which signs with
+``bt.http_auth.sign``.
+
+Hooks learn who is calling from :func:`caller_hotkey`, :func:`current_caller` and
+:func:`current_request`; ``_blacklist_fn`` receives a :class:`RequestInfo`.
+
+Needs the ``http`` extra (``pip install 'organic-scoring[http]'``). Importing this
+module works on every bittensor major; building the app or the client needs
+bittensor 11's ``bt.http_auth`` and says so clearly on 9 and 10.
+"""
+
+from __future__ import annotations
+
+try:
+    import httpx  # noqa: F401
+    import starlette  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    if (exc.name or "").partition(".")[0] not in {"httpx", "starlette"}:
+        raise
+    raise ImportError(
+        "organic_scoring.http needs the 'http' extra (starlette, httpx, uvicorn): "
+        "pip install 'organic-scoring[http]'",
+        name=exc.name,
+    ) from exc
+
+from organic_scoring.http._app import OrganicIntake, create_app
+from organic_scoring.http._client import OrganicClient, OrganicRequestError, OrganicStream
+from organic_scoring.http._context import (
+    RequestInfo,
+    caller_hotkey,
+    current_caller,
+    current_request,
+)
+from organic_scoring.http._server import OrganicServer, serve_in_thread
+from organic_scoring.http._settings import DEFAULT_MAX_BODY_BYTES, IntakeSettings
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "IntakeSettings",
+    "OrganicClient",
+    "OrganicIntake",
+    "OrganicRequestError",
+    "OrganicServer",
+    "OrganicStream",
+    "RequestInfo",
+    "caller_hotkey",
+    "create_app",
+    "current_caller",
+    "current_request",
+    "serve_in_thread",
+]

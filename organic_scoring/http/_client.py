@@ -1,0 +1,220 @@
+"""The caller's side: signed organic requests to a validator's intake, over httpx.
+
+Each request is serialised once, signed over exactly those bytes with a fresh nonce
+(``bt.http_auth.sign``) for the validator's hotkey and the URL's path and query,
+and sent as is. Nothing is retried: a retry would need a new signature anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from organic_scoring.errors import OrganicScoringError
+from organic_scoring.http._auth import http_auth, signer_for
+
+__all__ = ["OrganicClient", "OrganicRequestError", "OrganicStream"]
+
+_M = TypeVar("_M", bound=BaseModel)
+_C = TypeVar("_C", bound="OrganicClient")
+
+
+class OrganicRequestError(OrganicScoringError):
+    """The intake refused a request or failed: a non-2xx answer.
+
+    Attributes:
+        status_code: The HTTP status.
+        error: The intake's ``error`` message (or the raw body if it sent none).
+        detail: The intake's ``detail`` (validation errors for a 422), or None.
+    """
+
+    def __init__(self, status_code: int, error: str, detail: Any = None) -> None:
+        super().__init__(f"{status_code}: {error}")
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+
+    @classmethod
+    def from_body(cls, status_code: int, body: bytes) -> OrganicRequestError:
+        """Read the intake's JSON error body, falling back to the raw text."""
+        try:
+            content = json.loads(body)
+        except ValueError:
+            content = None
+        if isinstance(content, dict) and isinstance(content.get("error"), str):
+            return cls(status_code, content["error"], content.get("detail"))
+        return cls(status_code, body.decode("utf-8", "replace")[:500])
+
+
+def encode_payload(payload: Any) -> bytes:
+    """The bytes to send for ``payload``: a pydantic model or JSON value as JSON;
+    bytes and str (already JSON, presumably) as they are."""
+    if isinstance(payload, BaseModel):
+        return payload.model_dump_json().encode()
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode()
+    if isinstance(payload, (Mapping, Sequence)) or payload is None:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    raise TypeError(f"cannot send {type(payload).__name__}; send a pydantic model or JSON")
+
+
+class OrganicClient:
+    """Sends signed organic requests to a validator's intake (async, httpx).
+
+    Use it as ``async with OrganicClient(wallet, url, validator_hotkey) as client:``,
+    then ``await client.call(request)`` for the parsed answer, ``await
+    client.send(request)`` for the raw :class:`httpx.Response`, or ``async with
+    client.stream(request) as chunks`` for a streamed answer.
+
+    Args:
+        wallet: Whose hotkey signs: a ``bt.Wallet``, a keypair, or a ``bt.Signer``.
+        url: The intake's full URL, e.g. ``"http://10.0.0.5:8091/organic"``.
+        receiver_hotkey: The validator's hotkey the requests are signed for.
+        timeout: Seconds for connecting, each read and each write.
+        transport: An httpx transport to use instead of the network, e.g.
+            ``httpx.ASGITransport(app)`` to call an app in-process.
+        headers: Extra headers sent with every request (not signed).
+
+    Raises:
+        RuntimeError: This bittensor has no ``bt.http_auth`` (9 and 10).
+    """
+
+    def __init__(
+        self,
+        wallet: Any,
+        url: str,
+        receiver_hotkey: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._auth = http_auth("organic_scoring.http.OrganicClient")
+        self._signer = signer_for(wallet)
+        self.url = httpx.URL(url)
+        if self.url.scheme not in ("http", "https"):
+            raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        self.receiver_hotkey = receiver_hotkey
+        # What the server will see as the request target, and so what is signed.
+        self._target = self.url.raw_path.decode("ascii")
+        self._client = httpx.AsyncClient(
+            timeout=timeout, transport=transport, headers=headers, follow_redirects=False
+        )
+
+    @property
+    def hotkey(self) -> str:
+        """The ss58 hotkey that signs this client's requests."""
+        address: str = self._signer.ss58_address
+        return address
+
+    def signed(self, body: bytes) -> dict[str, str]:
+        """The headers for one request carrying ``body``: signature and content type."""
+        headers: dict[str, str] = self._auth.sign(
+            self._signer,
+            method="POST",
+            path=self._target,
+            body=body,
+            receiver_ss58=self.receiver_hotkey,
+        )
+        headers["Content-Type"] = "application/json"
+        return headers
+
+    async def send(self, payload: Any) -> httpx.Response:
+        """POST ``payload`` signed; return the response whatever its status."""
+        body = encode_payload(payload)
+        return await self._client.post(self.url, content=body, headers=self.signed(body))
+
+    async def call(self, payload: Any, response_model: type[_M] | None = None) -> Any:
+        """POST ``payload`` signed and return the answer: ``response_model`` if given,
+        else the parsed JSON (None for an empty answer).
+
+        Raises:
+            OrganicRequestError: The intake answered with an error status.
+        """
+        response = await self.send(payload)
+        if response.is_error:
+            raise OrganicRequestError.from_body(response.status_code, response.content)
+        if response_model is not None:
+            return response_model.model_validate_json(response.content)
+        return response.json() if response.content else None
+
+    def stream(self, payload: Any) -> OrganicStream:
+        """POST ``payload`` signed and read the answer as it arrives.
+
+        ``async with client.stream(request) as chunks: async for chunk in chunks``;
+        entering raises :class:`OrganicRequestError` for an error status.
+        """
+        body = encode_payload(payload)
+        request = self._client.build_request(
+            "POST", self.url, content=body, headers=self.signed(body)
+        )
+        return OrganicStream(self._client, request)
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._client.aclose()
+
+    async def __aenter__(self: _C) -> _C:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class OrganicStream:
+    """A streamed answer from the intake; iterate it for byte chunks as they arrive.
+
+    Made by :meth:`OrganicClient.stream`; use it as an async context manager so the
+    connection is released even when the loop stops early.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, request: httpx.Request) -> None:
+        self._client = client
+        self._request = request
+        self._response: httpx.Response | None = None
+
+    @property
+    def response(self) -> httpx.Response:
+        """The response (status and headers); available once entered."""
+        if self._response is None:
+            raise RuntimeError("enter the stream first: async with client.stream(...)")
+        return self._response
+
+    async def __aenter__(self) -> OrganicStream:
+        response = await self._client.send(self._request, stream=True)
+        if response.is_error:
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+            raise OrganicRequestError.from_body(response.status_code, body)
+        self._response = response
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.response.aiter_bytes()
+
+    def text(self) -> AsyncIterator[str]:
+        """The chunks decoded as text (UTF-8 unless the response says otherwise)."""
+        return self.response.aiter_text()

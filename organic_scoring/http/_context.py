@@ -1,0 +1,61 @@
+"""Who is calling: the authenticated request, visible to hooks while it is handled.
+
+The intake sets a context variable once ``bt.http_auth.verify`` has accepted a
+request, before any hook runs, and keeps it set while the response is produced
+(streamed responses included). Hooks read it with :func:`caller_hotkey`,
+:func:`current_caller` or :func:`current_request`; outside a request they return None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RequestInfo", "caller_hotkey", "current_caller", "current_request"]
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """An authenticated request before its body is parsed.
+
+    This is what ``_blacklist_fn`` receives on the signed-HTTP intake (the body has
+    not been parsed yet when it runs), and what :func:`current_request` returns.
+
+    Attributes:
+        hotkey: The caller's ss58 hotkey, proven by its signature.
+        method: The HTTP method, upper case.
+        path: The request target the caller signed: path plus ``?query`` if any.
+        headers: The request headers, names lower-cased (the last of repeated names).
+        client: The peer's ``(host, port)`` as the server saw it, or None.
+        caller: bittensor's ``http_auth.Caller`` (``hotkey_ss58``, ``nonce_ns``,
+            ``crypto_type``).
+    """
+
+    hotkey: str
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    client: tuple[str, int] | None
+    caller: Any
+
+
+_current: ContextVar[RequestInfo | None] = ContextVar("organic_scoring_http_request", default=None)
+
+
+def current_request() -> RequestInfo | None:
+    """The authenticated request being handled, or None outside the intake."""
+    return _current.get()
+
+
+def current_caller() -> Any:
+    """bittensor's ``http_auth.Caller`` of the request being handled, or None."""
+    info = _current.get()
+    return None if info is None else info.caller
+
+
+def caller_hotkey() -> str | None:
+    """The ss58 hotkey of the authenticated caller being handled, or None."""
+    info = _current.get()
+    return None if info is None else info.hotkey

@@ -1,0 +1,204 @@
+"""Serving an ASGI app from a background thread, for validators without a web server.
+
+uvicorn runs on its own thread and event loop, on a socket bound in the caller's
+thread (so a taken port fails at once, and port 0 yields the chosen port before the
+server starts). :meth:`OrganicServer.stop` asks uvicorn to shut down gracefully,
+waits for the thread, and leaves nothing running. Signal handlers are not touched:
+uvicorn installs none off the main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from types import TracebackType
+from typing import Any
+
+__all__ = ["OrganicServer", "serve_in_thread"]
+
+_STARTUP_TIMEOUT = 30.0
+
+
+class OrganicServer:
+    """An ASGI app served by uvicorn on a background thread.
+
+    ``start()`` returns once the server accepts connections; ``stop()`` (or leaving
+    the ``with`` block) shuts it down and joins the thread. Not restartable: build a
+    new one.
+
+    Args:
+        app: The ASGI app, e.g. from :func:`~organic_scoring.http.create_app`.
+        host: The address to listen on; ``"127.0.0.1"`` for this machine only,
+            ``"0.0.0.0"`` (or ``"::"``) for every interface.
+        port: The port; 0 lets the system choose (see :attr:`port`).
+        graceful_timeout: Seconds in-flight requests get to finish on stop.
+        **uvicorn_options: Passed to ``uvicorn.Config`` (e.g. ``ssl_keyfile``,
+            ``ssl_certfile``, ``log_level``, ``access_log``). Logging is left as the
+            validator configured it: no ``log_config`` is applied unless given.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        graceful_timeout: float = 5.0,
+        **uvicorn_options: Any,
+    ) -> None:
+        self._app = app
+        self.host = host
+        self._requested_port = port
+        self._graceful_timeout = graceful_timeout
+        self._options = uvicorn_options
+        self._socket: socket.socket | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the chosen one when 0 was asked for)."""
+        if self._socket is None:
+            return self._requested_port
+        port: int = self._socket.getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (https when TLS options were given)."""
+        scheme = "https" if self._options.get("ssl_certfile") else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def is_running(self) -> bool:
+        """True while the server thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, timeout: float = _STARTUP_TIMEOUT) -> OrganicServer:
+        """Bind, start serving on a background thread, and wait until ready.
+
+        Raises:
+            RuntimeError: Already started, or the server failed to start.
+            OSError: The address could not be bound.
+        """
+        if self._thread is not None:
+            raise RuntimeError("this server was already started; build a new one")
+        try:
+            import uvicorn
+        except ImportError as exc:  # pragma: no cover - uvicorn ships with the extra
+            raise ImportError(
+                "serving needs uvicorn, part of the 'http' extra: "
+                "pip install 'organic-scoring[http]'"
+            ) from exc
+        options: dict[str, Any] = {"log_config": None, "access_log": False}
+        options.update(self._options)
+        config = uvicorn.Config(
+            self._app,
+            host=self.host,
+            port=self._requested_port,
+            timeout_graceful_shutdown=max(1, round(self._graceful_timeout)),
+            **options,
+        )
+        self._socket = _bind(self.host, self._requested_port)
+        self._server = _ReadyServer(uvicorn.Server, config, self._ready).server
+        self._thread = threading.Thread(
+            target=self._run, name=f"organic-scoring-http-{self.port}", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise RuntimeError(f"the server did not start within {timeout:g}s")
+        if self._failure is not None or not self._server.started:
+            failure = self._failure
+            self.stop()
+            raise RuntimeError(f"the server failed to start: {failure!r}") from failure
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._server.serve(sockets=[self._socket]))
+        except BaseException as exc:  # SystemExit on a failed lifespan startup
+            self._failure = exc
+        finally:
+            self._ready.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut down: stop accepting, let requests finish, join the thread.
+
+        Idempotent. Called from a request handler (the server's own thread) it only
+        asks for the shutdown and returns.
+
+        Raises:
+            RuntimeError: The thread did not end within ``timeout`` seconds even
+                after in-flight work was abandoned.
+        """
+        thread = self._thread
+        if self._server is not None:
+            self._server.should_exit = True
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                self._server.force_exit = True
+                thread.join(5.0)
+            if thread.is_alive():
+                raise RuntimeError(f"the server thread did not stop within {timeout:g}s")
+        if self._socket is not None and (thread is None or not thread.is_alive()):
+            self._socket.close()
+
+    def __enter__(self) -> OrganicServer:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve_in_thread(
+    app: Any, host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> OrganicServer:
+    """Serve ``app`` on ``host:port`` from a background thread; return the running server.
+
+    ``with serve_in_thread(app, port=8091) as server: ...``, or keep it and call
+    ``server.stop()`` at shutdown. ``options`` go to :class:`OrganicServer`.
+    """
+    return OrganicServer(app, host, port, **options).start()
+
+
+class _ReadyServer:
+    """Builds a ``uvicorn.Server`` that sets ``ready`` once startup is over.
+
+    uvicorn is imported lazily, so the subclass is made here rather than at import.
+    """
+
+    def __init__(self, base: Any, config: Any, ready: threading.Event) -> None:
+        class Server(base):  # type: ignore[misc]
+            async def startup(self, sockets: Any = None) -> None:
+                try:
+                    await super().startup(sockets=sockets)
+                finally:
+                    ready.set()
+
+        self.server = Server(config)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

@@ -1,0 +1,49 @@
+"""The intake's settings, validated once when the app is built."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "IntakeSettings"]
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+"""1 MiB: the largest request body accepted unless ``max_body_bytes`` says otherwise."""
+
+
+class IntakeSettings(BaseModel):
+    """Validated options of :func:`~organic_scoring.http.create_app`.
+
+    Attributes:
+        hotkey_ss58: The validator's own hotkey; requests must be signed for it.
+        path: Where the intake answers, e.g. ``"/organic"``.
+        max_body_bytes: Longer bodies are refused with 413.
+        max_concurrent: Requests handled at once (handler slots).
+        max_backlog: Requests allowed to wait for a slot; more are refused with 429.
+        max_age: How old (seconds) a request's nonce may be.
+        allowed_skew: How far ahead (seconds) of this clock a nonce may be.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+
+    hotkey_ss58: str = Field(min_length=1)
+    path: str = "/organic"
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=0)
+    max_concurrent: int = Field(default=32, ge=1)
+    max_backlog: int = Field(default=256, ge=0)
+    max_age: float = Field(default=10.0, gt=0)
+    allowed_skew: float = Field(default=2.0, ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/") or "?" in value or "#" in value:
+            raise ValueError("expected an absolute path such as '/organic', without a query")
+        return value
+
+    @field_validator("max_age", "allowed_skew", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        # strict mode refuses an int for a float field; seconds may be whole numbers.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
