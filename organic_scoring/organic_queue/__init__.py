@@ -2,5 +2,17 @@
 
 from organic_scoring.organic_queue._base import OrganicQueueBase
 from organic_scoring.organic_queue._memory import OrganicQueue, QueueCounters
+from organic_scoring.organic_queue._sqlite import (
+    QueueFileError,
+    SampleDecodeError,
+    SQLiteOrganicQueue,
+)
 
-__all__ = ["OrganicQueue", "OrganicQueueBase", "QueueCounters"]
+__all__ = [
+    "OrganicQueue",
+    "OrganicQueueBase",
+    "QueueCounters",
+    "QueueFileError",
+    "SQLiteOrganicQueue",
+    "SampleDecodeError",
+]
