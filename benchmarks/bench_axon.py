@@ -1,0 +1,220 @@
+"""Organic requests per second through a real axon: the library's intake against a bare handler.
+
+One bittensor 9/10 axon on 127.0.0.1 serves two synapse types with the same fields:
+
+* ``OursBench`` goes through :func:`organic_scoring.axon.attach_intake`: the
+  library's forward adapter around a scorer whose ``_on_organic_entry`` adds the
+  request to its organic queue, and its verify adapter (a signed-request check,
+  then the axon's own signature and nonce check);
+* ``BareBench`` is ``axon.attach(forward_fn=...)`` with a plain function that adds
+  the request to an ``OrganicQueue`` too, under the axon's default verification.
+
+Every request is a real signed dendrite request over HTTP. Two loads: one request
+at a time, and several dendrites each sending back to back (one dendrite per
+worker, since a dendrite's nonces must reach the axon in order). Ours and bare
+alternate round by round; each side keeps its best round. ``ratio`` is
+``ours_rps / bare_rps``: 1.0 means the intake costs nothing measurable, below 1
+means slower.
+
+Run ``python -m benchmarks.bench_axon`` for the table. On bittensor 11, which has no
+axon, :func:`run` returns no rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+from organic_scoring import OrganicScoringBase
+from organic_scoring._compat import HAS_AXON, axon_class, dendrite_class, synapse_class
+from organic_scoring.organic_queue import OrganicQueue
+
+WORKERS = 8
+"""Dendrites sending at once in the concurrent load."""
+
+_START_TIMEOUT = 10.0
+
+if HAS_AXON:
+    _Synapse: Any = synapse_class()
+
+    class OursBench(_Synapse):  # type: ignore[misc,valid-type]
+        """The request type served through the library's intake."""
+
+        prompt: str = ""
+        completion: str = ""
+
+    class BareBench(_Synapse):  # type: ignore[misc,valid-type]
+        """The same request, served by a bare handler."""
+
+        prompt: str = ""
+        completion: str = ""
+
+
+class _Intake(OrganicScoringBase):
+    """Queues each organic request; the scoring hooks are never run here."""
+
+    async def _on_organic_entry(self, synapse: OursBench) -> OursBench:
+        synapse.completion = synapse.prompt
+        self._organic_queue.add(synapse.prompt)
+        return synapse
+
+    async def _query_miners(self, sample: Any) -> Any:
+        return {}
+
+    async def _generate_rewards(self, sample: Any, responses: Any, reference: Any = None) -> Any:
+        return {}
+
+    async def _set_weights(self, rewards: Any) -> None:
+        return None
+
+
+def _wallet(directory: str, name: str) -> Any:
+    import bittensor as bt
+
+    wallet = bt.Wallet(name=name, hotkey="default", path=directory)
+    wallet.create_new_coldkey(use_password=False, overwrite=True, suppress=True)
+    wallet.create_new_hotkey(use_password=False, overwrite=True, suppress=True)
+    return wallet
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def _serving(wallet: Any, setup: Callable[[Any], None]) -> Iterator[Any]:
+    """A started axon on 127.0.0.1 with ``setup(axon)`` applied; stopped and joined after."""
+    axon = axon_class()(wallet=wallet, ip="127.0.0.1", external_ip="127.0.0.1", port=_free_port())
+    axon.fast_config.host = "127.0.0.1"  # bittensor binds 0.0.0.0 otherwise
+    setup(axon)
+    before = set(threading.enumerate())
+    axon.start()
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not axon.fast_server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the benchmark axon did not start")
+            time.sleep(0.005)
+        yield axon
+    finally:
+        axon.stop()
+        for thread in set(threading.enumerate()) - before:
+            if thread.name.endswith(("(_wrapper_run)", "(run)")):
+                thread.join(_START_TIMEOUT)
+        axon.thread_pool.shutdown(wait=True)
+
+
+def _dendrites(wallet: Any, n: int) -> list[Any]:
+    # A dendrite asks a web service for its external IP when built; not here.
+    with mock.patch("bittensor.utils.networking.get_external_ip", return_value="127.0.0.1"):
+        return [dendrite_class()(wallet=wallet) for _ in range(n)]
+
+
+async def _send(dendrites: list[Any], info: Any, synapse_type: type[Any], each: int) -> float:
+    """Each dendrite sends ``each`` requests back to back, all at once; requests/second."""
+
+    async def worker(dendrite: Any) -> None:
+        for i in range(each):
+            reply = await dendrite.forward(
+                axons=info, synapse=synapse_type(prompt=f"p{i}"), timeout=30, deserialize=False
+            )
+            if reply.dendrite.status_code != 200:
+                raise RuntimeError(
+                    f"{synapse_type.__name__} request failed: {reply.dendrite.status_code} "
+                    f"{reply.dendrite.status_message}"
+                )
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(d) for d in dendrites))
+    return len(dendrites) * each / (time.perf_counter() - start)
+
+
+async def _measure(dendrites: list[Any], info: Any, each: int, rounds: int) -> tuple[float, float]:
+    """Best requests/second of ours and of bare over alternating rounds."""
+    try:
+        # One request of each kind first, so both paths are warm.
+        await _send(dendrites[:1], info, OursBench, 1)
+        await _send(dendrites[:1], info, BareBench, 1)
+        ours = bare = 0.0
+        for _ in range(rounds):
+            ours = max(ours, await _send(dendrites, info, OursBench, each))
+            bare = max(bare, await _send(dendrites, info, BareBench, each))
+        return ours, bare
+    finally:
+        for dendrite in dendrites:
+            await dendrite.aclose_session()
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Measure both loads; one row each, or none on bittensor 11 (no axon).
+
+    Each row holds ``name``, ``ours_rps`` and ``bare_rps`` (requests per second,
+    best round) and ``ratio`` (ours / bare). ``quick`` sends a few dozen requests,
+    for smoke tests.
+    """
+    if not HAS_AXON:
+        return []
+    sequential, per_worker, rounds = (12, 3, 1) if quick else (300, 40, 3)
+    bare_queue = OrganicQueue()
+
+    def bare(synapse: BareBench) -> BareBench:
+        synapse.completion = synapse.prompt
+        bare_queue.add(synapse.prompt)
+        return synapse
+
+    # bittensor reads the annotations unevaluated; give it the classes, not strings.
+    bare.__annotations__ = {"synapse": BareBench, "return": BareBench}
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as directory, warnings.catch_warnings():
+        # bittensor 9/10 read model_fields on a pydantic instance (deprecated in 2.11).
+        warnings.filterwarnings(
+            "ignore", message="Accessing the 'model_fields' attribute", category=DeprecationWarning
+        )
+        server, client = _wallet(directory, "server"), _wallet(directory, "client")
+
+        def setup(axon: Any) -> None:
+            _Intake(axon=axon)
+            axon.attach(forward_fn=bare)
+
+        with _serving(server, setup) as axon:
+            info = axon.info()
+            loads = (("sequential", 1, sequential), (f"concurrent x{WORKERS}", WORKERS, per_worker))
+            for name, workers, each in loads:
+                # Held here so the dendrites are collected outside the event loop: their
+                # __del__ warns inside a running one.
+                dendrites = _dendrites(client, workers)
+                ours, bare_rps = asyncio.run(_measure(dendrites, info, each, rounds))
+                del dendrites
+                rows.append(
+                    {"name": name, "ours_rps": ours, "bare_rps": bare_rps, "ratio": ours / bare_rps}
+                )
+    return rows
+
+
+def main() -> None:
+    """Print the benchmark as a table."""
+    rows = run(quick=False)
+    if not rows:
+        print("bench_axon: bittensor 11 has no axon; nothing to measure (see bench_http).")
+        return
+    print(f"{'load':<16}{'ours (req/s)':>14}{'bare (req/s)':>14}{'ratio':>8}")
+    for row in rows:
+        print(
+            f"{row['name']:<16}{row['ours_rps']:>14.0f}{row['bare_rps']:>14.0f}{row['ratio']:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

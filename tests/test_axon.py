@@ -1,0 +1,521 @@
+"""The axon intake: real axons on 127.0.0.1, queried by real dendrites from temp wallets.
+
+What the axon does with each hook is checked from the caller's side: the status the
+dendrite gets back, and whether the request reached the organic queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import typing
+from typing import Any
+
+import bittensor as bt
+import httpx
+import pytest
+from bt_fixtures import (
+    BITTENSOR_WARNINGS,
+    WAIT,
+    Wallets,
+    astream,
+    make_wallets,
+    offline_dendrite,
+    query,
+    running_axon,
+    serve_scorer,
+)
+from scorers import Recorder
+
+from organic_scoring._compat import HAS_AXON
+
+needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
+pytestmark = [pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
+
+if HAS_AXON:
+    from bt_fixtures import Ask, StreamAsk
+
+    class Other:
+        """Not a synapse."""
+
+
+@pytest.fixture(scope="module")
+def bt_wallets(tmp_path_factory: pytest.TempPathFactory) -> Wallets:
+    """The axon's, a trusted caller's and a stranger's wallet, made once per module."""
+    return make_wallets(tmp_path_factory.mktemp("wallets"))
+
+
+# -- scorers -------------------------------------------------------------------------
+
+
+class AskScorer(Recorder):
+    """Answers an ``Ask`` and queues what scoring needs; ``boom`` makes it raise."""
+
+    async def _on_organic_entry(self, synapse: Ask) -> Ask:
+        if synapse.prompt == "boom":
+            raise RuntimeError("the organic handler failed")
+        synapse.completion = synapse.prompt.upper()
+        self._organic_queue.add({"prompt": synapse.prompt, "hotkey": synapse.dendrite.hotkey})
+        return synapse
+
+
+def build(cls: type[AskScorer], **kwargs: Any) -> Any:
+    """What ``serve_scorer`` needs to build ``cls`` on the axon it starts."""
+    return lambda axon: cls(axon=axon, **kwargs)
+
+
+def drain(scorer: Recorder) -> list[Any]:
+    """Take every waiting entry out of the scorer's queue."""
+    out = []
+    while scorer._organic_queue.size:
+        out.append(scorer._organic_queue.sample())
+    return out
+
+
+def status(reply: Any) -> int:
+    return int(reply.dendrite.status_code)
+
+
+# -- the organic path ----------------------------------------------------------------
+
+
+@needs_axon
+def test_organic_request_is_queued_then_scored_by_the_running_loop(bt_wallets: Wallets) -> None:
+    with serve_scorer(bt_wallets.server, build(AskScorer, trigger_frequency=0.1)) as (axon, scorer):
+        reply = query(axon, bt_wallets.client, Ask(prompt="hello"))
+        assert status(reply) == 200
+        assert reply.completion == "HELLO"
+        assert scorer._organic_queue.size == 1
+
+        scorer.start()
+        scorer.done.wait_for(1)
+        record = {"prompt": "hello", "hotkey": bt_wallets.client.hotkey.ss58_address}
+        assert scorer.samples[0] == record
+        assert scorer.logs[0]["is_organic_sample"] is True
+        assert scorer._organic_queue.size == 0
+
+
+@needs_axon
+def test_entry_returning_none_answers_with_the_request_synapse(bt_wallets: Wallets) -> None:
+    class Quiet(AskScorer):
+        async def _on_organic_entry(self, synapse: Ask) -> None:
+            synapse.completion = "noted"
+            self._organic_queue.add(synapse.prompt)
+
+    with serve_scorer(bt_wallets.server, build(Quiet)) as (axon, scorer):
+        reply = query(axon, bt_wallets.client, Ask(prompt="hi"))
+        assert status(reply) == 200
+        assert reply.completion == "noted"
+        assert drain(scorer) == ["hi"]
+
+
+@needs_axon
+def test_handler_exception_answers_500_and_stops_neither_axon_nor_loop(
+    bt_wallets: Wallets,
+) -> None:
+    with serve_scorer(bt_wallets.server, build(AskScorer, trigger_frequency=0.1)) as (axon, scorer):
+        scorer.start()
+        failed = query(axon, bt_wallets.client, Ask(prompt="boom"))
+        assert status(failed) == 500
+        assert "Internal Server Error" in failed.dendrite.status_message
+        assert scorer._organic_queue.size == 0
+
+        reply = query(axon, bt_wallets.client, Ask(prompt="after"))
+        assert status(reply) == 200
+        scorer.done.wait_for(1)
+        assert scorer.samples[0]["prompt"] == "after"
+        assert scorer.is_running
+
+
+# -- blacklist and allow-list --------------------------------------------------------
+
+
+class BlockingScorer(AskScorer):
+    """Blacklists the hotkeys in ``blocked``; records every call."""
+
+    blocked: typing.ClassVar[set[str]] = set()
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.blacklist_calls: list[Any] = []
+        super().__init__(**kwargs)
+
+
+class BlockBuiltinTuple(BlockingScorer):
+    async def _blacklist_fn(self, synapse: Ask) -> tuple[bool, str]:
+        self.blacklist_calls.append(synapse)
+        hotkey = synapse.dendrite.hotkey
+        return hotkey in self.blocked, f"{hotkey} is blocked"
+
+
+class BlockTypingTuple(BlockingScorer):
+    async def _blacklist_fn(self, synapse: Ask) -> typing.Tuple[bool, str]:  # noqa: UP006
+        self.blacklist_calls.append(synapse)
+        hotkey = synapse.dendrite.hotkey
+        return hotkey in self.blocked, f"{hotkey} is blocked"
+
+
+class BlockUnannotated(BlockingScorer):
+    async def _blacklist_fn(self, request):  # type: ignore[no-untyped-def]
+        self.blacklist_calls.append(request)
+        hotkey = request.dendrite.hotkey
+        return hotkey in self.blocked, f"{hotkey} is blocked"
+
+
+class BlockSyncBareBool(BlockingScorer):
+    def _blacklist_fn(self, req: Any) -> bool:  # type: ignore[override]
+        self.blacklist_calls.append(req)
+        return req.dendrite.hotkey in self.blocked
+
+
+BLACKLISTS = [BlockBuiltinTuple, BlockTypingTuple, BlockUnannotated, BlockSyncBareBool]
+
+
+@needs_axon
+@pytest.mark.parametrize("cls", BLACKLISTS, ids=lambda c: c.__name__)
+def test_blacklist_override_in_any_style_refuses_with_403(
+    bt_wallets: Wallets, cls: type[BlockingScorer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cls, "blocked", {bt_wallets.stranger.hotkey.ss58_address})
+    with serve_scorer(bt_wallets.server, build(cls)) as (axon, scorer):
+        refused = query(axon, bt_wallets.stranger, Ask(prompt="let me in"))
+        assert status(refused) == 403
+        assert "blacklisted" in refused.dendrite.status_message.lower()
+        assert scorer._organic_queue.size == 0
+
+        reply = query(axon, bt_wallets.client, Ask(prompt="hello"))
+        assert status(reply) == 200
+        assert [entry["prompt"] for entry in drain(scorer)] == ["hello"]
+        assert all(isinstance(seen, Ask) for seen in scorer.blacklist_calls)
+        assert len(scorer.blacklist_calls) == 2
+
+
+@needs_axon
+def test_allow_list_refuses_other_hotkeys_before_the_user_blacklist(bt_wallets: Wallets) -> None:
+    client = bt_wallets.client.hotkey.ss58_address
+    with serve_scorer(bt_wallets.server, build(BlockBuiltinTuple, allowed_hotkeys=[client])) as (
+        axon,
+        scorer,
+    ):
+        refused = query(axon, bt_wallets.stranger, Ask(prompt="let me in"))
+        assert status(refused) == 403
+        assert "allowed_hotkeys" in refused.dendrite.status_message
+        assert scorer.blacklist_calls == []
+
+        reply = query(axon, bt_wallets.client, Ask(prompt="hello"))
+        assert status(reply) == 200
+        assert len(scorer.blacklist_calls) == 1
+        assert [entry["hotkey"] for entry in drain(scorer)] == [client]
+
+
+@needs_axon
+def test_allow_list_works_without_a_blacklist_override(bt_wallets: Wallets) -> None:
+    client = bt_wallets.client.hotkey.ss58_address
+    with serve_scorer(bt_wallets.server, build(AskScorer, allowed_hotkeys={client})) as (
+        axon,
+        scorer,
+    ):
+        assert status(query(axon, bt_wallets.stranger, Ask(prompt="no"))) == 403
+        assert status(query(axon, bt_wallets.client, Ask(prompt="yes"))) == 200
+        assert [entry["prompt"] for entry in drain(scorer)] == ["yes"]
+
+
+@needs_axon
+def test_allow_list_reads_the_settings_even_when_config_is_shadowed(bt_wallets: Wallets) -> None:
+    class Shadowing(AskScorer):
+        config = {"allowed_hotkeys": None}  # a subclass's own attribute of that name
+
+    client = bt_wallets.client.hotkey.ss58_address
+    with serve_scorer(bt_wallets.server, build(Shadowing, allowed_hotkeys=[client])) as (
+        axon,
+        scorer,
+    ):
+        assert status(query(axon, bt_wallets.stranger, Ask(prompt="no"))) == 403
+        assert scorer._organic_queue.size == 0
+
+
+# -- priority --------------------------------------------------------------------------
+
+
+@needs_axon
+def test_priority_hook_is_called_for_each_request_and_its_failure_refuses(
+    bt_wallets: Wallets,
+) -> None:
+    class Prioritising(AskScorer):
+        def __init__(self, **kwargs: Any) -> None:
+            self.priority_calls: list[str] = []
+            super().__init__(**kwargs)
+
+        def _priority_fn(self, synapse):  # type: ignore[no-untyped-def]
+            hotkey = synapse.dendrite.hotkey
+            self.priority_calls.append(hotkey)
+            if hotkey == bt_wallets.stranger.hotkey.ss58_address:
+                raise RuntimeError("no priority for strangers")
+            return 3  # an int: the adapter hands bittensor a float
+
+    with serve_scorer(bt_wallets.server, build(Prioritising)) as (axon, scorer):
+        assert status(query(axon, bt_wallets.client, Ask(prompt="a"))) == 200
+        assert scorer.priority_calls == [bt_wallets.client.hotkey.ss58_address]
+
+        assert status(query(axon, bt_wallets.stranger, Ask(prompt="b"))) == 500
+        assert [entry["prompt"] for entry in drain(scorer)] == ["a"]
+
+
+# -- verify --------------------------------------------------------------------------
+
+
+class Verifying(AskScorer):
+    """Accepts or refuses by the ``verdict`` class attribute; records every call."""
+
+    verdict: typing.ClassVar[Any] = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.verify_calls: list[Any] = []
+        super().__init__(**kwargs)
+
+    async def _verify_fn(self, synapse: Ask) -> bool:
+        self.verify_calls.append(synapse)
+        if isinstance(self.verdict, BaseException):
+            raise self.verdict
+        return typing.cast(bool, self.verdict)
+
+
+class VerifyingSync(Verifying):
+    def _verify_fn(self, message):  # type: ignore[no-untyped-def,override]
+        self.verify_calls.append(message)
+        if isinstance(self.verdict, BaseException):
+            raise self.verdict
+        return self.verdict
+
+
+@needs_axon
+@pytest.mark.parametrize("cls", [Verifying, VerifyingSync], ids=["async", "sync"])
+@pytest.mark.parametrize(
+    ("verdict", "expected"),
+    [(True, 200), (None, 200), (False, 401), (ValueError("bad prompt"), 401)],
+    ids=["true", "none", "false", "raises"],
+)
+def test_verify_override_accepts_or_refuses_with_401(
+    bt_wallets: Wallets,
+    cls: type[Verifying],
+    verdict: Any,
+    expected: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cls, "verdict", verdict)
+    with serve_scorer(bt_wallets.server, build(cls)) as (axon, scorer):
+        reply = query(axon, bt_wallets.client, Ask(prompt="hi"))
+        assert status(reply) == expected
+        assert len(scorer.verify_calls) == 1
+        assert scorer._organic_queue.size == (1 if expected == 200 else 0)
+
+
+def _signed_request(axon: Any, wallet: Any, prompt: str) -> tuple[str, dict[str, str], Any]:
+    """The URL, headers and JSON body a dendrite signed by ``wallet`` would send."""
+    dendrite = offline_dendrite(wallet)
+    synapse = dendrite.preprocess_synapse_for_request(axon.info(), Ask(prompt=prompt), timeout=WAIT)
+    url = f"http://127.0.0.1:{axon.port}/Ask"
+    return url, synapse.to_headers(), synapse.model_dump()
+
+
+def _tampered(headers: dict[str, str]) -> dict[str, str]:
+    signature = headers["bt_header_dendrite_signature"]
+    flipped = "1" if signature[-1] != "1" else "2"
+    return {**headers, "bt_header_dendrite_signature": signature[:-1] + flipped}
+
+
+def _unsigned(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k != "bt_header_dendrite_signature"}
+
+
+@needs_axon
+@pytest.mark.parametrize("spoil", [_tampered, _unsigned], ids=["tampered", "missing"])
+@pytest.mark.parametrize("cls", [Verifying, AskScorer], ids=["permissive-verify", "no-verify"])
+def test_bad_or_missing_signature_is_refused_even_with_a_permissive_verify(
+    bt_wallets: Wallets, cls: type[AskScorer], spoil: Any
+) -> None:
+    with serve_scorer(bt_wallets.server, build(cls)) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "sneaky")
+        with httpx.Client(timeout=WAIT) as http:
+            refused = http.post(url, headers=spoil(headers), json=body)
+            assert refused.status_code == 401
+            assert scorer._organic_queue.size == 0
+            assert getattr(scorer, "verify_calls", []) == []
+
+            # The same request, unspoiled, goes through: only the signature differed.
+            accepted = http.post(url, headers=headers, json=body)
+            assert accepted.status_code == 200
+            assert scorer._organic_queue.size == 1
+
+
+@needs_axon
+def test_impersonating_an_allowed_hotkey_is_refused(bt_wallets: Wallets) -> None:
+    client = bt_wallets.client.hotkey.ss58_address
+    with serve_scorer(bt_wallets.server, build(Verifying, allowed_hotkeys=[client])) as (
+        axon,
+        scorer,
+    ):
+        # The stranger claims the trusted hotkey but can only sign with its own key.
+        dendrite = offline_dendrite(bt_wallets.stranger)
+        synapse = dendrite.preprocess_synapse_for_request(axon.info(), Ask(prompt="x"), WAIT)
+        forged = bt_wallets.stranger.hotkey.sign(
+            f"{synapse.dendrite.nonce}.{client}.{synapse.axon.hotkey}."
+            f"{synapse.dendrite.uuid}.{synapse.body_hash}"
+        )
+        synapse.dendrite.hotkey = client
+        synapse.dendrite.signature = f"0x{forged.hex()}"
+        response = httpx.post(
+            f"http://127.0.0.1:{axon.port}/Ask",
+            headers=synapse.to_headers(),
+            json=synapse.model_dump(),
+            timeout=WAIT,
+        )
+        assert response.status_code == 401
+        assert scorer._organic_queue.size == 0
+        assert scorer.verify_calls == []
+
+
+@needs_axon
+def test_a_replayed_request_is_refused_even_with_a_permissive_verify(bt_wallets: Wallets) -> None:
+    with serve_scorer(bt_wallets.server, build(Verifying)) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "once")
+        with httpx.Client(timeout=WAIT) as http:
+            assert http.post(url, headers=headers, json=body).status_code == 200
+            assert http.post(url, headers=headers, json=body).status_code == 401
+        assert [entry["prompt"] for entry in drain(scorer)] == ["once"]
+        assert len(scorer.verify_calls) == 1
+
+
+# -- streaming -----------------------------------------------------------------------
+
+TOKENS = ("organic ", "tokens ", "stream ", "back")
+
+
+class Streamer(Recorder):
+    """Streams TOKENS to the caller and queues the full text once it is sent.
+
+    After the first token it waits until the caller has it: the response is
+    really streamed, not buffered and sent whole.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.first_token_seen = threading.Event()
+        super().__init__(**kwargs)
+
+    async def _on_organic_entry(self, synapse: StreamAsk) -> Any:
+        async def token_streamer(send: Any) -> None:
+            sent = []
+            for index, token in enumerate(TOKENS):
+                await send(
+                    {"type": "http.response.body", "body": token.encode(), "more_body": True}
+                )
+                sent.append(token)
+                if index == 0:
+                    seen = await asyncio.to_thread(self.first_token_seen.wait, WAIT)
+                    assert seen, "the caller never received the first token"
+            self._organic_queue.add({"prompt": synapse.prompt, "completion": "".join(sent)})
+
+        return synapse.create_streaming_response(token_streamer)
+
+
+@needs_axon
+def test_streamed_response_reaches_the_caller_while_its_record_is_queued(
+    bt_wallets: Wallets,
+) -> None:
+    with serve_scorer(bt_wallets.server, lambda axon: Streamer(axon=axon)) as (axon, scorer):
+
+        def on_chunk(chunk: Any) -> None:
+            scorer.first_token_seen.set()
+
+        chunks, final = asyncio.run(
+            astream(axon, bt_wallets.client, StreamAsk(prompt="tell me"), on_chunk)
+        )
+        assert "".join(chunks) == "".join(TOKENS)
+        assert chunks[0] == TOKENS[0]
+        assert status(final) == 200
+        assert drain(scorer) == [{"prompt": "tell me", "completion": "".join(TOKENS)}]
+
+
+# -- construction --------------------------------------------------------------------
+
+
+class NoAnnotation(Recorder):
+    async def _on_organic_entry(self, synapse):  # type: ignore[no-untyped-def]
+        return synapse
+
+
+class NotASynapse(Recorder):
+    async def _on_organic_entry(self, synapse: Other) -> Any:
+        return synapse
+
+
+class BareSynapse(Recorder):
+    async def _on_organic_entry(self, synapse: bt.Synapse) -> Any:
+        return synapse
+
+
+class Unresolvable(Recorder):
+    async def _on_organic_entry(self, synapse: NoSuchSynapse) -> Any:  # noqa: F821
+        return synapse
+
+
+@needs_axon
+@pytest.mark.parametrize(
+    "cls", [NoAnnotation, NotASynapse, BareSynapse, Unresolvable], ids=lambda c: c.__name__
+)
+def test_entry_without_a_synapse_annotation_fails_at_construction(
+    bt_wallets: Wallets, cls: type[Recorder]
+) -> None:
+    with (
+        running_axon(bt_wallets.server) as axon,
+        pytest.raises(TypeError, match=r"_on_organic_entry"),
+    ):
+        cls(axon=axon)
+
+
+@needs_axon
+def test_non_axon_fails_at_construction() -> None:
+    with pytest.raises(TypeError, match="bittensor Axon"):
+        AskScorer(axon=object())
+
+
+@needs_axon
+def test_second_handler_for_the_same_synapse_fails_at_construction(bt_wallets: Wallets) -> None:
+    with (
+        serve_scorer(bt_wallets.server, build(AskScorer)) as (axon, _),
+        pytest.raises(ValueError, match="already has a handler for Ask"),
+    ):
+        AskScorer(axon=axon)
+
+
+@needs_axon
+def test_hooks_are_attached_only_when_overridden(bt_wallets: Wallets) -> None:
+    with serve_scorer(bt_wallets.server, build(AskScorer)) as (axon, _):
+        assert axon.blacklist_fns["Ask"] is None
+        assert axon.priority_fns["Ask"] is None
+    with serve_scorer(bt_wallets.server, build(BlockTypingTuple)) as (axon, _):
+        assert axon.blacklist_fns["Ask"] is not None
+        assert axon.priority_fns["Ask"] is None
+
+
+@pytest.mark.skipif(HAS_AXON, reason="bittensor 9/10 have an axon")
+def test_axon_on_bittensor_11_points_to_the_signed_http_intake() -> None:
+    with pytest.raises(RuntimeError, match=r"organic_scoring\.http"):
+        AskScorer(axon=object())
+
+
+# -- benchmark smoke -----------------------------------------------------------------
+
+
+def test_bench_axon_runs() -> None:
+    from benchmarks import bench_axon
+
+    rows = bench_axon.run(quick=True)
+    if not HAS_AXON:
+        assert rows == []
+        return
+    assert rows
+    for row in rows:
+        assert set(row) == {"name", "ours_rps", "bare_rps", "ratio"}
+        assert row["ours_rps"] > 0
+        assert row["bare_rps"] > 0
+        assert row["ratio"] == pytest.approx(row["ours_rps"] / row["bare_rps"])
