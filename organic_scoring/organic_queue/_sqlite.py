@@ -135,6 +135,8 @@ class SQLiteOrganicQueue(OrganicQueueBase):
     price of an fsync per add and per sample. ``"NORMAL"`` skips that fsync: an
     acknowledged add still survives the process crashing or being killed, but the
     last few may be lost if the machine loses power (the file stays consistent).
+    Either way each call blocks its thread until its transaction is committed; run
+    ``python -m benchmarks.bench_sqlite_queue`` to see what that costs on a machine.
 
     Threads. One connection serves the object, guarded by one lock: every call
     from any thread is serialised. Two queue objects, in one process or two, may
