@@ -96,6 +96,15 @@ def test_organic_request_is_queued_then_scored_by_the_running_loop(bt_wallets: W
 
 
 @needs_axon
+def test_scorer_can_attach_to_an_axon_that_is_already_serving(bt_wallets: Wallets) -> None:
+    with running_axon(bt_wallets.server) as axon:
+        scorer = AskScorer(axon=axon)
+        reply = query(axon, bt_wallets.client, Ask(prompt="late"))
+        assert status(reply) == 200
+        assert [entry["prompt"] for entry in drain(scorer)] == ["late"]
+
+
+@needs_axon
 def test_entry_returning_none_answers_with_the_request_synapse(bt_wallets: Wallets) -> None:
     class Quiet(AskScorer):
         async def _on_organic_entry(self, synapse: Ask) -> None:
