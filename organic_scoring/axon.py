@@ -21,7 +21,9 @@ For every request the axon runs, in this order:
    after requiring that the request is signed at all (bittensor 9 lets an unsigned
    request through its check), then ``_verify_fn`` when overridden. Returning
    False, or raising, refuses the request; returning True or None accepts it.
-3. **priority**: ``_priority_fn`` when overridden, as a float.
+3. **priority**: ``_priority_fn`` when overridden, as a float. An exception
+   refuses the request. (bittensor 9.12 and 10.5 call it but do not order
+   requests by the value: their priority pool only ever runs a placeholder task.)
 4. **forward**: ``_on_organic_entry(synapse)``. It returns the response: the
    synapse, a ``StreamingSynapse``'s streaming response, or None for "the
    request's own synapse". An exception answers the caller with a 500 and leaves
