@@ -1,0 +1,46 @@
+"""The ``organic-scoring`` command: ``organic-scoring demo [--duration S] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; return the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="organic-scoring", description="Organic scoring for Bittensor subnet validators."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="run a local end-to-end demo subnet on 127.0.0.1 (no chain, no internet)",
+        description="Run a small subnet on 127.0.0.1: a validator, simulated miners and a "
+        "user sending organic requests in bursts, with a live view of the scoring loop.",
+    )
+    demo.add_argument(
+        "--duration", type=_positive, default=20.0, help="seconds to run (default: 20)"
+    )
+    demo.add_argument(
+        "--json", action="store_true", help="print a JSON summary on stdout at the end"
+    )
+    args = parser.parse_args(argv)
+
+    from organic_scoring.demo import run_demo
+
+    return run_demo(duration=args.duration, as_json=args.json)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

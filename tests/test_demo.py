@@ -1,0 +1,72 @@
+"""The main job: ``organic-scoring demo`` runs a whole subnet on loopback and says so."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from organic_scoring.__main__ import main
+from organic_scoring.demo._miners import SimulatedMiner, ideal_answer, similarity
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("organic-scoring")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "organic_scoring"]
+
+
+@pytest.mark.timeout(120)
+def test_demo_scores_organic_and_synthetic_traffic() -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    done = subprocess.run(
+        [*_command(), "demo", "--duration", "10", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    for key in (
+        "iterations",
+        "organic_iterations",
+        "synthetic_iterations",
+        "failed_iterations",
+        "organic_received",
+    ):
+        assert isinstance(summary[key], int), key
+    assert summary["organic_iterations"] > 0
+    assert summary["synthetic_iterations"] > 0
+    assert summary["failed_iterations"] == 0
+    assert summary["organic_received"] >= summary["organic_iterations"]
+    assert summary["iterations"] == summary["organic_iterations"] + summary["synthetic_iterations"]
+    # The best miner ends up with the largest weight.
+    assert next(iter(summary["top_weights"])) in {"0", "1"}
+    # Plain lines (stderr is not a terminal), no traceback, no warning.
+    assert "iterations" in done.stderr
+    assert "\x1b[" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Warning" not in done.stderr
+
+
+def test_duration_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("0", "-3", "soon", "inf"):
+        with pytest.raises(SystemExit) as exited:
+            main(["demo", "--duration", bad])
+        assert exited.value.code == 2
+        assert "--duration" in capsys.readouterr().err
+
+
+def test_the_toy_task_rewards_accuracy() -> None:
+    reference = ideal_answer("Why is the sky blue")
+    assert reference == "blue sky the is why"
+    assert similarity(reference, reference) == 1.0
+    assert similarity("blue sky ? is why", reference) == pytest.approx(0.8)
+    assert similarity("", reference) == 0.0
+    perfect = SimulatedMiner(uid=0, quality=1.0, latency=0.0)
+    assert asyncio.run(perfect.answer("Why is the sky blue")) == reference
