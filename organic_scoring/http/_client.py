@@ -101,6 +101,9 @@ class OrganicClient:
         self.url = httpx.URL(url)
         if self.url.scheme not in ("http", "https"):
             raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        if not self.url.query:
+            # A bare trailing "?" reaches no ASGI app, so it must not be signed either.
+            self.url = self.url.copy_with(query=None)
         self.receiver_hotkey = receiver_hotkey
         # What the server will see as the request target, and so what is signed.
         self._target = self.url.raw_path.decode("ascii")

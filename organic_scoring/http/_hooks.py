@@ -99,15 +99,18 @@ class ScorerIntakeHooks:
     async def priority(self, request: Any) -> float:
         """``_priority_fn(request)`` as a float (0.0 when not overridden).
 
+        NaN, which a priority copied from the request can be, counts as the lowest.
+
         Raises:
-            TypeError: The hook returned something that is not a real number.
+            TypeError: The hook returned something that is not a number.
         """
         if self._priority is None:
             return 0.0
         value = await _call(self._priority, request)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise TypeError(f"_priority_fn must return a real number, got {value!r}")
-        return float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"_priority_fn must return a number, got {value!r}")
+        value = float(value)
+        return -math.inf if math.isnan(value) else value
 
     async def rejected(self, request: Any) -> str | None:
         """The refusal reason if ``_verify_fn`` rejects the request, else None.

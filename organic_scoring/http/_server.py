@@ -49,7 +49,7 @@ class OrganicServer:
     ) -> None:
         self._app = app
         self.host = host
-        self._requested_port = port
+        self._port = port
         self._graceful_timeout = graceful_timeout
         self._options = uvicorn_options
         self._socket: socket.socket | None = None
@@ -61,10 +61,7 @@ class OrganicServer:
     @property
     def port(self) -> int:
         """The port listened on (the chosen one when 0 was asked for)."""
-        if self._socket is None:
-            return self._requested_port
-        port: int = self._socket.getsockname()[1]
-        return port
+        return self._port
 
     @property
     def url(self) -> str:
@@ -99,11 +96,12 @@ class OrganicServer:
         config = uvicorn.Config(
             self._app,
             host=self.host,
-            port=self._requested_port,
+            port=self._port,
             timeout_graceful_shutdown=max(1, round(self._graceful_timeout)),
             **options,
         )
-        self._socket = _bind(self.host, self._requested_port)
+        self._socket = _bind(self.host, self._port)
+        self._port = self._socket.getsockname()[1]
         self._server = _ReadyServer(uvicorn.Server, config, self._ready).server
         self._thread = threading.Thread(
             target=self._run, name=f"organic-scoring-http-{self.port}", daemon=True
@@ -193,7 +191,10 @@ class _ReadyServer:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
+    # connections whose socket says so, and with it on every small response waits
+    # for the peer's delayed ACK (some 40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
