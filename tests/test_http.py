@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bittensor as bt
 import httpx
@@ -607,6 +607,15 @@ class Unannotated(Shapes):
         return None
 
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence as OnlyForTypeCheckers
+
+
+class ReturnsAnUnimportedType(Shapes):
+    async def _on_organic_entry(self, synapse: Prompt) -> OnlyForTypeCheckers[int]:
+        return [1]
+
+
 class Store:
     """A nonce store that remembers, and can be made to fail."""
 
@@ -655,6 +664,8 @@ def test_create_app_needs_a_scorer_and_a_request_model(wallets: Wallets) -> None
     with pytest.raises(TypeError, match="annotated with a pydantic model"):
         create_app(Unannotated(), hotkey_ss58=wallets.validator_hotkey)
     app = create_app(Unannotated(), hotkey_ss58=wallets.validator_hotkey, model=Prompt)
+    assert app.state.organic_intake.model is Prompt
+    app = create_app(ReturnsAnUnimportedType(), hotkey_ss58=wallets.validator_hotkey)
     assert app.state.organic_intake.model is Prompt
 
 

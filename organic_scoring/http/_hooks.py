@@ -40,19 +40,31 @@ def request_model_of(scorer: OrganicScoringBase) -> type[BaseModel]:
         raise TypeError(f"{name} must take the request as its first parameter")
     first = parameters[0].name
     try:
-        hints = typing.get_type_hints(function)
-    except Exception as exc:
-        raise TypeError(
-            f"cannot resolve the annotation of {name}'s parameter {first!r} ({exc}); "
-            "define the model at module level or pass model= to create_app"
-        ) from None
-    model = hints.get(first)
+        model = typing.get_type_hints(function).get(first)
+    except Exception:
+        # Another annotation may name something imported only for type checkers;
+        # the first parameter's alone is what matters.
+        model = _evaluate(parameters[0].annotation, function, type(scorer), name, first)
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(
             f"{name}'s parameter {first!r} must be annotated with a pydantic model for the "
             f"signed-HTTP intake (found {model!r}); or pass model= to create_app"
         )
     return model
+
+
+def _evaluate(annotation: Any, function: Any, owner: type, name: str, parameter: str) -> Any:
+    """Resolve one string annotation the way ``typing.get_type_hints`` would."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, dict(getattr(function, "__globals__", {})), dict(vars(owner)))
+    except Exception as exc:
+        raise TypeError(
+            f"cannot resolve the annotation {annotation!r} of {name}'s parameter "
+            f"{parameter!r} ({exc!r}); define the model at module level or pass model= "
+            "to create_app"
+        ) from None
 
 
 def _overridden(scorer: OrganicScoringBase, name: str) -> Hook | None:

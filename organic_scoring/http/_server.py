@@ -102,7 +102,7 @@ class OrganicServer:
         )
         self._socket = _bind(self.host, self._port)
         self._port = self._socket.getsockname()[1]
-        self._server = _ReadyServer(uvicorn.Server, config, self._ready).server
+        self._server = _ready_server(config, self._ready)
         self._thread = threading.Thread(
             target=self._run, name=f"organic-scoring-http-{self.port}", daemon=True
         )
@@ -172,21 +172,21 @@ def serve_in_thread(
     return OrganicServer(app, host, port, **options).start()
 
 
-class _ReadyServer:
-    """Builds a ``uvicorn.Server`` that sets ``ready`` once startup is over.
+def _ready_server(config: Any, ready: threading.Event) -> Any:
+    """A ``uvicorn.Server`` that sets ``ready`` once its startup is over, failed or not.
 
     uvicorn is imported lazily, so the subclass is made here rather than at import.
     """
+    import uvicorn
 
-    def __init__(self, base: Any, config: Any, ready: threading.Event) -> None:
-        class Server(base):  # type: ignore[misc]
-            async def startup(self, sockets: Any = None) -> None:
-                try:
-                    await super().startup(sockets=sockets)
-                finally:
-                    ready.set()
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        async def startup(self, sockets: Any = None) -> None:
+            try:
+                await super().startup(sockets=sockets)
+            finally:
+                ready.set()
 
-        self.server = Server(config)
+    return Server(config)
 
 
 def _bind(host: str, port: int) -> socket.socket:
