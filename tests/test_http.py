@@ -4,6 +4,7 @@ hand-built requests; plus property tests in-process over thousands of random req
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -717,6 +718,18 @@ def test_server_binds_a_free_port_and_stops_cleanly(wallets: Wallets) -> None:  
         httpx.post(server.url + "/organic")
     with pytest.raises(RuntimeError, match="already started"):
         server.start()
+
+
+def test_a_server_whose_app_fails_to_start_raises_and_leaves_nothing() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        raise RuntimeError("no database")
+        yield
+
+    server = OrganicServer(Starlette(lifespan=lifespan))
+    with pytest.raises(RuntimeError, match="failed to start"):
+        server.start()
+    assert not server.is_running
 
 
 def test_served_connections_do_not_wait_for_delayed_acks(service: Service) -> None:

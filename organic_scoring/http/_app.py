@@ -26,6 +26,10 @@ the first that refuses it:
 
 Every refusal is a JSON ``{"error": "..."}``. Bad input is always a 4xx; a 5xx
 means a hook failed (500) or the nonce store did (503).
+
+The app runs on an asyncio server (uvicorn, hypercorn on asyncio) and serves one
+event loop at a time. ``verify`` and the nonce store are called synchronously, as
+bittensor defines them; a store backed by a remote service should answer fast.
 """
 
 from __future__ import annotations
