@@ -31,15 +31,18 @@ OFFLINE = textwrap.dedent(
 )
 
 # Recursively import every module of the package except the signed-HTTP transport
-# (it needs the http extra by design) and __main__ (it runs the CLI). A module that
+# and the demo's side of it (they need the http extra by design), __main__ (it runs
+# the CLI), and on bittensor 11 the demo's axon side. A module that
 # fails only because an optional extra is missing is reported as skipped.
 WALK = textwrap.dedent(
     """
     import importlib, json, pkgutil, sys
 
     OPTIONAL = {"datasets", "starlette", "httpx", "uvicorn"}
-    SKIP = ("organic_scoring.http", "organic_scoring.__main__")
     import bittensor, pydantic, numpy
+    SKIP = ("organic_scoring.http", "organic_scoring.demo._http_side", "organic_scoring.__main__")
+    if not hasattr(bittensor, "Synapse"):  # the demo's axon side is for 9/10 only
+        SKIP += ("organic_scoring.demo._axon_side",)
     baseline = set(sys.modules)
     import organic_scoring
 

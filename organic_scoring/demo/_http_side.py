@@ -1,0 +1,73 @@
+"""The demo's intake on bittensor 11: the signed-HTTP app, and a signing client as the user.
+
+Imported only when the installed bittensor has ``bt.http_auth``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import bittensor as bt
+from pydantic import BaseModel
+
+from organic_scoring.demo._loopback import make_wallet
+from organic_scoring.demo._scorer import DemoScorer
+from organic_scoring.http import OrganicClient, create_app, serve_in_thread
+
+__all__ = ["http_intake"]
+
+
+class DemoPrompt(BaseModel):
+    """An organic request: a prompt."""
+
+    prompt: str
+
+
+class DemoAnswer(BaseModel):
+    """The validator's answer to it."""
+
+    completion: str
+
+
+class HttpDemoScorer(DemoScorer):
+    """The demo scorer, taking organic traffic over btauth/1 signed HTTP."""
+
+    async def _on_organic_entry(self, request: DemoPrompt) -> DemoAnswer:
+        return DemoAnswer(completion=await self.answer_organic(request.prompt))
+
+
+Ask = Callable[[str], Any]
+
+
+@contextlib.contextmanager
+def http_intake(
+    directory: str, build: Callable[..., DemoScorer]
+) -> Iterator[tuple[DemoScorer, Callable[[], contextlib.AbstractAsyncContextManager[Ask]], str]]:
+    """Serve a scorer's signed-HTTP intake on 127.0.0.1; yield it, a user factory, a description.
+
+    The user factory opens an :class:`~organic_scoring.http.OrganicClient` signing as a
+    separate user wallet; its ``ask(prompt)`` sends one organic request.
+    """
+    validator, user = make_wallet(directory, "validator"), make_wallet(directory, "user")
+    hotkey = validator.hotkey.ss58_address
+    scorer = build(HttpDemoScorer)
+    app = create_app(scorer, hotkey_ss58=hotkey)
+    with serve_in_thread(app, host="127.0.0.1", port=0) as server:
+        url = f"{server.url}/organic"
+
+        @contextlib.asynccontextmanager
+        async def open_user() -> AsyncIterator[Ask]:
+            async with OrganicClient(user, url, hotkey, timeout=5.0) as client:
+
+                async def ask(prompt: str) -> str:
+                    answer = await client.call(DemoPrompt(prompt=prompt), DemoAnswer)
+                    return str(answer.completion)
+
+                yield ask
+
+        try:
+            yield scorer, open_user, f"bittensor {bt.__version__}, signed HTTP at {url}"
+        finally:
+            scorer.stop()
