@@ -34,9 +34,11 @@ class StageTimes:
 class ScoringStats:
     """A snapshot of the scoring loop's counters.
 
-    Organic accounting: every organic sample the queue handed to the loop is, at
-    any moment, exactly one of ``organic_scored``, ``organic_failed`` or
-    ``organic_in_flight``.
+    Organic accounting: every organic request an intake accepted (its
+    ``_on_organic_entry`` returned, so it added its sample to the queue) is exactly
+    one of scored, failed (and reported to ``_on_iteration_error``), dropped by the
+    queue's bound, in flight, or still queued; :attr:`organic_unaccounted` is the
+    difference, 0 whenever the loop and the intake are at rest.
     """
 
     iterations: int
@@ -52,12 +54,35 @@ class ScoringStats:
     organic_scored: int
     organic_failed: int
     organic_in_flight: int
+    organic_accepted: int
+    """Organic requests whose ``_on_organic_entry`` returned (see ``receive_organic``)."""
+    organic_handler_errors: int
+    """Organic requests whose ``_on_organic_entry`` raised."""
     queue_size: int
     queue_counters: MappingProxyType[str, int]
     """The queue's own counters (``added``, ``sampled``, ``dropped``), when it keeps them."""
     stage_times: MappingProxyType[str, StageTimes] = field(
         default_factory=lambda: MappingProxyType({})
     )
+
+    @property
+    def organic_unaccounted(self) -> int | None:
+        """Accepted organic requests not scored, failed, dropped, in flight or queued.
+
+        0 when every accepted request is accounted for (read it when the intake and
+        the loop are at rest: a snapshot taken mid-flight can be off by the requests
+        moving at that instant); None when the queue keeps no ``dropped`` counter.
+        """
+        dropped = self.queue_counters.get("dropped")
+        if dropped is None:
+            return None
+        return self.organic_accepted - (
+            self.organic_scored
+            + self.organic_failed
+            + dropped
+            + self.organic_in_flight
+            + self.queue_size
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The snapshot as plain, JSON-ready data."""
@@ -72,6 +97,9 @@ class ScoringStats:
             "organic_scored": self.organic_scored,
             "organic_failed": self.organic_failed,
             "organic_in_flight": self.organic_in_flight,
+            "organic_accepted": self.organic_accepted,
+            "organic_handler_errors": self.organic_handler_errors,
+            "organic_unaccounted": self.organic_unaccounted,
             "queue_size": self.queue_size,
             "queue_counters": dict(self.queue_counters),
             "stage_times": {k: vars(v) for k, v in self.stage_times.items()},
@@ -92,11 +120,21 @@ class StatsRecorder:
         self._organic_scored = 0
         self._organic_failed = 0
         self._organic_in_flight = 0
+        self._accepted = 0
+        self._handler_errors = 0
         self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in _TIMED}
 
     def started(self) -> None:
         with self._lock:
             self._in_flight += 1
+
+    def accepted(self) -> None:
+        with self._lock:
+            self._accepted += 1
+
+    def handler_failed(self) -> None:
+        with self._lock:
+            self._handler_errors += 1
 
     def sampled(self, organic: bool) -> None:
         if organic:
@@ -143,6 +181,8 @@ class StatsRecorder:
                 self._organic_scored,
                 self._organic_failed,
                 self._organic_in_flight,
+                self._accepted,
+                self._handler_errors,
             )
         return ScoringStats(
             iterations=counts[0],
@@ -155,6 +195,8 @@ class StatsRecorder:
             organic_scored=counts[5],
             organic_failed=counts[6],
             organic_in_flight=counts[7],
+            organic_accepted=counts[8],
+            organic_handler_errors=counts[9],
             queue_size=queue_size,
             queue_counters=MappingProxyType(dict(queue_counters)),
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),

@@ -36,6 +36,7 @@ there; the queue wakes the scoring loop itself.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
@@ -92,7 +93,9 @@ def attach_intake(scorer: OrganicScoringBase, axon: Any) -> None:
     allowed = OrganicScoringBase.config.__get__(scorer, cls).allowed_hotkeys
 
     axon.attach(
-        forward_fn=_forward(scorer._on_organic_entry, synapse_type),
+        forward_fn=_forward(
+            functools.partial(OrganicScoringBase.receive_organic, scorer), synapse_type
+        ),
         blacklist_fn=(
             _blacklist(scorer._blacklist_fn if blacklist else None, allowed, synapse_type)
             if blacklist or allowed is not None

@@ -15,6 +15,7 @@ name without affecting the loop, which never reads them.
 
 from __future__ import annotations
 
+import inspect
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -257,6 +258,26 @@ class OrganicScoringBase(ABC):
         of them. Default: accept.
         """
         return True
+
+    # -- intake ------------------------------------------------------------------
+
+    async def receive_organic(self, request: Any) -> Any:
+        """Hand one organic request to :meth:`_on_organic_entry`; return its response.
+
+        The axon and signed-HTTP intakes call this for every request that passed their
+        checks, and so should a custom intake: it counts the request as accepted (or
+        as a handler error when the hook raises, which is re-raised), so that
+        ``stats.organic_unaccounted`` can vouch that no accepted request was lost.
+        """
+        try:
+            result = self._on_organic_entry(request)
+            if inspect.isawaitable(result):
+                result = await result
+        except BaseException:
+            self.__stats.handler_failed()
+            raise
+        self.__stats.accepted()
+        return result
 
     # -- lifecycle -----------------------------------------------------------------
 

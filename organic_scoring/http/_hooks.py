@@ -7,6 +7,7 @@ and calls the rest directly, and reads the loose return shapes the hooks allow.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import typing
@@ -88,7 +89,8 @@ class ScorerIntakeHooks:
     __slots__ = ("_blacklist", "_handler", "_priority", "_verify")
 
     def __init__(self, scorer: OrganicScoringBase) -> None:
-        self._handler: Hook = scorer._on_organic_entry
+        # Through receive_organic, so the scorer's stats count every accepted request.
+        self._handler: Hook = functools.partial(OrganicScoringBase.receive_organic, scorer)
         self._blacklist = _overridden(scorer, "_blacklist_fn")
         self._priority = _overridden(scorer, "_priority_fn")
         self._verify = _overridden(scorer, "_verify_fn")

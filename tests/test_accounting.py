@@ -1,0 +1,73 @@
+"""Every accepted organic request is accounted for: scored, failed, dropped, in flight or queued."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+from scorers import Recorder
+
+from organic_scoring import IterationError
+from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
+
+
+def test_accepted_requests_balance_scored_failed_dropped_and_queued() -> None:
+    class SometimesFails(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            if sample % 3 == 0:
+                raise RuntimeError("miner down")
+            return {0: sample}
+
+    scorer = SometimesFails(organic_queue=OrganicQueue(max_size=5, seed=1))
+
+    async def main() -> None:
+        for n in range(12):
+            await scorer.receive_organic(n)  # 12 accepted, 7 dropped by the bound of 5
+        for _ in range(3):
+            with contextlib.suppress(IterationError):
+                await scorer.loop_iteration()
+
+    asyncio.run(main())
+    stats = scorer.stats
+    assert stats.organic_accepted == 12
+    assert stats.queue_counters["dropped"] == 7
+    assert stats.organic_scored + stats.organic_failed == 3
+    assert stats.queue_size == 2
+    assert stats.organic_unaccounted == 0
+    assert stats.as_dict()["organic_unaccounted"] == 0
+
+
+def test_a_handler_that_raises_is_counted_and_not_accepted() -> None:
+    class Refuses(Recorder):
+        async def _on_organic_entry(self, synapse: Any) -> Any:
+            raise ValueError("no")
+
+    scorer = Refuses()
+    with pytest.raises(ValueError, match="no"):
+        asyncio.run(scorer.receive_organic("x"))
+    assert scorer.stats.organic_handler_errors == 1
+    assert scorer.stats.organic_accepted == 0
+    assert scorer.stats.organic_unaccounted == 0
+
+
+def test_a_queue_without_counters_cannot_vouch() -> None:
+    class Bare(OrganicQueueBase):
+        def __init__(self) -> None:
+            self.items: list[Any] = []
+
+        def add(self, sample: Any) -> None:
+            self.items.append(sample)
+
+        def sample(self) -> Any:
+            return self.items.pop() if self.items else None
+
+        @property
+        def size(self) -> int:
+            return len(self.items)
+
+    scorer = Recorder(organic_queue=Bare())
+    asyncio.run(scorer.receive_organic(1))
+    assert scorer.stats.organic_accepted == 1
+    assert scorer.stats.organic_unaccounted is None
