@@ -90,7 +90,7 @@ def _simulate(duration: float, view_out: TextIO) -> dict[str, Any]:
             while time.monotonic() < deadline:
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
                 view.update(
-                    scorer.stats, scorer.received, scorer.sample_rate_dynamic(), book.top(3)
+                    scorer.stats, scorer.received, scorer.sample_rate_dynamic(), _top(book, 3)
                 )
         finally:
             traffic.stop()
