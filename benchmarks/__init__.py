@@ -23,6 +23,8 @@ MODULES = (
 
 def _label(row: dict[str, Any]) -> str:
     extra = [f"{k}={row[k]:,}" for k in ("size", "n_uids") if k in row]
+    if "synchronous" in row:
+        extra.append(f"synchronous={row['synchronous']}")
     return " ".join([str(row["name"]), *extra])
 
 
