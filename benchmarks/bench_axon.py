@@ -23,7 +23,6 @@ axon, :func:`run` returns no rows.
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 import threading
 import time
@@ -35,6 +34,7 @@ from unittest import mock
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring._compat import HAS_AXON, axon_class, dendrite_class, synapse_class
+from organic_scoring.demo._loopback import free_port, make_wallet
 from organic_scoring.organic_queue import OrganicQueue
 
 WORKERS = 8
@@ -76,26 +76,10 @@ class _Intake(OrganicScoringBase):
         return None
 
 
-def _wallet(directory: str, name: str) -> Any:
-    import bittensor as bt
-
-    wallet = bt.Wallet(name=name, hotkey="default", path=directory)
-    wallet.create_new_coldkey(use_password=False, overwrite=True, suppress=True)
-    wallet.create_new_hotkey(use_password=False, overwrite=True, suppress=True)
-    return wallet
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def _serving(wallet: Any, setup: Callable[[Any], None]) -> Iterator[Any]:
     """A started axon on 127.0.0.1 with ``setup(axon)`` applied; stopped and joined after."""
-    axon = axon_class()(wallet=wallet, ip="127.0.0.1", external_ip="127.0.0.1", port=_free_port())
+    axon = axon_class()(wallet=wallet, ip="127.0.0.1", external_ip="127.0.0.1", port=free_port())
     axon.fast_config.host = "127.0.0.1"  # bittensor binds 0.0.0.0 otherwise
     setup(axon)
     before = set(threading.enumerate())
@@ -182,7 +166,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         warnings.filterwarnings(
             "ignore", message="Accessing the 'model_fields' attribute", category=DeprecationWarning
         )
-        server, client = _wallet(directory, "server"), _wallet(directory, "client")
+        server, client = make_wallet(directory, "server"), make_wallet(directory, "client")
 
         def setup(axon: Any) -> None:
             _Intake(axon=axon)

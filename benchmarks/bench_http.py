@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring._compat import HAS_HTTP_AUTH
+from organic_scoring.demo._loopback import make_wallet
 from organic_scoring.organic_queue import OrganicQueue
 
 WORKERS = 8
@@ -67,15 +68,6 @@ class _Intake(OrganicScoringBase):
 
     async def _set_weights(self, rewards: Any) -> None:
         return None
-
-
-def _wallet(directory: str, name: str) -> Any:
-    import bittensor as bt
-
-    wallet = bt.Wallet(name=name, hotkey="default", path=directory)
-    wallet.create_new_coldkey(use_password=False, overwrite=True, suppress=True)
-    wallet.create_new_hotkey(use_password=False, overwrite=True, suppress=True)
-    return wallet
 
 
 def _bare_app(validator_hotkey: str, queue: OrganicQueue) -> Any:
@@ -200,7 +192,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     n, rounds = (40, 1) if quick else (2000, 3)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as directory:
-        validator, caller = _wallet(directory, "validator"), _wallet(directory, "caller")
+        validator, caller = make_wallet(directory, "validator"), make_wallet(directory, "caller")
         receiver = validator.hotkey.ss58_address
         signer = bt.resolve_signer(caller, role="hotkey")
         # Queues large enough never to drop (and warn) during a run.

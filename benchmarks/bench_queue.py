@@ -18,25 +18,14 @@ Run ``python -m benchmarks.bench_queue`` for the table.
 from __future__ import annotations
 
 import random
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks import best_ns
 from organic_scoring.organic_queue import OrganicQueue
 
 SIZES = (100, 1_000, 10_000, 100_000)
-
-
-def _best_ns(step: Callable[[], object], number: int, repeat: int) -> float:
-    """The fastest of ``repeat`` runs of ``number`` calls, in nanoseconds per call."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter_ns()
-        for _ in range(number):
-            step()
-        best = min(best, (time.perf_counter_ns() - start) / number)
-    return best
 
 
 def _add_sample_cases(size: int) -> tuple[Callable[[], object], Callable[[], object]]:
@@ -88,8 +77,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     for name, make in workloads.items():
         for size in SIZES:
             ours, bare = make(size)
-            ours_ns = _best_ns(ours, number, repeat)
-            bare_ns = _best_ns(bare, number, repeat)
+            ours_ns = best_ns(ours, number, repeat)
+            bare_ns = best_ns(bare, number, repeat)
             rows.append(
                 {
                     "name": name,

@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import best_ns
 from organic_scoring.organic_queue import SQLiteOrganicQueue
 
 SIZES = (1_000, 100_000)
@@ -42,17 +42,6 @@ SAMPLE: dict[str, Any] = {
     "temperature": 0.7,
     "max_tokens": 256,
 }
-
-
-def _best_ns(step: Callable[[], object], number: int, repeat: int) -> float:
-    """The fastest of ``repeat`` runs of ``number`` calls, in nanoseconds per call."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter_ns()
-        for _ in range(number):
-            step()
-        best = min(best, (time.perf_counter_ns() - start) / number)
-    return best
 
 
 def _ours(path: Path, size: int, mode: str) -> tuple[Callable[[], object], Callable[[], None]]:
@@ -107,7 +96,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 for side, make in (("ours", _ours), ("bare", _bare)):
                     step, close = make(Path(tmp) / f"{side}-{mode}-{size}.db", size, mode)
                     try:
-                        timings[side] = _best_ns(step, number, repeat)
+                        timings[side] = best_ns(step, number, repeat)
                     finally:
                         close()
                 rows.append(

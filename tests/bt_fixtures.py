@@ -35,7 +35,6 @@ there with ``pytest.mark.skipif(not HAS_AXON, ...)``.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -50,6 +49,7 @@ import pytest
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring._compat import HAS_AXON, axon_class, dendrite_class, streaming_synapse_class
+from organic_scoring.demo._loopback import free_port, make_wallet
 
 WAIT = 10.0
 """Upper bound for any wait here; reached only when something is broken."""
@@ -92,14 +92,6 @@ if HAS_AXON:
 # -- wallets, ports, dendrites -------------------------------------------------------
 
 
-def make_wallet(directory: Path | str, name: str) -> Any:
-    """A new wallet (coldkey and hotkey, no password) under ``directory``."""
-    wallet = bt.Wallet(name=name, hotkey="default", path=str(directory))
-    wallet.create_new_coldkey(use_password=False, overwrite=True, suppress=True)
-    wallet.create_new_hotkey(use_password=False, overwrite=True, suppress=True)
-    return wallet
-
-
 @dataclass(frozen=True)
 class Wallets:
     """The wallets a test needs: the axon's, a trusted caller's and a stranger's."""
@@ -112,14 +104,6 @@ class Wallets:
 def make_wallets(directory: Path | str) -> Wallets:
     """The axon's, a trusted caller's and a stranger's wallet, made under ``directory``."""
     return Wallets(*(make_wallet(directory, name) for name in ("server", "client", "stranger")))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def offline_dendrite(wallet: Any) -> Any:

@@ -15,6 +15,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 from scorers import WAIT, Counter, Recorder
 
+from organic_scoring.demo._loopback import make_wallet
 from organic_scoring.http import RequestInfo, caller_hotkey, current_request
 
 
@@ -54,14 +55,6 @@ class Wallets:
     @property
     def other_hotkey(self) -> str:
         return str(self.other.hotkey.ss58_address)
-
-
-def make_wallet(root: Path, name: str) -> Any:
-    """A wallet with an unencrypted coldkey and hotkey under ``root``."""
-    wallet = bt.Wallet(name, "hotkey", path=str(root))
-    wallet.create_new_coldkey(use_password=False, overwrite=True, suppress=True)
-    wallet.create_new_hotkey(use_password=False, overwrite=True, suppress=True)
-    return wallet
 
 
 @pytest.fixture(scope="session")
