@@ -464,3 +464,31 @@ def test_streaming_http_example_runs_as_a_script() -> None:
     assert "queued for scoring: 1 organic record(s)" in done.stdout
     assert "rewards: {0: 1.0}" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+# -- the stand-ins themselves ------------------------------------------------------------
+
+
+@needs_axon
+def test_subtensor_standin_refuses_what_the_real_subtensor_would() -> None:
+    subtensor = FakeSubtensor(block_time=0.0)
+    with pytest.raises(TypeError):
+        subtensor.set_weights(netuid=1, uids=[0], weights=[1.0])  # no wallet
+    with pytest.raises(TypeError):
+        subtensor.set_weights(wallet=None, netuid=1, uids=[0], weights=[1.0], weight=[1.0])
+    assert len(subtensor.set_weights_calls) == 0
+
+
+@needs_http_auth
+def test_set_weights_standin_refuses_what_the_real_one_would() -> None:
+    recorder = SetWeightsRecorder()
+    with pytest.raises(TypeError):
+        recorder(1, {0: 1.0}, None)  # wallet is keyword-only
+    with pytest.raises(TypeError):
+        recorder(1, {0: 1.0}, subtensor=object())
+    assert len(recorder.calls) == 0
+    recorder(1, {0: 1.0}, wallet="validator", network="local")
+    (call,) = recorder.calls.calls
+    assert (call["netuid"], call["weights"], call["wallet"]) == (1, {0: 1.0}, "validator")
+    assert call["network"] == "local"
+    assert call["uids"] is None  # the defaults are filled in, as the real call sees them
