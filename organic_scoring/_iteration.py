@@ -58,6 +58,12 @@ class _StageFailed(Exception):
         self.error = error
 
 
+class _OrganicSampleFailed(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
 class _Serial:
     """Per-event-loop locks that keep ``_set_weights`` and ``_log_results`` serial."""
 
@@ -100,7 +106,14 @@ class IterationRunner:
         started = time.perf_counter()
         stage, sample, organic = "sample", None, False
         try:
-            sample, organic, source = self._take_sample()
+            try:
+                sample, organic, source = self._take_sample()
+            except _OrganicSampleFailed as failed:
+                # The queue gave up an entry it could not hand over: that entry is an
+                # organic sample, and it failed in the sample stage.
+                organic = True
+                stats.sampled(organic)
+                raise failed.error from None
             if sample is None:
                 stats.skipped()
                 return {}
@@ -177,7 +190,10 @@ class IterationRunner:
     def _take_sample(self) -> tuple[Any, bool, str]:
         queue = self._queue
         if not queue.is_empty():
-            sample = queue.sample()
+            try:
+                sample = queue.sample()
+            except Exception as exc:
+                raise _OrganicSampleFailed(exc) from exc
             if sample is not None:  # another iteration may have taken the last one
                 return sample, True, "organic"
         dataset = self._pick_dataset()

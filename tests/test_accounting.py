@@ -71,3 +71,21 @@ def test_a_queue_without_counters_cannot_vouch() -> None:
     asyncio.run(scorer.receive_organic(1))
     assert scorer.stats.organic_accepted == 1
     assert scorer.stats.organic_unaccounted is None
+
+
+def test_an_entry_the_queue_cannot_hand_over_is_a_failed_organic_sample() -> None:
+    class Damaged(OrganicQueue):
+        def sample(self) -> Any:
+            super().sample()  # the entry leaves the queue...
+            raise ValueError("record no longer decodes")  # ...but cannot be handed over
+
+    scorer = Recorder(organic_queue=Damaged())
+    asyncio.run(scorer.receive_organic("x"))
+    with pytest.raises(IterationError) as raised:
+        asyncio.run(scorer.loop_iteration())
+    assert (raised.value.stage, raised.value.organic) == ("sample", True)
+    [(_, stage, exc)] = scorer.errors
+    assert (stage, type(exc)) == ("sample", ValueError)
+    stats = scorer.stats
+    assert (stats.organic_failed, stats.organic_in_flight) == (1, 0)
+    assert stats.organic_unaccounted == 0

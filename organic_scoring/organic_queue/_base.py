@@ -35,7 +35,12 @@ class OrganicQueueBase(ABC):
 
     @abstractmethod
     def sample(self) -> Any:
-        """Remove and return one sample, or return None when the queue is empty."""
+        """Remove and return one sample, or return None when the queue is empty.
+
+        If it raises, the scoring loop takes it that an entry left the queue but could
+        not be handed over (a record that no longer decodes, say) and reports it as a
+        failed organic sample in the ``"sample"`` stage.
+        """
 
     @property
     @abstractmethod
