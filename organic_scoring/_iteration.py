@@ -21,7 +21,12 @@ from typing import Any, Protocol
 from organic_scoring._log import log
 from organic_scoring._stats import StatsRecorder
 from organic_scoring.config import ScoringConfig
-from organic_scoring.errors import FailedIteration, IterationError, StageTimeout
+from organic_scoring.errors import (
+    FailedIteration,
+    IterationError,
+    SampleUnreadable,
+    StageTimeout,
+)
 from organic_scoring.organic_queue import OrganicQueueBase
 from organic_scoring.synth_dataset import MixtureDataset, SynthDatasetBase
 
@@ -109,7 +114,7 @@ class IterationRunner:
             try:
                 sample, organic, source = self._take_sample()
             except _OrganicSampleFailed as failed:
-                # The queue gave up an entry it could not hand over: that entry is an
+                # An entry left the queue but could not be handed over: it is an
                 # organic sample, and it failed in the sample stage.
                 organic = True
                 stats.sampled(organic)
@@ -192,7 +197,7 @@ class IterationRunner:
         if not queue.is_empty():
             try:
                 sample = queue.sample()
-            except Exception as exc:
+            except SampleUnreadable as exc:
                 raise _OrganicSampleFailed(exc) from exc
             if sample is not None:  # another iteration may have taken the last one
                 return sample, True, "organic"

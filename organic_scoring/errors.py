@@ -12,7 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FailedIteration", "IterationError", "OrganicScoringError", "StageTimeout"]
+__all__ = [
+    "FailedIteration",
+    "IterationError",
+    "OrganicScoringError",
+    "SampleUnreadable",
+    "StageTimeout",
+]
 
 
 class OrganicScoringError(Exception):
@@ -26,6 +32,16 @@ class StageTimeout(OrganicScoringError, TimeoutError):
         super().__init__(f"the {stage} stage exceeded its {timeout:g}s timeout")
         self.stage = stage
         self.timeout = timeout
+
+
+class SampleUnreadable(OrganicScoringError):
+    """Raised by an organic queue's ``sample()`` when an entry left the queue but could
+    not be handed over (a stored record that no longer decodes, say).
+
+    The scoring loop reports such an entry as a failed organic sample in the
+    ``"sample"`` stage. Any other exception from ``sample()`` means that nothing left
+    the queue.
+    """
 
 
 class IterationError(OrganicScoringError):

@@ -10,6 +10,7 @@ import pytest
 from scorers import Recorder
 
 from organic_scoring import IterationError
+from organic_scoring.errors import SampleUnreadable
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 
 
@@ -77,7 +78,7 @@ def test_an_entry_the_queue_cannot_hand_over_is_a_failed_organic_sample() -> Non
     class Damaged(OrganicQueue):
         def sample(self) -> Any:
             super().sample()  # the entry leaves the queue...
-            raise ValueError("record no longer decodes")  # ...but cannot be handed over
+            raise SampleUnreadable("record no longer decodes")  # ...but cannot be handed over
 
     scorer = Recorder(organic_queue=Damaged())
     asyncio.run(scorer.receive_organic("x"))
@@ -85,7 +86,22 @@ def test_an_entry_the_queue_cannot_hand_over_is_a_failed_organic_sample() -> Non
         asyncio.run(scorer.loop_iteration())
     assert (raised.value.stage, raised.value.organic) == ("sample", True)
     [(_, stage, exc)] = scorer.errors
-    assert (stage, type(exc)) == ("sample", ValueError)
+    assert (stage, type(exc)) == ("sample", SampleUnreadable)
     stats = scorer.stats
     assert (stats.organic_failed, stats.organic_in_flight) == (1, 0)
+    assert stats.organic_unaccounted == 0
+
+
+def test_a_queue_that_fails_without_giving_anything_up_keeps_the_books() -> None:
+    class Locked(OrganicQueue):
+        def sample(self) -> Any:
+            raise OSError("the store is busy")  # nothing left the queue
+
+    scorer = Recorder(organic_queue=Locked())
+    asyncio.run(scorer.receive_organic("x"))
+    with pytest.raises(IterationError) as raised:
+        asyncio.run(scorer.loop_iteration())
+    assert (raised.value.stage, raised.value.organic) == ("sample", False)
+    stats = scorer.stats
+    assert (stats.organic_failed, stats.queue_size) == (0, 1)
     assert stats.organic_unaccounted == 0

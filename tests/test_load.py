@@ -142,14 +142,6 @@ def test_a_sample_that_cannot_be_loaded_back_is_an_organic_failure(tmp_path: Pat
         assert stats.organic_unaccounted == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sample() raising is taken as 'an entry left the queue', but a SQLite queue whose "
-        "file is locked by another writer raises before removing anything: the entry is "
-        "counted as an organic failure and is still queued, so organic_unaccounted is -1"
-    ),
-)
 def test_a_queue_that_fails_before_removing_anything_keeps_the_books(tmp_path: Path) -> None:
     path = tmp_path / "organic.sqlite"
     with SQLiteOrganicQueue(path, synchronous="NORMAL", timeout=0) as queue:

@@ -37,9 +37,10 @@ class OrganicQueueBase(ABC):
     def sample(self) -> Any:
         """Remove and return one sample, or return None when the queue is empty.
 
-        If it raises, the scoring loop takes it that an entry left the queue but could
-        not be handed over (a record that no longer decodes, say) and reports it as a
-        failed organic sample in the ``"sample"`` stage.
+        When an entry left the queue but cannot be handed over (a stored record that
+        no longer decodes, say), raise :class:`~organic_scoring.errors.SampleUnreadable`:
+        the scoring loop reports it as a failed organic sample. Any other exception
+        means nothing left the queue.
         """
 
     @property

@@ -52,7 +52,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from organic_scoring._log import log
-from organic_scoring.errors import OrganicScoringError
+from organic_scoring.errors import OrganicScoringError, SampleUnreadable
 from organic_scoring.organic_queue._base import OrganicQueueBase
 from organic_scoring.organic_queue._memory import QueueCounters
 
@@ -102,7 +102,7 @@ class QueueFileError(OrganicScoringError, ValueError):
     """
 
 
-class SampleDecodeError(OrganicScoringError, ValueError):
+class SampleDecodeError(SampleUnreadable, ValueError):
     """A stored sample could not be turned back into an object by ``sample()``.
 
     Typically the model's class was renamed, moved or changed incompatibly since the
