@@ -24,8 +24,8 @@ __all__ = ["run_demo"]
 
 BURST_SIZE = 4
 BURST_EVERY = 0.8
-BUSY, QUIET = 2.0, 2.5
-"""Seconds of bursts, then seconds of silence, over and over."""
+QUIET, BUSY = 2.5, 2.0
+"""Seconds of silence (the synthetic fallback's turn), then of bursts, over and over."""
 
 USER_PROMPTS = (
     "What is the tallest mountain in Africa",
@@ -162,8 +162,8 @@ class _Traffic:
         async with self._open_user() as ask:
             started = time.monotonic()
             while not self._stop.is_set():
-                phase = (time.monotonic() - started) % (BUSY + QUIET)
-                if phase < BUSY:
+                phase = (time.monotonic() - started) % (QUIET + BUSY)
+                if phase >= QUIET:
                     prompts = self._random.choices(USER_PROMPTS, k=BURST_SIZE)
                     replies = await asyncio.gather(
                         *(ask(p) for p in prompts), return_exceptions=True
@@ -171,5 +171,5 @@ class _Traffic:
                     self.answered += sum(1 for r in replies if isinstance(r, str))
                     pause = BURST_EVERY
                 else:
-                    pause = BUSY + QUIET - phase
+                    pause = QUIET - phase
                 await asyncio.to_thread(self._stop.wait, pause)
