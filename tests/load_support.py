@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import logging
 import random
 import threading
 import time
@@ -67,7 +68,13 @@ CLIENT_TIMEOUT = 60.0
 """The clients' request timeout: far beyond any answer, so no client gives up on a
 request the intake may still accept."""
 
+KEEP_ALIVE = 2 * CLIENT_TIMEOUT
+"""How long the servers keep an idle connection open. uvicorn's default, 5 s, is
+shorter than a burst can take on a loaded machine, and a client reusing a connection
+just as the server closes it gets no answer at all."""
+
 _OURS = str(Path(organic_scoring.__file__).parent)
+_LOG_PREFIX = "organic_scoring: "
 
 
 @dataclass(frozen=True)
@@ -79,15 +86,17 @@ class Size:
     burst: int
     """Concurrent requests per burst of one client."""
     cycles: int
-    """Forced stop-and-restart cycles."""
+    """Forced stop-and-restart cycles, at least."""
     running: float
     """Seconds the scorer runs in each cycle before it is stopped."""
+    duration: float = 0.0
+    """Seconds to go on cycling for, after the first ``cycles``."""
     trace_memory: bool = False
     """Trace the memory our package allocates (slows everything down several times)."""
 
 
 QUICK = Size(clients=3, burst=6, cycles=3, running=0.3)
-SLOW = Size(clients=4, burst=8, cycles=20, running=1.5, trace_memory=True)
+SLOW = Size(clients=4, burst=8, cycles=5, running=1.5, duration=60.0, trace_memory=True)
 
 
 # -- samples -------------------------------------------------------------------------
@@ -126,6 +135,29 @@ def our_memory() -> int:
         [tracemalloc.Filter(True, str(Path(_OURS, "*")))]
     )
     return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+@contextlib.contextmanager
+def library_logs_not_kept() -> Iterator[None]:
+    """Keep the root logger's handlers from holding on to the library's log records.
+
+    pytest's capture handlers keep every record of a test, and a record logged with
+    its exception (a handler that raised, say) holds that exception's frames and what
+    they reference, memory our code allocated. :func:`our_memory` is about what the
+    library keeps, so while it is measured the library's records are not kept.
+    """
+
+    def not_ours(record: logging.LogRecord) -> bool:
+        return _LOG_PREFIX not in str(record.msg)
+
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(not_ours)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(not_ours)
 
 
 class Numbers(SynthDatasetBase):
@@ -282,8 +314,9 @@ def scorer_settings(queue: OrganicQueueBase) -> dict[str, Any]:
 
 # -- intakes -------------------------------------------------------------------------
 
-Send = Callable[[str], Awaitable[int]]
-"""Sends one organic request with this prompt; returns the HTTP status of the answer."""
+Send = Callable[[str], Awaitable[tuple[int, str]]]
+"""Sends one organic request with this prompt; returns the answer's HTTP status and
+what came with it (the status message or the start of the body)."""
 
 
 @dataclass
@@ -315,6 +348,7 @@ if HAS_AXON:
         """The scorer behind a real axon; each client a dendrite of its own wallet."""
 
         def build(axon: Any) -> ChaosScorer:
+            axon.fast_config.timeout_keep_alive = KEEP_ALIVE  # read when serving starts
             return AxonChaosScorer(seed, axon=axon, **scorer_settings(queue))
 
         with serve_scorer(server, build) as (axon, scorer):
@@ -324,14 +358,14 @@ if HAS_AXON:
                 dendrites = [offline_dendrite(wallet) for wallet in wallets]
 
                 def sender(dendrite: Any) -> Send:
-                    async def send(prompt: str) -> int:
+                    async def send(prompt: str) -> tuple[int, str]:
                         reply = await dendrite.forward(
                             axons=axon.info(),
                             synapse=Ask(prompt=prompt),
                             timeout=CLIENT_TIMEOUT,
                             deserialize=False,
                         )
-                        return int(reply.dendrite.status_code)
+                        return int(reply.dendrite.status_code), str(reply.dendrite.status_message)
 
                     return send
 
@@ -402,7 +436,7 @@ def http_intake(
     scorer = HttpChaosScorer(seed, **scorer_settings(queue))
     validator = str(server.hotkey.ss58_address)
     app = create_app(scorer, hotkey_ss58=validator, nonce_store=CopyingNonceStore())
-    with serve_in_thread(app, host="127.0.0.1", port=0) as served:
+    with serve_in_thread(app, host="127.0.0.1", port=0, timeout_keep_alive=KEEP_ALIVE) as served:
         url = served.url + "/organic"
 
         @contextlib.asynccontextmanager
@@ -416,9 +450,9 @@ def http_intake(
                 ]
 
                 def sender(client: Any) -> Send:
-                    async def send(prompt: str) -> int:
+                    async def send(prompt: str) -> tuple[int, str]:
                         response = await client.send(LoadPrompt(prompt=prompt))
-                        return int(response.status_code)
+                        return int(response.status_code), response.text[:200]
 
                     return send
 
@@ -450,6 +484,8 @@ class Outcome:
 
     statuses: Counter[int] = field(default_factory=Counter)
     """The status of every answer the clients got."""
+    other_answers: Counter[str] = field(default_factory=Counter)
+    """Every answer but a 200, by status and what came with it."""
     sent: int = 0
     live_records: list[int] = field(default_factory=list)
     """Record objects alive (after a full collection) at each checkpoint."""
@@ -556,7 +592,10 @@ class _Scenario:
         ]
         try:
             await self.start()
-            for cycle in range(size.cycles):
+            deadline = time.monotonic() + size.duration
+            for cycle in itertools.count():
+                if cycle >= size.cycles and time.monotonic() >= deadline:
+                    break
                 await self.run_for_a_while()
                 await self.stop_while_hanging()
                 await self.stay_down(until_a_drop=cycle == 0)
@@ -583,7 +622,10 @@ async def _client(
     """Send bursts of concurrent requests until ``done``; record every answer's status."""
 
     async def one(prompt: str) -> None:
-        outcome.statuses[await send(prompt)] += 1
+        status, said = await send(prompt)
+        outcome.statuses[status] += 1
+        if status != 200:
+            outcome.other_answers[f"{status} {said.split('#')[0]}"] += 1  # no error ids
 
     for n in range(1_000_000):  # a bound that is never reached: ``done`` ends it
         if done.is_set():
@@ -596,6 +638,7 @@ async def _client(
 async def run_scenario(intake: Intake, size: Size, seed: int) -> Outcome:
     """Drive the traffic, the chaos and the restarts; return what was seen.
 
+    Run ``size.cycles`` cycles, and more until ``size.duration`` seconds have passed.
     Each cycle: let the scorer run under chaos for ``size.running`` seconds (and at
     least until it made progress); make every organic iteration hang and wait for
     one; ``stop(STOP_TIMEOUT)``, which must cancel it and report it; check nothing of
@@ -605,19 +648,18 @@ async def run_scenario(intake: Intake, size: Size, seed: int) -> Outcome:
     and the scorer is stopped, leaving intake and loop at rest.
     """
     scenario = _Scenario(intake.scorer, size)
-    tracing = size.trace_memory and not tracemalloc.is_tracing()
-    if tracing:
-        tracemalloc.start()
-    try:
+    with contextlib.ExitStack() as stack:
+        if size.trace_memory:
+            stack.enter_context(library_logs_not_kept())
+            if not tracemalloc.is_tracing():
+                tracemalloc.start()
+                stack.callback(tracemalloc.stop)
         async with intake.clients() as senders:
             await scenario.run(senders, seed)
         outcome = scenario.outcome
         outcome.live_records.append(live_records())
         if size.trace_memory:
             outcome.memory.append(our_memory())
-    finally:
-        if tracing:
-            tracemalloc.stop()
     return outcome
 
 

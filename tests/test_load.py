@@ -50,7 +50,12 @@ def check_load_and_faults(tmp_path: Path, size: Size, queue: OrganicQueueBase) -
     scorer = intake.scorer
     stats = scorer.stats
     statuses = dict(outcome.statuses)
-    books = {**stats.as_dict(), "statuses": statuses, "reported": dict(scorer.reported)}
+    books = {
+        **stats.as_dict(),
+        "statuses": statuses,
+        "other answers": dict(outcome.other_answers),
+        "reported": dict(scorer.reported),
+    }
     del books["stage_times"]
 
     print(
@@ -83,7 +88,7 @@ def check_load_and_faults(tmp_path: Path, size: Size, queue: OrganicQueueBase) -
     # forced stop cancelled (and reported) at least one hanging iteration.
     assert scorer.reported_organic == stats.organic_failed, books
     assert all(n > 0 for n in outcome.cancelled_per_stop), outcome.cancelled_per_stop
-    assert len(outcome.cancelled_per_stop) == size.cycles
+    assert len(outcome.cancelled_per_stop) >= size.cycles
 
     # Memory: the queue never exceeded its bound, and the organic samples alive at
     # any checkpoint are bounded by it too, not by the traffic.
