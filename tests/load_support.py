@@ -487,6 +487,7 @@ class Outcome:
     other_answers: Counter[str] = field(default_factory=Counter)
     """Every answer but a 200, by status and what came with it."""
     sent: int = 0
+    """Requests the clients sent."""
     live_records: list[int] = field(default_factory=list)
     """Record objects alive (after a full collection) at each checkpoint."""
     cancelled_per_stop: list[int] = field(default_factory=list)
