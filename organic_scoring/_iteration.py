@@ -69,6 +69,14 @@ class _OrganicSampleFailed(Exception):
         self.error = error
 
 
+class _CancelledIn(asyncio.CancelledError):
+    """A cancellation that knows which of two concurrent stages it interrupted."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__()
+        self.stage = stage
+
+
 class _Serial:
     """Per-event-loop locks that keep ``_set_weights`` and ``_log_results`` serial."""
 
@@ -171,6 +179,8 @@ class IterationRunner:
                 )
         except asyncio.CancelledError as cancelled:
             # stop() ran out of patience: the sample is reported, not lost.
+            if isinstance(cancelled, _CancelledIn):
+                stage = cancelled.stage
             await self._report(stage, sample, organic, cancelled)
             raise
         except _StageFailed as failed:
@@ -221,6 +231,12 @@ class IterationRunner:
         both = (query, reference)
         try:
             await asyncio.wait(both, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            # Name the half that was still running, so a cancelled iteration is
+            # reported in the stage that held it up.
+            if query.done() and not reference.done():
+                raise _CancelledIn("reference") from None
+            raise
         finally:
             # On a failure or a cancellation, the other half is not left running.
             for task in both:

@@ -307,3 +307,20 @@ def test_backoff_grows_while_failures_repeat_and_resets_on_success() -> None:
     assert gaps[1] >= 0.04
     assert gaps[2] >= 0.05
     assert scorer.stats.failures["query"] == 3
+
+
+def test_a_stop_during_a_hanging_reference_reports_the_reference_stage() -> None:
+    class SlowReference(Recorder):
+        async def _generate_reference(self, sample: Any) -> Any:
+            self.entered.set()
+            await forever()
+
+    scorer = SlowReference(trigger_frequency=0.001)
+    scorer.entered = threading.Event()
+    scorer._organic_queue.add("precious")
+    scorer.start()
+    assert scorer.entered.wait(WAIT)
+    scorer.stop(timeout=0.05)
+    [(sample, stage, exc)] = scorer.errors
+    assert (sample, stage) == ("precious", "reference")
+    assert isinstance(exc, asyncio.CancelledError)
