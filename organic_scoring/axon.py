@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from organic_scoring._compat import axon_class, require_axon, synapse_class
+from organic_scoring._hooks import call_hook, overrides
 from organic_scoring._log import log
 from organic_scoring.base import OrganicScoringBase
 
@@ -85,9 +86,9 @@ def attach_intake(scorer: OrganicScoringBase, axon: Any) -> None:
         )
 
     cls = type(scorer)
-    blacklist = _overridden(cls, "_blacklist_fn")
-    priority = _overridden(cls, "_priority_fn")
-    verify = _overridden(cls, "_verify_fn")
+    blacklist = overrides(scorer, OrganicScoringBase, "_blacklist_fn")
+    priority = overrides(scorer, OrganicScoringBase, "_priority_fn")
+    verify = overrides(scorer, OrganicScoringBase, "_verify_fn")
     # Read the settings through the base class's own descriptor: a subclass may
     # shadow ``config`` with an attribute of its own.
     allowed = OrganicScoringBase.config.__get__(scorer, cls).allowed_hotkeys
@@ -150,10 +151,6 @@ def _request_type(scorer: OrganicScoringBase) -> type[Any]:
     return annotation
 
 
-def _overridden(cls: type[OrganicScoringBase], hook: str) -> bool:
-    return getattr(cls, hook) is not getattr(OrganicScoringBase, hook)
-
-
 def _shaped(fn: Callable[..., Any], synapse_type: type[Any], returns: Any) -> Callable[..., Any]:
     """Give ``fn`` the exact signature bittensor's ``Axon.attach`` asserts."""
     param = inspect.Parameter(
@@ -167,18 +164,11 @@ def _shaped(fn: Callable[..., Any], synapse_type: type[Any], returns: Any) -> Ca
     return fn
 
 
-async def _call(hook: _Hook, synapse: Any) -> Any:
-    result = hook(synapse)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
 def _forward(entry: _Hook, synapse_type: type[Any]) -> Callable[..., Awaitable[Any]]:
     any_synapse = synapse_class() or synapse_type
 
     async def forward(synapse: Any) -> Any:
-        response = await _call(entry, synapse)
+        response = await call_hook(entry, synapse)
         if response is None:
             return synapse
         if isinstance(response, any_synapse) or hasattr(response, "synapse"):
@@ -203,7 +193,7 @@ def _blacklist(
                 return True, f"hotkey {hotkey} is not in allowed_hotkeys"
         if hook is None:
             return False, ""
-        return _verdict(await _call(hook, synapse))
+        return _verdict(await call_hook(hook, synapse))
 
     return _shaped(blacklist, synapse_type, _BLACKLIST_RETURNS)
 
@@ -222,7 +212,7 @@ def _verdict(result: Any) -> tuple[bool, str]:
 
 def _priority(hook: _Hook, synapse_type: type[Any]) -> Callable[..., Awaitable[float]]:
     async def priority(synapse: Any) -> float:
-        return float(await _call(hook, synapse))
+        return float(await call_hook(hook, synapse))
 
     return _shaped(priority, synapse_type, float)
 
@@ -239,7 +229,7 @@ def _verify(
         await default_verify(synapse)
         if hook is None:
             return
-        accepted = await _call(hook, synapse)
+        accepted = await call_hook(hook, synapse)
         if accepted is not None and not accepted:
             raise PermissionError("refused by _verify_fn")
 

@@ -15,7 +15,6 @@ name without affecting the loop, which never reads them.
 
 from __future__ import annotations
 
-import inspect
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +22,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from organic_scoring._engine import DEFAULT_STOP_TIMEOUT, Engine
+from organic_scoring._hooks import call_hook
 from organic_scoring._iteration import IterationRunner
 from organic_scoring._log import log
 from organic_scoring._stats import ScoringStats, StatsRecorder
@@ -270,9 +270,7 @@ class OrganicScoringBase(ABC):
         ``stats.organic_unaccounted`` can vouch that no accepted request was lost.
         """
         try:
-            result = self._on_organic_entry(request)
-            if inspect.isawaitable(result):
-                result = await result
+            result = await call_hook(self._on_organic_entry, request)
         except BaseException:
             self.__stats.handler_failed()
             raise

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from organic_scoring._hooks import call_hook, overrides
 from organic_scoring.base import OrganicScoringBase
 
 __all__ = ["ScorerIntakeHooks", "request_model_of"]
@@ -71,16 +72,7 @@ def _evaluate(annotation: Any, function: Any, owner: type, name: str, parameter:
 def _overridden(scorer: OrganicScoringBase, name: str) -> Hook | None:
     """The bound hook, or None when it is the base class's do-nothing default."""
     hook: Hook = getattr(scorer, name)
-    if getattr(hook, "__func__", None) is getattr(OrganicScoringBase, name):
-        return None
-    return hook
-
-
-async def _call(hook: Hook, argument: Any) -> Any:
-    result = hook(argument)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+    return hook if overrides(scorer, OrganicScoringBase, name) else None
 
 
 class ScorerIntakeHooks:
@@ -107,7 +99,7 @@ class ScorerIntakeHooks:
         """
         if self._blacklist is None:
             return None
-        result = await _call(self._blacklist, info)
+        result = await call_hook(self._blacklist, info)
         return _refusal(result, refuse_when=True, default="blacklisted")
 
     async def priority(self, request: Any) -> float:
@@ -120,7 +112,7 @@ class ScorerIntakeHooks:
         """
         if self._priority is None:
             return 0.0
-        value = await _call(self._priority, request)
+        value = await call_hook(self._priority, request)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"_priority_fn must return a number, got {value!r}")
         value = float(value)
@@ -135,12 +127,12 @@ class ScorerIntakeHooks:
         """
         if self._verify is None:
             return None
-        result = await _call(self._verify, request)
+        result = await call_hook(self._verify, request)
         return _refusal(result, refuse_when=False, default="rejected by the validator")
 
     async def handle(self, request: Any) -> Any:
         """Run ``_on_organic_entry(request)`` and return what it returned."""
-        return await _call(self._handler, request)
+        return await call_hook(self._handler, request)
 
 
 def _refusal(result: Any, *, refuse_when: bool, default: str) -> str | None:
