@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring.http import OrganicClient, caller_hotkey, create_app, serve_in_thread
+from organic_scoring.weights import ScoreBook
 
 
 class Chat(BaseModel):
@@ -44,6 +45,10 @@ async def fake_llm(prompt: str) -> AsyncIterator[str]:
 
 class StreamingChatScoring(OrganicScoringBase):
     """Streams answers to organic chat requests and scores miners on the same prompts."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.book = ScoreBook(n_uids=1)  # one pretend miner, uid 0
+        super().__init__(**kwargs)
 
     async def _on_organic_entry(self, request: Chat) -> AsyncIterator[str]:
         caller = caller_hotkey()  # who signed the request, checked by the intake
@@ -71,7 +76,8 @@ class StreamingChatScoring(OrganicScoringBase):
         return {uid: float(text == sample["completion"]) for uid, text in responses.items()}
 
     async def _set_weights(self, rewards: dict[int, float]) -> None:
-        print(f"rewards: {rewards}")
+        self.book.update_from(rewards)  # one moving average per uid
+        print(f"rewards: {rewards}; weights: {self.book.as_dict()}")
 
 
 # -- running it on 127.0.0.1 -------------------------------------------------------------
