@@ -27,8 +27,9 @@ from organic_scoring.organic_queue import OrganicQueueBase
 __all__ = ["Engine"]
 
 DEFAULT_STOP_TIMEOUT = 10.0
-# How long stop() waits beyond its timeout for cancelled iterations to unwind.
-_CANCEL_GRACE = 5.0
+# How long stop() waits beyond its timeout for cancelled iterations to unwind: long
+# enough for each to report itself to _on_iteration_error (bounded at 5 s by default).
+_CANCEL_GRACE = 10.0
 
 
 class _Run:
