@@ -1,4 +1,7 @@
-"""SQLiteOrganicQueue: OrganicQueue's guarantees, storage round trips, files, and crashes."""
+"""SQLiteOrganicQueue beyond the shared contract: storage round trips, files, and crashes.
+
+The guarantees every organic queue gives run against this one in test_queue_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +11,25 @@ import selectors
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import textwrap
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from pydantic import BaseModel, field_validator
+from queue_contract import assert_no_loss_or_duplication, drain, eager_thread_switching, hammer
 
 from benchmarks import bench_sqlite_queue
 from organic_scoring import OrganicScoringError, _compat
 from organic_scoring.organic_queue import (
-    OrganicQueueBase,
     QueueCounters,
     QueueFileError,
     SampleDecodeError,
     SQLiteOrganicQueue,
 )
-
-# Upper 0.1% point of the chi-square distribution with 9 degrees of freedom.
-CHI2_DF9_P001 = 27.877
 
 
 class Message(BaseModel):
@@ -102,54 +97,15 @@ def open_queue(db: Path) -> Iterator[Any]:
         queue.close()
 
 
-def drain(queue: SQLiteOrganicQueue) -> list[Any]:
-    """Everything still waiting, in sampling order."""
-    out = []
-    while (item := queue.sample()) is not None:
-        out.append(item)
-    return out
+# -- beyond the OrganicQueue contract (that is in test_queue_contract.py) -----------------
 
 
-def chi_square(counts: Counter[Any], categories: list[Any], total: int) -> float:
-    expected = total / len(categories)
-    return sum((counts[c] - expected) ** 2 / expected for c in categories)
-
-
-# -- the OrganicQueue contract -------------------------------------------------------
-
-
-def test_is_an_organic_queue(db: Path) -> None:
+def test_defaults_and_closing_on_exit(db: Path) -> None:
     with SQLiteOrganicQueue(db) as queue:
-        assert isinstance(queue, OrganicQueueBase)
         assert queue.max_size == 10_000
         assert queue.synchronous == "FULL"
         assert queue.path == str(db)
-        assert queue.is_empty()
-        assert len(queue) == 0
     assert queue.closed
-
-
-def test_sample_on_empty_returns_none(open_queue: Any) -> None:
-    queue = open_queue()
-    assert queue.sample() is None
-    queue.add("x")
-    assert queue.sample() == "x"
-    assert queue.sample() is None
-    assert queue.sampled == 1
-
-
-def test_adding_none_is_refused(open_queue: Any) -> None:
-    queue = open_queue()
-    with pytest.raises(ValueError, match="None"):
-        queue.add(None)
-    assert queue.added == 0
-
-
-@pytest.mark.parametrize("bad", [0, -1, 1.5, 10.0, True, "10", None])
-def test_max_size_is_validated(db: Path, bad: Any) -> None:
-    with pytest.raises(ValueError, match="max_size"):
-        SQLiteOrganicQueue(db, max_size=bad)
-    assert not db.exists()
 
 
 @pytest.mark.parametrize(
@@ -171,157 +127,6 @@ def test_synchronous_is_case_insensitive(open_queue: Any) -> None:
     assert open_queue(synchronous="normal").synchronous == "NORMAL"
 
 
-def test_bound_holds_and_drops_are_counted(open_queue: Any) -> None:
-    queue = open_queue(max_size=5)
-    for i in range(12):
-        queue.add(i)
-        assert queue.size == min(i + 1, 5)
-    assert queue.dropped == 7
-    assert queue.added == 12
-
-
-def test_full_queue_drops_oldest_first(open_queue: Any) -> None:
-    queue = open_queue(max_size=3)
-    for i in range(10):
-        queue.add(i)
-    assert sorted(drain(queue)) == [7, 8, 9]
-
-
-def test_drop_oldest_skips_entries_already_sampled(open_queue: Any) -> None:
-    queue = open_queue(max_size=3)
-    for item in "abc":
-        queue.add(item)
-    taken = queue.sample()
-    queue.add("d")  # room again: nothing dropped
-    assert queue.dropped == 0
-    queue.add("e")  # full: the oldest entry still waiting goes
-    assert queue.dropped == 1
-    oldest_left = next(item for item in "abc" if item != taken)
-    remaining = set(drain(queue))
-    assert oldest_left not in remaining
-    assert remaining == set("abcde") - {taken, oldest_left}
-
-
-def test_max_size_one(open_queue: Any) -> None:
-    queue = open_queue(max_size=1)
-    queue.add("a")
-    queue.add("b")
-    assert queue.dropped == 1
-    assert queue.sample() == "b"
-    assert queue.sample() is None
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    max_size=st.integers(min_value=1, max_value=8),
-    ops=st.lists(st.booleans(), max_size=80),
-    seed=st.integers(min_value=0, max_value=2**32),
-)
-def test_matches_a_reference_model(max_size: int, ops: list[bool], seed: int) -> None:
-    """Any interleaving of add (True) and sample (False) agrees with a plain list model."""
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        SQLiteOrganicQueue(
-            Path(tmp) / "q.db", max_size=max_size, seed=seed, synchronous="NORMAL"
-        ) as queue,
-    ):
-        model: list[int] = []  # waiting ids, oldest first
-        dropped = 0
-        next_id = 0
-        for is_add in ops:
-            if is_add:
-                if len(model) == max_size:
-                    model.pop(0)
-                    dropped += 1
-                model.append(next_id)
-                queue.add(next_id)
-                next_id += 1
-            else:
-                got = queue.sample()
-                if model:
-                    assert got in model
-                    model.remove(got)
-                else:
-                    assert got is None
-            assert queue.size == len(model)
-            assert queue.dropped == dropped
-        assert sorted(drain(queue)) == sorted(model)
-
-
-def test_first_draw_is_uniform_over_entries(open_queue: Any) -> None:
-    # Refill 0..9 and draw once, many times over: every entry equally likely first.
-    categories = list(range(10))
-    queue = open_queue(seed=2024)
-    counts: Counter[int] = Counter()
-    trials = 1_500
-    for _ in range(trials):
-        for item in categories:
-            queue.add(item)
-        counts[queue.sample()] += 1
-        drain(queue)
-    assert chi_square(counts, categories, trials) < CHI2_DF9_P001
-
-
-def test_draws_stay_uniform_under_churn_and_drops(open_queue: Any) -> None:
-    # Sample one, put it back, and push extra entries through a full queue: slots get
-    # reshuffled by swap-removal and by drops, the odds must not.
-    categories = list(range(10))
-    queue = open_queue(max_size=10, seed=12345)
-    for item in categories:
-        queue.add(item)
-    counts: Counter[int] = Counter()
-    draws = 6_000
-    for _ in range(draws):
-        item = queue.sample()
-        counts[item] += 1
-        queue.add(item)
-    assert chi_square(counts, categories, draws) < CHI2_DF9_P001
-
-
-def test_seed_makes_sampling_reproducible(tmp_path: Path) -> None:
-    def run(seed: int, name: str) -> list[Any]:
-        with SQLiteOrganicQueue(
-            tmp_path / name, max_size=50, seed=seed, synchronous="NORMAL"
-        ) as queue:
-            out = []
-            for i in range(200):
-                queue.add(i)
-                if i % 3 == 0:
-                    out.append(queue.sample())
-            return out + drain(queue)
-
-    assert run(7, "a.db") == run(7, "b.db")
-    assert run(7, "c.db") != run(8, "d.db")
-
-
-def test_listeners_called_once_per_add_even_when_dropping(open_queue: Any) -> None:
-    queue = open_queue(max_size=2)
-    calls: list[int] = []
-
-    def listener() -> None:
-        calls.append(queue.size)
-
-    queue.add_listener(listener)
-    for i in range(4):
-        queue.add(i)
-    assert calls == [1, 2, 2, 2]
-    queue.sample()
-    assert len(calls) == 4  # sampling does not notify
-    queue.remove_listener(listener)
-    queue.add(9)
-    assert len(calls) == 4
-
-
-def test_listeners_run_outside_the_lock(open_queue: Any) -> None:
-    # A listener may use the queue (the loop may sample at once); under the lock it would hang.
-    queue = open_queue()
-    seen: list[Any] = []
-    queue.add_listener(lambda: seen.append((queue.counters(), queue.sample())))
-    queue.add("x")
-    assert seen[0][1] == "x"
-    assert seen[0][0].size == 1
-
-
 def test_failed_add_changes_nothing_and_notifies_no_one(open_queue: Any) -> None:
     queue = open_queue()
     calls: list[None] = []
@@ -332,97 +137,11 @@ def test_failed_add_changes_nothing_and_notifies_no_one(open_queue: Any) -> None
     assert queue.counters() == QueueCounters(added=0, sampled=0, dropped=0, size=0, max_size=10_000)
 
 
-def test_counters_snapshot(open_queue: Any) -> None:
-    queue = open_queue(max_size=3)
-    for i in range(5):
-        queue.add(i)
-    queue.sample()
-    snapshot = queue.counters()
-    assert snapshot == QueueCounters(added=5, sampled=1, dropped=2, size=2, max_size=3)
-    assert (queue.added, queue.sampled, queue.dropped) == (5, 1, 2)
-    with pytest.raises(AttributeError):
-        queue.added = 0
-    assert "size=2" in repr(queue)
-
-
-@pytest.fixture
-def eager_thread_switching() -> Iterator[None]:
-    """Switch threads as often as the interpreter allows, so races show up."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(before)
-
-
-def hammer(
-    add_via: list[SQLiteOrganicQueue], sample_via: list[SQLiteOrganicQueue], per_adder: int
-) -> tuple[list[tuple[int, int]], set[tuple[int, int]]]:
-    """One thread per entry of ``add_via`` adds ``per_adder`` numbered entries while
-    one thread per entry of ``sample_via`` samples; returns (sampled, everything added)."""
-    start = threading.Barrier(len(add_via) + len(sample_via))
-    adders_done = threading.Event()
-    taken: list[list[tuple[int, int]]] = [[] for _ in sample_via]
-    errors: list[BaseException] = []
-
-    def add(worker: int) -> None:
-        try:
-            start.wait(timeout=10)
-            for i in range(per_adder):
-                add_via[worker].add([worker, i])
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    def sample(worker: int) -> None:
-        try:
-            start.wait(timeout=10)
-            while not adders_done.is_set():
-                item = sample_via[worker].sample()
-                if item is not None:
-                    taken[worker].append(tuple(item))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    add_threads = [threading.Thread(target=add, args=(w,)) for w in range(len(add_via))]
-    sample_threads = [threading.Thread(target=sample, args=(w,)) for w in range(len(sample_via))]
-    for thread in add_threads + sample_threads:
-        thread.start()
-    for thread in add_threads:
-        thread.join(timeout=60)
-    adders_done.set()
-    for thread in sample_threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in add_threads + sample_threads)
-    assert errors == []
-    everything = {(w, i) for w in range(len(add_via)) for i in range(per_adder)}
-    return [item for worker in taken for item in worker], everything
-
-
-def assert_no_loss_or_duplication(
-    queue: SQLiteOrganicQueue, sampled: list[tuple[int, int]], everything: set[tuple[int, int]]
-) -> None:
-    remaining = [tuple(item) for item in drain(queue)]
-    assert len(set(sampled)) == len(sampled), "an entry was sampled twice"
-    assert not set(sampled) & set(remaining)
-    assert set(sampled) | set(remaining) <= everything
-    counters = queue.counters()
-    assert counters.added == len(everything)
-    assert counters.sampled == len(sampled) + len(remaining)
-    assert counters.dropped == len(everything) - len(sampled) - len(remaining)
-    assert counters.size == 0
-
-
-@pytest.mark.usefixtures("eager_thread_switching")
-def test_no_loss_or_duplication_under_threads(open_queue: Any) -> None:
-    queue = open_queue(max_size=64, seed=3)
-    sampled, everything = hammer([queue] * 8, [queue] * 4, per_adder=300)
-    assert_no_loss_or_duplication(queue, sampled, everything)
-
-
-@pytest.mark.usefixtures("eager_thread_switching")
 def test_two_queue_objects_can_share_a_file(open_queue: Any) -> None:
     # Two connections, as two processes would have: SQLite serialises their transactions.
     first, second = open_queue(max_size=64, seed=1), open_queue(max_size=64, seed=2)
-    sampled, everything = hammer([first, second] * 3, [second, first], per_adder=200)
+    with eager_thread_switching():
+        sampled, everything = hammer([first, second] * 3, [second, first], per_adder=200)
     assert first.counters() == second.counters()
     assert_no_loss_or_duplication(first, sampled, everything)
 
