@@ -34,8 +34,9 @@ from unittest import mock
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring._compat import HAS_AXON, axon_class, dendrite_class, synapse_class
-from organic_scoring.demo._loopback import free_port, make_wallet
+from organic_scoring.demo._loopback import free_port
 from organic_scoring.organic_queue import OrganicQueue
+from organic_scoring.wallet import throwaway_wallet as make_wallet
 
 WORKERS = 8
 """Dendrites sending at once in the concurrent load."""

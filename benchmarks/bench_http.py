@@ -35,8 +35,8 @@ from pydantic import BaseModel
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring._compat import HAS_HTTP_AUTH
-from organic_scoring.demo._loopback import make_wallet
 from organic_scoring.organic_queue import OrganicQueue
+from organic_scoring.wallet import throwaway_wallet as make_wallet
 
 WORKERS = 8
 """Requests in flight at once in the concurrent loads."""

@@ -7,11 +7,11 @@ import contextlib
 from typing import Any
 
 import pytest
-from scorers import Recorder
 
 from organic_scoring import IterationError
 from organic_scoring.errors import SampleUnreadable
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
+from support.scorers import Recorder
 
 
 def test_accepted_requests_balance_scored_failed_dropped_and_queued() -> None:

@@ -14,7 +14,9 @@ from typing import Any
 import bittensor as bt
 import httpx
 import pytest
-from bt_fixtures import (
+
+from organic_scoring._compat import HAS_AXON
+from support.axons import (
     BITTENSOR_WARNINGS,
     WAIT,
     Wallets,
@@ -25,15 +27,13 @@ from bt_fixtures import (
     running_axon,
     serve_scorer,
 )
-from scorers import Recorder
-
-from organic_scoring._compat import HAS_AXON
+from support.scorers import Recorder
 
 needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
 pytestmark = [pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
 
 if HAS_AXON:
-    from bt_fixtures import Ask, StreamAsk
+    from support.axons import Ask, StreamAsk
 
     class Other:
         """Not a synapse."""

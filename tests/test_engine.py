@@ -8,7 +8,9 @@ import time
 from typing import Any
 
 import pytest
-from scorers import WAIT, Counter, Letters, Recorder, forever
+
+from support.scorers import Letters, Recorder, forever
+from support.waiting import WAIT, Counter
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

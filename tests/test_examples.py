@@ -2,7 +2,7 @@
 
 The examples are loaded by path (``examples`` is not a package). Each runs for real
 on 127.0.0.1: real axons, dendrites and miners on bittensor 9/10, the real signed-HTTP
-server and client on 11; only the chain is a stand-in (tests/chain_standins.py), whose
+server and client on 11; only the chain is a stand-in (tests/support/chain.py), whose
 methods bind their arguments against the real bittensor signatures.
 """
 
@@ -13,8 +13,7 @@ import importlib.util
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -23,8 +22,10 @@ from unittest import mock
 
 import bittensor as bt
 import pytest
-from bt_fixtures import BITTENSOR_WARNINGS, astream, query, running_axon, serve_scorer
-from chain_standins import (
+
+from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
+from support.axons import BITTENSOR_WARNINGS, astream, query, running_axon, serve_scorer
+from support.chain import (
     FakeClient,
     FakeMetagraph,
     FakeMetagraph11,
@@ -32,10 +33,8 @@ from chain_standins import (
     FakeSubtensor,
     SetWeightsRecorder,
 )
-from scorers import WAIT
-
-from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
-from organic_scoring.demo._loopback import free_port, make_wallet
+from support.loopback import free_port, make_wallet
+from support.waiting import WAIT, wait_until
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -71,15 +70,6 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=WAIT * 6,
         check=False,
     )
-
-
-def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Wait (in a synchronous test) until ``predicate()`` holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout}s for {what}")
-        time.sleep(0.005)
 
 
 def status(reply: Any) -> int:
@@ -188,15 +178,19 @@ def test_template_validator_scores_organic_prompts_and_sets_weights(tmp_path: Pa
             with joined_threads(("(_wrapper_run)", "(run)")):
                 runner.start()
                 try:
-                    until(lambda: axon.fast_server.started and scoring.is_running, "the validator")
+                    wait_until(
+                        lambda: axon.fast_server.started and scoring.is_running, "the validator"
+                    )
                     reply = query(axon, user_wallet, example.OrganicPrompt(prompt="organic hello"))
                     assert status(reply) == 200
                     assert reply.queued is True
                     # A registered miner may not send organic prompts (_blacklist_fn).
                     refused = query(axon, miner_wallet, example.OrganicPrompt(prompt="mine"))
                     assert status(refused) == 403
-                    until(lambda: scoring.stats.organic_scored >= 1, "the organic prompt scored")
-                    until(lambda: validator.step >= 3, "a metagraph sync")
+                    wait_until(
+                        lambda: scoring.stats.organic_scored >= 1, "the organic prompt scored"
+                    )
+                    wait_until(lambda: validator.step >= 3, "a metagraph sync")
                 finally:
                     validator.should_exit = True
                     runner.join(WAIT)
@@ -331,15 +325,15 @@ def test_template_validator_http_scores_organic_prompts_and_sets_weights(
         runner = threading.Thread(target=validator.run, name="validator-run")
         runner.start()
         try:
-            until(lambda: validator.server is not None and scoring.is_running, "the validator")
+            wait_until(lambda: validator.server is not None and scoring.is_running, "the validator")
             receipt = asyncio.run(send(user_wallet, "organic hello"))
             assert receipt == example.Receipt(queued=True)
             # A registered miner may not send organic prompts (_blacklist_fn).
             with pytest.raises(OrganicRequestError) as refused:
                 asyncio.run(send(miner_wallet, "mine"))
             assert refused.value.status_code == 403
-            until(lambda: scoring.stats.organic_scored >= 1, "the organic prompt scored")
-            until(lambda: validator.step >= 3, "a metagraph sync")
+            wait_until(lambda: scoring.stats.organic_scored >= 1, "the organic prompt scored")
+            wait_until(lambda: validator.step >= 3, "a metagraph sync")
         finally:
             validator.should_exit = True
             runner.join(WAIT)

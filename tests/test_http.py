@@ -19,22 +19,9 @@ from typing import TYPE_CHECKING, Any
 import bittensor as bt
 import httpx
 import pytest
-from http_fixtures import (
-    Echo,
-    HttpScorer,
-    Prompt,
-    QueueingScorer,
-    Wallets,
-    asgi_client,
-    loop,  # noqa: F401 (fixture)
-    sign,
-    until,
-    wallets,  # noqa: F401 (fixture)
-)
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
-from scorers import WAIT
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -50,6 +37,19 @@ from organic_scoring.http import (
 )
 from organic_scoring.http._admission import AdmissionGate, BacklogFull
 from organic_scoring.http._auth import request_target
+from support.signed_http import (
+    Echo,
+    HttpScorer,
+    Prompt,
+    QueueingScorer,
+    Wallets,
+    asgi_client,
+    loop,  # noqa: F401 (fixture)
+    sign,
+    until,
+    wallets,  # noqa: F401 (fixture)
+)
+from support.waiting import WAIT
 
 pytestmark = [
     pytest.mark.skipif(not HAS_HTTP_AUTH, reason="bt.http_auth exists on bittensor 11 only"),

@@ -7,10 +7,10 @@ from collections import Counter as Tally
 from typing import Any
 
 import pytest
-from scorers import Letters, Recorder, forever
 
 from organic_scoring import IterationError, StageTimeout
 from organic_scoring.organic_queue import OrganicQueue
+from support.scorers import Letters, Recorder, forever
 
 CONTRACT_KEYS = {
     "organic_time_sample": float,

@@ -11,7 +11,7 @@ The quick run is part of the test command; the long one is left out by default::
 
     pytest -m slow tests/test_load.py
 
-The scenario itself is in :mod:`load_support`.
+The scenario itself is in :mod:`support.load`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from bt_fixtures import BITTENSOR_WARNINGS
-from load_support import (
+
+from organic_scoring import IterationError
+from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase, SQLiteOrganicQueue
+from support.axons import BITTENSOR_WARNINGS
+from support.load import (
     MEMORY_GROWTH_BOUND,
     QUEUE_BOUND,
     QUICK,
@@ -33,10 +36,7 @@ from load_support import (
     open_intake,
     run_scenario,
 )
-from scorers import Recorder
-
-from organic_scoring import IterationError
-from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase, SQLiteOrganicQueue
+from support.scorers import Recorder
 
 pytestmark = [pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from queue_contract import CHI2_DF9_P001, chi_square
-
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
+from support.queue_contract import CHI2_DF9_P001, chi_square
 
 
 def test_needs_no_arguments() -> None:

@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pytest
-from scorers import WAIT, Counter
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring.synth_dataset import SynthDatasetBase
+from support.waiting import WAIT, Counter
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

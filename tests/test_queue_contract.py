@@ -1,4 +1,4 @@
-"""The OrganicQueue contract, run against every implementation (see queue_contract.KINDS).
+"""The OrganicQueue contract, run against every implementation (see support.queue_contract.KINDS).
 
 Bound and drop-oldest, uniform and seeded sampling, None when empty, listeners,
 counters, and no loss or duplication under threads. What only one implementation
@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from queue_contract import (
+
+from organic_scoring.organic_queue import OrganicQueueBase, QueueCounters
+from support.queue_contract import (
     CHI2_DF9_P001,
     KINDS,
     MakeQueue,
@@ -27,8 +29,6 @@ from queue_contract import (
     hammer,
     queue_maker,
 )
-
-from organic_scoring.organic_queue import OrganicQueueBase, QueueCounters
 
 
 @pytest.fixture(params=KINDS)

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, field_validator
-from queue_contract import assert_no_loss_or_duplication, drain, eager_thread_switching, hammer
 
 from benchmarks import bench_sqlite_queue
 from organic_scoring import OrganicScoringError, _compat
@@ -29,6 +28,12 @@ from organic_scoring.organic_queue import (
     QueueFileError,
     SampleDecodeError,
     SQLiteOrganicQueue,
+)
+from support.queue_contract import (
+    assert_no_loss_or_duplication,
+    drain,
+    eager_thread_switching,
+    hammer,
 )
 
 

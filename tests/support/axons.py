@@ -6,7 +6,7 @@ of its own external IP (a web request) is patched to answer ``127.0.0.1``.
 
 Run a scorer behind a real axon and query it::
 
-    from bt_fixtures import Ask, make_wallet, query, serve_scorer
+    from support.axons import Ask, make_wallet, query, serve_scorer
 
     server, client = make_wallet(tmp, "server"), make_wallet(tmp, "client")
     with serve_scorer(server, lambda axon: MyScoring(axon=axon)) as (axon, scoring):
@@ -49,10 +49,8 @@ import pytest
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring._compat import HAS_AXON, axon_class, dendrite_class, streaming_synapse_class
-from organic_scoring.demo._loopback import free_port, make_wallet
-
-WAIT = 10.0
-"""Upper bound for any wait here; reached only when something is broken."""
+from support.loopback import free_port, make_wallet
+from support.waiting import WAIT
 
 BITTENSOR_WARNINGS = pytest.mark.filterwarnings(
     "ignore:Accessing the 'model_fields' attribute on the instance is deprecated:DeprecationWarning"

@@ -3,33 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring.synth_dataset import SynthDatasetBase
-
-WAIT = 10.0
-"""Upper bound for any wait in a test; reached only when something is broken."""
-
-
-class Counter:
-    """A thread-safe counter that a test can wait on."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.value = 0
-
-    def bump(self) -> None:
-        with self._cond:
-            self.value += 1
-            self._cond.notify_all()
-
-    def wait_for(self, n: int, timeout: float = WAIT) -> int:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self.value >= n, timeout):
-                raise AssertionError(f"waited {timeout}s for {n}, got {self.value}")
-            return self.value
+from support.waiting import Counter
 
 
 class Letters(SynthDatasetBase):

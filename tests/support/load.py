@@ -33,15 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bt_fixtures import offline_dendrite
 from pydantic import BaseModel
 
 import organic_scoring
 from organic_scoring import OrganicScoringBase
 from organic_scoring._compat import HAS_AXON
-from organic_scoring.demo._loopback import make_wallet
 from organic_scoring.organic_queue import OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
+from support.axons import offline_dendrite
+from support.loopback import make_wallet
+from support.waiting import until
 
 WAIT = 60.0
 """Upper bound for any wait in the scenario; reached only when something is stuck."""
@@ -331,7 +332,7 @@ class Intake:
 
 
 if HAS_AXON:
-    from bt_fixtures import Ask, serve_scorer
+    from support.axons import Ask, serve_scorer
 
     class AxonChaosScorer(ChaosScorer):
         """The chaotic scorer behind a bittensor 9/10 axon."""
@@ -498,15 +499,6 @@ class Outcome:
     """With ``trace_memory``: :func:`our_memory` after the first cycle and at the end."""
 
 
-async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Wait without blocking the loop until ``predicate()`` holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout:g}s for {what}")
-        await asyncio.sleep(0.005)
-
-
 def queue_dropped(queue: OrganicQueueBase) -> int:
     """The queue's count of samples dropped by its bound (both ready-made queues keep one)."""
     dropped: int = getattr(queue, "dropped")  # noqa: B009
@@ -556,14 +548,14 @@ class _Scenario:
         """Let the scorer run under chaos, at least until it has made some progress."""
         ticks = self.scorer.ticks
         await asyncio.sleep(self.size.running)
-        await until(lambda: self.scorer.ticks > ticks + 3, "the loop to make progress")
+        await until(lambda: self.scorer.ticks > ticks + 3, "the loop to make progress", WAIT)
 
     async def stop_while_hanging(self) -> None:
         """Make organic iterations hang, and stop once one does: it must be cancelled."""
         scorer = self.scorer
         cancelled = scorer.cancelled
         scorer.hang_organic = True
-        await until(lambda: scorer.hanging > 0, "an organic iteration to hang")
+        await until(lambda: scorer.hanging > 0, "an organic iteration to hang", WAIT)
         await self.stop(STOP_TIMEOUT)
         scorer.hang_organic = False
         self.outcome.cancelled_per_stop.append(scorer.cancelled - cancelled)
@@ -579,7 +571,7 @@ class _Scenario:
                 return False
             return not until_a_drop or queue_dropped(queue) > dropped
 
-        await until(enough, "the intake to queue traffic while the scorer is down")
+        await until(enough, "the intake to queue traffic while the scorer is down", WAIT)
 
     async def run(self, senders: list[Send], seed: int) -> None:
         """Traffic from every sender; the cycles; then the calm end, at rest."""
@@ -608,7 +600,7 @@ class _Scenario:
             done.set()
             await asyncio.gather(*clients)
             scorer.chaos = False
-            await until(lambda: scorer.organic_queue.size == 0, "the queue to drain")
+            await until(lambda: scorer.organic_queue.size == 0, "the queue to drain", WAIT)
             outcome.live_records.append(live_records())
             await self.stop(timeout=WAIT)
         finally:

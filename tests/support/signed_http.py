@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,11 @@ import bittensor as bt
 import httpx
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
-from scorers import WAIT, Counter, Recorder
 
-from organic_scoring.demo._loopback import make_wallet
 from organic_scoring.http import RequestInfo, caller_hotkey, current_request
+from support.loopback import make_wallet
+from support.scorers import Recorder
+from support.waiting import Counter, until
 
 
 class Prompt(BaseModel):
@@ -82,15 +82,6 @@ def sign(
         nonce_ns=nonce_ns,
     )
     return headers
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Wait (without blocking the loop) until ``predicate()`` holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout}s for {what}")
-        await asyncio.sleep(0.005)
 
 
 class HttpScorer(Recorder):
