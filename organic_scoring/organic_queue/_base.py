@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["OrganicQueueBase"]
 
@@ -22,7 +23,24 @@ class OrganicQueueBase(ABC):
     lets a waiting scoring loop react to a burst at once (annealing shortens the
     current wait); one that does not still works, the burst is then seen at the
     loop's next wake-up.
+
+    Blocking. A queue whose calls may wait on I/O (a file, a server) keeps
+    :attr:`blocking` True, the default: the scoring loop and the intakes then call
+    it through the awaitable forms (:meth:`aadd`, :meth:`asample`, :meth:`asize`,
+    :meth:`aack`), which run the plain methods on a worker thread, never on an
+    event loop. A queue whose calls take microseconds in memory sets it False and
+    is called inline. A queue with a native asyncio client may override the
+    awaitable forms instead.
+
+    Acknowledgement. :meth:`sample` hands a sample to the scoring loop; when that
+    sample's iteration has ended (scored, or failed and reported) the loop calls
+    :meth:`ack` with it. A queue that leases samples instead of deleting them (so
+    a scorer that dies does not take them with it) deletes the lease there; the
+    default does nothing.
     """
+
+    blocking: ClassVar[bool] = True
+    """Whether :meth:`add`, :meth:`sample`, :attr:`size` and :meth:`ack` may block."""
 
     # Listener changes are rare (a scorer starting or stopping), so one lock serves
     # every queue, and subclasses need not call ``super().__init__()``.
@@ -51,6 +69,43 @@ class OrganicQueueBase(ABC):
     def is_empty(self) -> bool:
         """True when no sample is waiting."""
         return self.size == 0
+
+    def ack(self, sample: Any) -> None:
+        """The iteration that took ``sample`` has ended; default: nothing to do."""
+        return None
+
+    # -- awaitable forms: off the event loop when the queue blocks ---------------------
+
+    async def aadd(self, sample: Any) -> None:
+        """:meth:`add`, awaitable: on a worker thread when the queue blocks."""
+        if self.blocking:
+            await asyncio.to_thread(self.add, sample)
+        else:
+            self.add(sample)
+
+    async def asample(self) -> Any:
+        """:meth:`sample`, awaitable: on a worker thread when the queue blocks."""
+        if self.blocking:
+            return await asyncio.to_thread(self.sample)
+        return self.sample()
+
+    async def asize(self) -> int:
+        """:attr:`size`, awaitable: on a worker thread when the queue blocks."""
+        if self.blocking:
+            return await asyncio.to_thread(lambda: self.size)
+        return self.size
+
+    async def aack(self, sample: Any) -> None:
+        """:meth:`ack`, awaitable: on a worker thread when the queue blocks.
+
+        Skipped entirely when a subclass keeps the do-nothing :meth:`ack`.
+        """
+        if type(self).ack is OrganicQueueBase.ack:
+            return
+        if self.blocking:
+            await asyncio.to_thread(self.ack, sample)
+        else:
+            self.ack(sample)
 
     def __len__(self) -> int:
         return self.size

@@ -71,6 +71,8 @@ class OrganicQueue(OrganicQueueBase):
             order in which entries are sampled. None draws a fresh seed.
     """
 
+    blocking = False  # every call is a few list and dict operations under a lock
+
     def __init__(self, max_size: int = 10_000, seed: int | None = None) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
