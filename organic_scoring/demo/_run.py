@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -16,7 +17,7 @@ from typing import Any, TextIO
 from organic_scoring._compat import BT_VERSION, HAS_AXON
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._scorer import DemoScorer
-from organic_scoring.demo._view import LiveView
+from organic_scoring.demo._view import Frame, LiveView
 from organic_scoring.synth_dataset import default_dataset
 from organic_scoring.weights import ScoreBook
 
@@ -39,17 +40,30 @@ USER_PROMPTS = (
 )
 
 
-def run_demo(duration: float = 20.0, as_json: bool = False, out: TextIO | None = None) -> int:
+def run_demo(
+    duration: float = 20.0,
+    as_json: bool = False,
+    out: TextIO | None = None,
+    metrics_port: int | None = None,
+) -> int:
     """Run the demo subnet for ``duration`` seconds; return the process exit code.
 
     The live view goes to ``out`` (default: stdout, or stderr with ``as_json``); with
-    ``as_json`` the final summary is printed to stdout as JSON. The exit code is 0
-    only if the loop scored both organic and synthetic samples.
+    ``as_json`` the final summary is printed to stdout as JSON, always, also after an
+    interruption. With ``metrics_port`` the scorer's Prometheus metrics are served at
+    ``http://127.0.0.1:PORT/metrics`` while it runs (needs the ``metrics`` extra; 0
+    picks a free port). Ctrl-C (SIGINT) ends the run at once, with the summary.
+
+    Returns 130 after an interruption; otherwise 0 if the loop scored both organic
+    and synthetic samples, else 1.
     """
     view_out = out or (sys.stderr if as_json else sys.stdout)
-    summary = _simulate(duration, view_out)
+    with _interruptible() as interrupted:
+        summary = _simulate(duration, view_out, interrupted, metrics_port)
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2), flush=True)
+    if summary["interrupted"]:
+        return EXIT_INTERRUPTED
     ok = summary["organic_iterations"] > 0 and summary["synthetic_iterations"] > 0
     if not ok:
         print(
@@ -59,7 +73,35 @@ def run_demo(duration: float = 20.0, as_json: bool = False, out: TextIO | None =
     return 0 if ok else 1
 
 
-def _simulate(duration: float, view_out: TextIO) -> dict[str, Any]:
+EXIT_INTERRUPTED = 130
+"""The exit status after Ctrl-C, as shells report a SIGINT (128 + 2)."""
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """An event that Ctrl-C sets, instead of raising KeyboardInterrupt mid-demo.
+
+    The run then winds down in order (traffic, scorer, intake) and sums up. Only the
+    main thread can catch signals; elsewhere a KeyboardInterrupt stays what it is.
+    """
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _simulate(
+    duration: float, view_out: TextIO, interrupted: threading.Event, metrics_port: int | None
+) -> dict[str, Any]:
     miners = default_miners()
     book = ScoreBook(len(miners), alpha=0.2)
 
@@ -69,7 +111,7 @@ def _simulate(duration: float, view_out: TextIO) -> dict[str, Any]:
             book,
             synth_dataset=default_dataset(seed=1),
             trigger="seconds",
-            trigger_frequency=1.0,
+            trigger_frequency=TRIGGER_FREQUENCY,
             trigger_frequency_min=0.1,
             trigger_scaling_factor=4,
             max_concurrent_iterations=3,
@@ -80,40 +122,89 @@ def _simulate(duration: float, view_out: TextIO) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="organic-scoring-demo-") as directory,
         _intake(directory, build) as (scorer, open_user, where),
+        _metrics(scorer, book, metrics_port) as metrics_url,
     ):
-        view = LiveView(view_out, f"organic-scoring demo: {where}", duration)
         traffic = _Traffic(open_user, duration)
-        scorer.start()
-        traffic.start()
-        try:
-            deadline = time.monotonic() + duration
-            while time.monotonic() < deadline:
-                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-                view.update(
-                    scorer.stats, scorer.received, scorer.sample_rate_dynamic(), _top(book, 3)
-                )
-        finally:
-            traffic.stop()
-            scorer.stop()
-        stats = scorer.stats
-        summary = {
-            "bittensor": ".".join(map(str, BT_VERSION)),
-            "intake": "axon" if HAS_AXON else "signed-http",
-            "duration": duration,
-            "iterations": stats.iterations,
-            "organic_iterations": stats.organic_iterations,
-            "synthetic_iterations": stats.synthetic_iterations,
-            "failed_iterations": stats.failed_iterations,
-            "organic_received": scorer.received,
-            "organic_answered": traffic.answered,
-            "organic_queued": stats.queue_size,
-            "top_weights": {str(uid): round(w, 4) for uid, w in _top(book, len(miners))},
-            "stage_p50_ms": {
-                name: round(times.p50 * 1000, 3) for name, times in stats.stage_times.items()
-            },
-        }
-        view.summary_line(summary)
+        started = time.monotonic()
+        with LiveView(view_out, where, duration, metrics_url) as view:
+            scorer.start()
+            traffic.start()
+            try:
+                deadline = started + duration
+                while not interrupted.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    interrupted.wait(min(REFRESH, left))
+                    view.update(_frame(scorer, book, time.monotonic() - started))
+            finally:
+                traffic.stop()
+                scorer.stop()
+            view.update(_frame(scorer, book, time.monotonic() - started))
+            view.close()
+            stats = scorer.stats
+            summary = {
+                "bittensor": ".".join(map(str, BT_VERSION)),
+                "intake": "axon" if HAS_AXON else "signed-http",
+                "duration": round(time.monotonic() - started, 3),
+                "interrupted": interrupted.is_set(),
+                "iterations": stats.iterations,
+                "organic_iterations": stats.organic_iterations,
+                "synthetic_iterations": stats.synthetic_iterations,
+                "failed_iterations": stats.failed_iterations,
+                "organic_share": _share(stats),
+                "organic_received": scorer.received,
+                "organic_answered": traffic.answered,
+                "organic_queued": stats.queue_size,
+                "top_weights": {str(uid): round(w, 4) for uid, w in _top(book, len(miners))},
+                "stage_p50_ms": {
+                    name: round(times.p50 * 1000, 3) for name, times in stats.stage_times.items()
+                },
+            }
+            if metrics_url is not None:
+                summary["metrics_url"] = metrics_url
+            view.summary(summary)
         return summary
+
+
+TRIGGER_FREQUENCY = 1.0
+"""The demo's period with no organic work waiting (seconds)."""
+
+REFRESH = 0.5
+"""Seconds between redraws of the live view."""
+
+
+def _frame(scorer: DemoScorer, book: ScoreBook, elapsed: float) -> Frame:
+    return Frame(
+        elapsed=elapsed,
+        stats=scorer.stats,
+        received=scorer.received,
+        period=scorer.sample_rate_dynamic(),
+        idle_period=TRIGGER_FREQUENCY,
+        top=_top(book, 3),
+    )
+
+
+def _share(stats: Any) -> float | None:
+    scored = stats.organic_iterations + stats.synthetic_iterations
+    return round(stats.organic_iterations / scored, 4) if scored else None
+
+
+@contextlib.contextmanager
+def _metrics(scorer: DemoScorer, book: ScoreBook, port: int | None) -> Iterator[str | None]:
+    """Serve the scorer's metrics on 127.0.0.1:port while the demo runs (None: don't)."""
+    if port is None:
+        yield None
+        return
+    # organic_scoring.metrics says which extra to install when prometheus_client is missing.
+    from prometheus_client import CollectorRegistry
+
+    from organic_scoring.metrics import PrometheusMetrics, serve_metrics
+
+    with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
+        metrics.track(book)
+        with serve_metrics(metrics, "127.0.0.1", port) as server:
+            yield server.url
 
 
 def _top(book: ScoreBook, k: int) -> list[tuple[int, float]]:
