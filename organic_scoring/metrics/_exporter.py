@@ -29,7 +29,8 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from organic_scoring._stats import STAGES, ScoringStats
+from organic_scoring._stages import STAGES
+from organic_scoring._stats import ScoringStats
 from organic_scoring.base import OrganicScoringBase
 from organic_scoring.metrics._histogram import BufferedHistogram, HistogramSeries
 
@@ -103,8 +104,9 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     ),
     "organic_scoring_failures": (
         "counter",
-        "Failed iterations by the stage that failed "
-        "(iteration: an overridden loop_iteration raised outside the stages).",
+        "Failures reported to _on_iteration_error, by stage: failed iterations, and a "
+        "broken organic queue (sample) that the iteration survived with a synthetic "
+        "sample; iteration: an overridden loop_iteration raised outside the stages.",
     ),
     "organic_scoring_stage_seconds": (
         "histogram",
