@@ -19,6 +19,7 @@ MODULES = (
     "bench_weights",
     "bench_axon",
     "bench_http",
+    "bench_metrics",
 )
 
 

@@ -460,3 +460,9 @@ def _datasets(
     if weights is not None:
         check_weights(weights, len(datasets), name="synth_dataset_weights")
     return datasets
+
+
+def stats_recorder(scoring: OrganicScoringBase) -> StatsRecorder:
+    """The recorder behind ``scoring.stats``, for an exporter that observes every
+    iteration (:meth:`StatsRecorder.add_observer`); not for validator code."""
+    return scoring._OrganicScoringBase__stats  # type: ignore[attr-defined,no-any-return]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from benchmarks import bench_queue
+from benchmarks import bench_metrics, bench_queue
 
 
 def test_bench_queue_rows() -> None:
@@ -17,3 +17,13 @@ def test_bench_queue_rows() -> None:
         assert row["ours_ns"] > 0
         assert row["bare_ns"] > 0
         assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
+
+
+def test_bench_metrics_rows() -> None:
+    engine, histogram = bench_metrics.run(quick=True)
+    assert engine["name"].startswith("engine iterations/s with metrics")
+    assert engine["ours_per_s"] > 0
+    assert engine["bare_per_s"] > 0
+    assert math.isclose(engine["ratio"], engine["ours_per_s"] / engine["bare_per_s"])
+    assert histogram["name"].startswith("7 stage times")
+    assert math.isclose(histogram["ratio"], histogram["ours_ns"] / histogram["bare_ns"])

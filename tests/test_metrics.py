@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 import urllib.error
@@ -28,6 +29,7 @@ from organic_scoring.metrics import (
     metrics_route,
     serve_metrics,
 )
+from organic_scoring.metrics._histogram import FOLD_AT, ROWS_KEPT, BufferedHistogram
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
 from organic_scoring.weights import ScoreBook
@@ -435,3 +437,69 @@ def _exposition(metrics: PrometheusMetrics | CollectorRegistry) -> str:
 
     registry = metrics.registry if isinstance(metrics, PrometheusMetrics) else metrics
     return generate_latest(registry).decode()
+
+
+# -- the buffered histogram ---------------------------------------------------------------
+
+
+def test_buffered_histogram_counts_cumulatively_and_skips_non_finite_values() -> None:
+    histogram = BufferedHistogram((0.1, 1.0), keys=("a",), row_keys=("a", "b"))
+    for value in (0.05, 0.1, 0.5, 2.0, float("nan"), float("inf")):
+        histogram.observe("a", value)
+    for _ in range(FOLD_AT):  # folds on the recording thread once this many wait
+        histogram.observe("c", 1.0)
+    assert len(histogram._pending) < FOLD_AT
+    histogram.record_row((0.2, 5.0))
+    series = histogram.read()
+    assert series["a"].buckets == ((0.1, 2), (1.0, 4), (float("inf"), 5))
+    assert series["a"].count == 5
+    assert series["a"].sum == pytest.approx(0.05 + 0.1 + 0.5 + 2.0 + 0.2)
+    assert series["b"].buckets == ((0.1, 0), (1.0, 0), (float("inf"), 1))
+    for bad in ((), (1.0, 0.5), (0.1, float("inf"))):
+        with pytest.raises(ValueError, match="bounds"):
+            BufferedHistogram(bad)
+
+
+def test_buffered_histogram_reads_while_many_threads_record_without_losing_any() -> None:
+    histogram = BufferedHistogram(STAGE_BUCKETS, row_keys=("x",))
+
+    record = histogram.record_row
+
+    def feed() -> None:
+        for i in range(3_000):
+            record((i * 1e-6,))
+
+    threads = [threading.Thread(target=feed) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    reads = [histogram.read() for _ in range(20)]  # reads interleaved with the writers
+    for thread in threads:
+        thread.join()
+    assert histogram.read()["x"].count == 12_000
+    assert all(r["x"].count <= 12_000 for r in reads if "x" in r)
+
+
+def test_closing_stops_recording_iterations() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"))
+    registry = CollectorRegistry()
+    metrics = PrometheusMetrics(scorer, registry)
+    asyncio.run(scorer.loop_iteration())
+    metrics.close()
+    asyncio.run(scorer.loop_iteration())
+    with PrometheusMetrics(scorer, registry) as again:
+        asyncio.run(scorer.loop_iteration())
+        count = again.registry.get_sample_value(
+            "organic_scoring_stage_seconds_count", {"stage": "total"}
+        )
+    assert count == 1  # only what happened while exported
+
+
+def test_rows_beyond_the_buffer_are_dropped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    histogram = BufferedHistogram((1.0,), row_keys=("x",))
+    for _ in range(ROWS_KEPT + 10):
+        histogram.record_row((0.5,))
+    with caplog.at_level(logging.WARNING):
+        assert histogram.read()["x"].count == ROWS_KEPT
+    assert "since the last scrape" in caplog.text

@@ -30,8 +30,8 @@ from prometheus_client.metrics_core import (
 )
 
 from organic_scoring._stages import STAGES
-from organic_scoring._stats import ScoringStats
-from organic_scoring.base import OrganicScoringBase
+from organic_scoring._stats import TIMED, ScoringStats
+from organic_scoring.base import OrganicScoringBase, stats_recorder
 from organic_scoring.metrics._histogram import BufferedHistogram, HistogramSeries
 
 __all__ = ["INTAKE_BUCKETS", "STAGE_BUCKETS", "TIMED_STAGES", "PrometheusMetrics"]
@@ -210,7 +210,9 @@ class PrometheusMetrics:
         # Read through the base class's own descriptors: a subclass may use the names
         # ``stats`` and ``config`` for something of its own.
         self._trigger = _base_view(scoring, "config").trigger
-        self._stages = BufferedHistogram(STAGE_BUCKETS, TIMED_STAGES, accept=TIMED_STAGES)
+        self._stages = BufferedHistogram(
+            STAGE_BUCKETS, TIMED_STAGES, accept=TIMED_STAGES, row_keys=TIMED
+        )
         self._intake_times = BufferedHistogram(INTAKE_BUCKETS)
         self._intake_pending: deque[tuple[str, int, float]] = deque()
         self._intake_counts: dict[tuple[str, str], int] = {}
@@ -218,6 +220,10 @@ class PrometheusMetrics:
         self._book: Any = None
         self._closed = False
         _join(registry, self)
+        self._recorder = stats_recorder(scoring)
+        # A deque's append is the observer: recording an iteration runs no Python code.
+        self._observer = self._stages.record_row
+        self._recorder.add_observer(self._observer)
 
     # -- what the user calls ------------------------------------------------------
 
@@ -264,6 +270,7 @@ class PrometheusMetrics:
         if self._closed:
             return
         self._closed = True
+        self._recorder.remove_observer(self._observer)
         _leave(self._registry, self)
 
     def __enter__(self) -> PrometheusMetrics:
@@ -288,10 +295,6 @@ class PrometheusMetrics:
 
     def _label_values(self) -> tuple[str, ...]:
         return tuple(value for _, value in self._labels)
-
-    def _observe_stages(self, times: Mapping[str, float]) -> None:
-        """One scored iteration's stage times (the stats observer calls this)."""
-        self._stages.observe_all(times)
 
     def _fold_intake(self) -> None:
         with self._intake_lock:

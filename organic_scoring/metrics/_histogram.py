@@ -1,25 +1,39 @@
-"""A histogram that is cheap to feed: observations queue up, buckets are counted when read.
+"""A histogram that is cheap to feed: observations wait in a deque, buckets are counted
+when read.
 
 ``prometheus_client.Histogram.observe`` takes a lock and walks the buckets on every
-call. The scoring loop records several stage times per iteration, from the loop's
-thread, and Prometheus reads them every few seconds; so here an observation is one
-``deque.append`` (atomic, no lock) and the buckets are counted, vectorised, when the
-histogram is read or when enough observations have piled up.
+call, for every value. The scoring loop reports several stage times per iteration
+and Prometheus reads them every few seconds; so here recording an iteration is one
+``deque.append`` of its times (atomic, no lock, no Python frame: the deque's own
+``append`` is the stats observer), and the buckets are counted, vectorised, when the
+histogram is read by the thread serving a scrape. Single observations
+(:meth:`BufferedHistogram.observe`) are folded on the recording thread once
+:data:`FOLD_AT` are waiting.
+
+Rows wait in a bounded deque: if nobody scrapes for :data:`ROWS_KEPT` iterations the
+oldest rows are dropped (and a warning says so at the next scrape); the counters,
+read from the scorer, stay exact.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BufferedHistogram", "HistogramSeries"]
+from organic_scoring._log import log
 
-_FOLD_AT = 4096
-"""Pending observations that trigger a fold on the recording thread (bounds memory)."""
+__all__ = ["FOLD_AT", "ROWS_KEPT", "BufferedHistogram", "HistogramSeries"]
+
+FOLD_AT = 8192
+"""Waiting single observations that make the recording thread count them."""
+
+ROWS_KEPT = 16384
+"""Rows kept between two reads (about 5 MB); older ones are dropped."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,9 @@ class BufferedHistogram:
         bounds: The finite bucket upper bounds, increasing; ``+Inf`` is implied.
         keys: Label values whose series exist (at zero) before any observation.
         accept: When given, observations under other keys are ignored.
+        row_keys: The keys of the values :meth:`observe_row` is given, in order.
+
+    Non-finite values are not counted.
     """
 
     def __init__(
@@ -46,6 +63,7 @@ class BufferedHistogram:
         bounds: Sequence[float],
         keys: Iterable[str] = (),
         accept: Iterable[str] | None = None,
+        row_keys: Sequence[str] = (),
     ) -> None:
         edges = np.asarray(bounds, dtype=float)
         if edges.ndim != 1 or not len(edges) or np.any(np.diff(edges) <= 0):
@@ -54,8 +72,15 @@ class BufferedHistogram:
             raise ValueError("bounds must be finite; the +Inf bucket is implied")
         self._edges = edges
         self._accept = None if accept is None else frozenset(accept)
-        self._pending: deque[tuple[str, float] | Mapping[str, float]] = deque()
-        self._fold_lock = threading.Lock()
+        self._row_keys = tuple(row_keys)
+        self._width = len(self._row_keys)
+        wanted = [i for i, key in enumerate(self._row_keys) if accept is None or key in accept]
+        self._row_columns = np.asarray(wanted, dtype=np.intp)
+        self._row_taken = [self._row_keys[i] for i in wanted]
+        self._fold_lock = threading.Lock()  # one fold at a time
+        self._rows: deque[Sequence[float]] = deque(maxlen=ROWS_KEPT)
+        self._warned = False
+        self._pending: deque[tuple[str, float]] = deque()
         self._counts: dict[str, np.ndarray] = {}
         self._sums: dict[str, float] = {}
         for key in keys:
@@ -65,37 +90,42 @@ class BufferedHistogram:
         """Record one value under ``key``. Safe from any thread; never blocks."""
         pending = self._pending
         pending.append((key, value))
-        if len(pending) >= _FOLD_AT:
+        if len(pending) >= FOLD_AT:
             self.fold()
 
-    def observe_all(self, values: Mapping[str, float]) -> None:
-        """Record one value per key of ``values`` (a mapping the caller will not change)."""
-        pending = self._pending
-        pending.append(values)
-        if len(pending) >= _FOLD_AT:
-            self.fold()
+    @property
+    def record_row(self) -> Callable[[Sequence[float]], None]:
+        """Records one row: one value per key of ``row_keys``, in that order (a sequence
+        the caller will not change). Safe from any thread, never blocks; it is the
+        bound ``append`` of a deque, so calling it runs no Python code."""
+        return self._rows.append
 
     def fold(self) -> None:
-        """Count the pending observations into the buckets."""
+        """Count the waiting observations into the buckets."""
         with self._fold_lock:
-            pending = self._pending
-            grouped: dict[str, list[float]] = {}
-            for _ in range(len(pending)):
-                item = pending.popleft()
-                pairs = item.items() if isinstance(item, Mapping) else (item,)
-                for key, value in pairs:
+            pending, rows = self._pending, self._rows
+            # Exactly what is there now (popleft is atomic): writers may go on appending.
+            if pending:
+                grouped: dict[str, list[float]] = {}
+                for _ in range(len(pending)):
+                    key, value = pending.popleft()
                     grouped.setdefault(key, []).append(value)
-            accept = self._accept
-            for key, values in grouped.items():
-                if accept is not None and key not in accept:
-                    continue
-                array = np.asarray(values, dtype=float)
-                array = array[np.isfinite(array)]
-                counts = self._series(key)
-                counts += np.bincount(
-                    np.searchsorted(self._edges, array, side="left"), minlength=len(counts)
-                )
-                self._sums[key] += float(array.sum())
+                for key, values in grouped.items():
+                    if self._accept is None or key in self._accept:
+                        self._count([key], np.asarray(values, dtype=float)[:, None])
+            if rows:
+                if len(rows) == ROWS_KEPT and not self._warned:
+                    self._warned = True
+                    log.warning(
+                        f"metrics: more than {ROWS_KEPT} iterations since the last scrape; "
+                        "the stage-time histogram kept the latest only (scrape more often)"
+                    )
+                taken = [rows.popleft() for _ in range(len(rows))]
+                width = self._width
+                matrix = np.fromiter(
+                    itertools.chain.from_iterable(taken), dtype=float, count=len(taken) * width
+                ).reshape(len(taken), width)
+                self._count(self._row_taken, matrix[:, self._row_columns])
 
     def read(self) -> dict[str, HistogramSeries]:
         """Every series, current up to this call."""
@@ -111,6 +141,18 @@ class BufferedHistogram:
                     sum=self._sums[key],
                 )
             return result
+
+    def _count(self, keys: Sequence[str], values: np.ndarray) -> None:
+        """Add ``values`` (one column per key) to the keys' buckets and sums."""
+        finite = np.isfinite(values)
+        slots = len(self._edges) + 1
+        index = np.searchsorted(self._edges, np.where(finite, values, 0.0), side="left")
+        index += np.arange(len(keys)) * slots  # one bincount for every column at once
+        counts = np.bincount(index[finite], minlength=len(keys) * slots).reshape(len(keys), slots)
+        sums = np.where(finite, values, 0.0).sum(axis=0)
+        for key, column, total in zip(keys, counts, sums, strict=True):
+            self._series(key)[:] += column
+            self._sums[key] += float(total)
 
     def _series(self, key: str) -> np.ndarray:
         counts = self._counts.get(key)
