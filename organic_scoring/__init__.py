@@ -6,6 +6,7 @@ Queues live in :mod:`organic_scoring.organic_queue`, synthetic datasets in
 :mod:`organic_scoring.config`, exceptions in :mod:`organic_scoring.errors`.
 """
 
+from organic_scoring._redact import Redacted
 from organic_scoring._stats import ScoringStats, StageTimes
 from organic_scoring.base import OrganicScoringBase
 from organic_scoring.config import ScoringConfig
@@ -21,6 +22,7 @@ __all__ = [
     "IterationError",
     "OrganicScoringBase",
     "OrganicScoringError",
+    "Redacted",
     "ScoringConfig",
     "ScoringStats",
     "StageTimeout",
