@@ -28,6 +28,7 @@ from organic_scoring._log import log
 from organic_scoring._redact import describe_error
 from organic_scoring._stages import Stage
 from organic_scoring._stats import ScoringStats, StatsRecorder
+from organic_scoring._transports import attach as attach_transport
 from organic_scoring._trigger import Trigger
 from organic_scoring.config import ScoringConfig
 from organic_scoring.config import Trigger as TriggerName
@@ -36,7 +37,7 @@ from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
 from organic_scoring.synth_dataset._mixture import check_weights
 
-__all__ = ["OrganicScoringBase"]
+__all__ = ["OrganicScoringBase", "stats_recorder"]
 
 _T = TypeVar("_T")
 _S = TypeVar("_S", bound="OrganicScoringBase")
@@ -178,9 +179,7 @@ class OrganicScoringBase(ABC):
             self.loop_iteration, self.__runner, self.__trigger, config, organic_queue
         )
         if axon is not None:
-            from organic_scoring.axon import attach_intake
-
-            attach_intake(self, axon)
+            attach_transport("axon", self, axon)  # organic_scoring.axon.attach_axon
 
     # -- hooks: required -----------------------------------------------------------
 
@@ -482,6 +481,7 @@ def _datasets(
 
 
 def stats_recorder(scoring: OrganicScoringBase) -> StatsRecorder:
-    """The recorder behind ``scoring.stats``, for an exporter that observes every
-    iteration (:meth:`StatsRecorder.add_observer`); not for validator code."""
-    return scoring._OrganicScoringBase__stats  # type: ignore[attr-defined,no-any-return]
+    """The recorder behind ``scoring.stats``, for the library's intakes and exporters
+    (they count requests and observe iterations through it); not for validator code."""
+    recorder: StatsRecorder = scoring._OrganicScoringBase__stats  # type: ignore[attr-defined]
+    return recorder

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import typing
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from organic_scoring._compat import HAS_AXON
+from organic_scoring.axon import attach_axon
 from support.axons import (
     BITTENSOR_WARNINGS,
     WAIT,
@@ -126,7 +128,7 @@ def test_handler_exception_answers_500_and_stops_neither_axon_nor_loop(
         scorer.start()
         failed = query(axon, bt_wallets.client, Ask(prompt="boom"))
         assert status(failed) == 500
-        assert "Internal Server Error" in failed.dendrite.status_message
+        assert failed.dendrite.status_message == "internal error"  # nothing of the exception
         assert scorer._organic_queue.size == 0
 
         reply = query(axon, bt_wallets.client, Ask(prompt="after"))
@@ -184,11 +186,12 @@ BLACKLISTS = [BlockBuiltinTuple, BlockTypingTuple, BlockUnannotated, BlockSyncBa
 def test_blacklist_override_in_any_style_refuses_with_403(
     bt_wallets: Wallets, cls: type[BlockingScorer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cls, "blocked", {bt_wallets.stranger.hotkey.ss58_address})
+    stranger = bt_wallets.stranger.hotkey.ss58_address
+    monkeypatch.setattr(cls, "blocked", {stranger})
     with serve_scorer(bt_wallets.server, build(cls)) as (axon, scorer):
         refused = query(axon, bt_wallets.stranger, Ask(prompt="let me in"))
         assert status(refused) == 403
-        assert "blacklisted" in refused.dendrite.status_message.lower()
+        assert refused.dendrite.status_message in ("blacklisted", f"{stranger} is blocked")
         assert scorer._organic_queue.size == 0
 
         reply = query(axon, bt_wallets.client, Ask(prompt="hello"))
@@ -300,10 +303,10 @@ class VerifyingSync(Verifying):
 @pytest.mark.parametrize("cls", [Verifying, VerifyingSync], ids=["async", "sync"])
 @pytest.mark.parametrize(
     ("verdict", "expected"),
-    [(True, 200), (None, 200), (False, 401), (ValueError("bad prompt"), 401)],
+    [(True, 200), (None, 200), (False, 403), (ValueError("bad prompt"), 403)],
     ids=["true", "none", "false", "raises"],
 )
-def test_verify_override_accepts_or_refuses_with_401(
+def test_verify_override_accepts_or_refuses_with_403(
     bt_wallets: Wallets,
     cls: type[Verifying],
     verdict: Any,
@@ -392,6 +395,92 @@ def test_a_replayed_request_is_refused_even_with_a_permissive_verify(bt_wallets:
             assert http.post(url, headers=headers, json=body).status_code == 401
         assert [entry["prompt"] for entry in drain(scorer)] == ["once"]
         assert len(scorer.verify_calls) == 1
+
+
+@needs_axon
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {},
+        {"bt_header_dendrite_version": "100"},  # bittensor's pre-7.2 nonce rules
+        {"timeout": "1000000.0"},  # widens bittensor's own freshness window
+    ],
+    ids=["unchanged", "old-version", "huge-timeout"],
+)
+def test_a_replay_with_unsigned_headers_edited_is_refused(
+    bt_wallets: Wallets, edit: dict[str, str]
+) -> None:
+    with serve_scorer(bt_wallets.server, build(AskScorer)) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "once")
+        with httpx.Client(timeout=WAIT) as http:
+            assert http.post(url, headers=headers, json=body).status_code == 200
+            replayed = http.post(url, headers={**headers, **edit}, json=body)
+        assert replayed.status_code == 401
+        assert [entry["prompt"] for entry in drain(scorer)] == ["once"]
+
+
+@needs_axon
+def test_freshness_is_the_signed_nonces_whatever_the_timeout_header_says(
+    bt_wallets: Wallets,
+) -> None:
+    def build_short_lived(axon: Any) -> AskScorer:
+        scorer = AskScorer()
+        attach_axon(scorer, axon, max_age=0.5)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, build_short_lived) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "late")
+        time.sleep(0.6)  # older than max_age when it arrives
+        edited = {**headers, "timeout": "1000000.0", "bt_header_dendrite_version": "100"}
+        with httpx.Client(timeout=WAIT) as http:
+            refused = http.post(url, headers=edited, json=body)
+        assert refused.status_code == 401
+        assert "more than 0.5s ago" in refused.headers.get("bt_header_axon_status_message", "")
+        assert scorer._organic_queue.size == 0
+
+
+@needs_axon
+@pytest.mark.parametrize(
+    "edit",
+    [{}, {"bt_header_dendrite_version": "100", "timeout": "1000000.0"}],
+    ids=["unchanged", "edited"],
+)
+def test_a_request_replayed_to_a_restarted_axon_is_refused(
+    bt_wallets: Wallets, edit: dict[str, str]
+) -> None:
+    with serve_scorer(bt_wallets.server, build(AskScorer)) as (axon, first):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "captured")
+        with httpx.Client(timeout=WAIT) as http:
+            assert http.post(url, headers=headers, json=body).status_code == 200
+    # The validator restarts: a new axon and scorer, bittensor's nonce memory empty (as it
+    # is once its entries expire), so edited unsigned headers pass bittensor's own check.
+    with serve_scorer(bt_wallets.server, build(AskScorer)) as (axon, scorer):
+        url = f"http://127.0.0.1:{axon.port}/Ask"
+        with httpx.Client(timeout=WAIT) as http:
+            replayed = http.post(url, headers={**headers, **edit}, json=body)
+        assert replayed.status_code == 401
+        assert "before this intake started" in replayed.headers["bt_header_axon_status_message"]
+        assert scorer._organic_queue.size == 0
+    assert [entry["prompt"] for entry in drain(first)] == ["captured"]
+
+
+@needs_axon
+def test_hooks_and_handler_see_the_signed_caller_not_the_bodys_claim(
+    bt_wallets: Wallets,
+) -> None:
+    class Seeing(BlockBuiltinTuple):
+        async def _on_organic_entry(self, synapse: Ask) -> Any:
+            self.handler_saw = synapse.dendrite.hotkey
+            return synapse
+
+    with serve_scorer(bt_wallets.server, build(Seeing)) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "who am i")
+        body["dendrite"]["hotkey"] = bt_wallets.stranger.hotkey.ss58_address  # the body lies
+        with httpx.Client(timeout=WAIT) as http:
+            assert http.post(url, headers=headers, json=body).status_code == 200
+        client = bt_wallets.client.hotkey.ss58_address
+        assert [s.dendrite.hotkey for s in scorer.blacklist_calls] == [client]
+        assert scorer.handler_saw == client
 
 
 # -- streaming -----------------------------------------------------------------------
@@ -497,12 +586,13 @@ def test_second_handler_for_the_same_synapse_fails_at_construction(bt_wallets: W
 
 
 @needs_axon
-def test_hooks_are_attached_only_when_overridden(bt_wallets: Wallets) -> None:
-    with serve_scorer(bt_wallets.server, build(AskScorer)) as (axon, _):
-        assert axon.blacklist_fns["Ask"] is None
-        assert axon.priority_fns["Ask"] is None
+def test_the_axon_gets_the_gates_screen_and_verify_and_no_priority_pool(
+    bt_wallets: Wallets,
+) -> None:
+    # bittensor's priority pool does not order requests; the gate's admission does.
     with serve_scorer(bt_wallets.server, build(BlockTypingTuple)) as (axon, _):
         assert axon.blacklist_fns["Ask"] is not None
+        assert axon.verify_fns["Ask"] is not None
         assert axon.priority_fns["Ask"] is None
 
 
