@@ -20,7 +20,9 @@ def test_bench_queue_rows() -> None:
 
 
 def test_bench_metrics_rows() -> None:
-    engine, histogram = bench_metrics.run(quick=True)
+    engine, intake, histogram = bench_metrics.run(quick=True)
+    assert intake["name"].startswith("intake requests/s with metrics")
+    assert math.isclose(intake["ratio"], intake["ours_per_s"] / intake["bare_per_s"])
     assert engine["name"].startswith("engine iterations/s with metrics")
     assert engine["ours_per_s"] > 0
     assert engine["bare_per_s"] > 0

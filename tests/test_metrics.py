@@ -33,8 +33,11 @@ from organic_scoring.metrics._histogram import FOLD_AT, ROWS_KEPT, BufferedHisto
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
 from organic_scoring.weights import ScoreBook
+from support.axons import BITTENSOR_WARNINGS
 from support.scorers import Letters, Recorder
-from support.waiting import WAIT
+from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
+from support.transports import TRANSPORTS, Job, intake, parity_scorer
+from support.waiting import WAIT, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -503,3 +506,118 @@ def test_rows_beyond_the_buffer_are_dropped_with_a_warning(
     with caplog.at_level(logging.WARNING):
         assert histogram.read()["x"].count == ROWS_KEPT
     assert "since the last scrape" in caplog.text
+
+
+# -- with a real intake ---------------------------------------------------------------
+
+
+@BITTENSOR_WARNINGS
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_scrape_after_intake_refusals_and_failed_iterations_matches_stats(
+    transport: str,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dataset = Script("ok", "fail")
+    with intake(transport, wallets, monkeypatch, synth_dataset=dataset) as driver:
+        scorer = driver.scorer
+        metrics = PrometheusMetrics(scorer, CollectorRegistry())
+        scorer.blocked.add(wallets.other_hotkey)
+        scorer.rejected.add("rejected")
+        scorer.failing.add("crash")
+        query = scorer._query_miners
+
+        async def doomed_query(sample: Any) -> Any:
+            if sample.get("text") == "doomed" or sample.get("fail"):
+                raise RuntimeError("the miners are down")
+            return await query(sample)
+
+        scorer._query_miners = doomed_query  # type: ignore[method-assign]
+
+        async def traffic() -> list[int]:
+            client, other = wallets.client, wallets.other
+            statuses = [
+                await driver.send(client, "a"),
+                await driver.send(client, "doomed"),
+                await driver.send(other, "blocked"),
+                await driver.send(client, "rejected"),
+                await driver.send(client, "crash"),
+            ]
+            statuses += await driver.send_twice(client, "b")
+            return statuses
+
+        statuses = asyncio.run(traffic())
+        assert statuses == [200, 200, 403, 403, 500, 200, 401]
+        answers = driver.answers_after(len(statuses))
+
+        async def score_everything() -> None:
+            while not scorer.organic_queue.is_empty():
+                with contextlib.suppress(IterationError):
+                    await scorer.loop_iteration()
+            for _ in range(2):  # synthetic: ok, then fail
+                with contextlib.suppress(IterationError):
+                    await scorer.loop_iteration()
+
+        asyncio.run(score_everything())
+        with serve_metrics(metrics) as server:
+            found = families(scrape(server.url)[1])
+        stats = scorer.stats
+        metrics.close()
+
+    assert answers == {200: 3, 401: 1, 403: 2, 500: 1}
+    requests = found["organic_scoring_intake_requests"]
+    assert requests.type == "counter"
+    for status, count in answers.items():
+        assert value(requests, "_total", transport=transport, status=str(status)) == count
+    assert dict(stats.intake_requests[transport]) == answers
+    seconds = found["organic_scoring_intake_seconds"]
+    assert seconds.type == "histogram"
+    assert value(seconds, "_count", transport=transport) == sum(answers.values())
+    assert 0 < value(seconds, "_sum", transport=transport) < 60
+
+    iterations = found["organic_scoring_iterations"]
+    assert value(iterations, "_total", source="organic", outcome="scored") == 2  # a, b
+    assert value(iterations, "_total", source="organic", outcome="failed") == 1  # doomed
+    assert value(iterations, "_total", source="synthetic", outcome="scored") == 1
+    assert value(iterations, "_total", source="synthetic", outcome="failed") == 1
+    assert stats.organic_scored == 2
+    assert stats.organic_failed == 1
+    assert (stats.synthetic_iterations, stats.failed_iterations) == (1, 2)
+    assert value(found["organic_scoring_failures"], "_total", stage="query") == 2
+    accepted = value(found["organic_scoring_organic_accepted"], "_total")
+    assert accepted == stats.organic_accepted == 3
+    errors = value(found["organic_scoring_organic_handler_errors"], "_total")
+    assert errors == stats.organic_handler_errors == 1
+    assert value(found["organic_scoring_organic_unaccounted"]) == 0
+    histogram = found["organic_scoring_stage_seconds"]
+    assert value(histogram, "_count", stage="total") == stats.iterations == 3
+
+
+@BITTENSOR_WARNINGS
+def test_metrics_beside_the_signed_http_intake_on_one_port(
+    wallets: Wallets,  # noqa: F811
+) -> None:
+    from organic_scoring.http import OrganicClient, create_app
+
+    scorer = parity_scorer(Job)
+    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, protocol="epistula")
+    with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
+        app.router.routes.append(metrics_route(metrics))
+        with serve_in_thread(app) as server:
+
+            async def ask() -> int:
+                async with OrganicClient(
+                    wallets.client,
+                    f"{server.url}/organic",
+                    wallets.validator_hotkey,
+                    protocol="epistula",
+                    timeout=WAIT,
+                ) as client:
+                    return (await client.send(Job(text="hi"))).status_code
+
+            assert asyncio.run(ask()) == 200
+            wait_until(lambda: scorer.stats.intake_requests, "the answer counted")
+            found = families(scrape(f"{server.url}/metrics")[1])
+    requests = found["organic_scoring_intake_requests"]
+    assert value(requests, "_total", transport="epistula", status="200") == 1
+    assert value(found["organic_scoring_organic_accepted"], "_total") == 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import threading
 import weakref
-from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -171,7 +170,8 @@ class PrometheusMetrics:
 
     ``organic_dropped_total`` and ``organic_unaccounted`` are left out when the
     queue keeps no ``dropped`` counter. The intake metrics appear once an intake has
-    answered a request.
+    answered a request; ``transport`` is ``"axon"``, ``"btauth/1"`` or ``"epistula"``
+    (or a custom intake's name) and ``status`` the HTTP status code as a string.
 
     Args:
         scoring: The scorer to export.
@@ -214,9 +214,6 @@ class PrometheusMetrics:
             STAGE_BUCKETS, TIMED_STAGES, accept=TIMED_STAGES, row_keys=TIMED
         )
         self._intake_times = BufferedHistogram(INTAKE_BUCKETS)
-        self._intake_pending: deque[tuple[str, int, float]] = deque()
-        self._intake_counts: dict[tuple[str, str], int] = {}
-        self._intake_lock = threading.Lock()
         self._book: Any = None
         self._closed = False
         _join(registry, self)
@@ -224,6 +221,10 @@ class PrometheusMetrics:
         # A deque's append is the observer: recording an iteration runs no Python code.
         self._observer = self._stages.record_row
         self._recorder.add_observer(self._observer)
+        # Intake answers are counted by the scorer's stats (read at scrape time); only
+        # their durations are recorded here.
+        self._intake_observer = self._observe_intake
+        self._recorder.add_intake_observer(self._intake_observer)
 
     # -- what the user calls ------------------------------------------------------
 
@@ -253,24 +254,13 @@ class PrometheusMetrics:
             raise TypeError(f"book must have a weights() method, got {type(book).__name__}")
         self._book = book
 
-    def observe_intake(self, transport: str, status: int, seconds: float) -> None:
-        """Count one answered organic request; safe from any thread, never blocks.
-
-        The library's intakes call this themselves; a custom intake may too.
-        ``transport`` names the intake (``"axon"``, ``"http"``), ``status`` is the
-        HTTP status code answered, ``seconds`` the time from arrival to answer.
-        """
-        pending = self._intake_pending
-        pending.append((transport, status, seconds))
-        if len(pending) >= 4096:
-            self._fold_intake()
-
     def close(self) -> None:
         """Stop exporting this scorer; idempotent. Its series leave the registry."""
         if self._closed:
             return
         self._closed = True
         self._recorder.remove_observer(self._observer)
+        self._recorder.remove_intake_observer(self._intake_observer)
         _leave(self._registry, self)
 
     def __enter__(self) -> PrometheusMetrics:
@@ -296,15 +286,9 @@ class PrometheusMetrics:
     def _label_values(self) -> tuple[str, ...]:
         return tuple(value for _, value in self._labels)
 
-    def _fold_intake(self) -> None:
-        with self._intake_lock:
-            pending = self._intake_pending
-            counts = self._intake_counts
-            for _ in range(len(pending)):
-                transport, status, seconds = pending.popleft()
-                key = (transport, str(status))
-                counts[key] = counts.get(key, 0) + 1
-                self._intake_times.observe(transport, seconds)
+    def _observe_intake(self, transport: str, status: int, seconds: float) -> None:
+        """One intake answer (an intake observer of the scorer's stats)."""
+        self._intake_times.observe(transport, seconds)
 
     def _samples(self, families: dict[str, Metric]) -> None:
         """Add this scorer's samples to ``families`` (one per metric name)."""
@@ -344,11 +328,9 @@ class PrometheusMetrics:
         else:
             add("organic_scoring_period_seconds", (), period)
         add("organic_scoring_in_flight", (), stats.in_flight)
-        self._fold_intake()
-        with self._intake_lock:
-            intake_counts = sorted(self._intake_counts.items())
-        for (transport, status), count in intake_counts:
-            add("organic_scoring_intake_requests", (transport, status), count)
+        for transport, by_status in sorted(stats.intake_requests.items()):
+            for status, count in sorted(by_status.items()):
+                add("organic_scoring_intake_requests", (transport, str(status)), count)
         for transport, series in sorted(self._intake_times.read().items()):
             _add_histogram(families["organic_scoring_intake_seconds"], [*own, transport], series)
         book = self._book
