@@ -68,9 +68,13 @@ def _placeholder(sample: Any) -> Any:
 
 
 def describe_error(exc: BaseException, redacting: bool) -> str:
-    """``repr(exc)``, or with ``redacting`` its type and the frames it came through."""
+    """``repr(exc)``, or with ``redacting`` its type and the frames it came through
+    (file, line and function; no message, no source text)."""
     if not redacting:
         return repr(exc)
-    frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
-    where = f"\n{frames.rstrip()}" if frames else ""
+    frames = "".join(
+        f'\n  File "{frame.filename}", line {frame.lineno}, in {frame.name}'
+        for frame in traceback.extract_tb(exc.__traceback__)
+    )
+    where = f"\nTraceback (most recent call last, messages withheld):{frames}" if frames else ""
     return f"{type(exc).__name__} (message withheld: redact is on){where}"

@@ -13,6 +13,9 @@ import pytest
 from organic_scoring import OrganicScoringBase, Redacted
 from organic_scoring._log import log
 from organic_scoring.errors import IterationError
+from support.axons import BITTENSOR_WARNINGS
+from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
+from support.transports import TRANSPORTS, intake
 
 SECRET = "my card number is 4111 1111 1111 1111"
 
@@ -162,3 +165,26 @@ def test_the_default_log_results_never_logs_the_sample() -> None:
 def test_redact_must_be_a_bool_or_a_function(bad: Any) -> None:
     with pytest.raises(ValueError, match="redact"):
         Leaky(redact=bad)
+
+
+@BITTENSOR_WARNINGS
+@pytest.mark.usefixtures("no_leaks")
+@pytest.mark.parametrize("redact", [False, True])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_intakes_log_a_failing_handler_without_its_message_under_redact(
+    transport: str,
+    redact: bool,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with intake(transport, wallets, monkeypatch, redact=redact) as driver:
+        driver.scorer.failing.add("crash")
+        with library_log() as caught:
+            assert asyncio.run(driver.send(wallets.client, "crash")) == 500
+            driver.answers_after(1)
+    text = "\n".join(caught.lines)
+    assert "_on_organic_entry raised for" in text
+    # The handler's exception says "secret internals": kept only without redact.
+    assert ("secret internals" in text) is not redact
+    if redact:
+        assert "RuntimeError (message withheld: redact is on)" in text

@@ -167,9 +167,9 @@ def intake(
 ) -> Iterator[Driver]:
     """Serve a :class:`ParityScorer` through ``transport``; ``options`` go to the gate
     (``max_concurrent``, ``max_backlog``) and the scorer (``allowed_hotkeys``,
-    ``synth_dataset``)."""
+    ``synth_dataset``, ``redact``)."""
     scorer_options = {
-        k: options.pop(k) for k in ("allowed_hotkeys", "synth_dataset") if k in options
+        k: options.pop(k) for k in ("allowed_hotkeys", "synth_dataset", "redact") if k in options
     }
     store = CountingStore()
     if transport == "axon":
