@@ -12,25 +12,22 @@ A score book file is a numpy ``.npz`` archive (a zip of ``.npy`` arrays) holding
 Every array is a plain numeric or unicode array, and files are read with
 ``allow_pickle=False``, so loading a file never runs code from it.
 
-Saving writes a temporary file in the destination's directory, flushes and fsyncs
-it, moves it over the destination with :func:`os.replace` (atomic on POSIX and
-Windows) and then fsyncs the directory, so the destination always holds either the
-previous complete file or the new complete file.
+Saving goes through :func:`organic_scoring._atomic.atomic_write`, so the destination
+always holds either the previous complete file or the new complete file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.npyio import NpzFile
 
+from organic_scoring._atomic import atomic_write
 from organic_scoring.errors import OrganicScoringError
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ScoreBookFileError", "StoredBook", "read", "write"]
@@ -73,28 +70,19 @@ def write(
     hotkeys: tuple[str, ...] | None,
 ) -> None:
     """Atomically replace the file at ``path`` with a score book holding these values."""
-    target = os.path.abspath(os.fspath(path))
-    directory = os.path.dirname(target)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                format=np.array(FORMAT_NAME),
-                version=np.array(FORMAT_VERSION, dtype=np.int64),
-                scores=np.asarray(scores, dtype=np.float64),
-                alpha=np.array(alpha, dtype=np.float64),
-                has_hotkeys=np.array(hotkeys is not None),
-                hotkeys=np.array(hotkeys or (), dtype=np.str_),
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
+
+    def dump(handle: BinaryIO) -> None:
+        np.savez(
+            handle,
+            format=np.array(FORMAT_NAME),
+            version=np.array(FORMAT_VERSION, dtype=np.int64),
+            scores=np.asarray(scores, dtype=np.float64),
+            alpha=np.array(alpha, dtype=np.float64),
+            has_hotkeys=np.array(hotkeys is not None),
+            hotkeys=np.array(hotkeys or (), dtype=np.str_),
+        )
+
+    atomic_write(path, dump)
 
 
 def read(path: str | os.PathLike[str]) -> StoredBook:
@@ -165,17 +153,3 @@ def _text(value: npt.NDArray[Any] | None) -> str | None:
     if value is None or value.shape != () or value.dtype.kind != "U":
         return None
     return str(value)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable; a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
