@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from organic_scoring.organic_queue import SampleNotStorable
 from organic_scoring.synth_dataset import (
     OrganicReplayDataset,
     ReplayFileError,
@@ -294,7 +295,7 @@ def test_save_refuses_what_it_cannot_store_and_writes_nothing(tmp_path: Path) ->
     _filled(["kept"]).save(path)
     before = path.read_bytes()
     dataset = _filled(["fine", {"bad": object()}])
-    with pytest.raises(TypeError, match=r"stored sample 1: sample\['bad'\] is a object"):
+    with pytest.raises(SampleNotStorable, match=r"stored sample 1: sample\['bad'\] is a object"):
         dataset.save(path)
     assert path.read_bytes() == before
     with pytest.raises(ValueError, match="NaN"):

@@ -39,10 +39,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from organic_scoring import _samplecodec
 from organic_scoring._atomic import atomic_write
 from organic_scoring._log import log
 from organic_scoring.errors import OrganicScoringError
+from organic_scoring.organic_queue._codec import (
+    SampleDecodeError,
+    SampleNotStorable,
+    decode,
+    encode,
+)
 from organic_scoring.synth_dataset._base import SynthDatasetBase
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "OrganicReplayDataset", "ReplayFileError"]
@@ -280,18 +285,19 @@ class OrganicReplayDataset(SynthDatasetBase):
         A crash or error mid-save leaves whatever file was at ``path`` untouched.
 
         Raises:
-            TypeError, ValueError: A stored sample is neither a pydantic model nor a
-                JSON value (the message names its position); make ``redact`` return
-                something storable. Nothing is written then.
+            SampleNotStorable: A stored sample is neither a pydantic model nor a JSON
+                value (the message names its position); make ``redact`` return
+                something storable. Nothing is written then. It is a ValueError and a
+                TypeError.
         """
         with self._lock:
             samples, seen = list(self._samples), self._seen
         records = []
         for index, sample in enumerate(samples):
             try:
-                kind, model, body = _samplecodec.encode(sample, "OrganicReplayDataset.save")
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"stored sample {index}: {exc}") from exc
+                kind, model, body = encode(sample)
+            except SampleNotStorable as exc:
+                raise SampleNotStorable(f"stored sample {index}: {exc}") from exc
             records.append({"kind": kind, "model": model, "body": body})
         document = {
             "format": FORMAT_NAME,
@@ -324,8 +330,8 @@ class OrganicReplayDataset(SynthDatasetBase):
         samples, unreadable = [], 0
         for record in records:
             try:
-                samples.append(_samplecodec.decode(record["kind"], record["model"], record["body"]))
-            except _samplecodec.DecodeFailure as exc:
+                samples.append(decode(record["kind"], record["model"], record["body"]))
+            except SampleDecodeError as exc:
                 unreadable += 1
                 if unreadable == 1:
                     log.warning(f"replay file {os.fspath(path)!r}: left out a sample: {exc}")
