@@ -167,7 +167,7 @@ class Users:
         return text
 
 
-def arrival_rate(base: float, t: float, cycle: float, swing: float = 0.6) -> float:
+def arrival_rate(base: float, t: float, cycle: float, swing: float) -> float:
     """Organic requests per second at time ``t``: ``base`` on average, rising from a
     trough of ``(1 - swing) * base`` to a peak and back over each ``cycle`` seconds,
     as real load does over a day."""

@@ -70,7 +70,9 @@ from organic_scoring.synth_dataset import (
 PERIOD = 0.02
 """``trigger_frequency`` in seconds: a fiftieth of a second stands in for 15 s."""
 ORGANIC_PER_PERIOD = 0.8
-"""Mean organic arrivals per unannealed period; the load swings by half of it."""
+"""Mean organic arrivals per unannealed period."""
+LOAD_SWING = 0.5
+"""The organic load rises to 1.5 times its mean and falls to half of it, over and over."""
 LOAD_CYCLE = 150 * PERIOD
 """Seconds per rise and fall of the organic load."""
 SECONDS, QUICK_SECONDS = 14.0, 1.5
@@ -209,7 +211,8 @@ def simulate(scenario: Scenario, seconds: float, seed: int = 1) -> list[Query]:
     async def send() -> None:
         began = time.monotonic()
         while not stop.is_set():
-            rate = arrival_rate(ORGANIC_PER_PERIOD / PERIOD, time.monotonic() - began, LOAD_CYCLE)
+            elapsed = time.monotonic() - began
+            rate = arrival_rate(ORGANIC_PER_PERIOD / PERIOD, elapsed, LOAD_CYCLE, LOAD_SWING)
             await asyncio.sleep(pace.expovariate(rate))
             await validator.receive_organic({"prompt": users.prompt()})
 
