@@ -118,7 +118,10 @@ class OrganicReplayDataset(SynthDatasetBase):
             sample, and the ``rng`` handed to ``transform``).
 
     All methods are safe to call from several threads at once; ``transform`` and
-    ``redact`` run outside the dataset's lock.
+    ``redact`` run outside the dataset's lock. The scorer calls ``offer`` (so
+    ``redact``) and ``sample`` (so ``transform``) on its event loop, as it samples
+    every dataset: keep them quick, or have them hand slow work (a paraphrasing
+    model) to a cache filled elsewhere.
     """
 
     def __init__(
