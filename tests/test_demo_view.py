@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import re
 import sys
@@ -65,6 +66,13 @@ def test_the_panel_says_what_the_numbers_are() -> None:
     assert "uid 0 0.312" in text
     assert "http://127.0.0.1:9108/metrics" in text
     assert "12s of 20s" in text
+
+
+def test_a_jittered_period_says_it_is_a_mean() -> None:
+    frame = dataclasses.replace(_frame(), jitter=0.5)
+    text = "\n".join(_render(frame, 80))
+    assert "0.75s on average between iteration starts (±50%; 1s idle)" in text
+    assert "period 0.75s mean between iterations" in plain_line(frame)
 
 
 def test_plain_lines_carry_stage_times_and_weights() -> None:

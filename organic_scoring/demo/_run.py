@@ -18,7 +18,7 @@ from organic_scoring._compat import BT_VERSION, HAS_AXON
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._scorer import DemoScorer
 from organic_scoring.demo._view import Frame, LiveView
-from organic_scoring.synth_dataset import default_dataset
+from organic_scoring.synth_dataset import OrganicReplayDataset, default_dataset, splice_words
 from organic_scoring.weights import ScoreBook
 
 __all__ = ["run_demo"]
@@ -109,9 +109,11 @@ def _simulate(
         return cls(
             miners,
             book,
-            synth_dataset=default_dataset(seed=1),
+            synth_dataset=_probes(),
             trigger="seconds",
             trigger_frequency=TRIGGER_FREQUENCY,
+            trigger_jitter=TRIGGER_JITTER,
+            seed=1,
             trigger_frequency_min=0.1,
             trigger_scaling_factor=4,
             max_concurrent_iterations=3,
@@ -152,7 +154,7 @@ def _simulate(
                 "organic_iterations": stats.organic_iterations,
                 "synthetic_iterations": stats.synthetic_iterations,
                 "failed_iterations": stats.failed_iterations,
-                "organic_share": _share(stats),
+                "organic_share": round(stats.organic_share, 4),
                 "organic_received": scorer.received,
                 "organic_answered": traffic.answered,
                 "organic_queued": stats.queue_size,
@@ -170,6 +172,9 @@ def _simulate(
 TRIGGER_FREQUENCY = 1.0
 """The demo's period with no organic work waiting (seconds)."""
 
+TRIGGER_JITTER = 0.5
+"""Each period is drawn within ±50 % of its mean, so probes keep no clock."""
+
 REFRESH = 0.5
 """Seconds between redraws of the live view."""
 
@@ -181,13 +186,9 @@ def _frame(scorer: DemoScorer, book: ScoreBook, elapsed: float) -> Frame:
         received=scorer.received,
         period=scorer.sample_rate_dynamic(),
         idle_period=TRIGGER_FREQUENCY,
+        jitter=TRIGGER_JITTER,
         top=_top(book, 3),
     )
-
-
-def _share(stats: Any) -> float | None:
-    scored = stats.organic_iterations + stats.synthetic_iterations
-    return round(stats.organic_iterations / scored, 4) if scored else None
 
 
 @contextlib.contextmanager
@@ -205,6 +206,22 @@ def _metrics(scorer: DemoScorer, book: ScoreBook, port: int | None) -> Iterator[
         metrics.track(book)
         with serve_metrics(metrics, "127.0.0.1", port) as server:
             yield server.url
+
+
+def _probes() -> OrganicReplayDataset:
+    """Synthetic probes made of what the users asked, each spliced with another at a
+    shared word; the bundled dataset until the first organic request is scored."""
+
+    def splice(sample: dict[str, str], rng: random.Random) -> dict[str, str]:
+        for _ in range(5):
+            other = replay.peek()
+            spliced = other and splice_words(sample["prompt"], other["prompt"], rng)
+            if spliced:
+                return {**sample, "prompt": spliced}
+        return sample
+
+    replay = OrganicReplayDataset(200, transform=splice, fallback=default_dataset(seed=1), seed=1)
+    return replay
 
 
 def _top(book: ScoreBook, k: int) -> list[tuple[int, float]]:

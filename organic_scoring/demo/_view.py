@@ -40,14 +40,15 @@ class Frame:
     """The annealed period now (seconds between iteration starts)."""
     idle_period: float
     """The period with an empty organic queue (``trigger_frequency``)."""
+    jitter: float = 0.0
+    """``trigger_jitter``: each period is drawn within this share of its mean."""
     top: Sequence[tuple[int, float]]
     """The largest weights, ``(uid, weight)``, largest first."""
 
     @property
     def organic_share(self) -> float | None:
         """Organic samples among the scored ones, or None before the first."""
-        scored = self.stats.organic_iterations + self.stats.synthetic_iterations
-        return self.stats.organic_iterations / scored if scored else None
+        return self.stats.organic_share if self.stats.iterations else None
 
 
 class LiveView:
@@ -136,7 +137,7 @@ def plain_line(frame: Frame) -> str:
         f"(organic {stats.organic_iterations}, synthetic {stats.synthetic_iterations}, "
         f"failed {stats.failed_iterations}); organic share {_share(frame.organic_share)}; "
         f"received {frame.received}; queue {stats.queue_size}; "
-        f"period {frame.period:.2f}s between iterations; "
+        f"period {frame.period:.2f}s{' mean' if frame.jitter else ''} between iterations; "
         f"stage p50 {_stage_times(stats, ', ')}; top weights {_weights(frame.top, ', ')}"
     )
 
@@ -180,11 +181,7 @@ class _Panel:
                 "organic share",
                 f"{_share(frame.organic_share)} of scored samples came from users",
             ),
-            (
-                "period",
-                f"{frame.period:.2f}s between iteration starts "
-                f"({frame.idle_period:g}s with an empty queue)",
-            ),
+            ("period", _period(frame)),
             ("queue", f"{stats.queue_size} waiting; {frame.received} organic requests received"),
             ("stage p50", _stage_times(stats, "  ")),
             ("top weights", _weights(frame.top, "  ")),
@@ -217,6 +214,17 @@ class _Panel:
             width=width,
             expand=False,
         )
+
+
+def _period(frame: Frame) -> str:
+    if frame.jitter:
+        return (
+            f"{frame.period:.2f}s on average between iteration starts "
+            f"(±{frame.jitter:.0%}; {frame.idle_period:g}s idle)"
+        )
+    return (
+        f"{frame.period:.2f}s between iteration starts ({frame.idle_period:g}s with an empty queue)"
+    )
 
 
 def _scored(stats: ScoringStats) -> int:

@@ -132,7 +132,8 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     ),
     "organic_scoring_period_seconds": (
         "gauge",
-        "The annealed period between iteration starts (trigger=seconds).",
+        "The annealed period between iteration starts, its mean with trigger_jitter "
+        "(trigger=seconds).",
     ),
     "organic_scoring_step_threshold": (
         "gauge",
