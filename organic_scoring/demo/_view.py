@@ -40,10 +40,10 @@ class Frame:
     """The annealed period now (seconds between iteration starts)."""
     idle_period: float
     """The period with an empty organic queue (``trigger_frequency``)."""
-    jitter: float = 0.0
-    """``trigger_jitter``: each period is drawn within this share of its mean."""
     top: Sequence[tuple[int, float]]
     """The largest weights, ``(uid, weight)``, largest first."""
+    jitter: float = 0.0
+    """``trigger_jitter``: each period is drawn within this share of its mean."""
 
     @property
     def organic_share(self) -> float | None:
