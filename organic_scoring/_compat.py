@@ -71,8 +71,7 @@ def require_http_auth(feature: str) -> None:
         raise RuntimeError(
             f"{feature} needs bt.http_auth (the btauth/1 protocol of bittensor 11), which "
             f"bittensor {BT_MAJOR} does not have; on bittensor 9 and 10 sign with Epistula "
-            "(protocol='epistula', the default there) or take organic traffic through the "
-            "axon (OrganicScoringBase(axon=...))"
+            "(protocol='epistula') or take organic traffic through the axon (attach_axon)"
         )
 
 

@@ -68,16 +68,16 @@ def test_an_epistula_intake_builds_and_serves_on_every_major(tmp_path: Path) -> 
 
 
 @pytest.mark.skipif(HAS_HTTP_AUTH, reason="bittensor 11 has bt.http_auth")
-def test_btauth_without_http_auth_is_a_clear_error_naming_bittensor_11() -> None:
-    from organic_scoring.http import OrganicAuth, OrganicClient, create_app
+def test_without_http_auth_btauth_is_a_clear_error_and_epistula_the_default() -> None:
+    from organic_scoring.http import OrganicAuth, create_app, default_protocol
+    from support.signed_http import Prompt
+    from support.transports import parity_scorer
 
-    expected = r"bt\.http_auth.*bittensor 11.*bittensor (9|10).*epistula"
-    with pytest.raises(RuntimeError, match=expected):
-        create_app(_Scorer(), hotkey_ss58="5F", protocol="btauth/1")
-    with pytest.raises(RuntimeError, match=expected):
-        OrganicClient(object(), "http://127.0.0.1:1/organic", "5F", protocol="btauth/1")
-    with pytest.raises(RuntimeError, match=expected):
+    with pytest.raises(RuntimeError, match=r"bt\.http_auth.*bittensor (9|10).*epistula"):
+        create_app(parity_scorer(Prompt), hotkey_ss58="5F", protocol="btauth/1")
+    with pytest.raises(RuntimeError, match=r"bt\.http_auth.*epistula"):
         OrganicAuth(object(), "5F", protocol="btauth/1")
+    assert default_protocol() == "epistula"
 
 
 def test_without_the_extra_the_import_says_what_to_install() -> None:
