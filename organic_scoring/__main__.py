@@ -1,6 +1,7 @@
 """The ``organic-scoring`` command.
 
-``organic-scoring demo [--duration S] [--json] [--metrics-port PORT]``
+``organic-scoring demo [--duration S] [--json] [--intake axon|http]
+[--protocol btauth/1|epistula] [--metrics-port PORT]``
 """
 
 from __future__ import annotations
@@ -39,13 +40,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics while the demo runs "
         "(0: any free port; needs the metrics extra)",
     )
+    demo.add_argument(
+        "--intake",
+        choices=("axon", "http"),
+        help="how organic traffic reaches the validator: a bittensor axon (9/10, the "
+        "default there) or signed HTTP (any bittensor, the default on 11)",
+    )
+    demo.add_argument(
+        "--protocol",
+        choices=("btauth/1", "epistula"),
+        help="the signed-HTTP protocol: btauth/1 (bittensor 11, the default there) or "
+        "Epistula (any bittensor, the default on 9/10); implies --intake http",
+    )
     args = parser.parse_args(argv)
     if args.metrics_port is not None and importlib.util.find_spec("prometheus_client") is None:
         demo.error("--metrics-port needs the metrics extra: pip install 'organic-scoring[metrics]'")
 
+    from organic_scoring.demo._intake import choose_intake
+
+    try:
+        choose_intake(args.intake, args.protocol)
+    except ValueError as exc:
+        demo.error(str(exc))
+
     from organic_scoring.demo import run_demo
 
-    return run_demo(duration=args.duration, as_json=args.json, metrics_port=args.metrics_port)
+    return run_demo(
+        duration=args.duration,
+        as_json=args.json,
+        intake=args.intake,
+        protocol=args.protocol,
+        metrics_port=args.metrics_port,
+    )
 
 
 def _positive(text: str) -> float:

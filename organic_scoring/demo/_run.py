@@ -11,10 +11,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TextIO
 
-from organic_scoring._compat import BT_VERSION, HAS_AXON
+from organic_scoring._compat import BT_VERSION
+from organic_scoring.demo._intake import IntakeChoice, choose_intake, open_intake
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._scorer import DemoScorer
 from organic_scoring.demo._view import Frame, LiveView
@@ -44,6 +45,8 @@ def run_demo(
     duration: float = 20.0,
     as_json: bool = False,
     out: TextIO | None = None,
+    intake: str | None = None,
+    protocol: str | None = None,
     metrics_port: int | None = None,
 ) -> int:
     """Run the demo subnet for ``duration`` seconds; return the process exit code.
@@ -54,12 +57,20 @@ def run_demo(
     ``http://127.0.0.1:PORT/metrics`` while it runs (needs the ``metrics`` extra; 0
     picks a free port). Ctrl-C (SIGINT) ends the run at once, with the summary.
 
+    ``intake`` is ``"axon"`` (bittensor 9/10, the default there) or ``"http"``
+    (signed HTTP, any major; the default on 11), ``protocol`` the latter's signing:
+    ``"btauth/1"`` (11, the default there) or ``"epistula"`` (any major).
+
     Returns 130 after an interruption; otherwise 0 if the loop scored both organic
     and synthetic samples, else 1.
+
+    Raises:
+        ValueError: An intake or protocol this bittensor cannot run.
     """
+    choice = choose_intake(intake, protocol)
     view_out = out or (sys.stderr if as_json else sys.stdout)
     with _interruptible() as interrupted:
-        summary = _simulate(duration, view_out, interrupted, metrics_port)
+        summary = _simulate(duration, view_out, choice, interrupted, metrics_port)
     if as_json:
         print(json.dumps(summary, indent=2), flush=True)
     if summary["interrupted"]:
@@ -100,7 +111,11 @@ def _interruptible() -> Iterator[threading.Event]:
 
 
 def _simulate(
-    duration: float, view_out: TextIO, interrupted: threading.Event, metrics_port: int | None
+    duration: float,
+    view_out: TextIO,
+    choice: IntakeChoice,
+    interrupted: threading.Event,
+    metrics_port: int | None,
 ) -> dict[str, Any]:
     miners = default_miners()
     book = ScoreBook(len(miners), alpha=0.2)
@@ -123,7 +138,7 @@ def _simulate(
 
     with (
         tempfile.TemporaryDirectory(prefix="organic-scoring-demo-") as directory,
-        _intake(directory, build) as (scorer, open_user, where),
+        open_intake(choice, directory, build) as (scorer, open_user, where),
         _metrics(scorer, book, metrics_port) as metrics_url,
     ):
         traffic = _Traffic(open_user, duration)
@@ -147,7 +162,8 @@ def _simulate(
             stats = scorer.stats
             summary = {
                 "bittensor": ".".join(map(str, BT_VERSION)),
-                "intake": "axon" if HAS_AXON else "signed-http",
+                "intake": choice.intake,
+                "protocol": choice.protocol,
                 "duration": round(time.monotonic() - started, 3),
                 "interrupted": interrupted.is_set(),
                 "iterations": stats.iterations,
@@ -227,22 +243,6 @@ def _probes() -> OrganicReplayDataset:
 def _top(book: ScoreBook, k: int) -> list[tuple[int, float]]:
     """The ``k`` largest normalised weights, largest first."""
     return sorted(book.as_dict().items(), key=lambda item: -item[1])[:k]
-
-
-@contextlib.contextmanager
-def _intake(
-    directory: str, build: Callable[..., DemoScorer]
-) -> Iterator[tuple[DemoScorer, Any, str]]:
-    if HAS_AXON:
-        from organic_scoring.demo._axon_side import axon_intake
-
-        with axon_intake(directory, build) as parts:
-            yield parts
-    else:
-        from organic_scoring.demo._http_side import http_intake
-
-        with http_intake(directory, build) as parts:
-            yield parts
 
 
 class _Traffic:
