@@ -21,6 +21,7 @@ MODULES = (
     "bench_axon",
     "bench_http",
     "bench_distinguisher",
+    "bench_metrics",
 )
 
 

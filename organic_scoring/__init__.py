@@ -9,6 +9,7 @@ Queues live in :mod:`organic_scoring.organic_queue`, synthetic datasets in
 # The axon transport registers itself for OrganicScoringBase(axon=...); importing it
 # costs nothing beyond bittensor, which the package imports anyway.
 import organic_scoring.axon  # noqa: F401
+from organic_scoring._redact import Redacted
 from organic_scoring._stats import ScoringStats, StageTimes
 from organic_scoring.base import OrganicScoringBase
 from organic_scoring.config import ScoringConfig
@@ -24,6 +25,7 @@ __all__ = [
     "IterationError",
     "OrganicScoringBase",
     "OrganicScoringError",
+    "Redacted",
     "ScoringConfig",
     "ScoringStats",
     "StageTimeout",

@@ -1,10 +1,13 @@
-"""The ``organic-scoring`` command: ``organic-scoring demo [--duration S] [--json]
-[--intake axon|http] [--protocol btauth/1|epistula]``.
+"""The ``organic-scoring`` command.
+
+``organic-scoring demo [--duration S] [--json] [--intake axon|http]
+[--protocol btauth/1|epistula] [--metrics-port PORT]``
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -25,7 +28,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--duration", type=_positive, default=20.0, help="seconds to run (default: 20)"
     )
     demo.add_argument(
-        "--json", action="store_true", help="print a JSON summary on stdout at the end"
+        "--json",
+        action="store_true",
+        help="print a JSON summary on stdout at the end (the live view goes to stderr)",
+    )
+    demo.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics while the demo runs "
+        "(0: any free port; needs the metrics extra)",
     )
     demo.add_argument(
         "--intake",
@@ -40,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Epistula (any bittensor, the default on 9/10); implies --intake http",
     )
     args = parser.parse_args(argv)
+    if args.metrics_port is not None and importlib.util.find_spec("prometheus_client") is None:
+        demo.error("--metrics-port needs the metrics extra: pip install 'organic-scoring[metrics]'")
 
     from organic_scoring.demo._intake import choose_intake
 
@@ -51,7 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from organic_scoring.demo import run_demo
 
     return run_demo(
-        duration=args.duration, as_json=args.json, intake=args.intake, protocol=args.protocol
+        duration=args.duration,
+        as_json=args.json,
+        intake=args.intake,
+        protocol=args.protocol,
+        metrics_port=args.metrics_port,
     )
 
 
@@ -62,6 +81,16 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
     return value
 
 

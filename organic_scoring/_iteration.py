@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 from organic_scoring._hooks import Hook
 from organic_scoring._log import log
+from organic_scoring._redact import describe_error, redactor
 from organic_scoring._stages import Stage
 from organic_scoring._stats import StatsRecorder
 from organic_scoring._tasks import TaskGroup
@@ -195,6 +196,7 @@ class IterationRunner:
         self._queue_retry_at = 0.0
         self._last_serial: tuple[Callable[[], Any], _Serial | None] = (lambda: None, None)
         self.failures: deque[FailedIteration] = deque(maxlen=_KEEP_FAILURES)
+        self._redact = redactor(config.redact)
 
     @property
     def hooks(self) -> _Hooks:
@@ -277,12 +279,12 @@ class IterationRunner:
             await self._end_failed(failed.stage, sample, organic, error)
             if isinstance(error, _FATAL):
                 raise error from None
-            raise IterationError(failed.stage, sample, organic) from error
+            raise IterationError(failed.stage, self._kept(sample), organic) from error
         except BaseException as exc:  # the library's own code, a dataset: still reported
             await self._end_failed(stage, sample, organic, exc)
             if isinstance(exc, _FATAL):
                 raise
-            raise IterationError(stage, sample, organic) from exc
+            raise IterationError(stage, self._kept(sample), organic) from exc
         stats.succeeded(  # in TIMED order
             organic,
             (
@@ -479,15 +481,22 @@ class IterationRunner:
 
     async def _report(self, stage: Stage, sample: Any, organic: bool, error: BaseException) -> None:
         """Keep a failure and hand it to the scorer; never raises (but re-cancels)."""
-        self.failures.append(FailedIteration(stage, sample, organic, error))
+        self.failures.append(FailedIteration(stage, self._kept(sample), organic, error))
         timeout = self._config.log_timeout or _ERROR_HOOK_TIMEOUT
         try:
             await self._call("log", timeout, self.hooks.error, sample, stage, error)
         except _StageFailed as failed:
+            redacting = self._redact is not None
             log.error(
-                f"_on_iteration_error raised while reporting a {stage} failure: {failed.error!r}",
-                exc_info=failed.error,
+                f"_on_iteration_error raised while reporting a {stage} failure: "
+                f"{describe_error(failed.error, redacting)}",
+                exc_info=None if redacting else failed.error,
             )
+
+    def _kept(self, sample: Any) -> Any:
+        """``sample`` as the library may keep it: itself, or redacted."""
+        redact = self._redact
+        return sample if redact is None else redact(sample)
 
 
 def _replays(datasets: Sequence[SynthDatasetBase]) -> tuple[OrganicReplayDataset, ...]:

@@ -14,7 +14,14 @@ import numpy as np
 from organic_scoring._log import log
 from organic_scoring._stages import STAGES, Stage
 
-__all__ = ["TIMED", "IntakeObserver", "ScoringStats", "StageTimes", "StatsRecorder"]
+__all__ = [
+    "TIMED",
+    "IntakeObserver",
+    "ScoringStats",
+    "StageTimes",
+    "StatsObserver",
+    "StatsRecorder",
+]
 
 IntakeObserver = Callable[[str, int, float], None]
 """Told of every intake answer: ``(transport, status, seconds)``. Called on the
@@ -23,6 +30,14 @@ server's thread; it must be quick and must not block."""
 TIMED = ("sample", "query", "reference", "responses", "rewards", "weights", "log", "total")
 """The durations one iteration reports to :meth:`StatsRecorder.succeeded`, in this order."""
 _WINDOW = 512
+
+StatsObserver = Callable[[tuple[float, ...]], object]
+"""Told of every scored iteration: called with its durations in :data:`TIMED` order.
+
+Called on the loop's thread right after the counters moved: it must be quick and must
+not block (the metrics exporter passes a ``deque.append``). What it raises is logged,
+and the iteration stays scored.
+"""
 
 
 @dataclass(frozen=True)
@@ -172,6 +187,20 @@ class StatsRecorder:
         self._intake_observers: tuple[IntakeObserver, ...] = ()
         self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in TIMED}
         self._windows = tuple(self._times.values())
+        self._observers: tuple[StatsObserver, ...] = ()
+
+    def add_observer(self, observer: StatsObserver) -> None:
+        """Tell ``observer`` of every scored iteration from now on (see :data:`StatsObserver`)."""
+        with self._lock:
+            self._observers = (*self._observers, observer)
+
+    def remove_observer(self, observer: StatsObserver) -> None:
+        """Stop telling ``observer``; nothing happens if it was not added."""
+        with self._lock:
+            observers = list(self._observers)
+            if observer in observers:
+                observers.remove(observer)
+            self._observers = tuple(observers)
 
     def started(self) -> None:
         with self._lock:
@@ -229,6 +258,13 @@ class StatsRecorder:
                 self._synthetic += 1
             for window, value in zip(self._windows, times):  # noqa: B905 - both len(TIMED)
                 window.append(value)
+        observers = self._observers  # an empty tuple costs one test when nobody listens
+        if observers:
+            for observer in observers:
+                try:
+                    observer(times)
+                except Exception as exc:  # an observer's bug must not fail the iteration
+                    log.error(f"a stats observer raised {exc!r}", exc_info=exc)
 
     def failed(self, stage: Stage, organic: bool) -> None:
         """An iteration ended in a failure in ``stage``."""

@@ -213,11 +213,7 @@ def _handler(gate: Gate, synapse_type: type[Any]) -> Callable[..., Awaitable[Any
                 try:
                     response = await gate.handle(synapse)
                 except Exception as exc:
-                    log.error(
-                        f"organic intake: _on_organic_entry raised for {caller.hotkey}: {exc!r}",
-                        exc_info=exc,
-                    )
-                    raise Refused(500, "internal error") from exc
+                    raise gate.hook_failed("_on_organic_entry", caller.hotkey, exc) from exc
         except Refused as refused:
             return _answer(gate, synapse, refused, passage.began)
         if response is None:

@@ -25,6 +25,7 @@ from organic_scoring._engine import DEFAULT_STOP_TIMEOUT, Engine
 from organic_scoring._hooks import call_hook, overrides
 from organic_scoring._iteration import IterationRunner
 from organic_scoring._log import log
+from organic_scoring._redact import describe_error
 from organic_scoring._stages import Stage
 from organic_scoring._stats import ScoringStats, StatsRecorder
 from organic_scoring._transports import attach as attach_transport
@@ -99,6 +100,7 @@ class OrganicScoringBase(ABC):
         allowed_hotkeys: Iterable[str] | None = None,
         trigger_jitter: float = 0.0,
         seed: int | None = None,
+        redact: bool | Callable[[Any], Any] = False,
     ) -> None:
         """Validate the settings and prepare the loop; nothing runs until :meth:`start`.
 
@@ -133,6 +135,11 @@ class OrganicScoringBase(ABC):
                 the plain periods.
             seed: Seeds the loop's own random draws (jittered periods, the choice
                 among datasets), for reproducible runs.
+            redact: Keep no sample where it can be read back or exported
+                (:attr:`recent_failures`, ``IterationError.sample``) and log failures
+                without exception messages, which often quote their input. True puts a
+                :class:`~organic_scoring.Redacted` in place of each sample; a function of
+                a sample returns what may be kept of it. Hooks still get real samples.
 
         Raises:
             ValueError: A setting is out of range (the message names it).
@@ -155,6 +162,7 @@ class OrganicScoringBase(ABC):
                 allowed_hotkeys=allowed_hotkeys,
                 trigger_jitter=trigger_jitter,
                 seed=seed,
+                redact=redact,
             )
         )
         datasets = _datasets(synth_dataset, synth_dataset_weights)
@@ -235,7 +243,8 @@ class OrganicScoringBase(ABC):
         ``organic_time_rewards``, ``organic_time_weights``, ``organic_time_total``),
         ``organic_queue_size``, ``is_organic_sample``, ``organic_iteration`` (a running
         number) and ``organic_sample_source`` (``"organic"`` or the dataset's class
-        name). The default logs a one-line summary at debug level.
+        name). The default logs a one-line summary of those at debug level, and never
+        the sample, the reference, the responses or the rewards (``redact`` or not).
         """
         kind = "organic" if logs["is_organic_sample"] else logs["organic_sample_source"]
         log.debug(
@@ -264,10 +273,19 @@ class OrganicScoringBase(ABC):
         synthetic sample).
 
         Override to re-queue or persist failed organic samples. The default logs the
-        failure with its traceback; the last few failures are kept in
+        failure with its traceback (with ``redact`` on: the exception's type and the
+        frames it came through, not its message); the last few failures are kept in
         :attr:`recent_failures` either way.
         """
-        log.error(f"organic scoring iteration failed in the {stage} stage: {exc!r}", exc_info=exc)
+        if self.__config.redact is False:
+            log.error(
+                f"organic scoring iteration failed in the {stage} stage: {exc!r}", exc_info=exc
+            )
+        else:
+            log.error(
+                f"organic scoring iteration failed in the {stage} stage: "
+                f"{describe_error(exc, True)}"
+            )
 
     async def _blacklist_fn(self, synapse: Any) -> tuple[bool, str]:
         """Return ``(True, reason)`` to refuse an organic request. Default: allow all.
@@ -448,7 +466,8 @@ class OrganicScoringBase(ABC):
 
     @_view
     def recent_failures(self) -> tuple[FailedIteration, ...]:
-        """The last few failed iterations, oldest first, with their samples."""
+        """The last few failed iterations, oldest first, with their samples (redacted
+        when ``redact`` is on)."""
         return tuple(self.__runner.failures)
 
 

@@ -9,9 +9,10 @@ and what it accepts, at construction, never later inside the loop.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 __all__ = [
     "DEFAULT_TRIGGER_FREQUENCY_MIN",
@@ -89,6 +90,10 @@ class ScoringConfig(BaseModel):
         backoff_initial, backoff_max: The pause after a failed iteration, doubling
             while failures repeat, capped at ``backoff_max``; reset by a success.
         allowed_hotkeys: When set, only these hotkeys may submit organic requests.
+        redact: Keep no sample where it could be read back or exported
+            (``recent_failures``, ``IterationError.sample``) and log failures without
+            exception messages. True puts a :class:`~organic_scoring.Redacted` in place
+            of each sample; a callable returns what of a sample may be kept.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -108,6 +113,7 @@ class ScoringConfig(BaseModel):
     allowed_hotkeys: frozenset[str] | None = None
     trigger_jitter: float = Field(default=0.0, ge=0, lt=1)
     seed: int | None = Field(default=None, strict=True)
+    redact: StrictBool | Callable[[Any], Any] = False
 
     @model_validator(mode="before")
     @classmethod
@@ -126,6 +132,16 @@ class ScoringConfig(BaseModel):
         # pydantic would take True as 1 and "3" as 3.0; a loop parameter is a number.
         if value is not None and not _is_number(value):
             raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+        return value
+
+    @field_validator("redact", mode="before")
+    @classmethod
+    def _bool_or_callable(cls, value: Any) -> Any:
+        if not isinstance(value, bool) and not callable(value):
+            raise ValueError(
+                "expected True, False or a function of one sample returning what may be "
+                f"kept of it, got {type(value).__name__} {value!r}"
+            )
         return value
 
     @field_validator("allowed_hotkeys", mode="before")

@@ -65,7 +65,8 @@ class IterationError(OrganicScoringError):
     """One iteration failed; raised by :meth:`OrganicScoringBase.loop_iteration`.
 
     The failure has already been counted and handed to ``_on_iteration_error`` by the
-    time this is raised; ``__cause__`` is what the hook raised.
+    time this is raised; ``__cause__`` is what the hook raised. :attr:`sample` is the
+    iteration's sample, redacted when the scorer was built with ``redact``.
     """
 
     def __init__(self, stage: Stage, sample: Any, organic: bool) -> None:
@@ -84,6 +85,7 @@ class FailedIteration:
     """``"sample"``, ``"query"``, ``"reference"``, ``"rewards"``, ``"weights"``, ``"log"``,
     or ``"iteration"`` for an exception from an overridden ``loop_iteration``."""
     sample: Any
+    """The iteration's sample; redacted when the scorer was built with ``redact``."""
     organic: bool
     error: BaseException
     at: float = field(default_factory=time.time)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-from benchmarks import bench_distinguisher, bench_queue
+from benchmarks import bench_distinguisher, bench_metrics, bench_queue
 from organic_scoring._compat import HAS_HTTP_AUTH
 
 
@@ -54,6 +54,18 @@ def test_the_distinguisher_sees_a_planted_difference() -> None:
     aucs = bench_distinguisher.distinguish(queries)
     assert aucs["text"] > 0.95
     assert aucs["timing"] > 0.95
+
+
+def test_bench_metrics_rows() -> None:
+    engine, intake, histogram = bench_metrics.run(quick=True)
+    assert intake["name"].startswith("intake requests/s with metrics")
+    assert math.isclose(intake["ratio"], intake["ours_per_s"] / intake["bare_per_s"])
+    assert engine["name"].startswith("engine iterations/s with metrics")
+    assert engine["ours_per_s"] > 0
+    assert engine["bare_per_s"] > 0
+    assert math.isclose(engine["ratio"], engine["ours_per_s"] / engine["bare_per_s"])
+    assert histogram["name"].startswith("7 stage times")
+    assert math.isclose(histogram["ratio"], histogram["ours_ns"] / histogram["bare_ns"])
 
 
 def test_bench_http_rows_cover_each_protocol_of_this_bittensor() -> None:

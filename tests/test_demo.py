@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from organic_scoring.__main__ import main
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
 from organic_scoring.demo._intake import IntakeChoice, choose_intake
 from organic_scoring.demo._miners import SimulatedMiner, ideal_answer, similarity
+from support.waiting import WAIT
 
 
 def _command() -> list[str]:
@@ -49,11 +51,61 @@ def test_demo_scores_organic_and_synthetic_traffic() -> None:
     assert summary["iterations"] == summary["organic_iterations"] + summary["synthetic_iterations"]
     # The best miner ends up with the largest weight.
     assert next(iter(summary["top_weights"])) in {"0", "1"}
-    # Plain lines (stderr is not a terminal), no traceback, no warning.
-    assert "iterations" in done.stderr
+    assert summary["interrupted"] is False
+    assert summary["organic_share"] == pytest.approx(
+        summary["organic_iterations"] / summary["iterations"], abs=1e-4
+    )
+    # Plain lines (stderr is not a terminal) with stage times and top weights, no
+    # traceback, no warning.
+    frames = [line for line in done.stderr.splitlines() if line.startswith("[")]
+    assert frames, done.stderr
+    assert all("stage p50 query" in line and "top weights uid" in line for line in frames[2:])
+    assert "between iterations" in frames[-1]
+    assert done.stderr.splitlines()[-1].startswith("done after")
     assert "\x1b[" not in done.stderr
     assert "Traceback" not in done.stderr
     assert "Warning" not in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_ends_the_demo_at_once_with_the_json_summary() -> None:
+    demo = subprocess.Popen(
+        [*_command(), "demo", "--duration", "100", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "default"},
+    )
+    try:
+        assert demo.stderr is not None
+        seen = []
+        for line in demo.stderr:  # the first frame: the loop is running
+            seen.append(line)
+            if line.startswith("["):
+                break
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=WAIT)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()
+    err = "".join(seen) + err
+    assert demo.returncode == 130, err
+    summary = json.loads(out)
+    assert summary["interrupted"] is True
+    assert summary["duration"] < 100
+    assert isinstance(summary["iterations"], int)
+    assert err.splitlines()[-1].startswith("interrupted after"), err
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+
+
+def test_metrics_port_must_be_a_port(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("-1", "65536", "http"):
+        with pytest.raises(SystemExit) as exited:
+            main(["demo", "--metrics-port", bad])
+        assert exited.value.code == 2
+        assert "--metrics-port" in capsys.readouterr().err
 
 
 @pytest.mark.timeout(120)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 from unittest import mock
 
 import bittensor as bt
+import numpy as np
 import pytest
 
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
@@ -486,3 +488,82 @@ def test_set_weights_standin_refuses_what_the_real_one_would() -> None:
     assert (call["netuid"], call["weights"], call["wallet"]) == (1, {0: 1.0}, "validator")
     assert call["network"] == "local"
     assert call["uids"] is None  # the defaults are filled in, as the real call sees them
+
+
+# -- wandb logging ------------------------------------------------------------------------
+
+
+class RecordingRun:
+    """Stands in for a wandb run (wandb is not a dependency of the tests): keeps the rows."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def log(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+
+def test_wandb_logging_logs_timings_and_rewards_but_no_prompt() -> None:
+    example = load("wandb_logging")
+    secret = "my password is hunter2, please echo it"
+    prompts: list[str] = []
+
+    class Watched(example._Demo):  # type: ignore[name-defined,misc]
+        async def _query_miners(self, sample: Any) -> Any:
+            prompts.append(sample if isinstance(sample, str) else sample.messages[-1])
+            return await super()._query_miners(sample)
+
+    scoring = Watched(synth_dataset=example.default_dataset(seed=0))
+    scoring.wandb_run = RecordingRun()
+
+    async def run() -> None:
+        await scoring.receive_organic(secret)
+        for _ in range(3):
+            await scoring.loop_iteration()
+
+    asyncio.run(run())
+    rows = scoring.wandb_run.rows
+    assert [row["is_organic_sample"] for row in rows] == [True, False, False]
+    for row in rows:
+        assert set(example.TIMINGS) <= set(row)
+        assert all(isinstance(row[key], float) for key in example.TIMINGS)
+        assert {"reward/0", "reward/1", "reward/2", "reward_mean", "reward_max"} <= set(row)
+        assert row["reward/0"] == 1.0
+    logged = json.dumps(rows)
+    assert prompts[0] == secret
+    assert len(prompts) == 3
+    for prompt in prompts:
+        assert prompt not in logged
+    assert "hunter2" not in logged
+
+
+def test_wandb_row_takes_rewards_in_any_shape() -> None:
+    example = load("wandb_logging")
+    logs = {"organic_time_total": 0.5, "is_organic_sample": False, "sample": "secret"}
+    row = example.wandb_row(logs, np.array([0.25, float("nan"), 1.0]))
+    assert row == {
+        "organic_time_total": 0.5,
+        "is_organic_sample": False,
+        "reward/0": 0.25,
+        "reward/2": 1.0,
+        "reward_mean": 0.625,
+        "reward_max": 1.0,
+    }
+    assert example.wandb_row(logs, {7: 0.5, 9: "n/a"})["reward/7"] == 0.5
+    assert "reward_mean" not in example.wandb_row(logs, None)
+
+
+def test_wandb_example_imports_without_wandb() -> None:
+    path = str(EXAMPLES / "wandb_logging.py")
+    code = (
+        "import sys, importlib.util; sys.modules['wandb'] = None\n"
+        f"spec = importlib.util.spec_from_file_location('w', {path!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "try:\n    module.open_run(project='x')\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT * 6
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install wandb" in done.stdout

@@ -31,16 +31,22 @@ OFFLINE = textwrap.dedent(
 )
 
 # Recursively import every module of the package except the signed-HTTP transport
-# and the demo's side of it (they need the http extra by design), __main__ (it runs
+# and the demo's side of it (they need the http extra by design), the metrics
+# exporter (the metrics extra, by design), __main__ (it runs
 # the CLI), and on bittensor 11 the demo's axon side. A module that
 # fails only because an optional extra is missing is reported as skipped.
 WALK = textwrap.dedent(
     """
     import importlib, json, pkgutil, sys
 
-    OPTIONAL = {"datasets", "starlette", "httpx", "uvicorn"}
+    OPTIONAL = {"datasets", "starlette", "httpx", "uvicorn", "prometheus_client", "rich"}
     import bittensor, pydantic, numpy
-    SKIP = ("organic_scoring.http", "organic_scoring.demo._http_side", "organic_scoring.__main__")
+    SKIP = (
+        "organic_scoring.http",
+        "organic_scoring.demo._http_side",
+        "organic_scoring.metrics",
+        "organic_scoring.__main__",
+    )
     if not hasattr(bittensor, "Synapse"):  # the demo's axon side is for 9/10 only
         SKIP += ("organic_scoring.demo._axon_side",)
     baseline = set(sys.modules)
@@ -76,7 +82,7 @@ WALK = textwrap.dedent(
     """
 )
 
-HEAVY = ("datasets", "starlette", "httpx", "uvicorn")
+HEAVY = ("datasets", "starlette", "httpx", "uvicorn", "prometheus_client", "rich")
 CORE_DEPENDENCIES = ("bittensor", "pydantic", "pydantic_core", "numpy")
 
 

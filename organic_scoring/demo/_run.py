@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
+import signal
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from organic_scoring._compat import BT_VERSION
 from organic_scoring.demo._intake import IntakeChoice, choose_intake, open_intake
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._scorer import DemoScorer
-from organic_scoring.demo._view import LiveView
+from organic_scoring.demo._view import Frame, LiveView
 from organic_scoring.synth_dataset import OrganicReplayDataset, default_dataset, splice_words
 from organic_scoring.weights import ScoreBook
 
@@ -44,25 +47,34 @@ def run_demo(
     out: TextIO | None = None,
     intake: str | None = None,
     protocol: str | None = None,
+    metrics_port: int | None = None,
 ) -> int:
     """Run the demo subnet for ``duration`` seconds; return the process exit code.
 
     The live view goes to ``out`` (default: stdout, or stderr with ``as_json``); with
-    ``as_json`` the final summary is printed to stdout as JSON. The exit code is 0
-    only if the loop scored both organic and synthetic samples.
+    ``as_json`` the final summary is printed to stdout as JSON, always, also after an
+    interruption. With ``metrics_port`` the scorer's Prometheus metrics are served at
+    ``http://127.0.0.1:PORT/metrics`` while it runs (needs the ``metrics`` extra; 0
+    picks a free port). Ctrl-C (SIGINT) ends the run at once, with the summary.
 
     ``intake`` is ``"axon"`` (bittensor 9/10, the default there) or ``"http"``
     (signed HTTP, any major; the default on 11), ``protocol`` the latter's signing:
     ``"btauth/1"`` (11, the default there) or ``"epistula"`` (any major).
+
+    Returns 130 after an interruption; otherwise 0 if the loop scored both organic
+    and synthetic samples, else 1.
 
     Raises:
         ValueError: An intake or protocol this bittensor cannot run.
     """
     choice = choose_intake(intake, protocol)
     view_out = out or (sys.stderr if as_json else sys.stdout)
-    summary = _simulate(duration, view_out, choice)
+    with _interruptible() as interrupted:
+        summary = _simulate(duration, view_out, choice, interrupted, metrics_port)
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2), flush=True)
+    if summary["interrupted"]:
+        return EXIT_INTERRUPTED
     ok = summary["organic_iterations"] > 0 and summary["synthetic_iterations"] > 0
     if not ok:
         print(
@@ -72,7 +84,39 @@ def run_demo(
     return 0 if ok else 1
 
 
-def _simulate(duration: float, view_out: TextIO, choice: IntakeChoice) -> dict[str, Any]:
+EXIT_INTERRUPTED = 130
+"""The exit status after Ctrl-C, as shells report a SIGINT (128 + 2)."""
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """An event that Ctrl-C sets, instead of raising KeyboardInterrupt mid-demo.
+
+    The run then winds down in order (traffic, scorer, intake) and sums up. Only the
+    main thread can catch signals; elsewhere a KeyboardInterrupt stays what it is.
+    """
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _simulate(
+    duration: float,
+    view_out: TextIO,
+    choice: IntakeChoice,
+    interrupted: threading.Event,
+    metrics_port: int | None,
+) -> dict[str, Any]:
     miners = default_miners()
     book = ScoreBook(len(miners), alpha=0.2)
 
@@ -82,8 +126,8 @@ def _simulate(duration: float, view_out: TextIO, choice: IntakeChoice) -> dict[s
             book,
             synth_dataset=_probes(),
             trigger="seconds",
-            trigger_frequency=1.0,
-            trigger_jitter=0.5,
+            trigger_frequency=TRIGGER_FREQUENCY,
+            trigger_jitter=TRIGGER_JITTER,
             seed=1,
             trigger_frequency_min=0.1,
             trigger_scaling_factor=4,
@@ -95,42 +139,89 @@ def _simulate(duration: float, view_out: TextIO, choice: IntakeChoice) -> dict[s
     with (
         tempfile.TemporaryDirectory(prefix="organic-scoring-demo-") as directory,
         open_intake(choice, directory, build) as (scorer, open_user, where),
+        _metrics(scorer, book, metrics_port) as metrics_url,
     ):
-        view = LiveView(view_out, f"organic-scoring demo: {where}", duration)
         traffic = _Traffic(open_user, duration)
-        scorer.start()
-        traffic.start()
-        try:
-            deadline = time.monotonic() + duration
-            while time.monotonic() < deadline:
-                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-                view.update(
-                    scorer.stats, scorer.received, scorer.sample_rate_dynamic(), _top(book, 3)
-                )
-        finally:
-            traffic.stop()
-            scorer.stop()
-        stats = scorer.stats
-        summary = {
-            "bittensor": ".".join(map(str, BT_VERSION)),
-            "intake": choice.intake,
-            "protocol": choice.protocol,
-            "duration": duration,
-            "iterations": stats.iterations,
-            "organic_iterations": stats.organic_iterations,
-            "synthetic_iterations": stats.synthetic_iterations,
-            "organic_share": round(stats.organic_share, 3),
-            "failed_iterations": stats.failed_iterations,
-            "organic_received": scorer.received,
-            "organic_answered": traffic.answered,
-            "organic_queued": stats.queue_size,
-            "top_weights": {str(uid): round(w, 4) for uid, w in _top(book, len(miners))},
-            "stage_p50_ms": {
-                name: round(times.p50 * 1000, 3) for name, times in stats.stage_times.items()
-            },
-        }
-        view.summary_line(summary)
+        started = time.monotonic()
+        with LiveView(view_out, where, duration, metrics_url) as view:
+            scorer.start()
+            traffic.start()
+            try:
+                deadline = started + duration
+                while not interrupted.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    interrupted.wait(min(REFRESH, left))
+                    view.update(_frame(scorer, book, time.monotonic() - started))
+            finally:
+                traffic.stop()
+                scorer.stop()
+            view.update(_frame(scorer, book, time.monotonic() - started))
+            view.close()
+            stats = scorer.stats
+            summary = {
+                "bittensor": ".".join(map(str, BT_VERSION)),
+                "intake": choice.intake,
+                "protocol": choice.protocol,
+                "duration": round(time.monotonic() - started, 3),
+                "interrupted": interrupted.is_set(),
+                "iterations": stats.iterations,
+                "organic_iterations": stats.organic_iterations,
+                "synthetic_iterations": stats.synthetic_iterations,
+                "failed_iterations": stats.failed_iterations,
+                "organic_share": round(stats.organic_share, 4),
+                "organic_received": scorer.received,
+                "organic_answered": traffic.answered,
+                "organic_queued": stats.queue_size,
+                "top_weights": {str(uid): round(w, 4) for uid, w in _top(book, len(miners))},
+                "stage_p50_ms": {
+                    name: round(times.p50 * 1000, 3) for name, times in stats.stage_times.items()
+                },
+            }
+            if metrics_url is not None:
+                summary["metrics_url"] = metrics_url
+            view.summary(summary)
         return summary
+
+
+TRIGGER_FREQUENCY = 1.0
+"""The demo's period with no organic work waiting (seconds)."""
+
+TRIGGER_JITTER = 0.5
+"""Each period is drawn within ±50 % of its mean, so probes keep no clock."""
+
+REFRESH = 0.5
+"""Seconds between redraws of the live view."""
+
+
+def _frame(scorer: DemoScorer, book: ScoreBook, elapsed: float) -> Frame:
+    return Frame(
+        elapsed=elapsed,
+        stats=scorer.stats,
+        received=scorer.received,
+        period=scorer.sample_rate_dynamic(),
+        idle_period=TRIGGER_FREQUENCY,
+        jitter=TRIGGER_JITTER,
+        top=_top(book, 3),
+    )
+
+
+@contextlib.contextmanager
+def _metrics(scorer: DemoScorer, book: ScoreBook, port: int | None) -> Iterator[str | None]:
+    """Serve the scorer's metrics on 127.0.0.1:port while the demo runs (None: don't)."""
+    if port is None:
+        yield None
+        return
+    # organic_scoring.metrics says which extra to install when prometheus_client is missing.
+    from prometheus_client import CollectorRegistry
+
+    from organic_scoring.metrics import PrometheusMetrics, serve_metrics
+
+    with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
+        metrics.track(book)
+        with serve_metrics(metrics, "127.0.0.1", port) as server:
+            yield server.url
 
 
 def _probes() -> OrganicReplayDataset:

@@ -1,68 +1,264 @@
-"""The demo's live view: a block redrawn in place on a terminal, plain lines otherwise."""
+"""The demo's live view: a panel redrawn in place on a terminal, plain lines otherwise.
+
+On a terminal the view is a ``rich`` Live panel, at most 80 columns wide and never
+wider than the terminal (long values wrap inside it, so the terminal itself never
+wraps a line and every redraw overwrites exactly what the last one drew). Off a
+terminal (a pipe, a file, CI) it writes one plain line per update, with no escape
+codes. ``rich`` comes with the ``demo`` extra and is imported only for a terminal;
+without it the view falls back to plain lines.
+"""
 
 from __future__ import annotations
 
-import time
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, TextIO
 
 from organic_scoring._stats import ScoringStats
 
-__all__ = ["LiveView"]
+__all__ = ["Frame", "LiveView"]
+
+MAX_WIDTH = 80
+"""The panel's widest; narrower terminals get a narrower panel."""
+
+_TWO_COLUMNS = 56
+"""Narrower panels put each label and its value on one wrapped line."""
 
 _STAGES = ("query", "reference", "rewards", "weights", "total")
 
 
-class LiveView:
-    """Renders the scorer's state; call :meth:`update` about once a second."""
+@dataclass(frozen=True)
+class Frame:
+    """What one redraw shows."""
 
-    def __init__(self, out: TextIO, title: str, duration: float) -> None:
+    elapsed: float
+    stats: ScoringStats
+    received: int
+    period: float
+    """The annealed period now (seconds between iteration starts)."""
+    idle_period: float
+    """The period with an empty organic queue (``trigger_frequency``)."""
+    top: Sequence[tuple[int, float]]
+    """The largest weights, ``(uid, weight)``, largest first."""
+    jitter: float = 0.0
+    """``trigger_jitter``: each period is drawn within this share of its mean."""
+
+    @property
+    def organic_share(self) -> float | None:
+        """Organic samples among the scored ones, or None before the first."""
+        return self.stats.organic_share if self.stats.iterations else None
+
+
+class LiveView:
+    """Renders frames to ``out``; use it as a context manager around the updates.
+
+    Args:
+        out: Where to draw.
+        title: What is running (the intake and bittensor version).
+        duration: The planned run time in seconds.
+        metrics_url: Where the Prometheus metrics are served, or None.
+    """
+
+    def __init__(
+        self, out: TextIO, title: str, duration: float, metrics_url: str | None = None
+    ) -> None:
         self._out = out
         self._title = title
         self._duration = duration
-        self._tty = out.isatty()
-        self._drawn = 0
-        self._started = time.monotonic()
-
-    def update(
-        self, stats: ScoringStats, received: int, period: float, top: list[tuple[int, float]]
-    ) -> None:
-        """Show the current counters, queue, period, stage times and top weights."""
-        elapsed = time.monotonic() - self._started
-        counts = (
-            f"iterations {stats.iterations} (organic {stats.organic_iterations}, "
-            f"synthetic {stats.synthetic_iterations}, failed {stats.failed_iterations})"
-        )
-        if not self._tty:
-            self._out.write(
-                f"[{elapsed:5.1f}s] {counts}; received {received}; queue {stats.queue_size}; "
-                f"period {period:.2f}s\n"
-            )
+        self._note = metrics_url
+        self._live: Any = None
+        self._console: Any = None
+        self.is_live = False
+        if _isatty(out):
+            try:
+                from rich.console import Console
+                from rich.live import Live
+            except ImportError:
+                self._out.write("(for a live panel: pip install 'organic-scoring[demo]')\n")
+            else:
+                self._console = Console(file=out, highlight=False)
+                self._live = Live(
+                    console=self._console,
+                    auto_refresh=False,
+                    transient=False,
+                    redirect_stdout=False,
+                    redirect_stderr=False,
+                    vertical_overflow="ellipsis",
+                )
+                self.is_live = True
+        if not self.is_live:
+            self._out.write(f"{title}\n" + (f"metrics at {metrics_url}\n" if metrics_url else ""))
             self._out.flush()
-            return
-        times = "  ".join(
-            f"{name} {stats.stage_times[name].p50 * 1000:.1f}"
-            for name in _STAGES
-            if name in stats.stage_times
-        )
-        weights = "  ".join(f"uid {uid}: {w:.3f}" for uid, w in top) or "-"
-        lines = [
-            f"{self._title}   {elapsed:5.1f}s / {self._duration:g}s",
-            counts,
-            f"organic received {received}   queue {stats.queue_size}   period {period:.2f}s",
-            f"stage p50 (ms)   {times or '-'}",
-            f"top weights      {weights}",
-        ]
-        if self._drawn:
-            self._out.write(f"\x1b[{self._drawn}F\x1b[J")
-        self._out.write("\n".join(lines) + "\n")
-        self._out.flush()
-        self._drawn = len(lines)
 
-    def summary_line(self, summary: dict[str, Any]) -> None:
-        """One closing line in either mode."""
-        self._out.write(
-            f"done: {summary['iterations']} iterations, {summary['organic_iterations']} organic, "
-            f"{summary['synthetic_iterations']} synthetic, {summary['failed_iterations']} failed, "
-            f"{summary['organic_received']} organic requests received\n"
-        )
+    def __enter__(self) -> LiveView:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Leave the last frame on screen and put the cursor below it. Idempotent."""
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+
+    def update(self, frame: Frame) -> None:
+        """Show ``frame``: redraw the panel, or write one plain line."""
+        if self._live is not None:
+            self._live.update(_Panel(self._title, self._duration, self._note, frame), refresh=True)
+            return
+        self._out.write(plain_line(frame) + "\n")
         self._out.flush()
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        """The closing words, below the last frame, in either mode."""
+        text = summary_text(summary)
+        if self._console is not None:
+            self._console.print(text, soft_wrap=False, overflow="fold")
+        else:
+            self._out.write(text + "\n")
+            self._out.flush()
+
+
+def plain_line(frame: Frame) -> str:
+    """One frame as a line for a log: counters, share, period, stage times, weights."""
+    stats = frame.stats
+    return (
+        f"[{frame.elapsed:5.1f}s] iterations {_scored(stats)} "
+        f"(organic {stats.organic_iterations}, synthetic {stats.synthetic_iterations}, "
+        f"failed {stats.failed_iterations}); organic share {_share(frame.organic_share)}; "
+        f"received {frame.received}; queue {stats.queue_size}; "
+        f"period {frame.period:.2f}s{' mean' if frame.jitter else ''} between iterations; "
+        f"stage p50 {_stage_times(stats, ', ')}; top weights {_weights(frame.top, ', ')}"
+    )
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """The summary as one sentence."""
+    how = "interrupted" if summary.get("interrupted") else "done"
+    share = summary.get("organic_share")
+    return (
+        f"{how} after {summary['duration']:.1f}s: {summary['iterations']} iterations scored "
+        f"({summary['organic_iterations']} organic, {summary['synthetic_iterations']} "
+        f"synthetic, organic share {_share(share)}), {summary['failed_iterations']} failed; "
+        f"{summary['organic_received']} organic requests received"
+    )
+
+
+class _Panel:
+    """One frame as a rich renderable, sized to the console at render time."""
+
+    def __init__(self, title: str, duration: float, note: str | None, frame: Frame) -> None:
+        self._title = title
+        self._duration = duration
+        self._note = note
+        self._frame = frame
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        frame, stats = self._frame, self._frame.stats
+        # Two columns to spare: a ^C echoed after the last line must not wrap it.
+        width = max(20, min(MAX_WIDTH, options.max_width - 2))
+        rows = [
+            (
+                "iterations",
+                f"{_scored(stats)} scored: {stats.organic_iterations} organic, "
+                f"{stats.synthetic_iterations} synthetic; {stats.failed_iterations} failed",
+            ),
+            (
+                "organic share",
+                f"{_share(frame.organic_share)} of scored samples came from users",
+            ),
+            ("period", _period(frame)),
+            ("queue", f"{stats.queue_size} waiting; {frame.received} organic requests received"),
+            ("stage p50", _stage_times(stats, "  ")),
+            ("top weights", _weights(frame.top, "  ")),
+        ]
+        if self._note:
+            rows.append(("metrics", self._note))
+        body = Table.grid()
+        body.add_column(overflow="fold")
+        body.add_row(Text(self._title, style="dim", overflow="ellipsis", no_wrap=True))
+        if width >= _TWO_COLUMNS:
+            table = Table.grid(padding=(0, 2))
+            table.add_column(style="bold", no_wrap=True)
+            table.add_column(overflow="fold")
+            for label, value in rows:
+                table.add_row(label, value)
+            body.add_row(table)
+        else:  # too narrow for a column of labels: one wrapped line each
+            for label, value in rows:
+                body.add_row(Text.assemble((label, "bold"), " ", value, overflow="fold"))
+        clock = f"{frame.elapsed:.0f}s of {self._duration:g}s"
+        subtitle = f"{clock}, Ctrl-C ends it" if width >= 40 else clock
+        # rich widens a panel to fit its title: keep the title within the width.
+        title = "organic-scoring demo" if width >= 30 else "demo"
+        yield Panel(
+            body,
+            title=f"[bold]{title}[/]",
+            title_align="left",
+            subtitle=subtitle,
+            subtitle_align="right",
+            width=width,
+            expand=False,
+        )
+
+
+def _period(frame: Frame) -> str:
+    if frame.jitter:
+        return (
+            f"{frame.period:.2f}s on average between iteration starts "
+            f"(±{frame.jitter:.0%}; {frame.idle_period:g}s idle)"
+        )
+    return (
+        f"{frame.period:.2f}s between iteration starts ({frame.idle_period:g}s with an empty queue)"
+    )
+
+
+def _scored(stats: ScoringStats) -> int:
+    return stats.organic_iterations + stats.synthetic_iterations
+
+
+def _share(share: float | None) -> str:
+    return "-" if share is None or math.isnan(share) else f"{share:.0%}"
+
+
+def _stage_times(stats: ScoringStats, sep: str) -> str:
+    parts = [
+        f"{name} {_ms(stats.stage_times[name].p50)}"
+        for name in _STAGES
+        if name in stats.stage_times
+    ]
+    return sep.join(parts) or "-"
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1000
+    if ms >= 100:
+        return f"{ms:.0f}ms"
+    if ms >= 1:
+        return f"{ms:.1f}ms"
+    return f"{ms:.2f}ms"
+
+
+def _weights(top: Sequence[tuple[int, float]], sep: str) -> str:
+    return sep.join(f"uid {uid} {weight:.3f}" for uid, weight in top) or "-"
+
+
+def _isatty(out: TextIO) -> bool:
+    try:
+        return bool(out.isatty())
+    except (AttributeError, ValueError):
+        return False

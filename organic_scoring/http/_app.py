@@ -326,10 +326,7 @@ class OrganicIntake:
                     else:
                         response, chunks = streamed
             except Exception as exc:
-                log.error(
-                    f"organic intake: _on_organic_entry raised for {info.hotkey}: {exc!r}",
-                    exc_info=exc,
-                )
+                self.gate.hook_failed("_on_organic_entry", info.hotkey, exc)
                 response = error_response(500, "internal error")
             try:
                 await response(scope, receive, tracked_send)

@@ -47,6 +47,7 @@ from typing import Any
 
 from organic_scoring._hooks import Hook, overrides
 from organic_scoring._log import log
+from organic_scoring._redact import describe_error
 from organic_scoring._tasks import TaskGroup
 from organic_scoring._workers import Workers
 from organic_scoring.base import OrganicScoringBase, stats_recorder
@@ -124,6 +125,7 @@ class Gate:
         # Read through the base class's descriptor: a subclass may shadow ``config``.
         config = OrganicScoringBase.__dict__["config"].__get__(scorer, type(scorer))
         self.allowed: frozenset[str] | None = config.allowed_hotkeys
+        self._redacting = config.redact is not False
         self._stats = stats_recorder(scorer)
         self._handler = Hook(
             functools.partial(OrganicScoringBase.receive_organic, scorer), "_on_organic_entry"
@@ -176,7 +178,7 @@ class Gate:
         try:
             result = await self._call(self._blacklist, subject)
         except Exception as exc:
-            raise _hook_failed("_blacklist_fn", hotkey, exc) from exc
+            raise self.hook_failed("_blacklist_fn", hotkey, exc) from exc
         reason = _refusal(result, refuse_when=True, default="blacklisted")
         if reason is not None:
             raise Refused(403, reason)
@@ -188,7 +190,8 @@ class Gate:
         try:
             result = await self._call(self._verify, request)
         except Exception as exc:
-            log.debug(f"organic intake: _verify_fn raised {exc!r} for {hotkey}")
+            error = describe_error(exc, self._redacting)
+            log.debug(f"organic intake: _verify_fn raised {error} for {hotkey}")
             raise Refused(403, "rejected by the validator") from exc
         reason = _refusal(result, refuse_when=False, default="rejected by the validator")
         if reason is not None:
@@ -207,7 +210,7 @@ class Gate:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"_priority_fn must return a number, got {value!r}")
         except Exception as exc:
-            raise _hook_failed("_priority_fn", hotkey, exc) from exc
+            raise self.hook_failed("_priority_fn", hotkey, exc) from exc
         value = float(value)
         return -math.inf if math.isnan(value) else value
 
@@ -257,6 +260,18 @@ class Gate:
         parsed = request()
         await self.verify(parsed, hotkey)
         return parsed, await self.priority(parsed, hotkey)
+
+    def hook_failed(self, hook: str, hotkey: str, exc: BaseException) -> Refused:
+        """Log that ``hook`` raised for ``hotkey``; the 500 to answer with.
+
+        With the scorer's ``redact`` on, the log carries the exception's type and
+        frames, not its message (which may quote the request).
+        """
+        if self._redacting:
+            log.error(f"organic intake: {hook} raised for {hotkey}: {describe_error(exc, True)}")
+        else:
+            log.error(f"organic intake: {hook} raised for {hotkey}: {exc!r}", exc_info=exc)
+        return Refused(500, "internal error")
 
     def record(self, status: int, began: float) -> None:
         """Count one answer (``status``) and its duration since ``began`` (perf_counter)."""
@@ -312,8 +327,3 @@ def _refusal(result: Any, *, refuse_when: bool, default: str) -> str | None:
     if result is None or bool(result) is not refuse_when:
         return None
     return reason or default
-
-
-def _hook_failed(hook: str, hotkey: str, exc: BaseException) -> Refused:
-    log.error(f"organic intake: {hook} raised for {hotkey}: {exc!r}", exc_info=exc)
-    return Refused(500, "internal error")

@@ -166,8 +166,11 @@ def intake(
     **options: Any,
 ) -> Iterator[Driver]:
     """Serve a :class:`ParityScorer` through ``transport``; ``options`` go to the gate
-    (``max_concurrent``, ``max_backlog``) and the scorer (``allowed_hotkeys``)."""
-    scorer_options = {k: options.pop(k) for k in ("allowed_hotkeys",) if k in options}
+    (``max_concurrent``, ``max_backlog``) and the scorer (``allowed_hotkeys``,
+    ``synth_dataset``, ``redact``)."""
+    scorer_options = {
+        k: options.pop(k) for k in ("allowed_hotkeys", "synth_dataset", "redact") if k in options
+    }
     store = CountingStore()
     if transport == "axon":
         with _axon(wallets, store, scorer_options, options) as driver:

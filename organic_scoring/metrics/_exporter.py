@@ -1,0 +1,474 @@
+"""``PrometheusMetrics``: the scoring loop's state as ``organic_scoring_*`` metrics.
+
+Most values already live in the scorer (its :class:`~organic_scoring.ScoringStats`,
+its queue, its trigger), so they are read when Prometheus scrapes, by a custom
+collector, and cost the loop nothing in between. Only what is per observation is
+recorded as it happens: stage times (one entry per finished iteration) and intake
+requests (one per request), each as a lock-free append, folded at scrape time.
+
+Several scorers may share one registry, each with its own constant ``labels``
+(``{"scorer": "text"}``, ``{"scorer": "image"}``): one collector per registry then
+exposes every metric once, with a series per scorer.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from organic_scoring._stages import STAGES
+from organic_scoring._stats import TIMED, ScoringStats
+from organic_scoring.base import OrganicScoringBase, stats_recorder
+from organic_scoring.metrics._histogram import BufferedHistogram, HistogramSeries
+
+__all__ = ["INTAKE_BUCKETS", "STAGE_BUCKETS", "TIMED_STAGES", "PrometheusMetrics"]
+
+STAGE_BUCKETS: tuple[float, ...] = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+)
+"""Bucket bounds (seconds) of ``organic_scoring_stage_seconds``: 10 µs hooks to 2 min
+miner queries, about three buckets per decade."""
+
+INTAKE_BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+"""Bucket bounds (seconds) of ``organic_scoring_intake_seconds``."""
+
+TIMED_STAGES: tuple[str, ...] = (*STAGES, "total")
+"""The ``stage`` label values of ``organic_scoring_stage_seconds``."""
+
+_FAILURE_STAGES: tuple[str, ...] = (*STAGES, "iteration")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+_RESERVED_LABELS = frozenset({"source", "outcome", "stage", "uid", "transport", "status", "le"})
+
+# name: (type, help); the order is the exposition's.
+_FAMILIES: dict[str, tuple[str, str]] = {
+    "organic_scoring_iterations": (
+        "counter",
+        "Finished iterations, by where the sample came from (organic or synthetic) "
+        "and whether every stage succeeded (scored) or one failed (failed).",
+    ),
+    "organic_scoring_skipped_triggers": (
+        "counter",
+        "Triggers that found neither an organic nor a synthetic sample to score.",
+    ),
+    "organic_scoring_failures": (
+        "counter",
+        "Failures reported to _on_iteration_error, by stage: failed iterations, and a "
+        "broken organic queue (sample) that the iteration survived with a synthetic "
+        "sample; iteration: an overridden loop_iteration raised outside the stages.",
+    ),
+    "organic_scoring_stage_seconds": (
+        "histogram",
+        "Seconds spent in each stage of a scored iteration; query and reference run "
+        "side by side; total is the whole iteration up to the log stage.",
+    ),
+    "organic_scoring_queue_size": ("gauge", "Organic samples waiting in the queue."),
+    "organic_scoring_organic_accepted": (
+        "counter",
+        "Organic requests an intake accepted (their _on_organic_entry returned).",
+    ),
+    "organic_scoring_organic_handler_errors": (
+        "counter",
+        "Organic requests whose _on_organic_entry raised.",
+    ),
+    "organic_scoring_organic_dropped": (
+        "counter",
+        "Organic samples the queue dropped to stay within its bound.",
+    ),
+    "organic_scoring_organic_unaccounted": (
+        "gauge",
+        "Accepted organic requests not yet scored, failed, dropped, in flight or "
+        "queued; 0 whenever the intake and the loop are at rest.",
+    ),
+    "organic_scoring_period_seconds": (
+        "gauge",
+        "The annealed period between iteration starts, its mean with trigger_jitter "
+        "(trigger=seconds).",
+    ),
+    "organic_scoring_step_threshold": (
+        "gauge",
+        "The annealed number of steps that starts an iteration (trigger=steps).",
+    ),
+    "organic_scoring_in_flight": ("gauge", "Iterations running now."),
+    "organic_scoring_intake_requests": (
+        "counter",
+        "Organic requests answered by an intake, by transport and HTTP status code.",
+    ),
+    "organic_scoring_intake_seconds": (
+        "histogram",
+        "Seconds from a request's arrival at an intake to its answer, by transport.",
+    ),
+    "organic_scoring_weight": (
+        "gauge",
+        "Normalised weight per uid of the ScoreBook tracked with metrics.track(book).",
+    ),
+}
+
+
+class PrometheusMetrics:
+    """Exports one scorer's loop, intake and weights as Prometheus metrics.
+
+    Metrics (all prefixed ``organic_scoring_``; counters end in ``_total``):
+
+    ``iterations_total{source, outcome}``, ``skipped_triggers_total``,
+    ``failures_total{stage}``, ``stage_seconds{stage}`` (histogram, buckets
+    :data:`STAGE_BUCKETS`), ``queue_size``, ``organic_accepted_total``,
+    ``organic_handler_errors_total``, ``organic_dropped_total``,
+    ``organic_unaccounted``, ``period_seconds`` (``trigger="seconds"``) or
+    ``step_threshold`` (``"steps"``), ``in_flight``,
+    ``intake_requests_total{transport, status}``, ``intake_seconds{transport}``
+    (histogram, buckets :data:`INTAKE_BUCKETS`) and ``weight{uid}``.
+
+    ``organic_dropped_total`` and ``organic_unaccounted`` are left out when the
+    queue keeps no ``dropped`` counter. The intake metrics appear once an intake has
+    answered a request; ``transport`` is ``"axon"``, ``"btauth/1"`` or ``"epistula"``
+    (or a custom intake's name) and ``status`` the HTTP status code as a string.
+
+    Args:
+        scoring: The scorer to export.
+        registry: Where to register; default: ``prometheus_client.REGISTRY``, which
+            ``prometheus_client.start_http_server`` also serves.
+        labels: Constant labels added to every series, e.g. ``{"scorer": "text"}``.
+            Needed to share one registry between several scorers (each with other
+            values for the same label names); Prometheus's own ``instance`` and
+            ``job`` labels already tell the processes of a fleet apart.
+
+    Raises:
+        TypeError: ``scoring`` is not a scorer or ``registry`` not a registry.
+        ValueError: ``labels`` has an invalid or reserved name, or the registry
+            already exports a scorer with the same labels (or other label names).
+    """
+
+    def __init__(
+        self,
+        scoring: OrganicScoringBase,
+        registry: CollectorRegistry | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        if not isinstance(scoring, OrganicScoringBase):
+            raise TypeError(f"scoring must be an OrganicScoringBase, got {type(scoring).__name__}")
+        if registry is None:
+            registry = REGISTRY
+        elif not isinstance(registry, CollectorRegistry):
+            raise TypeError(
+                f"registry must be a prometheus_client CollectorRegistry or None, "
+                f"got {type(registry).__name__}"
+            )
+        self._labels = _check_labels(labels)
+        self._scoring = scoring
+        self._registry = registry
+        # Read through the base class's own descriptors: a subclass may use the names
+        # ``stats`` and ``config`` for something of its own.
+        self._trigger = _base_view(scoring, "config").trigger
+        self._stages = BufferedHistogram(
+            STAGE_BUCKETS, TIMED_STAGES, accept=TIMED_STAGES, row_keys=TIMED
+        )
+        self._intake_times = BufferedHistogram(INTAKE_BUCKETS)
+        self._book: Any = None
+        self._closed = False
+        _join(registry, self)
+        self._recorder = stats_recorder(scoring)
+        # A deque's append is the observer: recording an iteration runs no Python code.
+        self._observer = self._stages.record_row
+        self._recorder.add_observer(self._observer)
+        # Intake answers are counted by the scorer's stats (read at scrape time); only
+        # their durations are recorded here.
+        self._intake_observer = self._observe_intake
+        self._recorder.add_intake_observer(self._intake_observer)
+
+    # -- what the user calls ------------------------------------------------------
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The registry the metrics are registered on."""
+        return self._registry
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The constant labels on every series."""
+        return dict(self._labels)
+
+    @property
+    def scoring(self) -> OrganicScoringBase:
+        """The exported scorer."""
+        return self._scoring
+
+    def track(self, book: Any) -> None:
+        """Export ``book.weights()`` as ``organic_scoring_weight{uid}`` from now on.
+
+        ``book`` is a :class:`~organic_scoring.weights.ScoreBook` (or anything with a
+        ``weights()`` returning one number per uid); None stops exporting weights. A
+        later call replaces the tracked book.
+        """
+        if book is not None and not callable(getattr(book, "weights", None)):
+            raise TypeError(f"book must have a weights() method, got {type(book).__name__}")
+        self._book = book
+
+    def close(self) -> None:
+        """Stop exporting this scorer; idempotent. Its series leave the registry."""
+        if self._closed:
+            return
+        self._closed = True
+        self._recorder.remove_observer(self._observer)
+        self._recorder.remove_intake_observer(self._intake_observer)
+        _leave(self._registry, self)
+
+    def __enter__(self) -> PrometheusMetrics:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        labels = "".join(f" {k}={v!r}" for k, v in self._labels)
+        return f"<PrometheusMetrics of {type(self._scoring).__name__}{labels}>"
+
+    # -- what the collector calls ------------------------------------------------
+
+    def _label_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self._labels)
+
+    def _label_values(self) -> tuple[str, ...]:
+        return tuple(value for _, value in self._labels)
+
+    def _observe_intake(self, transport: str, status: int, seconds: float) -> None:
+        """One intake answer (an intake observer of the scorer's stats)."""
+        self._intake_times.observe(transport, seconds)
+
+    def _samples(self, families: dict[str, Metric]) -> None:
+        """Add this scorer's samples to ``families`` (one per metric name)."""
+        own = self._label_values()
+        stats: ScoringStats = _base_view(self._scoring, "stats")
+
+        def add(name: str, labels: Sequence[str], value: float) -> None:
+            family = families[name]
+            assert isinstance(family, (CounterMetricFamily, GaugeMetricFamily))
+            family.add_metric([*own, *labels], value)
+
+        organic_failed = stats.organic_failed
+        synthetic_failed = stats.failed_iterations - organic_failed
+        for source, scored, failed in (
+            ("organic", stats.organic_iterations, organic_failed),
+            ("synthetic", stats.synthetic_iterations, synthetic_failed),
+        ):  # every combination, from 0, so that rate() and sums see all four
+            add("organic_scoring_iterations", (source, "scored"), scored)
+            add("organic_scoring_iterations", (source, "failed"), failed)
+        add("organic_scoring_skipped_triggers", (), stats.skipped)
+        for stage in _FAILURE_STAGES:
+            add("organic_scoring_failures", (stage,), stats.failures.get(stage, 0))
+        for stage, series in self._stages.read().items():
+            _add_histogram(families["organic_scoring_stage_seconds"], [*own, stage], series)
+        add("organic_scoring_queue_size", (), stats.queue_size)
+        add("organic_scoring_organic_accepted", (), stats.organic_accepted)
+        add("organic_scoring_organic_handler_errors", (), stats.organic_handler_errors)
+        dropped = stats.queue_counters.get("dropped")
+        if dropped is not None:
+            add("organic_scoring_organic_dropped", (), dropped)
+            unaccounted = stats.organic_unaccounted
+            if unaccounted is not None:
+                add("organic_scoring_organic_unaccounted", (), unaccounted)
+        period = OrganicScoringBase.sample_rate_dynamic(self._scoring)
+        if self._trigger == "steps":
+            add("organic_scoring_step_threshold", (), period)
+        else:
+            add("organic_scoring_period_seconds", (), period)
+        add("organic_scoring_in_flight", (), stats.in_flight)
+        for transport, by_status in sorted(stats.intake_requests.items()):
+            for status, count in sorted(by_status.items()):
+                add("organic_scoring_intake_requests", (transport, str(status)), count)
+        for transport, series in sorted(self._intake_times.read().items()):
+            _add_histogram(families["organic_scoring_intake_seconds"], [*own, transport], series)
+        book = self._book
+        if book is not None:
+            for uid, weight in enumerate(book.weights()):
+                add("organic_scoring_weight", (str(uid),), float(weight))
+
+
+# -- one collector per registry ------------------------------------------------------
+
+
+class _Collector:
+    """Exposes the metrics of every :class:`PrometheusMetrics` on one registry."""
+
+    def __init__(self) -> None:
+        self.members: list[PrometheusMetrics] = []
+        self.label_names: tuple[str, ...] = ()
+
+    def describe(self) -> Iterable[Metric]:
+        # The names this collector owns, so that the registry refuses a clash.
+        return _empty_families(self.label_names).values()
+
+    def collect(self) -> Iterator[Metric]:
+        with _members_lock:
+            members = list(self.members)
+        if not members:
+            return
+        families = _empty_families(self.label_names)
+        for member in members:
+            member._samples(families)
+        for family in families.values():
+            if family.samples:
+                yield family
+
+
+_members_lock = threading.Lock()
+_collectors: weakref.WeakKeyDictionary[CollectorRegistry, _Collector] = weakref.WeakKeyDictionary()
+
+
+def _join(registry: CollectorRegistry, metrics: PrometheusMetrics) -> None:
+    with _members_lock:
+        collector = _collectors.get(registry)
+        if collector is None:
+            collector = _Collector()
+            collector.label_names = metrics._label_names()
+            registry.register(collector)
+            _collectors[registry] = collector
+        elif collector.members:
+            _check_compatible(collector, metrics)
+        else:
+            collector.label_names = metrics._label_names()
+        collector.members.append(metrics)
+
+
+def _leave(registry: CollectorRegistry, metrics: PrometheusMetrics) -> None:
+    with _members_lock:
+        collector = _collectors.get(registry)
+        if collector is None or metrics not in collector.members:
+            return
+        collector.members.remove(metrics)
+        if not collector.members:
+            registry.unregister(collector)
+            del _collectors[registry]
+
+
+def _check_compatible(collector: _Collector, metrics: PrometheusMetrics) -> None:
+    names, values = metrics._label_names(), metrics._label_values()
+    if names != collector.label_names:
+        raise ValueError(
+            f"labels: this registry already exports scorers labelled by "
+            f"{list(collector.label_names) or 'nothing'}; give every scorer on one registry "
+            f"the same label names (got {list(names) or 'none'})"
+        )
+    for other in collector.members:
+        if other._label_values() == values:
+            shown = dict(metrics._labels) or "no labels"
+            raise ValueError(
+                f"labels: this registry already exports a scorer with {shown}; give each "
+                "scorer on one registry its own labels (e.g. labels={'scorer': 'name'}) "
+                "or its own registry"
+            )
+
+
+def _empty_families(label_names: tuple[str, ...]) -> dict[str, Metric]:
+    extra = {
+        "organic_scoring_iterations": ("source", "outcome"),
+        "organic_scoring_failures": ("stage",),
+        "organic_scoring_stage_seconds": ("stage",),
+        "organic_scoring_intake_requests": ("transport", "status"),
+        "organic_scoring_intake_seconds": ("transport",),
+        "organic_scoring_weight": ("uid",),
+    }
+    kinds = {
+        "counter": CounterMetricFamily,
+        "gauge": GaugeMetricFamily,
+        "histogram": HistogramMetricFamily,
+    }
+    families: dict[str, Metric] = {}
+    for name, (kind, doc) in _FAMILIES.items():
+        labels = [*label_names, *extra.get(name, ())]
+        families[name] = kinds[kind](name, doc, labels=labels)
+    return families
+
+
+def _add_histogram(family: Metric, labels: list[str], series: HistogramSeries) -> None:
+    assert isinstance(family, HistogramMetricFamily)
+    buckets = [(_bound(bound), float(count)) for bound, count in series.buckets]
+    family.add_metric(labels, buckets, series.sum)
+
+
+def _bound(value: float) -> str:
+    if value == float("inf"):
+        return "+Inf"
+    return repr(value)
+
+
+def _base_view(scoring: OrganicScoringBase, name: str) -> Any:
+    return OrganicScoringBase.__dict__[name].__get__(scoring, type(scoring))
+
+
+def _check_labels(labels: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    if labels is None:
+        return ()
+    if not isinstance(labels, Mapping):
+        raise TypeError(f"labels must be a mapping of label names to values, got {labels!r}")
+    checked = []
+    for name, value in labels.items():
+        if not isinstance(name, str) or not _LABEL_NAME.match(name) or name.startswith("__"):
+            raise ValueError(
+                f"labels: {name!r} is not a Prometheus label name "
+                "(letters, digits and underscores, not starting with a digit or '__')"
+            )
+        if name in _RESERVED_LABELS:
+            raise ValueError(
+                f"labels: {name!r} is a label of the metrics themselves; pick another name"
+            )
+        if not isinstance(value, str):
+            raise ValueError(f"labels: the value of {name!r} must be a string, got {value!r}")
+        checked.append((name, value))
+    return tuple(sorted(checked))
