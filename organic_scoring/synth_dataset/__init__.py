@@ -7,10 +7,13 @@ waiting. Any object with a ``sample()`` method will do; these are ready-made:
 * :class:`JsonlDataset` over a JSON Lines file of :class:`SynthDatasetEntry`;
 * :class:`MixtureDataset` blending several datasets by weight;
 * :class:`HuggingFaceDataset` over a loaded ``datasets.Dataset`` (``hf`` extra);
-* :func:`default_dataset`, a small conversation set shipped with the package.
+* :func:`default_dataset`, a small conversation set shipped with the package;
+* :class:`SynthDatasetConversation`, the original package's conversation dataset,
+  over lmsys-chat rows you already have (a loaded dataset or a local file).
 """
 
 from organic_scoring.synth_dataset._base import SynthDatasetBase, SynthDatasetEntry
+from organic_scoring.synth_dataset._conversation import SynthDatasetConversation
 from organic_scoring.synth_dataset._default import default_dataset
 from organic_scoring.synth_dataset._hf import HuggingFaceDataset
 from organic_scoring.synth_dataset._jsonl import JsonlDataset
@@ -23,6 +26,7 @@ __all__ = [
     "MixtureDataset",
     "SequenceDataset",
     "SynthDatasetBase",
+    "SynthDatasetConversation",
     "SynthDatasetEntry",
     "default_dataset",
 ]
