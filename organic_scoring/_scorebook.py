@@ -36,9 +36,11 @@ FloatArray = npt.NDArray[np.float64]
 class ScoreBook:
     """Per-uid exponential moving averages of rewards, normalised into weights on demand.
 
-    ``n_uids`` is the subnet's current size (``len(metagraph.hotkeys)``) and ``alpha``
-    the weight of a new reward: after ``update([u], [r])``,
-    ``scores[u] == alpha * r + (1 - alpha) * previous``. Scores start at zero.
+    ``n_uids`` is the subnet's current size (``len(metagraph.hotkeys)``, or bittensor
+    9/10's ``metagraph.n``, a numpy integer) and ``alpha`` the weight of a new reward:
+    after ``update([u], [r])``, ``scores[u] == alpha * r + (1 - alpha) * previous``.
+    Scores start at zero. :meth:`for_metagraph` sizes a book from a metagraph of any
+    bittensor major.
 
     All methods are safe to call from several threads at once.
     """
@@ -50,6 +52,25 @@ class ScoreBook:
         self._alpha = _check_alpha(alpha)
         self._hotkeys: tuple[str, ...] | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_metagraph(cls, metagraph: Any, alpha: float = 0.1) -> ScoreBook:
+        """A book sized for ``metagraph`` that already follows its hotkeys.
+
+        Works with the metagraph of every bittensor major (9/10's ``bt.Metagraph``,
+        whose ``n`` is a numpy array, and 11's, which has no ``n``): it reads only
+        ``metagraph.hotkeys``, then syncs to them (:meth:`sync`), so a later ``sync`` resets
+        the uids whose miner was replaced.
+        """
+        hotkeys = getattr(metagraph, "hotkeys", None)
+        if hotkeys is None:
+            raise ValueError(
+                "metagraph must have hotkeys (a bittensor metagraph), "
+                f"got {type(metagraph).__name__}"
+            )
+        book = cls(len(hotkeys), alpha)
+        book.sync(hotkeys)
+        return book
 
     # -- state ---------------------------------------------------------------------------
 
@@ -225,6 +246,9 @@ class ScoreBook:
 
 
 def _check_n_uids(n_uids: object) -> int:
+    if isinstance(n_uids, np.ndarray) and n_uids.size == 1 and n_uids.dtype.kind in "iu":
+        # bittensor 9/10's metagraph.n: a 0-d array (or [0] before the first sync).
+        n_uids = n_uids.reshape(()).item()
     if isinstance(n_uids, bool) or not isinstance(n_uids, (int, np.integer)) or n_uids < 0:
         raise ValueError(f"n_uids must be an int >= 0, got {n_uids!r}")
     return int(n_uids)
