@@ -1,4 +1,5 @@
-"""The ``organic-scoring`` command: ``organic-scoring demo [--duration S] [--json]``."""
+"""The ``organic-scoring`` command: ``organic-scoring demo [--duration S] [--json]``,
+``organic-scoring --version``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="organic-scoring", description="Organic scoring for Bittensor subnet validators."
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=_version(),
+        help="print the versions of organic-scoring and the installed bittensor, then exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
@@ -20,7 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "user sending organic requests in bursts, with a live view of the scoring loop.",
     )
     demo.add_argument(
-        "--duration", type=_positive, default=20.0, help="seconds to run (default: 20)"
+        "--duration",
+        type=_positive,
+        default=20.0,
+        help="seconds to run (default: 20; organic traffic is first scored about 3 s in)",
     )
     demo.add_argument(
         "--json", action="store_true", help="print a JSON summary on stdout at the end"
@@ -30,6 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from organic_scoring.demo import run_demo
 
     return run_demo(duration=args.duration, as_json=args.json)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"organic-scoring {installed('organic-scoring')} (bittensor {installed('bittensor')})"
 
 
 def _positive(text: str) -> float:
