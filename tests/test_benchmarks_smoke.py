@@ -1,10 +1,16 @@
-"""The benchmarks run and return well-formed rows (their timings are not checked)."""
+"""The benchmarks run and return well-formed rows (their timings are not checked), and
+``python -m benchmarks`` never reports success having measured nothing."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import pytest
+
+from benchmarks import __main__ as bench_main
 from benchmarks import bench_queue
+from organic_scoring._compat import HAS_AXON
 
 
 def test_bench_queue_rows() -> None:
@@ -17,3 +23,40 @@ def test_bench_queue_rows() -> None:
         assert row["ours_ns"] > 0
         assert row["bare_ns"] > 0
         assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
+
+
+def test_a_run_that_measured_nothing_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As outside an environment with the package: every module fails to import.
+    def no_bittensor(name: str) -> Any:
+        raise ModuleNotFoundError("No module named 'bittensor'", name="bittensor")
+
+    monkeypatch.setattr(bench_main.importlib, "import_module", no_bittensor)
+    assert bench_main.main([]) == 1
+    err = capsys.readouterr().err
+    assert "measured nothing" in err
+    assert "nox -s benchmarks" in err
+
+
+def test_a_named_benchmark_this_bittensor_cannot_run_fails(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The intake this major lacks: bittensor 11 has no axon, 9 and 10 no bt.http_auth.
+    other = "bench_http" if HAS_AXON else "bench_axon"
+    assert bench_main.main([other]) == 1
+    assert f"{other} (nothing to measure on this bittensor)" in capsys.readouterr().err
+
+
+def test_a_named_benchmark_that_measures_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main.main(["--quick", "bench_weights"]) == 0
+    out = capsys.readouterr().out
+    assert "## bench_weights" in out
+    assert "ratio" in out
+
+
+def test_an_unknown_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        bench_main.main(["bench_nothing"])
+    assert exited.value.code == 2
+    assert "unknown benchmark" in capsys.readouterr().err
