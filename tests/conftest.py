@@ -1,10 +1,11 @@
-"""Shared fixtures: leak checks for threads, tasks and asyncio's own complaints."""
+"""Shared fixtures (leak checks, the library's log) and a one-line summary of skips."""
 
 from __future__ import annotations
 
 import gc
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -58,3 +59,15 @@ def library_log() -> Iterator[list[str]]:
     finally:
         target.setLevel(level)
         target.removeHandler(catch)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say what was skipped in one line, counted by reason, instead of a line per test."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if reasons:
+        parts = [f"{reason} ({count})" for reason, count in reasons.most_common()]
+        terminalreporter.write_line(f"skipped {reasons.total()}: " + "; ".join(parts))
