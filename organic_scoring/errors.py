@@ -12,11 +12,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from organic_scoring._stages import Stage
+
 __all__ = [
     "DatasetUnavailable",
     "FailedIteration",
     "IterationError",
     "OrganicScoringError",
+    "QueueUnavailable",
     "SampleUnreadable",
     "StageTimeout",
 ]
@@ -29,7 +32,7 @@ class OrganicScoringError(Exception):
 class StageTimeout(OrganicScoringError, TimeoutError):
     """A hook ran longer than its stage's timeout."""
 
-    def __init__(self, stage: str, timeout: float) -> None:
+    def __init__(self, stage: Stage, timeout: float) -> None:
         super().__init__(f"the {stage} stage exceeded its {timeout:g}s timeout")
         self.stage = stage
         self.timeout = timeout
@@ -48,8 +51,22 @@ class SampleUnreadable(OrganicScoringError):
     not be handed over (a stored record that no longer decodes, say).
 
     The scoring loop reports such an entry as a failed organic sample in the
-    ``"sample"`` stage. Any other exception from ``sample()`` means that nothing left
-    the queue.
+    ``"sample"`` stage, with :attr:`raw` as the sample. Any other exception from
+    ``sample()`` means that nothing left the queue.
+    """
+
+    @property
+    def raw(self) -> Any:
+        """What the queue held for the entry (its stored text, say), or None."""
+        return None
+
+
+class QueueUnavailable(OrganicScoringError):
+    """The organic queue's store cannot be used right now: a file that is locked,
+    read-only or damaged, a server that is down. Nothing left the queue.
+
+    The scoring loop reports it in the ``"sample"`` stage and scores a synthetic
+    sample instead, retrying the queue after a backoff of its own.
     """
 
 
@@ -60,7 +77,7 @@ class IterationError(OrganicScoringError):
     time this is raised; ``__cause__`` is what the hook raised.
     """
 
-    def __init__(self, stage: str, sample: Any, organic: bool) -> None:
+    def __init__(self, stage: Stage, sample: Any, organic: bool) -> None:
         kind = "organic" if organic else "synthetic"
         super().__init__(f"{kind} iteration failed in the {stage} stage")
         self.stage = stage
@@ -72,7 +89,7 @@ class IterationError(OrganicScoringError):
 class FailedIteration:
     """What is kept of a failed iteration: see ``OrganicScoringBase.recent_failures``."""
 
-    stage: str
+    stage: Stage
     """``"sample"``, ``"query"``, ``"reference"``, ``"rewards"``, ``"weights"``, ``"log"``,
     or ``"iteration"`` for an exception from an overridden ``loop_iteration``."""
     sample: Any
