@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from organic_scoring._log import log
 from organic_scoring._stages import STAGES, Stage
 
-__all__ = ["ScoringStats", "StageTimes", "StatsRecorder"]
+__all__ = ["TIMED", "IntakeObserver", "ScoringStats", "StageTimes", "StatsRecorder"]
 
-_TIMED = ("sample", "query", "reference", "responses", "rewards", "weights", "log", "total")
+IntakeObserver = Callable[[str, int, float], None]
+"""Told of every intake answer: ``(transport, status, seconds)``. Called on the
+server's thread; it must be quick and must not block."""
+
+TIMED = ("sample", "query", "reference", "responses", "rewards", "weights", "log", "total")
+"""The durations one iteration reports to :meth:`StatsRecorder.succeeded`, in this order."""
 _WINDOW = 512
 
 
@@ -67,6 +74,11 @@ class ScoringStats:
     stage_times: MappingProxyType[str, StageTimes] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    intake_requests: MappingProxyType[str, MappingProxyType[int, int]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Answers of the intakes: transport (``"axon"``, ``"btauth/1"``, ``"epistula"``) to
+    HTTP status to count."""
 
     @property
     def organic_carried_over(self) -> int:
@@ -151,6 +163,7 @@ class ScoringStats:
             "queue_size": self.queue_size,
             "queue_counters": dict(self.queue_counters),
             "stage_times": {k: vars(v) for k, v in self.stage_times.items()},
+            "intake_requests": {t: dict(by) for t, by in self.intake_requests.items()},
         }
 
 
@@ -171,7 +184,10 @@ class StatsRecorder:
         self._organic_in_flight = 0
         self._accepted = 0
         self._handler_errors = 0
-        self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in _TIMED}
+        self._intake: dict[str, dict[int, int]] = {}
+        self._intake_observers: tuple[IntakeObserver, ...] = ()
+        self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in TIMED}
+        self._windows = tuple(self._times.values())
 
     def started(self) -> None:
         with self._lock:
@@ -185,6 +201,27 @@ class StatsRecorder:
         with self._lock:
             self._handler_errors += 1
 
+    def intake(self, transport: str, status: int, seconds: float) -> None:
+        """An intake answered a request with ``status`` after ``seconds``."""
+        with self._lock:
+            by_status = self._intake.setdefault(transport, {})
+            by_status[status] = by_status.get(status, 0) + 1
+        for observer in self._intake_observers:
+            try:
+                observer(transport, status, seconds)
+            except Exception as exc:  # an exporter's bug must not fail a request
+                log.error(f"an intake observer raised {exc!r}", exc_info=exc)
+
+    def add_intake_observer(self, observer: IntakeObserver) -> None:
+        """Tell ``observer`` of every intake answer from now on."""
+        with self._lock:
+            self._intake_observers = (*self._intake_observers, observer)
+
+    def remove_intake_observer(self, observer: IntakeObserver) -> None:
+        """Stop telling ``observer``; nothing happens if it was not added."""
+        with self._lock:
+            self._intake_observers = tuple(o for o in self._intake_observers if o != observer)
+
     def sampled(self, organic: bool) -> None:
         if organic:
             with self._lock:
@@ -195,7 +232,8 @@ class StatsRecorder:
             self._in_flight -= 1
             self._skipped += 1
 
-    def succeeded(self, organic: bool, times: dict[str, float]) -> None:
+    def succeeded(self, organic: bool, times: tuple[float, ...]) -> None:
+        """An iteration ran every stage; ``times`` are its durations in :data:`TIMED` order."""
         with self._lock:
             self._in_flight -= 1
             self._iterations += 1
@@ -205,9 +243,8 @@ class StatsRecorder:
                 self._organic_scored += 1
             else:
                 self._synthetic += 1
-            for key, value in times.items():
-                if key in self._times:
-                    self._times[key].append(value)
+            for window, value in zip(self._windows, times):  # noqa: B905 - both len(TIMED)
+                window.append(value)
 
     def failed(self, stage: Stage, organic: bool) -> None:
         """An iteration ended in a failure in ``stage``."""
@@ -233,6 +270,7 @@ class StatsRecorder:
     def snapshot(self, queue_size: int, queue_counters: dict[str, int]) -> ScoringStats:
         with self._lock:
             failures = {k: v for k, v in self._failures.items() if v}
+            intake = {t: MappingProxyType(dict(by)) for t, by in self._intake.items()}
             times = {k: list(v) for k, v in self._times.items() if v}
             counts = (
                 self._iterations,
@@ -263,6 +301,7 @@ class StatsRecorder:
             queue_size=queue_size,
             queue_counters=MappingProxyType(dict(queue_counters)),
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
+            intake_requests=MappingProxyType(intake),
         )
 
 
