@@ -68,9 +68,8 @@ class MyScoring(OrganicScoringBase):
         # Queue what scoring needs. In the synthetic samples' shape, the hooks below
         # see one shape whichever kind of sample they get.
         roles = ["user"] * len(request.messages)
-        self._organic_queue.add(
-            SynthDatasetEntry(roles=roles, messages=request.messages, organic=True)
-        )
+        entry = SynthDatasetEntry(roles=roles, messages=request.messages, organic=True)
+        await self._organic_queue.aadd(entry)  # aadd: never blocks the event loop
         return request
 
     async def _query_miners(self, sample: SynthDatasetEntry) -> dict[int, str]:
@@ -97,7 +96,7 @@ def main(iterations: int = 4) -> MyScoring:
         trigger_frequency=5,  # an iteration every 5 steps, fewer as requests back up
     )
     # Organic requests come in through an intake: the axon (bittensor 9/10), the
-    # signed-HTTP app (11) or your own. Each calls receive_organic, as this line does.
+    # signed-HTTP app or your own. Each calls receive_organic, as this line does.
     asyncio.run(scoring.receive_organic(ChatRequest(messages=["what is a subnet?"])))
 
     with scoring:  # start() now, stop() on the way out
