@@ -41,7 +41,14 @@ NEWEST = "11"
 # Each benchmark runs where it can: the axon intake needs bittensor 9/10, the rest 11.
 BENCHMARKS = {
     "10": ["bench_axon"],
-    "11": ["bench_engine", "bench_queue", "bench_sqlite_queue", "bench_weights", "bench_http"],
+    "11": [
+        "bench_engine",
+        "bench_queue",
+        "bench_sqlite_queue",
+        "bench_weights",
+        "bench_http",
+        "bench_distinguisher",
+    ],
 }
 
 

@@ -30,10 +30,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from organic_scoring._iteration import Attempt, IterationRunner, attempt
+from organic_scoring._iteration import Attempt, IterationRunner, attempt, planned
 from organic_scoring._log import log
 from organic_scoring._tasks import TaskGroup
-from organic_scoring._trigger import Trigger
+from organic_scoring._trigger import SampleKind, Trigger
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import IterationError
 from organic_scoring.organic_queue import OrganicQueueBase
@@ -184,7 +184,7 @@ class Engine:
         self._failures_in_a_row, self._resume_at = 0, 0.0
         fatal: BaseException | None = None
         try:
-            self._queue.add_listener(waker.wake)
+            self._queue.add_listener(self._trigger.arrived)
             async with TaskGroup() as group:
                 await self._loop(run, group)
                 if not await group.join(run.drain_timeout):
@@ -203,7 +203,7 @@ class Engine:
             if reraise:
                 raise
         finally:
-            self._queue.remove_listener(waker.wake)
+            self._queue.remove_listener(self._trigger.arrived)
             waker.unbind()
             _inside.reset(token)
             self._release(run)
@@ -229,12 +229,16 @@ class Engine:
             if not await self._trigger.wait_due(last_start, stopping):
                 break
             last_start = time.monotonic()
-            group.start_soon(self._one(), name="organic-scoring-iteration")
+            group.start_soon(self._one(self._trigger.planned), name="organic-scoring-iteration")
 
-    async def _one(self) -> None:
-        """One call of ``loop_iteration``, whose every outcome is counted and reported."""
+    async def _one(self, plan: SampleKind | None = None) -> None:
+        """One call of ``loop_iteration``, whose every outcome is counted and reported.
+
+        ``plan`` is the kind of sample the jittered trigger chose when its wait began.
+        """
         record = Attempt()
         attempt.set(record)  # this task's own context: the runner marks what it reported
+        planned.set(plan)
         try:
             await self._iterate()
         except IterationError:

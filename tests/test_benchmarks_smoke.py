@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 import pytest
 
 from benchmarks import __main__ as bench_main
-from benchmarks import bench_queue
+from benchmarks import bench_distinguisher, bench_queue
 from organic_scoring._compat import HAS_AXON
 
 
@@ -60,3 +61,38 @@ def test_an_unknown_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         bench_main.main(["bench_nothing"])
     assert exited.value.code == 2
     assert "unknown benchmark" in capsys.readouterr().err
+
+
+def test_bench_distinguisher_rows() -> None:
+    rows = bench_distinguisher.run(quick=True)
+    assert [row["name"][:3] for row in rows] == ["(a)", "(b)"]
+    for row in rows:
+        assert {
+            "name",
+            "ours_auc",
+            "bare_auc",
+            "ratio",
+            "auc_all",
+            "auc_text",
+            "auc_timing",
+        } <= set(row)
+        assert row["queries"] > 0
+        for key in ("auc_all", "auc_text", "auc_timing"):
+            assert 0.0 <= row[key] <= 1.0 or math.isnan(row[key])
+        assert row["ours_auc"] == max(row["auc_all"], row["auc_text"], row["auc_timing"])
+
+
+def test_the_distinguisher_sees_a_planted_difference() -> None:
+    # The classifier is not blind: texts from two different vocabularies, or a gap
+    # that differs by kind, are told apart almost perfectly.
+    rng = random.Random(3)
+    queries = []
+    at = 0.0
+    for i in range(300):
+        organic = i % 2 == 0
+        at += rng.uniform(0.9, 1.1) * (1.0 if organic else 3.0)
+        text = " ".join(rng.choice(("a", "b", "c") if organic else ("x", "y")) for _ in range(6))
+        queries.append(bench_distinguisher.Query(at, text, organic))
+    aucs = bench_distinguisher.distinguish(queries)
+    assert aucs["text"] > 0.95
+    assert aucs["timing"] > 0.95

@@ -54,6 +54,17 @@ def test_the_matrix_skips_missing_pythons_and_leaves_benchmarks_out() -> None:
     assert {"lint", "tests", "tests_python", "benchmarks"} <= set(sessions)
     benchmark_decorators = [ast.unparse(d) for d in sessions["benchmarks"].decorator_list]
     assert "nox.session(default=False)" in benchmark_decorators
+    # The benchmarks session runs every benchmark module, each once.
+    from benchmarks import MODULES
+
+    tree = ast.parse(source)
+    (table,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "BENCHMARKS"
+    ]
+    per_major = ast.literal_eval(table)
+    assert sorted(name for names in per_major.values() for name in names) == sorted(MODULES)
     # Every session the docstring tells people to run exists.
     named = re.findall(r'-s "?([a-z_]+)', ast.get_docstring(ast.parse(source)) or "")
     assert named
