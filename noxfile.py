@@ -38,7 +38,8 @@ BITTENSOR = {
 }
 NEWEST = "11"
 
-# Each benchmark runs where it can: the axon intake needs bittensor 9/10, the rest 11.
+# Each benchmark runs where it can: the axon intake needs bittensor 9/10; the rest run on
+# 11, where the HTTP benchmark measures both protocols (btauth/1 exists only there).
 BENCHMARKS = {
     "10": ["bench_axon"],
     "11": [

@@ -1,7 +1,7 @@
 """Run the benchmarks and print one table of ratios: ``python -m benchmarks [--quick] [names]``.
 
 Each bittensor major can measure only some of them (the axon intake needs 9 or 10,
-the signed-HTTP intake 11); ``python3 -m nox -s benchmarks`` runs every one in an
+btauth/1 signed HTTP 11); ``python3 scripts/test.py -s benchmarks`` runs every one in an
 environment that can. This command fails (exit status 1) rather than report success
 when it measured nothing, or when a benchmark named on the command line measured
 nothing here.
@@ -34,16 +34,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\n## {name}\n(not run: {exc})")
             missed.append(f"{name} (could not be imported: {exc})")
             continue
-        rows = module.run(quick=args.quick)
-        print_table(name, rows)
-        if not rows:
+        measured = 0
+        for table in getattr(module, "TABLES", ("run",)):
+            rows = getattr(module, table)(quick=args.quick)
+            print_table(name if table == "run" else f"{name}.{table}", rows)
+            measured += len(rows)
+        if not measured:
             missed.append(f"{name} (nothing to measure on this bittensor)")
     ran = len(args.only or MODULES) - len(missed)
     if ran == 0 or (args.only and missed):
         print(
             "\nbenchmarks failed: measured nothing for " + "; ".join(missed) + ". Install the "
             "package with its extras (pip install -e '.[http]') in the environment that runs "
-            "them, or run every benchmark where it can run with: python3 -m nox -s benchmarks",
+            "them, or run every benchmark where it can run with: "
+            "python3 scripts/test.py -s benchmarks",
             file=sys.stderr,
         )
         return 1

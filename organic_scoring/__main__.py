@@ -1,5 +1,6 @@
-"""The ``organic-scoring`` command: ``organic-scoring demo [--duration S] [--json]``,
-``organic-scoring --version``."""
+"""The ``organic-scoring`` command: ``organic-scoring demo [--duration S] [--json]
+[--intake axon|http] [--protocol btauth/1|epistula]``, ``organic-scoring --version``.
+"""
 
 from __future__ import annotations
 
@@ -35,11 +36,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--json", action="store_true", help="print a JSON summary on stdout at the end"
     )
+    demo.add_argument(
+        "--intake",
+        choices=("axon", "http"),
+        help="how organic traffic reaches the validator: a bittensor axon (9/10, the "
+        "default there) or signed HTTP (any bittensor, the default on 11)",
+    )
+    demo.add_argument(
+        "--protocol",
+        choices=("btauth/1", "epistula"),
+        help="the signed-HTTP protocol: btauth/1 (bittensor 11, the default there) or "
+        "Epistula (any bittensor, the default on 9/10); implies --intake http",
+    )
     args = parser.parse_args(argv)
+
+    from organic_scoring.demo._intake import choose_intake
+
+    try:
+        choose_intake(args.intake, args.protocol)
+    except ValueError as exc:
+        demo.error(str(exc))
 
     from organic_scoring.demo import run_demo
 
-    return run_demo(duration=args.duration, as_json=args.json)
+    return run_demo(
+        duration=args.duration, as_json=args.json, intake=args.intake, protocol=args.protocol
+    )
 
 
 def _version() -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import __main__ as bench_main
 from benchmarks import bench_distinguisher, bench_queue
-from organic_scoring._compat import HAS_AXON
+from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
 
 
 def test_bench_queue_rows() -> None:
@@ -37,16 +37,21 @@ def test_a_run_that_measured_nothing_fails(
     assert bench_main.main([]) == 1
     err = capsys.readouterr().err
     assert "measured nothing" in err
-    assert "nox -s benchmarks" in err
+    assert "scripts/test.py -s benchmarks" in err
 
 
-def test_a_named_benchmark_this_bittensor_cannot_run_fails(
-    capsys: pytest.CaptureFixture[str],
+def test_a_named_benchmark_that_measured_nothing_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The intake this major lacks: bittensor 11 has no axon, 9 and 10 no bt.http_auth.
-    other = "bench_http" if HAS_AXON else "bench_axon"
-    assert bench_main.main([other]) == 1
-    assert f"{other} (nothing to measure on this bittensor)" in capsys.readouterr().err
+    monkeypatch.setattr(bench_queue, "run", lambda quick: [])
+    assert bench_main.main(["--quick", "bench_queue", "bench_weights"]) == 1
+    assert "bench_queue (nothing to measure on this bittensor)" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(HAS_AXON, reason="bittensor 9/10 have an axon")
+def test_the_axon_benchmark_on_bittensor_11_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main.main(["bench_axon"]) == 1
+    assert "bench_axon (nothing to measure on this bittensor)" in capsys.readouterr().err
 
 
 def test_a_named_benchmark_that_measures_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,3 +101,24 @@ def test_the_distinguisher_sees_a_planted_difference() -> None:
     aucs = bench_distinguisher.distinguish(queries)
     assert aucs["text"] > 0.95
     assert aucs["timing"] > 0.95
+
+
+def test_bench_http_rows_cover_each_protocol_of_this_bittensor() -> None:
+    from benchmarks import bench_http
+
+    protocols = bench_http.protocols()
+    assert protocols == (["epistula", "btauth/1"] if HAS_HTTP_AUTH else ["epistula"])
+    rows = bench_http.run(quick=True)
+    assert {row["name"].split(",")[0] for row in rows} == set(protocols)
+    assert len(rows) == 4 * len(protocols)  # two transports, two loads
+    for row in rows:
+        assert set(row) == {"name", "ours_rps", "bare_rps", "ratio"}
+        assert math.isclose(row["ratio"], row["ours_rps"] / row["bare_rps"])
+    refusals = bench_http.run_refusals(quick=True)
+    assert [row["name"].split(":")[0] for row in refusals] == protocols
+    for row in refusals:
+        assert set(row) == {"name", "ours_ns", "bare_ns", "ratio"}
+        assert row["ours_ns"] > 0
+        assert row["bare_ns"] > 0
+        assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
+    assert bench_http.TABLES == ("run", "run_refusals")

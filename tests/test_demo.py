@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from organic_scoring.__main__ import main
+from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
+from organic_scoring.demo._intake import IntakeChoice, choose_intake
 from organic_scoring.demo._miners import SimulatedMiner, ideal_answer, similarity
 
 
@@ -75,6 +77,53 @@ def test_a_run_too_short_for_organic_traffic_says_why(capsys: pytest.CaptureFixt
     assert "no organic sample was scored" in err
     assert "about 3 s in" in err
     assert "--duration 10" in err
+
+
+@pytest.mark.timeout(120)
+def test_demo_takes_its_organic_traffic_over_signed_http_on_every_major() -> None:
+    # Epistula on every major (bittensor 11 would pick btauth/1, which the test above runs).
+    extra = ["--protocol", "epistula"] if HAS_HTTP_AUTH else []
+    done = subprocess.run(
+        [*_command(), "demo", "--duration", "6", "--json", "--intake", "http", *extra],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env={**os.environ, "PYTHONWARNINGS": "default"},
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["intake"], summary["protocol"]) == ("http", "epistula")
+    assert summary["organic_received"] > 0
+    assert summary["organic_answered"] > 0
+    assert summary["organic_iterations"] > 0
+    assert summary["failed_iterations"] == 0
+    assert "Traceback" not in done.stderr
+    assert "Warning" not in done.stderr
+
+
+def test_an_intake_this_bittensor_cannot_run_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    refused = [["--intake", "smoke-signals"], ["--intake", "axon", "--protocol", "epistula"]]
+    refused.append(["--protocol", "btauth/1"] if HAS_AXON else ["--intake", "axon"])
+    for args in refused:
+        with pytest.raises(SystemExit) as exited:
+            main(["demo", "--duration", "1", *args])
+        assert exited.value.code == 2, args
+        assert "error:" in capsys.readouterr().err
+
+
+def test_the_default_intake_fits_the_installed_bittensor() -> None:
+    if HAS_AXON:
+        assert choose_intake() == IntakeChoice("axon")
+        assert choose_intake("http") == IntakeChoice("http", "epistula")
+        with pytest.raises(ValueError, match="bittensor 11"):
+            choose_intake(protocol="btauth/1")
+    else:
+        assert choose_intake() == IntakeChoice("http", "btauth/1")
+        with pytest.raises(ValueError, match="bittensor 9 or 10"):
+            choose_intake("axon")
+    assert choose_intake(protocol="epistula") == IntakeChoice("http", "epistula")
 
 
 def test_duration_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -> None:
