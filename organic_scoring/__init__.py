@@ -31,3 +31,21 @@ __all__ = [
     "StageTimeout",
     "StageTimes",
 ]
+
+# The original package also let `from organic_scoring import OrganicQueue` work.
+_MOVED = {
+    "OrganicQueue": "organic_scoring.organic_queue",
+    "OrganicQueueBase": "organic_scoring.organic_queue",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The original package's top-level names, deprecated, from where they live now."""
+    if name in _MOVED:
+        import importlib
+
+        from organic_scoring._deprecated import warn_moved
+
+        warn_moved(f"organic_scoring.{name}", _MOVED[name])
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'organic_scoring' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """The ``organic-scoring`` command.
 
 ``organic-scoring demo [--duration S] [--json] [--intake axon|http]
-[--protocol btauth/1|epistula] [--metrics-port PORT]``
+[--protocol btauth/1|epistula] [--metrics-port PORT]``; ``organic-scoring --version``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="organic-scoring", description="Organic scoring for Bittensor subnet validators."
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=_version(),
+        help="print the versions of organic-scoring and the installed bittensor, then exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
@@ -25,7 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "user sending organic requests in bursts, with a live view of the scoring loop.",
     )
     demo.add_argument(
-        "--duration", type=_positive, default=20.0, help="seconds to run (default: 20)"
+        "--duration",
+        type=_positive,
+        default=20.0,
+        help="seconds to run (default: 20; organic traffic is first scored about 3 s in)",
     )
     demo.add_argument(
         "--json",
@@ -72,6 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         protocol=args.protocol,
         metrics_port=args.metrics_port,
     )
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"organic-scoring {installed('organic-scoring')} (bittensor {installed('bittensor')})"
 
 
 def _positive(text: str) -> float:

@@ -2,7 +2,10 @@
 
 bittensor 9/10's ``bt.logging`` is a :class:`logging.Logger` whose methods take
 ``(msg, prefix, suffix, ...)`` rather than ``(msg, *args)``, so messages are
-formatted here before they are handed on, and never with ``%`` arguments.
+formatted here before they are handed on, and never with ``%`` arguments. There
+they are tagged ``organic_scoring: ``, since bittensor's logger carries its own
+name; the standard ``organic_scoring`` logger of bittensor 11 already says whose
+message it is (``logging.basicConfig`` prints the name), so it gets no tag.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ _PREFIX = "organic_scoring: "
 class _Log:
     """Formats eagerly, tags every message, and forwards to the right logger."""
 
-    __slots__ = ("_target",)
+    __slots__ = ("_prefix", "_target")
 
     def __init__(self, target: logging.Logger) -> None:
         self._target = target
+        self._prefix = "" if target.name.startswith("organic_scoring") else _PREFIX
 
     def _emit(self, level: int, msg: str, exc_info: Any = None) -> None:
         method = {
@@ -33,9 +37,9 @@ class _Log:
             logging.ERROR: self._target.error,
         }[level]
         if exc_info is None:
-            method(_PREFIX + msg)
+            method(self._prefix + msg)
         else:
-            method(_PREFIX + msg, exc_info=exc_info)
+            method(self._prefix + msg, exc_info=exc_info)
 
     def debug(self, msg: str) -> None:
         self._emit(logging.DEBUG, msg)

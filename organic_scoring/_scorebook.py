@@ -41,9 +41,11 @@ FloatArray = npt.NDArray[np.float64]
 class ScoreBook:
     """Per-uid exponential moving averages of rewards, normalised into weights on demand.
 
-    ``n_uids`` is the subnet's current size (``len(metagraph.hotkeys)``) and ``alpha``
-    the weight of a new reward: after ``update([u], [r])``,
-    ``scores[u] == alpha * r + (1 - alpha) * previous``. Scores start at zero.
+    ``n_uids`` is the subnet's current size (``len(metagraph.hotkeys)``, or bittensor
+    9/10's ``metagraph.n``, a numpy integer) and ``alpha`` the weight of a new reward:
+    after ``update([u], [r])``, ``scores[u] == alpha * r + (1 - alpha) * previous``.
+    Scores start at zero. :meth:`for_metagraph` sizes a book from a metagraph of any
+    bittensor major.
 
     Organic and synthetic. Pass ``organic=True`` or ``organic=False`` to
     :meth:`update` and the book also keeps, per uid and per kind, a moving average
@@ -108,6 +110,25 @@ class ScoreBook:
         # costs nothing for it.
         self._kinds: KindBook | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_metagraph(cls, metagraph: Any, alpha: float = 0.1) -> ScoreBook:
+        """A book sized for ``metagraph`` that already follows its hotkeys.
+
+        Works with the metagraph of every bittensor major (9/10's ``bt.Metagraph``,
+        whose ``n`` is a numpy array, and 11's, which has no ``n``): it reads only
+        ``metagraph.hotkeys``, then syncs to them (:meth:`sync`), so a later ``sync`` resets
+        the uids whose miner was replaced.
+        """
+        hotkeys = getattr(metagraph, "hotkeys", None)
+        if hotkeys is None:
+            raise ValueError(
+                "metagraph must have hotkeys (a bittensor metagraph), "
+                f"got {type(metagraph).__name__}"
+            )
+        book = cls(len(hotkeys), alpha)
+        book.sync(hotkeys)
+        return book
 
     # -- state ---------------------------------------------------------------------------
 
@@ -450,6 +471,9 @@ def _mixed(scores: FloatArray, kinds: KindBook, organic_weight: float) -> FloatA
 
 
 def _check_n_uids(n_uids: object) -> int:
+    if isinstance(n_uids, np.ndarray) and n_uids.size == 1 and n_uids.dtype.kind in "iu":
+        # bittensor 9/10's metagraph.n: a 0-d array (or [0] before the first sync).
+        n_uids = n_uids.reshape(()).item()
     if isinstance(n_uids, bool) or not isinstance(n_uids, (int, np.integer)) or n_uids < 0:
         raise ValueError(f"n_uids must be an int >= 0, got {n_uids!r}")
     return int(n_uids)

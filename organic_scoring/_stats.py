@@ -141,6 +141,34 @@ class ScoringStats:
             )
         )
 
+    def __str__(self) -> str:
+        """A few readable lines: counts, the organic accounting, stage times in ms."""
+        failed = ", ".join(f"{stage} {count}" for stage, count in self.failures.items())
+        counters = self.queue_counters
+        lines = [
+            f"iterations: {self.iterations} (organic {self.organic_iterations}, synthetic "
+            f"{self.synthetic_iterations}), skipped {self.skipped}, failed "
+            f"{self.failed_iterations}" + (f" ({failed})" if failed else "") + ", in flight "
+            f"{self.in_flight}",
+            f"organic requests: accepted {self.organic_accepted}, scored "
+            f"{self.organic_scored}, failed {self.organic_failed}, in flight "
+            f"{self.organic_in_flight}, queued {self.queue_size}, dropped "
+            f"{counters.get('dropped', '?')}, unaccounted "
+            f"{'?' if self.organic_unaccounted is None else self.organic_unaccounted}, "
+            f"handler errors {self.organic_handler_errors}",
+        ]
+        if counters:
+            lines.append("queue: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
+        if self.stage_times:
+            width = max(len(name) for name in self.stage_times)
+            lines.append("stage times in ms (p50 / p90 / p99 / max, over the last n):")
+            for name, times in self.stage_times.items():
+                figures = " / ".join(
+                    _ms(value) for value in (times.p50, times.p90, times.p99, times.max)
+                )
+                lines.append(f"  {name:<{width}}  {figures}  (n={times.count})")
+        return "\n".join(lines)
+
     def as_dict(self) -> dict[str, Any]:
         """The snapshot as plain, JSON-ready data."""
         return {
@@ -323,6 +351,12 @@ class StatsRecorder:
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
             intake_requests=MappingProxyType(intake),
         )
+
+
+def _ms(seconds: float) -> str:
+    """Seconds as milliseconds, to two decimals below 10 ms and one above."""
+    ms = seconds * 1000
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
 
 
 def _percentiles(values: list[float]) -> StageTimes:

@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from organic_scoring._engine import DEFAULT_STOP_TIMEOUT, Engine
 from organic_scoring._hooks import call_hook, overrides
@@ -193,6 +193,25 @@ class OrganicScoringBase(ABC):
         )
         if axon is not None:
             attach_transport("axon", self, axon)  # organic_scoring.axon.attach_axon
+
+    if not TYPE_CHECKING:  # hidden from type checkers: it would make every name valid
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only when the usual lookup fails, as it does for the library's own
+            # state when a subclass's __init__ never called super().__init__().
+            cls = type(self).__name__
+            ours = name == "_organic_queue" or name.startswith("_OrganicScoringBase__")
+            # A read-only view (stats, step, ...) whose getter found no state lands here too.
+            uninitialised = "_OrganicScoringBase__engine" not in vars(self)
+            if ours or (uninitialised and hasattr(type(self), name)):
+                message = (
+                    f"{cls} is not initialised: {cls}.__init__ must call "
+                    "super().__init__(...) (OrganicScoringBase.__init__ builds the loop, "
+                    "its queue and its settings) before the scorer is used"
+                )
+            else:
+                message = f"{cls!r} object has no attribute {name!r}"
+            raise AttributeError(message, name=name, obj=self)
 
     # -- hooks: required -----------------------------------------------------------
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
+from organic_scoring._log import log
+
 __all__ = [
     "DEFAULT_TRIGGER_FREQUENCY_MIN",
     "JITTER_ARRIVAL_LAG",
@@ -71,9 +73,10 @@ class ScoringConfig(BaseModel):
         trigger_frequency: The period in seconds, or the step threshold, with an
             empty organic queue. Greater than 0 (at least 1 for steps).
         trigger_frequency_min: The floor the period or threshold anneals down to as
-            the organic queue grows. Greater than 0 and not above
-            ``trigger_frequency``; defaults to 2 or ``trigger_frequency``, whichever
-            is smaller.
+            the organic queue grows. Greater than 0; defaults to 2 or
+            ``trigger_frequency``, whichever is smaller. A ``trigger_frequency``
+            below it is accepted with a logged warning, and the loop runs at the
+            floor, as the original package did.
         trigger_scaling_factor: Queue entries per unit of period taken off: the
             period is ``max(trigger_frequency - queue_size / trigger_scaling_factor,
             trigger_frequency_min)``. Greater than 0.
@@ -161,9 +164,11 @@ class ScoringConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> ScoringConfig:
         if self.trigger_frequency_min > self.trigger_frequency:
-            raise ValueError(
-                f"trigger_frequency_min ({self.trigger_frequency_min:g}) must not exceed "
-                f"trigger_frequency ({self.trigger_frequency:g})"
+            unit = " seconds" if self.trigger == "seconds" else " steps"
+            log.warning(
+                f"trigger_frequency ({self.trigger_frequency:g}) is below "
+                f"trigger_frequency_min ({self.trigger_frequency_min:g}); the loop runs at "
+                f"the floor, every {self.trigger_frequency_min:g}{unit}"
             )
         if self.trigger == "steps":
             for name in ("trigger_frequency", "trigger_frequency_min"):

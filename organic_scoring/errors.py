@@ -15,6 +15,7 @@ from typing import Any
 from organic_scoring._stages import Stage
 
 __all__ = [
+    "DatasetUnavailable",
     "FailedIteration",
     "IterationError",
     "OrganicScoringError",
@@ -35,6 +36,14 @@ class StageTimeout(OrganicScoringError, TimeoutError):
         super().__init__(f"the {stage} stage exceeded its {timeout:g}s timeout")
         self.stage = stage
         self.timeout = timeout
+
+
+class DatasetUnavailable(OrganicScoringError):
+    """A synthetic dataset has no data to sample; the message says how to give it some.
+
+    :class:`~organic_scoring.synth_dataset.SynthDatasetConversation` built without
+    data keeps one in its ``exception`` attribute and raises it from ``sample()``.
+    """
 
 
 class SampleUnreadable(OrganicScoringError):

@@ -1,12 +1,16 @@
-"""Shared fixtures: leak checks for threads, tasks and asyncio's own complaints."""
+"""Shared fixtures (leak checks, the library's log) and a one-line summary of skips."""
 
 from __future__ import annotations
 
 import gc
+import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+
+from organic_scoring._compat import library_logger
 
 
 @pytest.fixture
@@ -26,3 +30,44 @@ def no_leaks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     gc.collect()
     complaints = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     assert not complaints, complaints
+
+
+@pytest.fixture
+def library_log() -> Iterator[list[str]]:
+    """The library's log messages (any level) while the test runs, on every major.
+
+    bittensor 9/10 route them through ``bt.logging``, 11 through the standard
+    ``organic_scoring`` logger; the ``organic_scoring: `` tag 9/10 need is stripped.
+    """
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if record.name == "organic_scoring" or message.startswith("organic_scoring: "):
+                messages.append(message.removeprefix("organic_scoring: "))
+
+    messages: list[str] = []
+    ours = library_logger()
+    # bt.logging (9/10) hands its records to the standard "bittensor" logger.
+    target = ours if ours.name == "organic_scoring" else logging.getLogger("bittensor")
+    catch = Catch(logging.DEBUG)
+    level = target.level
+    target.addHandler(catch)
+    target.setLevel(logging.DEBUG)
+    try:
+        yield messages
+    finally:
+        target.setLevel(level)
+        target.removeHandler(catch)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say what was skipped in one line, counted by reason, instead of a line per test."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if reasons:
+        parts = [f"{reason} ({count})" for reason, count in reasons.most_common()]
+        terminalreporter.write_line(f"skipped {reasons.total()}: " + "; ".join(parts))

@@ -1,12 +1,17 @@
-"""The benchmarks run and return well-formed rows (their timings are not checked)."""
+"""The benchmarks run and return well-formed rows (their timings are not checked), and
+``python -m benchmarks`` never reports success having measured nothing."""
 
 from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
+import pytest
+
+from benchmarks import __main__ as bench_main
 from benchmarks import bench_distinguisher, bench_metrics, bench_queue
-from organic_scoring._compat import HAS_HTTP_AUTH
+from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
 
 
 def test_bench_queue_rows() -> None:
@@ -19,6 +24,48 @@ def test_bench_queue_rows() -> None:
         assert row["ours_ns"] > 0
         assert row["bare_ns"] > 0
         assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
+
+
+def test_a_run_that_measured_nothing_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As outside an environment with the package: every module fails to import.
+    def no_bittensor(name: str) -> Any:
+        raise ModuleNotFoundError("No module named 'bittensor'", name="bittensor")
+
+    monkeypatch.setattr(bench_main.importlib, "import_module", no_bittensor)
+    assert bench_main.main([]) == 1
+    err = capsys.readouterr().err
+    assert "measured nothing" in err
+    assert "scripts/test.py -s benchmarks" in err
+
+
+def test_a_named_benchmark_that_measured_nothing_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench_queue, "run", lambda quick: [])
+    assert bench_main.main(["--quick", "bench_queue", "bench_weights"]) == 1
+    assert "bench_queue (nothing to measure on this bittensor)" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(HAS_AXON, reason="bittensor 9/10 have an axon")
+def test_the_axon_benchmark_on_bittensor_11_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main.main(["bench_axon"]) == 1
+    assert "bench_axon (nothing to measure on this bittensor)" in capsys.readouterr().err
+
+
+def test_a_named_benchmark_that_measures_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main.main(["--quick", "bench_weights"]) == 0
+    out = capsys.readouterr().out
+    assert "## bench_weights" in out
+    assert "ratio" in out
+
+
+def test_an_unknown_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        bench_main.main(["bench_nothing"])
+    assert exited.value.code == 2
+    assert "unknown benchmark" in capsys.readouterr().err
 
 
 def test_bench_distinguisher_rows() -> None:

@@ -167,9 +167,21 @@ def test_explicit_minimum_is_kept() -> None:
     assert make(trigger_frequency=10, trigger_frequency_min=10).trigger_frequency_min == 10
 
 
-def test_minimum_above_frequency_names_both() -> None:
-    error = rejects(trigger_frequency=3, trigger_frequency_min=4)
-    assert "trigger_frequency_min (4) must not exceed trigger_frequency (3)" in str(error)
+def test_frequency_below_the_minimum_runs_at_the_floor_with_one_warning(
+    library_log: list[str],
+) -> None:
+    # The original package accepted this (the prompting subnet ships min=5 and reads
+    # the frequency from the environment) and ran at the floor.
+    config = make(trigger_frequency=3, trigger_frequency_min=4)
+    assert config.period(0) == 4
+    assert config.period(1000) == 4
+    assert library_log == [
+        "trigger_frequency (3) is below trigger_frequency_min (4); "
+        "the loop runs at the floor, every 4 seconds"
+    ]
+    steps = make(trigger="steps", trigger_frequency=2, trigger_frequency_min=5)
+    assert steps.period(0) == 5
+    assert library_log[1].endswith("every 5 steps")
 
 
 def test_invalid_frequency_reports_only_the_frequency() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -65,6 +66,28 @@ def test_demo_scores_organic_and_synthetic_traffic() -> None:
     assert "\x1b[" not in done.stderr
     assert "Traceback" not in done.stderr
     assert "Warning" not in done.stderr
+
+
+def test_version_names_the_package_and_bittensor(capsys: pytest.CaptureFixture[str]) -> None:
+    import bittensor as bt
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("organic-scoring 1.")
+    assert f"(bittensor {bt.__version__})" in out
+
+
+@pytest.mark.timeout(60)
+def test_a_run_too_short_for_organic_traffic_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    from organic_scoring.demo import run_demo
+
+    assert run_demo(duration=1.0, out=io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert "no organic sample was scored" in err
+    assert "about 3 s in" in err
+    assert "--duration 10" in err
 
 
 @pytest.mark.timeout(120)

@@ -78,6 +78,34 @@ def status(reply: Any) -> int:
     return int(reply.dendrite.status_code)
 
 
+# -- quickstart (the README's Quick start) -----------------------------------------------
+
+
+def test_quickstart_scores_organic_and_synthetic_samples(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = load("quickstart")
+    scoring = example.main(iterations=4)
+    stats = scoring.stats
+    assert not scoring.is_running
+    assert stats.organic_scored == 1
+    assert stats.iterations >= 4
+    assert stats.failed_iterations == 0
+    assert stats.organic_unaccounted == 0
+    weights = scoring.book.as_dict()
+    assert max(weights, key=weights.__getitem__) == 0  # the miner that matched the reference
+    assert 2 not in weights  # the silent one
+    assert "iterations: " in capsys.readouterr().out
+
+
+def test_quickstart_runs_as_a_script() -> None:
+    done = run_script("quickstart")
+    assert done.returncode == 0, done.stderr
+    assert "organic requests: accepted 1, scored 1" in done.stdout
+    assert "weights: {0:" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
 # -- minimal -----------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
@@ -52,5 +53,21 @@ def test_messages_go_to_the_standard_organic_scoring_logger(
         log.debug("below the level")
         log.info("at the level")
     assert [r.getMessage() for r in caplog.records if r.name == "organic_scoring"] == [
-        "organic_scoring: at the level"
+        "at the level"
     ]
+
+
+@pytest.mark.skipif(HAS_AXON, reason="bittensor 11 only")
+def test_basic_config_prints_the_logger_name_once() -> None:
+    # logging.basicConfig's format is "%(levelname)s:%(name)s:%(message)s"; the
+    # message used to carry the name a second time.
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(logging.BASIC_FORMAT))
+    target = logging.getLogger("organic_scoring")
+    target.addHandler(handler)
+    try:
+        log.warning("the queue is full")
+    finally:
+        target.removeHandler(handler)
+    assert stream.getvalue() == "WARNING:organic_scoring:the queue is full\n"

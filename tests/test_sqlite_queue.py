@@ -583,7 +583,7 @@ def test_an_entry_that_fails_to_decode_is_reported_with_what_was_stored(
     queue = open_queue()
     scorer = Recorder(organic_queue=queue)
     asyncio.run(scorer.receive_organic({"n": 1}))
-    too_deep = "[" * 5000 + "]" * 5000  # Python's JSON reader runs out of stack on it
+    too_deep = "[" * 100_000 + "]" * 100_000  # too deep for the JSON reader of any Python
     with sqlite3.connect(db) as raw:  # as if written by another program
         raw.execute("UPDATE organic_queue_entry SET body = ?", (too_deep,))
     raw.close()

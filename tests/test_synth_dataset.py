@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from organic_scoring.errors import DatasetUnavailable
 from organic_scoring.synth_dataset import (
     JsonlDataset,
     MixtureDataset,
     SequenceDataset,
     SynthDatasetBase,
+    SynthDatasetConversation,
     SynthDatasetEntry,
     default_dataset,
 )
@@ -351,3 +353,157 @@ def test_hf_malformed_row_names_its_index(hf_datasets: Any) -> None:
     assert dataset.entry(0).messages == ["fine"]
     with pytest.raises(ValueError, match=r"row 1 of the dataset.*2 roles"):
         dataset.entry(1)
+
+
+# SynthDatasetEntry reads like the original package's dict samples
+
+
+def test_entry_has_mapping_access_and_stays_a_model() -> None:
+    entry = SynthDatasetEntry(roles=["user"], messages=["hi"], task="qa")
+    assert entry["messages"] == ["hi"]
+    assert entry["task"] == "qa"
+    assert entry.get("organic", True) is False
+    assert entry.get("uids") is None
+    assert entry.get("uids", []) == []
+    assert "source" in entry
+    assert "task" in entry
+    assert "uids" not in entry
+    assert 3 not in entry
+    assert list(entry.keys()) == ["roles", "messages", "organic", "source", "task"]
+    assert entry.values() == [["user"], ["hi"], False, None, "qa"]
+    assert dict(entry) == {**entry} == dict(entry.items()) == entry.model_dump()
+    with pytest.raises(KeyError, match="uids"):
+        entry["uids"]
+    with pytest.raises(KeyError):
+        entry["model_dump"]  # methods are not keys
+    entry["reference"] = "hello"
+    entry["organic"] = True
+    assert entry.reference == "hello"
+    assert entry.organic is True
+    assert entry.model_dump()["reference"] == "hello"
+    assert SynthDatasetEntry.model_validate(entry.model_dump()) == entry
+
+
+# SynthDatasetConversation: the original's conversation dataset, from data you have
+
+
+def lmsys_row(*turns: tuple[str, str]) -> dict[str, Any]:
+    return {"conversation": [{"role": role, "content": text} for role, text in turns]}
+
+
+CONVERSATION = lmsys_row(
+    ("user", "first question"),
+    ("assistant", "first answer"),
+    ("user", "second question"),
+    ("assistant", "second answer"),
+)
+
+
+def test_conversation_without_data_constructs_and_says_how_to_give_it_some() -> None:
+    dataset = SynthDatasetConversation()
+    assert isinstance(dataset.exception, DatasetUnavailable)
+    assert not dataset.success
+    assert dataset.dataset is None
+    message = str(dataset.exception)
+    assert "never downloads" in message
+    assert "datasets.Dataset" in message
+    assert ".jsonl" in message
+    with pytest.raises(DatasetUnavailable) as raised:
+        dataset.sample()
+    assert raised.value is dataset.exception
+
+
+def test_conversation_samples_prefixes_that_end_on_a_user_turn() -> None:
+    dataset = SynthDatasetConversation([CONVERSATION], typo_rate=0, seed=5)
+    assert dataset.success
+    assert dataset.exception is None
+    seen = set()
+    for _ in range(200):
+        sample = dataset.sample()
+        assert isinstance(sample, SynthDatasetEntry)
+        assert sample["roles"][-1] == "user"
+        assert sample["organic"] is False
+        assert sample["source"] == "lmsys-chat"
+        seen.add(tuple(sample["messages"]))
+    assert seen == {
+        ("first question",),
+        ("first question", "first answer", "second question"),
+    }
+
+
+def test_conversation_puts_typos_in_user_turns_only() -> None:
+    long = "a fairly long question with plenty of characters to put typos in " * 3
+    dataset = SynthDatasetConversation(
+        [lmsys_row(("user", long), ("assistant", long), ("user", long))], seed=1, typo_rate=0.05
+    )
+    changed = 0
+    for _ in range(50):
+        sample = dataset.sample()
+        if len(sample.messages) == 3:
+            assert sample.messages[1] == long
+        changed += sample.messages[0] != long
+    assert changed > 0
+    assert SynthDatasetConversation([CONVERSATION], seed=2).sample() == (
+        SynthDatasetConversation([CONVERSATION], seed=2).sample()
+    )
+
+
+def test_conversation_reads_a_local_jsonl_file(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "chats.jsonl", json.dumps(CONVERSATION), "", json.dumps(CONVERSATION)
+    )
+    dataset = SynthDatasetConversation(path, source="my-chats", typo_rate=0)
+    assert len(dataset) == 2
+    assert dataset.sample().source == "my-chats"
+    assert repr(dataset) == "SynthDatasetConversation(2 rows)"
+
+
+def test_conversation_refuses_malformed_data_at_construction(tmp_path: Path) -> None:
+    bad_line = write_lines(tmp_path / "bad.jsonl", json.dumps(CONVERSATION), '{"text": "hi"}')
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 2 is not an lmsys-chat row"):
+        SynthDatasetConversation(bad_line)
+    bad_turn = write_lines(
+        tmp_path / "turn.jsonl", json.dumps({"conversation": [{"role": "user"}]})
+    )
+    with pytest.raises(ValueError, match=r"line 1 .*turn 0 needs a str 'role' and a str 'content'"):
+        SynthDatasetConversation(bad_turn)
+    with pytest.raises(ValueError, match="no rows"):
+        SynthDatasetConversation(write_lines(tmp_path / "empty.jsonl", ""))
+    with pytest.raises(FileNotFoundError):
+        SynthDatasetConversation(tmp_path / "missing.jsonl")
+    with pytest.raises(ValueError, match="data has no rows"):
+        SynthDatasetConversation([])
+    with pytest.raises(ValueError, match=r"pass one split .*data\['train'\]"):
+        SynthDatasetConversation({"train": [CONVERSATION]})
+    with pytest.raises(ValueError, match=r"data must be a datasets\.Dataset"):
+        SynthDatasetConversation(42)
+    with pytest.raises(ValueError, match="typo_rate"):
+        SynthDatasetConversation([CONVERSATION], typo_rate=1.5)
+
+
+def test_conversation_row_without_a_user_turn_is_named_when_drawn() -> None:
+    dataset = SynthDatasetConversation([CONVERSATION, lmsys_row(("assistant", "hello"))], seed=0)
+    errors = []
+    for _ in range(100):
+        try:
+            dataset.sample()
+        except ValueError as exc:
+            errors.append(str(exc))
+    assert errors
+    assert set(errors) == {"row 1 of the conversation data has no user turn"}
+
+
+def test_conversation_over_a_loaded_hf_dataset(hf_datasets: Any, tmp_path: Path) -> None:
+    table = hf_datasets.Dataset.from_list([CONVERSATION] * 3)
+    dataset = SynthDatasetConversation(table, typo_rate=0)
+    assert dataset.dataset is table
+    assert dataset.sample()["messages"][0] == "first question"
+    with pytest.raises(ValueError, match="no 'conversation' column"):
+        SynthDatasetConversation(hf_datasets.Dataset.from_list([{"text": "hi"}]))
+    with pytest.raises(ValueError, match=r"pass one split"):
+        SynthDatasetConversation(hf_datasets.DatasetDict({"train": table}))
+    # A local Parquet file, the format lmsys-chat is published in, reads the same.
+    table.to_parquet(str(tmp_path / "chats.parquet"))
+    from_file = SynthDatasetConversation(tmp_path / "chats.parquet", typo_rate=0)
+    assert len(from_file) == 3
+    assert from_file.sample().messages[0] == "first question"

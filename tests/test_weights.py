@@ -21,6 +21,7 @@ from organic_scoring.weights import (
     WeightsResult,
     emit_weights,
 )
+from support.chain import real_metagraph
 
 # -- construction ------------------------------------------------------------------------------
 
@@ -50,6 +51,40 @@ def test_accepts_numpy_scalars_and_alpha_one() -> None:
     book = ScoreBook(np.int64(3), alpha=np.float32(1.0))
     book.update([0], [0.5])
     assert book.scores[0] == 0.5
+
+
+def test_sized_by_the_metagraph_of_any_major() -> None:
+    hotkeys = [f"hotkey-{uid}" for uid in range(5)]
+    metagraph = real_metagraph(hotkeys)
+    book = ScoreBook.for_metagraph(metagraph, alpha=0.5)
+    assert book.n_uids == 5
+    assert book.alpha == 0.5
+    assert book.hotkeys == tuple(hotkeys)
+    book.update([4], [1.0])
+    # A replaced miner starts from zero at the next sync, as after ScoreBook.sync.
+    assert book.sync([*hotkeys[:4], "newcomer"]) == [4]
+
+
+@pytest.mark.skipif(not _compat.HAS_AXON, reason="bittensor 11's metagraph has no n")
+def test_accepts_metagraph_n_of_bittensor_9_and_10() -> None:
+    metagraph = real_metagraph(["a", "b", "c"])
+    assert isinstance(metagraph.n, np.ndarray)  # what used to be refused
+    assert ScoreBook(metagraph.n).n_uids == 3
+    unsynced = metagraph.__class__(netuid=1, network="local", sync=False)
+    assert ScoreBook(unsynced.n).n_uids == 0  # array([0]) before the first sync
+
+
+@pytest.mark.parametrize(
+    "n_uids", [np.array(2.0), np.array([1, 2]), np.array([], dtype=np.int64), np.array(-1)]
+)
+def test_rejects_arrays_that_are_not_one_count(n_uids: Any) -> None:
+    with pytest.raises(ValueError, match="n_uids"):
+        ScoreBook(n_uids)
+
+
+def test_for_metagraph_needs_hotkeys() -> None:
+    with pytest.raises(ValueError, match="metagraph must have hotkeys"):
+        ScoreBook.for_metagraph(object())
 
 
 # -- moving average ----------------------------------------------------------------------------

@@ -29,6 +29,9 @@ BURST_EVERY = 0.8
 QUIET, BUSY = 2.5, 2.0
 """Seconds of silence (the synthetic fallback's turn), then of bursts, over and over."""
 
+SHORTEST_USEFUL = 5.0
+"""Seconds a run needs to score both kinds: the first organic burst is scored ~3 s in."""
+
 USER_PROMPTS = (
     "What is the tallest mountain in Africa",
     "Summarise the plot of Hamlet in one line",
@@ -77,10 +80,7 @@ def run_demo(
         return EXIT_INTERRUPTED
     ok = summary["organic_iterations"] > 0 and summary["synthetic_iterations"] > 0
     if not ok:
-        print(
-            "demo failed: the loop did not score both organic and synthetic samples",
-            file=sys.stderr,
-        )
+        print(_why_not(summary), file=sys.stderr)
     return 0 if ok else 1
 
 
@@ -108,6 +108,26 @@ def _interruptible() -> Iterator[threading.Event]:
         yield interrupted
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _why_not(summary: dict[str, Any]) -> str:
+    """Why a run did not score both kinds of sample, and what to do about it."""
+    reasons = []
+    if summary["organic_iterations"] == 0:
+        reasons.append(
+            "no organic sample was scored: the simulated user is quiet for the first "
+            f"{QUIET:g} s (the synthetic fallback's turn), so its first burst is scored "
+            f"about 3 s in, and this run lasted {summary['duration']:g} s"
+        )
+    if summary["synthetic_iterations"] == 0:
+        reasons.append("no synthetic sample was scored")
+    hint = ""
+    if summary["duration"] < SHORTEST_USEFUL:
+        hint = (
+            f"; run it for at least {SHORTEST_USEFUL:g} s "
+            f"(organic-scoring demo --duration {SHORTEST_USEFUL * 2:g})"
+        )
+    return "demo failed: " + "; ".join(reasons) + hint
 
 
 def _simulate(

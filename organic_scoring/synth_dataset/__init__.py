@@ -9,10 +9,13 @@ waiting. Any object with a ``sample()`` method will do; these are ready-made:
 * :class:`HuggingFaceDataset` over a loaded ``datasets.Dataset`` (``hf`` extra);
 * :class:`OrganicReplayDataset`, past organic traffic replayed (perturbed) as probes,
   with :func:`splice_words`, a perturbation for text that stays within its words;
-* :func:`default_dataset`, a small conversation set shipped with the package.
+* :func:`default_dataset`, a small conversation set shipped with the package;
+* :class:`SynthDatasetConversation`, the original package's conversation dataset,
+  over lmsys-chat rows you already have (a loaded dataset or a local file).
 """
 
 from organic_scoring.synth_dataset._base import SynthDatasetBase, SynthDatasetEntry
+from organic_scoring.synth_dataset._conversation import SynthDatasetConversation
 from organic_scoring.synth_dataset._default import default_dataset
 from organic_scoring.synth_dataset._hf import HuggingFaceDataset
 from organic_scoring.synth_dataset._jsonl import JsonlDataset
@@ -29,6 +32,7 @@ __all__ = [
     "ReplayFileError",
     "SequenceDataset",
     "SynthDatasetBase",
+    "SynthDatasetConversation",
     "SynthDatasetEntry",
     "default_dataset",
     "splice_words",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import KeysView
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -15,6 +16,15 @@ class SynthDatasetEntry(BaseModel):
 
     ``roles[i]`` speaks ``messages[i]``. Extra fields are kept, so a subnet can carry
     what its scoring needs (a task type, a seed, a reference) in the same entry.
+
+    It is a pydantic model (``entry.messages``, ``entry.model_dump()``) that also
+    reads like the dict samples of the original organic-scoring package, so hooks
+    written for those keep working: ``entry["messages"]``, ``entry.get("organic",
+    False)``, ``"source" in entry``, ``entry.keys()``, ``dict(entry)`` and
+    ``entry["reference"] = ...``. The keys are the fields and the extra fields; a
+    missing key raises :class:`KeyError`, as a dict would. Iterating over the model
+    itself stays pydantic's (``(name, value)`` pairs); iterate over ``keys()`` for
+    the names.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -23,6 +33,40 @@ class SynthDatasetEntry(BaseModel):
     messages: list[str]
     organic: bool = False
     source: str | None = None
+
+    def _key_names(self) -> dict[str, None]:
+        names = dict.fromkeys(type(self).model_fields)
+        names.update(dict.fromkeys(self.__pydantic_extra__ or {}))
+        return names
+
+    def keys(self) -> KeysView[str]:
+        """The field names, then the extra fields' names, as ``dict.keys()`` would give."""
+        return self._key_names().keys()
+
+    def __getitem__(self, key: str) -> Any:
+        if not isinstance(key, str) or key not in self._key_names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise KeyError(key)
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._key_names()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``entry[key]`` if the entry has that key, else ``default`` (like ``dict.get``)."""
+        return getattr(self, key) if key in self else default
+
+    def values(self) -> list[Any]:
+        """The values, in the order of :meth:`keys`."""
+        return [getattr(self, key) for key in self._key_names()]
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(key, value)`` pairs, in the order of :meth:`keys`."""
+        return [(key, getattr(self, key)) for key in self._key_names()]
 
 
 class SynthDatasetBase(ABC):

@@ -10,6 +10,10 @@ Blocks come every ``block_time`` seconds instead of every twelve.
 * bittensor 11: :class:`SetWeightsRecorder` (monkeypatched over ``bt.set_weights``)
   and :class:`FakeClient` (``wait_for_block``, ``subnets.metagraph``) serving a
   :class:`FakeMetagraph11` whose neurons carry ``uid``, ``hotkey`` and ``axon``.
+
+:func:`real_metagraph` is no stand-in: the installed bittensor's own ``Metagraph``,
+filled offline with the neurons a sync would have brought (9/10's ``n`` a numpy
+array, 11's without ``n``).
 """
 
 from __future__ import annotations
@@ -116,6 +120,76 @@ class FakeMetagraph:
     def sync(self, *args: Any, **kwargs: Any) -> None:
         """Record the call; the subnet does not change."""
         self.sync_calls.record(self, *args, **kwargs)
+
+
+def real_metagraph(hotkeys: Sequence[str], netuid: int = 1) -> Any:
+    """The installed bittensor's ``Metagraph`` holding one neuron per hotkey, made offline."""
+    if BT_MAJOR >= 11:
+        zero = bt.Balance(0)
+        neurons = [
+            bt.MetagraphNeuron(
+                uid=uid,
+                hotkey=hotkey,
+                coldkey="coldkey",
+                active=True,
+                validator_permit=False,
+                last_update=0,
+                block_at_registration=0,
+                rank=0.0,
+                trust=0.0,
+                consensus=0.0,
+                incentive=0.0,
+                dividends=0.0,
+                pruning_score=0.0,
+                emission=zero,
+                alpha_stake=zero,
+                tao_stake=zero,
+                total_stake=zero,
+                axon=None,
+                identity=None,
+                commitment=None,
+            )
+            for uid, hotkey in enumerate(hotkeys)
+        ]
+        return bt.Metagraph(
+            netuid=netuid,
+            mechid=0,
+            name="local",
+            symbol="L",
+            block=1,
+            tempo=360,
+            last_step=0,
+            blocks_since_last_step=1,
+            owner_hotkey="owner",
+            owner_coldkey="owner",
+            network_registered_at=0,
+            num_uids=len(neurons),
+            max_uids=256,
+            price=None,
+            moving_price=None,
+            identity=None,
+            neurons=neurons,
+            commitments={},
+            unregistered_commitments={},
+            raw={},
+        )
+    from dataclasses import replace
+
+    metagraph = bt.Metagraph(netuid=netuid, network="local", sync=False)
+    null = bt.NeuronInfo.get_null_neuron()
+    metagraph.neurons = [
+        replace(
+            null,
+            uid=uid,
+            hotkey=hotkey,
+            axon_info=bt.AxonInfo(
+                version=0, ip="127.0.0.1", port=1, ip_type=4, hotkey=hotkey, coldkey="coldkey"
+            ),
+        )
+        for uid, hotkey in enumerate(hotkeys)
+    ]
+    metagraph._set_metagraph_attributes(block=1)  # what sync() does with what it fetched
+    return metagraph
 
 
 # -- bittensor 11 ------------------------------------------------------------------------

@@ -1,0 +1,48 @@
+"""Deprecation warnings for the original organic-scoring package's import paths.
+
+Those paths keep working (a validator written for the original package changes
+nothing but its install line); each use warns once with the path to import from
+instead. The warning points at the user's import line, not at importlib or at us.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from types import FrameType
+
+__all__ = ["warn_moved"]
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def warn_moved(old: str, new: str) -> None:
+    """Warn that ``old`` (an original import path) is deprecated; ``new`` says what instead.
+
+    ``new`` is a module path to import from, or a sentence of advice.
+    """
+    advice = new if " " in new else f"import from {new} instead"
+    warnings.warn(
+        f"{old} is the original organic-scoring package's import path; {advice}",
+        DeprecationWarning,
+        stacklevel=_importer_level(),
+    )
+
+
+def _importer_level() -> int:
+    """The ``stacklevel`` of the first frame outside this package and importlib.
+
+    :func:`warnings.warn` does not count importlib's bootstrap frames, so neither
+    does this.
+    """
+    level = 1
+    frame: FrameType | None = sys._getframe(2)  # the caller of warn_moved (level 2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not ("importlib" in filename and "_bootstrap" in filename):
+            level += 1
+            if not filename.startswith(_PACKAGE) and Path(filename).parent.name != "importlib":
+                return level
+        frame = frame.f_back
+    return level

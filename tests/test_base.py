@@ -1,0 +1,44 @@
+"""OrganicScoringBase as a subclass author meets it: mistakes named as such."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from support.scorers import Recorder
+
+
+class Forgetful(Recorder):
+    """A subclass whose __init__ never calls super().__init__()."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.validator = "mine"
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda s: s.start(),
+        lambda s: s.increment_step(),
+        lambda s: s.stats,
+        lambda s: s._organic_queue.add("x"),
+        lambda s: asyncio.run(s.loop_iteration()),
+    ],
+    ids=["start", "increment_step", "stats", "_organic_queue", "loop_iteration"],
+)
+def test_forgotten_super_init_is_named_as_such(use: Any) -> None:
+    scorer = Forgetful()
+    with pytest.raises(AttributeError, match=r"Forgetful\.__init__ must call super\(\)\.__init__"):
+        use(scorer)
+
+
+def test_other_missing_attributes_read_as_usual() -> None:
+    scorer = Recorder()
+    assert scorer.samples == []
+    with pytest.raises(AttributeError, match=r"^'Recorder' object has no attribute 'nope'$"):
+        _ = scorer.nope
+    assert not hasattr(scorer, "nope")
+    assert getattr(scorer, "nope", 5) == 5
+    assert not hasattr(Forgetful(), "_OrganicScoringBase__engine")

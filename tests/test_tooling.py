@@ -1,0 +1,98 @@
+"""The tooling a newcomer meets first: the test command, the CI script, the nox matrix,
+and what a test run prints about skipped tests."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_COMMAND = "python3 scripts/test.py"
+
+
+def noxfile_sessions() -> dict[str, ast.FunctionDef]:
+    tree = ast.parse((ROOT / "noxfile.py").read_text(encoding="utf-8"))
+    return {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any("session" in ast.unparse(d) for d in node.decorator_list)
+    }
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"```shell\n{TEST_COMMAND}\n```" in readme
+    lines = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    # Whatever it installs first, it ends with the test command and runs no other tests.
+    assert lines[-1] == TEST_COMMAND
+    assert not [line for line in lines[:-1] if "nox" in line or "pytest" in line]
+
+
+def test_the_test_command_never_installs_into_the_interpreter() -> None:
+    script = (ROOT / "scripts" / "test.py").read_text(encoding="utf-8")
+    installs = [line for line in script.splitlines() if '"install"' in line]
+    assert installs
+    assert all("python" in line for line in installs)  # the runner venv's python
+    assert "sys.executable" not in script
+
+
+def test_the_matrix_skips_missing_pythons_and_leaves_benchmarks_out() -> None:
+    source = (ROOT / "noxfile.py").read_text(encoding="utf-8")
+    assert "nox.options.error_on_missing_interpreters = False" in source
+    assert 'EDGE_PYTHONS = ["3.10", "3.13"]' in source
+    sessions = noxfile_sessions()
+    assert {"lint", "tests", "tests_python", "benchmarks"} <= set(sessions)
+    benchmark_decorators = [ast.unparse(d) for d in sessions["benchmarks"].decorator_list]
+    assert "nox.session(default=False)" in benchmark_decorators
+    # The benchmarks session runs every benchmark module, each once.
+    from benchmarks import MODULES
+
+    tree = ast.parse(source)
+    (table,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "BENCHMARKS"
+    ]
+    per_major = ast.literal_eval(table)
+    assert sorted(name for names in per_major.values() for name in names) == sorted(MODULES)
+    # Every session the docstring tells people to run exists.
+    named = re.findall(r'-s "?([a-z_]+)', ast.get_docstring(ast.parse(source)) or "")
+    assert named
+    assert set(named) <= set(sessions)
+
+
+def test_skips_are_summed_up_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text(encoding="utf-8"))
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        @pytest.mark.skip(reason="bittensor 11 only")
+        def test_new(n):
+            pass
+
+        @pytest.mark.skipif(True, reason="needs redis-server")
+        def test_redis():
+            pass
+
+        def test_runs():
+            pass
+        """
+    )
+    result = pytester.runpytest("-rfE")
+    result.assert_outcomes(passed=1, skipped=4)
+    lines = result.stdout.lines
+    assert [line for line in lines if "skipped" in line.lower() and "passed" not in line] == [
+        "skipped 4: bittensor 11 only (3); needs redis-server (1)"
+    ]
