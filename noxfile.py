@@ -24,7 +24,7 @@ BITTENSOR = {
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) over the tree, strict mypy over the package."""
-    session.install("-e", ".[dev,http]", *BITTENSOR["11"])
+    session.install("-e", ".[dev,http,redis]", *BITTENSOR["11"])
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -34,7 +34,7 @@ def lint(session: nox.Session) -> None:
 @nox.parametrize("major", list(BITTENSOR), ids=list(BITTENSOR))
 def tests(session: nox.Session, major: str) -> None:
     """The test suite against one bittensor major."""
-    extras = "dev,http,hf" if major == "11" else "dev,http"
+    extras = "dev,http,redis,hf" if major == "11" else "dev,http,redis"
     session.install("-e", f".[{extras}]", *BITTENSOR[major])
     session.run("python", "-c", "import bittensor, organic_scoring; print(bittensor.__version__)")
     session.run("pytest", *session.posargs)

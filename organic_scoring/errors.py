@@ -16,6 +16,7 @@ __all__ = [
     "FailedIteration",
     "IterationError",
     "OrganicScoringError",
+    "RedisUnavailable",
     "SampleUnreadable",
     "StageTimeout",
 ]
@@ -42,6 +43,22 @@ class SampleUnreadable(OrganicScoringError):
     ``"sample"`` stage. Any other exception from ``sample()`` means that nothing left
     the queue.
     """
+
+
+class RedisUnavailable(OrganicScoringError, ConnectionError):
+    """Redis could not be reached, or did not carry out an operation.
+
+    Raised by the Redis-backed queue, nonce store and scorer lock: at construction
+    when the server cannot be reached (the message names the URL, password masked),
+    and by any later call during an outage. Nothing was stored by a call that raised
+    this, except where the method says otherwise. The objects recover by themselves
+    once the server answers again.
+    """
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+        """The server's URL with any password masked."""
 
 
 class IterationError(OrganicScoringError):

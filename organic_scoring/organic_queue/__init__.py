@@ -2,6 +2,7 @@
 
 from organic_scoring.organic_queue._base import OrganicQueueBase
 from organic_scoring.organic_queue._memory import OrganicQueue, QueueCounters
+from organic_scoring.organic_queue._redis import LeasedQueueCounters, RedisOrganicQueue
 from organic_scoring.organic_queue._sqlite import (
     QueueFileError,
     SampleDecodeError,
@@ -9,10 +10,12 @@ from organic_scoring.organic_queue._sqlite import (
 )
 
 __all__ = [
+    "LeasedQueueCounters",
     "OrganicQueue",
     "OrganicQueueBase",
     "QueueCounters",
     "QueueFileError",
+    "RedisOrganicQueue",
     "SQLiteOrganicQueue",
     "SampleDecodeError",
 ]
