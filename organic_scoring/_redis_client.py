@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from organic_scoring.errors import RedisUnavailable
 
@@ -55,19 +55,18 @@ def masked(url: str) -> str:
     """``url`` with its password (in the user part or the query string) replaced by ``***``."""
     try:
         parts = urlsplit(url)
-        netloc = parts.netloc
+        shown = url
         if parts.password is not None:
-            user, _, host = netloc.rpartition("@")
-            name = user.partition(":")[0]
-            netloc = f"{name}:***@{host}"
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
+            user, _, host = parts.netloc.rpartition("@")
+            shown = shown.replace(parts.netloc, f"{user.partition(':')[0]}:***@{host}", 1)
+        if parts.query:
+            pairs = parse_qsl(parts.query, keep_blank_values=True)
             query = urlencode(
                 [(key, "***" if key.lower() == "password" else value) for key, value in pairs],
                 safe="*",
             )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+            shown = shown.replace("?" + parts.query, "?" + query, 1)
+        return shown
     except ValueError:
         return "<unparseable url>"
 
