@@ -113,7 +113,7 @@ def test_an_entry_that_no_longer_loads_is_reported_and_settled(queues: Any, redi
     queue.add({"fine": True})
     with redis.Redis.from_url(redis_url) as client:  # a model class that has since gone away
         client.hset("organic-scoring:{q}:items", "1", b"mgone.module:Vanished\n{}")
-    with pytest.raises(SampleDecodeError, match="gone.module:Vanished") as caught:
+    with pytest.raises(SampleDecodeError, match=r"gone\.module:Vanished") as caught:
         queue.sample()
     assert isinstance(caught.value, SampleUnreadable)
     assert caught.value.body == "{}"
