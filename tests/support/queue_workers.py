@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -23,31 +22,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support.processes import read_line, spawn_module
 from support.waiting import WAIT
-
-TESTS = Path(__file__).resolve().parents[1]
 
 
 def spawn(role: str, url: str, name: str, **options: Any) -> subprocess.Popen[str]:
     """Start a worker process; its stdin and stdout are text pipes."""
-    args = [sys.executable, "-m", "support.queue_workers", role, url, name]
+    args: list[object] = [role, url, name]
     for key, value in options.items():
-        args += [f"--{key.replace('_', '-')}", str(value)]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.Popen(
-        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=TESTS
-    )
+        args += [f"--{key.replace('_', '-')}", value]
+    return spawn_module("support.queue_workers", *args)
 
 
 def start_together(workers: list[subprocess.Popen[str]]) -> None:
     """Wait until every worker is ready, then tell them all to go."""
     for worker in workers:
-        assert worker.stdout is not None
-        line = worker.stdout.readline()
-        assert line.strip() == "ready", f"worker said {line!r} (exit code {worker.poll()})"
+        assert read_line(worker) == "ready"
     for worker in workers:
         assert worker.stdin is not None
         worker.stdin.write("go\n")
@@ -59,17 +49,6 @@ def finish(worker: subprocess.Popen[str]) -> None:
     assert worker.stdin is not None
     worker.stdin.close()
     assert worker.wait(6 * WAIT) == 0
-
-
-def stop(workers: list[subprocess.Popen[str]]) -> None:
-    """Kill whatever is still running (SIGKILL) and close every pipe."""
-    for worker in workers:
-        if worker.poll() is None:
-            worker.kill()
-        worker.wait()
-        for pipe in (worker.stdin, worker.stdout):
-            if pipe is not None:
-                pipe.close()
 
 
 def main() -> None:
