@@ -124,7 +124,9 @@ class LeaseLock:
         """The token of whoever holds the lock now, or None."""
         with self._link.failures("cannot read the scorer lock"):
             value = self._link.client.get(self.key)
-        return None if value is None else bytes(value).decode("utf-8", "replace")
+        if value is None:
+            return None
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class LeaseKeeper:
