@@ -16,6 +16,7 @@ MODULES = (
     "bench_engine",
     "bench_queue",
     "bench_sqlite_queue",
+    "bench_redis_queue",
     "bench_weights",
     "bench_axon",
     "bench_http",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from benchmarks import bench_queue
+from benchmarks import bench_queue, bench_redis_queue
 
 
 def test_bench_queue_rows() -> None:
@@ -16,4 +16,16 @@ def test_bench_queue_rows() -> None:
         assert set(row) == {"name", "size", "ours_ns", "bare_ns", "ratio"}
         assert row["ours_ns"] > 0
         assert row["bare_ns"] > 0
+        assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
+
+
+def test_bench_redis_queue_rows(redis_url: str) -> None:
+    rows = bench_redis_queue.run(quick=True, url=redis_url)
+    assert {(row["name"], row["size"]) for row in rows} == {
+        (name, size)
+        for name in bench_redis_queue.WORKLOADS
+        for size in bench_redis_queue.QUICK_SIZES
+    }
+    for row in rows:
+        assert set(row) == {"name", "size", "ours_ns", "bare_ns", "ratio"}
         assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
