@@ -38,7 +38,7 @@ WALK = textwrap.dedent(
     """
     import importlib, json, pkgutil, sys
 
-    OPTIONAL = {"datasets", "starlette", "httpx", "uvicorn"}
+    OPTIONAL = {"datasets", "starlette", "httpx", "uvicorn", "redis"}
     import bittensor, pydantic, numpy
     SKIP = ("organic_scoring.http", "organic_scoring.demo._http_side", "organic_scoring.__main__")
     if not hasattr(bittensor, "Synapse"):  # the demo's axon side is for 9/10 only
@@ -76,7 +76,7 @@ WALK = textwrap.dedent(
     """
 )
 
-HEAVY = ("datasets", "starlette", "httpx", "uvicorn")
+HEAVY = ("datasets", "starlette", "httpx", "uvicorn", "redis")
 CORE_DEPENDENCIES = ("bittensor", "pydantic", "pydantic_core", "numpy")
 
 
