@@ -11,6 +11,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,7 @@ from support.processes import stop
 from support.queue_contract import assert_no_loss_or_duplication, drain
 from support.queue_workers import finish, spawn, start_together
 from support.redis_server import RedisServer, shared_redis
-from support.waiting import WAIT, wait_until
+from support.waiting import WAIT, Counter, wait_until
 
 
 class Turn(BaseModel):
@@ -414,3 +415,50 @@ def test_a_closed_queue_refuses_calls(queues: Any) -> None:
         with pytest.raises(ValueError, match="closed"):
             call()
     assert "closed" in repr(queue)
+
+
+# -- listeners -----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_listeners_hear_the_adds_of_other_processes(queues: Any) -> None:
+    scorer, intake = queues(), queues()
+    heard = Counter()
+    scorer.add_listener(heard.bump)
+    wait_until(lambda: _following(scorer), "the scorer to follow the queue's adds")
+    intake.add({"n": 1})
+    heard.wait_for(1)
+    scorer.add({"n": 2})  # its own add: heard once, at once, not again from the channel
+    assert heard.value == 2
+    intake.add({"n": 3})
+    heard.wait_for(3)
+    assert heard.value == 3
+    scorer.remove_listener(heard.bump)  # the last listener: the thread stops
+    assert not any(t.name.startswith("organic-scoring-queue") for t in threading.enumerate())
+    intake.add({"n": 4})
+    assert heard.value == 3
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_following_the_adds_survives_an_outage(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        with RedisOrganicQueue(server.url) as scorer, RedisOrganicQueue(server.url) as intake:
+            heard = Counter()
+            scorer.add_listener(heard.bump)
+            wait_until(lambda: _following(scorer), "the scorer to follow the queue's adds")
+            server.restart()
+            wait_until(lambda: _following(scorer), "the scorer to follow the adds again", 3 * WAIT)
+            intake.add({"n": 1})
+            heard.wait_for(1)
+        # closing the queue stopped its thread (no_leaks checks)
+    finally:
+        server.stop()
+
+
+def _following(queue: RedisOrganicQueue) -> bool:
+    """True when the server counts a subscriber on the queue's channel."""
+    with redis.Redis.from_url(queue.url) as client:
+        counts = dict(client.pubsub_numsub(f"organic-scoring:{{{queue.name}}}:added"))
+    return bool(counts and next(iter(counts.values())) > 0)

@@ -21,6 +21,9 @@ it a Redis Cluster hash tag, so one script may touch all of them):
 * ``meta``: a hash with the id sequence and the counters ``added``, ``sampled``,
   ``acked``, ``redelivered`` and ``dropped``.
 
+Each add is also announced on the channel ``organic-scoring:{N}:added``, so a scorer
+in another process wakes up when traffic arrives, as it would for its own adds.
+
 Leases
 ------
 ``sample()`` moves a random waiting sample into ``leases``; ``ack(sample)`` deletes
@@ -37,7 +40,9 @@ import math
 import random
 import threading
 import time
+import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -113,7 +118,8 @@ local function reap(max_size)
 end
 """
 
-# ARGV: stored sample, max_size. Returns how many samples were dropped.
+# ARGV: stored sample, max_size, channel, origin. Announces the add on the channel with
+# the adding object's origin. Returns how many samples were dropped.
 _ADD = (
     _PRELUDE
     + """
@@ -123,6 +129,7 @@ local id = redis.call('HINCRBY', meta, 'seq', 1)
 redis.call('ZADD', waiting, id, id)
 redis.call('HSET', items, id, ARGV[1])
 redis.call('HINCRBY', meta, 'added', 1)
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return dropped
 """
 )
@@ -229,7 +236,11 @@ class RedisOrganicQueue(OrganicQueueBase):
     dropped + size``, the other queues' rule). Each queue object enforces its own
     ``max_size`` on its adds.
 
-    Listeners (:meth:`add_listener`) hear the adds made through this object only.
+    Listeners (:meth:`add_listener`) hear every add, whichever process made it: the
+    adds of this object at once, on the adding thread; those of other processes on a
+    thread of this object's that follows the queue's channel on the server while any
+    listener is registered (a wake-up lost during an outage only delays a scorer
+    until its next timed wake-up).
 
     Failures. The server is pinged at construction. During an outage every call
     raises :class:`~organic_scoring.errors.RedisUnavailable` (a ``ConnectionError``)
@@ -296,6 +307,9 @@ class RedisOrganicQueue(OrganicQueueBase):
             raise
         prefix = f"organic-scoring:{{{name}}}:"
         self._keys = [prefix + part for part in ("waiting", "items", "leases", "meta")]
+        self._channel = prefix + "added"
+        self._origin = uuid.uuid4().hex.encode()
+        self._watcher: _AddWatcher | None = None
         self._closed = False
         self._lock = threading.Lock()
         self._leases: dict[int, list[_Lease]] = {}
@@ -324,7 +338,9 @@ class RedisOrganicQueue(OrganicQueueBase):
         stored = body if model is None else f"{model}\n{body}"
         self._check_open()
         with self._link.failures("cannot add a sample"):
-            dropped = self._add_script(self._keys, [kind[0] + stored, self._max_size])
+            dropped = self._add_script(
+                self._keys, [kind[0] + stored, self._max_size, self._channel, self._origin]
+            )
         if dropped and not self._warned_full:
             self._warned_full = True
             log.warning(
@@ -471,6 +487,27 @@ class RedisOrganicQueue(OrganicQueueBase):
         """Samples handed out and neither acknowledged nor put back yet."""
         return self.counters().leased
 
+    # -- listeners ---------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every add by any process (see the class notes)."""
+        super().add_listener(listener)
+        with self._lock:
+            if self._watcher is None and not self._closed:
+                self._watcher = _AddWatcher(self)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener``; the last one removed stops following the channel."""
+        super().remove_listener(listener)
+        if not self._listeners:
+            self._stop_watching()
+
+    def _stop_watching(self) -> None:
+        with self._lock:
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
     # -- lifecycle ---------------------------------------------------------------
 
     @property
@@ -485,6 +522,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         leases run out.
         """
         self._closed = True
+        self._stop_watching()
         self._link.close()
 
     def __enter__(self) -> RedisOrganicQueue:
@@ -549,6 +587,54 @@ class RedisOrganicQueue(OrganicQueueBase):
                 held.remove(lease)
                 if not held:
                     del self._leases[id(lease.sample)]
+
+
+class _AddWatcher:
+    """Follows a queue's channel on a thread of its own and tells the queue's listeners
+    of the adds that other objects made. Owned by the queue: started with its first
+    listener, stopped (and joined) with its last, or when the queue closes."""
+
+    _POLL = 0.2  # seconds between checks of the stop flag
+    _RETRY = 1.0  # seconds between attempts to follow the channel again after a failure
+
+    def __init__(self, queue: RedisOrganicQueue) -> None:
+        self._queue = queue
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"organic-scoring-queue-{queue.name}-adds", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        queue = self._queue
+        client: Any = queue._link.client
+        failing = False
+        while not self._stopping.is_set():
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(queue._channel)
+                if failing:
+                    log.info(f"organic queue {queue.name!r}: following its adds again")
+                    failing = False
+                while not self._stopping.is_set():
+                    message = pubsub.get_message(timeout=self._POLL)
+                    if message is not None and message.get("data") != queue._origin:
+                        queue._notify_added()
+            except Exception as exc:
+                if not failing:
+                    log.warning(
+                        f"organic queue {queue.name!r}: cannot follow the adds of other "
+                        f"processes ({type(exc).__name__}: {exc}); retrying"
+                    )
+                failing = True
+                self._stopping.wait(self._RETRY)
+            finally:
+                pubsub.close()
 
 
 def _load(stored: bytes) -> Any:
