@@ -2,9 +2,10 @@
 
 Three measurements:
 
-- **overhead**: iterations per second of ``loop_iteration()`` with no-op hooks,
-  against a bare coroutine that samples, gathers query and reference, then calls
-  rewards, weights and log (the floor for the same work);
+- **overhead**: the time of one ``loop_iteration()`` with no-op hooks, against a
+  bare coroutine making the same calls: it samples, gathers the same
+  ``_query_miners`` and ``_generate_reference``, then awaits the same rewards,
+  weights and log hooks (the floor for the same work);
 - **wake-up**: the latency from ``increment_step()`` on another thread to the start
   of the iteration it triggers (p50 and p99), against a bare ``asyncio.Event`` set
   with ``call_soon_threadsafe`` (the floor for a cross-thread wake-up);
@@ -63,19 +64,15 @@ class _Noop(OrganicScoringBase):
         return logs
 
 
-async def _bare_iteration(dataset: _One) -> dict[str, Any]:
-    """The least code that does one iteration's work with the same hooks' shapes."""
+async def _bare_iteration(scorer: _Noop, dataset: _One) -> dict[str, Any]:
+    """The least code that makes one iteration's calls: the same hooks, one gather."""
     sample = dataset.sample()
-
-    async def query() -> Any:
-        return {0: sample}
-
-    async def reference() -> Any:
-        return None
-
-    responses, _ = await asyncio.gather(query(), reference())
-    rewards = {0: 1.0} if responses else {}
-    logs = {"rewards": rewards}
+    responses, reference = await asyncio.gather(
+        scorer._query_miners(sample), scorer._generate_reference(sample)
+    )
+    rewards = await scorer._generate_rewards(sample, responses, reference)
+    await scorer._set_weights(rewards)
+    logs: dict[str, Any] = await scorer._log_results({}, reference, responses, rewards, sample)
     return logs
 
 
@@ -92,7 +89,7 @@ def _overhead(n: int) -> dict[str, Any]:
     async def bare() -> float:
         begun = time.perf_counter()
         for _ in range(n):
-            await _bare_iteration(dataset)
+            await _bare_iteration(scorer, dataset)
         return time.perf_counter() - begun
 
     ours_s = min(asyncio.run(ours()) for _ in range(3))

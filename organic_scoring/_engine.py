@@ -2,9 +2,20 @@
 
 One :class:`Engine` belongs to one scorer. A *run* is the span from ``start()`` (or
 ``await start_loop()``) to the moment the loop has fully wound down; at most one
-run exists at a time. Within a run the engine owns every iteration task it
-starts: stopping first lets in-flight iterations finish within the stop timeout,
-then cancels the rest and waits for them, so nothing of ours outlives the run.
+run exists at a time. A run owns its iterations through a
+:class:`~organic_scoring._tasks.TaskGroup`, so nothing of ours outlives it:
+
+- ``stop(timeout)`` ends the run: no new iteration starts, those in flight get
+  ``timeout`` seconds, then are cancelled; each cancelled iteration reports itself
+  (stage and sample) to ``_on_iteration_error`` before the run ends.
+- An exception that escapes the loop itself (a bug, or an overridden method of
+  ours that raises) cancels and reports every in-flight iteration, is logged, and
+  ends the run; ``is_running`` is False afterwards and ``start()`` works again.
+- A hook that raises ``SystemExit`` or ``KeyboardInterrupt`` has its iteration
+  reported like any failure; then the run stops the same orderly way and the
+  exception goes on to whoever owns the run, as asyncio would send it: out of
+  ``await start_loop()``, out of the event loop running the task that ``start()``
+  made, or out of the run's own thread (where it is logged).
 
 ``start()`` from synchronous code gives the run a daemon thread with its own event
 loop; from inside a running event loop it becomes a task on that loop.
@@ -13,23 +24,27 @@ loop; from inside a running event loop it becomes a task on that loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from organic_scoring._iteration import Attempt, IterationRunner, attempt
 from organic_scoring._log import log
+from organic_scoring._tasks import TaskGroup
 from organic_scoring._trigger import Trigger
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import IterationError
 from organic_scoring.organic_queue import OrganicQueueBase
 
-__all__ = ["Engine"]
+__all__ = ["DEFAULT_STOP_TIMEOUT", "Engine"]
 
 DEFAULT_STOP_TIMEOUT = 10.0
 # How long stop() waits beyond its timeout for cancelled iterations to unwind: long
 # enough for each to report itself to _on_iteration_error (bounded at 5 s by default).
 _CANCEL_GRACE = 10.0
+_FATAL = (SystemExit, KeyboardInterrupt)
 
 
 class _Run:
@@ -47,17 +62,40 @@ class _Run:
         self.finished = threading.Event()
 
 
+_inside: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
+    "organic_scoring_run", default=None
+)
+"""The run whose code is executing: its loop, its iterations, their hooks (plain hooks
+on worker threads included). ``stop()`` and ``aclose()`` called there cannot wait for
+the run, which would wait for them; they ask for the stop and return."""
+
+
+class _Fatal(Exception):
+    """Carries a ``SystemExit`` or ``KeyboardInterrupt`` out of an iteration task.
+
+    asyncio would raise those straight out of the event loop, past the run; wrapped,
+    they travel through the task group like any failure and are re-raised once the
+    run has wound down.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
 class Engine:
     """Runs ``iterate`` whenever the trigger says so, up to k at a time."""
 
     def __init__(
         self,
         iterate: Callable[[], Awaitable[Any]],
+        runner: IterationRunner,
         trigger: Trigger,
         config: ScoringConfig,
         queue: OrganicQueueBase,
     ) -> None:
         self._iterate = iterate
+        self._runner = runner
         self._trigger = trigger
         self._config = config
         self._queue = queue
@@ -82,7 +120,8 @@ class Engine:
             loop = None
         if loop is not None:
             run.loop, run.tid = loop, threading.get_ident()
-            run.task = loop.create_task(self._main(run), name="organic-scoring")
+            run.task = loop.create_task(self._main(run, reraise=False), name="organic-scoring")
+            run.task.add_done_callback(_retrieve)
             return
         ready = threading.Event()
         run.thread = threading.Thread(
@@ -99,7 +138,7 @@ class Engine:
         """Run in the calling task until stopped (``start_loop()``)."""
         run = self._claim()
         run.task = asyncio.current_task()
-        await self._main(run)
+        await self._main(run, reraise=True)
 
     def _claim(self) -> _Run:
         with self._lock:
@@ -124,7 +163,7 @@ class Engine:
             asyncio.set_event_loop(loop)
             run.loop, run.tid = loop, threading.get_ident()
             ready.set()
-            loop.run_until_complete(self._main(run))
+            loop.run_until_complete(self._main(run, reraise=False))
         finally:
             try:
                 loop.run_until_complete(loop.shutdown_asyncgens())
@@ -137,72 +176,84 @@ class Engine:
 
     # -- running ----------------------------------------------------------------
 
-    async def _main(self, run: _Run) -> None:
+    async def _main(self, run: _Run, *, reraise: bool) -> None:
+        """One run, start to end. ``reraise``: the caller awaits it (``start_loop()``)."""
         run.loop, run.tid = asyncio.get_running_loop(), threading.get_ident()
+        token = _inside.set(run)
         waker = self._trigger.waker
         self._failures_in_a_row, self._resume_at = 0, 0.0
-        self._queue.add_listener(waker.wake)
+        fatal: BaseException | None = None
         try:
-            await self._loop(run)
+            self._queue.add_listener(waker.wake)
+            async with TaskGroup() as group:
+                await self._loop(run, group)
+                if not await group.join(run.drain_timeout):
+                    log.warning(
+                        f"stop: cancelling {len(group)} iteration(s) still running after "
+                        f"{run.drain_timeout:g}s"
+                    )
+                    group.cancel()
+        except _Fatal as stopped:
+            fatal = stopped.error
+            log.error(f"the organic scoring loop stopped: a hook raised {fatal!r}")
+        except Exception as exc:
+            log.error(
+                f"the organic scoring loop stopped on an unexpected error: {exc!r}", exc_info=exc
+            )
+            if reraise:
+                raise
         finally:
             self._queue.remove_listener(waker.wake)
             waker.unbind()
+            _inside.reset(token)
             self._release(run)
+        if fatal is not None:
+            raise fatal
 
-    async def _loop(self, run: _Run) -> None:
+    async def _loop(self, run: _Run, group: TaskGroup) -> None:
         limit = self._config.max_concurrent_iterations
         waker = self._trigger.waker
-        tasks: set[asyncio.Task[None]] = set()
-
-        def finished(task: asyncio.Task[None]) -> None:
-            tasks.discard(task)
-            waker.wake()
 
         def stopping() -> bool:
             return run.stop_requested
 
         last_start: float | None = None
-        try:
-            while not run.stop_requested:
-                if len(tasks) >= limit:
-                    await waker.wait(None)
-                    continue
-                pause = self._resume_at - time.monotonic()
-                if pause > 0:
-                    await waker.wait(pause)
-                    continue
-                if not await self._trigger.wait_due(last_start, stopping):
-                    break
-                last_start = time.monotonic()
-                task = asyncio.ensure_future(self._one())
-                tasks.add(task)
-                task.add_done_callback(finished)
-        except asyncio.CancelledError:
-            # Our owner cancelled the run itself: no grace period for iterations.
-            await _cancel_all(tasks)
-            raise
-        if tasks:
-            _, pending = await asyncio.wait(set(tasks), timeout=run.drain_timeout)
-            if pending:
-                log.warning(
-                    f"stop: cancelling {len(pending)} iteration(s) still running after "
-                    f"{run.drain_timeout:g}s"
-                )
-                await _cancel_all(pending)
+        while not run.stop_requested:
+            if len(group) >= limit:
+                await waker.wait(None)
+                continue
+            pause = self._resume_at - time.monotonic()
+            if pause > 0:
+                await waker.wait(pause)
+                continue
+            if not await self._trigger.wait_due(last_start, stopping):
+                break
+            last_start = time.monotonic()
+            group.start_soon(self._one(), name="organic-scoring-iteration")
 
     async def _one(self) -> None:
+        """One call of ``loop_iteration``, whose every outcome is counted and reported."""
+        record = Attempt()
+        attempt.set(record)  # this task's own context: the runner marks what it reported
         try:
             await self._iterate()
         except IterationError:
             self._failed()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # an overridden loop_iteration that raised on its own
-            log.error(f"loop_iteration raised {exc!r}", exc_info=exc)
+        except _FATAL as exc:
+            if not record.reported:
+                await self._runner.report_outside(None, exc)
+            raise _Fatal(exc) from exc
+        except BaseException as exc:  # an overridden loop_iteration that raised on its own
+            if not record.reported:
+                await self._runner.report_outside(None, exc)
             self._failed()
         else:
             self._failures_in_a_row = 0
             self._resume_at = 0.0
+        finally:
+            self._trigger.waker.wake()
 
     def _failed(self) -> None:
         """Back off after a failure: the pause doubles while failures repeat."""
@@ -226,9 +277,9 @@ class Engine:
         return run
 
     def stop(self, timeout: float) -> None:
-        """Stop and wait for the run to end, unless called on the run's own loop thread."""
+        """Stop and wait for the run to end, unless called from inside the run."""
         run = self.request_stop(timeout)
-        if run is None or run.tid == threading.get_ident():
+        if run is None or run.tid == threading.get_ident() or _inside.get() is run:
             return
         if not run.finished.wait(timeout + _CANCEL_GRACE):
             log.error("stop: the loop did not wind down in time; a hook is blocking its event loop")
@@ -237,19 +288,22 @@ class Engine:
             run.thread.join(_CANCEL_GRACE)
 
     async def aclose(self, timeout: float) -> None:
-        """Stop and wait without blocking the calling event loop."""
+        """Stop and wait without blocking the calling event loop.
+
+        From inside the run (a hook, say) this only asks for the stop: the run
+        cannot end while the caller, one of its own iterations, waits for it.
+        """
         run = self.request_stop(timeout)
-        if run is None:
+        if run is None or _inside.get() is run:
             return
-        current = asyncio.current_task()
         if run.task is not None and run.tid == threading.get_ident():
-            if run.task is not current:
+            if run.task is not asyncio.current_task():
                 await asyncio.wait({run.task})
             return
         await asyncio.to_thread(self.stop, timeout)
 
 
-async def _cancel_all(tasks: set[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a run task's exception as seen: the run has logged it already."""
+    if not task.cancelled():
+        task.exception()

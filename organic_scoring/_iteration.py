@@ -1,25 +1,44 @@
 """One iteration of the scoring loop: sample, query and reference, rewards, weights, log.
 
 The stages, their timeouts and their timings live here; when iterations start is
-the engine's business (:mod:`organic_scoring._engine`). A failed stage is counted,
-recorded, handed to the scorer's ``_on_iteration_error`` hook and raised as
-:class:`~organic_scoring.errors.IterationError`, so an organic sample is always
-either scored or reported, never dropped silently, cancellation included.
+the engine's business (:mod:`organic_scoring._engine`). Whatever a stage raises (an
+``Exception``, a ``GeneratorExit``, a ``BaseException`` of the hook's own, a timeout,
+or the cancellation ``stop()`` sends) is counted, kept in ``failures``, handed to
+the scorer's ``_on_iteration_error`` hook with its stage and sample, and then raised:
+as :class:`~organic_scoring.errors.IterationError`, or as itself for a cancellation,
+``SystemExit`` and ``KeyboardInterrupt``. An organic sample is therefore always
+either scored or reported, never dropped silently.
+
+A broken organic queue does not stop synthetic scoring: when ``sample()`` raises
+(anything but :class:`~organic_scoring.errors.SampleUnreadable`, which means an
+entry did leave the queue), the failure is reported in the ``"sample"`` stage, the
+iteration goes on with a synthetic sample, and the queue is left alone for a
+backoff of its own before it is tried again.
+
+Plain-function hooks run on :class:`~organic_scoring._workers.Workers` threads, so
+timeouts and cancellation hold for them; ``_set_weights`` and ``_log_results`` never
+run concurrently with themselves, abandoned calls included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import itertools
+import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from organic_scoring._hooks import Hook
 from organic_scoring._log import log
+from organic_scoring._stages import Stage
 from organic_scoring._stats import StatsRecorder
+from organic_scoring._tasks import TaskGroup
+from organic_scoring._workers import Workers
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import (
     FailedIteration,
@@ -30,10 +49,11 @@ from organic_scoring.errors import (
 from organic_scoring.organic_queue import OrganicQueueBase
 from organic_scoring.synth_dataset import MixtureDataset, SynthDatasetBase
 
-__all__ = ["IterationRunner", "ScorerHooks"]
+__all__ = ["Attempt", "IterationRunner", "ScorerHooks", "attempt"]
 
 _ERROR_HOOK_TIMEOUT = 5.0
 _KEEP_FAILURES = 32
+_FATAL = (SystemExit, KeyboardInterrupt)
 
 
 class ScorerHooks(Protocol):
@@ -53,28 +73,37 @@ class ScorerHooks(Protocol):
         *args: Any,
         **kwargs: Any,
     ) -> Any: ...
-    def _on_iteration_error(self, sample: Any, stage: str, exc: BaseException) -> Any: ...
+    def _on_iteration_error(self, sample: Any, stage: Stage, exc: BaseException) -> Any: ...
+
+
+class Attempt:
+    """What the engine learns from one call of ``loop_iteration``: was it reported?"""
+
+    __slots__ = ("reported",)
+
+    def __init__(self) -> None:
+        self.reported = False
+
+
+attempt: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
+    "organic_scoring_attempt", default=None
+)
+"""Set by the engine around each ``loop_iteration`` call it makes."""
 
 
 class _StageFailed(Exception):
-    def __init__(self, stage: str, error: BaseException) -> None:
+    def __init__(self, stage: Stage, error: BaseException) -> None:
         super().__init__(stage)
-        self.stage = stage
-        self.error = error
-
-
-class _OrganicSampleFailed(Exception):
-    def __init__(self, error: Exception) -> None:
-        super().__init__(repr(error))
+        self.stage: Stage = stage
         self.error = error
 
 
 class _CancelledIn(asyncio.CancelledError):
     """A cancellation that knows which of two concurrent stages it interrupted."""
 
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: Stage) -> None:
         super().__init__()
-        self.stage = stage
+        self.stage: Stage = stage
 
 
 class _Serial:
@@ -87,19 +116,48 @@ class _Serial:
         self.log = asyncio.Lock()
 
 
+class _Hooks:
+    """The scorer's iteration hooks, resolved once: async or plain, overridden or not."""
+
+    __slots__ = ("error", "log", "query", "reference", "rewards", "weights")
+
+    def __init__(self, scorer: ScorerHooks, reference_overridden: bool) -> None:
+        self.query = Hook(scorer._query_miners, "_query_miners")
+        self.reference = (
+            Hook(scorer._generate_reference, "_generate_reference")
+            if reference_overridden
+            else None
+        )
+        self.rewards = Hook(scorer._generate_rewards, "_generate_rewards")
+        # Plain hooks of the serial stages hold a lock on their worker thread.
+        self.weights = Hook(scorer._set_weights, "_set_weights", threading.Lock())
+        self.log = Hook(scorer._log_results, "_log_results", threading.Lock())
+        self.error = Hook(scorer._on_iteration_error, "_on_iteration_error")
+
+
 class IterationRunner:
-    """Runs single iterations against a scorer's hooks; safe to share across tasks."""
+    """Runs single iterations against a scorer's hooks; safe to share across tasks.
+
+    Args:
+        reference_overridden: False when ``_generate_reference`` is the base class's
+            (which returns None at once): it is then not called at all, and the query
+            runs without a second task beside it.
+    """
 
     def __init__(
         self,
-        hooks: ScorerHooks,
+        scorer: ScorerHooks,
         config: ScoringConfig,
         queue: OrganicQueueBase,
         datasets: Sequence[SynthDatasetBase],
         dataset_weights: Sequence[float] | None,
         stats: StatsRecorder,
+        *,
+        reference_overridden: bool = True,
     ) -> None:
-        self._hooks = hooks
+        self._scorer = scorer
+        self._reference_overridden = reference_overridden
+        self._hooks: _Hooks | None = None
         self._config = config
         self._queue = queue
         self._datasets: MixtureDataset | None = (
@@ -110,23 +168,44 @@ class IterationRunner:
         self._serial: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Serial] = (
             weakref.WeakKeyDictionary()
         )
+        self.workers = Workers(max(4, 4 * config.max_concurrent_iterations))
+        # A queue that neither blocks nor brings its own awaitable forms is called inline.
+        self._queue_awaited = queue.blocking or any(
+            getattr(type(queue), name) is not getattr(OrganicQueueBase, name)
+            for name in ("asample", "asize")
+        )
+        self._queue_failures = 0
+        self._queue_retry_at = 0.0
+        self._last_serial: tuple[Callable[[], Any], _Serial | None] = (lambda: None, None)
         self.failures: deque[FailedIteration] = deque(maxlen=_KEEP_FAILURES)
+
+    @property
+    def hooks(self) -> _Hooks:
+        """The scorer's hooks, resolved on first use (after the subclass's ``__init__``)."""
+        hooks = self._hooks
+        if hooks is None:
+            hooks = self._hooks = _Hooks(self._scorer, self._reference_overridden)
+        return hooks
 
     async def run(self) -> dict[str, Any]:
         """Run one iteration; return its logs, or ``{}`` when there was nothing to score."""
         stats = self._stats
+        hooks = self.hooks
+        config = self._config
         stats.started()
         started = time.perf_counter()
-        stage, sample, organic = "sample", None, False
+        stage: Stage = "sample"
+        sample: Any = None
+        organic = False
         try:
             try:
-                sample, organic, source = self._take_sample()
-            except _OrganicSampleFailed as failed:
+                sample, organic, source = await self._take_sample()
+            except SampleUnreadable as unreadable:
                 # An entry left the queue but could not be handed over: it is an
-                # organic sample, and it failed in the sample stage.
-                organic = True
-                stats.sampled(organic)
-                raise failed.error from None
+                # organic sample, reported with what the queue held for it.
+                sample, organic = unreadable.raw, True
+                stats.sampled(True)
+                raise _StageFailed("sample", unreadable) from unreadable
             if sample is None:
                 stats.skipped()
                 return {}
@@ -137,20 +216,13 @@ class IterationRunner:
             responded = time.perf_counter()
             stage = "rewards"
             rewards = await self._call(
-                "rewards",
-                self._config.rewards_timeout,
-                self._hooks._generate_rewards,
-                sample,
-                responses,
-                reference,
+                "rewards", config.rewards_timeout, hooks.rewards, sample, responses, reference
             )
             rewarded = time.perf_counter()
             stage = "weights"
             serial = self._serial_for_loop()
             async with serial.weights:
-                await self._call(
-                    "weights", self._config.weights_timeout, self._hooks._set_weights, rewards
-                )
+                await self._call("weights", config.weights_timeout, hooks.weights, rewards)
             weighted = time.perf_counter()
             logs: dict[str, Any] = {
                 "organic_time_sample": sampled - started,
@@ -160,7 +232,7 @@ class IterationRunner:
                 "organic_time_rewards": rewarded - responded,
                 "organic_time_weights": weighted - rewarded,
                 "organic_time_total": weighted - started,
-                "organic_queue_size": self._queue.size,
+                "organic_queue_size": await self._queue_size(),
                 "is_organic_sample": organic,
                 "organic_iteration": next(self._numbers),
                 "organic_sample_source": source,
@@ -169,8 +241,8 @@ class IterationRunner:
             async with serial.log:
                 result = await self._call(
                     "log",
-                    self._config.log_timeout,
-                    self._hooks._log_results,
+                    config.log_timeout,
+                    hooks.log,
                     logs=logs,
                     reference=reference,
                     responses=responses,
@@ -181,13 +253,18 @@ class IterationRunner:
             # stop() ran out of patience: the sample is reported, not lost.
             if isinstance(cancelled, _CancelledIn):
                 stage = cancelled.stage
-            await self._report(stage, sample, organic, cancelled)
+            await self._end_failed(stage, sample, organic, cancelled)
             raise
         except _StageFailed as failed:
-            await self._report(failed.stage, sample, organic, failed.error)
-            raise IterationError(failed.stage, sample, organic) from failed.error
-        except Exception as exc:  # the sample stage: the queue or a dataset raised
-            await self._report(stage, sample, organic, exc)
+            error = failed.error
+            await self._end_failed(failed.stage, sample, organic, error)
+            if isinstance(error, _FATAL):
+                raise error from None
+            raise IterationError(failed.stage, sample, organic) from error
+        except BaseException as exc:  # the library's own code, a dataset: still reported
+            await self._end_failed(stage, sample, organic, exc)
+            if isinstance(exc, _FATAL):
+                raise
             raise IterationError(stage, sample, organic) from exc
         times = {
             "sample": logs["organic_time_sample"],
@@ -200,93 +277,165 @@ class IterationRunner:
             "total": logs["organic_time_total"],
         }
         stats.succeeded(organic, times)
+        if organic:
+            await self._ack(sample)
         return result if isinstance(result, dict) else logs
 
-    def _take_sample(self) -> tuple[Any, bool, str]:
-        queue = self._queue
-        if not queue.is_empty():
+    # -- the sample ------------------------------------------------------------------
+
+    async def _take_sample(self) -> tuple[Any, bool, str]:
+        """An organic sample if one is waiting (and the queue works), else a synthetic one."""
+        if time.monotonic() >= self._queue_retry_at:
+            queue = self._queue
             try:
-                sample = queue.sample()
-            except SampleUnreadable as exc:
-                raise _OrganicSampleFailed(exc) from exc
-            if sample is not None:  # another iteration may have taken the last one
-                return sample, True, "organic"
-        dataset = self._pick_dataset()
+                sample = await queue.asample() if self._queue_awaited else queue.sample()
+            except SampleUnreadable:
+                self._queue_works()
+                raise
+            except Exception as exc:
+                await self._queue_broken(exc)
+            else:
+                self._queue_works()
+                if sample is not None:
+                    return sample, True, "organic"
+        dataset = None if self._datasets is None else self._datasets.choose()
         if dataset is None:
             return None, False, ""
         return dataset.sample(), False, type(dataset).__name__
 
-    def _pick_dataset(self) -> SynthDatasetBase | None:
-        return None if self._datasets is None else self._datasets.choose()
+    def _queue_works(self) -> None:
+        self._queue_failures = 0
+        self._queue_retry_at = 0.0
+
+    async def _queue_broken(self, exc: Exception) -> None:
+        """Report a queue that failed to hand out a sample, and leave it alone a while."""
+        self._queue_failures += 1
+        config = self._config
+        pause = min(config.backoff_initial * 2 ** (self._queue_failures - 1), config.backoff_max)
+        self._queue_retry_at = time.monotonic() + pause
+        self._stats.fault("sample", failed_iteration=False)
+        await self._report("sample", None, False, exc)
+
+    async def _queue_size(self) -> int:
+        """The size for the logs; -1 when the queue cannot tell (the trigger logs that)."""
+        queue = self._queue
+        try:
+            return await queue.asize() if self._queue_awaited else queue.size
+        except Exception:
+            return -1
+
+    async def _ack(self, sample: Any) -> None:
+        """Tell the queue this organic sample's iteration has ended."""
+        try:
+            await self._queue.aack(sample)
+        except Exception as exc:
+            log.warning(
+                f"the organic queue could not acknowledge a sample ({exc!r}); a leasing "
+                "queue will hand it out again when its lease expires"
+            )
+
+    # -- the stages ------------------------------------------------------------------
 
     async def _responses(self, sample: Any) -> tuple[tuple[Any, float], tuple[Any, float]]:
         """``_query_miners`` and ``_generate_reference`` side by side, each timed."""
-        config, hooks = self._config, self._hooks
-        query = asyncio.ensure_future(
-            self._timed("query", config.query_timeout, hooks._query_miners, sample)
-        )
-        reference = asyncio.ensure_future(
-            self._timed("reference", config.reference_timeout, hooks._generate_reference, sample)
-        )
-        both = (query, reference)
+        config, hooks = self._config, self.hooks
+        begun = time.perf_counter()
+        if hooks.reference is None:
+            query = await self._call("query", config.query_timeout, hooks.query, sample)
+            return (query, time.perf_counter() - begun), (None, 0.0)
+        # The query runs in this task, the reference beside it in a child task: the
+        # group cancels the one when the other fails, and waits for the child.
+        reference: asyncio.Task[tuple[Any, float]] | None = None
         try:
-            await asyncio.wait(both, return_when=asyncio.FIRST_EXCEPTION)
+            async with TaskGroup() as group:
+                reference = group.start_soon(
+                    self._timed("reference", config.reference_timeout, hooks.reference, sample)
+                )
+                query = await self._call("query", config.query_timeout, hooks.query, sample)
+                t_query = time.perf_counter() - begun
         except asyncio.CancelledError:
-            # Name the half that was still running, so a cancelled iteration is
-            # reported in the stage that held it up.
-            if query.done() and not reference.done():
+            # Cancelled once the query was done: the reference held the iteration up.
+            if "query" in locals() and reference is not None and reference.cancelled():
                 raise _CancelledIn("reference") from None
             raise
-        finally:
-            # On a failure or a cancellation, the other half is not left running.
-            for task in both:
-                task.cancel()
-            await asyncio.gather(*both, return_exceptions=True)
-        for task in both:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        return query.result(), reference.result()
+        assert reference is not None
+        return (query, t_query), reference.result()
 
     async def _timed(
-        self, stage: str, timeout: float | None, hook: Callable[..., Any], *args: Any
+        self, stage: Stage, timeout: float | None, hook: Hook, *args: Any
     ) -> tuple[Any, float]:
         begun = time.perf_counter()
         value = await self._call(stage, timeout, hook, *args)
         return value, time.perf_counter() - begun
 
     async def _call(
-        self, stage: str, timeout: float | None, hook: Callable[..., Any], *args: Any, **kw: Any
+        self, stage: Stage, timeout: float | None, hook: Hook, *args: Any, **kw: Any
     ) -> Any:
-        """Call a hook, await it if it is async, under the stage's timeout."""
+        """Call a hook under its stage's timeout; any failure becomes ``_StageFailed``."""
+        begun = time.monotonic()
         try:
-            result = hook(*args, **kw)
-            if inspect.isawaitable(result):
-                if timeout is None:
-                    result = await result
-                else:
-                    result = await asyncio.wait_for(_as_coroutine(result), timeout)
-        except asyncio.TimeoutError as exc:
-            raise _StageFailed(stage, StageTimeout(stage, timeout or 0.0)) from exc
+            if hook.is_async:
+                awaitable = hook.fn(*args, **kw)
+            else:
+                awaitable = self._in_thread(hook, *args, **kw)
+            if timeout is None:
+                return await awaitable
+            return await asyncio.wait_for(awaitable, timeout)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            if timeout is not None and time.monotonic() - begun >= timeout:
+                raise _StageFailed(stage, StageTimeout(stage, timeout)) from exc
             raise _StageFailed(stage, exc) from exc
+        except BaseException as exc:  # GeneratorExit, SystemExit, a hook's own BaseException
+            raise _StageFailed(stage, exc) from exc
+
+    async def _in_thread(self, hook: Hook, *args: Any, **kw: Any) -> Any:
+        lock = hook.serial
+        if lock is None:
+            result = await self.workers.run(hook.fn, *args, **kw)
+        else:
+            result = await self.workers.run(_holding, lock, hook.fn, *args, **kw)
+        if inspect.isawaitable(result):
+            result = await result
         return result
 
     def _serial_for_loop(self) -> _Serial:
         loop = asyncio.get_running_loop()
+        last_loop, serial = self._last_serial
+        if last_loop() is loop and serial is not None:
+            return serial
         serial = self._serial.get(loop)
         if serial is None:
             serial = self._serial[loop] = _Serial()
+        self._last_serial = (weakref.ref(loop), serial)
         return serial
 
-    async def _report(self, stage: str, sample: Any, organic: bool, error: BaseException) -> None:
-        """Count, keep and hand a failure to the scorer; never raises (but re-cancels)."""
+    # -- failures --------------------------------------------------------------------
+
+    async def _end_failed(
+        self, stage: Stage, sample: Any, organic: bool, error: BaseException
+    ) -> None:
+        """Count a failed iteration, report it, and release its organic sample."""
+        record = attempt.get()
+        if record is not None:
+            record.reported = True
         self._stats.failed(stage, organic)
+        await self._report(stage, sample, organic, error)
+        if organic and stage != "sample":  # an unreadable entry has left the queue already
+            await self._ack(sample)
+
+    async def report_outside(self, sample: Any, error: BaseException) -> None:
+        """Count and report a failure that no stage accounts for (``"iteration"``)."""
+        self._stats.fault("iteration", failed_iteration=True)
+        await self._report("iteration", sample, False, error)
+
+    async def _report(self, stage: Stage, sample: Any, organic: bool, error: BaseException) -> None:
+        """Keep a failure and hand it to the scorer; never raises (but re-cancels)."""
         self.failures.append(FailedIteration(stage, sample, organic, error))
         timeout = self._config.log_timeout or _ERROR_HOOK_TIMEOUT
         try:
-            await self._call("log", timeout, self._hooks._on_iteration_error, sample, stage, error)
+            await self._call("log", timeout, self.hooks.error, sample, stage, error)
         except _StageFailed as failed:
             log.error(
                 f"_on_iteration_error raised while reporting a {stage} failure: {failed.error!r}",
@@ -294,12 +443,6 @@ class IterationRunner:
             )
 
 
-def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
-    """``asyncio.wait_for`` takes futures and coroutines; wrap anything else awaitable."""
-    if inspect.iscoroutine(awaitable) or asyncio.isfuture(awaitable):
-        return awaitable
-
-    async def waiter() -> Any:
-        return await awaitable
-
-    return waiter()
+def _holding(lock: threading.Lock, fn: Any, *args: Any, **kw: Any) -> Any:
+    with lock:
+        return fn(*args, **kw)

@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["STAGES", "ScoringStats", "StageTimes", "StatsRecorder"]
+from organic_scoring._stages import STAGES, Stage
 
-STAGES: tuple[str, ...] = ("sample", "query", "reference", "rewards", "weights", "log")
-"""The stages of one iteration, in order; ``"iteration"`` names a failure outside them."""
+__all__ = ["ScoringStats", "StageTimes", "StatsRecorder"]
 
 _TIMED = ("sample", "query", "reference", "responses", "rewards", "weights", "log", "total")
 _WINDOW = 512
@@ -35,9 +34,10 @@ class ScoringStats:
     """A snapshot of the scoring loop's counters.
 
     Organic accounting: every organic request an intake accepted (its
-    ``_on_organic_entry`` returned, so it added its sample to the queue) is exactly
-    one of scored, failed (and reported to ``_on_iteration_error``), dropped by the
-    queue's bound, in flight, or still queued; :attr:`organic_unaccounted` is the
+    ``_on_organic_entry`` returned, so it added its sample to the queue), and every
+    sample a persistent queue carried over from an earlier life of the validator, is
+    exactly one of scored, failed (and reported to ``_on_iteration_error``), dropped by
+    the queue's bound, in flight, or still queued; :attr:`organic_unaccounted` is the
     difference, 0 whenever the loop and the intake are at rest.
     """
 
@@ -48,8 +48,11 @@ class ScoringStats:
     skipped: int
     """Triggers that found neither an organic nor a synthetic sample."""
     failed_iterations: int
+    """Iterations that ended in a failure (each was reported to ``_on_iteration_error``)."""
     failures: MappingProxyType[str, int]
-    """Failed iterations per stage."""
+    """Failures reported to ``_on_iteration_error``, per stage. Besides failed iterations
+    this counts a broken organic queue (``"sample"``: the iteration went on with a
+    synthetic sample) and an overridden ``loop_iteration`` that raised (``"iteration"``)."""
     in_flight: int
     organic_scored: int
     organic_failed: int
@@ -66,22 +69,38 @@ class ScoringStats:
     )
 
     @property
-    def organic_unaccounted(self) -> int | None:
-        """Accepted organic requests not scored, failed, dropped, in flight or queued.
+    def organic_carried_over(self) -> int:
+        """Samples a persistent queue already held when it was opened (an earlier
+        life's accepted requests); 0 for a queue that starts empty."""
+        return self.queue_counters.get("carried_over", 0)
 
-        0 when every accepted request is accounted for (read it when the intake and
-        the loop are at rest: a snapshot taken mid-flight can be off by the requests
-        moving at that instant); None when the queue keeps no ``dropped`` counter.
+    @property
+    def organic_unaccounted(self) -> int | None:
+        """Accepted (or carried-over) organic samples not scored, failed, dropped, in
+        flight or queued.
+
+        ``organic_accepted + organic_carried_over - (organic_scored + organic_failed +
+        dropped + organic_in_flight + queue_size)``, where ``dropped`` counts the drops
+        since the queue was opened. 0 when every accepted request is accounted for
+        (read it when the intake and the loop are at rest: a snapshot taken mid-flight
+        can be off by the requests moving at that instant); None when the queue keeps
+        no ``dropped`` counter.
         """
-        dropped = self.queue_counters.get("dropped")
+        counters = self.queue_counters
+        dropped = counters.get("dropped")
         if dropped is None:
             return None
-        return self.organic_accepted - (
-            self.organic_scored
-            + self.organic_failed
-            + dropped
-            + self.organic_in_flight
-            + self.queue_size
+        dropped -= counters.get("dropped_earlier", 0)
+        return (
+            self.organic_accepted
+            + self.organic_carried_over
+            - (
+                self.organic_scored
+                + self.organic_failed
+                + dropped
+                + self.organic_in_flight
+                + self.queue_size
+            )
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -98,6 +117,7 @@ class ScoringStats:
             "organic_failed": self.organic_failed,
             "organic_in_flight": self.organic_in_flight,
             "organic_accepted": self.organic_accepted,
+            "organic_carried_over": self.organic_carried_over,
             "organic_handler_errors": self.organic_handler_errors,
             "organic_unaccounted": self.organic_unaccounted,
             "queue_size": self.queue_size,
@@ -115,7 +135,8 @@ class StatsRecorder:
         self._organic = 0
         self._synthetic = 0
         self._skipped = 0
-        self._failures = dict.fromkeys((*STAGES, "iteration"), 0)
+        self._failed = 0
+        self._failures: dict[str, int] = dict.fromkeys((*STAGES, "iteration"), 0)
         self._in_flight = 0
         self._organic_scored = 0
         self._organic_failed = 0
@@ -160,13 +181,26 @@ class StatsRecorder:
                 if key in self._times:
                     self._times[key].append(value)
 
-    def failed(self, stage: str, organic: bool) -> None:
+    def failed(self, stage: Stage, organic: bool) -> None:
+        """An iteration ended in a failure in ``stage``."""
         with self._lock:
             self._in_flight -= 1
-            self._failures[stage] = self._failures.get(stage, 0) + 1
+            self._failed += 1
+            self._failures[stage] += 1
             if organic:
                 self._organic_in_flight -= 1
                 self._organic_failed += 1
+
+    def fault(self, stage: Stage, *, failed_iteration: bool) -> None:
+        """A failure was reported outside an iteration the runner had started.
+
+        ``failed_iteration``: it failed a call of ``loop_iteration`` (an override that
+        raised on its own), rather than one part of an iteration that went on.
+        """
+        with self._lock:
+            self._failures[stage] += 1
+            if failed_iteration:
+                self._failed += 1
 
     def snapshot(self, queue_size: int, queue_counters: dict[str, int]) -> ScoringStats:
         with self._lock:
@@ -183,13 +217,14 @@ class StatsRecorder:
                 self._organic_in_flight,
                 self._accepted,
                 self._handler_errors,
+                self._failed,
             )
         return ScoringStats(
             iterations=counts[0],
             organic_iterations=counts[1],
             synthetic_iterations=counts[2],
             skipped=counts[3],
-            failed_iterations=sum(failures.values()),
+            failed_iterations=counts[10],
             failures=MappingProxyType(failures),
             in_flight=counts[4],
             organic_scored=counts[5],

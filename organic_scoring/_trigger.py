@@ -11,6 +11,9 @@ Both the period and the threshold anneal with the organic queue's size
 (:meth:`ScoringConfig.period`). Waiting is event-driven: :meth:`Trigger.increment`,
 :meth:`Trigger.set_step`, a queue ``add`` and a stop request all wake the waiting
 coroutine at once, from any thread, and it re-reads the queue size and the counter.
+The size is read through the queue's awaitable form, so a queue that blocks (a
+file, a server) is asked from a worker thread, never on the event loop; a queue
+that cannot tell its size counts as empty (and says so in the log, once per outage).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from organic_scoring._log import log
 from organic_scoring.config import ScoringConfig
+from organic_scoring.organic_queue import OrganicQueueBase
 
 __all__ = ["Trigger", "Waker"]
 
@@ -86,13 +91,14 @@ class Waker:
 class Trigger:
     """The step counter and the decision of when the next iteration is due."""
 
-    __slots__ = ("_config", "_lock", "_queue_size", "_steps", "waker")
+    __slots__ = ("_config", "_lock", "_queue", "_size_failing", "_steps", "waker")
 
-    def __init__(self, config: ScoringConfig, queue_size: Callable[[], int]) -> None:
+    def __init__(self, config: ScoringConfig, queue: OrganicQueueBase) -> None:
         self._config = config
-        self._queue_size = queue_size
+        self._queue = queue
         self._lock = threading.Lock()
         self._steps = 0
+        self._size_failing = False
         self.waker = Waker()
 
     @property
@@ -113,8 +119,31 @@ class Trigger:
         self.waker.wake()
 
     def period(self) -> float:
-        """The annealed period (seconds) or threshold (steps) for the current queue."""
-        return self._config.period(self._queue_size())
+        """The annealed period (seconds) or threshold (steps) for the current queue.
+
+        Reads the queue's size on the calling thread.
+        """
+        try:
+            size = self._queue.size
+        except Exception as exc:
+            size = self._size_failed(exc)
+        return self._config.period(size)
+
+    async def aperiod(self) -> float:
+        """:meth:`period`, with the size read off the event loop when the queue blocks."""
+        try:
+            size = await self._queue.asize()
+        except Exception as exc:
+            size = self._size_failed(exc)
+        else:
+            self._size_failing = False
+        return self._config.period(size)
+
+    def _size_failed(self, exc: Exception) -> int:
+        if not self._size_failing:
+            self._size_failing = True
+            log.warning(f"the organic queue cannot tell its size ({exc!r}); counting it as empty")
+        return 0
 
     async def wait_due(self, last_start: float | None, stopping: Callable[[], bool]) -> bool:
         """Wait until the next iteration is due; False if ``stopping()`` became true first.
@@ -128,18 +157,17 @@ class Trigger:
             if seconds:
                 if last_start is None:
                     return True
-                remaining = last_start + self.period() - time.monotonic()
+                remaining = last_start + await self.aperiod() - time.monotonic()
                 if remaining <= 0:
                     return True
                 await self.waker.wait(remaining)
             else:
-                if self._take_threshold():
+                if self._take_threshold(int(await self.aperiod())):
                     return True
                 await self.waker.wait(None)
         return False
 
-    def _take_threshold(self) -> bool:
-        threshold = int(self.period())
+    def _take_threshold(self, threshold: int) -> bool:
         with self._lock:
             if self._steps < threshold:
                 return False

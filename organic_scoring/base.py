@@ -22,9 +22,10 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from organic_scoring._engine import DEFAULT_STOP_TIMEOUT, Engine
-from organic_scoring._hooks import call_hook
+from organic_scoring._hooks import call_hook, overrides
 from organic_scoring._iteration import IterationRunner
 from organic_scoring._log import log
+from organic_scoring._stages import Stage
 from organic_scoring._stats import ScoringStats, StatsRecorder
 from organic_scoring._trigger import Trigger
 from organic_scoring.config import ScoringConfig
@@ -155,11 +156,19 @@ class OrganicScoringBase(ABC):
         self.__axon = axon
         self.__datasets = datasets
         self.__stats = StatsRecorder()
-        self.__trigger = Trigger(config, lambda: organic_queue.size)
+        self.__trigger = Trigger(config, organic_queue)
         self.__runner = IterationRunner(
-            self, config, organic_queue, datasets, synth_dataset_weights, self.__stats
+            self,
+            config,
+            organic_queue,
+            datasets,
+            synth_dataset_weights,
+            self.__stats,
+            reference_overridden=overrides(self, OrganicScoringBase, "_generate_reference"),
         )
-        self.__engine = Engine(self.loop_iteration, self.__trigger, config, organic_queue)
+        self.__engine = Engine(
+            self.loop_iteration, self.__runner, self.__trigger, config, organic_queue
+        )
         if axon is not None:
             from organic_scoring.axon import attach_intake
 
@@ -227,13 +236,21 @@ class OrganicScoringBase(ABC):
         )
         return logs
 
-    async def _on_iteration_error(self, sample: Any, stage: str, exc: BaseException) -> None:
-        """Called once for every failed iteration, after it was counted.
+    async def _on_iteration_error(self, sample: Any, stage: Stage, exc: BaseException) -> None:
+        """Called once for every failure, after it was counted.
 
         ``stage`` is ``"sample"``, ``"query"``, ``"reference"``, ``"rewards"``,
-        ``"weights"``, ``"log"`` or ``"iteration"``; ``exc`` is what was raised
-        (:class:`~organic_scoring.errors.StageTimeout` for a timeout,
-        :class:`asyncio.CancelledError` when ``stop()`` cancelled the iteration).
+        ``"weights"``, ``"log"`` or ``"iteration"`` (an overridden
+        :meth:`loop_iteration` raised outside any stage); ``exc`` is what was raised,
+        whatever its type: an ``Exception``, a ``BaseException`` such as
+        ``GeneratorExit``, ``SystemExit`` or ``KeyboardInterrupt`` (the loop then
+        stops), :class:`~organic_scoring.errors.StageTimeout` for a timeout, or
+        :class:`asyncio.CancelledError` when ``stop()`` cancelled the iteration.
+        ``sample`` is the sample the iteration held; for an organic queue entry that
+        could not be decoded, what the queue stored for it; None when there was none
+        yet (a broken queue is reported this way, and the iteration goes on with a
+        synthetic sample).
+
         Override to re-queue or persist failed organic samples. The default logs the
         failure with its traceback; the last few failures are kept in
         :attr:`recent_failures` either way.

@@ -12,10 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from organic_scoring._stages import Stage
+
 __all__ = [
     "FailedIteration",
     "IterationError",
     "OrganicScoringError",
+    "QueueUnavailable",
     "RedisUnavailable",
     "SampleUnreadable",
     "StageTimeout",
@@ -29,7 +32,7 @@ class OrganicScoringError(Exception):
 class StageTimeout(OrganicScoringError, TimeoutError):
     """A hook ran longer than its stage's timeout."""
 
-    def __init__(self, stage: str, timeout: float) -> None:
+    def __init__(self, stage: Stage, timeout: float) -> None:
         super().__init__(f"the {stage} stage exceeded its {timeout:g}s timeout")
         self.stage = stage
         self.timeout = timeout
@@ -40,19 +43,33 @@ class SampleUnreadable(OrganicScoringError):
     not be handed over (a stored record that no longer decodes, say).
 
     The scoring loop reports such an entry as a failed organic sample in the
-    ``"sample"`` stage. Any other exception from ``sample()`` means that nothing left
-    the queue.
+    ``"sample"`` stage, with :attr:`raw` as the sample. Any other exception from
+    ``sample()`` means that nothing left the queue.
+    """
+
+    @property
+    def raw(self) -> Any:
+        """What the queue held for the entry (its stored text, say), or None."""
+        return None
+
+
+class QueueUnavailable(OrganicScoringError):
+    """The organic queue's store cannot be used right now: a file that is locked,
+    read-only or damaged, a server that is down. Nothing left the queue.
+
+    The scoring loop reports it in the ``"sample"`` stage and scores a synthetic
+    sample instead, retrying the queue after a backoff of its own.
     """
 
 
-class RedisUnavailable(OrganicScoringError, ConnectionError):
+class RedisUnavailable(QueueUnavailable, ConnectionError):
     """Redis could not be reached, or did not carry out an operation.
 
     Raised by the Redis-backed queue, nonce store and scorer lock: at construction
     when the server cannot be reached (the message names the URL, password masked),
-    and by any later call during an outage. Nothing was stored by a call that raised
-    this, except where the method says otherwise. The objects recover by themselves
-    once the server answers again.
+    and by any later call during an outage; the objects work again by themselves once
+    the server answers. A :class:`QueueUnavailable`, so the scoring loop treats an
+    outage of a Redis queue like that of any other store, and a ``ConnectionError``.
     """
 
     def __init__(self, message: str, url: str) -> None:
@@ -68,7 +85,7 @@ class IterationError(OrganicScoringError):
     time this is raised; ``__cause__`` is what the hook raised.
     """
 
-    def __init__(self, stage: str, sample: Any, organic: bool) -> None:
+    def __init__(self, stage: Stage, sample: Any, organic: bool) -> None:
         kind = "organic" if organic else "synthetic"
         super().__init__(f"{kind} iteration failed in the {stage} stage")
         self.stage = stage
@@ -80,7 +97,7 @@ class IterationError(OrganicScoringError):
 class FailedIteration:
     """What is kept of a failed iteration: see ``OrganicScoringBase.recent_failures``."""
 
-    stage: str
+    stage: Stage
     """``"sample"``, ``"query"``, ``"reference"``, ``"rewards"``, ``"weights"``, ``"log"``,
     or ``"iteration"`` for an exception from an overridden ``loop_iteration``."""
     sample: Any

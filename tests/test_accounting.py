@@ -99,9 +99,10 @@ def test_a_queue_that_fails_without_giving_anything_up_keeps_the_books() -> None
 
     scorer = Recorder(organic_queue=Locked())
     asyncio.run(scorer.receive_organic("x"))
-    with pytest.raises(IterationError) as raised:
-        asyncio.run(scorer.loop_iteration())
-    assert (raised.value.stage, raised.value.organic) == ("sample", False)
+    assert asyncio.run(scorer.loop_iteration()) == {}  # reported; nothing synthetic to fall back to
+    [(sample, stage, error)] = scorer.errors
+    assert (sample, stage, type(error)) == (None, "sample", OSError)
     stats = scorer.stats
-    assert (stats.organic_failed, stats.queue_size) == (0, 1)
+    assert (stats.organic_failed, stats.queue_size, stats.failures["sample"]) == (0, 1, 1)
+    assert stats.failed_iterations == 0
     assert stats.organic_unaccounted == 0

@@ -6,11 +6,14 @@ import asyncio
 import threading
 import time
 from typing import Any
+from unittest import mock
 
 import pytest
 
+from organic_scoring._trigger import Trigger
+from organic_scoring.organic_queue import OrganicQueue
 from support.scorers import Letters, Recorder, forever
-from support.waiting import WAIT, Counter
+from support.waiting import WAIT, Counter, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -326,3 +329,236 @@ def test_a_stop_during_a_hanging_reference_reports_the_reference_stage() -> None
     [(sample, stage, exc)] = scorer.errors
     assert (sample, stage) == ("precious", "reference")
     assert isinstance(exc, asyncio.CancelledError)
+
+
+# -- failures that are not an Exception, and failures outside the stages ------------------
+
+
+class Abort(BaseException):
+    """A hook's own BaseException."""
+
+
+@pytest.mark.parametrize("error", [GeneratorExit, Abort])
+def test_a_base_exception_from_a_hook_fails_only_its_iteration(error: type[BaseException]) -> None:
+    class Odd(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            if sample == "precious":
+                raise error
+            return {0: sample}
+
+    scorer = Odd(synth_dataset=Letters("a"), trigger_frequency=0.001, backoff_initial=0.001)
+    asyncio.run(scorer.receive_organic("precious"))
+    with scorer:
+        scorer.done.wait_for(3)  # the failure, then synthetic iterations go on
+    assert [(s, st, type(e)) for s, st, e in scorer.errors] == [("precious", "query", error)]
+    stats = scorer.stats
+    assert (stats.failures["query"], stats.failed_iterations) == (1, 1)
+    assert (stats.organic_failed, stats.in_flight, stats.organic_unaccounted) == (1, 0, 0)
+    assert stats.iterations >= 2
+
+
+@pytest.mark.parametrize("fatal", [SystemExit, KeyboardInterrupt])
+def test_system_exit_in_a_hook_is_reported_then_stops_the_run_on_its_thread(
+    fatal: type[BaseException], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    escaped: list[type[BaseException]] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: escaped.append(args.exc_type))
+
+    class Exits(Recorder):
+        async def _set_weights(self, rewards: Any) -> None:
+            raise fatal
+
+    scorer = Exits(trigger_frequency=0.001)
+    asyncio.run(scorer.receive_organic("precious"))
+    scorer.start()
+    scorer.done.wait_for(1)
+    wait_until(lambda: not scorer.is_running, "the run to stop")
+    for thread in threading.enumerate():
+        if thread.name == "organic-scoring":
+            thread.join(WAIT)
+    [(sample, stage, exc)] = scorer.errors
+    assert (sample, stage, type(exc)) == ("precious", "weights", fatal)
+    assert scorer.stats.organic_unaccounted == 0
+    assert scorer.stats.in_flight == 0
+    assert any(repr(fatal()) in r.getMessage() for r in caplog.records)
+    assert escaped == [fatal]  # and it goes on out of the run's thread
+    scorer.start()  # a new run can start
+    scorer.stop()
+
+
+def test_keyboard_interrupt_reaches_the_owner_of_start_loop_after_cancelling_the_rest() -> None:
+    class Interrupts(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            if sample == "interrupt":
+                await asyncio.sleep(0.01)
+                raise KeyboardInterrupt
+            self.entered.set()
+            await forever()
+
+    scorer = Interrupts(
+        synth_dataset=Letters("a"), trigger_frequency=0.001, max_concurrent_iterations=2
+    )
+
+    async def organic_once_the_synthetic_one_hangs() -> None:
+        await scorer.entered.wait()
+        await scorer.receive_organic("interrupt")
+
+    async def main() -> None:
+        scorer.entered = asyncio.Event()
+        sender = asyncio.ensure_future(organic_once_the_synthetic_one_hangs())
+        try:
+            await scorer.start_loop()
+        finally:
+            await sender
+
+    # Like any KeyboardInterrupt inside asyncio, it leaves through the event loop.
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(main())
+    assert not scorer.is_running
+    reports = sorted((str(s), st, type(e).__name__) for s, st, e in scorer.errors)
+    assert reports == [
+        ("interrupt", "query", "KeyboardInterrupt"),
+        ("{'synthetic': 'a'}", "query", "CancelledError"),
+    ]
+    assert scorer.stats.in_flight == 0
+
+
+def test_system_exit_in_a_task_started_inside_a_loop_goes_out_of_that_loop() -> None:
+    class Exits(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            raise SystemExit(3)
+
+    scorer = Exits(synth_dataset=Letters("a"), trigger_frequency=0.001)
+
+    async def main() -> None:
+        scorer.start()
+        await asyncio.sleep(WAIT)  # the SystemExit ends this loop long before
+
+    with pytest.raises(SystemExit):
+        asyncio.run(main())
+    assert not scorer.is_running
+    assert [(st, type(e)) for _, st, e in scorer.errors] == [("query", SystemExit)]
+
+
+def test_an_overridden_loop_iteration_that_raises_is_counted_reported_and_kept() -> None:
+    class Custom(Recorder):
+        async def loop_iteration(self) -> dict[str, Any]:
+            raise ValueError("custom")
+
+    scorer = Custom(trigger_frequency=0.001, backoff_initial=0.001, backoff_max=0.001)
+    with scorer:
+        scorer.done.wait_for(2)
+    assert {(s, st, type(e)) for s, st, e in scorer.errors} == {(None, "iteration", ValueError)}
+    stats = scorer.stats
+    assert stats.failures["iteration"] == stats.failed_iterations >= 2
+    assert stats.in_flight == 0
+    assert scorer.recent_failures[0].stage == "iteration"
+
+
+def test_an_error_escaping_the_loop_cancels_reports_and_ends_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Hangs(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            self.entered.set()
+            await forever()
+
+    scorer = Hangs(trigger_frequency=0.001, max_concurrent_iterations=2)
+    scorer.entered = threading.Event()
+    asyncio.run(scorer.receive_organic("precious"))
+    real = Trigger.wait_due
+    calls = 0
+
+    async def breaks_on_the_second_call(self: Trigger, *args: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            await asyncio.to_thread(scorer.entered.wait, WAIT)
+            raise RuntimeError("a bug in the loop")
+        return await real(self, *args)
+
+    with mock.patch.object(Trigger, "wait_due", breaks_on_the_second_call):
+        scorer.start()
+        wait_until(lambda: not scorer.is_running, "the run to end")
+    [(sample, stage, exc)] = scorer.errors
+    assert (sample, stage) == ("precious", "query")
+    assert isinstance(exc, asyncio.CancelledError)
+    stats = scorer.stats
+    assert (stats.in_flight, stats.organic_failed, stats.organic_unaccounted) == (0, 1, 0)
+    assert any("a bug in the loop" in r.getMessage() for r in caplog.records)
+    scorer.start()  # and the scorer can run again
+    scorer.stop()
+
+
+def test_a_queue_that_cannot_tell_its_size_does_not_stop_synthetic_scoring(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Blind(OrganicQueue):
+        @property
+        def size(self) -> int:
+            raise OSError("size unknown")
+
+    scorer = Recorder(synth_dataset=Letters("a"), organic_queue=Blind(), trigger_frequency=0.001)
+    with scorer:
+        scorer.done.wait_for(3)
+    assert scorer.errors == []
+    warnings = [r for r in caplog.records if "cannot tell its size" in r.getMessage()]
+    assert len(warnings) == 1  # once per outage, not once per wake-up
+
+
+# -- plain hooks, stop() and aclose() ----------------------------------------------------
+
+
+def test_stop_returns_within_its_bound_while_a_plain_hook_blocks() -> None:
+    release = threading.Event()
+
+    class Blocks(Recorder):
+        def _query_miners(self, sample: Any) -> Any:  # type: ignore[override]
+            self.entered.set()
+            release.wait(WAIT)  # a blocking call the loop cannot interrupt
+            return {0: sample}
+
+    scorer = Blocks(synth_dataset=Letters("a"), trigger_frequency=1000)
+    scorer.entered = threading.Event()
+    try:
+        scorer.start()
+        assert scorer.entered.wait(WAIT)
+        scorer.stop(timeout=0.1)
+        assert not release.is_set()  # stop() returned while the hook still blocks
+        assert not scorer.is_running
+        [(_, stage, exc)] = scorer.errors
+        assert stage == "query"
+        assert isinstance(exc, asyncio.CancelledError)
+        scorer.start()  # no need to wait for the abandoned call
+        scorer.stop(timeout=0.1)
+    finally:
+        release.set()
+        for thread in threading.enumerate():
+            if thread.name == "organic-scoring-hook":
+                thread.join(WAIT)
+
+
+def test_aclose_from_inside_a_hook_asks_for_the_stop_and_the_iteration_finishes() -> None:
+    class ClosesItself(Recorder):
+        async def _set_weights(self, rewards: Any) -> None:
+            await asyncio.wait_for(self.aclose(timeout=WAIT), WAIT / 2)  # returns at once
+            self.weights_set.append(rewards)
+
+    scorer = ClosesItself(synth_dataset=Letters("a"), trigger_frequency=0.001)
+    scorer.start()
+    wait_until(lambda: not scorer.is_running, "the run to end")
+    assert scorer.errors == []
+    assert scorer.stats.iterations == 1
+    assert len(scorer.weights_set) == 1
+
+
+def test_stop_from_a_plain_hook_asks_for_the_stop_and_returns() -> None:
+    class StopsItself(Recorder):
+        def _set_weights(self, rewards: Any) -> None:  # type: ignore[override]
+            self.stop(timeout=WAIT)  # on a worker thread, inside the run
+
+    scorer = StopsItself(synth_dataset=Letters("a"), trigger_frequency=0.001)
+    scorer.start()
+    wait_until(lambda: not scorer.is_running, "the run to end")
+    assert scorer.errors == []
+    assert scorer.stats.iterations == 1

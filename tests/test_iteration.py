@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter as Tally
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from organic_scoring import IterationError, StageTimeout
 from organic_scoring.organic_queue import OrganicQueue
 from support.scorers import Letters, Recorder, forever
+from support.waiting import WAIT
 
 CONTRACT_KEYS = {
     "organic_time_sample": float,
@@ -126,6 +129,10 @@ class Boom(Exception):
     pass
 
 
+class Abort(BaseException):
+    """A hook's own BaseException, neither an Exception nor a cancellation."""
+
+
 STAGE_HOOKS = {
     "query": "_query_miners",
     "reference": "_generate_reference",
@@ -135,40 +142,109 @@ STAGE_HOOKS = {
 }
 
 
-def _failing(stage: str, how: str) -> Recorder:
+FAILURES = {
+    "raise": Boom,
+    "hang": StageTimeout,
+    "generator-exit": GeneratorExit,
+    "base-exception": Abort,
+    "sync-raise": Boom,
+    "sync-hang": StageTimeout,
+}
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """Set at the end of the test, so that a blocked plain hook's thread can end."""
+    event = threading.Event()
+    yield event
+    event.set()
+    for thread in threading.enumerate():
+        if thread.name == "organic-scoring-hook":
+            thread.join(WAIT)
+
+
+def _failing(stage: str, how: str, release: threading.Event) -> Recorder:
     hook = STAGE_HOOKS[stage]
 
     async def broken(self: Recorder, *args: Any, **kwargs: Any) -> Any:
         if how == "raise":
             raise Boom(stage)
+        if how == "generator-exit":
+            raise GeneratorExit
+        if how == "base-exception":
+            raise Abort(stage)
         await forever()
 
-    cls = type(f"Broken{stage.title()}", (Recorder,), {hook: broken})
+    def plain(self: Recorder, *args: Any, **kwargs: Any) -> Any:
+        if how == "sync-raise":
+            raise Boom(stage)
+        release.wait(WAIT)  # blocks its thread, far past the stage's timeout
+
+    method = plain if how.startswith("sync") else broken
+    cls = type(f"Broken{stage.title()}", (Recorder,), {hook: method})
     timeouts = {f"{s}_timeout": 0.05 for s in STAGE_HOOKS}
     return cls(synth_dataset=Letters("a"), **timeouts)  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("how", ["raise", "hang"])
+@pytest.mark.parametrize("how", list(FAILURES))
 @pytest.mark.parametrize("stage", list(STAGE_HOOKS))
-def test_every_stage_failure_is_counted_and_reported(stage: str, how: str) -> None:
-    scorer = _failing(stage, how)
-    scorer._organic_queue.add("organic-sample")
+def test_every_stage_failure_is_counted_and_reported(
+    stage: str, how: str, release: threading.Event
+) -> None:
+    scorer = _failing(stage, how, release)
+    asyncio.run(scorer.receive_organic("organic-sample"))
     with pytest.raises(IterationError) as raised:
         asyncio.run(scorer.loop_iteration())
     assert raised.value.stage == stage
     assert raised.value.organic is True
-    expected = Boom if how == "raise" else StageTimeout
+    expected = FAILURES[how]
     assert isinstance(raised.value.__cause__, expected)
     [(sample, reported_stage, exc)] = scorer.errors
     assert (sample, reported_stage) == ("organic-sample", stage)
     assert isinstance(exc, expected)
     stats = scorer.stats
     assert dict(stats.failures) == {stage: 1}
+    assert stats.failed_iterations == 1
     assert stats.organic_failed == 1
     assert stats.organic_in_flight == 0
     assert stats.in_flight == 0
+    assert stats.organic_unaccounted == 0
     [kept] = scorer.recent_failures
     assert (kept.stage, kept.sample, kept.organic) == (stage, "organic-sample", True)
+
+
+@pytest.mark.parametrize("fatal", [SystemExit, KeyboardInterrupt])
+def test_system_exit_and_keyboard_interrupt_are_reported_then_raised(
+    fatal: type[BaseException],
+) -> None:
+    class Exits(Recorder):
+        async def _generate_rewards(self, sample: Any, responses: Any, reference: Any = None):
+            raise fatal
+
+    scorer = Exits()
+    asyncio.run(scorer.receive_organic("precious"))
+    with pytest.raises(fatal):
+        asyncio.run(scorer.loop_iteration())
+    [(sample, stage, exc)] = scorer.errors
+    assert (sample, stage, type(exc)) == ("precious", "rewards", fatal)
+    assert scorer.stats.organic_failed == 1
+    assert scorer.stats.organic_unaccounted == 0
+
+
+def test_a_plain_hook_runs_off_the_event_loop_thread(release: threading.Event) -> None:
+    class Plain(Recorder):
+        def _query_miners(self, sample: Any) -> Any:  # type: ignore[override]
+            self.query_thread = threading.get_ident()
+            return {0: sample}
+
+    async def main() -> int:
+        await scorer.loop_iteration()
+        return threading.get_ident()
+
+    scorer = Plain(synth_dataset=Letters("a"))
+    loop_thread = asyncio.run(main())
+    assert scorer.query_thread != loop_thread
+    assert scorer.errors == []
 
 
 def test_sample_stage_failure_is_reported() -> None:

@@ -18,7 +18,7 @@ def never() -> bool:
 
 
 def _trigger(queue: OrganicQueue, **settings: object) -> Trigger:
-    return Trigger(ScoringConfig.model_validate(settings), lambda: queue.size)
+    return Trigger(ScoringConfig.model_validate(settings), queue)
 
 
 def test_first_seconds_iteration_is_due_at_once() -> None:
