@@ -166,11 +166,14 @@ class LeaseKeeper:
         return self.lock.held
 
     def start(self) -> None:
-        """Start keeping the lock: one attempt now, then the thread. Idempotent."""
+        """Start keeping the lock on the keeper's thread, which tries at once. Idempotent.
+
+        Returns without waiting for the server; :attr:`active` turns True (and
+        ``on_change(True)`` is called) once the lock is taken.
+        """
         if self._thread is not None:
             return
         self._stop.clear()
-        self._tick()
         self._thread = threading.Thread(
             target=self._run, name=f"organic-scoring-{self.what}-lock", daemon=True
         )
@@ -190,6 +193,7 @@ class LeaseKeeper:
         self._changed(False, "stopped")
 
     def _run(self) -> None:
+        self._tick()
         while not self._stop.wait(self.lock.period / 3):
             self._tick()
 

@@ -128,8 +128,9 @@ def test_keepers_hand_over_on_stop(link: RedisLink, monkeypatch: pytest.MonkeyPa
     )
     try:
         first.start()
+        wait_until(lambda: first.active, "the first keeper to take the lock")
         second.start()
-        assert first.active
+        wait_until(lambda: "stands by" in said.text, "the second keeper to stand by")
         assert not second.active
         time.sleep(0.5)  # a few renewals go by without a change
         assert changes == [("first", True)]

@@ -266,6 +266,18 @@ def test_counters_balance_after_any_operations(max_size: int, ops: list[str]) ->
             )
 
 
+def test_scorers_sharing_a_queue_contend_for_one_lock(queues: Any) -> None:
+    first, second, other = queues(), queues(), queues(name="other")
+    lock = first.scorer_lock()
+    assert lock is not None
+    assert lock.period == 5.0
+    assert lock.acquire()
+    assert not second.scorer_lock().acquire()  # type: ignore[union-attr]
+    assert other.scorer_lock().acquire()  # type: ignore[union-attr]
+    assert queues(one_scorer=False).scorer_lock() is None
+    assert queues(lock_period=0.5).scorer_lock().period == 0.5  # type: ignore[union-attr]
+
+
 # -- processes -----------------------------------------------------------------------
 
 
@@ -360,6 +372,8 @@ def test_masked_urls(url: str, shown: str) -> None:
         ({"lease": "30"}, "lease"),
         ({"lease": True}, "lease"),
         ({"max_size": 0}, "max_size"),
+        ({"one_scorer": 1}, "one_scorer"),
+        ({"lock_period": 0}, "lock_period"),
     ],
 )
 def test_bad_parameters_are_named(kwargs: dict[str, Any], words: str) -> None:

@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from typing import Any
 
+from organic_scoring._leader import DEFAULT_PERIOD, LeaseLock
 from organic_scoring._log import log
 from organic_scoring._redis_client import RedisLink
 from organic_scoring.errors import SampleUnreadable
@@ -249,6 +250,12 @@ class RedisOrganicQueue(OrganicQueueBase):
     answers. The waiting samples survive a server restart only if the server
     persists its data (``appendonly yes``).
 
+    One active scorer. Scorers started on queues of the same ``url`` and ``name``
+    coordinate through a lease lock in Redis (:meth:`scorer_lock`): exactly one runs
+    iterations, the others stand by, and a standby takes over within two
+    ``lock_period`` of the active one dying (at once when it stops cleanly). Start as
+    many as you want for failover; ``stats.active_scorer`` tells which one works.
+
     Call :meth:`close` (or use it as a context manager) when done.
 
     Args:
@@ -260,6 +267,10 @@ class RedisOrganicQueue(OrganicQueueBase):
         lease: Seconds a handed-out sample stays leased before it is put back.
         seed: Seeds this object's random generator, so a test can replay the order
             in which samples come out. None draws a fresh seed.
+        one_scorer: Let only one of the scorers sharing this queue run at a time (see
+            *One active scorer*); False lets every scorer sample.
+        lock_period: Seconds the active scorer's lock lasts unless renewed; a standby
+            takes over within two periods of the active scorer dying.
 
     Raises:
         ValueError: A parameter is out of range (the message names it).
@@ -278,6 +289,8 @@ class RedisOrganicQueue(OrganicQueueBase):
         max_size: int = 10_000,
         lease: float = 30.0,
         seed: int | None = None,
+        one_scorer: bool = True,
+        lock_period: float = DEFAULT_PERIOD,
     ) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
@@ -290,6 +303,19 @@ class RedisOrganicQueue(OrganicQueueBase):
             raise ValueError(f"lease must be a number of seconds, at least 0.001, got {lease!r}")
         if not isinstance(name, str) or not name or "{" in name or "}" in name:
             raise ValueError(f"name must be a non-empty string without braces, got {name!r}")
+        if not isinstance(one_scorer, bool):
+            raise ValueError(f"one_scorer must be True or False, got {one_scorer!r}")
+        if (
+            isinstance(lock_period, bool)
+            or not isinstance(lock_period, (int, float))
+            or not math.isfinite(lock_period)
+            or lock_period < 0.01
+        ):
+            raise ValueError(
+                f"lock_period must be a number of seconds, at least 0.01, got {lock_period!r}"
+            )
+        self._one_scorer = one_scorer
+        self._lock_period = float(lock_period)
         self._name = name
         self._max_size = max_size
         self._lease = float(lease)
@@ -436,6 +462,18 @@ class RedisOrganicQueue(OrganicQueueBase):
             acked=acked,
             redelivered=redelivered,
         )
+
+    def scorer_lock(self) -> LeaseLock | None:
+        """A new lock on this queue's scorer role; None when ``one_scorer`` is False.
+
+        Every scorer that samples this queue contends for the same lock; the scoring
+        loop keeps one for each run and runs iterations only while it holds it.
+        """
+        self._check_open()
+        if not self._one_scorer:
+            return None
+        key = f"organic-scoring:{{{self._name}}}:scorer"
+        return LeaseLock(self._link, key, period=self._lock_period)
 
     @property
     def max_size(self) -> int:
