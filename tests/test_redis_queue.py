@@ -71,10 +71,11 @@ def queues(redis_url: str) -> Iterator[Any]:
 
 
 def assert_balanced(counters: LeasedQueueCounters) -> None:
-    """The two rules every snapshot of a leasing queue obeys."""
+    """The rules every snapshot of a leasing queue obeys."""
     c = counters
     assert c.added == c.dropped + c.size + c.leased + c.acked, c
     assert c.sampled == c.acked + c.leased + c.redelivered, c
+    assert c.acked == c.scored + c.failed, c
 
 
 # -- storing -------------------------------------------------------------------------
@@ -120,7 +121,7 @@ def test_an_entry_that_no_longer_loads_is_reported_and_settled(queues: Any, redi
     assert isinstance(caught.value, SampleUnreadable)
     assert caught.value.body == "{}"
     counters = queue.counters()
-    assert (counters.size, counters.leased, counters.acked) == (0, 0, 1)
+    assert (counters.size, counters.leased, counters.acked, counters.failed) == (0, 0, 1, 1)
     assert_balanced(counters)
 
 
@@ -138,11 +139,16 @@ def test_ack_deletes_the_lease_and_the_sample(queues: Any) -> None:
     queue.ack(taken)
     counters = queue.counters()
     assert (counters.leased, counters.acked, counters.size) == (0, 1, 1)
+    assert (counters.scored, counters.failed) == (1, 0)
+    queue.ack(queue.sample(), failed=True)
+    counters = queue.counters()
+    assert (counters.scored, counters.failed, counters.acked) == (1, 1, 2)
     queue.ack(taken)  # a second ack of the same sample: nothing left to do
     queue.ack(dict(taken))  # an equal copy is not the sample that was handed out
     queue.ack({"n": 3})  # never handed out
     queue.ack(None)
     assert queue.counters() == counters
+    assert_balanced(counters)
 
 
 def test_only_the_object_that_sampled_can_ack(queues: Any) -> None:
@@ -194,7 +200,15 @@ def test_an_expired_lease_puts_the_sample_back(
     steady.ack(second)
     counters = steady.counters()
     assert counters == LeasedQueueCounters(
-        added=1, sampled=2, dropped=0, size=0, max_size=10_000, leased=0, acked=1, redelivered=1
+        added=1,
+        sampled=2,
+        dropped=0,
+        size=0,
+        max_size=10_000,
+        leased=0,
+        acked=1,
+        redelivered=1,
+        scored=1,
     )
 
 

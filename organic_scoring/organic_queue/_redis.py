@@ -62,10 +62,10 @@ class LeasedQueueCounters(QueueCounters):
     """A consistent snapshot of a leasing queue's counters (see :class:`RedisOrganicQueue`).
 
     Adds to :class:`QueueCounters` what leasing brings: ``added == dropped + size +
-    leased + acked`` and ``sampled == acked + leased + redelivered`` hold in every
-    snapshot. Two snapshots are equal when every field is; compared with a plain
-    :class:`QueueCounters`, only the fields the two share count, so code written for
-    the other queues reads this one unchanged.
+    leased + acked``, ``sampled == acked + leased + redelivered`` and ``acked ==
+    scored + failed`` hold in every snapshot. Two snapshots are equal when every
+    field is; compared with a plain :class:`QueueCounters`, only the fields the two
+    share count, so code written for the other queues reads this one unchanged.
     """
 
     leased: int = 0
@@ -74,6 +74,10 @@ class LeasedQueueCounters(QueueCounters):
     """Samples acknowledged (their iteration ended) and deleted."""
     redelivered: int = 0
     """Leases that ran out unacknowledged; each put its sample back to wait again."""
+    scored: int = 0
+    """Acknowledged samples whose iteration succeeded."""
+    failed: int = 0
+    """Acknowledged samples whose iteration failed (and was reported)."""
 
     def __eq__(self, other: object) -> bool:
         if type(other) is QueueCounters:
@@ -153,7 +157,8 @@ return {member, redis.call('HGET', items, id)}
 """
 )
 
-# ARGV: lease member, max_size. Returns 1 when the lease was live and is now acked, else 0.
+# ARGV: lease member, max_size, outcome ('scored' or 'failed'). Returns 1 when the lease
+# was live and is now acked (and its outcome counted), else 0.
 _ACK = (
     _PRELUDE
     + """
@@ -161,20 +166,23 @@ reap(tonumber(ARGV[2]))
 if redis.call('ZREM', leases, ARGV[1]) == 0 then return 0 end
 redis.call('HDEL', items, string.match(ARGV[1], '^(%d+):'))
 redis.call('HINCRBY', meta, 'acked', 1)
+redis.call('HINCRBY', meta, ARGV[3], 1)
 return 1
 """
 )
 
-# ARGV: max_size. Returns {added, sampled, acked, redelivered, dropped, size, leased}.
+# ARGV: max_size.
+# Returns {added, sampled, acked, redelivered, dropped, scored, failed, size, leased}.
 _COUNTERS = (
     _PRELUDE
     + """
 reap(tonumber(ARGV[1]))
-local m = redis.call('HMGET', meta, 'added', 'sampled', 'acked', 'redelivered', 'dropped')
+local m = redis.call('HMGET', meta, 'added', 'sampled', 'acked', 'redelivered', 'dropped',
+                     'scored', 'failed')
 local out = {}
-for i = 1, 5 do out[i] = tonumber(m[i]) or 0 end
-out[6] = redis.call('ZCARD', waiting)
-out[7] = redis.call('ZCARD', leases)
+for i = 1, 7 do out[i] = tonumber(m[i]) or 0 end
+out[8] = redis.call('ZCARD', waiting)
+out[9] = redis.call('ZCARD', leases)
 return out
 """
 )
@@ -399,7 +407,7 @@ class RedisOrganicQueue(OrganicQueueBase):
             # It has been handed out, and it will never decode: settle it now rather
             # than have it come back after every lease.
             with self._link.failures("cannot acknowledge an unreadable sample"):
-                self._ack_script(self._keys, [member, self._max_size])
+                self._ack_script(self._keys, [member, self._max_size, "failed"])
             raise
         lease = _Lease(item, member, started + self._lease)
         with self._lock:
@@ -408,13 +416,18 @@ class RedisOrganicQueue(OrganicQueueBase):
             self._handed.append(lease)
         return item
 
-    def ack(self, sample: Any) -> None:
+    def ack(self, sample: Any, *, failed: bool = False) -> None:
         """The iteration that took ``sample`` has ended: delete its lease and the sample.
 
         ``sample`` must be the object :meth:`sample` returned. An object this queue did
         not hand out, or already acknowledged, is ignored. An acknowledgement after the
         lease ran out does nothing (the sample is waiting again, or with another
         scorer) and is logged.
+
+        ``failed`` says how the iteration ended (scored, or failed and reported); the
+        queue counts each outcome with the acknowledgement, in the same atomic step,
+        so the fleet-wide accounting (:meth:`counters`) is exact even when a scorer is
+        killed.
 
         Raises:
             RedisUnavailable: The server did not answer; the lease stays, so the call
@@ -426,7 +439,8 @@ class RedisOrganicQueue(OrganicQueueBase):
             return
         try:
             with self._link.failures("cannot acknowledge a sample"):
-                live = self._ack_script(self._keys, [lease.member, self._max_size])
+                outcome = "failed" if failed else "scored"
+                live = self._ack_script(self._keys, [lease.member, self._max_size, outcome])
         except BaseException:
             self._put_back(lease)
             raise
@@ -451,7 +465,9 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._check_open()
         with self._link.failures("cannot read the counters"):
             reply = self._counters_script(self._keys, [self._max_size])
-        added, sampled, acked, redelivered, dropped, size, leased = (int(v) for v in reply)
+        added, sampled, acked, redelivered, dropped, scored, failed, size, leased = (
+            int(v) for v in reply
+        )
         return LeasedQueueCounters(
             added=added,
             sampled=sampled,
@@ -461,6 +477,8 @@ class RedisOrganicQueue(OrganicQueueBase):
             leased=leased,
             acked=acked,
             redelivered=redelivered,
+            scored=scored,
+            failed=failed,
         )
 
     def scorer_lock(self) -> LeaseLock | None:
