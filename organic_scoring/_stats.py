@@ -12,9 +12,10 @@ import numpy as np
 
 from organic_scoring._stages import STAGES, Stage
 
-__all__ = ["ScoringStats", "StageTimes", "StatsRecorder"]
+__all__ = ["TIMED", "ScoringStats", "StageTimes", "StatsRecorder"]
 
-_TIMED = ("sample", "query", "reference", "responses", "rewards", "weights", "log", "total")
+TIMED = ("sample", "query", "reference", "responses", "rewards", "weights", "log", "total")
+"""The durations one iteration reports to :meth:`StatsRecorder.succeeded`, in this order."""
 _WINDOW = 512
 
 
@@ -143,7 +144,8 @@ class StatsRecorder:
         self._organic_in_flight = 0
         self._accepted = 0
         self._handler_errors = 0
-        self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in _TIMED}
+        self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in TIMED}
+        self._windows = tuple(self._times.values())
 
     def started(self) -> None:
         with self._lock:
@@ -167,7 +169,8 @@ class StatsRecorder:
             self._in_flight -= 1
             self._skipped += 1
 
-    def succeeded(self, organic: bool, times: dict[str, float]) -> None:
+    def succeeded(self, organic: bool, times: tuple[float, ...]) -> None:
+        """An iteration ran every stage; ``times`` are its durations in :data:`TIMED` order."""
         with self._lock:
             self._in_flight -= 1
             self._iterations += 1
@@ -177,9 +180,8 @@ class StatsRecorder:
                 self._organic_scored += 1
             else:
                 self._synthetic += 1
-            for key, value in times.items():
-                if key in self._times:
-                    self._times[key].append(value)
+            for window, value in zip(self._windows, times):  # noqa: B905 - both len(TIMED)
+                window.append(value)
 
     def failed(self, stage: Stage, organic: bool) -> None:
         """An iteration ended in a failure in ``stage``."""

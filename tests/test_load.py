@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from organic_scoring import IterationError
+from organic_scoring.errors import QueueUnavailable
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase, SQLiteOrganicQueue
 from support.axons import BITTENSOR_WARNINGS
 from support.load import (
@@ -160,6 +161,7 @@ def test_a_queue_that_fails_before_removing_anything_keeps_the_books(tmp_path: P
         finally:
             other.close()
         stats = scorer.stats
-        assert isinstance(scorer.errors[0][2], sqlite3.OperationalError)
+        assert isinstance(scorer.errors[0][2], QueueUnavailable)
+        assert isinstance(scorer.errors[0][2].__cause__, sqlite3.OperationalError)
         assert stats.queue_size == 1  # nothing left the queue
         assert stats.organic_unaccounted == 0

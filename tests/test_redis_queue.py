@@ -99,7 +99,7 @@ def test_models_and_json_values_come_back_as_they_went_in(queues: Any) -> None:
         ({"x": {1, 2}}, TypeError, "set"),
         ({1: "a"}, TypeError, "key"),
         (float("nan"), ValueError, "NaN"),
-        (object(), TypeError, "RedisOrganicQueue stores pydantic models and JSON values"),
+        (object(), TypeError, "stored samples are pydantic models and JSON values"),
     ],
 )
 def test_what_cannot_come_back_is_refused(

@@ -5,6 +5,7 @@ The guarantees every organic queue gives run against this one in test_queue_cont
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import selectors
@@ -12,8 +13,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,19 +26,23 @@ import pytest
 from pydantic import BaseModel, field_validator
 
 from benchmarks import bench_sqlite_queue
-from organic_scoring import OrganicScoringError, _compat
+from organic_scoring import IterationError, OrganicScoringError, _compat
+from organic_scoring.errors import QueueUnavailable
 from organic_scoring.organic_queue import (
     QueueCounters,
     QueueFileError,
     SampleDecodeError,
+    SampleNotStorable,
     SQLiteOrganicQueue,
 )
+from organic_scoring.organic_queue._codec import MAX_DEPTH
 from support.queue_contract import (
     assert_no_loss_or_duplication,
     drain,
     eager_thread_switching,
     hammer,
 )
+from support.scorers import Letters, Recorder
 
 
 class Message(BaseModel):
@@ -287,13 +295,18 @@ def test_reopening_keeps_samples_and_counters(db: Path) -> None:
         queue.sample()
         before = queue.counters()
     with SQLiteOrganicQueue(db, max_size=4, seed=0) as queue:
-        assert queue.counters() == before
+        reopened = queue.counters()
+        # The file's counters, and what this object found in it on open.
+        assert replace(reopened, carried_over=0, dropped_earlier=0) == before
+        assert (reopened.carried_over, reopened.dropped_earlier) == (before.size, before.dropped)
         remaining = drain(queue)
         queue.add({"i": 6})
     assert len(remaining) == 3
     assert {item["i"] for item in remaining} < {2, 3, 4, 5}
     with SQLiteOrganicQueue(db, max_size=4) as queue:
-        assert queue.counters() == QueueCounters(added=7, sampled=4, dropped=2, size=1, max_size=4)
+        assert queue.counters() == QueueCounters(
+            added=7, sampled=4, dropped=2, size=1, max_size=4, carried_over=1, dropped_earlier=2
+        )
 
 
 def test_reopening_with_a_smaller_bound_drops_the_oldest(db: Path) -> None:
@@ -301,7 +314,10 @@ def test_reopening_with_a_smaller_bound_drops_the_oldest(db: Path) -> None:
         for i in range(10):
             queue.add(i)
     with SQLiteOrganicQueue(db, max_size=3, synchronous="NORMAL") as queue:
-        assert queue.counters() == QueueCounters(added=10, sampled=0, dropped=7, size=3, max_size=3)
+        # The ten it found were carried over; seven of them were dropped since.
+        assert queue.counters() == QueueCounters(
+            added=10, sampled=0, dropped=7, size=3, max_size=3, carried_over=10
+        )
         assert sorted(drain(queue)) == [7, 8, 9]
 
 
@@ -464,3 +480,208 @@ def test_bench_sqlite_queue_rows() -> None:
         assert row["ours_ns"] > 0
         assert row["bare_ns"] > 0
         assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
+
+
+# -- with the scoring loop: off the event loop, accounted for, failing over ---------------
+
+
+class _Watched(SQLiteOrganicQueue):
+    """Records the threads its blocking calls run on."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.threads: set[int] = set()
+        super().__init__(*args, **kwargs)
+
+    def sample(self) -> Any:
+        self.threads.add(threading.get_ident())
+        return super().sample()
+
+    @property
+    def size(self) -> int:
+        self.threads.add(threading.get_ident())
+        return super().size
+
+
+def test_the_loop_calls_a_sqlite_queue_off_its_event_loop(db: Path) -> None:
+    scorer = Recorder(synth_dataset=Letters("a"), trigger_frequency=0.001)
+
+    async def run() -> int:
+        loop_thread = threading.get_ident()
+        await scorer.receive_organic({"prompt": "hi"})
+        async with scorer:
+            await asyncio.to_thread(scorer.done.wait_for, 3)
+        return loop_thread
+
+    with _Watched(db, synchronous="NORMAL") as queue:
+        scorer = Recorder(organic_queue=queue, synth_dataset=Letters("a"), trigger_frequency=0.001)
+        loop_thread = asyncio.run(run())
+        assert queue.threads  # it was asked for samples and its size...
+        assert loop_thread not in queue.threads  # ...never on the loop's own thread
+        assert scorer.stats.organic_scored == 1
+
+
+def test_a_plain_add_on_an_event_loop_says_once_to_await_aadd(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def adds(queue: SQLiteOrganicQueue) -> None:
+        queue.add({"n": 1})
+        queue.add({"n": 2})
+        await queue.aadd({"n": 3})
+
+    with SQLiteOrganicQueue(db, synchronous="NORMAL") as queue:
+        asyncio.run(adds(queue))
+        assert queue.size == 3
+    hints = [r for r in caplog.records if "await queue.aadd" in r.getMessage()]
+    assert len(hints) == 1
+
+
+def test_accounting_balances_after_a_restart(db: Path) -> None:
+    with SQLiteOrganicQueue(db, synchronous="NORMAL") as queue:
+        earlier_life = Recorder(organic_queue=queue)
+        for n in range(7):
+            asyncio.run(earlier_life.receive_organic({"n": n}))  # accepted, never scored
+    with SQLiteOrganicQueue(db, synchronous="NORMAL") as queue:
+        scorer = Recorder(organic_queue=queue)
+
+        async def accept_three_and_score_all() -> None:
+            for n in range(7, 10):
+                await scorer.receive_organic({"n": n})
+            for _ in range(10):
+                await scorer.loop_iteration()
+
+        asyncio.run(accept_three_and_score_all())
+        stats = scorer.stats
+    assert (stats.organic_accepted, stats.organic_carried_over) == (3, 7)
+    assert stats.organic_scored == 10
+    assert stats.organic_unaccounted == 0
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 981, 100_000])
+def test_add_refuses_a_value_nested_too_deep_to_read_back(open_queue: Any, depth: int) -> None:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    queue = open_queue()
+    with pytest.raises(SampleNotStorable, match=f"more than {MAX_DEPTH} levels") as caught:
+        queue.add(value)
+    assert isinstance(caught.value, ValueError)
+    assert queue.size == 0
+
+
+def test_nesting_up_to_the_limit_round_trips(open_queue: Any) -> None:
+    value: Any = "leaf"
+    for _ in range(MAX_DEPTH):
+        value = {"down": value}
+    queue = open_queue()
+    queue.add(value)
+    assert queue.sample() == value
+
+
+def test_an_entry_that_fails_to_decode_is_reported_with_what_was_stored(
+    db: Path, open_queue: Any
+) -> None:
+    queue = open_queue()
+    scorer = Recorder(organic_queue=queue)
+    asyncio.run(scorer.receive_organic({"n": 1}))
+    too_deep = "[" * 5000 + "]" * 5000  # Python's JSON reader runs out of stack on it
+    with sqlite3.connect(db) as raw:  # as if written by another program
+        raw.execute("UPDATE organic_queue_entry SET body = ?", (too_deep,))
+    raw.close()
+    with pytest.raises(IterationError) as raised:
+        asyncio.run(scorer.loop_iteration())
+    assert raised.value.stage == "sample"
+    [(sample, stage, error)] = scorer.errors
+    assert (sample, stage) == (too_deep, "sample")  # the payload, not None
+    assert isinstance(error, SampleDecodeError)
+    assert isinstance(error.__cause__, RecursionError)
+    assert scorer.stats.organic_failed == 1
+    assert scorer.stats.organic_unaccounted == 0
+
+
+def _fill(db: Path, n: int) -> None:
+    with SQLiteOrganicQueue(db, synchronous="NORMAL") as queue:
+        for i in range(n):
+            queue.add({"i": i, "text": "x" * 500})
+
+
+def _damage(db: Path, page: int) -> None:
+    """Overwrite one page of the file (counting from 0; not 0, which holds the header)."""
+    probe = sqlite3.connect(db)
+    size = probe.execute("PRAGMA page_size").fetchone()[0]
+    probe.close()
+    with open(db, "r+b") as file:
+        file.seek(page * size)
+        file.write(b"\xff" * size)
+
+
+def test_a_damaged_file_is_refused_on_open(db: Path) -> None:
+    _fill(db, 200)
+    _damage(db, 3)
+    with pytest.raises(QueueFileError, match="damaged"):
+        SQLiteOrganicQueue(db)
+
+
+@contextmanager
+def immutable(path: Path) -> Iterator[None]:
+    """Make ``path`` unwritable, even for root (the immutable attribute), for a while."""
+    made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make a file unwritable here: {made.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.fixture
+def read_only(db: Path) -> Iterator[Path]:
+    """``db`` as a queue file this process may not write."""
+    _fill(db, 3)
+    if os.geteuid() != 0:  # permissions stop anyone but root
+        db.chmod(0o444)
+        yield db
+        db.chmod(0o644)
+        return
+    with immutable(db):
+        yield db
+
+
+def test_a_file_failing_while_open_is_a_clear_error_and_the_loop_goes_on_synthetic(
+    db: Path,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("making an open file fail needs the immutable attribute (root)")
+    with SQLiteOrganicQueue(db, synchronous="NORMAL") as queue:
+        scorer = Recorder(organic_queue=queue, synth_dataset=Letters("a"), backoff_initial=0)
+        asyncio.run(scorer.receive_organic({"n": 1}))
+        with immutable(Path(f"{db}-wal")):  # the write-ahead log can no longer be written
+
+            async def twice() -> list[dict[str, Any]]:
+                return [await scorer.loop_iteration() for _ in range(2)]
+
+            during = asyncio.run(twice())
+        after = asyncio.run(scorer.loop_iteration())  # the file works again
+        assert scorer.stats.organic_unaccounted == 0
+    assert [logs["is_organic_sample"] for logs in during] == [False, False]
+    assert after["is_organic_sample"] is True
+    assert [(sample, stage) for sample, stage, _ in scorer.errors] == [(None, "sample")] * 2
+    error = scorer.errors[0][2]
+    assert isinstance(error, QueueUnavailable)
+    assert str(db) in str(error)
+
+
+def test_a_read_only_file_is_refused_on_open(read_only: Path) -> None:
+    with pytest.raises(QueueFileError, match=r"readonly|read-only|read only"):
+        SQLiteOrganicQueue(read_only)
+
+
+def test_size_is_read_from_the_file_only_after_another_connection_wrote(open_queue: Any) -> None:
+    queue, other = open_queue(), open_queue()
+    queue.add({"n": 1})
+    counts: list[str] = []
+    queue._conn.set_trace_callback(counts.append)
+    assert (queue.size, queue.size) == (1, 1)
+    assert not any("max(slot)" in statement for statement in counts)  # known since the add
+    other.add({"n": 2})
+    assert queue.size == 2  # the other connection's commit is seen
+    assert sum("max(slot)" in statement for statement in counts) == 1

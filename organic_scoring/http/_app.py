@@ -48,6 +48,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from organic_scoring._log import log
+from organic_scoring._tasks import TaskGroup
 from organic_scoring.base import OrganicScoringBase
 from organic_scoring.http._admission import AdmissionGate, BacklogFull
 from organic_scoring.http._auth import (
@@ -340,20 +341,19 @@ class OrganicIntake:
         if gate.try_enter():
             return True
         waiter = gate.queue(priority)
-        watcher = asyncio.ensure_future(_until_disconnect(receive))
         try:
-            await asyncio.wait((waiter, watcher), return_when=asyncio.FIRST_COMPLETED)
-            watcher.cancel()
-            await asyncio.wait((watcher,))
+            async with TaskGroup() as group:
+                watcher = group.start_soon(_until_gone(receive))
+                await asyncio.wait((waiter, watcher), return_when=asyncio.FIRST_COMPLETED)
+                gone = watcher.done()
+                watcher.cancel()
         except BaseException:
-            watcher.cancel()
             gate.withdraw(waiter)
             raise
-        if watcher.cancelled():
-            return True
-        watcher.exception()  # retrieved: an error reading means the client is gone too
-        gate.withdraw(waiter)
-        return False
+        if gone:
+            gate.withdraw(waiter)  # passes the slot on if it had just been granted
+            return False
+        return True
 
     async def _handle(self, request: BaseModel, scope: Scope, receive: Receive, send: Send) -> None:
         """Step 7: run the handler and send what it returned."""
@@ -390,9 +390,13 @@ class OrganicIntake:
                 await chunks.aclose()
 
 
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+async def _until_gone(receive: Receive) -> None:
+    """Return once the client has hung up (or reading from it fails, which is the same)."""
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception as exc:
+        log.debug(f"organic intake: reading from a waiting client failed: {exc!r}")
 
 
 def _invalid_body(exc: ValidationError) -> Response:

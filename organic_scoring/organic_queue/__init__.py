@@ -1,13 +1,10 @@
 """Organic queues: the interface and the ready-made implementations."""
 
 from organic_scoring.organic_queue._base import OrganicQueueBase
+from organic_scoring.organic_queue._codec import SampleDecodeError, SampleNotStorable
 from organic_scoring.organic_queue._memory import OrganicQueue, QueueCounters
 from organic_scoring.organic_queue._redis import LeasedQueueCounters, RedisOrganicQueue
-from organic_scoring.organic_queue._sqlite import (
-    QueueFileError,
-    SampleDecodeError,
-    SQLiteOrganicQueue,
-)
+from organic_scoring.organic_queue._sqlite import QueueFileError, SQLiteOrganicQueue
 
 __all__ = [
     "LeasedQueueCounters",
@@ -18,4 +15,5 @@ __all__ = [
     "RedisOrganicQueue",
     "SQLiteOrganicQueue",
     "SampleDecodeError",
+    "SampleNotStorable",
 ]

@@ -1,12 +1,15 @@
-"""Samples to JSON text and back, for the queues that keep samples outside the process.
+"""Organic samples as JSON text and back, for the queues (and datasets) that store them.
 
 A pydantic model is stored as its JSON (``model_dump_json``) with its class's import
-path, ``module:qualname``; loading imports that class and validates the JSON back
-into it. A JSON value (dict with str keys, list, str, int, float, bool, None, nested)
-is stored as JSON text. Nothing is pickled. :func:`encode` refuses anything that would
-not come back as it went in, so every stored sample can be loaded later. Loading
-imports the module a stored model names: read only stores you trust as much as your
-code.
+path, ``module:qualname``; decoding imports that class and validates the JSON back
+into it. A JSON value (dict with str keys, list, str, int, float, bool, None,
+nested at most :data:`MAX_DEPTH` levels) is stored as JSON text. Nothing is pickled.
+
+:func:`encode` refuses anything that would not come back as it went in, so every
+stored record can be decoded later; :func:`decode` turns *any* failure into
+:class:`SampleDecodeError`, which carries the stored text so that it can be
+reported instead of lost. Decoding imports the module a stored model names: decode
+only records you trust as much as your code.
 """
 
 from __future__ import annotations
@@ -15,44 +18,82 @@ import functools
 import importlib
 import json
 import math
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from organic_scoring.organic_queue._sqlite import SampleDecodeError
+from organic_scoring.errors import OrganicScoringError, SampleUnreadable
 
-__all__ = ["decode", "encode"]
+__all__ = ["MAX_DEPTH", "Kind", "SampleDecodeError", "SampleNotStorable", "decode", "encode"]
+
+Kind = Literal["json", "model"]
+
+MAX_DEPTH = 200
+"""The deepest nesting of lists and dicts a stored JSON value may have. Python's
+own JSON reader gives up somewhat deeper than this, depending on the stack left;
+pydantic's reader stops at the same 200."""
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+_JSON_HINT = (
+    "stored samples are pydantic models and JSON values "
+    "(dict with str keys, list, str, int, float, bool, None)"
+)
 
 
-def encode(sample: Any, store: str) -> tuple[str, str | None, str]:
-    """``(kind, model path or None, JSON text)`` for ``sample``, or a clear error.
+class SampleNotStorable(OrganicScoringError, ValueError, TypeError):
+    """``add`` refused a sample it could not read back; the message says why.
 
-    ``kind`` is ``"model"`` or ``"json"``. ``store`` names the queue class in errors.
+    Both a :class:`ValueError` and (for code written against earlier releases, where a
+    sample of the wrong type raised it) a :class:`TypeError`.
+    """
+
+
+class SampleDecodeError(SampleUnreadable, ValueError):
+    """A stored sample could not be turned back into an object.
+
+    Typically the model's class was renamed, moved or changed incompatibly since the
+    sample was stored. The record has left its queue (so that one bad record cannot
+    block it); what was stored is kept here, and the scoring loop reports it as the
+    failed sample (:attr:`raw`).
+    """
+
+    def __init__(self, message: str, kind: str, model: str | None, body: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        """``"model"`` or ``"json"``."""
+        self.model = model
+        """The stored class path, ``module:qualname``, for a model; else None."""
+        self.body = body
+        """The stored JSON text."""
+
+    @property
+    def raw(self) -> str:
+        """The stored JSON text."""
+        return self.body
+
+
+def encode(sample: Any) -> tuple[Kind, str | None, str]:
+    """``(kind, model path or None, JSON text)`` for ``sample``.
 
     Raises:
-        ValueError: A float JSON cannot carry (NaN, infinity), or a container that
-            contains itself.
-        TypeError: Neither a pydantic model nor a JSON value, or a model that cannot
-            be imported by name or loaded back from its own JSON.
+        SampleNotStorable: ``sample`` is not a model or JSON value, holds a float JSON
+            cannot carry (NaN, infinity), contains itself, is nested deeper than
+            :data:`MAX_DEPTH`, or is a model that cannot be imported by name or loaded
+            back from its own JSON. The message names the offending part.
     """
     if isinstance(sample, BaseModel):
         cls = type(sample)
         path = _model_path(cls)
         try:
             body = sample.model_dump_json()
-        except ValueError as exc:
-            raise TypeError(f"cannot store a {cls.__qualname__}: {exc}") from exc
-        try:
             cls.model_validate_json(body)
-        except ValueError as exc:
-            raise TypeError(
+        except (ValueError, RecursionError) as exc:
+            raise SampleNotStorable(
                 f"cannot store a {cls.__qualname__}: it does not load back from its own "
                 f"JSON ({exc})"
             ) from exc
         return "model", path, body
-    _check_json(sample, [], set(), store)
+    _check_json(sample)
     return "json", None, json.dumps(sample, allow_nan=False, ensure_ascii=False)
 
 
@@ -60,8 +101,7 @@ def decode(kind: str, model: str | None, body: str) -> Any:
     """The object stored as ``(kind, model, body)``.
 
     Raises:
-        SampleDecodeError: It cannot be loaded (the model class moved, say); the
-            error carries what was stored.
+        SampleDecodeError: For any failure, with what was stored.
     """
     try:
         if kind == "json":
@@ -69,46 +109,66 @@ def decode(kind: str, model: str | None, body: str) -> Any:
         if kind == "model" and model is not None:
             return _import_model(model).model_validate_json(body)
         problem = f"unknown kind {kind!r}"
-    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+    except Exception as exc:  # an import, a validation, a RecursionError: all the same here
         what = model if kind == "model" else "JSON"
         raise SampleDecodeError(
-            f"cannot load a stored {what} sample: {exc}", kind, model, body
+            f"cannot load a stored {what} sample: {exc!r}", kind, model, body
         ) from exc
     raise SampleDecodeError(f"cannot load a stored sample: {problem}", kind, model, body)
 
 
-def _check_json(value: Any, where: list[str | int], open_containers: set[int], store: str) -> None:
-    """Raise unless ``value`` is a JSON value that comes back from JSON unchanged."""
-    kind = type(value)
-    if kind in _JSON_SCALARS:
-        if kind is float and not math.isfinite(value):
-            raise ValueError(f"{_where(where)} is {value!r}; JSON has no NaN or infinity")
-        return
-    if kind is not dict and kind is not list:
-        advice = "; store a list" if kind is tuple else ""
-        raise TypeError(
-            f"{_where(where)} is a {kind.__qualname__}{advice}: {store} stores pydantic "
-            "models and JSON values (dict with str keys, list, str, int, float, bool, None)"
-        )
-    if id(value) in open_containers:
-        raise ValueError(f"{_where(where)} contains itself")
-    open_containers.add(id(value))
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError(
-                    f"{_where(where)} has a key of type {type(key).__qualname__} "
-                    f"({key!r}); JSON object keys are str"
+def _check_json(sample: Any) -> None:
+    """Raise unless ``sample`` is a JSON value that comes back from JSON unchanged.
+
+    Iterative, so that no nesting can exhaust the stack while it is checked.
+    """
+    # (value, path to it, depth); a None value marks leaving a container.
+    stack: list[tuple[Any, list[str | int], int]] = [(sample, [], 0)]
+    open_containers: set[int] = set()
+    while stack:
+        value, where, depth = stack.pop()
+        kind = type(value)
+        if kind is _Leave:
+            open_containers.discard(value.ident)
+            continue
+        if kind in _JSON_SCALARS:
+            if kind is float and not math.isfinite(value):
+                raise SampleNotStorable(
+                    f"{_where(where)} is {value!r}; JSON has no NaN or infinity"
                 )
-            where.append(key)
-            _check_json(item, where, open_containers, store)
-            where.pop()
-    else:
-        for index, item in enumerate(value):
-            where.append(index)
-            _check_json(item, where, open_containers, store)
-            where.pop()
-    open_containers.discard(id(value))
+            continue
+        if kind is not dict and kind is not list:
+            advice = "; store a list" if kind is tuple else ""
+            raise SampleNotStorable(
+                f"{_where(where)} is a {kind.__qualname__}{advice}: {_JSON_HINT}"
+            )
+        if depth >= MAX_DEPTH:
+            raise SampleNotStorable(
+                f"{_where(where[:3])}... is nested more than {MAX_DEPTH} levels deep"
+            )
+        if id(value) in open_containers:
+            raise SampleNotStorable(f"{_where(where)} contains itself")
+        open_containers.add(id(value))
+        stack.append((_Leave(id(value)), where, depth))
+        if kind is dict:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise SampleNotStorable(
+                        f"{_where(where)} has a key of type {type(key).__qualname__} "
+                        f"({key!r}); JSON object keys are str"
+                    )
+                stack.append((item, [*where, key], depth + 1))
+        else:
+            stack.extend((item, [*where, index], depth + 1) for index, item in enumerate(value))
+
+
+class _Leave:
+    """Pushed after a container's items: popping it closes that container again."""
+
+    __slots__ = ("ident",)
+
+    def __init__(self, ident: int) -> None:
+        self.ident = ident
 
 
 def _where(path: list[str | int]) -> str:
@@ -124,7 +184,7 @@ def _model_path(cls: type[BaseModel]) -> str:
     except (ImportError, AttributeError, TypeError, ValueError):
         found = None
     if found is not cls:
-        raise TypeError(
+        raise SampleNotStorable(
             f"cannot store a {cls.__qualname__}: its class cannot be imported back as "
             f"{path!r}; define the model at module level"
         )

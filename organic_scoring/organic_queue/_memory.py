@@ -44,6 +44,13 @@ class QueueCounters:
     """Entries waiting."""
     max_size: int
     """The bound on ``size``."""
+    carried_over: int = 0
+    """Entries already waiting when this queue object opened a persistent store (an
+    earlier life's); 0 for a queue that starts empty. The scorer's accounting counts
+    them like accepted requests."""
+    dropped_earlier: int = 0
+    """The store's ``dropped`` count when this object opened it; the accounting counts
+    only the drops since."""
 
 
 class _Slot:

@@ -51,7 +51,7 @@ from organic_scoring._log import log
 from organic_scoring._redis_client import RedisLink
 from organic_scoring.errors import SampleUnreadable
 from organic_scoring.organic_queue._base import OrganicQueueBase
-from organic_scoring.organic_queue._codec import decode, encode
+from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._memory import QueueCounters
 
 __all__ = ["LeasedQueueCounters", "RedisOrganicQueue"]
@@ -359,16 +359,16 @@ class RedisOrganicQueue(OrganicQueueBase):
         Returns once the server has stored it.
 
         Raises:
-            ValueError: ``sample`` is None (``sample()`` uses None to mean empty), or
-                holds a float that JSON cannot carry, or contains itself.
-            TypeError: ``sample`` is neither a pydantic model nor a JSON value, or is
-                a model that cannot be imported by name or loaded back from its JSON.
+            ValueError: ``sample`` is None (``sample()`` uses None to mean empty).
+            SampleNotStorable: (a ``ValueError``, and a ``TypeError``) ``sample``
+                could not be read back: see :class:`SQLiteOrganicQueue`, which stores
+                the same kinds of samples. The message names the part.
             RedisUnavailable: The server did not answer; the sample may or may not
                 have been stored.
         """
         if sample is None:
             raise ValueError("cannot add None: RedisOrganicQueue.sample() returns None for 'empty'")
-        kind, model, body = encode(sample, "RedisOrganicQueue")
+        kind, model, body = encode(sample)
         stored = body if model is None else f"{model}\n{body}"
         self._check_open()
         with self._link.failures("cannot add a sample"):
@@ -695,7 +695,11 @@ class _AddWatcher:
 
 def _load(stored: bytes) -> Any:
     """The sample stored as ``kind letter + [model path + newline] + JSON``."""
-    text = stored.decode("utf-8")
+    try:
+        text = stored.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raw = stored.decode("utf-8", "replace")
+        raise SampleDecodeError(f"a stored sample is not UTF-8: {exc}", "json", None, raw) from exc
     kind, rest = text[:1], text[1:]
     if kind == "m":
         model, _, body = rest.partition("\n")

@@ -26,21 +26,33 @@ Each ``add`` (with the drop it may cause) and each ``sample`` is one
 
 Stored samples
 --------------
-A pydantic model is stored as its JSON (``model_dump_json``) with its class's
-import path, ``module:qualname``; sampling imports that class and validates the
-JSON back into it. A JSON value (dict with str keys, list, str, int, float, bool,
-None, nested) is stored as JSON text. Nothing is pickled. ``add`` refuses anything
-that would not come back as it went in, so every stored row can be loaded later.
-Sampling imports the module a stored model names: open only queue files you trust
-as much as your code.
+Samples are stored as JSON text by :mod:`organic_scoring.organic_queue._codec`:
+pydantic models (with their class's import path) and JSON values, nothing pickled.
+``add`` refuses anything that would not come back as it went in, so every stored
+row can be loaded later. Sampling imports the module a stored model names: open
+only queue files you trust as much as your code.
+
+Blocking
+--------
+Every call waits for the file (and with ``synchronous="FULL"`` for an fsync), so the
+queue is :attr:`~OrganicQueueBase.blocking`: the scoring loop calls it from a worker
+thread. Inside an ``async def`` hook, add with ``await queue.aadd(sample)``; a plain
+``add`` there stalls the event loop for the duration of a commit, and the queue says
+so in the log, once.
+
+Accounting across restarts
+--------------------------
+The counters in the file (``added``, ``sampled``, ``dropped``) cover its whole life.
+What this queue object found when it opened the file is kept beside them:
+``carried_over`` (samples already waiting: accepted by an earlier life of the
+validator) and ``dropped_earlier`` (the file's drop count then). The scorer's
+accounting (``stats.organic_unaccounted``) counts carried-over samples as accepted
+ones and only the drops since opening.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import json
-import math
+import asyncio
 import os
 import random
 import sqlite3
@@ -49,11 +61,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import BaseModel
-
 from organic_scoring._log import log
-from organic_scoring.errors import OrganicScoringError, SampleUnreadable
+from organic_scoring.errors import OrganicScoringError, QueueUnavailable
 from organic_scoring.organic_queue._base import OrganicQueueBase
+from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._memory import QueueCounters
 
 __all__ = ["QueueFileError", "SQLiteOrganicQueue", "SampleDecodeError"]
@@ -88,6 +99,7 @@ _MOVE = "UPDATE organic_queue_entry SET slot = ? WHERE slot = ?"
 _COUNT_ADD = "UPDATE organic_queue_meta SET added = added + 1, dropped = dropped + ? WHERE id = 0"
 _COUNT_SAMPLE = "UPDATE organic_queue_meta SET sampled = sampled + 1 WHERE id = 0"
 _COUNT_DROPS = "UPDATE organic_queue_meta SET dropped = dropped + ? WHERE id = 0"
+_PROBE_WRITE = "UPDATE organic_queue_meta SET added = added WHERE id = 0"
 _COUNTERS = (
     "SELECT added, sampled, dropped, (SELECT max(slot) FROM organic_queue_entry)"
     " FROM organic_queue_meta WHERE id = 0"
@@ -98,26 +110,9 @@ class QueueFileError(OrganicScoringError, ValueError):
     """The file cannot be used as an organic queue.
 
     It is not a SQLite database, is a database of something else, was written with
-    another schema version, or cannot be opened at all. The file is left as it was.
+    another schema version, is damaged, cannot be written, or cannot be opened at
+    all. The file is left as it was.
     """
-
-
-class SampleDecodeError(SampleUnreadable, ValueError):
-    """A stored sample could not be turned back into an object by ``sample()``.
-
-    Typically the model's class was renamed, moved or changed incompatibly since the
-    sample was stored. The row has left the queue (counted as sampled, so one bad row
-    cannot block the queue); what was stored is kept here so it is reported, not lost.
-    """
-
-    def __init__(self, message: str, kind: str, model: str | None, body: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        """``"model"`` or ``"json"``."""
-        self.model = model
-        """The stored class path, ``module:qualname``, for a model; else None."""
-        self.body = body
-        """The stored JSON text."""
 
 
 class SQLiteOrganicQueue(OrganicQueueBase):
@@ -142,11 +137,17 @@ class SQLiteOrganicQueue(OrganicQueueBase):
     from any thread is serialised. Two queue objects, in one process or two, may
     open the same file: SQLite serialises their transactions (waiting up to
     ``timeout`` seconds for the other's lock, then raising
-    :class:`sqlite3.OperationalError`), each sees the other's samples, the counters
-    are shared, and each enforces its own ``max_size`` on its adds.
+    :class:`~organic_scoring.errors.QueueUnavailable`), each sees the other's samples,
+    the counters are shared, and each enforces its own ``max_size`` on its adds.
 
     Reopening a file keeps its samples and counters. If it holds more samples than
     the new ``max_size``, the oldest are dropped (counted) on open.
+
+    Errors. A file that cannot serve as a queue (not ours, another schema, damaged,
+    read-only) is refused on open with :class:`QueueFileError`. A failure of the file
+    later (locked past ``timeout``, damaged or made read-only while open) raises
+    :class:`~organic_scoring.errors.QueueUnavailable` naming the file; nothing left
+    the queue, and the scoring loop goes on with synthetic samples meanwhile.
 
     Use it as a context manager, or call :meth:`close` when done.
 
@@ -160,7 +161,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
 
     Raises:
         QueueFileError: The file is not an organic queue of this schema version,
-            or cannot be opened.
+            is damaged or read-only, or cannot be opened.
     """
 
     def __init__(
@@ -185,9 +186,16 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._warned_full = False
+        self._warned_loop = False
+        # The size, as of the file's data_version: re-read only when another
+        # connection has committed since (our own commits keep it current).
+        self._size_cache: int | None = None
+        self._data_version = -1
         self._conn: sqlite3.Connection | None = _open(self._path, mode, float(timeout))
         try:
-            trimmed = self._trim_on_open()
+            with self._errors():
+                self._opened_with = self._counters()
+                trimmed = self._trim_on_open()
         except BaseException:
             self.close()
             raise
@@ -205,20 +213,22 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         Returns once the sample is committed to the file (see *Durability*).
 
         Raises:
-            ValueError: ``sample`` is None (``sample()`` uses None to mean empty),
-                or holds a float that JSON cannot carry (NaN, infinity), or
-                contains itself.
-            TypeError: ``sample`` is neither a pydantic model nor a JSON value, or
-                is a model that cannot be imported by name or loaded back from its
-                own JSON. The message names the offending type.
+            ValueError: ``sample`` is None (``sample()`` uses None to mean empty).
+            SampleNotStorable: (a ``ValueError``, and a ``TypeError``) ``sample``
+                could not be read back: it is neither a pydantic model nor a JSON
+                value, holds a float that JSON cannot carry (NaN, infinity), contains
+                itself, is nested too deep, or is a model that cannot be imported by
+                name or loaded back from its own JSON. The message names the part.
+            QueueUnavailable: The file failed (see *Errors*); nothing was stored.
         """
         if sample is None:
             raise ValueError(
                 "cannot add None: SQLiteOrganicQueue.sample() returns None for 'empty'"
             )
-        kind, model, body = _encode(sample)
-        with self._lock, self._transaction() as conn:
-            size = _size(conn)
+        kind, model, body = encode(sample)
+        self._warn_on_event_loop()
+        with self._lock, self._errors(), self._transaction() as conn:
+            size = self._size_now(conn)
             drop = max(0, size - self._max_size + 1)
             for _ in range(drop):
                 seq, slot = conn.execute(_OLDEST).fetchone()
@@ -226,6 +236,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
                 size -= 1
             conn.execute(_INSERT, (size, kind, model, body))
             conn.execute(_COUNT_ADD, (drop,))
+            self._size_cache = size + 1
             first_drop = drop > 0 and not self._warned_full
             self._warned_full = self._warned_full or first_drop
         if first_drop:
@@ -240,23 +251,25 @@ class SQLiteOrganicQueue(OrganicQueueBase):
 
         Raises:
             SampleDecodeError: The stored sample could not be loaded back; it has
-                left the queue and the error carries what was stored.
+                left the queue and the error carries what was stored (``raw``).
+            QueueUnavailable: The file failed (see *Errors*); nothing left the queue.
         """
-        with self._lock, self._transaction() as conn:
-            size = _size(conn)
+        with self._lock, self._errors(), self._transaction() as conn:
+            size = self._size_now(conn)
             if size == 0:
                 return None
             slot = self._random.randrange(size)
             seq, kind, model, body = conn.execute(_AT_SLOT, (slot,)).fetchone()
             _remove(conn, seq, slot, size)
             conn.execute(_COUNT_SAMPLE)
-        return _decode(kind, model, body)
+            self._size_cache = size - 1
+        return decode(kind, model, body)
 
     @property
     def size(self) -> int:
         """How many samples are waiting."""
-        with self._lock:
-            return _size(self._connection())
+        with self._lock, self._errors():
+            return self._size_now(self._connection())
 
     @property
     def max_size(self) -> int:
@@ -289,9 +302,27 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         return self.counters().dropped
 
     def counters(self) -> QueueCounters:
-        """All counters and the size, read together in one statement."""
-        with self._lock:
-            added, sampled, dropped, last = self._connection().execute(_COUNTERS).fetchone()
+        """All counters and the size, read together in one statement.
+
+        ``added``, ``sampled`` and ``dropped`` cover the file's life;
+        ``carried_over`` and ``dropped_earlier`` are what this object found on open
+        (see *Accounting across restarts* in the module's documentation).
+        """
+        with self._lock, self._errors():
+            now = self._counters()
+        opened = self._opened_with
+        return QueueCounters(
+            added=now.added,
+            sampled=now.sampled,
+            dropped=now.dropped,
+            size=now.size,
+            max_size=self._max_size,
+            carried_over=opened.size,
+            dropped_earlier=opened.dropped,
+        )
+
+    def _counters(self) -> QueueCounters:
+        added, sampled, dropped, last = self._connection().execute(_COUNTERS).fetchone()
         return QueueCounters(
             added=added,
             sampled=sampled,
@@ -331,6 +362,35 @@ class SQLiteOrganicQueue(OrganicQueueBase):
 
     # -- internals ---------------------------------------------------------------
 
+    def _size_now(self, conn: sqlite3.Connection) -> int:
+        """The size, re-read from the file only if another connection changed it."""
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._size_cache is None or version != self._data_version:
+            self._size_cache, self._data_version = _size(conn), version
+        return self._size_cache
+
+    def _warn_on_event_loop(self) -> None:
+        if self._warned_loop:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._warned_loop = True
+        log.warning(
+            f"SQLiteOrganicQueue({self._path!r}).add() was called on an event loop, which "
+            "waits for the commit; in async code use 'await queue.aadd(sample)'"
+        )
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite's failures of a file in use, as QueueUnavailable naming the file."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            self._size_cache = None
+            raise QueueUnavailable(f"organic queue file {self._path!r}: {exc}") from exc
+
     def _connection(self) -> sqlite3.Connection:
         conn = self._conn
         if conn is None:
@@ -353,7 +413,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
     def _trim_on_open(self) -> int:
         """Drop the oldest samples beyond ``max_size``; return how many."""
         with self._lock, self._transaction() as conn:
-            size = _size(conn)
+            size = self._size_now(conn)
             drop = max(0, size - self._max_size)
             for _ in range(drop):
                 seq, slot = conn.execute(_OLDEST).fetchone()
@@ -361,6 +421,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
                 size -= 1
             if drop:
                 conn.execute(_COUNT_DROPS, (drop,))
+            self._size_cache = size
         return drop
 
 
@@ -383,12 +444,18 @@ def _open(path: str, synchronous: str, timeout: float) -> sqlite3.Connection:
                 f"mode (journal_mode={mode})"
             )
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise QueueFileError(f"organic queue file {path!r} is damaged: {'; '.join(problems)}")
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Checked again under the write lock: another process may have created it.
             if _is_new(conn, path):
                 for statement in _CREATE_SCHEMA:
                     conn.execute(statement)
+            # A file we may not write (read-only, on a read-only mount) fails here,
+            # at open, rather than at every later add and sample.
+            conn.execute(_PROBE_WRITE)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -436,111 +503,3 @@ def _remove(conn: sqlite3.Connection, seq: int, slot: int, size: int) -> None:
     conn.execute(_DELETE, (seq,))
     if slot != size - 1:
         conn.execute(_MOVE, (slot, size - 1))
-
-
-# -- samples <-> JSON text -----------------------------------------------------------
-
-_JSON_SCALARS = (str, int, float, bool, type(None))
-_JSON_HINT = (
-    "SQLiteOrganicQueue stores pydantic models and JSON values "
-    "(dict with str keys, list, str, int, float, bool, None)"
-)
-
-
-def _encode(sample: Any) -> tuple[str, str | None, str]:
-    """``(kind, model path or None, JSON text)`` for ``sample``, or a clear error."""
-    if isinstance(sample, BaseModel):
-        cls = type(sample)
-        path = _model_path(cls)
-        try:
-            body = sample.model_dump_json()
-        except ValueError as exc:
-            raise TypeError(f"cannot store a {cls.__qualname__}: {exc}") from exc
-        try:
-            cls.model_validate_json(body)
-        except ValueError as exc:
-            raise TypeError(
-                f"cannot store a {cls.__qualname__}: it does not load back from its own "
-                f"JSON ({exc})"
-            ) from exc
-        return "model", path, body
-    _check_json(sample, [], set())
-    return "json", None, json.dumps(sample, allow_nan=False, ensure_ascii=False)
-
-
-def _check_json(value: Any, where: list[str | int], open_containers: set[int]) -> None:
-    """Raise unless ``value`` is a JSON value that comes back from JSON unchanged."""
-    kind = type(value)
-    if kind in _JSON_SCALARS:
-        if kind is float and not math.isfinite(value):
-            raise ValueError(f"{_where(where)} is {value!r}; JSON has no NaN or infinity")
-        return
-    if kind is not dict and kind is not list:
-        advice = "; store a list" if kind is tuple else ""
-        raise TypeError(f"{_where(where)} is a {kind.__qualname__}{advice}: {_JSON_HINT}")
-    if id(value) in open_containers:
-        raise ValueError(f"{_where(where)} contains itself")
-    open_containers.add(id(value))
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError(
-                    f"{_where(where)} has a key of type {type(key).__qualname__} "
-                    f"({key!r}); JSON object keys are str"
-                )
-            where.append(key)
-            _check_json(item, where, open_containers)
-            where.pop()
-    else:
-        for index, item in enumerate(value):
-            where.append(index)
-            _check_json(item, where, open_containers)
-            where.pop()
-    open_containers.discard(id(value))
-
-
-def _where(path: list[str | int]) -> str:
-    return "sample" + "".join(f"[{step!r}]" for step in path)
-
-
-@functools.lru_cache(maxsize=256)
-def _model_path(cls: type[BaseModel]) -> str:
-    """``module:qualname`` for ``cls``, checked to import back to ``cls`` itself."""
-    path = f"{cls.__module__}:{cls.__qualname__}"
-    try:
-        found: type[BaseModel] | None = _import_model(path)
-    except (ImportError, AttributeError, TypeError, ValueError):
-        found = None
-    if found is not cls:
-        raise TypeError(
-            f"cannot store a {cls.__qualname__}: its class cannot be imported back as "
-            f"{path!r}; define the model at module level"
-        )
-    return path
-
-
-def _import_model(path: str) -> type[BaseModel]:
-    """The pydantic model class at ``module:qualname``; refuse anything else."""
-    module_name, _, qualname = path.partition(":")
-    found: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        found = getattr(found, part)
-    if not (isinstance(found, type) and issubclass(found, BaseModel)):
-        raise TypeError(f"{path!r} is not a pydantic model class")
-    return found
-
-
-def _decode(kind: str, model: str | None, body: str) -> Any:
-    """The object stored as ``(kind, model, body)``."""
-    try:
-        if kind == "json":
-            return json.loads(body)
-        if kind == "model" and model is not None:
-            return _import_model(model).model_validate_json(body)
-        problem = f"unknown kind {kind!r}"
-    except (ImportError, AttributeError, TypeError, ValueError) as exc:
-        what = model if kind == "model" else "JSON"
-        raise SampleDecodeError(
-            f"cannot load a stored {what} sample: {exc}", kind, model, body
-        ) from exc
-    raise SampleDecodeError(f"cannot load a stored sample: {problem}", kind, model, body)
