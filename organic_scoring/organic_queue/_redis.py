@@ -43,7 +43,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 from organic_scoring._leader import DEFAULT_PERIOD, LeaseLock
@@ -81,7 +81,7 @@ class LeasedQueueCounters(QueueCounters):
 
     def __eq__(self, other: object) -> bool:
         if type(other) is QueueCounters:
-            return astuple(self)[:5] == astuple(other)
+            return astuple(self)[: len(fields(QueueCounters))] == astuple(other)
         if isinstance(other, LeasedQueueCounters):
             return astuple(self) == astuple(other)
         return NotImplemented
