@@ -11,8 +11,10 @@ set weights) at a time. The lock is one Redis key holding the holder's token:
 A holder believes it holds the lock for ``period`` seconds, less a margin for clock
 drift, counted from *before* the request that acquired or renewed it was sent: by
 the time the server lets the key expire, the old holder has stopped believing it
-holds it, even if it is cut off from Redis. So two scorers never both act, except
-across a clock-rate difference bigger than the margin.
+holds it, even if it is cut off from Redis. So two holders of the lock never
+overlap, except across a clock-rate difference bigger than the margin. (What a
+scorer does while Redis is down is :class:`LeaseKeeper`'s policy: the last holder
+keeps the role, since nobody else can take it.)
 
 :class:`LeaseKeeper` renews every third of a period; a standby tries as often, so it
 takes over at most ``period + period / 3`` after the active one died (kill -9, power
@@ -21,6 +23,7 @@ loss), well within two periods, and at once after a clean :meth:`LeaseKeeper.sto
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -135,8 +138,16 @@ class LeaseKeeper:
     :attr:`active` tells whether this process holds the lock. Every change is logged
     (with the previous holder, on a takeover) and passed to ``on_change(active)``,
     called from the keeper's thread. :meth:`stop` ends the thread and releases the
-    lock. An outage is logged once; the keeper retries every third of a period and
-    recovers by itself.
+    lock.
+
+    Outages. While Redis cannot be reached nobody can take the lock, so the holder
+    stays active (its scorer goes on with synthetic samples) and the others stay on
+    standby; the keeper retries every third of a period. When Redis answers again the
+    holder renews the lock, or takes it again if it expired meanwhile (the others wait
+    a period before they try, to leave it that chance), or stands by if another
+    process got it first. A holder cut off from Redis while the others still
+    reach it (a network partition, rather than an outage) goes on too, so two scorers
+    may both run until the partition heals.
 
     Args:
         lock: The lock to keep.
@@ -159,11 +170,13 @@ class LeaseKeeper:
         self._was_active = False
         self._other: str | None = None
         self._failing = False
+        self._holding_through_outage = False
+        self._defer_until = 0.0
 
     @property
     def active(self) -> bool:
-        """True while this process holds the lock."""
-        return self.lock.held
+        """True while this process holds the lock (or held it when Redis went away)."""
+        return self._holding_through_outage or self.lock.held
 
     def start(self) -> None:
         """Start keeping the lock on the keeper's thread, which tries at once. Idempotent.
@@ -186,6 +199,7 @@ class LeaseKeeper:
             return
         self._stop.set()
         thread.join(timeout)
+        self._holding_through_outage = False
         try:
             self.lock.release()
         except RedisUnavailable as exc:
@@ -199,17 +213,28 @@ class LeaseKeeper:
 
     def _tick(self) -> None:
         try:
-            active = self.lock.acquire()
+            if self._was_active or time.monotonic() >= self._defer_until:
+                active = self.lock.acquire()
+            else:
+                active = False
             other = None if active else self.lock.holder()
         except RedisUnavailable as exc:
             if not self._failing:
-                log.warning(f"{self.what} lock {self.lock.key}: {exc}; retrying")
+                kept = "; keeping the role until it answers" if self._was_active else ""
+                log.warning(f"{self.what} lock {self.lock.key}: {exc}; retrying{kept}")
             self._failing = True
-            self._changed(self.lock.held, "Redis is unreachable")
+            self._holding_through_outage = self._was_active
+            if not self._was_active:
+                self._defer_until = math.inf
             return
+        self._holding_through_outage = False
         if self._failing:
             log.info(f"{self.what} lock {self.lock.key}: Redis answers again")
             self._failing = False
+        if self._defer_until == math.inf:
+            # Back from an outage on standby: leave the last holder a period to take
+            # the lock again, so the role does not change hands for nothing.
+            self._defer_until = time.monotonic() + self.lock.period
         if active:
             self._changed(True, f"took over from {self._other}" if self._other else "")
             self._other = None

@@ -63,8 +63,12 @@ class ScoringStats:
     organic_handler_errors: int
     """Organic requests whose ``_on_organic_entry`` raised."""
     queue_size: int
+    """Samples waiting in the queue; -1 when the queue could not be read."""
     queue_counters: MappingProxyType[str, int]
     """The queue's own counters (``added``, ``sampled``, ``dropped``), when it keeps them."""
+    active_scorer: bool = False
+    """True while this scorer's loop runs iterations: it is running and, on a queue
+    shared by several scorers, holds the scorer lock (the others stand by)."""
     stage_times: MappingProxyType[str, StageTimes] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -123,6 +127,7 @@ class ScoringStats:
             "organic_unaccounted": self.organic_unaccounted,
             "queue_size": self.queue_size,
             "queue_counters": dict(self.queue_counters),
+            "active_scorer": self.active_scorer,
             "stage_times": {k: vars(v) for k, v in self.stage_times.items()},
         }
 
@@ -204,7 +209,9 @@ class StatsRecorder:
             if failed_iteration:
                 self._failed += 1
 
-    def snapshot(self, queue_size: int, queue_counters: dict[str, int]) -> ScoringStats:
+    def snapshot(
+        self, queue_size: int, queue_counters: dict[str, int], *, active: bool = False
+    ) -> ScoringStats:
         with self._lock:
             failures = {k: v for k, v in self._failures.items() if v}
             times = {k: list(v) for k, v in self._times.items() if v}
@@ -236,6 +243,7 @@ class StatsRecorder:
             organic_handler_errors=counts[9],
             queue_size=queue_size,
             queue_counters=MappingProxyType(dict(queue_counters)),
+            active_scorer=active,
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
         )
 

@@ -145,6 +145,35 @@ def test_keepers_hand_over_on_stop(link: RedisLink, monkeypatch: pytest.MonkeyPa
     assert f"held by {first.lock.token}; this process ({second.lock.token}) stands by" in said.text
 
 
+@pytest.mark.usefixtures("no_leaks")
+def test_the_holder_keeps_the_role_through_an_outage(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    link = RedisLink(server.url, "test")
+    changes: list[bool] = []
+    holder = LeaseKeeper(LeaseLock(link, KEY, period=0.3), on_change=changes.append)
+    standby = LeaseKeeper(LeaseLock(link, KEY, period=0.3))
+    try:
+        holder.start()
+        wait_until(lambda: holder.active, "the lock to be taken")
+        standby.start()
+        server.kill()
+        time.sleep(1.0)  # several periods: nobody can take the lock meanwhile
+        assert holder.active
+        assert not standby.active
+        server.start()  # empty: the lock expired with the old server
+        time.sleep(0.5)
+        wait_until(lambda: holder.lock.held, "the holder to take the lock again")
+        assert holder.active
+        assert not standby.active
+        assert changes == [True]
+    finally:
+        holder.stop()
+        standby.stop()
+        link.close()
+        server.stop()
+
+
 def test_a_standby_takes_over_within_two_periods_of_a_kill(redis_url: str, link: RedisLink) -> None:
     period = 1.5
     active = spawn_module("support.lease_workers", redis_url, KEY, period)

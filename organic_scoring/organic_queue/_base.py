@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
+
+from organic_scoring._leader import LeaseLock
 
 __all__ = ["OrganicQueueBase"]
 
@@ -70,8 +73,23 @@ class OrganicQueueBase(ABC):
         """True when no sample is waiting."""
         return self.size == 0
 
-    def ack(self, sample: Any) -> None:
-        """The iteration that took ``sample`` has ended; default: nothing to do."""
+    def ack(self, sample: Any, *, failed: bool = False) -> None:
+        """The iteration that took ``sample`` has ended; default: nothing to do.
+
+        ``failed`` tells how it ended: False when it was scored, True when it failed
+        and was reported. A queue that keeps the accounting of several processes
+        counts the outcome here.
+        """
+        return None
+
+    def scorer_lock(self) -> LeaseLock | None:
+        """The lock that lets one scorer at a time use this queue; default: None.
+
+        A queue shared by several processes returns a new :class:`LeaseLock` on a
+        role every scorer of that queue contends for: the scoring loop keeps it for
+        each run and runs iterations only while it holds it. None lets every scorer
+        sample the queue.
+        """
         return None
 
     # -- awaitable forms: off the event loop when the queue blocks ---------------------
@@ -95,7 +113,7 @@ class OrganicQueueBase(ABC):
             return await asyncio.to_thread(lambda: self.size)
         return self.size
 
-    async def aack(self, sample: Any) -> None:
+    async def aack(self, sample: Any, *, failed: bool = False) -> None:
         """:meth:`ack`, awaitable: on a worker thread when the queue blocks.
 
         Skipped entirely when a subclass keeps the do-nothing :meth:`ack`.
@@ -103,9 +121,9 @@ class OrganicQueueBase(ABC):
         if type(self).ack is OrganicQueueBase.ack:
             return
         if self.blocking:
-            await asyncio.to_thread(self.ack, sample)
+            await asyncio.to_thread(functools.partial(self.ack, sample, failed=failed))
         else:
-            self.ack(sample)
+            self.ack(sample, failed=failed)
 
     def __len__(self) -> int:
         return self.size
