@@ -3,11 +3,15 @@ a Redis outage falls back to synthetic samples and recovers by itself."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 
 from organic_scoring.organic_queue import RedisOrganicQueue
+from support.processes import read_line, spawn_module, stop
+from support.queue_workers import finish
 from support.redis_server import RedisServer
 from support.scorers import Letters, Recorder
 from support.waiting import WAIT, wait_until
@@ -73,3 +77,112 @@ def _add(queue: RedisOrganicQueue, sample: object) -> bool:
     except ConnectionError:
         return False
     return True
+
+
+def test_scorers_sharing_a_queue_run_one_at_a_time_and_hand_over(redis_url: str) -> None:
+    queues = [RedisOrganicQueue(redis_url, name="sn", lock_period=0.6) for _ in range(3)]
+    intake, *mine = queues
+    first, second = (Recorder(organic_queue=q, trigger_frequency=0.01) for q in mine)
+    try:
+        first.start()
+        wait_until(lambda: first.stats.active_scorer, "the first scorer to take the role")
+        second.start()
+        for i in range(5):
+            intake.add({"n": i})
+        wait_until(lambda: first.stats.organic_scored == 5, "the active scorer to score all")
+        assert second.stats.iterations == 0
+        assert not second.stats.active_scorer
+        assert second.is_running
+
+        first.stop()  # a clean stop releases the lock: the standby takes over at once
+        assert not first.stats.active_scorer
+        wait_until(lambda: second.stats.active_scorer, "the standby to take over")
+        intake.add({"n": 5})
+        wait_until(lambda: second.stats.organic_scored == 1, "the new active scorer to score")
+        assert first.stats.organic_scored == 5
+        counters = intake.counters()
+        assert (counters.acked, counters.scored, counters.leased) == (6, 6, 0)
+    finally:
+        first.stop()
+        second.stop()
+        for queue in queues:
+            queue.close()
+
+
+def test_scorers_can_opt_out_of_the_lock(redis_url: str) -> None:
+    with (
+        RedisOrganicQueue(redis_url, name="sn", one_scorer=False) as a,
+        RedisOrganicQueue(redis_url, name="sn", one_scorer=False) as b,
+    ):
+        first = Recorder(organic_queue=a, synth_dataset=Letters("a"), trigger_frequency=0.01)
+        second = Recorder(organic_queue=b, synth_dataset=Letters("b"), trigger_frequency=0.01)
+        with first, second:
+            first.done.wait_for(3)
+            second.done.wait_for(3)
+            assert first.stats.active_scorer
+            assert second.stats.active_scorer
+
+
+def test_failed_iterations_are_acknowledged_as_failed(redis_url: str) -> None:
+    class Failing(Recorder):
+        async def _generate_rewards(
+            self, sample: object, responses: object, reference: object = None
+        ) -> object:
+            raise RuntimeError("no rewards today")
+
+    with RedisOrganicQueue(redis_url, name="sn") as queue:
+        scorer = Failing(organic_queue=queue, trigger_frequency=0.01)
+        with scorer:
+            queue.add({"n": 1})
+            wait_until(lambda: scorer.stats.organic_failed == 1, "the failure")
+        counters = queue.counters()
+        assert (counters.acked, counters.failed, counters.scored, counters.leased) == (1, 1, 0, 0)
+
+
+def test_a_lone_scorer_is_active_while_it_runs() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"), trigger_frequency=0.01)
+    assert not scorer.stats.active_scorer
+    with scorer:
+        scorer.done.wait_for(1)
+        assert scorer.stats.active_scorer
+        assert scorer.stats.as_dict()["active_scorer"] is True
+    assert not scorer.stats.active_scorer
+
+
+def test_a_killed_scorer_process_is_replaced_and_its_samples_come_back(
+    redis_url: str, tmp_path: Path
+) -> None:
+    period, lease, total = 1.0, 1.5, 120
+    outs = [tmp_path / "first.jsonl", tmp_path / "second.jsonl"]
+    first = spawn_module("support.scorer_worker", redis_url, "sn", outs[0], period, lease)
+    second = None
+    try:
+        assert read_line(first) == "ready"
+        assert json.loads(read_line(first))["active"]
+        second = spawn_module("support.scorer_worker", redis_url, "sn", outs[1], period, lease)
+        assert read_line(second) == "ready"
+        with RedisOrganicQueue(redis_url, name="sn") as intake:
+            for i in range(total // 2):
+                intake.add({"n": i})
+            wait_until(lambda: _lines(outs[0]) >= 10, "the active scorer to score some")
+            first.kill()  # SIGKILL, mid-iteration most likely
+            killed_at = time.time()
+            for i in range(total // 2, total):
+                intake.add({"n": i})
+            took = json.loads(read_line(second))
+            assert took["active"]
+            assert took["at"] - killed_at <= 2 * period
+            wait_until(lambda: intake.counters().acked == total, "every sample scored", 6 * WAIT)
+            counters = intake.counters()
+        finish(second)
+    finally:
+        stop([first] if second is None else [first, second])
+    scored = [json.loads(line)["n"] for out in outs for line in out.read_text().splitlines()]
+    assert set(scored) == set(range(total))
+    # A sample is scored twice only when the killed scorer held it: its lease ran out.
+    assert len(scored) - total <= counters.redelivered
+    assert (counters.added, counters.scored, counters.leased, counters.size) == (total, total, 0, 0)
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
