@@ -37,9 +37,13 @@ class OrganicQueueBase(ABC):
 
     Acknowledgement. :meth:`sample` hands a sample to the scoring loop; when that
     sample's iteration has ended (scored, or failed and reported) the loop calls
-    :meth:`ack` with it. A queue that leases samples instead of deleting them (so
-    a scorer that dies does not take them with it) deletes the lease there; the
-    default does nothing.
+    :meth:`ack` with it (``failed=True`` for a failure). A queue that leases samples
+    instead of deleting them (so a scorer that dies does not take them with it)
+    deletes the lease there; the default does nothing.
+
+    Sharing. A queue that several scorer processes may sample returns a lock from
+    :meth:`scorer_lock`, so that only one of them runs iterations at a time; the
+    default returns None (no coordination needed).
     """
 
     blocking: ClassVar[bool] = True
