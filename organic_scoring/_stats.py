@@ -90,8 +90,24 @@ class ScoringStats:
         (read it when the intake and the loop are at rest: a snapshot taken mid-flight
         can be off by the requests moving at that instant); None when the queue keeps
         no ``dropped`` counter.
+
+        A queue that keeps the ledger for every process sharing it (it counts
+        ``scored``, ``failed`` and ``leased``, as :class:`RedisOrganicQueue` does)
+        is read instead, so the figure covers the whole fleet, whichever process did
+        what: ``added - (scored + failed + dropped + leased + size)``, where ``added``
+        counts the samples every intake stored, ``scored`` and ``failed`` those every
+        scorer acknowledged, and ``leased`` those in flight or held by a scorer that
+        died, until their lease runs out and they wait again (redelivered).
         """
         counters = self.queue_counters
+        if {"added", "scored", "failed", "leased", "dropped", "size"} <= counters.keys():
+            return counters["added"] - (
+                counters["scored"]
+                + counters["failed"]
+                + counters["dropped"]
+                + counters["leased"]
+                + counters["size"]
+            )
         dropped = counters.get("dropped")
         if dropped is None:
             return None
