@@ -6,6 +6,9 @@ Queues live in :mod:`organic_scoring.organic_queue`, synthetic datasets in
 :mod:`organic_scoring.config`, exceptions in :mod:`organic_scoring.errors`.
 """
 
+# The axon transport registers itself for OrganicScoringBase(axon=...); importing it
+# costs nothing beyond bittensor, which the package imports anyway.
+import organic_scoring.axon  # noqa: F401
 from organic_scoring._stats import ScoringStats, StageTimes
 from organic_scoring.base import OrganicScoringBase
 from organic_scoring.config import ScoringConfig

@@ -9,10 +9,11 @@ anything that differs between those majors. Nothing here touches the network.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import bittensor as bt
 
@@ -23,10 +24,12 @@ __all__ = [
     "HAS_HTTP_AUTH",
     "axon_class",
     "chain_error_class",
+    "hotkey_signer",
     "library_logger",
     "require_axon",
     "require_http_auth",
     "sdk_set_weights",
+    "sr25519_verify",
     "streaming_synapse_class",
     "synapse_class",
 ]
@@ -125,3 +128,64 @@ def library_logger() -> logging.Logger:
     if isinstance(machine, logging.Logger):
         return machine
     return logging.getLogger("organic_scoring")
+
+
+class Signer(Protocol):
+    """A hotkey that signs: its ss58 address and ``sign(bytes) -> bytes`` (sr25519)."""
+
+    @property
+    def ss58_address(self) -> str: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def hotkey_signer(wallet: Any) -> Signer:
+    """The hotkey signer of ``wallet``: a ``bt.Wallet``, a keypair, or (11) a ``bt.Signer``.
+
+    Resolved once, so that signing a request does not load the key again.
+    """
+    resolve = getattr(bt, "resolve_signer", None)
+    if resolve is not None:  # 11
+        signer: Signer = resolve(wallet, role="hotkey")
+        return signer
+    hotkey = getattr(wallet, "hotkey", None)
+    if hotkey is not None and callable(getattr(hotkey, "sign", None)):
+        return hotkey  # type: ignore[no-any-return]
+    if callable(getattr(wallet, "sign", None)) and hasattr(wallet, "ss58_address"):
+        return wallet  # type: ignore[no-any-return]
+    raise TypeError(f"cannot sign with {type(wallet).__name__}: expected a wallet or a keypair")
+
+
+def sr25519_verify(message: bytes, signature: bytes, ss58_address: str) -> bool:
+    """Whether ``signature`` is ``ss58_address``'s sr25519 signature of ``message``.
+
+    Raises:
+        ValueError: The address or the signature cannot be decoded.
+    """
+    return _VERIFY(message, signature, ss58_address)
+
+
+def _verify_with_sp_core(message: bytes, signature: bytes, ss58_address: str) -> bool:
+    from bittensor import sp_core  # 11
+
+    return bool(sp_core.verify(message, signature, ss58_address, sp_core.CRYPTO_SR25519))
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_keypair(ss58_address: str) -> Any:
+    return bt.Keypair(ss58_address=ss58_address)
+
+
+def _verify_with_keypair(message: bytes, signature: bytes, ss58_address: str) -> bool:
+    try:
+        keypair = _public_keypair(ss58_address)  # 9 and 10
+    except Exception as exc:
+        raise ValueError(f"not an ss58 address: {exc}") from exc
+    if len(signature) != 64:
+        raise ValueError("an sr25519 signature is 64 bytes")
+    return bool(keypair.verify(message, signature))
+
+
+_VERIFY: Callable[[bytes, bytes, str], bool] = (
+    _verify_with_sp_core if HAS_HTTP_AUTH else _verify_with_keypair
+)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from organic_scoring._log import log
 from organic_scoring._stages import STAGES, Stage
 
-__all__ = ["TIMED", "ScoringStats", "StageTimes", "StatsRecorder"]
+__all__ = ["TIMED", "IntakeObserver", "ScoringStats", "StageTimes", "StatsRecorder"]
+
+IntakeObserver = Callable[[str, int, float], None]
+"""Told of every intake answer: ``(transport, status, seconds)``. Called on the
+server's thread; it must be quick and must not block."""
 
 TIMED = ("sample", "query", "reference", "responses", "rewards", "weights", "log", "total")
 """The durations one iteration reports to :meth:`StatsRecorder.succeeded`, in this order."""
@@ -72,6 +78,11 @@ class ScoringStats:
     stage_times: MappingProxyType[str, StageTimes] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    intake_requests: MappingProxyType[str, MappingProxyType[int, int]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Answers of the intakes: transport (``"axon"``, ``"btauth/1"``, ``"epistula"``) to
+    HTTP status to count."""
 
     @property
     def organic_carried_over(self) -> int:
@@ -145,6 +156,7 @@ class ScoringStats:
             "queue_counters": dict(self.queue_counters),
             "active_scorer": self.active_scorer,
             "stage_times": {k: vars(v) for k, v in self.stage_times.items()},
+            "intake_requests": {t: dict(by) for t, by in self.intake_requests.items()},
         }
 
 
@@ -165,6 +177,8 @@ class StatsRecorder:
         self._organic_in_flight = 0
         self._accepted = 0
         self._handler_errors = 0
+        self._intake: dict[str, dict[int, int]] = {}
+        self._intake_observers: tuple[IntakeObserver, ...] = ()
         self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in TIMED}
         self._windows = tuple(self._times.values())
 
@@ -179,6 +193,27 @@ class StatsRecorder:
     def handler_failed(self) -> None:
         with self._lock:
             self._handler_errors += 1
+
+    def intake(self, transport: str, status: int, seconds: float) -> None:
+        """An intake answered a request with ``status`` after ``seconds``."""
+        with self._lock:
+            by_status = self._intake.setdefault(transport, {})
+            by_status[status] = by_status.get(status, 0) + 1
+        for observer in self._intake_observers:
+            try:
+                observer(transport, status, seconds)
+            except Exception as exc:  # an exporter's bug must not fail a request
+                log.error(f"an intake observer raised {exc!r}", exc_info=exc)
+
+    def add_intake_observer(self, observer: IntakeObserver) -> None:
+        """Tell ``observer`` of every intake answer from now on."""
+        with self._lock:
+            self._intake_observers = (*self._intake_observers, observer)
+
+    def remove_intake_observer(self, observer: IntakeObserver) -> None:
+        """Stop telling ``observer``; nothing happens if it was not added."""
+        with self._lock:
+            self._intake_observers = tuple(o for o in self._intake_observers if o != observer)
 
     def sampled(self, organic: bool) -> None:
         if organic:
@@ -230,6 +265,7 @@ class StatsRecorder:
     ) -> ScoringStats:
         with self._lock:
             failures = {k: v for k, v in self._failures.items() if v}
+            intake = {t: MappingProxyType(dict(by)) for t, by in self._intake.items()}
             times = {k: list(v) for k, v in self._times.items() if v}
             counts = (
                 self._iterations,
@@ -261,6 +297,7 @@ class StatsRecorder:
             queue_counters=MappingProxyType(dict(queue_counters)),
             active_scorer=active,
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
+            intake_requests=MappingProxyType(intake),
         )
 
 

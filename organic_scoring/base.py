@@ -27,6 +27,7 @@ from organic_scoring._iteration import IterationRunner
 from organic_scoring._log import log
 from organic_scoring._stages import Stage
 from organic_scoring._stats import ScoringStats, StatsRecorder
+from organic_scoring._transports import attach as attach_transport
 from organic_scoring._trigger import Trigger
 from organic_scoring.config import ScoringConfig
 from organic_scoring.config import Trigger as TriggerName
@@ -35,7 +36,7 @@ from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
 from organic_scoring.synth_dataset._mixture import check_weights
 
-__all__ = ["OrganicScoringBase"]
+__all__ = ["OrganicScoringBase", "stats_recorder"]
 
 _T = TypeVar("_T")
 _S = TypeVar("_S", bound="OrganicScoringBase")
@@ -170,9 +171,7 @@ class OrganicScoringBase(ABC):
             self.loop_iteration, self.__runner, self.__trigger, config, organic_queue
         )
         if axon is not None:
-            from organic_scoring.axon import attach_intake
-
-            attach_intake(self, axon)
+            attach_transport("axon", self, axon)  # organic_scoring.axon.attach_axon
 
     # -- hooks: required -----------------------------------------------------------
 
@@ -466,3 +465,10 @@ def _datasets(
     if weights is not None:
         check_weights(weights, len(datasets), name="synth_dataset_weights")
     return datasets
+
+
+def stats_recorder(scoring: OrganicScoringBase) -> StatsRecorder:
+    """The recorder behind ``scoring.stats``, for the library's intakes and exporters
+    (they count requests and observe iterations through it); not for validator code."""
+    recorder: StatsRecorder = scoring._OrganicScoringBase__stats  # type: ignore[attr-defined]
+    return recorder

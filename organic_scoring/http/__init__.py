@@ -1,18 +1,18 @@
-"""Organic intake over btauth/1 signed HTTP (bittensor 11).
+"""Organic intake over signed HTTP: btauth/1 (bittensor 11) and Epistula v2 (any).
 
-The validator side is an ASGI app built on Starlette, :func:`create_app`, that
-checks each request's ``bt.http_auth`` signature before any hook runs and hands
-the parsed request to the scorer's ``_on_organic_entry``. Serve it standalone with
-:func:`serve_in_thread`, or mount it in an existing Starlette or FastAPI app.
-Callers (gateways, tests, demos) use :class:`OrganicClient`, which signs with
-``bt.http_auth.sign``.
+The validator side is an ASGI app built on Starlette, :func:`create_app`, a thin
+adapter over the intake gate (:mod:`organic_scoring.intake`): it checks each
+request's signature before any hook runs and hands the parsed request to the
+scorer's ``_on_organic_entry``. Serve it standalone with :func:`serve_in_thread`, or
+mount it in an existing Starlette or FastAPI app. Callers (gateways, tests, demos)
+use :class:`OrganicClient`, or any ``httpx`` client with :class:`OrganicAuth`.
 
 Hooks learn who is calling from :func:`caller_hotkey`, :func:`current_caller` and
 :func:`current_request`; ``_blacklist_fn`` receives a :class:`RequestInfo`.
 
-Needs the ``http`` extra (``pip install 'organic-scoring[http]'``). Importing this
-module works on every bittensor major; building the app or the client needs
-bittensor 11's ``bt.http_auth`` and says so clearly on 9 and 10.
+Needs the ``http`` extra (``pip install 'organic-scoring[http]'``), on every
+bittensor major; ``protocol="btauth/1"`` needs bittensor 11's ``bt.http_auth`` and
+says so clearly on 9 and 10.
 """
 
 from __future__ import annotations
@@ -37,12 +37,21 @@ from organic_scoring.http._context import (
     current_caller,
     current_request,
 )
+from organic_scoring.http._epistula import EpistulaCaller
 from organic_scoring.http._server import OrganicServer, serve_in_thread
-from organic_scoring.http._settings import DEFAULT_MAX_BODY_BYTES, IntakeSettings
+from organic_scoring.http._settings import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES,
+    IntakeSettings,
+)
+from organic_scoring.http._signing import OrganicAuth, default_protocol
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
+    "EpistulaCaller",
     "IntakeSettings",
+    "OrganicAuth",
     "OrganicClient",
     "OrganicIntake",
     "OrganicRequestError",
@@ -53,5 +62,6 @@ __all__ = [
     "create_app",
     "current_caller",
     "current_request",
+    "default_protocol",
     "serve_in_thread",
 ]

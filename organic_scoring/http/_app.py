@@ -1,43 +1,45 @@
-"""The organic intake as an ASGI app: btauth/1-signed HTTP in, ``_on_organic_entry`` out.
+"""The organic intake as an ASGI app: signed HTTP in, ``_on_organic_entry`` out.
 
-Protocol: a caller POSTs a JSON body to the intake's path, signed for the
-validator's hotkey with ``bt.http_auth.sign`` (the ``X-Bittensor-*`` headers of
-``btauth/1``). Every request goes through these steps, in this order, and stops at
-the first that refuses it:
+A caller POSTs a JSON body to the intake's path, signed for the validator's hotkey
+with ``btauth/1`` (bittensor 11's ``bt.http_auth``) or Epistula v2 (any bittensor).
+The app is a thin adapter over the intake gate (:mod:`organic_scoring.intake`), and
+every request goes through these steps, in this order, stopping at the first refusal:
 
-1. **Size**: a declared ``Content-Length`` above ``max_body_bytes``, or a body that
-   grows past it while being read, gets 413; nothing more is buffered.
-2. **Signature**: ``bt.http_auth.verify`` over the exact body bytes, the method and
-   the request target as the client sent it (path and ``?query``, mount prefix
-   included), against the validator's hotkey, with a replay-protecting nonce store.
-   Missing or bad signature, stale or replayed nonce, wrong receiver: 401.
-   From here on the caller's hotkey is known (:func:`caller_hotkey`).
-3. **Who**: a hotkey outside the scorer's ``allowed_hotkeys``, or refused by
-   ``_blacklist_fn(RequestInfo)``: 403.
-4. **Body**: parsed into the pydantic model that ``_on_organic_entry``'s first
-   parameter names. Not JSON: 400; JSON that does not fit: 422 with the errors.
-5. **Verify hook**: ``_verify_fn(request)`` returning False or raising: 403.
-6. **Admission**: ``max_concurrent`` requests are handled at once; the rest wait,
-   highest ``_priority_fn(request)`` first, at most ``max_backlog`` of them; beyond
-   that: 429. A caller that hangs up while waiting gives up its place.
-7. **Handler**: ``_on_organic_entry(request)``; its return value is the response
+1. **Headers**: the protocol's authentication headers present, well formed, not
+   repeated, and naming this validator as the receiver (401; a repeated one 400).
+2. **Who**: a claimed hotkey outside ``allowed_hotkeys``: 403.
+3. **When**: signed more than ``max_age`` ago, more than ``allowed_skew`` ahead, or
+   before the intake started: 401.
+4. **Size**: a declared ``Content-Length`` above ``max_body_bytes``: 413.
+   Until here nothing of the body has been read and no signature checked.
+5. **Body**: read under both limits: 413 past ``max_body_bytes``, 408 when it has not
+   arrived whole after ``body_timeout`` seconds.
+6. **Signature and replay**: the signature over the exact body bytes (and, for
+   btauth/1, the method and the request target as sent); a nonce (Epistula: UUID)
+   accepted before: 401. The nonce store failing: 503. From here on the caller's
+   hotkey is known (:func:`caller_hotkey`).
+7. **Hooks**: ``_blacklist_fn(RequestInfo)`` (403, 500 if it raises); the body parsed
+   into the request model (not JSON: 400; JSON that does not fit: 422 with the
+   errors); ``_verify_fn(request)`` (403); ``_priority_fn(request)`` (500 if it
+   raises).
+8. **Admission**: ``max_concurrent`` requests are handled at once; the rest wait,
+   highest priority first, at most ``max_backlog`` of them; beyond that: 429. A
+   caller that hangs up while waiting gives up its place.
+9. **Handler**: ``_on_organic_entry(request)``; its return value is the response
    (see :mod:`organic_scoring.http._responses`). If it raises: 500, logged here,
    with nothing of the exception in the answer.
 
-Every refusal is a JSON ``{"error": "..."}``. Bad input is always a 4xx; a 5xx
-means a hook failed (500) or the nonce store did (503).
+Every refusal is a JSON ``{"error": "..."}``. Bad input is always a 4xx; a 5xx means
+a hook failed (500) or the nonce store did (503).
 
 The app runs on an asyncio server (uvicorn, hypercorn on asyncio) and serves one
-event loop at a time. ``verify`` and the nonce store are called synchronously, as
-bittensor defines them; a store backed by a remote service should answer fast.
+event loop at a time. Signatures are checked on the event loop (tens of
+microseconds each); plain-function hooks run on worker threads.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable
-from typing import Any
+import time
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
@@ -48,70 +50,83 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from organic_scoring._log import log
-from organic_scoring._tasks import TaskGroup
 from organic_scoring.base import OrganicScoringBase
-from organic_scoring.http._admission import AdmissionGate, BacklogFull
-from organic_scoring.http._auth import (
-    GuardedNonceStore,
-    NonceStoreFailure,
-    http_auth,
-    request_target,
-)
 from organic_scoring.http._body import (
     BodyTooLarge,
+    BodyTooSlow,
     ClientGone,
     InvalidLength,
     check_declared_length,
     read_body,
 )
 from organic_scoring.http._context import RequestInfo, _current
-from organic_scoring.http._hooks import ScorerIntakeHooks, request_model_of
+from organic_scoring.http._protocol import header_map
 from organic_scoring.http._responses import error_response, response_for, stream_response
-from organic_scoring.http._settings import DEFAULT_MAX_BODY_BYTES, IntakeSettings
+from organic_scoring.http._settings import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES,
+    IntakeSettings,
+)
+from organic_scoring.http._signing import default_protocol, protocol_named
+from organic_scoring.http._target import request_target
+from organic_scoring.intake import (
+    DEFAULT_ALLOWED_SKEW,
+    DEFAULT_MAX_AGE,
+    Gate,
+    NonceStore,
+    Refused,
+    request_type_of,
+)
 
 __all__ = ["OrganicIntake", "create_app"]
 
 _MAX_REPORTED_ERRORS = 50
+_GONE = 499  # counted, never sent: nginx's "client closed request"
 
 
 def create_app(
     scoring: OrganicScoringBase,
     *,
     hotkey_ss58: str,
+    protocol: str | None = None,
     path: str = "/organic",
     model: type[BaseModel] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
     max_concurrent: int = 32,
     max_backlog: int = 256,
-    max_age: float = 10.0,
-    allowed_skew: float = 2.0,
-    nonce_store: Any = None,
+    max_age: float = DEFAULT_MAX_AGE,
+    allowed_skew: float = DEFAULT_ALLOWED_SKEW,
+    nonce_store: NonceStore | None = None,
 ) -> Starlette:
     """Build the signed-HTTP organic intake for ``scoring`` as a Starlette app.
 
     Serve it alone (:func:`~organic_scoring.http.serve_in_thread`, or any ASGI
     server), or mount it in an existing Starlette or FastAPI app
-    (``Mount("/prefix", app)`` / ``app.mount(...)``); callers then sign the full path,
-    prefix included. It answers ``POST path`` only (other methods: 405).
+    (``Mount("/prefix", app)`` / ``app.mount(...)``); btauth/1 callers then sign the
+    full path, prefix included. It answers ``POST path`` only (other methods: 405).
     ``app.state.organic_intake`` is the :class:`OrganicIntake` behind the route.
 
     Args:
         scoring: The scorer whose ``_on_organic_entry`` handles each request.
         hotkey_ss58: The validator's hotkey; requests must be signed for it.
+        protocol: ``"btauth/1"`` (bittensor 11) or ``"epistula"`` (any bittensor).
+            Default: ``"btauth/1"`` where ``bt.http_auth`` exists, else ``"epistula"``.
         path: The route of the intake.
         model: The request model; by default the annotation of
             ``_on_organic_entry``'s first parameter.
         max_body_bytes: Longer bodies get 413 (default 1 MiB).
+        body_timeout: Seconds to receive the whole body; slower ones get 408.
         max_concurrent: Requests handled at once.
         max_backlog: Requests allowed to wait for a slot; more get 429.
         max_age: Seconds a signed request stays fresh.
         allowed_skew: Seconds a caller's clock may run ahead of ours.
-        nonce_store: Where seen nonces are kept (a ``bt.http_auth.NonceStore``);
-            default: a new ``InMemoryNonceStore`` for this app. Share one store, e.g.
-            backed by Redis, between processes serving the same hotkey.
+        nonce_store: Where accepted nonces are kept
+            (:class:`~organic_scoring.intake.NonceStore`); default: in memory, for
+            this app. Share one (Redis) between processes serving the same hotkey.
 
     Raises:
-        RuntimeError: This bittensor has no ``bt.http_auth`` (9 and 10).
+        RuntimeError: ``protocol="btauth/1"`` on bittensor 9 or 10.
         TypeError: ``scoring`` is not a scorer, or no request model can be found.
         ValueError: An option is out of range (the message names it), or the nonce
             store forgets nonces before they go stale.
@@ -119,9 +134,11 @@ def create_app(
     intake = OrganicIntake(
         scoring,
         hotkey_ss58=hotkey_ss58,
+        protocol=protocol,
         path=path,
         model=model,
         max_body_bytes=max_body_bytes,
+        body_timeout=body_timeout,
         max_concurrent=max_concurrent,
         max_backlog=max_backlog,
         max_age=max_age,
@@ -154,220 +171,153 @@ class OrganicIntake:
         scoring: OrganicScoringBase,
         *,
         hotkey_ss58: str,
+        protocol: str | None = None,
         path: str = "/organic",
         model: type[BaseModel] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
         max_concurrent: int = 32,
         max_backlog: int = 256,
-        max_age: float = 10.0,
-        allowed_skew: float = 2.0,
-        nonce_store: Any = None,
+        max_age: float = DEFAULT_MAX_AGE,
+        allowed_skew: float = DEFAULT_ALLOWED_SKEW,
+        nonce_store: NonceStore | None = None,
     ) -> None:
         """Check the options and look up the scorer's hooks; see :func:`create_app`."""
-        auth = http_auth("organic_scoring.http.create_app")
         if not isinstance(scoring, OrganicScoringBase):
             raise TypeError(f"scoring must be an OrganicScoringBase, got {type(scoring).__name__}")
         self.settings = IntakeSettings(
             hotkey_ss58=hotkey_ss58,
+            protocol=default_protocol() if protocol is None else protocol,  # type: ignore[arg-type]
             path=path,
             max_body_bytes=max_body_bytes,
+            body_timeout=body_timeout,
             max_concurrent=max_concurrent,
             max_backlog=max_backlog,
             max_age=max_age,
             allowed_skew=allowed_skew,
         )
+        self.protocol = protocol_named(self.settings.protocol)
         if model is None:
-            model = request_model_of(scoring)
+            model = request_type_of(scoring, BaseModel, "; or pass model= to create_app")
         elif not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise TypeError(f"model must be a pydantic model class, got {model!r}")
         self.model: type[BaseModel] = model
-        # Read the settings through the base class's descriptor, not ``scoring.config``:
-        # a subclass may use the name ``config`` for something of its own.
-        config = OrganicScoringBase.__dict__["config"].__get__(scoring, type(scoring))
-        self._allowed: frozenset[str] | None = config.allowed_hotkeys
-        self._hooks = ScorerIntakeHooks(scoring)
-        self._gate = AdmissionGate(self.settings.max_concurrent, self.settings.max_backlog)
-        self.nonce_store = _nonce_store(auth, nonce_store, self.settings)
-        self._auth_error: type[Exception] = auth.AuthError
-        self._verify: Callable[..., Any] = functools.partial(
-            auth.verify,
-            self_hotkey_ss58=self.settings.hotkey_ss58,
+        self.gate = Gate(
+            scoring,
+            self.settings.protocol,
+            max_concurrent=self.settings.max_concurrent,
+            max_backlog=self.settings.max_backlog,
             max_age=self.settings.max_age,
             allowed_skew=self.settings.allowed_skew,
-            nonce_store=GuardedNonceStore(self.nonce_store),
+            nonce_store=nonce_store,
         )
+
+    @property
+    def nonce_store(self) -> NonceStore:
+        """Where this intake keeps accepted nonces."""
+        return self.gate.nonce_store
 
     @property
     def in_flight(self) -> int:
         """Requests holding a handler slot now."""
-        return self._gate.active
+        return self.gate.in_flight
 
     @property
     def waiting(self) -> int:
         """Requests waiting for a handler slot now."""
-        return self._gate.waiting
+        return self.gate.waiting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one HTTP request (ASGI)."""
         if scope["type"] != "http":
             return  # only HTTP is served; a router never sends anything else here
+        began = time.perf_counter()
+        gate = self.gate
         if scope["method"] != "POST":
             await error_response(405, "method not allowed", headers={"Allow": "POST"})(
                 scope, receive, send
             )
+            gate.record(405, began)
             return
-        response = await self._authenticate(scope, receive)
-        if response is None:
-            return  # the caller hung up while sending its body
-        if isinstance(response, Response):
-            await response(scope, receive, send)
-            return
-        info, body = response
-        token = _current.set(info)
         try:
-            await self._serve(info, body, scope, receive, send)
-        finally:
-            _current.reset(token)
+            status = await self._serve(scope, receive, send)
+        except Refused as refused:
+            response = error_response(
+                refused.status, refused.message, headers=refused.headers, detail=refused.detail
+            )
+            await response(scope, receive, send)
+            status = refused.status
+        except ClientGone:
+            status = _GONE
+        gate.record(status, began)
 
-    async def _authenticate(
-        self, scope: Scope, receive: Receive
-    ) -> Response | tuple[RequestInfo, bytes] | None:
-        """Steps 1 and 2: the body within its limit, and a valid signature.
-
-        Returns the refusal, the authenticated request, or None if the client left.
-        """
-        headers = {
-            key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
-        }
-        limit = self.settings.max_body_bytes
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Every step; returns the status sent, or raises :class:`Refused`."""
+        settings, gate, protocol = self.settings, self.gate, self.protocol
+        receiver = settings.hotkey_ss58
+        headers = header_map(scope["headers"], protocol)
+        claim = protocol.claim(headers, receiver)
+        gate.screen(claim.hotkey)
+        gate.check_fresh(claim.signed_at_ns)
+        limit = settings.max_body_bytes
         try:
             check_declared_length(headers.get("content-length"), limit)
-            body = await read_body(receive, limit)
+            body = await read_body(receive, limit, settings.body_timeout)
+        except InvalidLength:
+            raise Refused(400, "invalid Content-Length") from None
         except BodyTooLarge:
             # The server discards whatever of the body is still coming; closing the
             # connection now instead would reset it under a client still writing.
-            return error_response(413, f"request body exceeds {limit} bytes")
-        except InvalidLength:
-            return error_response(400, "invalid Content-Length")
-        except ClientGone:
-            return None
+            raise Refused(413, f"request body exceeds {limit} bytes") from None
+        except BodyTooSlow:
+            raise Refused(
+                408, f"the request body did not arrive within {settings.body_timeout:g}s"
+            ) from None
         target = request_target(scope)
-        try:
-            caller = self._verify(headers, body, method="POST", path=target)
-        except NonceStoreFailure as exc:
-            log.error(f"organic intake: the nonce store failed: {exc}", exc_info=exc.__cause__)
-            return error_response(503, "replay protection is unavailable, try again later")
-        except Exception as exc:
-            if not isinstance(exc, self._auth_error):
-                # bittensor refused input it did not expect; still the caller's fault.
-                log.debug(f"organic intake: verify raised {exc!r}")
-                return error_response(401, "malformed authentication headers")
-            return error_response(401, str(exc))
+        caller = protocol.verify(claim, headers, body, target=target, receiver=receiver, gate=gate)
         client = scope.get("client")
         info = RequestInfo(
-            hotkey=caller.hotkey_ss58,
+            hotkey=claim.hotkey,
+            protocol=protocol.name,
             method="POST",
             path=target,
             headers=headers,
             client=None if client is None else (str(client[0]), int(client[1])),
             caller=caller,
         )
-        return info, body
-
-    async def _serve(
-        self, info: RequestInfo, body: bytes, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        """Steps 3 to 7, with the caller known."""
-        response = await self._admissible(info, body)
-        if isinstance(response, Response):
-            await response(scope, receive, send)
-            return
-        request, priority = response
+        token = _current.set(info)
         try:
-            admitted = await self._admit(priority, receive)
-        except BacklogFull:
-            log.debug(f"organic intake: backlog full, refused {info.hotkey}")
-            await error_response(
-                429,
-                "too many organic requests waiting, try again later",
-                headers={"Retry-After": "1"},
-            )(scope, receive, send)
-            return
-        if not admitted:
-            return
-        try:
-            await self._handle(request, scope, receive, send)
+            request, priority = await gate.pass_through(
+                info, lambda: self._parse(body), claim.hotkey
+            )
+            async with gate.admitted(priority, lambda: _until_gone(receive)) as admitted:
+                if not admitted:
+                    return _GONE
+                return await self._handle(request, info, scope, receive, send)
         finally:
-            self._gate.leave()
+            _current.reset(token)
 
-    async def _admissible(
-        self, info: RequestInfo, body: bytes
-    ) -> Response | tuple[BaseModel, float]:
-        """Steps 3 to 5: the request and its priority, or the refusal."""
-        if self._allowed is not None and info.hotkey not in self._allowed:
-            return error_response(403, "this hotkey may not send organic requests")
+    def _parse(self, body: bytes) -> BaseModel:
         try:
-            reason = await self._hooks.blacklisted(info)
-        except Exception as exc:
-            return _hook_failed("_blacklist_fn", info, exc)
-        if reason is not None:
-            return error_response(403, reason)
-        try:
-            request = self.model.model_validate_json(body)
+            return self.model.model_validate_json(body)
         except ValidationError as exc:
-            return _invalid_body(exc)
-        except Exception as exc:
-            return _hook_failed(f"{self.model.__name__} validation", info, exc)
-        try:
-            reason = await self._hooks.rejected(request)
-        except Exception as exc:
-            log.debug(f"organic intake: _verify_fn raised {exc!r} for {info.hotkey}")
-            reason = "rejected by the validator"
-        if reason is not None:
-            return error_response(403, reason)
-        try:
-            priority = await self._hooks.priority(request)
-        except Exception as exc:
-            return _hook_failed("_priority_fn", info, exc)
-        return request, priority
+            raise _invalid_body(exc) from None
 
-    async def _admit(self, priority: float, receive: Receive) -> bool:
-        """Step 6: wait for a slot; False if the client hung up first.
-
-        Raises:
-            BacklogFull: Too many requests are waiting already.
-        """
-        gate = self._gate
-        if gate.try_enter():
-            return True
-        waiter = gate.queue(priority)
-        try:
-            async with TaskGroup() as group:
-                watcher = group.start_soon(_until_gone(receive))
-                await asyncio.wait((waiter, watcher), return_when=asyncio.FIRST_COMPLETED)
-                gone = watcher.done()
-                watcher.cancel()
-        except BaseException:
-            gate.withdraw(waiter)
-            raise
-        if gone:
-            gate.withdraw(waiter)  # passes the slot on if it had just been granted
-            return False
-        return True
-
-    async def _handle(self, request: BaseModel, scope: Scope, receive: Receive, send: Send) -> None:
-        """Step 7: run the handler and send what it returned."""
+    async def _handle(
+        self, request: BaseModel, info: RequestInfo, scope: Scope, receive: Receive, send: Send
+    ) -> int:
+        """Run the handler and send what it returned; the status sent."""
         chunks = None
-        started = False
+        sent: list[int] = []
 
         async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = True
+            if message["type"] == "http.response.start":
+                sent.append(int(message["status"]))
             await send(message)
 
         try:
             try:
-                result = await self._hooks.handle(request)
+                result = await self.gate.handle(request)
                 response = response_for(result)
                 if response is None:
                     streamed = await stream_response(result)
@@ -376,18 +326,24 @@ class OrganicIntake:
                     else:
                         response, chunks = streamed
             except Exception as exc:
-                response = _hook_failed("_on_organic_entry", _current.get(), exc)
+                log.error(
+                    f"organic intake: _on_organic_entry raised for {info.hotkey}: {exc!r}",
+                    exc_info=exc,
+                )
+                response = error_response(500, "internal error")
             try:
                 await response(scope, receive, tracked_send)
             except (ClientDisconnect, OSError):
-                pass  # the caller left; there is no one to answer
+                return sent[0] if sent else _GONE  # the caller left; no one to answer
             except Exception as exc:
                 log.error(f"organic intake: sending the response failed: {exc!r}", exc_info=exc)
-                if not started:
+                if not sent:
                     await error_response(500, "internal error")(scope, receive, send)
+                    return 500
         finally:
             if chunks is not None:
                 await chunks.aclose()
+        return sent[0] if sent else 500
 
 
 async def _until_gone(receive: Receive) -> None:
@@ -399,36 +355,12 @@ async def _until_gone(receive: Receive) -> None:
         log.debug(f"organic intake: reading from a waiting client failed: {exc!r}")
 
 
-def _invalid_body(exc: ValidationError) -> Response:
+def _invalid_body(exc: ValidationError) -> Refused:
     errors = exc.errors(include_url=False, include_context=False, include_input=False)
     if any(error["type"] == "json_invalid" for error in errors):
-        return error_response(400, "request body is not valid JSON")
+        return Refused(400, "request body is not valid JSON")
     detail = [
         {"type": error["type"], "loc": list(error["loc"]), "msg": error["msg"]}
         for error in errors[:_MAX_REPORTED_ERRORS]
     ]
-    return error_response(422, "request body does not match the schema", detail=detail)
-
-
-def _hook_failed(hook: str, info: RequestInfo | None, exc: Exception) -> Response:
-    who = "an unknown caller" if info is None else info.hotkey
-    log.error(f"organic intake: {hook} raised for {who}: {exc!r}", exc_info=exc)
-    return error_response(500, "internal error")
-
-
-def _nonce_store(auth: Any, store: Any, settings: IntakeSettings) -> Any:
-    window = settings.max_age + settings.allowed_skew
-    if store is None:
-        return auth.InMemoryNonceStore(retention=max(60.0, window))
-    if not callable(getattr(store, "check_and_store", None)):
-        raise TypeError(
-            "nonce_store must have a check_and_store(hotkey_ss58, nonce_ns) method, "
-            f"got {type(store).__name__}"
-        )
-    retention = getattr(store, "retention", None)
-    if isinstance(retention, (int, float)) and retention < window:
-        raise ValueError(
-            f"nonce_store keeps nonces for {retention:g}s but requests stay fresh for "
-            f"{window:g}s (max_age + allowed_skew); replays in the gap would be accepted"
-        )
-    return store
+    return Refused(422, "request body does not match the schema", detail=detail)

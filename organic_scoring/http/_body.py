@@ -1,14 +1,26 @@
-"""Reading a request body under a size limit, without buffering more than the limit.
+"""Reading a request body under a size limit and a time limit.
 
 A declared ``Content-Length`` above the limit is refused before a byte is read; a
-body without one (chunked) is refused as soon as what arrived passes the limit.
+body without one (chunked) is refused as soon as what arrived passes the limit. A
+body that has not arrived whole within the time limit is given up (408), and what
+had arrived of it is dropped with it: a caller that trickles its body cannot hold
+the server's memory.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.types import Receive
 
-__all__ = ["BodyTooLarge", "ClientGone", "InvalidLength", "check_declared_length", "read_body"]
+__all__ = [
+    "BodyTooLarge",
+    "BodyTooSlow",
+    "ClientGone",
+    "InvalidLength",
+    "check_declared_length",
+    "read_body",
+]
 
 
 class BodyTooLarge(Exception):
@@ -23,6 +35,10 @@ class ClientGone(Exception):
     """The client disconnected before the body was complete."""
 
 
+class BodyTooSlow(Exception):
+    """The body did not arrive whole within the time limit."""
+
+
 def check_declared_length(value: str | None, limit: int) -> None:
     """Refuse a declared ``Content-Length`` above ``limit`` (or not a number)."""
     if value is None:
@@ -34,8 +50,21 @@ def check_declared_length(value: str | None, limit: int) -> None:
         raise BodyTooLarge
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """Receive the whole body, or raise :class:`BodyTooLarge` past ``limit`` bytes."""
+async def read_body(receive: Receive, limit: int, timeout: float) -> bytes:
+    """Receive the whole body within ``timeout`` seconds.
+
+    Raises:
+        BodyTooLarge: Past ``limit`` bytes.
+        BodyTooSlow: Not whole after ``timeout`` seconds.
+        ClientGone: The client hung up first.
+    """
+    try:
+        return await asyncio.wait_for(_read(receive, limit), timeout)
+    except asyncio.TimeoutError:
+        raise BodyTooSlow from None
+
+
+async def _read(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -1,8 +1,9 @@
 """The caller's side: signed organic requests to a validator's intake, over httpx.
 
 Each request is serialised once, signed over exactly those bytes with a fresh nonce
-(``bt.http_auth.sign``) for the validator's hotkey and the URL's path and query,
-and sent as is. Nothing is retried: a retry would need a new signature anyway.
+(btauth/1 or Epistula, by :class:`~organic_scoring.http.OrganicAuth`) for the
+validator's hotkey and the URL's path and query, and sent as is. Nothing is retried:
+a retry would need a new signature anyway.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import httpx
 from pydantic import BaseModel
 
 from organic_scoring.errors import OrganicScoringError
-from organic_scoring.http._auth import http_auth, signer_for
+from organic_scoring.http._signing import OrganicAuth
 
 __all__ = ["OrganicClient", "OrganicRequestError", "OrganicStream"]
 
@@ -77,13 +78,17 @@ class OrganicClient:
         wallet: Whose hotkey signs: a ``bt.Wallet``, a keypair, or a ``bt.Signer``.
         url: The intake's full URL, e.g. ``"http://10.0.0.5:8091/organic"``.
         receiver_hotkey: The validator's hotkey the requests are signed for.
+        protocol: ``"btauth/1"`` or ``"epistula"``, as the intake was built with;
+            default ``"btauth/1"`` where ``bt.http_auth`` exists (11), else
+            ``"epistula"``.
         timeout: Seconds for connecting, each read and each write.
         transport: An httpx transport to use instead of the network, e.g.
             ``httpx.ASGITransport(app)`` to call an app in-process.
         headers: Extra headers sent with every request (not signed).
 
     Raises:
-        RuntimeError: This bittensor has no ``bt.http_auth`` (9 and 10).
+        RuntimeError: ``protocol="btauth/1"`` on bittensor 9 or 10.
+        ValueError: ``url`` is not http(s), or ``protocol`` is unknown.
     """
 
     def __init__(
@@ -92,12 +97,12 @@ class OrganicClient:
         url: str,
         receiver_hotkey: str,
         *,
+        protocol: str | None = None,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._auth = http_auth("organic_scoring.http.OrganicClient")
-        self._signer = signer_for(wallet)
+        self.auth = OrganicAuth(wallet, receiver_hotkey, protocol)
         self.url = httpx.URL(url)
         if self.url.scheme not in ("http", "https"):
             raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
@@ -114,17 +119,17 @@ class OrganicClient:
     @property
     def hotkey(self) -> str:
         """The ss58 hotkey that signs this client's requests."""
-        address: str = self._signer.ss58_address
-        return address
+        return self.auth.hotkey
+
+    @property
+    def protocol(self) -> str:
+        """The signing protocol: ``"btauth/1"`` or ``"epistula"``."""
+        return self.auth.protocol.name
 
     def signed(self, body: bytes) -> dict[str, str]:
         """The headers for one request carrying ``body``: signature and content type."""
-        headers: dict[str, str] = self._auth.sign(
-            self._signer,
-            method="POST",
-            path=self._target,
-            body=body,
-            receiver_ss58=self.receiver_hotkey,
+        headers = self.auth.protocol.sign(
+            self.auth.signer, target=self._target, body=body, receiver=self.receiver_hotkey
         )
         headers["Content-Type"] = "application/json"
         return headers

@@ -1,7 +1,7 @@
 """Who is calling: the authenticated request, visible to hooks while it is handled.
 
-The intake sets a context variable once ``bt.http_auth.verify`` has accepted a
-request, before any hook runs, and keeps it set while the response is produced
+The intake sets a context variable once a request's signature has been verified,
+before any hook runs, and keeps it set while the response is produced
 (streamed responses included). Hooks read it with :func:`caller_hotkey`,
 :func:`current_caller` or :func:`current_request`; outside a request they return None.
 """
@@ -25,15 +25,20 @@ class RequestInfo:
 
     Attributes:
         hotkey: The caller's ss58 hotkey, proven by its signature.
+        protocol: How it was signed: ``"btauth/1"`` or ``"epistula"``.
         method: The HTTP method, upper case.
         path: The request target the caller signed: path plus ``?query`` if any.
-        headers: The request headers, names lower-cased (the last of repeated names).
+        headers: The request headers, names lower-cased (for a repeated name other
+            than an authentication header, the last value).
         client: The peer's ``(host, port)`` as the server saw it, or None.
-        caller: bittensor's ``http_auth.Caller`` (``hotkey_ss58``, ``nonce_ns``,
-            ``crypto_type``).
+        caller: The protocol's record of the caller: bittensor's ``http_auth.Caller``
+            (``hotkey_ss58``, ``nonce_ns``, ``crypto_type``) for btauth/1, an
+            :class:`~organic_scoring.http.EpistulaCaller` (``hotkey_ss58``, ``uuid``,
+            ``timestamp_ms``) for Epistula.
     """
 
     hotkey: str
+    protocol: str
     method: str
     path: str
     headers: Mapping[str, str]

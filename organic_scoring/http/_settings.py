@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "IntakeSettings"]
+from organic_scoring.intake import DEFAULT_ALLOWED_SKEW, DEFAULT_MAX_AGE
+
+__all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_BYTES", "IntakeSettings", "ProtocolName"]
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 """1 MiB: the largest request body accepted unless ``max_body_bytes`` says otherwise."""
+
+DEFAULT_BODY_TIMEOUT = 10.0
+"""Seconds a caller has to send its whole body; a slower one gets 408."""
+
+ProtocolName = Literal["btauth/1", "epistula"]
 
 
 class IntakeSettings(BaseModel):
@@ -15,8 +24,10 @@ class IntakeSettings(BaseModel):
 
     Attributes:
         hotkey_ss58: The validator's own hotkey; requests must be signed for it.
+        protocol: ``"btauth/1"`` or ``"epistula"``.
         path: Where the intake answers, e.g. ``"/organic"``.
         max_body_bytes: Longer bodies are refused with 413.
+        body_timeout: Seconds to receive the whole body; slower bodies get 408.
         max_concurrent: Requests handled at once (handler slots).
         max_backlog: Requests allowed to wait for a slot; more are refused with 429.
         max_age: How old (seconds) a request's nonce may be.
@@ -26,12 +37,14 @@ class IntakeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
     hotkey_ss58: str = Field(min_length=1)
+    protocol: ProtocolName
     path: str = "/organic"
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=0)
+    body_timeout: float = Field(default=DEFAULT_BODY_TIMEOUT, gt=0)
     max_concurrent: int = Field(default=32, ge=1)
     max_backlog: int = Field(default=256, ge=0)
-    max_age: float = Field(default=10.0, gt=0)
-    allowed_skew: float = Field(default=2.0, ge=0)
+    max_age: float = Field(default=DEFAULT_MAX_AGE, gt=0)
+    allowed_skew: float = Field(default=DEFAULT_ALLOWED_SKEW, ge=0)
 
     @field_validator("path")
     @classmethod
@@ -40,7 +53,7 @@ class IntakeSettings(BaseModel):
             raise ValueError("expected an absolute path such as '/organic', without a query")
         return value
 
-    @field_validator("max_age", "allowed_skew", mode="before")
+    @field_validator("max_age", "allowed_skew", "body_timeout", mode="before")
     @classmethod
     def _seconds(cls, value: object) -> object:
         # strict mode refuses an int for a float field; seconds may be whole numbers.

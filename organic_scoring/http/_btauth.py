@@ -1,0 +1,108 @@
+"""``btauth/1``: bittensor 11's signed HTTP (``bt.http_auth``), as the intake uses it.
+
+The caller signs, with its hotkey, a payload binding the protocol version, the
+method, the request target, the sha256 of the body, a nanosecond timestamp nonce,
+its own hotkey and the receiver's (``X-Bittensor-*`` headers). bittensor defines the
+payload and checks the signature; this module reads the claim from the headers first
+(so that an outsider or a stale request is refused before the body is read), and
+hands bittensor a nonce store that is the gate's, so that replays are judged in one
+place for every transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from organic_scoring._compat import Signer, require_http_auth
+from organic_scoring.http._protocol import Claim, SigningProtocol
+from organic_scoring.intake import Gate, Refused
+
+__all__ = ["BtAuth"]
+
+_PREFIX = "x-bittensor-"
+_VERSION = "x-bittensor-version"
+_HOTKEY = "x-bittensor-hotkey"
+_RECEIVER = "x-bittensor-receiver"
+_NONCE = "x-bittensor-nonce"
+_SIGNATURE = "x-bittensor-signature"
+
+
+class BtAuth(SigningProtocol):
+    """``btauth/1`` over ``bt.http_auth`` (bittensor 11 only)."""
+
+    name = "btauth/1"
+
+    def __init__(self) -> None:
+        require_http_auth("the btauth/1 protocol")
+        import bittensor as bt
+
+        self._auth: Any = bt.http_auth
+
+    def is_auth_header(self, name: str) -> bool:
+        return name.startswith(_PREFIX)
+
+    def claim(self, headers: Mapping[str, str], receiver: str) -> Claim:
+        if headers.get(_VERSION) != self._auth.VERSION:
+            raise Refused(401, "missing or unsupported X-Bittensor-Version (expected 1)")
+        hotkey = headers.get(_HOTKEY)
+        if not hotkey:
+            raise Refused(401, "missing X-Bittensor-Hotkey")
+        if _SIGNATURE not in headers:
+            raise Refused(401, "missing X-Bittensor-Signature")
+        try:
+            nonce = int(headers[_NONCE])
+        except (KeyError, ValueError):
+            raise Refused(401, "missing or malformed X-Bittensor-Nonce") from None
+        if headers.get(_RECEIVER) != receiver:
+            raise Refused(401, "the request is not signed for this validator's hotkey")
+        return Claim(hotkey=hotkey, signed_at_ns=nonce, nonce=nonce)
+
+    def verify(
+        self,
+        claim: Claim,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        target: str,
+        receiver: str,
+        gate: Gate,
+    ) -> Any:
+        freshness = gate.freshness
+        try:
+            return self._auth.verify(
+                headers,
+                body,
+                method="POST",
+                path=target,
+                self_hotkey_ss58=receiver,
+                max_age=freshness.max_age,
+                allowed_skew=freshness.allowed_skew,
+                nonce_store=_GateStore(gate),
+            )
+        except self._auth.AuthError as exc:
+            raise Refused(401, str(exc)) from exc
+        except (ValueError, TypeError) as exc:  # input bittensor did not expect
+            raise Refused(401, "malformed authentication headers") from exc
+
+    def sign(self, signer: Signer, *, target: str, body: bytes, receiver: str) -> dict[str, str]:
+        headers: dict[str, str] = self._auth.sign(
+            signer, method="POST", path=target, body=body, receiver_ss58=receiver
+        )
+        return headers
+
+
+class _GateStore:
+    """bittensor's nonce-store protocol, answered by the gate (which refuses replays)."""
+
+    __slots__ = ("_gate", "retention")
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+        # bittensor checks the store's retention on every call; the gate checked its
+        # store once, at construction.
+        self.retention = gate.freshness.window
+
+    def check_and_store(self, hotkey_ss58: str, nonce_ns: int) -> bool:
+        self._gate.remember(hotkey_ss58, nonce_ns)  # raises Refused on a replay
+        return True

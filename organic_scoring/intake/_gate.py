@@ -1,0 +1,319 @@
+"""The intake gate: one pipeline behind every transport.
+
+A transport (the axon, btauth/1 HTTP, Epistula HTTP) turns its wire format into the
+gate's inputs and calls these steps in this order; each one refuses by raising
+:class:`Refused` with the status every transport answers with:
+
+======  =========================================================  ======
+step    what                                                       refusal
+======  =========================================================  ======
+screen  the claimed hotkey against ``allowed_hotkeys``, before any   403
+        byte of the body is read or any signature verified
+fresh   signed at most ``max_age`` ago, not ahead by more than      401
+        ``allowed_skew``, and not before the intake started
+(the transport reads the body and verifies the signature: 401 when it fails)
+remember  the (hotkey, nonce) pair was never accepted before        401
+          (the nonce store failing: 503)
+blacklist ``_blacklist_fn`` refuses (403); raises (500)
+(the transport parses the request: 400 or 422)
+verify  ``_verify_fn`` returns False or raises                      403
+priority ``_priority_fn``, a number (NaN ranks last); raises (500)
+admit   ``max_concurrent`` requests at once, the rest wait,         429
+        highest priority first, at most ``max_backlog`` of them
+handle  ``receive_organic(request)``: counted as accepted, or as a  500
+        handler error when ``_on_organic_entry`` raises
+======  =========================================================  ======
+
+Cheap steps come first, so an outsider's request costs no signature verification
+and leaves nothing in the nonce store. :meth:`Gate.record` counts every answer by
+transport and status in the scorer's stats.
+
+The verdict rule, for both ``_blacklist_fn`` and ``_verify_fn``: a hook answers with
+a flag or ``(flag, reason)``; ``_blacklist_fn`` refuses on a true flag,
+``_verify_fn`` on a false one (None accepts, the bittensor axon's style of raising
+to refuse). Plain-function hooks run on worker threads, never on the server's
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from organic_scoring._hooks import Hook, overrides
+from organic_scoring._log import log
+from organic_scoring._tasks import TaskGroup
+from organic_scoring._workers import Workers
+from organic_scoring.base import OrganicScoringBase, stats_recorder
+from organic_scoring.intake._admission import AdmissionGate, BacklogFull
+from organic_scoring.intake._replay import (
+    Freshness,
+    InMemoryNonceStore,
+    NonceStore,
+    NonceStoreFailure,
+    check_retention,
+    remember,
+)
+
+__all__ = ["DEFAULT_ALLOWED_SKEW", "DEFAULT_MAX_AGE", "Gate", "Refused"]
+
+DEFAULT_MAX_AGE = 10.0
+"""Seconds a signed request stays fresh."""
+DEFAULT_ALLOWED_SKEW = 2.0
+"""Seconds a caller's clock may run ahead of ours."""
+
+
+class Refused(Exception):
+    """The gate refuses a request: answer ``status`` with ``message`` (safe to show)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        detail: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.detail = detail
+
+
+class Gate:
+    """One scorer's intake pipeline; each transport builds one and calls its steps.
+
+    Args:
+        scorer: The scorer whose hooks the gate runs.
+        transport: A label for the stats (``"axon"``, ``"btauth/1"``, ``"epistula"``).
+        max_concurrent: Requests handled at once.
+        max_backlog: Requests allowed to wait for a slot; more get 429.
+        max_age, allowed_skew: The freshness window (seconds).
+        nonce_store: Where accepted nonces are kept; default an
+            :class:`~organic_scoring.intake.InMemoryNonceStore`. Share one (Redis)
+            between processes serving the same hotkey.
+
+    The gate belongs to one event loop at a time (the server's).
+    """
+
+    def __init__(
+        self,
+        scorer: OrganicScoringBase,
+        transport: str,
+        *,
+        max_concurrent: int = 32,
+        max_backlog: int = 256,
+        max_age: float = DEFAULT_MAX_AGE,
+        allowed_skew: float = DEFAULT_ALLOWED_SKEW,
+        nonce_store: NonceStore | None = None,
+    ) -> None:
+        if not isinstance(scorer, OrganicScoringBase):
+            raise TypeError(f"scoring must be an OrganicScoringBase, got {type(scorer).__name__}")
+        self.transport = transport
+        self.freshness = Freshness(max_age, allowed_skew, time.time_ns())
+        if nonce_store is None:
+            nonce_store = InMemoryNonceStore(retention=max(60.0, self.freshness.window))
+        check_retention(nonce_store, self.freshness.window)
+        self.nonce_store: NonceStore = nonce_store
+        # Read through the base class's descriptor: a subclass may shadow ``config``.
+        config = OrganicScoringBase.__dict__["config"].__get__(scorer, type(scorer))
+        self.allowed: frozenset[str] | None = config.allowed_hotkeys
+        self._stats = stats_recorder(scorer)
+        self._handler = Hook(
+            functools.partial(OrganicScoringBase.receive_organic, scorer), "_on_organic_entry"
+        )
+        self._blacklist = _overridden(scorer, "_blacklist_fn")
+        self._verify = _overridden(scorer, "_verify_fn")
+        self._priority = _overridden(scorer, "_priority_fn")
+        self._admission = AdmissionGate(max_concurrent, max_backlog)
+        self._workers = Workers(max(4, max_concurrent))
+
+    @property
+    def in_flight(self) -> int:
+        """Requests holding a handler slot now."""
+        return self._admission.active
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a handler slot now."""
+        return self._admission.waiting
+
+    # -- before the body: cheap ---------------------------------------------------
+
+    def screen(self, hotkey: str) -> None:
+        """Refuse (403) a claimed hotkey outside ``allowed_hotkeys``."""
+        if self.allowed is not None and hotkey not in self.allowed:
+            raise Refused(403, "this hotkey is not in the validator's allowed_hotkeys")
+
+    def check_fresh(self, signed_at_ns: int) -> None:
+        """Refuse (401) a request signed outside the window or before the intake started."""
+        problem = self.freshness.problem(signed_at_ns)
+        if problem is not None:
+            raise Refused(401, problem)
+
+    # -- after the signature -----------------------------------------------------
+
+    def remember(self, hotkey: str, nonce: int | str) -> None:
+        """Refuse (401) a replayed nonce; 503 when the nonce store itself fails."""
+        try:
+            fresh = remember(self.nonce_store, hotkey, nonce)
+        except NonceStoreFailure as exc:
+            log.error(f"organic intake: {exc}", exc_info=exc.__cause__)
+            raise Refused(503, "replay protection is unavailable, try again later") from exc
+        if not fresh:
+            raise Refused(401, "this request was already accepted (a replay)")
+
+    async def blacklist(self, subject: Any, hotkey: str) -> None:
+        """Run ``_blacklist_fn(subject)``: 403 when it refuses, 500 when it raises."""
+        if self._blacklist is None:
+            return
+        try:
+            result = await self._call(self._blacklist, subject)
+        except Exception as exc:
+            raise _hook_failed("_blacklist_fn", hotkey, exc) from exc
+        reason = _refusal(result, refuse_when=True, default="blacklisted")
+        if reason is not None:
+            raise Refused(403, reason)
+
+    async def verify(self, request: Any, hotkey: str) -> None:
+        """Run ``_verify_fn(request)``: 403 when it returns False or raises."""
+        if self._verify is None:
+            return
+        try:
+            result = await self._call(self._verify, request)
+        except Exception as exc:
+            log.debug(f"organic intake: _verify_fn raised {exc!r} for {hotkey}")
+            raise Refused(403, "rejected by the validator") from exc
+        reason = _refusal(result, refuse_when=False, default="rejected by the validator")
+        if reason is not None:
+            raise Refused(403, reason)
+
+    async def priority(self, request: Any, hotkey: str) -> float:
+        """``_priority_fn(request)`` as a float (0.0 when not overridden; NaN ranks last).
+
+        Raises:
+            Refused: 500 when the hook raises or returns something that is not a number.
+        """
+        if self._priority is None:
+            return 0.0
+        try:
+            value = await self._call(self._priority, request)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"_priority_fn must return a number, got {value!r}")
+        except Exception as exc:
+            raise _hook_failed("_priority_fn", hotkey, exc) from exc
+        value = float(value)
+        return -math.inf if math.isnan(value) else value
+
+    @contextlib.asynccontextmanager
+    async def admitted(
+        self, priority: float, gone: Callable[[], Coroutine[Any, Any, None]] | None = None
+    ) -> AsyncIterator[bool]:
+        """Hold a handler slot for the block; yields False if the caller left while waiting.
+
+        ``gone`` returns once the caller has hung up; without it, a waiting request
+        waits until its turn.
+
+        Raises:
+            Refused: 429 when every slot is taken and the backlog is full.
+        """
+        admission = self._admission
+        if not admission.try_enter():
+            try:
+                waiter = admission.queue(priority)
+            except BacklogFull:
+                raise Refused(
+                    429,
+                    "too many organic requests waiting, try again later",
+                    headers={"Retry-After": "1"},
+                ) from None
+            if not await _wait_for_turn(admission, waiter, gone):
+                yield False
+                return
+        try:
+            yield True
+        finally:
+            admission.leave()
+
+    async def handle(self, request: Any) -> Any:
+        """``receive_organic(request)``: what ``_on_organic_entry`` returned.
+
+        Raises:
+            Exception: Whatever the handler raised (counted as a handler error).
+        """
+        return await self._call(self._handler, request)
+
+    async def pass_through(self, subject: Any, request: Callable[[], Any], hotkey: str) -> Any:
+        """The hook steps every transport shares, in order: blacklist, the request
+        (``request()`` parses it, refusing with 400 or 422), verify, priority; returns
+        the request and its priority as ``(request, priority)``."""
+        await self.blacklist(subject, hotkey)
+        parsed = request()
+        await self.verify(parsed, hotkey)
+        return parsed, await self.priority(parsed, hotkey)
+
+    def record(self, status: int, began: float) -> None:
+        """Count one answer (``status``) and its duration since ``began`` (perf_counter)."""
+        self._stats.intake(self.transport, status, time.perf_counter() - began)
+
+    async def _call(self, hook: Hook, argument: Any) -> Any:
+        if hook.is_async:
+            return await hook.fn(argument)
+        result = await self._workers.run(hook.fn, argument)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
+
+async def _wait_for_turn(
+    admission: AdmissionGate,
+    waiter: asyncio.Future[None],
+    gone: Callable[[], Coroutine[Any, Any, None]] | None,
+) -> bool:
+    """Wait for the granted slot; False (and the place given up) if the caller left."""
+    try:
+        if gone is None:
+            await waiter
+            return True
+        async with TaskGroup() as group:
+            watcher = group.start_soon(gone())
+            await asyncio.wait((waiter, watcher), return_when=asyncio.FIRST_COMPLETED)
+            left = watcher.done()
+            watcher.cancel()
+    except BaseException:
+        admission.withdraw(waiter)
+        raise
+    if left:
+        admission.withdraw(waiter)  # passes the slot on if it had just been granted
+        return False
+    return True
+
+
+def _overridden(scorer: OrganicScoringBase, name: str) -> Hook | None:
+    """The resolved hook, or None when it is the base class's do-nothing default."""
+    if not overrides(scorer, OrganicScoringBase, name):
+        return None
+    return Hook(getattr(scorer, name), name)
+
+
+def _refusal(result: Any, *, refuse_when: bool, default: str) -> str | None:
+    """Read a hook's verdict: ``flag`` or ``(flag, reason)``; None never refuses."""
+    reason = ""
+    if isinstance(result, (tuple, list)):
+        if len(result) > 1 and isinstance(result[1], str):
+            reason = result[1]
+        result = result[0] if result else None
+    if result is None or bool(result) is not refuse_when:
+        return None
+    return reason or default
+
+
+def _hook_failed(hook: str, hotkey: str, exc: BaseException) -> Refused:
+    log.error(f"organic intake: {hook} raised for {hotkey}: {exc!r}", exc_info=exc)
+    return Refused(500, "internal error")

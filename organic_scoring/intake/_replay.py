@@ -1,0 +1,147 @@
+"""Replay protection that survives a restart: a freshness window, a start-time
+watermark, and a pluggable store of nonces already seen.
+
+A signed request carries the moment it was signed (btauth/1's nanosecond nonce,
+Epistula's millisecond timestamp, the axon's nanosecond nonce) and something unique
+(that same nonce, or Epistula's UUID). A request is *fresh* when it was signed at
+most ``max_age`` seconds ago and at most ``allowed_skew`` seconds in the future, and
+not before the intake started: the watermark needs no storage, so a request captured
+before a restart is refused by the restarted intake even though its store is new.
+Within the window, a :class:`NonceStore` remembers every (hotkey, nonce) pair it has
+accepted; the default keeps them in memory, a shared one (Redis) extends the
+protection across processes and hosts.
+
+The store protocol is bittensor 11's ``http_auth.NonceStore``, widened to string
+nonces (Epistula's UUIDs): ``check_and_store(hotkey, nonce) -> bool`` records the
+pair and says whether it was new. A store may say how long it keeps pairs with a
+``retention`` attribute; it must cover the freshness window.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Protocol, runtime_checkable
+
+from organic_scoring.errors import OrganicScoringError
+
+__all__ = [
+    "Freshness",
+    "InMemoryNonceStore",
+    "NonceStore",
+    "NonceStoreFailure",
+    "check_retention",
+    "remember",
+]
+
+
+@runtime_checkable
+class NonceStore(Protocol):
+    """Remembers accepted (hotkey, nonce) pairs; bittensor's ``http_auth.NonceStore``."""
+
+    def check_and_store(self, hotkey_ss58: str, nonce: int | str, /) -> bool:
+        """Record the pair; True if it was never seen, False if it was."""
+        ...
+
+
+class NonceStoreFailure(OrganicScoringError):
+    """The nonce store itself failed: the intake answers 503, never "accepted"."""
+
+
+class InMemoryNonceStore:
+    """The default :class:`NonceStore`: pairs kept in this process for ``retention`` s.
+
+    Thread-safe. Expired pairs are forgotten as new ones arrive, so memory is bounded
+    by the traffic of one retention period.
+    """
+
+    def __init__(self, retention: float = 60.0) -> None:
+        if not retention > 0:
+            raise ValueError(f"retention must be a positive number of seconds, got {retention!r}")
+        self.retention = float(retention)
+        self._seen: set[tuple[str, int | str]] = set()
+        self._expiry: deque[tuple[float, tuple[str, int | str]]] = deque()
+        self._lock = threading.Lock()
+
+    def check_and_store(self, hotkey_ss58: str, nonce: int | str, /) -> bool:
+        """Record the pair; True if it was never seen (within ``retention``)."""
+        key = (hotkey_ss58, nonce)
+        now = time.monotonic()
+        with self._lock:
+            while self._expiry and self._expiry[0][0] <= now:
+                self._seen.discard(self._expiry.popleft()[1])
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+            self._expiry.append((now + self.retention, key))
+            return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class Freshness:
+    """The window a signed request must have been signed in, watermark included.
+
+    Args:
+        max_age: Seconds a request stays fresh after it was signed.
+        allowed_skew: Seconds a caller's clock may run ahead of ours.
+        not_before_ns: The watermark, ``time.time_ns()`` when the intake started;
+            requests signed earlier are refused.
+    """
+
+    __slots__ = ("allowed_skew", "max_age", "not_before_ns")
+
+    def __init__(self, max_age: float, allowed_skew: float, not_before_ns: int) -> None:
+        self.max_age = max_age
+        self.allowed_skew = allowed_skew
+        self.not_before_ns = not_before_ns
+
+    @property
+    def window(self) -> float:
+        """How long a nonce must be remembered: ``max_age + allowed_skew`` seconds."""
+        return self.max_age + self.allowed_skew
+
+    def problem(self, signed_at_ns: int, now_ns: int | None = None) -> str | None:
+        """Why a request signed at ``signed_at_ns`` is not fresh, or None if it is."""
+        now = time.time_ns() if now_ns is None else now_ns
+        if now - signed_at_ns > self.max_age * 1e9:
+            return f"the request was signed more than {self.max_age:g}s ago"
+        if signed_at_ns - now > self.allowed_skew * 1e9:
+            return f"the request was signed more than {self.allowed_skew:g}s in the future"
+        if signed_at_ns < self.not_before_ns:
+            return "the request was signed before this intake started; sign it again"
+        return None
+
+
+def remember(store: NonceStore, hotkey: str, nonce: int | str) -> bool:
+    """``store.check_and_store(hotkey, nonce)``, with the store's own failures told apart.
+
+    Raises:
+        NonceStoreFailure: The store raised (a server down, say).
+    """
+    try:
+        return bool(store.check_and_store(hotkey, nonce))
+    except Exception as exc:
+        raise NonceStoreFailure(f"the nonce store failed: {exc!r}") from exc
+
+
+def check_retention(store: NonceStore, window: float) -> None:
+    """Refuse a store that forgets nonces before they go stale.
+
+    Raises:
+        ValueError: ``store.retention`` is shorter than ``window``.
+        TypeError: ``store`` has no ``check_and_store``.
+    """
+    if not callable(getattr(store, "check_and_store", None)):
+        raise TypeError(
+            "nonce_store must have a check_and_store(hotkey, nonce) method, "
+            f"got {type(store).__name__}"
+        )
+    retention = getattr(store, "retention", None)
+    if isinstance(retention, (int, float)) and retention < window:
+        raise ValueError(
+            f"nonce_store keeps nonces for {retention:g}s but requests stay fresh for "
+            f"{window:g}s (max_age + allowed_skew); replays in the gap would be accepted"
+        )
