@@ -1,4 +1,5 @@
-"""The ``organic-scoring`` command: ``organic-scoring demo [--duration S] [--json]``."""
+"""The ``organic-scoring`` command: ``organic-scoring demo [--duration S] [--json]
+[--redis URL [--workers N]]``."""
 
 from __future__ import annotations
 
@@ -25,11 +26,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--json", action="store_true", help="print a JSON summary on stdout at the end"
     )
+    demo.add_argument(
+        "--redis",
+        metavar="URL",
+        help="run the demo as a fleet sharing this Redis server (e.g. redis://127.0.0.1:6379/0): "
+        "intake worker processes, an active scorer and a standby; needs the http and redis extras",
+    )
+    demo.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="intake worker processes behind one port, with --redis (default: 2)",
+    )
     args = parser.parse_args(argv)
+    if args.workers is not None and args.redis is None:
+        parser.error("--workers needs --redis: the workers share their queue through Redis")
+
+    if args.redis is not None:
+        from organic_scoring.demo._fleet import run_fleet_demo
+
+        workers = 2 if args.workers is None else args.workers
+        return run_fleet_demo(args.redis, workers, duration=args.duration, as_json=args.json)
 
     from organic_scoring.demo import run_demo
 
     return run_demo(duration=args.duration, as_json=args.json)
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1 to 64 worker processes, got {text!r}")
+    return value
 
 
 def _positive(text: str) -> float:
