@@ -2,7 +2,7 @@
 
 One bittensor 9/10 axon on 127.0.0.1 serves two synapse types with the same fields:
 
-* ``OursBench`` goes through :func:`organic_scoring.axon.attach_intake`: the
+* ``OursBench`` goes through :func:`organic_scoring.axon.attach_axon`: the
   library's forward adapter around a scorer whose ``_on_organic_entry`` adds the
   request to its organic queue, and its verify adapter (a signed-request check,
   then the axon's own signature and nonce check);

@@ -70,8 +70,8 @@ def require_http_auth(feature: str) -> None:
     if not HAS_HTTP_AUTH:
         raise RuntimeError(
             f"{feature} needs bt.http_auth (the btauth/1 protocol of bittensor 11), which "
-            f"bittensor {BT_MAJOR} does not have; on bittensor 9 and 10 take organic traffic "
-            "through the axon (OrganicScoringBase(axon=...))"
+            f"bittensor {BT_MAJOR} does not have; on bittensor 9 and 10 sign with Epistula "
+            "(protocol='epistula') or take organic traffic through the axon (attach_axon)"
         )
 
 

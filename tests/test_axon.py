@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import typing
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from organic_scoring._compat import HAS_AXON
+from organic_scoring.axon import attach_axon
 from support.axons import (
     BITTENSOR_WARNINGS,
     WAIT,
@@ -393,6 +395,92 @@ def test_a_replayed_request_is_refused_even_with_a_permissive_verify(bt_wallets:
             assert http.post(url, headers=headers, json=body).status_code == 401
         assert [entry["prompt"] for entry in drain(scorer)] == ["once"]
         assert len(scorer.verify_calls) == 1
+
+
+@needs_axon
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {},
+        {"bt_header_dendrite_version": "100"},  # bittensor's pre-7.2 nonce rules
+        {"timeout": "1000000.0"},  # widens bittensor's own freshness window
+    ],
+    ids=["unchanged", "old-version", "huge-timeout"],
+)
+def test_a_replay_with_unsigned_headers_edited_is_refused(
+    bt_wallets: Wallets, edit: dict[str, str]
+) -> None:
+    with serve_scorer(bt_wallets.server, build(AskScorer)) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "once")
+        with httpx.Client(timeout=WAIT) as http:
+            assert http.post(url, headers=headers, json=body).status_code == 200
+            replayed = http.post(url, headers={**headers, **edit}, json=body)
+        assert replayed.status_code == 401
+        assert [entry["prompt"] for entry in drain(scorer)] == ["once"]
+
+
+@needs_axon
+def test_freshness_is_the_signed_nonces_whatever_the_timeout_header_says(
+    bt_wallets: Wallets,
+) -> None:
+    def build_short_lived(axon: Any) -> AskScorer:
+        scorer = AskScorer()
+        attach_axon(scorer, axon, max_age=0.5)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, build_short_lived) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "late")
+        time.sleep(0.6)  # older than max_age when it arrives
+        edited = {**headers, "timeout": "1000000.0", "bt_header_dendrite_version": "100"}
+        with httpx.Client(timeout=WAIT) as http:
+            refused = http.post(url, headers=edited, json=body)
+        assert refused.status_code == 401
+        assert "more than 0.5s ago" in refused.headers.get("bt_header_axon_status_message", "")
+        assert scorer._organic_queue.size == 0
+
+
+@needs_axon
+@pytest.mark.parametrize(
+    "edit",
+    [{}, {"bt_header_dendrite_version": "100", "timeout": "1000000.0"}],
+    ids=["unchanged", "edited"],
+)
+def test_a_request_replayed_to_a_restarted_axon_is_refused(
+    bt_wallets: Wallets, edit: dict[str, str]
+) -> None:
+    with serve_scorer(bt_wallets.server, build(AskScorer)) as (axon, first):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "captured")
+        with httpx.Client(timeout=WAIT) as http:
+            assert http.post(url, headers=headers, json=body).status_code == 200
+    # The validator restarts: a new axon and scorer, bittensor's nonce memory empty (as it
+    # is once its entries expire), so edited unsigned headers pass bittensor's own check.
+    with serve_scorer(bt_wallets.server, build(AskScorer)) as (axon, scorer):
+        url = f"http://127.0.0.1:{axon.port}/Ask"
+        with httpx.Client(timeout=WAIT) as http:
+            replayed = http.post(url, headers={**headers, **edit}, json=body)
+        assert replayed.status_code == 401
+        assert "before this intake started" in replayed.headers["bt_header_axon_status_message"]
+        assert scorer._organic_queue.size == 0
+    assert [entry["prompt"] for entry in drain(first)] == ["captured"]
+
+
+@needs_axon
+def test_hooks_and_handler_see_the_signed_caller_not_the_bodys_claim(
+    bt_wallets: Wallets,
+) -> None:
+    class Seeing(BlockBuiltinTuple):
+        async def _on_organic_entry(self, synapse: Ask) -> Any:
+            self.handler_saw = synapse.dendrite.hotkey
+            return synapse
+
+    with serve_scorer(bt_wallets.server, build(Seeing)) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "who am i")
+        body["dendrite"]["hotkey"] = bt_wallets.stranger.hotkey.ss58_address  # the body lies
+        with httpx.Client(timeout=WAIT) as http:
+            assert http.post(url, headers=headers, json=body).status_code == 200
+        client = bt_wallets.client.hotkey.ss58_address
+        assert [s.dendrite.hotkey for s in scorer.blacklist_calls] == [client]
+        assert scorer.handler_saw == client
 
 
 # -- streaming -----------------------------------------------------------------------

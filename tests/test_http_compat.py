@@ -1,7 +1,8 @@
 """The signed-HTTP intake on every bittensor major: it imports, and says clearly what it needs.
 
-On bittensor 9 and 10 (no ``bt.http_auth``) building the app or the client is a
-clear error; without the ``http`` extra the import itself tells what to install.
+On bittensor 9 and 10 (no ``bt.http_auth``) asking for btauth/1 is a clear error
+(Epistula is the default there); without the ``http`` extra the import itself tells
+what to install.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ def test_the_module_imports_on_every_major() -> None:
 
 
 @pytest.mark.skipif(HAS_HTTP_AUTH, reason="bittensor 11 has bt.http_auth")
-def test_without_http_auth_app_and_client_raise_a_clear_error() -> None:
-    from organic_scoring.http import OrganicClient, create_app
+def test_without_http_auth_btauth_is_a_clear_error_and_epistula_the_default() -> None:
+    from organic_scoring.http import OrganicAuth, create_app, default_protocol
+    from support.signed_http import Prompt
+    from support.transports import parity_scorer
 
-    with pytest.raises(RuntimeError, match=r"bt\.http_auth.*bittensor (9|10)"):
-        create_app(object(), hotkey_ss58="5F")  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError, match=r"bt\.http_auth.*axon"):
-        OrganicClient(object(), "http://127.0.0.1:1/organic", "5F")
+    with pytest.raises(RuntimeError, match=r"bt\.http_auth.*bittensor (9|10).*epistula"):
+        create_app(parity_scorer(Prompt), hotkey_ss58="5F", protocol="btauth/1")
+    with pytest.raises(RuntimeError, match=r"bt\.http_auth.*epistula"):
+        OrganicAuth(object(), "5F", protocol="btauth/1")
+    assert default_protocol() == "epistula"
 
 
 def test_without_the_extra_the_import_says_what_to_install() -> None:

@@ -1,0 +1,360 @@
+"""The intake gate alone: each step, its refusal and its status, without a transport."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from organic_scoring.intake import (
+    Freshness,
+    Gate,
+    InMemoryNonceStore,
+    Refused,
+    request_type_of,
+)
+from support.scorers import Recorder
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+
+class Ask(BaseModel):
+    text: str
+    priority: Any = 0.0
+
+
+class Hooked(Recorder):
+    """Intake hooks whose answers a test sets; each records the thread it ran on."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.blacklist_answer: Any = False
+        self.verify_answer: Any = True
+        self.threads: dict[str, int] = {}
+        super().__init__(**kwargs)
+
+    async def _on_organic_entry(self, request: Ask) -> Any:
+        if request.text == "boom":
+            raise RuntimeError("handler failed")
+        self._organic_queue.add(request.text)
+        return {"ok": request.text}
+
+    async def _blacklist_fn(self, subject: Any) -> Any:
+        if isinstance(self.blacklist_answer, BaseException):
+            raise self.blacklist_answer
+        return self.blacklist_answer
+
+    def _verify_fn(self, request: Ask) -> Any:  # a plain function: runs on a worker thread
+        self.threads["verify"] = threading.get_ident()
+        if isinstance(self.verify_answer, BaseException):
+            raise self.verify_answer
+        return self.verify_answer
+
+    async def _priority_fn(self, request: Ask) -> Any:
+        if isinstance(request.priority, BaseException):
+            raise request.priority
+        return request.priority
+
+
+def refusal(call: Any) -> Refused:
+    """What ``call()`` (a step, sync or async) refuses with."""
+
+    def step() -> None:
+        result = call()
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)
+
+    with pytest.raises(Refused) as refused:
+        step()
+    return refused.value
+
+
+# -- before the body ------------------------------------------------------------------
+
+
+def test_screen_refuses_hotkeys_outside_the_allow_list() -> None:
+    gate = Gate(Hooked(allowed_hotkeys=["5Friend"]), "test")
+    gate.screen("5Friend")
+    assert refusal(lambda: gate.screen("5Stranger")).status == 403
+    Gate(Hooked(), "test").screen("5Anyone")  # no allow-list: everyone passes
+
+
+def test_freshness_refuses_stale_future_and_pre_start_requests() -> None:
+    start = time.time_ns()
+    fresh = Freshness(max_age=10, allowed_skew=2, not_before_ns=start)
+    now = start + 5 * 10**9
+    assert fresh.problem(now, now) is None
+    assert "more than 10s ago" in str(fresh.problem(now - 11 * 10**9, now))
+    assert "in the future" in str(fresh.problem(now + 3 * 10**9, now))
+    assert "before this intake started" in str(fresh.problem(start - 1, now))
+    assert fresh.window == 12
+
+
+def test_a_gate_refuses_what_was_signed_before_it_started() -> None:
+    signed = time.time_ns()
+    gate = Gate(Hooked(), "test")  # an intake started (or restarted) after the signing
+    refused = refusal(lambda: gate.check_fresh(signed))
+    assert (refused.status, refused.message) == (
+        401,
+        "the request was signed before this intake started; sign it again",
+    )
+    gate.check_fresh(time.time_ns())
+
+
+# -- replay -------------------------------------------------------------------------------
+
+
+def test_remember_refuses_a_replay_and_says_503_when_the_store_fails() -> None:
+    gate = Gate(Hooked(), "test")
+    gate.remember("5Key", 1)
+    gate.remember("5Key", "a-uuid")  # string nonces (Epistula) live beside integer ones
+    gate.remember("5Other", 1)
+    assert refusal(lambda: gate.remember("5Key", 1)).status == 401
+
+    class Down:
+        retention = 60.0
+
+        def check_and_store(self, hotkey: str, nonce: int | str) -> bool:
+            raise ConnectionError("the store is down")
+
+    assert refusal(lambda: Gate(Hooked(), "t", nonce_store=Down()).remember("5K", 1)).status == 503
+
+
+def test_a_nonce_store_must_outlast_the_freshness_window() -> None:
+    with pytest.raises(ValueError, match="replays in the gap"):
+        Gate(Hooked(), "test", max_age=30, nonce_store=InMemoryNonceStore(retention=10))
+    with pytest.raises(TypeError, match="check_and_store"):
+        Gate(Hooked(), "test", nonce_store=object())  # type: ignore[arg-type]
+
+
+def test_the_in_memory_store_forgets_after_its_retention() -> None:
+    store = InMemoryNonceStore(retention=0.05)
+    assert store.check_and_store("5Key", 7)
+    assert not store.check_and_store("5Key", 7)
+    time.sleep(0.06)
+    assert store.check_and_store("5Key", 8)  # the expired pair was swept on the way
+    assert len(store) == 1
+    with pytest.raises(ValueError, match="retention"):
+        InMemoryNonceStore(retention=0)
+
+
+# -- the hooks: one verdict rule, one priority rule ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "refused"),
+    [
+        (False, None),
+        (None, None),
+        ((False, "fine"), None),
+        (True, "blacklisted"),
+        ((True, "not you"), "not you"),
+        ([True, "a list works too"], "a list works too"),
+        ((True,), "blacklisted"),
+    ],
+)
+def test_blacklist_verdicts(answer: Any, refused: str | None) -> None:
+    scorer = Hooked()
+    scorer.blacklist_answer = answer
+    gate = Gate(scorer, "test")
+    if refused is None:
+        asyncio.run(gate.blacklist("subject", "5Key"))
+    else:
+        assert (refusal(lambda: gate.blacklist("s", "5Key")).message) == refused
+
+
+def test_a_blacklist_hook_that_raises_is_a_500() -> None:
+    scorer = Hooked()
+    scorer.blacklist_answer = RuntimeError("broken hook")
+    refused = refusal(lambda: Gate(scorer, "test").blacklist("s", "5Key"))
+    assert (refused.status, refused.message) == (500, "internal error")
+
+
+@pytest.mark.parametrize(
+    ("answer", "refused"),
+    [
+        (True, None),
+        (None, None),  # the bittensor style: raise to refuse, return nothing to accept
+        (False, "rejected by the validator"),
+        ((False, "too long"), "too long"),
+        (ValueError("no"), "rejected by the validator"),
+    ],
+)
+def test_verify_verdicts_and_a_plain_hook_runs_off_the_loop(
+    answer: Any, refused: str | None
+) -> None:
+    scorer = Hooked()
+    scorer.verify_answer = answer
+    gate = Gate(scorer, "test")
+
+    async def main() -> int:
+        await gate.verify(Ask(text="x"), "5Key")
+        return threading.get_ident()
+
+    if refused is None:
+        assert asyncio.run(main()) != scorer.threads["verify"]
+    else:
+        result = refusal(lambda: gate.verify(Ask(text="x"), "5Key"))
+        assert (result.status, result.message) == (403, refused)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(3, 3.0), (2.5, 2.5), (-1, -1.0), (math.inf, math.inf), (math.nan, -math.inf)],
+)
+def test_priority_is_a_float_and_nan_ranks_last(value: Any, expected: float) -> None:
+    assert asyncio.run(Gate(Hooked(), "test").priority(Ask(text="x", priority=value), "5K")) == (
+        expected
+    )
+
+
+@pytest.mark.parametrize("value", [True, "3", None, RuntimeError("broken")])
+def test_a_priority_that_is_not_a_number_is_a_500(value: Any) -> None:
+    gate = Gate(Hooked(), "test")
+    assert refusal(lambda: gate.priority(Ask(text="x", priority=value), "5K")).status == 500
+
+
+def test_hooks_the_scorer_does_not_override_cost_nothing_and_refuse_nothing() -> None:
+    class Plain(Recorder):
+        async def _on_organic_entry(self, request: Ask) -> Any:
+            return None
+
+    gate = Gate(Plain(), "test")
+
+    async def main() -> Any:
+        return await gate.pass_through("subject", lambda: Ask(text="x"), "5Key")
+
+    request, priority = asyncio.run(main())
+    assert (request.text, priority) == ("x", 0.0)
+
+
+# -- admission, handling, counting --------------------------------------------------------
+
+
+def test_admission_orders_waiters_by_priority_and_refuses_past_the_backlog() -> None:
+    gate = Gate(Hooked(), "test", max_concurrent=1, max_backlog=2)
+    order: list[str] = []
+
+    async def enter(name: str, priority: float, hold: asyncio.Event | None = None) -> None:
+        async with gate.admitted(priority) as admitted:
+            assert admitted
+            order.append(name)
+            if hold is not None:
+                await hold.wait()
+
+    async def main() -> None:
+        hold = asyncio.Event()
+        first = asyncio.ensure_future(enter("first", 0, hold))
+        await asyncio.sleep(0)
+        low = asyncio.ensure_future(enter("low", 1))
+        high = asyncio.ensure_future(enter("high", 5))
+        await asyncio.sleep(0)
+        assert gate.waiting == 2
+        with pytest.raises(Refused) as full:
+            async with gate.admitted(9):
+                pass
+        assert (full.value.status, full.value.headers) == (429, {"Retry-After": "1"})
+        hold.set()
+        await asyncio.gather(first, low, high)
+        assert (gate.in_flight, gate.waiting) == (0, 0)
+
+    asyncio.run(main())
+    assert order == ["first", "high", "low"]
+
+
+def test_a_waiter_whose_caller_leaves_gives_up_its_place() -> None:
+    gate = Gate(Hooked(), "test", max_concurrent=1, max_backlog=2)
+
+    async def main() -> bool:
+        hold, left = asyncio.Event(), asyncio.Event()
+
+        async def holder() -> None:
+            async with gate.admitted(0):
+                await hold.wait()
+
+        async def gone() -> None:
+            await left.wait()
+
+        async def waiter() -> bool:
+            async with gate.admitted(1, gone) as admitted:
+                return admitted
+
+        first = asyncio.ensure_future(holder())
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0)
+        left.set()
+        stayed = await second
+        assert gate.waiting == 0
+        hold.set()
+        await first
+        return stayed
+
+    assert asyncio.run(main()) is False
+    assert gate.in_flight == 0
+
+
+def test_handle_counts_acceptances_and_handler_errors_and_record_counts_answers() -> None:
+    scorer = Hooked()
+    gate = Gate(scorer, "my-transport")
+
+    async def main() -> Any:
+        began = time.perf_counter()
+        result = await gate.handle(Ask(text="hello"))
+        gate.record(200, began)
+        with pytest.raises(RuntimeError):
+            await gate.handle(Ask(text="boom"))
+        gate.record(500, began)
+        gate.record(500, began)
+        return result
+
+    assert asyncio.run(main()) == {"ok": "hello"}
+    stats = scorer.stats
+    assert (stats.organic_accepted, stats.organic_handler_errors) == (1, 1)
+    assert dict(stats.intake_requests["my-transport"]) == {200: 1, 500: 2}
+    assert stats.as_dict()["intake_requests"] == {"my-transport": {200: 1, 500: 2}}
+
+
+def test_the_gate_needs_a_scorer() -> None:
+    with pytest.raises(TypeError, match="OrganicScoringBase"):
+        Gate(object(), "test")  # type: ignore[arg-type]
+
+
+# -- the request type ---------------------------------------------------------------------
+
+
+class Model(BaseModel):
+    text: str
+
+
+def test_the_request_type_is_the_first_parameters_annotation_even_as_a_string() -> None:
+    class Stringly(Recorder):
+        async def _on_organic_entry(self, request: Model, extra: NotImportable = None) -> Any:  # type: ignore[name-defined]  # noqa: F821
+            return None
+
+    Stringly._on_organic_entry.__annotations__["request"] = "Model"
+    assert request_type_of(Stringly(), BaseModel) is Model
+
+
+@pytest.mark.parametrize(
+    ("annotation", "match"),
+    [
+        (None, "annotation: missing"),
+        (Any, "must be annotated with a pydantic model"),
+        (BaseModel, "must be annotated with a pydantic model"),
+        ("Nowhere", "cannot resolve the annotation 'Nowhere'"),
+    ],
+)
+def test_a_missing_or_wrong_request_type_is_a_clear_error(annotation: Any, match: str) -> None:
+    class Odd(Recorder):
+        async def _on_organic_entry(self, request):  # type: ignore[no-untyped-def]
+            return None
+
+    if annotation is not None:
+        Odd._on_organic_entry.__annotations__["request"] = annotation
+    with pytest.raises(TypeError, match=match):
+        request_type_of(Odd(), BaseModel, "; a hint")
