@@ -17,6 +17,7 @@ MODULES = (
     "bench_queue",
     "bench_sqlite_queue",
     "bench_redis_queue",
+    "bench_fleet_intake",
     "bench_weights",
     "bench_axon",
     "bench_http",

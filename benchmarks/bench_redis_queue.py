@@ -25,13 +25,7 @@ sides pay the same round trips, which dominate. Target: at most 1.3.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,6 +33,7 @@ from typing import Any
 import redis
 
 from benchmarks import best_ns
+from benchmarks._redis import redis_server
 from organic_scoring.organic_queue import RedisOrganicQueue
 
 SIZES = (1_000, 10_000)
@@ -102,45 +97,6 @@ def _bare(url: str, size: int, ack: bool) -> tuple[Step, Callable[[], None]]:
     return step, client.close
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _server() -> Iterator[str | None]:
-    """The URL of a Redis server for the run: the one named in the environment, or a
-    throwaway one on 127.0.0.1; None when there is neither."""
-    named = os.environ.get("ORGANIC_SCORING_BENCH_REDIS")
-    if named:
-        yield named
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        yield None
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", tmp, "--save", ""]
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            client = redis.Redis.from_url(url)
-            for _ in range(500):
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.01)
-            client.close()
-            yield url
-        finally:
-            process.terminate()
-            process.wait()
-
-
 def run(quick: bool = False, url: str | None = None) -> list[dict[str, Any]]:
     """Time each workload at each size; one row per pair.
 
@@ -150,7 +106,7 @@ def run(quick: bool = False, url: str | None = None) -> list[dict[str, Any]]:
     Returns no rows when there is no server to use.
     """
     sizes, number, repeat = (QUICK_SIZES, 200, 1) if quick else (SIZES, 1_000, 7)
-    with _server() if url is None else _given(url) as found:
+    with redis_server() if url is None else _given(url) as found:
         if found is None:
             print("bench_redis_queue: no redis-server on PATH", file=sys.stderr)
             return []

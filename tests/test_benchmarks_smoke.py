@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from benchmarks import bench_queue, bench_redis_queue
+from benchmarks import bench_fleet_intake, bench_queue, bench_redis_queue
 
 
 def test_bench_queue_rows() -> None:
@@ -29,3 +29,11 @@ def test_bench_redis_queue_rows(redis_url: str) -> None:
     for row in rows:
         assert set(row) == {"name", "size", "ours_ns", "bare_ns", "ratio"}
         assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
+
+
+def test_bench_fleet_intake_row(redis_url: str) -> None:
+    (row,) = bench_fleet_intake.run(quick=True, url=redis_url)
+    assert set(row) == {"name", "ours_rps", "bare_rps", "ratio"}
+    assert row["ours_rps"] > 0
+    assert row["bare_rps"] > 0
+    assert math.isclose(row["ratio"], row["ours_rps"] / row["bare_rps"])
