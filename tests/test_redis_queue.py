@@ -296,7 +296,7 @@ def test_scorers_sharing_a_queue_contend_for_one_lock(queues: Any) -> None:
 
 
 def test_four_processes_add_while_two_sample(redis_url: str, tmp_path: Path) -> None:
-    per_adder = 1_500
+    per_adder = 1_000
     adders = [
         spawn("add", redis_url, "fleet", worker=w, count=per_adder, max_size=64) for w in range(4)
     ]
