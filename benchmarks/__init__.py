@@ -21,6 +21,7 @@ MODULES = (
     "bench_weights",
     "bench_axon",
     "bench_http",
+    "bench_distinguisher",
 )
 
 
@@ -46,7 +47,8 @@ def _figure(row: dict[str, Any], prefix: str) -> str:
     for key, value in row.items():
         if key.startswith(prefix) and isinstance(value, (int, float)):
             unit = key[len(prefix) :].lstrip("_")
-            return f"{value:,.1f}" + (f" {unit}" if unit else "")
+            shown = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+            return shown + (f" {unit}" if unit else "")
     return "-"
 
 

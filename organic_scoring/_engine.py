@@ -35,11 +35,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from organic_scoring._iteration import Attempt, IterationRunner, attempt
+from organic_scoring._iteration import Attempt, IterationRunner, attempt, planned
 from organic_scoring._leader import LeaseKeeper
 from organic_scoring._log import log
 from organic_scoring._tasks import TaskGroup
-from organic_scoring._trigger import Trigger
+from organic_scoring._trigger import SampleKind, Trigger
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import IterationError
 from organic_scoring.organic_queue import OrganicQueueBase
@@ -209,7 +209,7 @@ class Engine:
         self._failures_in_a_row, self._resume_at = 0, 0.0
         fatal: BaseException | None = None
         try:
-            self._queue.add_listener(waker.wake)
+            self._queue.add_listener(self._trigger.arrived)
             lock = self._queue.scorer_lock()
             if lock is not None:
                 run.keeper = LeaseKeeper(lock, on_change=lambda _active: waker.wake())
@@ -232,7 +232,7 @@ class Engine:
             if reraise:
                 raise
         finally:
-            self._queue.remove_listener(waker.wake)
+            self._queue.remove_listener(self._trigger.arrived)
             if run.keeper is not None:
                 await _stop_keeper(run.keeper)
             waker.unbind()
@@ -268,12 +268,16 @@ class Engine:
             if keeper is not None and not keeper.active:
                 continue  # the lock was lost during the wait
             last_start = time.monotonic()
-            group.start_soon(self._one(), name="organic-scoring-iteration")
+            group.start_soon(self._one(self._trigger.planned), name="organic-scoring-iteration")
 
-    async def _one(self) -> None:
-        """One call of ``loop_iteration``, whose every outcome is counted and reported."""
+    async def _one(self, plan: SampleKind | None = None) -> None:
+        """One call of ``loop_iteration``, whose every outcome is counted and reported.
+
+        ``plan`` is the kind of sample the jittered trigger chose when its wait began.
+        """
         record = Attempt()
         attempt.set(record)  # this task's own context: the runner marks what it reported
+        planned.set(plan)
         try:
             await self._iterate()
         except IterationError:

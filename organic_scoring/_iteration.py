@@ -9,6 +9,12 @@ as :class:`~organic_scoring.errors.IterationError`, or as itself for a cancellat
 ``SystemExit`` and ``KeyboardInterrupt``. An organic sample is therefore always
 either scored or reported, never dropped silently.
 
+Every organic sample taken from the queue is offered to each
+:class:`~organic_scoring.synth_dataset.OrganicReplayDataset` among the datasets
+(inside a :class:`~organic_scoring.synth_dataset.MixtureDataset` too), so replays
+need no wiring; synthetic samples never are. With a jittered trigger the engine sets
+:data:`planned`, and a ``"synthetic"`` plan leaves the queue alone for that iteration.
+
 A broken organic queue does not stop synthetic scoring: when ``sample()`` raises
 (anything but :class:`~organic_scoring.errors.SampleUnreadable`, which means an
 entry did leave the queue), the failure is reported in the ``"sample"`` stage, the
@@ -26,6 +32,7 @@ import asyncio
 import contextvars
 import inspect
 import itertools
+import random
 import threading
 import time
 import weakref
@@ -38,6 +45,7 @@ from organic_scoring._log import log
 from organic_scoring._stages import Stage
 from organic_scoring._stats import StatsRecorder
 from organic_scoring._tasks import TaskGroup
+from organic_scoring._trigger import SampleKind
 from organic_scoring._workers import Workers
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import (
@@ -47,9 +55,9 @@ from organic_scoring.errors import (
     StageTimeout,
 )
 from organic_scoring.organic_queue import OrganicQueueBase
-from organic_scoring.synth_dataset import MixtureDataset, SynthDatasetBase
+from organic_scoring.synth_dataset import MixtureDataset, OrganicReplayDataset, SynthDatasetBase
 
-__all__ = ["Attempt", "IterationRunner", "ScorerHooks", "attempt"]
+__all__ = ["Attempt", "IterationRunner", "ScorerHooks", "attempt", "planned"]
 
 _ERROR_HOOK_TIMEOUT = 5.0
 _KEEP_FAILURES = 32
@@ -89,6 +97,12 @@ attempt: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
     "organic_scoring_attempt", default=None
 )
 """Set by the engine around each ``loop_iteration`` call it makes."""
+
+planned: contextvars.ContextVar[SampleKind | None] = contextvars.ContextVar(
+    "organic_scoring_planned", default=None
+)
+"""Set by the engine for each iteration it starts under a jittered trigger: the kind
+of sample chosen when the wait began. None: organic if one is waiting."""
 
 
 class _StageFailed(Exception):
@@ -161,8 +175,11 @@ class IterationRunner:
         self._config = config
         self._queue = queue
         self._datasets: MixtureDataset | None = (
-            MixtureDataset(datasets, dataset_weights) if datasets else None
+            MixtureDataset(datasets, dataset_weights, seed=_derived(config.seed))
+            if datasets
+            else None
         )
+        self._replays = _replays(datasets)
         self._stats = stats
         self._numbers = itertools.count(1)
         self._serial: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Serial] = (
@@ -286,8 +303,12 @@ class IterationRunner:
     # -- the sample ------------------------------------------------------------------
 
     async def _take_sample(self) -> tuple[Any, bool, str]:
-        """An organic sample if one is waiting (and the queue works), else a synthetic one."""
-        if time.monotonic() >= self._queue_retry_at:
+        """An organic sample if one is waiting (and the queue works), else a synthetic one.
+
+        A ``"synthetic"`` plan skips the queue, when there is a dataset to sample.
+        """
+        skip_queue = planned.get() == "synthetic" and self._datasets is not None
+        if not skip_queue and time.monotonic() >= self._queue_retry_at:
             queue = self._queue
             try:
                 sample = await queue.asample() if self._queue_awaited else queue.sample()
@@ -299,11 +320,20 @@ class IterationRunner:
             else:
                 self._queue_works()
                 if sample is not None:
+                    self._offer(sample)
                     return sample, True, "organic"
         dataset = None if self._datasets is None else self._datasets.choose()
         if dataset is None:
             return None, False, ""
         return dataset.sample(), False, type(dataset).__name__
+
+    def _offer(self, sample: Any) -> None:
+        """Hand an organic sample to every replay dataset; their failures are only logged."""
+        for replay in self._replays:
+            try:
+                replay.offer(sample)
+            except Exception as exc:
+                log.warning(f"{replay!r} could not keep an organic sample: {exc!r}")
 
     def _queue_works(self) -> None:
         self._queue_failures = 0
@@ -458,6 +488,25 @@ class IterationRunner:
                 f"_on_iteration_error raised while reporting a {stage} failure: {failed.error!r}",
                 exc_info=failed.error,
             )
+
+
+def _replays(datasets: Sequence[SynthDatasetBase]) -> tuple[OrganicReplayDataset, ...]:
+    """Every OrganicReplayDataset among ``datasets``, looking inside mixtures, once each."""
+    found: list[OrganicReplayDataset] = []
+    stack = list(reversed(datasets))
+    while stack:
+        dataset = stack.pop()
+        if isinstance(dataset, OrganicReplayDataset):
+            if all(dataset is not known for known in found):
+                found.append(dataset)
+        elif isinstance(dataset, MixtureDataset):
+            stack.extend(reversed(dataset.datasets))
+    return tuple(found)
+
+
+def _derived(seed: int | None) -> int | None:
+    """A seed for a second generator, different from the one ``seed`` itself seeds."""
+    return None if seed is None else random.Random(seed).getrandbits(64)
 
 
 def _holding(lock: threading.Lock, fn: Any, *args: Any, **kw: Any) -> Any:

@@ -12,7 +12,11 @@ does those steps with the edges handled:
 - :meth:`ScoreBook.weights` never returns NaN, even when nothing scored above zero;
 - the book survives restarts through :meth:`ScoreBook.save` / :meth:`ScoreBook.load`;
 - one lock guards the state, so a scoring thread and the validator's main thread can
-  share a book, and every reader gets a copy.
+  share a book, and every reader gets a copy;
+- told which rewards came from organic and which from synthetic samples
+  (``update(..., organic=True/False)``), it tracks each kind apart, checks that each
+  miner answers both alike (:meth:`ScoreBook.consistency`), and can weigh the kinds
+  and penalise a miner that does not (see :meth:`ScoreBook.weights`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from organic_scoring import _scorebook_file
+from organic_scoring._consistency import ORGANIC, SYNTHETIC, Consistency, KindBook, compare
 from organic_scoring._log import log
 
 __all__ = ["ScoreBook"]
@@ -40,15 +45,68 @@ class ScoreBook:
     the weight of a new reward: after ``update([u], [r])``,
     ``scores[u] == alpha * r + (1 - alpha) * previous``. Scores start at zero.
 
+    Organic and synthetic. Pass ``organic=True`` or ``organic=False`` to
+    :meth:`update` and the book also keeps, per uid and per kind, a moving average
+    of the same form (:attr:`organic_scores`, :attr:`synthetic_scores`), a count, and
+    the last ``gap_window`` rewards; :meth:`consistency` compares the two kinds per
+    uid. The keyword-only settings below decide how :meth:`weights` uses them; they
+    are settings of this object, not data, so :meth:`save` does not store them and
+    :meth:`load` takes them again.
+
+    Args:
+        n_uids: How many uids to track, an int >= 0.
+        alpha: The weight of a new reward, in (0, 1].
+        organic_weight: None (the default) weighs the plain moving average of all
+            rewards. A number ``w`` in [0, 1] weighs ``w * organic + (1 - w) *
+            synthetic`` per uid instead (see :meth:`weights`).
+        gap_threshold: How large ``|t|`` (Welch's t of a uid's organic against
+            synthetic rewards) must be for its gap to count as significant; > 0.
+        gap_penalty: The share, in [0, 1], taken off the weight of a uid whose gap is
+            significant; 0 (the default) only reports it, 1 zeroes the uid.
+        gap_window: How many recent rewards of each kind the test looks at; >= 2.
+        gap_min_count: The fewest recent rewards of each kind before a uid can be
+            flagged; >= 2.
+
     All methods are safe to call from several threads at once.
     """
 
-    __slots__ = ("_alpha", "_hotkeys", "_lock", "_scores")
+    __slots__ = (
+        "_alpha",
+        "_gap_min_count",
+        "_gap_penalty",
+        "_gap_threshold",
+        "_gap_window",
+        "_hotkeys",
+        "_kinds",
+        "_lock",
+        "_organic_weight",
+        "_scores",
+    )
 
-    def __init__(self, n_uids: int, alpha: float = 0.1) -> None:
+    def __init__(
+        self,
+        n_uids: int,
+        alpha: float = 0.1,
+        *,
+        organic_weight: float | None = None,
+        gap_threshold: float = 4.0,
+        gap_penalty: float = 0.0,
+        gap_window: int = 64,
+        gap_min_count: int = 8,
+    ) -> None:
         self._scores: FloatArray = np.zeros(_check_n_uids(n_uids), dtype=np.float64)
         self._alpha = _check_alpha(alpha)
+        self._organic_weight = (
+            None if organic_weight is None else _check_unit(organic_weight, "organic_weight")
+        )
+        self._gap_threshold = _check_positive(gap_threshold, "gap_threshold")
+        self._gap_penalty = _check_unit(gap_penalty, "gap_penalty")
+        self._gap_window = _check_count(gap_window, "gap_window")
+        self._gap_min_count = _check_count(gap_min_count, "gap_min_count")
         self._hotkeys: tuple[str, ...] | None = None
+        # Created by the first update that names a kind: a book that never does so
+        # costs nothing for it.
+        self._kinds: KindBook | None = None
         self._lock = threading.Lock()
 
     # -- state ---------------------------------------------------------------------------
@@ -79,12 +137,62 @@ class ScoreBook:
     def __len__(self) -> int:
         return self.n_uids
 
+    @property
+    def organic_scores(self) -> FloatArray:
+        """A read-only copy of the moving averages of organic rewards, by uid."""
+        return self._kind_scores(ORGANIC)
+
+    @property
+    def synthetic_scores(self) -> FloatArray:
+        """A read-only copy of the moving averages of synthetic rewards, by uid."""
+        return self._kind_scores(SYNTHETIC)
+
+    def _kind_scores(self, kind: int) -> FloatArray:
+        with self._lock:
+            kinds = self._kinds
+            copy: FloatArray = (
+                np.zeros_like(self._scores) if kinds is None else kinds.averages[kind].copy()
+            )
+        copy.flags.writeable = False
+        return copy
+
+    @property
+    def organic_weight(self) -> float | None:
+        """The organic share of the weighed score, or None for the plain average."""
+        return self._organic_weight
+
+    @property
+    def gap_threshold(self) -> float:
+        """The ``|t|`` at which a uid's organic/synthetic gap counts as significant."""
+        return self._gap_threshold
+
+    @property
+    def gap_penalty(self) -> float:
+        """The share taken off the weight of a uid whose gap is significant."""
+        return self._gap_penalty
+
+    @property
+    def gap_window(self) -> int:
+        """How many recent rewards of each kind the consistency test looks at."""
+        return self._gap_window
+
+    @property
+    def gap_min_count(self) -> int:
+        """The fewest recent rewards of each kind before a uid can be flagged."""
+        return self._gap_min_count
+
     def __repr__(self) -> str:
         return f"ScoreBook(n_uids={self.n_uids}, alpha={self._alpha!r})"
 
     # -- scoring ---------------------------------------------------------------------------
 
-    def update(self, uids: Sequence[int] | npt.ArrayLike, rewards: npt.ArrayLike) -> None:
+    def update(
+        self,
+        uids: Sequence[int] | npt.ArrayLike,
+        rewards: npt.ArrayLike,
+        *,
+        organic: bool | None = None,
+    ) -> None:
         """Fold one round of rewards into the moving averages of the uids that earned them.
 
         ``uids`` and ``rewards`` are parallel one-dimensional sequences (lists, tuples or
@@ -92,7 +200,16 @@ class ScoreBook:
         ValueError, changing nothing, if a uid is not an integer, is negative, is out of
         range or appears twice, if a reward is not a finite number, or if the lengths
         differ.
+
+        ``organic`` says what the rewards were earned on: True for an organic sample,
+        False for a synthetic one (``logs["is_organic_sample"]`` in ``_log_results``).
+        Either way :attr:`scores` moves as above; with True or False the rewards also
+        go into that kind's record, which :meth:`consistency` and a book with
+        ``organic_weight`` or ``gap_penalty`` use. None (the default) keeps no
+        per-kind record.
         """
+        if organic is not None and not isinstance(organic, (bool, np.bool_)):
+            raise ValueError(f"organic must be True, False or None, got {organic!r}")
         index = _as_uids(uids, "uids")
         values = _as_rewards(rewards)
         if index.shape[0] != values.shape[0]:
@@ -109,20 +226,26 @@ class ScoreBook:
             _check_in_range(index, scores.shape[0], "uids")
             _check_unique(index, scores.shape[0])
             scores[index] = alpha * values + (1.0 - alpha) * scores[index]
+            if organic is not None:
+                if self._kinds is None:
+                    self._kinds = KindBook(scores.shape[0], self._gap_window)
+                self._kinds.update(index, values, bool(organic), alpha)
 
-    def update_from(self, rewards: Mapping[int, float]) -> None:
+    def update_from(self, rewards: Mapping[int, float], *, organic: bool | None = None) -> None:
         """Like :meth:`update`, from a ``{uid: reward}`` mapping."""
         if not isinstance(rewards, Mapping):
             raise ValueError(
                 f"rewards must be a mapping of uid to reward, got {type(rewards).__name__}"
             )
-        self.update(list(rewards.keys()), list(rewards.values()))
+        self.update(list(rewards.keys()), list(rewards.values()), organic=organic)
 
     def decay(self, factor: float, exclude: Sequence[int] | npt.ArrayLike = ()) -> None:
         """Multiply every score by ``factor`` (in [0, 1]), except the uids in ``exclude``.
 
         The classic template decays every uid that was not queried on each update;
         here that is opt-in: ``book.update(uids, rewards); book.decay(0.99, exclude=uids)``.
+        The per-kind moving averages decay alike; the recent rewards the consistency
+        test looks at do not.
         """
         factor = _check_factor(factor)
         index = _as_uids(exclude, "exclude")
@@ -132,6 +255,8 @@ class ScoreBook:
             kept = scores[index]
             scores *= factor
             scores[index] = kept
+            if self._kinds is not None:
+                self._kinds.decay(factor, index)
 
     def sync(self, hotkeys: Iterable[str]) -> list[int]:
         """Follow the metagraph: resize to ``len(hotkeys)`` and forget replaced miners.
@@ -139,8 +264,8 @@ class ScoreBook:
         Pass ``metagraph.hotkeys``. The book grows with zero scores or shrinks to the
         new size, and every uid whose hotkey differs from the one recorded by the
         previous ``sync`` has its score reset to zero (a new miner does not inherit its
-        predecessor's standing). The first ``sync`` only records the hotkeys. Returns
-        the uids that were reset.
+        predecessor's standing, nor its organic/synthetic record). The first ``sync``
+        only records the hotkeys. Returns the uids that were reset.
         """
         if isinstance(hotkeys, (str, bytes)) or not isinstance(hotkeys, Iterable):
             raise ValueError(f"hotkeys must be a sequence of str, got {type(hotkeys).__name__}")
@@ -161,6 +286,12 @@ class ScoreBook:
             if old is not None:
                 reset = [uid for uid, (a, b) in enumerate(zip(old, new, strict=False)) if a != b]
                 scores[reset] = 0.0
+            kinds = self._kinds
+            if kinds is not None:
+                if size != kinds.averages.shape[1]:
+                    kinds = kinds.resized(size)
+                kinds.reset(reset)
+                self._kinds = kinds
             self._scores = scores
             self._hotkeys = new
         if reset:
@@ -172,12 +303,54 @@ class ScoreBook:
     def weights(self) -> FloatArray:
         """The scores as weights: negatives clipped to zero, then scaled to sum to one.
 
+        With the default settings the score of uid ``u`` is its moving average
+        ``scores[u]``. With ``organic_weight = w`` it is instead, from the per-kind
+        moving averages ``O[u]`` (:attr:`organic_scores`) and ``S[u]``
+        (:attr:`synthetic_scores`)::
+
+            w * O[u] + (1 - w) * S[u]    when u has rewards of both kinds
+            O[u]  or  S[u]               when it has rewards of one kind only
+            scores[u]                    when it has no per-kind record
+
+        With ``gap_penalty = p > 0``, a uid whose organic/synthetic gap is significant
+        (``consistency().significant[u]``, that is ``|t[u]| >= gap_threshold``) has its
+        clipped score multiplied by ``1 - p``. Then::
+
+            weight[u] = max(score[u], 0) / sum over v of max(score[v], 0)
+
         When no score is above zero the result is all zeros (never NaN); check
         ``weights.any()`` before emitting.
         """
         with self._lock:
-            clipped = np.maximum(self._scores, 0.0)
+            score = self._scores.copy()
+            kinds = self._kinds
+            if kinds is not None and self._organic_weight is not None:
+                score = _mixed(score, kinds, self._organic_weight)
+            flagged = None
+            if kinds is not None and self._gap_penalty > 0:
+                flagged = compare(kinds, self._gap_threshold, self._gap_min_count).significant
+        clipped = np.maximum(score, 0.0)
+        if flagged is not None:
+            clipped[flagged] *= 1.0 - self._gap_penalty
         return _normalise(clipped)
+
+    def consistency(self) -> Consistency:
+        """Per uid, the gap between its recent organic and synthetic rewards, and whether
+        it is significant.
+
+        Looks at each uid's last ``gap_window`` rewards of each kind (fed by
+        ``update(..., organic=True/False)``) and returns a
+        :class:`~organic_scoring.weights.Consistency` of arrays by uid: the two means,
+        the lifetime counts, ``gap = organic_mean - synthetic_mean``, Welch's ``t =
+        gap / sqrt(var_o / m + var_s / n)`` over the ``m`` organic and ``n`` synthetic
+        recent rewards, and ``significant = |t| >= gap_threshold`` (needing at least
+        ``gap_min_count`` of each kind). ``.flagged()`` lists the significant uids.
+        """
+        with self._lock:
+            kinds = self._kinds
+            if kinds is None:
+                kinds = KindBook(self._scores.shape[0], self._gap_window)
+            return compare(kinds, self._gap_threshold, self._gap_min_count)
 
     def as_dict(self) -> dict[int, float]:
         """The non-zero weights as ``{uid: weight}``, as bittensor 11's ``bt.set_weights`` takes."""
@@ -196,29 +369,81 @@ class ScoreBook:
     # -- persistence -----------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the book (scores, hotkeys, alpha) to ``path``, atomically.
+        """Write the book (scores, hotkeys, alpha, the per-kind record) to ``path``, atomically.
 
         A crash or error mid-save leaves whatever file was at ``path`` untouched. The
-        format is a versioned numpy ``.npz`` archive, read back by :meth:`load`.
+        format is a versioned numpy ``.npz`` archive, read back by :meth:`load`. The
+        settings (``organic_weight`` and the ``gap_`` ones but ``gap_window``) are not
+        stored: they are given again to :meth:`load`.
         """
         with self._lock:
             scores = self._scores.copy()
             hotkeys = self._hotkeys
-        _scorebook_file.write(path, scores, self._alpha, hotkeys)
+            kinds = None
+            if self._kinds is not None:
+                copy = self._kinds.copy()
+                kinds = _scorebook_file.StoredKinds(copy.averages, copy.counts, copy.windows)
+        _scorebook_file.write(path, scores, self._alpha, hotkeys, kinds)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ScoreBook:
-        """Read a book written by :meth:`save`.
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        organic_weight: float | None = None,
+        gap_threshold: float = 4.0,
+        gap_penalty: float = 0.0,
+        gap_window: int | None = None,
+        gap_min_count: int = 8,
+    ) -> ScoreBook:
+        """Read a book written by :meth:`save` (of this version or an earlier one).
+
+        The keyword arguments are the constructor's settings. ``gap_window`` defaults
+        to the window stored in the file (64 for a file without a per-kind record); a
+        different one given here for a file that has one raises ValueError.
 
         Raises :class:`~organic_scoring.weights.ScoreBookFileError` (a ValueError) for
         a corrupt, truncated, foreign or newer-version file, and FileNotFoundError when
         there is none. Loading never executes anything from the file.
         """
         stored = _scorebook_file.read(path)
-        book = cls(int(stored.scores.shape[0]), stored.alpha)
+        window = 64 if stored.kinds is None else int(stored.kinds.windows.shape[2])
+        if gap_window is not None and stored.kinds is not None and gap_window != window:
+            raise ValueError(
+                f"gap_window={gap_window!r} differs from the window of {window} recent "
+                f"rewards stored in {os.fspath(path)!r}; leave gap_window out to keep it"
+            )
+        book = cls(
+            int(stored.scores.shape[0]),
+            stored.alpha,
+            organic_weight=organic_weight,
+            gap_threshold=gap_threshold,
+            gap_penalty=gap_penalty,
+            gap_window=window if gap_window is None else gap_window,
+            gap_min_count=gap_min_count,
+        )
         book._scores = stored.scores
         book._hotkeys = stored.hotkeys
+        if stored.kinds is not None:
+            kinds = KindBook(0, window)
+            kinds.averages = stored.kinds.averages
+            kinds.counts = stored.kinds.counts
+            kinds.windows = stored.kinds.windows
+            book._kinds = kinds
         return book
+
+
+def _mixed(scores: FloatArray, kinds: KindBook, organic_weight: float) -> FloatArray:
+    """The per-uid score that weighs the kinds (see :meth:`ScoreBook.weights`)."""
+    organic, synthetic = kinds.averages[ORGANIC], kinds.averages[SYNTHETIC]
+    has_organic, has_synthetic = kinds.counts[ORGANIC] > 0, kinds.counts[SYNTHETIC] > 0
+    both = organic_weight * organic + (1.0 - organic_weight) * synthetic
+    mixed: FloatArray = np.where(
+        has_organic & has_synthetic,
+        both,
+        np.where(has_organic, organic, np.where(has_synthetic, synthetic, scores)),
+    )
+    return mixed
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -238,6 +463,32 @@ def _check_alpha(alpha: object) -> float:
     ):
         raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
     return float(alpha)
+
+
+def _check_unit(value: object, name: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0.0 <= float(value) <= 1.0
+    ):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_positive(value: object, name: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0.0 < float(value) < float("inf")
+    ):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
+        raise ValueError(f"{name} must be an int >= 2, got {value!r}")
+    return int(value)
 
 
 def _check_factor(factor: object) -> float:

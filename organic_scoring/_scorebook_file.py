@@ -2,46 +2,80 @@
 
 A score book file is a numpy ``.npz`` archive (a zip of ``.npy`` arrays) holding:
 
-``format``       the string ``"organic_scoring.scorebook"``, so a stray ``.npz`` is refused
-``version``      the format version, an int; this module writes and reads version 1
-``scores``       float64, one moving average per uid
-``alpha``        float64 scalar, the smoothing factor
-``has_hotkeys``  bool scalar: were hotkeys recorded (``sync`` was called)?
-``hotkeys``      unicode strings, one per uid (empty when ``has_hotkeys`` is false)
+``format``         the string ``"organic_scoring.scorebook"``, so a stray ``.npz`` is refused
+``version``        the format version, an int: this module writes version 2 and reads 1 and 2
+``scores``         float64, one moving average per uid
+``alpha``          float64 scalar, the smoothing factor
+``has_hotkeys``    bool scalar: were hotkeys recorded (``sync`` was called)?
+``hotkeys``        unicode strings, one per uid (empty when ``has_hotkeys`` is false)
+
+Version 2 adds the per-kind (organic/synthetic) record behind the consistency check:
+
+``has_kinds``      bool scalar: was any reward folded in with ``organic=True/False``?
+``kind_averages``  float64, shape ``(2, n_uids)``: moving averages, synthetic then organic
+``kind_counts``    int64, shape ``(2, n_uids)``: rewards folded in per kind
+``kind_windows``   float64, shape ``(2, n_uids, window)``: the recent rewards, a ring
+                   buffer per uid and kind (the next slot is ``count % window``)
+
+When ``has_kinds`` is false the three ``kind_`` arrays are empty, with shape
+``(2, n_uids, 0)`` for ``kind_windows``. A version 1 file reads as a book without
+a per-kind record.
 
 Every array is a plain numeric or unicode array, and files are read with
 ``allow_pickle=False``, so loading a file never runs code from it.
 
-Saving writes a temporary file in the destination's directory, flushes and fsyncs
-it, moves it over the destination with :func:`os.replace` (atomic on POSIX and
-Windows) and then fsyncs the directory, so the destination always holds either the
-previous complete file or the new complete file.
+Saving goes through :func:`organic_scoring._atomic.atomic_write`, so the destination
+always holds either the previous complete file or the new complete file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.npyio import NpzFile
 
+from organic_scoring._atomic import atomic_write
 from organic_scoring.errors import OrganicScoringError
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ScoreBookFileError", "StoredBook", "read", "write"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "ScoreBookFileError",
+    "StoredBook",
+    "StoredKinds",
+    "read",
+    "write",
+]
 
 FORMAT_NAME = "organic_scoring.scorebook"
 """What the ``format`` entry of every score book file says."""
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """The file format version this module writes, and the newest it reads."""
 
-_KEYS = frozenset({"format", "version", "scores", "alpha", "has_hotkeys", "hotkeys"})
+_READS = (1, 2)
+_KEYS = {
+    1: frozenset({"format", "version", "scores", "alpha", "has_hotkeys", "hotkeys"}),
+    2: frozenset(
+        {
+            "format",
+            "version",
+            "scores",
+            "alpha",
+            "has_hotkeys",
+            "hotkeys",
+            "has_kinds",
+            "kind_averages",
+            "kind_counts",
+            "kind_windows",
+        }
+    ),
+}
 
 
 class ScoreBookFileError(OrganicScoringError, ValueError):
@@ -64,6 +98,16 @@ class StoredBook:
     scores: npt.NDArray[np.float64]
     alpha: float
     hotkeys: tuple[str, ...] | None
+    kinds: StoredKinds | None = None
+
+
+@dataclass(frozen=True)
+class StoredKinds:
+    """The per-kind record of a version 2 file (see the module docs for the shapes)."""
+
+    averages: npt.NDArray[np.float64]
+    counts: npt.NDArray[np.int64]
+    windows: npt.NDArray[np.float64]
 
 
 def write(
@@ -71,30 +115,36 @@ def write(
     scores: npt.NDArray[np.float64],
     alpha: float,
     hotkeys: tuple[str, ...] | None,
+    kinds: StoredKinds | None = None,
 ) -> None:
     """Atomically replace the file at ``path`` with a score book holding these values."""
-    target = os.path.abspath(os.fspath(path))
-    directory = os.path.dirname(target)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                format=np.array(FORMAT_NAME),
-                version=np.array(FORMAT_VERSION, dtype=np.int64),
-                scores=np.asarray(scores, dtype=np.float64),
-                alpha=np.array(alpha, dtype=np.float64),
-                has_hotkeys=np.array(hotkeys is not None),
-                hotkeys=np.array(hotkeys or (), dtype=np.str_),
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
+    n_uids = int(np.asarray(scores).shape[0])
+    if kinds is None:
+        kinds = StoredKinds(
+            averages=np.zeros((2, 0)),
+            counts=np.zeros((2, 0), dtype=np.int64),
+            windows=np.zeros((2, n_uids, 0)),
+        )
+        has_kinds = False
+    else:
+        has_kinds = True
+
+    def dump(handle: BinaryIO) -> None:
+        np.savez(
+            handle,
+            format=np.array(FORMAT_NAME),
+            version=np.array(FORMAT_VERSION, dtype=np.int64),
+            scores=np.asarray(scores, dtype=np.float64),
+            alpha=np.array(alpha, dtype=np.float64),
+            has_hotkeys=np.array(hotkeys is not None),
+            hotkeys=np.array(hotkeys or (), dtype=np.str_),
+            has_kinds=np.array(has_kinds),
+            kind_averages=np.asarray(kinds.averages, dtype=np.float64),
+            kind_counts=np.asarray(kinds.counts, dtype=np.int64),
+            kind_windows=np.asarray(kinds.windows, dtype=np.float64),
+        )
+
+    atomic_write(path, dump)
 
 
 def read(path: str | os.PathLike[str]) -> StoredBook:
@@ -125,12 +175,13 @@ def _check(path: str | os.PathLike[str], entries: dict[str, npt.NDArray[Any]]) -
     version = entries.get("version")
     if version is None or version.shape != () or version.dtype.kind not in "iu":
         raise ScoreBookFileError(path, "the format version is missing or malformed")
-    if int(version) != FORMAT_VERSION:
+    if int(version) not in _READS:
         raise ScoreBookFileError(
             path,
-            f"unknown format version {int(version)}; this library reads version {FORMAT_VERSION}",
+            f"unknown format version {int(version)}; this library reads versions "
+            f"{', '.join(map(str, _READS))}",
         )
-    missing = sorted(_KEYS - entries.keys())
+    missing = sorted(_KEYS[int(version)] - entries.keys())
     if missing:
         raise ScoreBookFileError(path, f"missing entries: {', '.join(missing)}")
 
@@ -158,24 +209,52 @@ def _check(path: str | os.PathLike[str], entries: dict[str, npt.NDArray[Any]]) -
                 f"{raw_hotkeys.shape[0]} hotkeys recorded for {scores.shape[0]} scores",
             )
         hotkeys = tuple(str(h) for h in raw_hotkeys)
-    return StoredBook(scores=scores.astype(np.float64), alpha=float(alpha), hotkeys=hotkeys)
+    kinds = _check_kinds(path, entries, scores.shape[0]) if int(version) >= 2 else None
+    return StoredBook(
+        scores=scores.astype(np.float64), alpha=float(alpha), hotkeys=hotkeys, kinds=kinds
+    )
+
+
+def _check_kinds(
+    path: str | os.PathLike[str], entries: dict[str, npt.NDArray[Any]], n_uids: int
+) -> StoredKinds | None:
+    has_kinds = entries["has_kinds"]
+    if has_kinds.shape != () or has_kinds.dtype.kind != "b":
+        raise ScoreBookFileError(path, "has_kinds must be a boolean")
+    if not bool(has_kinds):
+        return None
+    averages, counts, windows = (
+        entries["kind_averages"],
+        entries["kind_counts"],
+        entries["kind_windows"],
+    )
+    if averages.shape != (2, n_uids) or averages.dtype.kind != "f":
+        raise ScoreBookFileError(
+            path, f"kind_averages must be a float array of shape (2, {n_uids})"
+        )
+    if counts.shape != (2, n_uids) or counts.dtype.kind not in "iu":
+        raise ScoreBookFileError(path, f"kind_counts must be an int array of shape (2, {n_uids})")
+    if (
+        windows.ndim != 3
+        or windows.shape[:2] != (2, n_uids)
+        or windows.shape[2] < 1
+        or windows.dtype.kind != "f"
+    ):
+        raise ScoreBookFileError(
+            path, f"kind_windows must be a float array of shape (2, {n_uids}, window >= 1)"
+        )
+    if not (np.isfinite(averages).all() and np.isfinite(windows).all()):
+        raise ScoreBookFileError(path, "the per-kind record contains NaN or infinity")
+    if (counts < 0).any():
+        raise ScoreBookFileError(path, "kind_counts must not be negative")
+    return StoredKinds(
+        averages=averages.astype(np.float64),
+        counts=counts.astype(np.int64),
+        windows=windows.astype(np.float64),
+    )
 
 
 def _text(value: npt.NDArray[Any] | None) -> str | None:
     if value is None or value.shape != () or value.dtype.kind != "U":
         return None
     return str(value)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable; a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

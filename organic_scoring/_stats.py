@@ -85,6 +85,17 @@ class ScoringStats:
     HTTP status to count."""
 
     @property
+    def organic_share(self) -> float:
+        """The share of completed iterations that scored an organic sample, in [0, 1].
+
+        ``organic_iterations / iterations``; 0.0 before the first iteration. What
+        miners are sent is this mix of real traffic and synthetic probes.
+        """
+        if self.iterations == 0:
+            return 0.0
+        return self.organic_iterations / self.iterations
+
+    @property
     def organic_carried_over(self) -> int:
         """Samples a persistent queue already held when it was opened (an earlier
         life's accepted requests); 0 for a queue that starts empty."""
@@ -141,6 +152,7 @@ class ScoringStats:
             "iterations": self.iterations,
             "organic_iterations": self.organic_iterations,
             "synthetic_iterations": self.synthetic_iterations,
+            "organic_share": self.organic_share,
             "skipped": self.skipped,
             "failed_iterations": self.failed_iterations,
             "failures": dict(self.failures),

@@ -14,20 +14,43 @@ coroutine at once, from any thread, and it re-reads the queue size and the count
 The size is read through the queue's awaitable form, so a queue that blocks (a
 file, a server) is asked from a worker thread, never on the event loop; a queue
 that cannot tell its size counts as empty (and says so in the log, once per outage).
+
+Jitter (``trigger_jitter = j > 0``, ``"seconds"`` only) takes the clock away from
+a miner. When a wait begins, the trigger draws its period uniformly from
+``[m * (1 - j), m * (1 + j)]`` and decides there and then whether the next sample
+is organic (one is waiting) or synthetic (none is): :attr:`Trigger.planned`, which
+the engine hands to the iteration. The wait then runs its full length; arrivals do
+not cut it short. The mean ``m`` follows the smoothed organic load rather than the
+queue of the moment (:class:`Load`, :meth:`ScoringConfig.jittered_mean`), so it
+moves slowly and alike for every query. A gap therefore says nothing about the
+sample that follows it, beyond what the load of the last minutes says.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import Literal
 
 from organic_scoring._log import log
-from organic_scoring.config import ScoringConfig
+from organic_scoring.config import (
+    JITTER_ARRIVAL_LAG,
+    JITTER_BACKLOG_SMOOTHING,
+    JITTER_RATE_SMOOTHING,
+    ScoringConfig,
+)
 from organic_scoring.organic_queue import OrganicQueueBase
 
-__all__ = ["Trigger", "Waker"]
+__all__ = ["Load", "SampleKind", "Trigger", "Waker"]
+
+SampleKind = Literal["organic", "synthetic"]
+
+_BUCKETS_PER_LAG = 8
 
 
 class Waker:
@@ -88,18 +111,168 @@ class Waker:
             self._loop, self._event, self._pending = None, None, False
 
 
+class Load:
+    """The smoothed organic load that a jittered period follows. Thread-safe.
+
+    * The arrival rate, per second: an exponentially weighted moving average of the
+      arrivals with time constant ``JITTER_RATE_SMOOTHING * trigger_frequency``,
+      counting an arrival only once it is ``JITTER_ARRIVAL_LAG * trigger_frequency``
+      old. Until then arrivals are counted in time buckets an eighth of that lag wide
+      (a bucket counts once all of it is old enough), so memory does not grow with
+      the traffic.
+    * The backlog: a time-weighted moving average of the queue size as read when
+      waits begin, time constant ``JITTER_BACKLOG_SMOOTHING * trigger_frequency``.
+
+    Times are :func:`time.monotonic` seconds, passed in so tests can drive it.
+    """
+
+    __slots__ = (
+        "_backlog",
+        "_backlog_at",
+        "_backlog_tau",
+        "_bucket",
+        "_config",
+        "_lag",
+        "_lock",
+        "_pending",
+        "_rate",
+        "_rate_at",
+        "_rate_tau",
+    )
+
+    def __init__(self, config: ScoringConfig) -> None:
+        frequency = config.trigger_frequency
+        self._config = config
+        self._rate_tau = JITTER_RATE_SMOOTHING * frequency
+        self._lag = JITTER_ARRIVAL_LAG * frequency
+        self._backlog_tau = JITTER_BACKLOG_SMOOTHING * frequency
+        self._bucket = self._lag / _BUCKETS_PER_LAG
+        self._lock = threading.Lock()
+        self._pending: deque[list[float]] = deque()  # [bucket start, arrivals in it]
+        self._rate = 0.0
+        self._rate_at = -math.inf
+        self._backlog = 0.0
+        self._backlog_at: float | None = None
+
+    def arrived(self, now: float) -> None:
+        """Count one organic arrival at ``now``."""
+        with self._lock:
+            pending = self._pending
+            if pending and now < pending[-1][0] + self._bucket:
+                pending[-1][1] += 1
+            else:
+                pending.append([now, 1])
+
+    def rate(self, now: float) -> float:
+        """The smoothed arrivals per second, as of ``now``."""
+        with self._lock:
+            return self._rate_now(now)
+
+    def _rate_now(self, now: float) -> float:
+        cut = now - self._lag
+        pending, tau = self._pending, self._rate_tau
+        while pending and pending[0][0] + self._bucket <= cut:
+            start, count = pending.popleft()
+            at = start + self._bucket / 2  # the bucket's arrivals count at its middle
+            self._rate = self._rate * math.exp((self._rate_at - at) / tau) + count / tau
+            self._rate_at = at
+        if cut <= self._rate_at:
+            return self._rate
+        return self._rate * math.exp((self._rate_at - cut) / tau)
+
+    def backlog(self, now: float, size: int | None = None) -> float:
+        """The smoothed queue size; ``size``, when given, is folded in first."""
+        with self._lock:
+            return self._backlog_now(now, size)
+
+    def _backlog_now(self, now: float, size: int | None) -> float:
+        if size is None:
+            return self._backlog
+        last = self._backlog_at
+        if last is None:
+            self._backlog = float(size)
+        elif now > last:
+            weight = 1.0 - math.exp((last - now) / self._backlog_tau)
+            self._backlog += weight * (size - self._backlog)
+        self._backlog_at = now if last is None else max(last, now)
+        return self._backlog
+
+    def mean(self, now: float, size: int | None) -> float:
+        """The mean period as of ``now`` (:meth:`ScoringConfig.jittered_mean`).
+
+        ``size`` is the queue size read as a wait begins, folded into the backlog;
+        None leaves the backlog as it is (a look, not a measurement).
+        """
+        with self._lock:
+            rate = self._rate_now(now)
+            backlog = self._backlog_now(now, size)
+        return self._config.jittered_mean(rate, backlog)
+
+
 class Trigger:
-    """The step counter and the decision of when the next iteration is due."""
+    """The step counter and the decision of when the next iteration is due.
 
-    __slots__ = ("_config", "_lock", "_queue", "_size_failing", "_steps", "waker")
+    Args:
+        config: The validated settings.
+        queue: The organic queue, for its size.
+        rng: The generator jittered periods are drawn from; default: one seeded with
+            ``config.seed``.
+    """
 
-    def __init__(self, config: ScoringConfig, queue: OrganicQueueBase) -> None:
+    __slots__ = (
+        "_config",
+        "_jitter",
+        "_load",
+        "_lock",
+        "_queue",
+        "_random",
+        "_size_failing",
+        "_steps",
+        "planned",
+        "waker",
+    )
+
+    def __init__(
+        self,
+        config: ScoringConfig,
+        queue: OrganicQueueBase,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
         self._config = config
         self._queue = queue
         self._lock = threading.Lock()
         self._steps = 0
         self._size_failing = False
         self.waker = Waker()
+        self._jitter = config.trigger_jitter if config.trigger == "seconds" else 0.0
+        self._random = rng if rng is not None else random.Random(config.seed)
+        self._load = Load(config) if self._jitter else None
+        self.planned: SampleKind | None = None
+        """With jitter, the kind of sample chosen for the iteration that :meth:`wait_due`
+        last found due (None: whatever is waiting when it starts)."""
+
+    @property
+    def load(self) -> Load | None:
+        """The smoothed organic load the jittered period follows; None without jitter."""
+        return self._load
+
+    def arrived(self) -> None:
+        """The organic queue's add listener. Safe from any thread, never blocks.
+
+        Without jitter it wakes the loop (a burst shortens the wait under way); with
+        jitter it only counts the arrival towards the smoothed load.
+        """
+        load = self._load
+        if load is None:
+            self.waker.wake()
+        else:
+            load.arrived(time.monotonic())
+
+    def draw(self, mean: float) -> float:
+        """One jittered period: uniform in ``[mean * (1 - j), mean * (1 + j)]``."""
+        jitter = self._jitter
+        return self._random.uniform(mean * (1.0 - jitter), mean * (1.0 + jitter))
 
     @property
     def steps(self) -> int:
@@ -121,8 +294,11 @@ class Trigger:
     def period(self) -> float:
         """The annealed period (seconds) or threshold (steps) for the current queue.
 
-        Reads the queue's size on the calling thread.
+        Reads the queue's size on the calling thread. With jitter: the mean the next
+        period will be drawn around, from the smoothed load.
         """
+        if self._load is not None:
+            return self._load.mean(time.monotonic(), None)
         try:
             size = self._queue.size
         except Exception as exc:
@@ -131,13 +307,15 @@ class Trigger:
 
     async def aperiod(self) -> float:
         """:meth:`period`, with the size read off the event loop when the queue blocks."""
+        return self._config.period(await self._asize())
+
+    async def _asize(self) -> int:
         try:
             size = await self._queue.asize()
         except Exception as exc:
-            size = self._size_failed(exc)
-        else:
-            self._size_failing = False
-        return self._config.period(size)
+            return self._size_failed(exc)
+        self._size_failing = False
+        return size
 
     def _size_failed(self, exc: Exception) -> int:
         if not self._size_failing:
@@ -150,8 +328,12 @@ class Trigger:
 
         ``last_start`` is the :func:`time.monotonic` start of the previous iteration
         (None before the first; under ``"seconds"`` the first is due at once). Under
-        ``"steps"`` a True return has already spent the threshold's steps.
+        ``"steps"`` a True return has already spent the threshold's steps. With jitter
+        a True return has set :attr:`planned`.
         """
+        self.planned = None
+        if self._load is not None and last_start is not None:
+            return await self._wait_jittered(self._load, last_start, stopping)
         seconds = self._config.trigger == "seconds"
         while not stopping():
             if seconds:
@@ -165,6 +347,21 @@ class Trigger:
                 if self._take_threshold(int(await self.aperiod())):
                     return True
                 await self.waker.wait(None)
+        return False
+
+    async def _wait_jittered(
+        self, load: Load, last_start: float, stopping: Callable[[], bool]
+    ) -> bool:
+        """The wait begins: draw its period and choose the kind, then sit it out."""
+        size = await self._asize()
+        due = last_start + self.draw(load.mean(time.monotonic(), size))
+        planned: SampleKind = "organic" if size > 0 else "synthetic"
+        while not stopping():
+            remaining = due - time.monotonic()
+            if remaining <= 0:
+                self.planned = planned
+                return True
+            await self.waker.wait(remaining)
         return False
 
     def _take_threshold(self, threshold: int) -> bool:

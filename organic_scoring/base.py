@@ -97,6 +97,8 @@ class OrganicScoringBase(ABC):
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         allowed_hotkeys: Iterable[str] | None = None,
+        trigger_jitter: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         """Validate the settings and prepare the loop; nothing runs until :meth:`start`.
 
@@ -122,6 +124,15 @@ class OrganicScoringBase(ABC):
                 while failures repeat, up to ``backoff_max``, and resets on a success.
             allowed_hotkeys: When given, only these hotkeys may send organic requests
                 (checked by the intake before ``_blacklist_fn``).
+            trigger_jitter: ``j`` in [0, 1), ``"seconds"`` only, so that miners cannot
+                tell probes by their timing: each period is drawn uniformly from
+                ``[m * (1 - j), m * (1 + j)]`` around an annealed mean ``m`` that
+                follows the smoothed organic load; whether the next sample is organic
+                is decided when the wait begins, and arrivals no longer cut a wait
+                short (an organic sample may wait up to one period longer). 0 keeps
+                the plain periods.
+            seed: Seeds the loop's own random draws (jittered periods, the choice
+                among datasets), for reproducible runs.
 
         Raises:
             ValueError: A setting is out of range (the message names it).
@@ -142,6 +153,8 @@ class OrganicScoringBase(ABC):
                 backoff_initial=backoff_initial,
                 backoff_max=backoff_max,
                 allowed_hotkeys=allowed_hotkeys,
+                trigger_jitter=trigger_jitter,
+                seed=seed,
             )
         )
         datasets = _datasets(synth_dataset, synth_dataset_weights)
@@ -364,7 +377,10 @@ class OrganicScoringBase(ABC):
         self.__trigger.set_step(step)
 
     def sample_rate_dynamic(self) -> float:
-        """The current annealed period in seconds, or step threshold (an int) for steps."""
+        """The current annealed period in seconds, or step threshold (an int) for steps.
+
+        With ``trigger_jitter``, the mean the next period will be drawn around.
+        """
         value = self.__trigger.period()
         return int(value) if self.__config.trigger == "steps" else value
 

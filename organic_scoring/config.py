@@ -13,12 +13,38 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["DEFAULT_TRIGGER_FREQUENCY_MIN", "ScoringConfig", "Trigger"]
+__all__ = [
+    "DEFAULT_TRIGGER_FREQUENCY_MIN",
+    "JITTER_ARRIVAL_LAG",
+    "JITTER_BACKLOG_SMOOTHING",
+    "JITTER_RATE_SMOOTHING",
+    "JITTER_UTILISATION",
+    "ScoringConfig",
+    "Trigger",
+]
 
 Trigger = Literal["seconds", "steps"]
 
 DEFAULT_TRIGGER_FREQUENCY_MIN = 2.0
 """``trigger_frequency_min`` when not given (capped at ``trigger_frequency``)."""
+
+JITTER_UTILISATION = 0.7
+"""With jitter, the share of periods the smoothed organic arrival rate fills: the mean
+period anneals towards ``JITTER_UTILISATION / rate``, so the loop keeps up with the
+traffic and some probes still go out when it is busy."""
+
+JITTER_RATE_SMOOTHING = 16.0
+"""With jitter, the time constant of the arrival rate's moving average, in units of
+``trigger_frequency``: the period follows the load over minutes, not seconds."""
+
+JITTER_ARRIVAL_LAG = 2.0
+"""With jitter, how old (in units of ``trigger_frequency``) an arrival must be before it
+counts towards the rate: the arrivals that decide whether the next sample is organic
+do not also shorten the period drawn with it."""
+
+JITTER_BACKLOG_SMOOTHING = 4.0
+"""With jitter, the time constant of the queue size's moving average, in units of
+``trigger_frequency``."""
 
 _NUMBERS = (
     "trigger_frequency",
@@ -31,6 +57,7 @@ _NUMBERS = (
     "log_timeout",
     "backoff_initial",
     "backoff_max",
+    "trigger_jitter",
 )
 
 
@@ -49,6 +76,13 @@ class ScoringConfig(BaseModel):
         trigger_scaling_factor: Queue entries per unit of period taken off: the
             period is ``max(trigger_frequency - queue_size / trigger_scaling_factor,
             trigger_frequency_min)``. Greater than 0.
+        trigger_jitter: ``j`` in [0, 1); ``"seconds"`` only. With ``j > 0`` each
+            period is drawn uniformly from ``[m * (1 - j), m * (1 + j)]`` around the
+            annealed mean ``m`` (:meth:`jittered_mean`), whether the next sample is
+            organic is decided when the wait begins, and arrivals no longer cut a
+            wait short. 0 (the default) keeps the plain periods.
+        seed: Seeds the loop's own random draws (the jittered periods, the choice
+            among several datasets), for reproducible runs; None draws fresh ones.
         max_concurrent_iterations: How many iterations may be in flight at once.
         query_timeout, reference_timeout, rewards_timeout, weights_timeout,
         log_timeout: Per-stage limits in seconds; None means no limit.
@@ -72,6 +106,8 @@ class ScoringConfig(BaseModel):
     backoff_initial: float = Field(default=0.5, ge=0)
     backoff_max: float = Field(default=30.0, ge=0)
     allowed_hotkeys: frozenset[str] | None = None
+    trigger_jitter: float = Field(default=0.0, ge=0, lt=1)
+    seed: int | None = Field(default=None, strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -117,6 +153,11 @@ class ScoringConfig(BaseModel):
             for name in ("trigger_frequency", "trigger_frequency_min"):
                 if getattr(self, name) < 1:
                     raise ValueError(f"{name} must be at least 1 with trigger='steps'")
+            if self.trigger_jitter:
+                raise ValueError(
+                    f"trigger_jitter ({self.trigger_jitter:g}) applies to trigger='seconds' "
+                    "only; leave it at 0 with trigger='steps'"
+                )
         if self.backoff_max < self.backoff_initial:
             raise ValueError(
                 f"backoff_max ({self.backoff_max:g}) must not be below "
@@ -135,6 +176,28 @@ class ScoringConfig(BaseModel):
             self.trigger_frequency_min,
         )
         return float(value) if self.trigger == "seconds" else float(int(value))
+
+    def jittered_mean(self, rate: float, backlog: float) -> float:
+        """The mean period, in seconds, around which a jittered period is drawn.
+
+        With ``f = trigger_frequency``, ``s = trigger_scaling_factor``, ``u =``
+        :data:`JITTER_UTILISATION`, the smoothed organic arrival rate ``rate`` (per
+        second) and the smoothed queue size ``backlog``, the *equivalent backlog* is
+        the larger of the backlog and the queue size at which the plain formula would
+        give a period of ``u / rate``::
+
+            B = max(backlog, s * (f - u / rate))        (just backlog when rate is 0)
+            m = max(f - B / s, trigger_frequency_min)
+
+        So the loop runs about once per ``u / rate`` seconds while that lies between
+        ``trigger_frequency_min`` and ``f``, and a backlog that builds up anyway
+        anneals the period as :meth:`period` does.
+        """
+        frequency, scaling = self.trigger_frequency, self.trigger_scaling_factor
+        equivalent = backlog
+        if rate > 0:
+            equivalent = max(backlog, scaling * (frequency - JITTER_UTILISATION / rate))
+        return max(frequency - equivalent / scaling, self.trigger_frequency_min)
 
 
 def _is_number(value: Any) -> bool:

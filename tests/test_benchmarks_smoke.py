@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import random
 
-from benchmarks import bench_fleet_intake, bench_queue, bench_redis_queue
+from benchmarks import bench_distinguisher, bench_fleet_intake, bench_queue, bench_redis_queue
 
 
 def test_bench_queue_rows() -> None:
@@ -37,3 +38,38 @@ def test_bench_fleet_intake_row(redis_url: str) -> None:
     assert row["ours_rps"] > 0
     assert row["bare_rps"] > 0
     assert math.isclose(row["ratio"], row["ours_rps"] / row["bare_rps"])
+
+
+def test_bench_distinguisher_rows() -> None:
+    rows = bench_distinguisher.run(quick=True)
+    assert [row["name"][:3] for row in rows] == ["(a)", "(b)"]
+    for row in rows:
+        assert {
+            "name",
+            "ours_auc",
+            "bare_auc",
+            "ratio",
+            "auc_all",
+            "auc_text",
+            "auc_timing",
+        } <= set(row)
+        assert row["queries"] > 0
+        for key in ("auc_all", "auc_text", "auc_timing"):
+            assert 0.0 <= row[key] <= 1.0 or math.isnan(row[key])
+        assert row["ours_auc"] == max(row["auc_all"], row["auc_text"], row["auc_timing"])
+
+
+def test_the_distinguisher_sees_a_planted_difference() -> None:
+    # The classifier is not blind: texts from two different vocabularies, or a gap
+    # that differs by kind, are told apart almost perfectly.
+    rng = random.Random(3)
+    queries = []
+    at = 0.0
+    for i in range(300):
+        organic = i % 2 == 0
+        at += rng.uniform(0.9, 1.1) * (1.0 if organic else 3.0)
+        text = " ".join(rng.choice(("a", "b", "c") if organic else ("x", "y")) for _ in range(6))
+        queries.append(bench_distinguisher.Query(at, text, organic))
+    aucs = bench_distinguisher.distinguish(queries)
+    assert aucs["text"] > 0.95
+    assert aucs["timing"] > 0.95

@@ -297,3 +297,54 @@ def test_period_matches_the_formula(
     assert config.period(queue_size) == expected
     assert config.period(queue_size) <= config.period(0)
     assert config.period(queue_size + 1) <= config.period(queue_size)
+
+
+# jitter and seed
+
+
+def test_jitter_defaults_to_zero_and_no_seed() -> None:
+    config = make()
+    assert config.trigger_jitter == 0
+    assert config.seed is None
+
+
+@pytest.mark.parametrize("jitter", [0, 0.25, 0.999])
+def test_jitter_accepts_zero_up_to_one(jitter: float) -> None:
+    assert make(trigger_jitter=jitter).trigger_jitter == jitter
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1, 1.5, math.inf, True, "0.5", None])
+def test_jitter_outside_zero_to_one_is_named(bad: Any) -> None:
+    assert_names(rejects(trigger_jitter=bad), "trigger_jitter")
+
+
+def test_jitter_with_the_steps_trigger_is_refused() -> None:
+    error = rejects(trigger="steps", trigger_frequency=5, trigger_jitter=0.5)
+    assert "trigger_jitter" in str(error)
+    assert "trigger='seconds'" in str(error)
+    assert make(trigger="steps", trigger_frequency=5, trigger_jitter=0).trigger_jitter == 0
+
+
+@pytest.mark.parametrize("bad", ["3", 1.5, True])
+def test_seed_must_be_an_int(bad: Any) -> None:
+    assert_names(rejects(seed=bad), "seed")
+
+
+@given(
+    rate=st.floats(min_value=0, max_value=1e3),
+    backlog=st.floats(min_value=0, max_value=1e6),
+    frequency=st.floats(min_value=0.01, max_value=1e3),
+    floor_share=st.floats(min_value=0.01, max_value=1),
+)
+def test_the_jittered_mean_stays_within_the_bounds(
+    rate: float, backlog: float, frequency: float, floor_share: float
+) -> None:
+    config = make(
+        trigger_frequency=frequency,
+        trigger_frequency_min=frequency * floor_share,
+        trigger_jitter=0.5,
+    )
+    mean = config.jittered_mean(rate, backlog)
+    assert config.trigger_frequency_min <= mean <= frequency
+    assert config.jittered_mean(rate, backlog + 1) <= mean  # more backlog, shorter
+    assert config.jittered_mean(rate * 2 + 1e-3, backlog) <= mean  # more traffic, shorter

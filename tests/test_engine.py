@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from typing import Any
@@ -564,3 +565,53 @@ def test_stop_from_a_plain_hook_asks_for_the_stop_and_returns() -> None:
     wait_until(lambda: not scorer.is_running, "the run to end")
     assert scorer.errors == []
     assert scorer.stats.iterations == 1
+
+
+class _SizeWatched(OrganicQueue):
+    """An OrganicQueue that counts how often its size is read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.size_reads = Counter()
+
+    @property
+    def size(self) -> int:
+        self.size_reads.bump()
+        return super().size
+
+
+def test_with_jitter_a_wait_runs_its_course_and_its_sample_was_chosen_when_it_began() -> None:
+    class Timed(Recorder):
+        def __init__(self, **kwargs: Any) -> None:
+            self.times: list[float] = []
+            super().__init__(**kwargs)
+
+        async def _query_miners(self, sample: Any) -> Any:
+            self.times.append(time.monotonic())
+            return await super()._query_miners(sample)
+
+    queue = _SizeWatched()
+    # Settings under which, without jitter, a burst would end the wait at once.
+    scorer = Timed(
+        synth_dataset=Letters("a"),
+        organic_queue=queue,
+        trigger_frequency=1.0,
+        trigger_frequency_min=0.01,
+        trigger_scaling_factor=1,
+        trigger_jitter=0.5,
+        seed=5,
+    )
+    first_draw = random.Random(5).uniform(0.5, 1.5)
+    assert first_draw > 0.6
+    with scorer:
+        scorer.done.wait_for(1)
+        queue.size_reads.wait_for(2)  # the first iteration's logs, then the wait begins
+        for i in range(200):
+            queue.add({"organic": i})
+        scorer.done.wait_for(3)
+    first, second, third = scorer.samples[:3]
+    assert first == second == {"synthetic": "a"}  # the queue was empty when they were chosen
+    assert third["organic"] in range(200)
+    assert scorer.times[1] - scorer.times[0] >= 0.5  # m * (1 - j): not cut short by the burst
+    # The backlog the burst left shortens the periods after it.
+    assert scorer.sample_rate_dynamic() < 1.0

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from organic_scoring import IterationError, StageTimeout
+from organic_scoring._iteration import planned
 from organic_scoring.organic_queue import OrganicQueue
+from organic_scoring.synth_dataset import MixtureDataset, OrganicReplayDataset
 from support.scorers import Letters, Recorder, forever
 from support.waiting import WAIT
 
@@ -323,3 +325,83 @@ def test_queue_reachable_publicly_and_as_contract_attribute() -> None:
     scorer = Recorder(organic_queue=queue)
     assert scorer._organic_queue is queue
     assert scorer.organic_queue is queue
+
+
+# -- organic replay and the planned kind ----------------------------------------------
+
+
+def test_the_scorer_feeds_replay_datasets_organic_samples_only() -> None:
+    inner = OrganicReplayDataset(100, seed=1, transform=lambda s, rng: {**s, "replayed": True})
+    top = OrganicReplayDataset(100, seed=2, fallback=Letters("f"))
+    mixture = MixtureDataset([inner, Letters("m")], seed=3)
+    scorer = Recorder(synth_dataset=[top, mixture, inner], seed=4)  # inner listed twice
+    organic = [{"organic": i} for i in range(5)]
+
+    async def run() -> None:
+        for round_ in range(5):
+            scorer._organic_queue.add(organic[round_])
+            for _ in range(4):  # one organic, then synthetic ones: replays, fallbacks
+                await scorer.loop_iteration()
+
+    asyncio.run(run())
+    assert scorer.stats.organic_iterations == 5
+    assert scorer.stats.synthetic_iterations == 15
+    for replay in (inner, top):
+        assert replay.seen == 5  # each organic sample offered once, never a synthetic one
+        assert sorted(replay.stored(), key=str) == organic
+    assert any(s.get("replayed") for s in scorer.samples)  # replays did go out
+
+
+def test_a_replay_dataset_that_fails_to_keep_a_sample_does_not_fail_the_iteration() -> None:
+    def redact(sample: Any) -> Any:
+        raise RuntimeError("redactor down")
+
+    scorer = Recorder(synth_dataset=OrganicReplayDataset(10, redact=redact))
+    scorer._organic_queue.add({"organic": 1})
+    logs = asyncio.run(scorer.loop_iteration())
+    assert logs["is_organic_sample"] is True
+    assert scorer.errors == []
+
+
+@pytest.mark.parametrize(
+    ("plan", "expected"), [(None, "organic"), ("organic", "organic"), ("synthetic", "a")]
+)
+def test_the_planned_kind_decides_whether_the_queue_is_asked(
+    plan: str | None, expected: str
+) -> None:
+    scorer = Recorder(synth_dataset=Letters("a"))
+    scorer._organic_queue.add({"organic": "organic"})
+
+    async def run() -> dict[str, Any]:
+        planned.set(plan)  # type: ignore[arg-type]
+        return await scorer.loop_iteration()
+
+    asyncio.run(run())
+    (sample,) = scorer.samples
+    assert sample.get("organic", sample.get("synthetic")) == expected
+    assert scorer._organic_queue.size == (1 if plan == "synthetic" else 0)
+
+
+def test_a_synthetic_plan_without_datasets_still_takes_organic_samples() -> None:
+    scorer = Recorder()
+    scorer._organic_queue.add({"organic": 1})
+
+    async def run() -> dict[str, Any]:
+        planned.set("synthetic")
+        return await scorer.loop_iteration()
+
+    assert asyncio.run(run())["is_organic_sample"] is True
+
+
+def test_stats_report_the_organic_share() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"))
+    assert scorer.stats.organic_share == 0.0
+
+    async def run() -> None:
+        scorer._organic_queue.add({"organic": 1})
+        for _ in range(4):
+            await scorer.loop_iteration()
+
+    asyncio.run(run())
+    assert scorer.stats.organic_share == 0.25
+    assert scorer.stats.as_dict()["organic_share"] == 0.25

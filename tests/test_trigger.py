@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import threading
 import time
 
 import pytest
 
-from organic_scoring._trigger import Trigger, Waker
+from organic_scoring._trigger import Load, Trigger, Waker
 from organic_scoring.config import ScoringConfig
 from organic_scoring.organic_queue import OrganicQueue
 
@@ -148,3 +150,153 @@ def test_waker_coalesces_and_survives_a_closed_loop() -> None:
     waker.wake()  # the loop is closed now: ignored, not raised
     waker.unbind()
     waker.wake()
+
+
+# -- jitter --------------------------------------------------------------------------
+
+
+def _jittered(queue: OrganicQueue, **settings: object) -> Trigger:
+    trigger = _trigger(queue, **settings)
+    queue.add_listener(trigger.arrived)
+    return trigger
+
+
+def test_jittered_periods_keep_the_mean_and_spread_uniformly() -> None:
+    trigger = _trigger(OrganicQueue(), trigger_jitter=0.5, seed=7)
+    draws = [trigger.draw(2.0) for _ in range(20_000)]
+    assert min(draws) >= 1.0
+    assert max(draws) <= 3.0
+    assert sum(draws) / len(draws) == pytest.approx(2.0, rel=0.01)
+    # Uniform over [1, 3]: ten equal bins, each expected to hold a tenth.
+    counts = [0] * 10
+    for value in draws:
+        counts[min(int((value - 1.0) / 0.2), 9)] += 1
+    expected = len(draws) / 10
+    assert sum((c - expected) ** 2 / expected for c in counts) < 27.877  # chi2(9), p = 0.001
+
+    narrow = _trigger(OrganicQueue(), trigger_jitter=0.1, seed=7)
+    narrow_draws = [narrow.draw(2.0) for _ in range(2000)]
+    assert 1.8 <= min(narrow_draws) < 1.82
+    assert 2.18 < max(narrow_draws) <= 2.2
+
+
+def test_jittered_periods_are_seeded() -> None:
+    def draws(seed: int) -> list[float]:
+        trigger = _trigger(OrganicQueue(), trigger_jitter=0.3, seed=seed)
+        return [trigger.draw(1.0) for _ in range(5)]
+
+    assert draws(1) == draws(1)
+    assert draws(1) != draws(2)
+
+
+def test_a_jittered_wait_chooses_its_sample_when_it_begins_and_runs_its_course() -> None:
+    queue = OrganicQueue()
+    # trigger_frequency_min == trigger_frequency: the mean stays 0.2 s whatever the load.
+    trigger = _jittered(
+        queue, trigger_frequency=0.2, trigger_frequency_min=0.2, trigger_jitter=0.5, seed=1
+    )
+
+    async def main() -> tuple[float, bool]:
+        began = time.monotonic()
+        waiting = asyncio.ensure_future(trigger.wait_due(began, never))
+        await asyncio.sleep(0)  # the wait has begun: the queue was empty then
+        for i in range(100):
+            queue.add(i)  # a burst: no longer cuts the wait short
+        due = await asyncio.wait_for(waiting, 5)
+        return time.monotonic() - began, due
+
+    elapsed, due = asyncio.run(main())
+    assert due
+    assert elapsed >= 0.1  # at least m * (1 - j)
+    assert trigger.planned == "synthetic"
+
+    # The next wait begins with samples waiting: its iteration takes one of them.
+    assert asyncio.run(asyncio.wait_for(trigger.wait_due(time.monotonic() - 1, never), 5))
+    assert trigger.planned == "organic"
+
+
+def test_the_first_jittered_iteration_is_due_at_once_and_takes_what_is_there() -> None:
+    trigger = _trigger(OrganicQueue(), trigger_frequency=1000, trigger_jitter=0.5)
+    assert asyncio.run(asyncio.wait_for(trigger.wait_due(None, never), 5))
+    assert trigger.planned is None
+
+
+def test_stopping_ends_a_jittered_wait() -> None:
+    trigger = _trigger(OrganicQueue(), trigger_frequency=1000, trigger_jitter=0.5)
+    stop = False
+
+    async def main() -> bool:
+        nonlocal stop
+        waiting = asyncio.ensure_future(trigger.wait_due(time.monotonic(), lambda: stop))
+        await asyncio.sleep(0)
+        stop = True
+        trigger.waker.wake()
+        return await asyncio.wait_for(waiting, 5)
+
+    assert asyncio.run(main()) is False
+
+
+def test_without_jitter_an_arrival_wakes_the_loop() -> None:
+    queue = OrganicQueue()
+    trigger = _jittered(
+        queue, trigger_frequency=1000, trigger_frequency_min=0.01, trigger_scaling_factor=1
+    )
+    assert trigger.load is None
+
+    async def main() -> bool:
+        waiting = asyncio.ensure_future(trigger.wait_due(time.monotonic(), never))
+        await asyncio.sleep(0)
+        for i in range(1000):
+            queue.add(i)
+        return await asyncio.wait_for(waiting, 5)
+
+    assert asyncio.run(main())
+    assert trigger.planned is None
+
+
+def test_the_smoothed_rate_follows_the_arrivals_once_they_are_old_enough() -> None:
+    config = ScoringConfig(trigger_frequency=1.0, trigger_jitter=0.5)
+    load = Load(config)
+    rng = random.Random(3)
+    now = 0.0
+    while now < 400.0:  # Poisson arrivals, 5 per second, on a clock of our own
+        now += rng.expovariate(5.0)
+        load.arrived(now)
+    assert load.rate(now) == pytest.approx(5.0, rel=0.2)
+    # Nothing arrives any more: the rate decays with its time constant (16 s here),
+    # once the last arrivals are JITTER_ARRIVAL_LAG (2 s) old.
+    assert load.rate(now + 2 + 16) == pytest.approx(load.rate(now + 2) / math.e, rel=0.05)
+
+    fresh = Load(config)
+    for i in range(100):
+        fresh.arrived(10.0 + i / 1000)
+    assert fresh.rate(11.0) == 0.0  # too recent to count
+    assert fresh.rate(12.3) == pytest.approx(100 / 16, rel=0.05)
+
+
+def test_the_smoothed_backlog_moves_with_its_time_constant() -> None:
+    load = Load(ScoringConfig(trigger_frequency=1.0, trigger_jitter=0.5))  # tau = 4 s
+    assert load.backlog(0.0, 0) == 0.0
+    assert load.backlog(4.0, 100) == pytest.approx(100 * (1 - math.exp(-1)))
+    assert load.backlog(4.0) == pytest.approx(100 * (1 - math.exp(-1)))  # a look only
+
+
+def test_the_jittered_mean_follows_the_load() -> None:
+    config = ScoringConfig(
+        trigger_frequency=15, trigger_frequency_min=2, trigger_scaling_factor=5, trigger_jitter=0.5
+    )
+    assert config.jittered_mean(0.0, 0.0) == 15  # no traffic: the full period
+    assert config.jittered_mean(0.7 / 15, 0.0) == pytest.approx(15)  # it fills 0.7 of them
+    assert config.jittered_mean(0.1, 0.0) == pytest.approx(7.0)  # 0.7 / 0.1 s
+    assert config.jittered_mean(10.0, 0.0) == 2  # the floor
+    # A backlog that builds up anyway anneals as the plain formula does.
+    assert config.jittered_mean(0.0, 25.0) == pytest.approx(15 - 25 / 5)
+    assert config.jittered_mean(0.1, 25.0) == pytest.approx(7.0)  # the larger pull wins
+
+
+def test_a_jittered_trigger_reports_the_mean_as_its_period() -> None:
+    queue = OrganicQueue()
+    trigger = _jittered(queue, trigger_frequency=15, trigger_jitter=0.5)
+    for i in range(50):
+        queue.add(i)  # counted as arrivals, not read as a queue size
+    assert trigger.period() == 15

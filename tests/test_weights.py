@@ -369,6 +369,14 @@ def test_bare_npy_file_is_refused(tmp_path: Path) -> None:
         ScoreBook.load(path)
 
 
+_KINDS = {
+    "has_kinds": np.array(True),
+    "kind_averages": np.zeros((2, 2)),
+    "kind_counts": np.zeros((2, 2), dtype=np.int64),
+    "kind_windows": np.zeros((2, 2, 4)),
+}
+
+
 def _write_archive(path: Path, **overrides: Any) -> None:
     entries: dict[str, Any] = {
         "format": np.array("organic_scoring.scorebook"),
@@ -377,6 +385,10 @@ def _write_archive(path: Path, **overrides: Any) -> None:
         "alpha": np.array(0.5),
         "has_hotkeys": np.array(True),
         "hotkeys": np.array(["a", "b"]),
+        "has_kinds": np.array(False),
+        "kind_averages": np.zeros((2, 0)),
+        "kind_counts": np.zeros((2, 0), dtype=np.int64),
+        "kind_windows": np.zeros((2, 2, 0)),
     }
     entries.update(overrides)
     with path.open("wb") as handle:
@@ -387,12 +399,29 @@ def test_hand_written_valid_archive_loads(tmp_path: Path) -> None:
     path = tmp_path / "scores.npz"
     _write_archive(path)
     assert ScoreBook.load(path).hotkeys == ("a", "b")
+    _write_archive(path, **_KINDS)
+    assert ScoreBook.load(path).gap_window == 4
+
+
+def test_a_version_1_file_still_loads(tmp_path: Path) -> None:
+    # What version 1.0 of the library wrote: no per-kind record.
+    path = tmp_path / "scores.npz"
+    no_kinds = {key: None for key in _KINDS}
+    _write_archive(path, version=np.array(1, dtype=np.int64), scores=np.array([0.5, 0.25]),
+                   **no_kinds)  # fmt: skip
+    book = ScoreBook.load(path, organic_weight=0.7)
+    np.testing.assert_array_equal(book.scores, [0.5, 0.25])
+    assert book.hotkeys == ("a", "b")
+    assert book.organic_weight == 0.7
+    assert book.gap_window == 64
+    assert not book.consistency().significant.any()
+    np.testing.assert_allclose(book.weights(), [2 / 3, 1 / 3])  # no per-kind record yet
 
 
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"version": np.array(FORMAT_VERSION + 1)}, "unknown format version 2"),
+        ({"version": np.array(FORMAT_VERSION + 1)}, f"unknown format version {FORMAT_VERSION + 1}"),
         ({"version": np.array(0)}, "unknown format version 0"),
         ({"version": None}, "version"),
         ({"version": np.array("1")}, "version"),
@@ -405,6 +434,14 @@ def test_hand_written_valid_archive_loads(tmp_path: Path) -> None:
         ({"hotkeys": np.array(["a"])}, "1 hotkeys recorded for 2 scores"),
         ({"hotkeys": np.array([1, 2])}, "strings"),
         ({"has_hotkeys": np.array(1)}, "has_hotkeys"),
+        ({"has_kinds": None}, "missing entries: has_kinds"),
+        ({"has_kinds": np.array(1)}, "has_kinds"),
+        ({**_KINDS, "kind_averages": np.zeros((2, 3))}, r"kind_averages .* shape \(2, 2\)"),
+        ({**_KINDS, "kind_counts": np.zeros((2, 2))}, "kind_counts must be an int array"),
+        ({**_KINDS, "kind_counts": -np.ones((2, 2), dtype=np.int64)}, "negative"),
+        ({**_KINDS, "kind_windows": np.zeros((2, 2))}, "kind_windows"),
+        ({**_KINDS, "kind_windows": np.zeros((2, 2, 0))}, "kind_windows"),
+        ({**_KINDS, "kind_windows": np.full((2, 2, 4), np.inf)}, "NaN or infinity"),
     ],
 )
 def test_mismatched_archive_is_a_clear_error(

@@ -17,7 +17,7 @@ from organic_scoring._compat import BT_VERSION, HAS_AXON
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._scorer import DemoScorer
 from organic_scoring.demo._view import LiveView
-from organic_scoring.synth_dataset import default_dataset
+from organic_scoring.synth_dataset import OrganicReplayDataset, default_dataset, splice_words
 from organic_scoring.weights import ScoreBook
 
 __all__ = ["run_demo"]
@@ -67,9 +67,11 @@ def _simulate(duration: float, view_out: TextIO) -> dict[str, Any]:
         return cls(
             miners,
             book,
-            synth_dataset=default_dataset(seed=1),
+            synth_dataset=_probes(),
             trigger="seconds",
             trigger_frequency=1.0,
+            trigger_jitter=0.5,
+            seed=1,
             trigger_frequency_min=0.1,
             trigger_scaling_factor=4,
             max_concurrent_iterations=3,
@@ -103,6 +105,7 @@ def _simulate(duration: float, view_out: TextIO) -> dict[str, Any]:
             "iterations": stats.iterations,
             "organic_iterations": stats.organic_iterations,
             "synthetic_iterations": stats.synthetic_iterations,
+            "organic_share": round(stats.organic_share, 3),
             "failed_iterations": stats.failed_iterations,
             "organic_received": scorer.received,
             "organic_answered": traffic.answered,
@@ -114,6 +117,22 @@ def _simulate(duration: float, view_out: TextIO) -> dict[str, Any]:
         }
         view.summary_line(summary)
         return summary
+
+
+def _probes() -> OrganicReplayDataset:
+    """Synthetic probes made of what the users asked, each spliced with another at a
+    shared word; the bundled dataset until the first organic request is scored."""
+
+    def splice(sample: dict[str, str], rng: random.Random) -> dict[str, str]:
+        for _ in range(5):
+            other = replay.peek()
+            spliced = other and splice_words(sample["prompt"], other["prompt"], rng)
+            if spliced:
+                return {**sample, "prompt": spliced}
+        return sample
+
+    replay = OrganicReplayDataset(200, transform=splice, fallback=default_dataset(seed=1), seed=1)
+    return replay
 
 
 def _top(book: ScoreBook, k: int) -> list[tuple[int, float]]:

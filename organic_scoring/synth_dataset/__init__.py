@@ -7,6 +7,8 @@ waiting. Any object with a ``sample()`` method will do; these are ready-made:
 * :class:`JsonlDataset` over a JSON Lines file of :class:`SynthDatasetEntry`;
 * :class:`MixtureDataset` blending several datasets by weight;
 * :class:`HuggingFaceDataset` over a loaded ``datasets.Dataset`` (``hf`` extra);
+* :class:`OrganicReplayDataset`, past organic traffic replayed (perturbed) as probes,
+  with :func:`splice_words`, a perturbation for text that stays within its words;
 * :func:`default_dataset`, a small conversation set shipped with the package.
 """
 
@@ -15,14 +17,19 @@ from organic_scoring.synth_dataset._default import default_dataset
 from organic_scoring.synth_dataset._hf import HuggingFaceDataset
 from organic_scoring.synth_dataset._jsonl import JsonlDataset
 from organic_scoring.synth_dataset._mixture import MixtureDataset
+from organic_scoring.synth_dataset._replay import OrganicReplayDataset, ReplayFileError
 from organic_scoring.synth_dataset._sequence import SequenceDataset
+from organic_scoring.synth_dataset._splice import splice_words
 
 __all__ = [
     "HuggingFaceDataset",
     "JsonlDataset",
     "MixtureDataset",
+    "OrganicReplayDataset",
+    "ReplayFileError",
     "SequenceDataset",
     "SynthDatasetBase",
     "SynthDatasetEntry",
     "default_dataset",
+    "splice_words",
 ]

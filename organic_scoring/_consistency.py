@@ -1,0 +1,162 @@
+"""Organic against synthetic rewards, per miner: do they answer both kinds alike?
+
+Miners that can tell a validator's probes from real users serve the two differently:
+well on whichever they believe is scored, cheaply on the rest. :class:`KindBook`
+keeps, per uid and per kind (organic, synthetic), a moving average of the rewards,
+how many were folded in, and the most recent ``window`` rewards themselves, and
+:func:`compare` turns the windows into a per-uid verdict.
+
+The test. For uid ``u`` with recent organic rewards ``o_1..o_m`` and synthetic
+rewards ``s_1..s_n`` (the last ``window`` of each kind), with means ``mean_o``,
+``mean_s`` and sample variances ``var_o``, ``var_s``::
+
+    gap = mean_o - mean_s
+    t   = gap / sqrt(var_o / m + var_s / n)          (Welch's t statistic)
+
+and ``u`` is *significant* when ``|t| >= threshold`` and both ``m`` and ``n`` are at
+least ``min_count``. Identical rewards on each side (both variances zero) give
+``t = 0`` when the means agree and ``t = ±inf`` when they differ. With too few
+rewards of either kind ``gap`` and ``t`` are 0. Both directions are flagged: a miner
+that serves real users better than probes, and one that serves probes better.
+
+This compares a miner with itself, so it assumes organic and synthetic tasks are
+equally hard. When they are not (probes from a dataset harder than real traffic,
+say) every honest miner shows a gap; replaying organic traffic as probes
+(:class:`~organic_scoring.synth_dataset.OrganicReplayDataset`) makes the two alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Consistency", "KindBook", "compare"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+SYNTHETIC, ORGANIC = 0, 1
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Per uid, how a miner's recent organic and synthetic rewards compare.
+
+    Every field is a read-only array indexed by uid, except ``threshold`` and
+    ``min_count``, the settings the verdict used.
+    """
+
+    organic_mean: FloatArray
+    """Mean of the uid's last ``window`` organic rewards (0 with none)."""
+    synthetic_mean: FloatArray
+    """Mean of the uid's last ``window`` synthetic rewards (0 with none)."""
+    organic_count: IntArray
+    """Organic rewards folded in over the book's life."""
+    synthetic_count: IntArray
+    """Synthetic rewards folded in over the book's life."""
+    gap: FloatArray
+    """``organic_mean - synthetic_mean``; 0 with fewer than ``min_count`` of either."""
+    t: FloatArray
+    """Welch's t statistic of the gap; 0 with fewer than ``min_count`` of either."""
+    significant: BoolArray
+    """``|t| >= threshold``, with at least ``min_count`` recent rewards of each kind."""
+    threshold: float
+    min_count: int
+
+    def flagged(self) -> list[int]:
+        """The uids whose gap is significant, in order."""
+        return [int(uid) for uid in np.flatnonzero(self.significant)]
+
+
+class KindBook:
+    """Per-uid, per-kind moving averages, counts and recent rewards. Not thread-safe.
+
+    The owner (:class:`~organic_scoring.weights.ScoreBook`) holds the lock and checks
+    the input; this class only does the arithmetic.
+    """
+
+    __slots__ = ("averages", "counts", "windows")
+
+    def __init__(self, n_uids: int, window: int) -> None:
+        self.averages: FloatArray = np.zeros((2, n_uids), dtype=np.float64)
+        self.counts: IntArray = np.zeros((2, n_uids), dtype=np.int64)
+        self.windows: FloatArray = np.zeros((2, n_uids, window), dtype=np.float64)
+
+    @property
+    def window(self) -> int:
+        return int(self.windows.shape[2])
+
+    def update(
+        self, index: npt.NDArray[np.integer[Any]], values: FloatArray, organic: bool, alpha: float
+    ) -> None:
+        """Fold ``values`` into the ``index`` uids' averages and windows of one kind."""
+        kind = ORGANIC if organic else SYNTHETIC
+        averages, counts = self.averages[kind], self.counts[kind]
+        averages[index] = alpha * values + (1.0 - alpha) * averages[index]
+        self.windows[kind, index, counts[index] % self.window] = values
+        counts[index] += 1
+
+    def decay(self, factor: float, keep: npt.NDArray[np.integer[Any]]) -> None:
+        """Scale both kinds' averages by ``factor``, except the ``keep`` uids'."""
+        kept = self.averages[:, keep]
+        self.averages *= factor
+        self.averages[:, keep] = kept
+
+    def reset(self, uids: list[int]) -> None:
+        """Forget everything about ``uids``."""
+        self.averages[:, uids] = 0.0
+        self.counts[:, uids] = 0
+        self.windows[:, uids, :] = 0.0
+
+    def resized(self, n_uids: int) -> KindBook:
+        """A copy for ``n_uids`` uids: new ones start empty, extra ones are cut."""
+        book = KindBook(n_uids, self.window)
+        keep = min(n_uids, self.averages.shape[1])
+        book.averages[:, :keep] = self.averages[:, :keep]
+        book.counts[:, :keep] = self.counts[:, :keep]
+        book.windows[:, :keep] = self.windows[:, :keep]
+        return book
+
+    def copy(self) -> KindBook:
+        book = KindBook(0, self.window)
+        book.averages = self.averages.copy()
+        book.counts = self.counts.copy()
+        book.windows = self.windows.copy()
+        return book
+
+
+def compare(book: KindBook, threshold: float, min_count: int) -> Consistency:
+    """The per-uid verdict on ``book``'s recent windows (see the module docs)."""
+    filled = np.minimum(book.counts, book.window)  # (2, n)
+    mask = np.arange(book.window)[None, None, :] < filled[:, :, None]
+    safe = np.maximum(filled, 1)
+    means = np.where(mask, book.windows, 0.0).sum(axis=2) / safe
+    deviations = np.where(mask, book.windows - means[:, :, None], 0.0)
+    variances = (deviations**2).sum(axis=2) / np.maximum(filled - 1, 1)
+    enough = (filled >= min_count).all(axis=0)
+    gap = np.where(enough, means[ORGANIC] - means[SYNTHETIC], 0.0)
+    spread = variances[ORGANIC] / safe[ORGANIC] + variances[SYNTHETIC] / safe[SYNTHETIC]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(spread > 0, gap / np.sqrt(spread), np.sign(gap) * np.inf)
+    t = np.where(gap == 0.0, 0.0, t)
+    significant = enough & (np.abs(t) >= threshold)
+    return Consistency(
+        organic_mean=_frozen(np.where(filled[ORGANIC] > 0, means[ORGANIC], 0.0)),
+        synthetic_mean=_frozen(np.where(filled[SYNTHETIC] > 0, means[SYNTHETIC], 0.0)),
+        organic_count=_frozen(book.counts[ORGANIC].copy()),
+        synthetic_count=_frozen(book.counts[SYNTHETIC].copy()),
+        gap=_frozen(gap),
+        t=_frozen(t.astype(np.float64)),
+        significant=_frozen(significant),
+        threshold=threshold,
+        min_count=min_count,
+    )
+
+
+def _frozen(array: npt.NDArray[Any]) -> Any:
+    array.flags.writeable = False
+    return array

@@ -1,0 +1,382 @@
+"""A synthetic dataset made of past organic traffic, so probes look like real users.
+
+Miners that can tell a validator's synthetic probes from real users can serve the
+two differently. Probes drawn from what real users asked, lightly perturbed, share
+their vocabulary, their lengths and their style; :class:`OrganicReplayDataset`
+keeps such a pool.
+
+The reservoir
+-------------
+It keeps a uniform random sample of at most ``capacity`` of the organic samples it
+was offered (Vitter's Algorithm R): the first ``capacity`` are all kept; the n-th
+after that replaces a random kept one with probability ``capacity / n``. At any
+moment every sample offered so far is equally likely to be in the reservoir, the
+old as much as the new, and memory stays bounded by ``capacity``.
+
+The replay file (format version 1)
+----------------------------------
+:meth:`OrganicReplayDataset.save` writes one JSON object::
+
+    {"format": "organic_scoring.replay", "version": 1, "seen": 1234,
+     "samples": [{"kind": "json", "model": null, "body": "{\\"prompt\\": \\"...\\"}"}, ...]}
+
+``seen`` is how many samples were offered (so a loaded reservoir carries on
+uniformly) and each sample is stored the way
+:class:`~organic_scoring.organic_queue.SQLiteOrganicQueue` stores one: a JSON value
+as JSON text, a pydantic model as its JSON plus its class's import path. Nothing is
+pickled; loading imports the modules stored models name, so load only files you
+trust as much as your code.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from organic_scoring._atomic import atomic_write
+from organic_scoring._log import log
+from organic_scoring.errors import OrganicScoringError
+from organic_scoring.organic_queue._codec import (
+    SampleDecodeError,
+    SampleNotStorable,
+    decode,
+    encode,
+)
+from organic_scoring.synth_dataset._base import SynthDatasetBase
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "OrganicReplayDataset", "ReplayFileError"]
+
+FORMAT_NAME = "organic_scoring.replay"
+"""What the ``format`` entry of every replay file says."""
+
+FORMAT_VERSION = 1
+"""The replay file format version written, and the newest read."""
+
+Transform = Callable[[Any, random.Random], Any]
+Redact = Callable[[Any], Any]
+
+
+class ReplayFileError(OrganicScoringError, ValueError):
+    """A replay file could not be read: corrupt, foreign or of an unknown version.
+
+    ``path`` is the file in question. A missing file raises :class:`FileNotFoundError`
+    instead, so "start empty when there is no file yet" stays a one-line ``except``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"cannot read replay file {self.path!r}: {reason}")
+
+
+class OrganicReplayDataset(SynthDatasetBase):
+    """Synthetic samples drawn from past organic traffic.
+
+    Give it to the scorer like any dataset (alone, in a list, or inside a
+    :class:`MixtureDataset`); the scorer offers it every organic sample it takes
+    from the organic queue, with no wiring on your part. :meth:`sample` then returns
+    one of them, perturbed by ``transform``, so a probe looks like what your users
+    send rather than like a dataset a miner can learn to recognise::
+
+        replay = OrganicReplayDataset(
+            2000,
+            transform=reword,               # your perturbation or paraphrase
+            redact=strip_personal_data,     # runs before anything is kept
+            fallback=default_dataset(),     # until the first organic sample
+        )
+        with contextlib.suppress(FileNotFoundError):
+            replay.load("state/replay.json")
+        scorer = MyScoring(synth_dataset=replay, trigger_jitter=0.5)
+        ...
+        replay.save("state/replay.json")
+
+    Without a ``transform`` a replay is a copy of something a miner has already
+    answered, which a miner can recognise by caching; make the transform change the
+    sample while staying within the words and style of your traffic (a transform
+    that adds shifted numbers or random tokens gives probes away as surely as a
+    foreign dataset does). :func:`splice_words` is one such perturbation for text.
+
+    Args:
+        capacity: The most samples kept; an int, at least 1. Memory is bounded by it.
+        transform: ``transform(sample, rng)`` returns what :meth:`sample` hands out
+            for a stored ``sample`` (a deep copy, free to modify); ``rng`` is a
+            :class:`random.Random` of this dataset's, seeded by ``seed``. None hands
+            out the copy as it is.
+        redact: ``redact(sample)`` runs on every offered sample before anything is
+            kept; what it returns is stored instead (return None to keep nothing of
+            that sample). Use it for what must not be kept. None stores a deep copy
+            of the sample.
+        fallback: A dataset to sample while nothing is stored yet. None returns None
+            then, which makes the scorer skip that trigger.
+        seed: Seeds this dataset's random generators (the reservoir, the choice of
+            sample, and the ``rng`` handed to ``transform``).
+
+    All methods are safe to call from several threads at once; ``transform`` and
+    ``redact`` run outside the dataset's lock. The scorer calls ``offer`` (so
+    ``redact``) and ``sample`` (so ``transform``) on its event loop, as it samples
+    every dataset: keep them quick, or have them hand slow work (a paraphrasing
+    model) to a cache filled elsewhere.
+    """
+
+    def __init__(
+        self,
+        capacity: int = 1000,
+        *,
+        transform: Transform | None = None,
+        redact: Redact | None = None,
+        fallback: SynthDatasetBase | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int of at least 1, got {capacity!r}")
+        for name, value in (("transform", transform), ("redact", redact)):
+            if value is not None and not callable(value):
+                raise ValueError(f"{name} must be callable or None, got {type(value).__name__}")
+        if fallback is not None and not callable(getattr(fallback, "sample", None)):
+            raise ValueError(
+                f"fallback must be a dataset with a sample() method or None, "
+                f"got {type(fallback).__name__}"
+            )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be an int or None, got {seed!r}")
+        self._capacity = capacity
+        self._transform = transform
+        self._redact = redact
+        self._fallback = fallback
+        self._random = random.Random(seed)
+        self._transform_random = random.Random(self._random.getrandbits(64))
+        self._lock = threading.Lock()
+        self._samples: list[Any] = []
+        self._serials: list[int] = []
+        self._next_serial = itertools.count()
+        self._seen = 0
+        self._last: tuple[int, int] | None = None  # (slot, serial) handed out last
+
+    # -- feeding -------------------------------------------------------------------
+
+    def offer(self, sample: Any) -> bool:
+        """Offer one organic sample to the reservoir; True if it was stored.
+
+        ``redact`` runs first; a None from it (or a None sample) is not counted and
+        not stored. Otherwise the sample counts as seen and is kept with the
+        probability that keeps the reservoir uniform (always, until ``capacity``
+        samples are stored). What is kept is a deep copy, so later changes to the
+        offered object do not reach the reservoir.
+
+        The scorer calls this for every organic sample it takes from the queue; call
+        it yourself only for samples that reach miners some other way.
+
+        Raises:
+            Whatever ``redact`` raises, or :func:`copy.deepcopy` for an object that
+            cannot be copied; nothing is stored then.
+        """
+        if sample is None:
+            return False
+        if self._redact is not None:
+            sample = self._redact(sample)
+            if sample is None:
+                return False
+        with self._lock:
+            seen = self._seen + 1
+            size = len(self._samples)
+            slot = size if size < self._capacity else self._random.randrange(seen)
+            if slot >= self._capacity:
+                self._seen = seen
+                return False
+            kept = copy.deepcopy(sample)  # before any change, in case it raises
+            self._seen = seen
+            if slot == size:
+                self._samples.append(kept)
+                self._serials.append(next(self._next_serial))
+            else:
+                self._samples[slot] = kept
+                self._serials[slot] = next(self._next_serial)
+        return True
+
+    # -- sampling ------------------------------------------------------------------
+
+    def sample(self) -> Any:
+        """One stored sample, through ``transform``; never the same one twice in a row.
+
+        With two or more stored, the sample handed out last is left out of the draw,
+        so consecutive probes always differ; the rest are equally likely. With none
+        stored yet, a sample of ``fallback`` (not transformed), or None without one.
+        """
+        with self._lock:
+            size = len(self._samples)
+            if size == 0:
+                chosen = None
+            else:
+                slot = self._draw_slot(size)
+                self._last = (slot, self._serials[slot])
+                chosen = self._samples[slot]
+        if size == 0:
+            return None if self._fallback is None else self._fallback.sample()
+        handed = copy.deepcopy(chosen)
+        if self._transform is not None:
+            handed = self._transform(handed, self._transform_random)
+        return handed
+
+    def _draw_slot(self, size: int) -> int:
+        last = self._last
+        if size < 2 or last is None:
+            return self._random.randrange(size)
+        slot, serial = last
+        if slot >= size or self._serials[slot] != serial:
+            return self._random.randrange(size)  # the last one is no longer stored
+        drawn = self._random.randrange(size - 1)
+        return drawn + 1 if drawn >= slot else drawn
+
+    def peek(self) -> Any:
+        """A deep copy of one stored sample chosen at random, untransformed; None when empty.
+
+        For transforms that recombine stored samples (see :func:`splice_words`); it
+        does not count as handed out.
+        """
+        with self._lock:
+            if not self._samples:
+                return None
+            chosen = self._samples[self._transform_random.randrange(len(self._samples))]
+        return copy.deepcopy(chosen)
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        """The most samples kept."""
+        return self._capacity
+
+    @property
+    def seen(self) -> int:
+        """Samples counted by :meth:`offer` (and carried over by :meth:`load`)."""
+        return self._seen
+
+    @property
+    def fallback(self) -> SynthDatasetBase | None:
+        """The dataset sampled while nothing is stored, or None."""
+        return self._fallback
+
+    def stored(self) -> list[Any]:
+        """Deep copies of every stored sample, in slot order."""
+        with self._lock:
+            samples = list(self._samples)
+        return copy.deepcopy(samples)
+
+    def clear(self) -> None:
+        """Forget every stored sample and reset :attr:`seen` to 0."""
+        with self._lock:
+            self._samples, self._serials = [], []
+            self._seen, self._last = 0, None
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def __repr__(self) -> str:
+        return f"OrganicReplayDataset({len(self)} of {self._capacity} stored, seen={self._seen})"
+
+    # -- persistence ---------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the reservoir to ``path`` (JSON, see the module docs), atomically.
+
+        A crash or error mid-save leaves whatever file was at ``path`` untouched.
+
+        Raises:
+            SampleNotStorable: A stored sample is neither a pydantic model nor a JSON
+                value (the message names its position); make ``redact`` return
+                something storable. Nothing is written then. It is a ValueError and a
+                TypeError.
+        """
+        with self._lock:
+            samples, seen = list(self._samples), self._seen
+        records = []
+        for index, sample in enumerate(samples):
+            try:
+                kind, model, body = encode(sample)
+            except SampleNotStorable as exc:
+                raise SampleNotStorable(f"stored sample {index}: {exc}") from exc
+            records.append({"kind": kind, "model": model, "body": body})
+        document = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "seen": seen,
+            "samples": records,
+        }
+        data = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        atomic_write(path, lambda handle: handle.write(data))
+
+    def load(self, path: str | os.PathLike[str]) -> int:
+        """Replace the reservoir with the one saved at ``path``; return how many are stored.
+
+        A file that holds more samples than this dataset's ``capacity`` keeps a
+        uniform random subset of them. A stored sample that no longer loads (its
+        model class was renamed, say) is left out with a warning.
+
+        Raises:
+            FileNotFoundError: There is no file at ``path``.
+            ReplayFileError: The file is not a replay file of a known version.
+        """
+        try:
+            with open(path, "rb") as handle:
+                document = json.loads(handle.read().decode("utf-8"))
+        except FileNotFoundError:
+            raise
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ReplayFileError(path, f"not valid JSON ({exc})") from exc
+        seen, records = _check(path, document)
+        samples, unreadable = [], 0
+        for record in records:
+            try:
+                samples.append(decode(record["kind"], record["model"], record["body"]))
+            except SampleDecodeError as exc:
+                unreadable += 1
+                if unreadable == 1:
+                    log.warning(f"replay file {os.fspath(path)!r}: left out a sample: {exc}")
+        if unreadable > 1:
+            log.warning(
+                f"replay file {os.fspath(path)!r}: left out {unreadable} samples that do not load"
+            )
+        with self._lock:
+            if len(samples) > self._capacity:
+                samples = self._random.sample(samples, self._capacity)
+            self._samples = samples
+            self._serials = [next(self._next_serial) for _ in samples]
+            self._seen = max(seen, len(samples))
+            self._last = None
+            return len(samples)
+
+
+def _check(path: str | os.PathLike[str], document: Any) -> tuple[int, list[dict[str, Any]]]:
+    """``(seen, sample records)`` of a well-formed replay document, or ReplayFileError."""
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ReplayFileError(path, "not a replay file (no replay format marker)")
+    version = document.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ReplayFileError(path, "the format version is missing or malformed")
+    if version != FORMAT_VERSION:
+        raise ReplayFileError(
+            path, f"unknown format version {version}; this library reads version {FORMAT_VERSION}"
+        )
+    seen = document.get("seen")
+    if isinstance(seen, bool) or not isinstance(seen, int) or seen < 0:
+        raise ReplayFileError(path, "seen must be an int >= 0")
+    records = document.get("samples")
+    if not isinstance(records, list):
+        raise ReplayFileError(path, "samples must be a list")
+    for index, record in enumerate(records):
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("kind"), str)
+            or not isinstance(record.get("body"), str)
+            or not isinstance(record.get("model"), (str, type(None)))
+        ):
+            raise ReplayFileError(
+                path, f"samples[{index}] must be an object with kind, model and body"
+            )
+    return seen, records
