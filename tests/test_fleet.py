@@ -22,8 +22,7 @@ import pytest
 from organic_scoring.http import OrganicAuth
 from organic_scoring.organic_queue import RedisOrganicQueue
 from support.loopback import free_port, make_wallet
-from support.processes import read_line, spawn_module, stop
-from support.queue_workers import finish
+from support.processes import finish, read_line, spawn_module, stop
 from support.scorers import Recorder
 from support.waiting import WAIT, wait_until
 

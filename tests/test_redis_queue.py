@@ -33,9 +33,9 @@ from organic_scoring.organic_queue import (
     SampleDecodeError,
 )
 from support.loopback import free_port
-from support.processes import stop
+from support.processes import finish, stop
 from support.queue_contract import assert_no_loss_or_duplication, drain
-from support.queue_workers import finish, spawn, start_together
+from support.queue_workers import spawn, start_together
 from support.redis_server import RedisServer, shared_redis
 from support.waiting import WAIT, Counter, wait_until
 

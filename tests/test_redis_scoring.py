@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from organic_scoring.organic_queue import RedisOrganicQueue
-from support.processes import read_line, spawn_module, stop
-from support.queue_workers import finish
+from support.processes import finish, read_line, spawn_module, stop
 from support.redis_server import RedisServer
 from support.scorers import Letters, Recorder
 from support.waiting import WAIT, wait_until

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.waiting import WAIT
+
 TESTS = Path(__file__).resolve().parents[1]
 
 
@@ -29,6 +31,13 @@ def read_line(process: subprocess.Popen[str]) -> str:
     line = process.stdout.readline()
     assert line, f"the process exited (code {process.poll()}) instead of printing"
     return line.rstrip("\n")
+
+
+def finish(process: subprocess.Popen[str]) -> None:
+    """Close the process's stdin (its signal to stop) and wait for it to exit with 0."""
+    assert process.stdin is not None
+    process.stdin.close()
+    assert process.wait(6 * WAIT) == 0
 
 
 def stop(processes: list[subprocess.Popen[str]]) -> None:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from support.processes import read_line, spawn_module
-from support.waiting import WAIT
 
 
 def spawn(role: str, url: str, name: str, **options: Any) -> subprocess.Popen[str]:
@@ -42,13 +41,6 @@ def start_together(workers: list[subprocess.Popen[str]]) -> None:
         assert worker.stdin is not None
         worker.stdin.write("go\n")
         worker.stdin.flush()
-
-
-def finish(worker: subprocess.Popen[str]) -> None:
-    """Close the worker's stdin and wait for it to exit successfully."""
-    assert worker.stdin is not None
-    worker.stdin.close()
-    assert worker.wait(6 * WAIT) == 0
 
 
 def main() -> None:
