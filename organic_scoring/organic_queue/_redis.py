@@ -240,10 +240,12 @@ class RedisOrganicQueue(OrganicQueueBase):
     as for :class:`SQLiteOrganicQueue`; ``add`` refuses anything else.
 
     Counters live in Redis, shared by every process, and are read together by
-    :meth:`counters`: ``added == dropped + size + leased + acked`` and ``sampled ==
+    :meth:`counters`: ``added == dropped + size + leased + acked``, ``sampled ==
     acked + leased + redelivered`` (without redeliveries that is ``added == sampled +
-    dropped + size``, the other queues' rule). Each queue object enforces its own
-    ``max_size`` on its adds.
+    dropped + size``, the other queues' rule) and ``acked == scored + failed``, the
+    outcomes the scorers reported with their acknowledgements. These are the whole
+    fleet's books: ``stats.organic_unaccounted`` reads them. Each queue object
+    enforces its own ``max_size`` on its adds.
 
     Listeners (:meth:`add_listener`) hear every add, whichever process made it: the
     adds of this object at once, on the adding thread; those of other processes on a
@@ -623,9 +625,11 @@ class RedisOrganicQueue(OrganicQueueBase):
         return None
 
     def _put_back(self, lease: _Lease) -> None:
+        """An ack failed: hold the lease again (and let it be forgotten in time)."""
         with self._lock:
             lease.done = False
             self._leases.setdefault(id(lease.sample), []).insert(0, lease)
+            self._handed.append(lease)
 
     def _forget_old(self, now: float) -> None:
         """Forget hand-outs whose lease ran out long ago. Caller holds the lock.
