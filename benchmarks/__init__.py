@@ -3,7 +3,8 @@
 Every module has ``run(quick: bool) -> list[dict]``; a row has a ``name``, the
 library's figure under a key starting with ``ours``, the bare floor's under a key
 starting with ``bare``, and their ``ratio`` (ours / bare, except where a row says
-otherwise). ``python -m benchmarks`` runs them all and prints one table.
+otherwise). ``python -m benchmarks`` runs them all and prints one table each (a module
+whose ``TABLES`` names more functions of that shape gets one table per function).
 """
 
 from __future__ import annotations

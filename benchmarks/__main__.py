@@ -19,7 +19,10 @@ def main() -> None:
         except ModuleNotFoundError as exc:
             print(f"\n## {name}\n(skipped: {exc})")
             continue
-        print_table(name, module.run(quick=args.quick))
+        tables = getattr(module, "TABLES", ("run",))
+        for table in tables:
+            title = name if table == "run" else f"{name}.{table}"
+            print_table(title, getattr(module, table)(quick=args.quick))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The ``organic-scoring`` command: ``organic-scoring demo [--duration S] [--json]
-[--redis URL [--workers N]]``."""
+[--intake axon|http] [--protocol btauth/1|epistula] [--redis URL [--workers N]]``.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +28,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--json", action="store_true", help="print a JSON summary on stdout at the end"
     )
     demo.add_argument(
+        "--intake",
+        choices=("axon", "http"),
+        help="how organic traffic reaches the validator: a bittensor axon (9/10, the "
+        "default there) or signed HTTP (any bittensor, the default on 11)",
+    )
+    demo.add_argument(
+        "--protocol",
+        choices=("btauth/1", "epistula"),
+        help="the signed-HTTP protocol: btauth/1 (bittensor 11, the default there) or "
+        "Epistula (any bittensor, the default on 9/10); implies --intake http",
+    )
+    demo.add_argument(
         "--redis",
         metavar="URL",
         help="run the demo as a fleet sharing this Redis server (e.g. redis://127.0.0.1:6379/0): "
@@ -40,17 +53,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.workers is not None and args.redis is None:
-        parser.error("--workers needs --redis: the workers share their queue through Redis")
+        demo.error("--workers needs --redis: the workers share their queue through Redis")
+
+    from organic_scoring.demo._intake import choose_intake
+
+    if args.redis is not None and args.intake == "axon":
+        demo.error("--redis runs the intake as signed-HTTP worker processes, not an axon")
+    try:
+        choice = choose_intake("http" if args.redis else args.intake, args.protocol)
+    except ValueError as exc:
+        demo.error(str(exc))
 
     if args.redis is not None:
         from organic_scoring.demo._fleet import run_fleet_demo
 
         workers = 2 if args.workers is None else args.workers
-        return run_fleet_demo(args.redis, workers, duration=args.duration, as_json=args.json)
+        return run_fleet_demo(
+            args.redis,
+            workers,
+            duration=args.duration,
+            as_json=args.json,
+            protocol=choice.protocol,
+        )
 
     from organic_scoring.demo import run_demo
 
-    return run_demo(duration=args.duration, as_json=args.json)
+    return run_demo(
+        duration=args.duration, as_json=args.json, intake=args.intake, protocol=args.protocol
+    )
 
 
 def _workers(text: str) -> int:

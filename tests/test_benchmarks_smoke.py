@@ -6,6 +6,7 @@ import math
 import random
 
 from benchmarks import bench_distinguisher, bench_fleet_intake, bench_queue, bench_redis_queue
+from organic_scoring._compat import HAS_HTTP_AUTH
 
 
 def test_bench_queue_rows() -> None:
@@ -73,3 +74,24 @@ def test_the_distinguisher_sees_a_planted_difference() -> None:
     aucs = bench_distinguisher.distinguish(queries)
     assert aucs["text"] > 0.95
     assert aucs["timing"] > 0.95
+
+
+def test_bench_http_rows_cover_each_protocol_of_this_bittensor() -> None:
+    from benchmarks import bench_http
+
+    protocols = bench_http.protocols()
+    assert protocols == (["epistula", "btauth/1"] if HAS_HTTP_AUTH else ["epistula"])
+    rows = bench_http.run(quick=True)
+    assert {row["name"].split(",")[0] for row in rows} == set(protocols)
+    assert len(rows) == 4 * len(protocols)  # two transports, two loads
+    for row in rows:
+        assert set(row) == {"name", "ours_rps", "bare_rps", "ratio"}
+        assert math.isclose(row["ratio"], row["ours_rps"] / row["bare_rps"])
+    refusals = bench_http.run_refusals(quick=True)
+    assert [row["name"].split(":")[0] for row in refusals] == protocols
+    for row in refusals:
+        assert set(row) == {"name", "ours_ns", "bare_ns", "ratio"}
+        assert row["ours_ns"] > 0
+        assert row["bare_ns"] > 0
+        assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
+    assert bench_http.TABLES == ("run", "run_refusals")

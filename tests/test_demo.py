@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from organic_scoring.__main__ import main
+from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
+from organic_scoring.demo._intake import IntakeChoice, choose_intake
 from organic_scoring.demo._miners import SimulatedMiner, ideal_answer, similarity
+from organic_scoring.http import default_protocol
 
 
 def _command() -> list[str]:
@@ -54,6 +57,53 @@ def test_demo_scores_organic_and_synthetic_traffic() -> None:
     assert "Warning" not in done.stderr
 
 
+@pytest.mark.timeout(120)
+def test_demo_takes_its_organic_traffic_over_signed_http_on_every_major() -> None:
+    # Epistula on every major (bittensor 11 would pick btauth/1, which the test above runs).
+    extra = ["--protocol", "epistula"] if HAS_HTTP_AUTH else []
+    done = subprocess.run(
+        [*_command(), "demo", "--duration", "6", "--json", "--intake", "http", *extra],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env={**os.environ, "PYTHONWARNINGS": "default"},
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["intake"], summary["protocol"]) == ("http", "epistula")
+    assert summary["organic_received"] > 0
+    assert summary["organic_answered"] > 0
+    assert summary["organic_iterations"] > 0
+    assert summary["failed_iterations"] == 0
+    assert "Traceback" not in done.stderr
+    assert "Warning" not in done.stderr
+
+
+def test_an_intake_this_bittensor_cannot_run_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    refused = [["--intake", "smoke-signals"], ["--intake", "axon", "--protocol", "epistula"]]
+    refused.append(["--protocol", "btauth/1"] if HAS_AXON else ["--intake", "axon"])
+    for args in refused:
+        with pytest.raises(SystemExit) as exited:
+            main(["demo", "--duration", "1", *args])
+        assert exited.value.code == 2, args
+        assert "error:" in capsys.readouterr().err
+
+
+def test_the_default_intake_fits_the_installed_bittensor() -> None:
+    if HAS_AXON:
+        assert choose_intake() == IntakeChoice("axon")
+        assert choose_intake("http") == IntakeChoice("http", "epistula")
+        with pytest.raises(ValueError, match="bittensor 11"):
+            choose_intake(protocol="btauth/1")
+    else:
+        assert choose_intake() == IntakeChoice("http", "btauth/1")
+        with pytest.raises(ValueError, match="bittensor 9 or 10"):
+            choose_intake("axon")
+    assert choose_intake(protocol="epistula") == IntakeChoice("http", "epistula")
+
+
 def test_duration_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -> None:
     for bad in ("0", "-3", "soon", "inf"):
         with pytest.raises(SystemExit) as exited:
@@ -84,7 +134,7 @@ def test_demo_runs_as_a_fleet_on_redis(redis_url: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["intake"] == "signed-http, 2 worker processes"
+    assert summary["intake"] == f"signed-http ({default_protocol()}), 2 worker processes"
     assert summary["organic_iterations"] > 0
     assert summary["synthetic_iterations"] > 0
     fleet = summary["fleet"]
@@ -103,6 +153,9 @@ def test_workers_need_redis(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["demo", "--workers", "2"])
     assert "--workers needs --redis" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--redis", "redis://127.0.0.1:1/0", "--intake", "axon"])
+    assert "not an axon" in capsys.readouterr().err
     for bad in ("0", "two", "100"):
         with pytest.raises(SystemExit):
             main(["demo", "--redis", "redis://127.0.0.1:1/0", "--workers", bad])

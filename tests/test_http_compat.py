@@ -1,19 +1,26 @@
 """The signed-HTTP intake on every bittensor major: it imports, and says clearly what it needs.
 
-On bittensor 9 and 10 (no ``bt.http_auth``) asking for btauth/1 is a clear error
-(Epistula is the default there); without the ``http`` extra the import itself tells
+On every major the ``http`` extra installs and an Epistula intake builds (the default
+where ``bt.http_auth`` is missing); on bittensor 9 and 10 asking for ``btauth/1`` is a
+clear error naming bittensor 11; without the ``http`` extra the import itself tells
 what to install.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import BaseModel
 
 from organic_scoring._compat import HAS_HTTP_AUTH
+from support.loopback import make_wallet
+from support.scorers import Recorder
 
 
 def test_the_module_imports_on_every_major() -> None:
@@ -23,6 +30,41 @@ def test_the_module_imports_on_every_major() -> None:
     assert callable(http.serve_in_thread)
     assert http.caller_hotkey() is None
     assert http.current_caller() is None
+
+
+class _Prompt(BaseModel):
+    text: str
+
+
+class _Scorer(Recorder):
+    async def _on_organic_entry(self, synapse: _Prompt) -> None:
+        self._organic_queue.add(synapse)
+
+
+def test_an_epistula_intake_builds_and_serves_on_every_major(tmp_path: Path) -> None:
+    from organic_scoring.http import OrganicClient, create_app, default_protocol
+
+    validator, caller = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "caller")
+    receiver = validator.hotkey.ss58_address
+    scorer = _Scorer()
+    app = create_app(scorer, hotkey_ss58=receiver, protocol="epistula")
+    assert app.state.organic_intake.protocol.name == "epistula"
+    assert default_protocol() == ("btauth/1" if HAS_HTTP_AUTH else "epistula")
+    default = create_app(_Scorer(), hotkey_ss58=receiver)
+    assert default.state.organic_intake.protocol.name == default_protocol()
+
+    async def main() -> int:
+        async with OrganicClient(
+            caller,
+            "http://intake/organic",
+            receiver,
+            protocol="epistula",
+            transport=httpx.ASGITransport(app=app),
+        ) as client:
+            return (await client.send(_Prompt(text="hello"))).status_code
+
+    assert asyncio.run(main()) == 204
+    assert scorer.organic_queue.size == 1
 
 
 @pytest.mark.skipif(HAS_HTTP_AUTH, reason="bittensor 11 has bt.http_auth")

@@ -2,7 +2,8 @@
 
 A small subnet on 127.0.0.1 with no chain and no internet: a validator built on
 :class:`~organic_scoring.OrganicScoringBase`, taking organic traffic through the
-intake that fits the installed bittensor (an axon on 9/10, signed HTTP on 11);
+intake that fits the installed bittensor (an axon on 9/10, signed HTTP on 11; or
+signed HTTP with Epistula on any major: ``--intake http``, ``--protocol epistula``);
 six simulated miners of different quality and latency; a user sending signed
 organic requests in bursts, with quiet spells in which the loop sends synthetic
 probes: earlier user prompts spliced together by an

@@ -92,7 +92,12 @@ def intake_app() -> Any:
     settings = json.loads(os.environ[_ENV])
     scorer = _scorer(settings["redis"], settings["name"])
     nonces = RedisNonceStore(settings["redis"], namespace=settings["name"])
-    return create_app(scorer, hotkey_ss58=settings["hotkey"], nonce_store=nonces)
+    return create_app(
+        scorer,
+        hotkey_ss58=settings["hotkey"],
+        protocol=settings["protocol"],
+        nonce_store=nonces,
+    )
 
 
 def run_fleet_demo(
@@ -101,12 +106,17 @@ def run_fleet_demo(
     duration: float = 20.0,
     as_json: bool = False,
     out: TextIO | None = None,
+    protocol: str | None = None,
 ) -> int:
     """Run the demo as a fleet on ``redis_url`` for ``duration`` seconds; return the exit code.
 
-    0 only if the fleet scored both organic and synthetic samples and its accounting
-    balances; 2 if Redis cannot be reached.
+    ``protocol`` signs the user's requests: ``"btauth/1"`` or ``"epistula"`` (default:
+    the installed bittensor's). 0 only if the fleet scored both organic and synthetic
+    samples and its accounting balances; 2 if Redis cannot be reached.
     """
+    from organic_scoring.http import default_protocol
+
+    protocol = protocol or default_protocol()
     view_out = out or (sys.stderr if as_json else sys.stdout)
     name = f"organic-scoring-demo-{uuid.uuid4().hex[:12]}"
     try:
@@ -115,7 +125,7 @@ def run_fleet_demo(
         print(f"demo: {exc}; start a Redis server first", file=sys.stderr)
         return 2
     try:
-        summary = _simulate(redis_url, name, workers, duration, view_out, probe)
+        summary = _simulate(redis_url, name, workers, protocol, duration, view_out, probe)
     finally:
         _forget(probe, name)
         probe.close()
@@ -136,7 +146,13 @@ def run_fleet_demo(
 
 
 def _simulate(
-    redis_url: str, name: str, workers: int, duration: float, view_out: TextIO, queue: Any
+    redis_url: str,
+    name: str,
+    workers: int,
+    protocol: str,
+    duration: float,
+    view_out: TextIO,
+    queue: Any,
 ) -> dict[str, Any]:
     from organic_scoring.demo._run import _top, _Traffic
     from organic_scoring.http import OrganicClient
@@ -150,7 +166,7 @@ def _simulate(
         book = ScoreBook(len(miners), alpha=0.2)
         scorer = _scorer(redis_url, name, book)
         with (
-            _process("intake", redis_url, name, hotkey, port, workers) as intake,
+            _process("intake", redis_url, name, hotkey, port, workers, protocol) as intake,
             contextlib.ExitStack() as stack,
         ):
             _wait_for(lambda: _serving(port), "the intake workers to serve", intake)
@@ -161,7 +177,9 @@ def _simulate(
 
             @contextlib.asynccontextmanager
             async def open_user() -> AsyncIterator[Any]:
-                async with OrganicClient(user, url, hotkey, timeout=5.0) as client:
+                async with OrganicClient(
+                    user, url, hotkey, protocol=protocol, timeout=5.0
+                ) as client:
 
                     async def ask(prompt: str) -> str:
                         answer = await client.call(FleetPrompt(prompt=prompt), FleetAnswer)
@@ -191,7 +209,7 @@ def _simulate(
             standby_alive = standby.poll() is None
         summary = {
             "bittensor": ".".join(map(str, BT_VERSION)),
-            "intake": f"signed-http, {workers} worker processes",
+            "intake": f"signed-http ({protocol}), {workers} worker processes",
             "redis": queue.url,
             "duration": duration,
             "iterations": stats.iterations,
@@ -283,13 +301,17 @@ def _forget(queue: Any, name: str) -> None:
             client.delete(*keys)
 
 
-def _serve_intake(redis_url: str, name: str, hotkey: str, port: int, workers: int) -> None:
+def _serve_intake(
+    redis_url: str, name: str, hotkey: str, port: int, workers: int, protocol: str
+) -> None:
     """What ``uvicorn --workers N --factory organic_scoring.demo._fleet:intake_app`` does,
     closing the listening socket at the end (``uvicorn.run`` leaves that to the exit)."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    os.environ[_ENV] = json.dumps({"redis": redis_url, "name": name, "hotkey": hotkey})
+    os.environ[_ENV] = json.dumps(
+        {"redis": redis_url, "name": name, "hotkey": hotkey, "protocol": protocol}
+    )
     config = uvicorn.Config(
         "organic_scoring.demo._fleet:intake_app",
         factory=True,
@@ -330,9 +352,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("hotkey", nargs="?")
     parser.add_argument("port", nargs="?", type=int)
     parser.add_argument("workers", nargs="?", type=int)
+    parser.add_argument("protocol", nargs="?")
     args = parser.parse_args(argv)
     if args.role == "intake":
-        _serve_intake(args.redis, args.name, args.hotkey, args.port, args.workers)
+        _serve_intake(args.redis, args.name, args.hotkey, args.port, args.workers, args.protocol)
     else:
         with contextlib.suppress(KeyboardInterrupt):
             _stand_by(args.redis, args.name)

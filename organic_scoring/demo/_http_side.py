@@ -1,6 +1,6 @@
-"""The demo's intake on bittensor 11: the signed-HTTP app, and a signing client as the user.
+"""The demo's signed-HTTP intake: the app, and a signing client as the user.
 
-Imported only when the installed bittensor has ``bt.http_auth``.
+btauth/1 on bittensor 11, Epistula on any major; the ``http`` extra must be installed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class DemoAnswer(BaseModel):
 
 
 class HttpDemoScorer(DemoScorer):
-    """The demo scorer, taking organic traffic over btauth/1 signed HTTP."""
+    """The demo scorer, taking organic traffic over signed HTTP."""
 
     async def _on_organic_entry(self, request: DemoPrompt) -> DemoAnswer:
         return DemoAnswer(completion=await self.answer_organic(request.prompt))
@@ -43,23 +43,26 @@ Ask = Callable[[str], Any]
 
 @contextlib.contextmanager
 def http_intake(
-    directory: str, build: Callable[..., DemoScorer]
+    directory: str, build: Callable[..., DemoScorer], protocol: str | None = None
 ) -> Iterator[tuple[DemoScorer, Callable[[], contextlib.AbstractAsyncContextManager[Ask]], str]]:
     """Serve a scorer's signed-HTTP intake on 127.0.0.1; yield it, a user factory, a description.
 
-    The user factory opens an :class:`~organic_scoring.http.OrganicClient` signing as a
-    separate user wallet; its ``ask(prompt)`` sends one organic request.
+    ``protocol`` is ``"btauth/1"`` or ``"epistula"`` (default: btauth/1 where
+    ``bt.http_auth`` exists, else Epistula). The user factory opens an
+    :class:`~organic_scoring.http.OrganicClient` signing with it as a separate user
+    wallet; its ``ask(prompt)`` sends one organic request.
     """
     validator, user = make_wallet(directory, "validator"), make_wallet(directory, "user")
     hotkey = validator.hotkey.ss58_address
     scorer = build(HttpDemoScorer)
-    app = create_app(scorer, hotkey_ss58=hotkey)
+    app = create_app(scorer, hotkey_ss58=hotkey, protocol=protocol)
+    chosen = app.state.organic_intake.protocol.name
     with serve_in_thread(app, host="127.0.0.1", port=0) as server:
         url = f"{server.url}/organic"
 
         @contextlib.asynccontextmanager
         async def open_user() -> AsyncIterator[Ask]:
-            async with OrganicClient(user, url, hotkey, timeout=5.0) as client:
+            async with OrganicClient(user, url, hotkey, protocol=chosen, timeout=5.0) as client:
 
                 async def ask(prompt: str) -> str:
                     answer = await client.call(DemoPrompt(prompt=prompt), DemoAnswer)
@@ -68,6 +71,6 @@ def http_intake(
                 yield ask
 
         try:
-            yield scorer, open_user, f"bittensor {bt.__version__}, signed HTTP at {url}"
+            yield scorer, open_user, f"bittensor {bt.__version__}, {chosen} signed HTTP at {url}"
         finally:
             scorer.stop()

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from organic_scoring._compat import BT_VERSION, HAS_AXON
+from organic_scoring._compat import BT_VERSION
+from organic_scoring.demo._intake import IntakeChoice, choose_intake, open_intake
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._scorer import DemoScorer
 from organic_scoring.demo._view import LiveView
@@ -39,15 +38,29 @@ USER_PROMPTS = (
 )
 
 
-def run_demo(duration: float = 20.0, as_json: bool = False, out: TextIO | None = None) -> int:
+def run_demo(
+    duration: float = 20.0,
+    as_json: bool = False,
+    out: TextIO | None = None,
+    intake: str | None = None,
+    protocol: str | None = None,
+) -> int:
     """Run the demo subnet for ``duration`` seconds; return the process exit code.
 
     The live view goes to ``out`` (default: stdout, or stderr with ``as_json``); with
     ``as_json`` the final summary is printed to stdout as JSON. The exit code is 0
     only if the loop scored both organic and synthetic samples.
+
+    ``intake`` is ``"axon"`` (bittensor 9/10, the default there) or ``"http"``
+    (signed HTTP, any major; the default on 11), ``protocol`` the latter's signing:
+    ``"btauth/1"`` (11, the default there) or ``"epistula"`` (any major).
+
+    Raises:
+        ValueError: An intake or protocol this bittensor cannot run.
     """
+    choice = choose_intake(intake, protocol)
     view_out = out or (sys.stderr if as_json else sys.stdout)
-    summary = _simulate(duration, view_out)
+    summary = _simulate(duration, view_out, choice)
     if as_json:
         print(json.dumps(summary, indent=2))
     ok = summary["organic_iterations"] > 0 and summary["synthetic_iterations"] > 0
@@ -59,7 +72,7 @@ def run_demo(duration: float = 20.0, as_json: bool = False, out: TextIO | None =
     return 0 if ok else 1
 
 
-def _simulate(duration: float, view_out: TextIO) -> dict[str, Any]:
+def _simulate(duration: float, view_out: TextIO, choice: IntakeChoice) -> dict[str, Any]:
     miners = default_miners()
     book = ScoreBook(len(miners), alpha=0.2)
 
@@ -81,7 +94,7 @@ def _simulate(duration: float, view_out: TextIO) -> dict[str, Any]:
 
     with (
         tempfile.TemporaryDirectory(prefix="organic-scoring-demo-") as directory,
-        _intake(directory, build) as (scorer, open_user, where),
+        open_intake(choice, directory, build) as (scorer, open_user, where),
     ):
         view = LiveView(view_out, f"organic-scoring demo: {where}", duration)
         traffic = _Traffic(open_user, duration)
@@ -100,7 +113,8 @@ def _simulate(duration: float, view_out: TextIO) -> dict[str, Any]:
         stats = scorer.stats
         summary = {
             "bittensor": ".".join(map(str, BT_VERSION)),
-            "intake": "axon" if HAS_AXON else "signed-http",
+            "intake": choice.intake,
+            "protocol": choice.protocol,
             "duration": duration,
             "iterations": stats.iterations,
             "organic_iterations": stats.organic_iterations,
@@ -138,22 +152,6 @@ def _probes() -> OrganicReplayDataset:
 def _top(book: ScoreBook, k: int) -> list[tuple[int, float]]:
     """The ``k`` largest normalised weights, largest first."""
     return sorted(book.as_dict().items(), key=lambda item: -item[1])[:k]
-
-
-@contextlib.contextmanager
-def _intake(
-    directory: str, build: Callable[..., DemoScorer]
-) -> Iterator[tuple[DemoScorer, Any, str]]:
-    if HAS_AXON:
-        from organic_scoring.demo._axon_side import axon_intake
-
-        with axon_intake(directory, build) as parts:
-            yield parts
-    else:
-        from organic_scoring.demo._http_side import http_intake
-
-        with http_intake(directory, build) as parts:
-            yield parts
 
 
 class _Traffic:

@@ -84,8 +84,14 @@ class Epistula(SigningProtocol):
             raise Refused(401, "missing Epistula-Signed-For: requests must name their receiver")
         if signed_for != receiver:
             raise Refused(401, "the request is not signed for this validator's hotkey")
+        # The timestamp names the millisecond the request was signed in: take its last
+        # nanosecond, or a request signed in the very millisecond the intake started
+        # would count as signed before it. (One signed in that millisecond but before
+        # the start could not have reached the intake that ran before this one.)
         return Claim(
-            hotkey=signed_by, signed_at_ns=int(timestamp) * 1_000_000, nonce=request_id.lower()
+            hotkey=signed_by,
+            signed_at_ns=int(timestamp) * 1_000_000 + 999_999,
+            nonce=request_id.lower(),
         )
 
     def verify(
