@@ -104,7 +104,9 @@ class LeaseLock:
         with self._lock:
             sent = time.monotonic()
             with self._link.failures("cannot take or renew the scorer lock"):
-                ours = self.held and bool(self._renew([self.key], [self.token, self._period_ms]))
+                # Renew whenever the key still holds our token, even if our own
+                # deadline has passed (a slow tick): nobody else held it meanwhile.
+                ours = bool(self._renew([self.key], [self.token, self._period_ms]))
                 if not ours:
                     ours = bool(
                         self._link.client.set(self.key, self.token, nx=True, px=self._period_ms)

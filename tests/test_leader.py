@@ -67,6 +67,15 @@ def test_renewals_keep_the_lock(link: RedisLink) -> None:
         assert not b.acquire()
 
 
+def test_a_late_renewal_keeps_a_lock_nobody_took(link: RedisLink) -> None:
+    # The holder's own deadline passes (a slow tick) while the key is still its own.
+    lock, other = LeaseLock(link, KEY, period=0.5), LeaseLock(link, KEY, period=0.5)
+    assert lock.acquire()
+    wait_until(lambda: not lock.held, "the holder's own deadline to pass")
+    assert lock.acquire()  # renewed: the key still held its token
+    assert not other.acquire()
+
+
 def test_release_leaves_someone_elses_lock_alone(link: RedisLink) -> None:
     a, b = LeaseLock(link, KEY, period=0.2), LeaseLock(link, KEY)
     assert a.acquire()
