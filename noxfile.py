@@ -37,7 +37,7 @@ BITTENSOR = {
     "11": ["bittensor>=11,<12"],
 }
 NEWEST = "11"
-EXTRAS = "dev,http,metrics,demo"
+EXTRAS = "dev,http,metrics,demo,redis"
 """The extras every test session installs (``hf``, for the Hugging Face adapter's tests,
 only on the newest major)."""
 

@@ -17,6 +17,8 @@ MODULES = (
     "bench_engine",
     "bench_queue",
     "bench_sqlite_queue",
+    "bench_redis_queue",
+    "bench_fleet_intake",
     "bench_weights",
     "bench_axon",
     "bench_http",

@@ -1,7 +1,8 @@
 """The ``organic-scoring`` command.
 
 ``organic-scoring demo [--duration S] [--json] [--intake axon|http]
-[--protocol btauth/1|epistula] [--metrics-port PORT]``; ``organic-scoring --version``.
+[--protocol btauth/1|epistula] [--metrics-port PORT] [--redis URL [--workers N]]``;
+``organic-scoring --version``.
 """
 
 from __future__ import annotations
@@ -61,16 +62,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the signed-HTTP protocol: btauth/1 (bittensor 11, the default there) or "
         "Epistula (any bittensor, the default on 9/10); implies --intake http",
     )
+    demo.add_argument(
+        "--redis",
+        metavar="URL",
+        help="run the demo as a fleet sharing this Redis server (e.g. redis://127.0.0.1:6379/0): "
+        "intake worker processes, an active scorer and a standby; needs the http and redis extras",
+    )
+    demo.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="intake worker processes behind one port, with --redis (default: 2)",
+    )
     args = parser.parse_args(argv)
     if args.metrics_port is not None and importlib.util.find_spec("prometheus_client") is None:
         demo.error("--metrics-port needs the metrics extra: pip install 'organic-scoring[metrics]'")
+    if args.workers is not None and args.redis is None:
+        demo.error("--workers needs --redis: the workers share their queue through Redis")
 
     from organic_scoring.demo._intake import choose_intake
 
+    if args.redis is not None and args.intake == "axon":
+        demo.error("--redis runs the intake as signed-HTTP worker processes, not an axon")
     try:
-        choose_intake(args.intake, args.protocol)
+        choice = choose_intake("http" if args.redis else args.intake, args.protocol)
     except ValueError as exc:
         demo.error(str(exc))
+
+    if args.redis is not None:
+        from organic_scoring.demo._fleet import run_fleet_demo
+
+        workers = 2 if args.workers is None else args.workers
+        return run_fleet_demo(
+            args.redis,
+            workers,
+            duration=args.duration,
+            as_json=args.json,
+            protocol=choice.protocol,
+        )
 
     from organic_scoring.demo import run_demo
 
@@ -93,6 +122,16 @@ def _version() -> str:
             return "not installed"
 
     return f"organic-scoring {installed('organic-scoring')} (bittensor {installed('bittensor')})"
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1 to 64 worker processes, got {text!r}")
+    return value
 
 
 def _positive(text: str) -> float:

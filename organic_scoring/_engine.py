@@ -19,6 +19,11 @@ run exists at a time. A run owns its iterations through a
 
 ``start()`` from synchronous code gives the run a daemon thread with its own event
 loop; from inside a running event loop it becomes a task on that loop.
+
+A queue shared by several processes hands each run a scorer lock
+(``queue.scorer_lock()``): the run keeps it on a :class:`LeaseKeeper` thread, starts
+iterations only while it holds it (standing by otherwise, woken when it takes
+over), and releases it when it ends, after its last iteration.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from organic_scoring._iteration import Attempt, IterationRunner, attempt, planned
+from organic_scoring._leader import LeaseKeeper
 from organic_scoring._log import log
 from organic_scoring._tasks import TaskGroup
 from organic_scoring._trigger import SampleKind, Trigger
@@ -50,9 +56,19 @@ _FATAL = (SystemExit, KeyboardInterrupt)
 class _Run:
     """The state of one run, shared between its loop and whoever stops it."""
 
-    __slots__ = ("drain_timeout", "finished", "loop", "stop_requested", "task", "thread", "tid")
+    __slots__ = (
+        "drain_timeout",
+        "finished",
+        "keeper",
+        "loop",
+        "stop_requested",
+        "task",
+        "thread",
+        "tid",
+    )
 
     def __init__(self) -> None:
+        self.keeper: LeaseKeeper | None = None  # the scorer lock, for a shared queue
         self.loop: asyncio.AbstractEventLoop | None = None
         self.tid: int | None = None  # the thread the run's event loop runs on
         self.thread: threading.Thread | None = None
@@ -108,6 +124,15 @@ class Engine:
     def is_running(self) -> bool:
         """True from ``start()`` until the run has wound down completely."""
         return self._run is not None
+
+    @property
+    def is_active(self) -> bool:
+        """True while running and allowed to run iterations: this process holds the
+        scorer lock of a shared queue, or the queue needs none."""
+        run = self._run
+        if run is None or run.stop_requested:
+            return False
+        return run.keeper is None or run.keeper.active
 
     # -- starting ---------------------------------------------------------------
 
@@ -185,6 +210,10 @@ class Engine:
         fatal: BaseException | None = None
         try:
             self._queue.add_listener(self._trigger.arrived)
+            lock = self._queue.scorer_lock()
+            if lock is not None:
+                run.keeper = LeaseKeeper(lock, on_change=lambda _active: waker.wake())
+                run.keeper.start()
             async with TaskGroup() as group:
                 await self._loop(run, group)
                 if not await group.join(run.drain_timeout):
@@ -204,6 +233,8 @@ class Engine:
                 raise
         finally:
             self._queue.remove_listener(self._trigger.arrived)
+            if run.keeper is not None:
+                await _stop_keeper(run.keeper)
             waker.unbind()
             _inside.reset(token)
             self._release(run)
@@ -217,8 +248,14 @@ class Engine:
         def stopping() -> bool:
             return run.stop_requested
 
+        keeper = run.keeper
         last_start: float | None = None
         while not run.stop_requested:
+            if keeper is not None and not keeper.active:
+                # Another process is the active scorer: stand by. The keeper wakes us
+                # when it takes the lock; the timeout is a second chance.
+                await waker.wait(keeper.lock.period / 3)
+                continue
             if len(group) >= limit:
                 await waker.wait(None)
                 continue
@@ -228,6 +265,8 @@ class Engine:
                 continue
             if not await self._trigger.wait_due(last_start, stopping):
                 break
+            if keeper is not None and not keeper.active:
+                continue  # the lock was lost during the wait
             last_start = time.monotonic()
             group.start_soon(self._one(self._trigger.planned), name="organic-scoring-iteration")
 
@@ -305,6 +344,15 @@ class Engine:
                 await asyncio.wait({run.task})
             return
         await asyncio.to_thread(self.stop, timeout)
+
+
+async def _stop_keeper(keeper: LeaseKeeper) -> None:
+    """Stop keeping the scorer lock and release it (one round trip), off the event loop."""
+    try:
+        await asyncio.to_thread(keeper.stop)
+    except asyncio.CancelledError:
+        keeper.stop()  # returns at once if the worker thread has it in hand already
+        raise
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

@@ -358,10 +358,10 @@ class IterationRunner:
         except Exception:
             return -1
 
-    async def _ack(self, sample: Any) -> None:
-        """Tell the queue this organic sample's iteration has ended."""
+    async def _ack(self, sample: Any, *, failed: bool = False) -> None:
+        """Tell the queue this organic sample's iteration has ended, and how."""
         try:
-            await self._queue.aack(sample)
+            await self._queue.aack(sample, failed=failed)
         except Exception as exc:
             log.warning(
                 f"the organic queue could not acknowledge a sample ({exc!r}); a leasing "
@@ -472,7 +472,7 @@ class IterationRunner:
         self._stats.failed(stage, organic)
         await self._report(stage, sample, organic, error)
         if organic and stage != "sample":  # an unreadable entry has left the queue already
-            await self._ack(sample)
+            await self._ack(sample, failed=True)
 
     async def report_outside(self, sample: Any, error: BaseException) -> None:
         """Count and report a failure that no stage accounts for (``"iteration"``)."""

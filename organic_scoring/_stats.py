@@ -84,8 +84,12 @@ class ScoringStats:
     organic_handler_errors: int
     """Organic requests whose ``_on_organic_entry`` raised."""
     queue_size: int
+    """Samples waiting in the queue; -1 when the queue could not be read."""
     queue_counters: MappingProxyType[str, int]
     """The queue's own counters (``added``, ``sampled``, ``dropped``), when it keeps them."""
+    active_scorer: bool = False
+    """True while this scorer's loop runs iterations: it is running and, on a queue
+    shared by several scorers, holds the scorer lock (the others stand by)."""
     stage_times: MappingProxyType[str, StageTimes] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -123,8 +127,24 @@ class ScoringStats:
         (read it when the intake and the loop are at rest: a snapshot taken mid-flight
         can be off by the requests moving at that instant); None when the queue keeps
         no ``dropped`` counter.
+
+        A queue that keeps the ledger for every process sharing it (it counts
+        ``scored``, ``failed`` and ``leased``, as :class:`RedisOrganicQueue` does)
+        is read instead, so the figure covers the whole fleet, whichever process did
+        what: ``added - (scored + failed + dropped + leased + size)``, where ``added``
+        counts the samples every intake stored, ``scored`` and ``failed`` those every
+        scorer acknowledged, and ``leased`` those in flight or held by a scorer that
+        died, until their lease runs out and they wait again (redelivered).
         """
         counters = self.queue_counters
+        if {"added", "scored", "failed", "leased", "dropped", "size"} <= counters.keys():
+            return counters["added"] - (
+                counters["scored"]
+                + counters["failed"]
+                + counters["dropped"]
+                + counters["leased"]
+                + counters["size"]
+            )
         dropped = counters.get("dropped")
         if dropped is None:
             return None
@@ -189,6 +209,7 @@ class ScoringStats:
             "organic_unaccounted": self.organic_unaccounted,
             "queue_size": self.queue_size,
             "queue_counters": dict(self.queue_counters),
+            "active_scorer": self.active_scorer,
             "stage_times": {k: vars(v) for k, v in self.stage_times.items()},
             "intake_requests": {t: dict(by) for t, by in self.intake_requests.items()},
         }
@@ -315,7 +336,9 @@ class StatsRecorder:
             if failed_iteration:
                 self._failed += 1
 
-    def snapshot(self, queue_size: int, queue_counters: dict[str, int]) -> ScoringStats:
+    def snapshot(
+        self, queue_size: int, queue_counters: dict[str, int], *, active: bool = False
+    ) -> ScoringStats:
         with self._lock:
             failures = {k: v for k, v in self._failures.items() if v}
             intake = {t: MappingProxyType(dict(by)) for t, by in self._intake.items()}
@@ -348,6 +371,7 @@ class StatsRecorder:
             organic_handler_errors=counts[9],
             queue_size=queue_size,
             queue_counters=MappingProxyType(dict(queue_counters)),
+            active_scorer=active,
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
             intake_requests=MappingProxyType(intake),
         )

@@ -212,6 +212,8 @@ def _handler(gate: Gate, synapse_type: type[Any]) -> Callable[..., Awaitable[Any
                     raise Refused(499, "the caller left")
                 try:
                     response = await gate.handle(synapse)
+                except Refused:
+                    raise  # the organic queue is unavailable: 503
                 except Exception as exc:
                     raise gate.hook_failed("_on_organic_entry", caller.hotkey, exc) from exc
         except Refused as refused:

@@ -32,7 +32,7 @@ from organic_scoring._transports import attach as attach_transport
 from organic_scoring._trigger import Trigger
 from organic_scoring.config import ScoringConfig
 from organic_scoring.config import Trigger as TriggerName
-from organic_scoring.errors import FailedIteration
+from organic_scoring.errors import FailedIteration, QueueUnavailable
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
 from organic_scoring.synth_dataset._mixture import check_weights
@@ -478,10 +478,16 @@ class OrganicScoringBase(ABC):
         """A snapshot of the loop's counters and recent stage timings."""
         queue = self._organic_queue
         counters = getattr(queue, "counters", None)
-        queue_counters = counters() if callable(counters) else {}
-        if not isinstance(queue_counters, dict):
-            queue_counters = dict(vars(queue_counters))
-        return self.__stats.snapshot(queue.size, queue_counters)
+        try:
+            queue_counters = counters() if callable(counters) else {}
+            if not isinstance(queue_counters, dict):
+                queue_counters = dict(vars(queue_counters))
+            size = queue_counters.get("size")
+            if size is None:  # read apart only when the counters do not carry it
+                size = queue.size
+        except QueueUnavailable:  # a store that is down: the loop's counters still count
+            queue_counters, size = {}, -1
+        return self.__stats.snapshot(size, queue_counters, active=self.__engine.is_active)
 
     @_view
     def recent_failures(self) -> tuple[FailedIteration, ...]:

@@ -20,6 +20,7 @@ __all__ = [
     "IterationError",
     "OrganicScoringError",
     "QueueUnavailable",
+    "RedisUnavailable",
     "SampleUnreadable",
     "StageTimeout",
 ]
@@ -68,6 +69,22 @@ class QueueUnavailable(OrganicScoringError):
     The scoring loop reports it in the ``"sample"`` stage and scores a synthetic
     sample instead, retrying the queue after a backoff of its own.
     """
+
+
+class RedisUnavailable(QueueUnavailable, ConnectionError):
+    """Redis could not be reached, or did not carry out an operation.
+
+    Raised by the Redis-backed queue, nonce store and scorer lock: at construction
+    when the server cannot be reached (the message names the URL, password masked),
+    and by any later call during an outage; the objects work again by themselves once
+    the server answers. A :class:`QueueUnavailable`, so the scoring loop treats an
+    outage of a Redis queue like that of any other store, and a ``ConnectionError``.
+    """
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+        """The server's URL with any password masked."""
 
 
 class IterationError(OrganicScoringError):

@@ -1,4 +1,5 @@
-"""Shared fixtures (leak checks, the library's log) and a one-line summary of skips."""
+"""Shared fixtures (leak checks, the library's log, a real Redis) and a one-line
+summary of skips."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from organic_scoring._compat import library_logger
+from support.redis_server import RedisServer, running_redis, stop_shared_redis
 
 
 @pytest.fixture
@@ -71,3 +74,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if reasons:
         parts = [f"{reason} ({count})" for reason, count in reasons.most_common()]
         terminalreporter.write_line(f"skipped {reasons.total()}: " + "; ".join(parts))
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own on 127.0.0.1 (no persistence), stopped after.
+
+    ``redis_server.url`` is its URL; ``stop()``, ``kill()``, ``start()`` and ``restart()``
+    make outages. Skips without redis-server (fails when ``CI`` is set).
+    """
+    with running_redis(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of the test's own redis-server: ``redis://127.0.0.1:PORT/0``."""
+    return redis_server.url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_redis() -> Iterator[None]:
+    """Stop the per-process shared redis-server (support.redis_server.shared_redis) at the end."""
+    yield
+    stop_shared_redis()

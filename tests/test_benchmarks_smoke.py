@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from benchmarks import __main__ as bench_main
-from benchmarks import bench_distinguisher, bench_metrics, bench_queue
+from benchmarks import (
+    bench_distinguisher,
+    bench_fleet_intake,
+    bench_metrics,
+    bench_queue,
+    bench_redis_queue,
+)
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
 
 
@@ -66,6 +72,26 @@ def test_an_unknown_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         bench_main.main(["bench_nothing"])
     assert exited.value.code == 2
     assert "unknown benchmark" in capsys.readouterr().err
+
+
+def test_bench_redis_queue_rows(redis_url: str) -> None:
+    rows = bench_redis_queue.run(quick=True, url=redis_url)
+    assert {(row["name"], row["size"]) for row in rows} == {
+        (name, size)
+        for name in bench_redis_queue.WORKLOADS
+        for size in bench_redis_queue.QUICK_SIZES
+    }
+    for row in rows:
+        assert set(row) == {"name", "size", "ours_ns", "bare_ns", "ratio"}
+        assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
+
+
+def test_bench_fleet_intake_row(redis_url: str) -> None:
+    (row,) = bench_fleet_intake.run(quick=True, url=redis_url)
+    assert set(row) == {"name", "ours_rps", "bare_rps", "ratio"}
+    assert row["ours_rps"] > 0
+    assert row["bare_rps"] > 0
+    assert math.isclose(row["ratio"], row["ours_rps"] / row["bare_rps"])
 
 
 def test_bench_distinguisher_rows() -> None:

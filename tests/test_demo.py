@@ -17,6 +17,7 @@ from organic_scoring.__main__ import main
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
 from organic_scoring.demo._intake import IntakeChoice, choose_intake
 from organic_scoring.demo._miners import SimulatedMiner, ideal_answer, similarity
+from organic_scoring.http import default_protocol
 from support.waiting import WAIT
 
 
@@ -194,3 +195,53 @@ def test_the_toy_task_rewards_accuracy() -> None:
     assert similarity("", reference) == 0.0
     perfect = SimulatedMiner(uid=0, quality=1.0, latency=0.0)
     assert asyncio.run(perfect.answer("Why is the sky blue")) == reference
+
+
+@pytest.mark.timeout(180)
+def test_demo_runs_as_a_fleet_on_redis(redis_url: str) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    done = subprocess.run(
+        [*_command(), "demo", "--redis", redis_url, "--workers", "2", "--duration", "8", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["intake"], summary["protocol"], summary["workers"]) == (
+        "http",
+        default_protocol(),
+        2,
+    )
+    assert summary["organic_iterations"] > 0
+    assert summary["synthetic_iterations"] > 0
+    fleet = summary["fleet"]
+    assert fleet["unaccounted"] == 0
+    assert fleet["accepted"] == fleet["scored"] + fleet["failed"] + fleet["dropped"] > 0
+    assert fleet["standby_was_running"]
+    assert "Traceback" not in done.stderr
+    assert "Warning" not in done.stderr
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.keys("*") == []  # the demo cleaned up after itself
+
+
+def test_workers_need_redis(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--workers", "2"])
+    assert "--workers needs --redis" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--redis", "redis://127.0.0.1:1/0", "--intake", "axon"])
+    assert "not an axon" in capsys.readouterr().err
+    for bad in ("0", "two", "100"):
+        with pytest.raises(SystemExit):
+            main(["demo", "--redis", "redis://127.0.0.1:1/0", "--workers", bad])
+
+
+def test_fleet_demo_names_an_unreachable_redis(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--redis", "redis://:pw@127.0.0.1:1/0", "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "redis://:***@127.0.0.1:1/0" in err
+    assert "start a Redis server" in err

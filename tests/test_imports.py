@@ -39,7 +39,7 @@ WALK = textwrap.dedent(
     """
     import importlib, json, pkgutil, sys
 
-    OPTIONAL = {"datasets", "starlette", "httpx", "uvicorn", "prometheus_client", "rich"}
+    OPTIONAL = {"datasets", "starlette", "httpx", "uvicorn", "prometheus_client", "rich", "redis"}
     import bittensor, pydantic, numpy
     SKIP = (
         "organic_scoring.http",
@@ -82,7 +82,7 @@ WALK = textwrap.dedent(
     """
 )
 
-HEAVY = ("datasets", "starlette", "httpx", "uvicorn", "prometheus_client", "rich")
+HEAVY = ("datasets", "starlette", "httpx", "uvicorn", "prometheus_client", "rich", "redis")
 CORE_DEPENDENCIES = ("bittensor", "pydantic", "pydantic_core", "numpy")
 
 

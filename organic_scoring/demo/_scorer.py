@@ -42,7 +42,7 @@ class DemoScorer(OrganicScoringBase):
         """Answer a user's prompt with the currently best-weighted miner; queue it for scoring."""
         with self._received_lock:
             self.received += 1
-        self._organic_queue.add({"prompt": prompt})
+        await self._organic_queue.aadd({"prompt": prompt})
         best = self.book.top(1)
         miner = self.miners[best[0][0]] if best else self.miners[0]
         return await miner.answer(prompt)

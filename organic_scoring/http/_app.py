@@ -325,6 +325,8 @@ class OrganicIntake:
                         response = Response(b"", media_type="text/plain; charset=utf-8")
                     else:
                         response, chunks = streamed
+            except Refused:
+                raise  # the organic queue is unavailable: 503
             except Exception as exc:
                 self.gate.hook_failed("_on_organic_entry", info.hotkey, exc)
                 response = error_response(500, "internal error")

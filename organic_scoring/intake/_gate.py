@@ -21,7 +21,8 @@ priority ``_priority_fn``, a number (NaN ranks last); raises (500)
 admit   ``max_concurrent`` requests at once, the rest wait,         429
         highest priority first, at most ``max_backlog`` of them
 handle  ``receive_organic(request)``: counted as accepted, or as a  500
-        handler error when ``_on_organic_entry`` raises
+        handler error when ``_on_organic_entry`` raises (503 when the
+        organic queue is unavailable)
 ======  =========================================================  ======
 
 Cheap steps come first, so an outsider's request costs no signature verification
@@ -51,6 +52,7 @@ from organic_scoring._redact import describe_error
 from organic_scoring._tasks import TaskGroup
 from organic_scoring._workers import Workers
 from organic_scoring.base import OrganicScoringBase, stats_recorder
+from organic_scoring.errors import QueueUnavailable
 from organic_scoring.intake._admission import AdmissionGate, BacklogFull
 from organic_scoring.intake._replay import (
     Freshness,
@@ -248,9 +250,23 @@ class Gate:
         """``receive_organic(request)``: what ``_on_organic_entry`` returned.
 
         Raises:
-            Exception: Whatever the handler raised (counted as a handler error).
+            Refused: 503 when the handler failed because the organic queue is
+                unavailable (a :class:`~organic_scoring.errors.QueueUnavailable`, such
+                as a Redis outage, raised or behind what was raised): the request
+                was not accepted, and the caller may try again.
+            Exception: Whatever else the handler raised (counted as a handler error).
         """
-        return await self._call(self._handler, request)
+        try:
+            return await self._call(self._handler, request)
+        except Exception as exc:
+            if _queue_unavailable(exc):
+                log.warning(f"organic intake: the organic queue is unavailable: {exc!r}")
+                raise Refused(
+                    503,
+                    "the organic queue is unavailable, try again later",
+                    headers={"Retry-After": "1"},
+                ) from exc
+            raise
 
     async def pass_through(self, subject: Any, request: Callable[[], Any], hotkey: str) -> Any:
         """The hook steps every transport shares, in order: blacklist, the request
@@ -308,6 +324,19 @@ async def _wait_for_turn(
         admission.withdraw(waiter)  # passes the slot on if it had just been granted
         return False
     return True
+
+
+def _queue_unavailable(exc: BaseException) -> bool:
+    """True when ``exc``, or an exception it was raised from or while handling, is a
+    :class:`QueueUnavailable`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, QueueUnavailable):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _overridden(scorer: OrganicScoringBase, name: str) -> Hook | None:

@@ -3,13 +3,16 @@
 from organic_scoring.organic_queue._base import OrganicQueueBase
 from organic_scoring.organic_queue._codec import SampleDecodeError, SampleNotStorable
 from organic_scoring.organic_queue._memory import OrganicQueue, QueueCounters
+from organic_scoring.organic_queue._redis import LeasedQueueCounters, RedisOrganicQueue
 from organic_scoring.organic_queue._sqlite import QueueFileError, SQLiteOrganicQueue
 
 __all__ = [
+    "LeasedQueueCounters",
     "OrganicQueue",
     "OrganicQueueBase",
     "QueueCounters",
     "QueueFileError",
+    "RedisOrganicQueue",
     "SQLiteOrganicQueue",
     "SampleDecodeError",
     "SampleNotStorable",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
+
+from organic_scoring._leader import LeaseLock
 
 __all__ = ["OrganicQueueBase"]
 
@@ -34,9 +37,13 @@ class OrganicQueueBase(ABC):
 
     Acknowledgement. :meth:`sample` hands a sample to the scoring loop; when that
     sample's iteration has ended (scored, or failed and reported) the loop calls
-    :meth:`ack` with it. A queue that leases samples instead of deleting them (so
-    a scorer that dies does not take them with it) deletes the lease there; the
-    default does nothing.
+    :meth:`ack` with it (``failed=True`` for a failure). A queue that leases samples
+    instead of deleting them (so a scorer that dies does not take them with it)
+    deletes the lease there; the default does nothing.
+
+    Sharing. A queue that several scorer processes may sample returns a lock from
+    :meth:`scorer_lock`, so that only one of them runs iterations at a time; the
+    default returns None (no coordination needed).
     """
 
     blocking: ClassVar[bool] = True
@@ -70,8 +77,23 @@ class OrganicQueueBase(ABC):
         """True when no sample is waiting."""
         return self.size == 0
 
-    def ack(self, sample: Any) -> None:
-        """The iteration that took ``sample`` has ended; default: nothing to do."""
+    def ack(self, sample: Any, *, failed: bool = False) -> None:
+        """The iteration that took ``sample`` has ended; default: nothing to do.
+
+        ``failed`` tells how it ended: False when it was scored, True when it failed
+        and was reported. A queue that keeps the accounting of several processes
+        counts the outcome here.
+        """
+        return None
+
+    def scorer_lock(self) -> LeaseLock | None:
+        """The lock that lets one scorer at a time use this queue; default: None.
+
+        A queue shared by several processes returns a new :class:`LeaseLock` on a
+        role every scorer of that queue contends for: the scoring loop keeps it for
+        each run and runs iterations only while it holds it. None lets every scorer
+        sample the queue.
+        """
         return None
 
     # -- awaitable forms: off the event loop when the queue blocks ---------------------
@@ -95,7 +117,7 @@ class OrganicQueueBase(ABC):
             return await asyncio.to_thread(lambda: self.size)
         return self.size
 
-    async def aack(self, sample: Any) -> None:
+    async def aack(self, sample: Any, *, failed: bool = False) -> None:
         """:meth:`ack`, awaitable: on a worker thread when the queue blocks.
 
         Skipped entirely when a subclass keeps the do-nothing :meth:`ack`.
@@ -103,9 +125,9 @@ class OrganicQueueBase(ABC):
         if type(self).ack is OrganicQueueBase.ack:
             return
         if self.blocking:
-            await asyncio.to_thread(self.ack, sample)
+            await asyncio.to_thread(functools.partial(self.ack, sample, failed=failed))
         else:
-            self.ack(sample)
+            self.ack(sample, failed=failed)
 
     def __len__(self) -> int:
         return self.size

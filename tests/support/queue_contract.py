@@ -1,25 +1,27 @@
-"""Helpers shared by the queue tests: making queues of either kind, draining, hammering."""
+"""Helpers shared by the queue tests: making queues of every kind, draining, hammering."""
 
 from __future__ import annotations
 
 import sys
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from organic_scoring.organic_queue import OrganicQueue, SQLiteOrganicQueue
+from organic_scoring.organic_queue import OrganicQueue, RedisOrganicQueue, SQLiteOrganicQueue
+from support.redis_server import shared_redis
 
 # Upper 0.1% point of the chi-square distribution with 9 degrees of freedom.
 CHI2_DF9_P001 = 27.877
 
 # Every implementation of the OrganicQueue contract that the contract tests run against.
-KINDS = ("memory", "sqlite")
+KINDS = ("memory", "sqlite", "redis")
 
-# Either implementation; both offer counters(), added, max_size and the rest.
-AnyQueue = OrganicQueue | SQLiteOrganicQueue
+# Any implementation; all offer counters(), added, max_size and the rest.
+AnyQueue = OrganicQueue | SQLiteOrganicQueue | RedisOrganicQueue
 MakeQueue = Callable[..., AnyQueue]
 
 
@@ -29,13 +31,20 @@ def queue_maker(kind: str, directory: Path) -> Iterator[MakeQueue]:
 
     Queues are seeded with 0 unless asked otherwise. SQLite queues each get their own
     file in ``directory`` and use NORMAL sync, which is enough for tests and much faster.
+    Redis queues each get their own name on this process's shared server
+    (:func:`support.redis_server.shared_redis`); their keys are deleted on exit.
     """
-    made: list[SQLiteOrganicQueue] = []
+    made: list[SQLiteOrganicQueue | RedisOrganicQueue] = []
 
     def make(**kwargs: Any) -> AnyQueue:
         kwargs.setdefault("seed", 0)
         if kind == "memory":
             return OrganicQueue(**kwargs)
+        if kind == "redis":
+            name = f"contract-{uuid.uuid4().hex}"
+            redis_queue = RedisOrganicQueue(shared_redis().url, name=name, **kwargs)
+            made.append(redis_queue)
+            return redis_queue
         kwargs.setdefault("synchronous", "NORMAL")
         queue = SQLiteOrganicQueue(directory / f"queue-{len(made)}.db", **kwargs)
         made.append(queue)
@@ -45,7 +54,19 @@ def queue_maker(kind: str, directory: Path) -> Iterator[MakeQueue]:
         yield make
     finally:
         for queue in made:
+            if isinstance(queue, RedisOrganicQueue) and not queue.closed:
+                delete_keys(queue)
             queue.close()
+
+
+def delete_keys(queue: RedisOrganicQueue) -> None:
+    """Delete everything ``queue`` keeps on its server."""
+    import redis
+
+    with redis.Redis.from_url(queue.url) as client:
+        keys = client.keys(f"organic-scoring:{{{queue.name}}}:*")
+        if keys:
+            client.delete(*keys)
 
 
 @contextmanager

@@ -130,7 +130,7 @@ class Driver:
     transport: str
     scorer: ParityScorer
     gate: Gate
-    store: CountingStore
+    store: Any  # a CountingStore unless the test brought its own
     wallets: Wallets
     send_one: Any
     replay_one: Any
@@ -166,12 +166,17 @@ def intake(
     **options: Any,
 ) -> Iterator[Driver]:
     """Serve a :class:`ParityScorer` through ``transport``; ``options`` go to the gate
-    (``max_concurrent``, ``max_backlog``) and the scorer (``allowed_hotkeys``,
-    ``synth_dataset``, ``redact``)."""
+    (``max_concurrent``, ``max_backlog``, ``nonce_store``: default a
+    :class:`CountingStore`) and the scorer (``allowed_hotkeys``, ``synth_dataset``,
+    ``redact``, ``organic_queue``)."""
     scorer_options = {
-        k: options.pop(k) for k in ("allowed_hotkeys", "synth_dataset", "redact") if k in options
+        k: options.pop(k)
+        for k in ("allowed_hotkeys", "synth_dataset", "redact", "organic_queue")
+        if k in options
     }
-    store = CountingStore()
+    store = options.pop("nonce_store", None)
+    if store is None:
+        store = CountingStore()
     if transport == "axon":
         with _axon(wallets, store, scorer_options, options) as driver:
             yield driver
@@ -184,7 +189,7 @@ def intake(
 def _http(
     transport: str,
     wallets: Wallets,
-    store: CountingStore,
+    store: Any,
     monkeypatch: pytest.MonkeyPatch,
     scorer_options: dict[str, Any],
     gate_options: dict[str, Any],
@@ -252,7 +257,7 @@ def _http(
 @contextlib.contextmanager
 def _axon(
     wallets: Wallets,
-    store: CountingStore,
+    store: Any,
     scorer_options: dict[str, Any],
     gate_options: dict[str, Any],
 ) -> Iterator[Driver]:

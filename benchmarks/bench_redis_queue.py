@@ -1,0 +1,161 @@
+"""RedisOrganicQueue against bare redis-py doing the same atomic work, one round trip each.
+
+Two workloads on a queue holding N samples (a small chat request as a JSON dict):
+
+* ``add+sample``: one ``add`` then one ``sample``;
+* ``add+sample+ack``: the same, then the acknowledgement that ends the lease.
+
+The floor is redis-py with no library around it, each operation one MULTI/EXEC
+pipeline of plain commands, the classic reliable-queue recipe: ``add`` is ``LPUSH``
++ ``LTRIM`` (the bound, dropping the oldest) + ``HINCRBY`` (a counter); ``sample``
+is ``LMOVE`` from the waiting list to a leased list + ``HINCRBY``; ``ack`` is ``LREM``
+from the leased list + ``HINCRBY``; ``json.dumps`` / ``json.loads`` on the way. It
+takes the oldest sample rather than a random one, keeps no lease deadline (nothing
+ever comes back) and checks nothing it stores.
+
+The ratio is the price of the Lua scripts (uniform random sampling, lease deadlines,
+redelivery, exact counters), the storability checks and the ack bookkeeping; both
+sides pay the same round trips, which dominate. Target: at most 1.3.
+
+``python -m benchmarks.bench_redis_queue`` starts a throwaway ``redis-server`` on
+127.0.0.1 (it must be on PATH), or uses the server named by the
+``ORGANIC_SCORING_BENCH_REDIS`` environment variable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+from benchmarks import best_ns
+from benchmarks._redis import redis_server
+from organic_scoring.organic_queue import RedisOrganicQueue
+
+SIZES = (1_000, 10_000)
+QUICK_SIZES = (100,)
+WORKLOADS = ("add+sample", "add+sample+ack")
+
+SAMPLE: dict[str, Any] = {
+    "uid": 17,
+    "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Summarise the following paragraph in one sentence. " * 3},
+    ],
+    "temperature": 0.7,
+    "max_tokens": 256,
+}
+
+Step = Callable[[], object]
+
+
+def _ours(url: str, size: int, ack: bool) -> tuple[Step, Callable[[], None]]:
+    queue = RedisOrganicQueue(url, name=f"ours-{size}-{ack}", max_size=2 * size, seed=0)
+    for _ in range(size):
+        queue.add(SAMPLE)
+
+    def step() -> object:
+        queue.add(SAMPLE)
+        item = queue.sample()
+        if ack:
+            queue.ack(item)
+        return item
+
+    return step, queue.close
+
+
+def _bare(url: str, size: int, ack: bool) -> tuple[Step, Callable[[], None]]:
+    client = redis.Redis.from_url(url)
+    prefix = f"bare-{size}-{ack}:"
+    waiting, leased, meta = prefix + "waiting", prefix + "leased", prefix + "meta"
+    bound = 2 * size
+    preload = client.pipeline(transaction=False)
+    for _ in range(size):
+        preload.lpush(waiting, json.dumps(SAMPLE))
+    preload.execute()
+
+    def step() -> object:
+        pipe = client.pipeline(transaction=True)
+        pipe.lpush(waiting, json.dumps(SAMPLE))
+        pipe.ltrim(waiting, 0, bound - 1)
+        pipe.hincrby(meta, "added", 1)
+        pipe.execute()
+        pipe.lmove(waiting, leased, "RIGHT", "LEFT")
+        pipe.hincrby(meta, "sampled", 1)
+        raw = pipe.execute()[0]
+        item = json.loads(raw)
+        if ack:
+            pipe.lrem(leased, 1, raw)
+            pipe.hincrby(meta, "acked", 1)
+            pipe.execute()
+        return item
+
+    return step, client.close
+
+
+def run(quick: bool = False, url: str | None = None) -> list[dict[str, Any]]:
+    """Time each workload at each size; one row per pair.
+
+    Each row holds ``name``, ``size``, ``ours_ns`` and ``bare_ns`` (nanoseconds per
+    workload, best of several runs) and ``ratio`` (ours / bare). ``url`` names the
+    server to use (its database is flushed); by default a throwaway one is started.
+    Returns no rows when there is no server to use.
+    """
+    sizes, number, repeat = (QUICK_SIZES, 200, 1) if quick else (SIZES, 1_000, 7)
+    with redis_server() if url is None else _given(url) as found:
+        if found is None:
+            print("bench_redis_queue: no redis-server on PATH", file=sys.stderr)
+            return []
+        with redis.Redis.from_url(found) as client:
+            client.flushdb()
+        rows: list[dict[str, Any]] = []
+        for name in WORKLOADS:
+            for size in sizes:
+                ack = name.endswith("ack")
+                ours, close_ours = _ours(found, size, ack)
+                bare, close_bare = _bare(found, size, ack)
+                try:
+                    ours()  # warm: connections made, scripts cached
+                    bare()
+                    # Alternate the two sides, so a busy moment on the machine hits both.
+                    timings = {"ours": float("inf"), "bare": float("inf")}
+                    for _ in range(repeat):
+                        timings["ours"] = min(timings["ours"], best_ns(ours, number, 1))
+                        timings["bare"] = min(timings["bare"], best_ns(bare, number, 1))
+                finally:
+                    close_ours()
+                    close_bare()
+                rows.append(
+                    {
+                        "name": name,
+                        "size": size,
+                        "ours_ns": timings["ours"],
+                        "bare_ns": timings["bare"],
+                        "ratio": timings["ours"] / timings["bare"],
+                    }
+                )
+        return rows
+
+
+@contextmanager
+def _given(url: str) -> Iterator[str]:
+    yield url
+
+
+def main() -> None:
+    """Print the benchmark as a table (microseconds per workload)."""
+    rows = run(quick=False)
+    print(f"{'workload':<16}{'size':>10}{'ours (us)':>12}{'bare (us)':>12}{'ratio':>8}")
+    for row in rows:
+        print(
+            f"{row['name']:<16}{row['size']:>10,}"
+            f"{row['ours_ns'] / 1000:>12.1f}{row['bare_ns'] / 1000:>12.1f}{row['ratio']:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

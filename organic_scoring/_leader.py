@@ -1,0 +1,268 @@
+"""One active scorer among many: a lease lock in Redis, and the thread that keeps it.
+
+Several scorer processes may run for failover; only one may run iterations (and so
+set weights) at a time. The lock is one Redis key holding the holder's token:
+
+* **acquire**: ``SET key token NX PX period``, which succeeds only when nobody holds it;
+* **renew**: a Lua compare-and-extend, ``PEXPIRE`` only if the key still holds our
+  token, so a holder that lost the key never extends someone else's;
+* **release**: a Lua compare-and-delete, so a standby can take over at once.
+
+A holder believes it holds the lock for ``period`` seconds, less a margin for clock
+drift, counted from *before* the request that acquired or renewed it was sent: by
+the time the server lets the key expire, the old holder has stopped believing it
+holds it, even if it is cut off from Redis. So two holders of the lock never
+overlap, except across a clock-rate difference bigger than the margin. (What a
+scorer does while Redis is down is :class:`LeaseKeeper`'s policy: the last holder
+keeps the role, since nobody else can take it.)
+
+:class:`LeaseKeeper` renews every third of a period; a standby tries as often, so it
+takes over at most ``period + period / 3`` after the active one died (kill -9, power
+loss), well within two periods, and at once after a clean :meth:`LeaseKeeper.stop`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from organic_scoring._log import log
+from organic_scoring._redis_client import RedisLink
+from organic_scoring.errors import RedisUnavailable
+
+__all__ = ["DEFAULT_PERIOD", "LeaseKeeper", "LeaseLock"]
+
+DEFAULT_PERIOD = 5.0
+"""Seconds a scorer lock lasts unless renewed."""
+
+_DRIFT = 0.05  # the share of a period a holder gives up, for clocks that run at different rates
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def _token() -> str:
+    """Who holds the lock, readable in a log: host, process id, and a random tail."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LeaseLock:
+    """A lock that one holder at a time keeps by renewing it within ``period`` seconds.
+
+    Thread-safe. Calls raise :class:`~organic_scoring.errors.RedisUnavailable` during
+    an outage; :attr:`held` then turns False once the last successful acquire or
+    renew is a period old, as the key on the server expires.
+
+    Args:
+        link: The server.
+        key: The lock's key; every contender uses the same one.
+        period: Seconds the lock lasts unless renewed; more than 0.
+    """
+
+    def __init__(self, link: RedisLink, key: str, *, period: float = DEFAULT_PERIOD) -> None:
+        if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
+            raise ValueError(f"period must be a number of seconds above 0, got {period!r}")
+        self.key = key
+        self.period = float(period)
+        self.token = _token()
+        """This holder's identity, stored in the key while it holds the lock."""
+        self._link = link
+        self._period_ms = max(1, round(self.period * 1000))
+        self._renew = link.script(_RENEW)
+        self._release = link.script(_RELEASE)
+        self._lock = threading.Lock()
+        self._valid_until = 0.0
+
+    @property
+    def held(self) -> bool:
+        """True while a successful acquire or renew is less than a period old (less drift)."""
+        return time.monotonic() < self._valid_until
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free, renew it if it is ours; True if we hold it now.
+
+        Raises:
+            RedisUnavailable: The server did not answer; :attr:`held` keeps its
+                deadline from the last success.
+        """
+        with self._lock:
+            sent = time.monotonic()
+            with self._link.failures("cannot take or renew the scorer lock"):
+                # Renew whenever the key still holds our token, even if our own
+                # deadline has passed (a slow tick): nobody else held it meanwhile.
+                ours = bool(self._renew([self.key], [self.token, self._period_ms]))
+                if not ours:
+                    ours = bool(
+                        self._link.client.set(self.key, self.token, nx=True, px=self._period_ms)
+                    )
+            self._valid_until = sent + self.period * (1 - _DRIFT) if ours else 0.0
+            return ours
+
+    def release(self) -> None:
+        """Give the lock up if we hold it, so a standby takes over at once.
+
+        Raises:
+            RedisUnavailable: The server did not answer; the key expires by itself.
+        """
+        with self._lock:
+            self._valid_until = 0.0
+            with self._link.failures("cannot release the scorer lock"):
+                self._release([self.key], [self.token])
+
+    def holder(self) -> str | None:
+        """The token of whoever holds the lock now, or None."""
+        with self._link.failures("cannot read the scorer lock"):
+            value = self._link.client.get(self.key)
+        if value is None:
+            return None
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class LeaseKeeper:
+    """Keeps a :class:`LeaseLock` on a thread of its own: renews it, or waits to take it.
+
+    :attr:`active` tells whether this process holds the lock. Every change is logged
+    (with the previous holder, on a takeover) and passed to ``on_change(active)``,
+    called from the keeper's thread. :meth:`stop` ends the thread and releases the
+    lock.
+
+    Outages. While Redis cannot be reached nobody can take the lock, so the holder
+    stays active (its scorer goes on with synthetic samples) and the others stay on
+    standby; the keeper retries every third of a period. When Redis answers again the
+    holder renews the lock, or takes it again if it expired meanwhile (the others wait
+    a period before they try, to leave it that chance), or stands by if another
+    process got it first. A holder cut off from Redis while the others still
+    reach it (a network partition, rather than an outage) goes on too, so two scorers
+    may both run until the partition heals.
+
+    Args:
+        lock: The lock to keep.
+        what: Names the role in log messages, e.g. ``"scorer"``.
+        on_change: Called with True on taking the lock, False on losing it.
+    """
+
+    def __init__(
+        self,
+        lock: LeaseLock,
+        *,
+        what: str = "scorer",
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.lock = lock
+        self.what = what
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._was_active = False
+        self._other: str | None = None
+        self._failing = False
+        self._holding_through_outage = False
+        self._defer_until = 0.0
+
+    @property
+    def active(self) -> bool:
+        """True while this process holds the lock (or held it when Redis went away)."""
+        return self._holding_through_outage or self.lock.held
+
+    def start(self) -> None:
+        """Start keeping the lock on the keeper's thread, which tries at once. Idempotent.
+
+        Returns without waiting for the server; :attr:`active` turns True (and
+        ``on_change(True)`` is called) once the lock is taken.
+        """
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"organic-scoring-{self.what}-lock", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the thread and release the lock. Idempotent; safe from any thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(timeout)
+        self._holding_through_outage = False
+        try:
+            self.lock.release()
+        except RedisUnavailable as exc:
+            log.warning(f"{self.what} lock {self.lock.key}: {exc}; it expires by itself")
+        self._changed(False, "stopped")
+
+    def _run(self) -> None:
+        self._tick()
+        while not self._stop.wait(self.lock.period / 3):
+            self._tick()
+
+    def _tick(self) -> None:
+        try:
+            if self._was_active or time.monotonic() >= self._defer_until:
+                active = self.lock.acquire()
+            else:
+                active = False
+            other = None if active else self.lock.holder()
+        except RedisUnavailable as exc:
+            if not self._failing:
+                kept = "; keeping the role until it answers" if self._was_active else ""
+                log.warning(f"{self.what} lock {self.lock.key}: {exc}; retrying{kept}")
+            self._failing = True
+            self._holding_through_outage = self._was_active
+            if not self._was_active:
+                self._defer_until = math.inf
+            return
+        self._holding_through_outage = False
+        if self._failing:
+            log.info(f"{self.what} lock {self.lock.key}: Redis answers again")
+            self._failing = False
+        if self._defer_until == math.inf:
+            # Back from an outage on standby: leave the last holder a period to take
+            # the lock again, so the role does not change hands for nothing.
+            self._defer_until = time.monotonic() + self.lock.period
+        if active:
+            self._changed(True, f"took over from {self._other}" if self._other else "")
+            self._other = None
+        else:
+            if other is not None and other != self._other:
+                log.info(
+                    f"{self.what} lock {self.lock.key}: held by {other}; this process "
+                    f"({self.lock.token}) stands by"
+                )
+            self._other = other or self._other
+            self._changed(False, f"now held by {other}" if other else "")
+
+    def _changed(self, active: bool, why: str) -> None:
+        if active == self._was_active:
+            return
+        self._was_active = active
+        detail = f" ({why})" if why else ""
+        if active:
+            log.info(
+                f"{self.what} lock {self.lock.key}: this process ({self.lock.token}) is now "
+                f"the active {self.what}{detail}"
+            )
+        else:
+            (log.info if why == "stopped" else log.warning)(
+                f"{self.what} lock {self.lock.key}: this process ({self.lock.token}) is no "
+                f"longer the active {self.what}{detail}"
+            )
+        if self._on_change is not None:
+            self._on_change(active)

@@ -1,0 +1,381 @@
+"""The demo as a fleet: intake workers, an active scorer and a standby, sharing Redis.
+
+``organic-scoring demo --redis redis://127.0.0.1:6379/0 --workers 2`` runs, against a
+Redis server the user started:
+
+* the signed-HTTP intake under uvicorn with ``--workers N``: N processes behind one
+  port on 127.0.0.1, each storing requests in one :class:`RedisOrganicQueue` and
+  refusing replays through one :class:`RedisNonceStore`;
+* the active scorer in this process, and a standby scorer in another, coordinated by
+  the queue's scorer lock;
+* the demo's user, sending signed bursts to the one port.
+
+Everything the demo puts in Redis lives under a name of its own and is deleted at
+the end. Needs the ``http`` and ``redis`` extras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TextIO
+
+from pydantic import BaseModel
+
+from organic_scoring._compat import BT_VERSION
+from organic_scoring.demo._loopback import free_port, make_wallet
+from organic_scoring.demo._miners import default_miners
+from organic_scoring.demo._scorer import DemoScorer
+from organic_scoring.demo._view import Frame, LiveView
+from organic_scoring.errors import RedisUnavailable
+from organic_scoring.organic_queue import RedisOrganicQueue
+from organic_scoring.synth_dataset import default_dataset
+from organic_scoring.weights import ScoreBook
+
+__all__ = ["run_fleet_demo"]
+
+_ENV = "ORGANIC_SCORING_DEMO_FLEET"  # how the intake workers learn their settings
+_READY_TIMEOUT = 60.0  # seconds for the worker processes to import and start serving
+
+
+class FleetPrompt(BaseModel):
+    """An organic request: a prompt."""
+
+    prompt: str
+
+
+class FleetAnswer(BaseModel):
+    """The intake's answer to it."""
+
+    completion: str
+
+
+class FleetScorer(DemoScorer):
+    """The demo scorer, taking organic traffic over signed HTTP; in an intake worker it
+    only answers and queues, in a scorer process it scores."""
+
+    async def _on_organic_entry(self, request: FleetPrompt) -> FleetAnswer:
+        return FleetAnswer(completion=await self.answer_organic(request.prompt))
+
+
+def _scorer(redis_url: str, name: str, book: ScoreBook | None = None) -> FleetScorer:
+    miners = default_miners()
+    return FleetScorer(
+        miners,
+        book or ScoreBook(len(miners), alpha=0.2),
+        organic_queue=RedisOrganicQueue(redis_url, name=name, lock_period=2.0),
+        synth_dataset=default_dataset(seed=1),
+        trigger="seconds",
+        trigger_frequency=1.0,
+        trigger_frequency_min=0.1,
+        trigger_scaling_factor=4,
+        max_concurrent_iterations=3,
+        query_timeout=2.0,
+    )
+
+
+def intake_app() -> Any:
+    """The ASGI app of one intake worker (a uvicorn factory: settings from the environment)."""
+    from organic_scoring.http import create_app
+    from organic_scoring.nonce_store import RedisNonceStore
+
+    settings = json.loads(os.environ[_ENV])
+    scorer = _scorer(settings["redis"], settings["name"])
+    nonces = RedisNonceStore(settings["redis"], namespace=settings["name"])
+    return create_app(
+        scorer,
+        hotkey_ss58=settings["hotkey"],
+        protocol=settings["protocol"],
+        nonce_store=nonces,
+    )
+
+
+def run_fleet_demo(
+    redis_url: str,
+    workers: int,
+    duration: float = 20.0,
+    as_json: bool = False,
+    out: TextIO | None = None,
+    protocol: str | None = None,
+) -> int:
+    """Run the demo as a fleet on ``redis_url`` for ``duration`` seconds; return the exit code.
+
+    ``protocol`` signs the user's requests: ``"btauth/1"`` or ``"epistula"`` (default:
+    the installed bittensor's). 0 only if the fleet scored both organic and synthetic
+    samples and its accounting balances; 2 if Redis cannot be reached.
+    """
+    from organic_scoring.http import default_protocol
+
+    protocol = protocol or default_protocol()
+    view_out = out or (sys.stderr if as_json else sys.stdout)
+    name = f"organic-scoring-demo-{uuid.uuid4().hex[:12]}"
+    try:
+        probe = RedisOrganicQueue(redis_url, name=name)
+    except RedisUnavailable as exc:
+        print(f"demo: {exc}; start a Redis server first", file=sys.stderr)
+        return 2
+    try:
+        summary = _simulate(redis_url, name, workers, protocol, duration, view_out, probe)
+    finally:
+        _forget(probe, name)
+        probe.close()
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    ok = (
+        summary["organic_iterations"] > 0
+        and summary["synthetic_iterations"] > 0
+        and summary["fleet"]["unaccounted"] == 0
+    )
+    if not ok:
+        print(
+            "demo failed: the fleet did not score both organic and synthetic samples, "
+            "or its accounting does not balance",
+            file=sys.stderr,
+        )
+    return 0 if ok else 1
+
+
+def _simulate(
+    redis_url: str,
+    name: str,
+    workers: int,
+    protocol: str,
+    duration: float,
+    view_out: TextIO,
+    queue: Any,
+) -> dict[str, Any]:
+    from organic_scoring.demo._run import _top, _Traffic
+    from organic_scoring.http import OrganicClient
+
+    with tempfile.TemporaryDirectory(prefix="organic-scoring-demo-") as directory:
+        validator, user = make_wallet(directory, "validator"), make_wallet(directory, "user")
+        hotkey = validator.hotkey.ss58_address
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/organic"
+        miners = default_miners()
+        book = ScoreBook(len(miners), alpha=0.2)
+        scorer = _scorer(redis_url, name, book)
+        with (
+            _process("intake", redis_url, name, hotkey, port, workers, protocol) as intake,
+            contextlib.ExitStack() as stack,
+        ):
+            _wait_for(lambda: _serving(port), "the intake workers to serve", intake)
+            scorer.start()
+            stack.callback(scorer.stop)
+            _wait_for(lambda: scorer.stats.active_scorer, "the scorer to take the lock")
+            standby = stack.enter_context(_process("scorer", redis_url, name))
+
+            @contextlib.asynccontextmanager
+            async def open_user() -> AsyncIterator[Any]:
+                async with OrganicClient(
+                    user, url, hotkey, protocol=protocol, timeout=5.0
+                ) as client:
+
+                    async def ask(prompt: str) -> str:
+                        answer = await client.call(FleetPrompt(prompt=prompt), FleetAnswer)
+                        return str(answer.completion)
+
+                    yield ask
+
+            where = f"{workers} intake workers at {url}, Redis {queue.url}"
+            traffic = _Traffic(open_user, duration)
+            config = scorer.config
+            started = time.monotonic()
+            view = stack.enter_context(
+                LiveView(view_out, f"organic-scoring demo (fleet): {where}", duration)
+            )
+
+            def frame() -> Frame:
+                return Frame(
+                    elapsed=time.monotonic() - started,
+                    stats=scorer.stats,
+                    received=queue.counters().added,
+                    period=scorer.sample_rate_dynamic(),
+                    idle_period=config.trigger_frequency,
+                    jitter=config.trigger_jitter,
+                    top=_top(book, 3),
+                )
+
+            traffic.start()
+            try:
+                deadline = started + duration
+                while time.monotonic() < deadline:
+                    time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+                    view.update(frame())
+            finally:
+                traffic.stop()
+            # Let the fleet finish what it accepted, then stop it.
+            _wait_for(lambda: _settled(queue), "the queue to drain", None, duration + 10)
+            scorer.stop()
+            stats = scorer.stats
+            counters = queue.counters()
+            standby_alive = standby.poll() is None
+        summary = {
+            "bittensor": ".".join(map(str, BT_VERSION)),
+            "intake": "http",
+            "protocol": protocol,
+            "workers": workers,
+            "redis": queue.url,
+            "duration": duration,
+            "iterations": stats.iterations,
+            "organic_iterations": stats.organic_iterations,
+            "synthetic_iterations": stats.synthetic_iterations,
+            "failed_iterations": stats.failed_iterations,
+            "organic_share": stats.organic_share,
+            "organic_received": counters.added,
+            "organic_answered": traffic.answered,
+            "organic_queued": counters.size,
+            "fleet": {
+                "accepted": counters.added,
+                "scored": counters.scored,
+                "failed": counters.failed,
+                "dropped": counters.dropped,
+                "in_flight": counters.leased,
+                "queued": counters.size,
+                "redelivered": counters.redelivered,
+                "unaccounted": stats.organic_unaccounted,
+                "standby_was_running": standby_alive,
+            },
+            "top_weights": {str(uid): round(w, 4) for uid, w in _top(book, len(miners))},
+            "stage_p50_ms": {
+                k: round(times.p50 * 1000, 3) for k, times in stats.stage_times.items()
+            },
+        }
+        view.summary(summary)
+        return summary
+
+
+def _settled(queue: Any) -> bool:
+    counters = queue.counters()
+    return bool(counters.size == 0 and counters.leased == 0)
+
+
+def _serving(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_for(
+    predicate: Any,
+    what: str,
+    process: subprocess.Popen[bytes] | None = None,
+    timeout: float = _READY_TIMEOUT,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"demo: waiting for {what}, the process exited ({process.returncode})"
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"demo: waited {timeout:g}s for {what}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _process(role: str, *args: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m organic_scoring.demo._fleet ROLE ARGS``; interrupted and waited for on exit."""
+    command = [sys.executable, "-m", "organic_scoring.demo._fleet", role, *map(str, args)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            if role == "scorer":
+                assert process.stdin is not None
+                process.stdin.close()  # the standby stops cleanly when its stdin closes
+            else:
+                process.send_signal(signal.SIGINT)  # uvicorn's supervisor shuts down
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdin is not None and not process.stdin.closed:
+            process.stdin.close()
+
+
+def _forget(queue: Any, name: str) -> None:
+    """Delete what the demo left in Redis: the queue, its scorer lock, the nonces."""
+    client = queue._link.client
+    for pattern in (f"organic-scoring:{{{name}}}:*", f"{name}:nonce:*"):
+        keys = list(client.scan_iter(match=pattern))
+        if keys:
+            client.delete(*keys)
+
+
+def _serve_intake(
+    redis_url: str, name: str, hotkey: str, port: int, workers: int, protocol: str
+) -> None:
+    """What ``uvicorn --workers N --factory organic_scoring.demo._fleet:intake_app`` does,
+    closing the listening socket at the end (``uvicorn.run`` leaves that to the exit)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[_ENV] = json.dumps(
+        {"redis": redis_url, "name": name, "hotkey": hotkey, "protocol": protocol}
+    )
+    config = uvicorn.Config(
+        "organic_scoring.demo._fleet:intake_app",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+    sock = config.bind_socket()
+    try:
+        try:
+            supervisor = Multiprocess(config, sockets=[sock])
+        except TypeError:  # uvicorn before 0.30 asks for the worker's target
+            supervisor = Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])
+        supervisor.run()
+    finally:
+        sock.close()
+
+
+def _stand_by(redis_url: str, name: str) -> None:
+    scorer = _scorer(redis_url, name)
+    scorer.start()
+    try:
+        sys.stdin.read()  # until the demo closes our stdin
+    finally:
+        scorer.stop()
+        queue = scorer._organic_queue
+        if isinstance(queue, RedisOrganicQueue):
+            queue.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m organic_scoring.demo._fleet")
+    parser.add_argument("role", choices=["intake", "scorer"])
+    parser.add_argument("redis")
+    parser.add_argument("name")
+    parser.add_argument("hotkey", nargs="?")
+    parser.add_argument("port", nargs="?", type=int)
+    parser.add_argument("workers", nargs="?", type=int)
+    parser.add_argument("protocol", nargs="?")
+    args = parser.parse_args(argv)
+    if args.role == "intake":
+        _serve_intake(args.redis, args.name, args.hotkey, args.port, args.workers, args.protocol)
+    else:
+        with contextlib.suppress(KeyboardInterrupt):
+            _stand_by(args.redis, args.name)
+
+
+if __name__ == "__main__":
+    main()

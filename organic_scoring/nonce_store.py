@@ -1,0 +1,106 @@
+"""Replay protection shared by every intake process: a nonce store in Redis.
+
+A signed request carries a nonce (``btauth/1``: the signing time in nanoseconds;
+Epistula: a UUID) that the intake remembers for as long as the request stays fresh,
+refusing it the second time. Each process remembering on its own lets a request
+replayed to a second worker through; :class:`RedisNonceStore` remembers in Redis, so
+every worker on every host sees every nonce, and a worker that restarts forgets
+nothing.
+
+It implements bittensor's ``http_auth.NonceStore`` protocol (``check_and_store`` and
+``retention``): pass it to ``bt.http_auth.verify(..., nonce_store=...)`` or to the
+library's signed-HTTP intake. Each check is one ``SET key 1 NX PX retention``: one
+round trip, atomic, the key expiring on its own once the request could no longer be
+fresh.
+"""
+
+from __future__ import annotations
+
+import math
+
+from organic_scoring._redis_client import RedisLink
+
+__all__ = ["RedisNonceStore"]
+
+
+class RedisNonceStore:
+    """Remembers accepted ``(hotkey, nonce)`` pairs in Redis, for ``retention`` seconds.
+
+    ``check_and_store(hotkey, nonce)`` returns True and remembers the pair the first
+    time it is seen by any store on the same server and ``namespace``, False after
+    that, until ``retention`` seconds have passed. Nonces may be ints (``btauth/1``)
+    or strings (Epistula's UUIDs). Thread-safe; share one per process.
+
+    ``retention`` must cover the verifier's freshness window (``max_age +
+    allowed_skew``; bittensor refuses a store that keeps nonces for less), so a nonce
+    is forgotten only once its request would be refused as stale anyway. A Redis
+    server that loses its data (a restart without persistence) forgets the nonces of
+    the last ``retention`` seconds with it.
+
+    Args:
+        url: The server: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
+            for TLS, ``unix:///path``.
+        retention: Seconds a nonce is remembered; more than 0.
+        namespace: Prefix of the keys, so several validators can share one server.
+
+    Raises:
+        ValueError: A parameter is out of range (the message names it).
+        ImportError: The ``redis`` package is missing (install ``organic-scoring[redis]``).
+        RedisUnavailable: The server cannot be reached; the message names the URL
+            with its password masked. ``check_and_store`` raises it too during an
+            outage (the intake answers 503), and works again once the server does.
+    """
+
+    def __init__(
+        self, url: str, *, retention: float = 60.0, namespace: str = "organic-scoring"
+    ) -> None:
+        if (
+            isinstance(retention, bool)
+            or not isinstance(retention, (int, float))
+            or not math.isfinite(retention)
+            or retention < 0.001
+        ):
+            raise ValueError(
+                f"retention must be a number of seconds, at least 0.001, got {retention!r}"
+            )
+        if not isinstance(namespace, str) or not namespace:
+            raise ValueError(f"namespace must be a non-empty string, got {namespace!r}")
+        self.retention = float(retention)
+        """Seconds a nonce is remembered (read by ``bt.http_auth.verify``)."""
+        self._retention_ms = max(1, round(self.retention * 1000))
+        self._prefix = f"{namespace}:nonce:"
+        self._link = RedisLink(url, "RedisNonceStore")
+
+    def check_and_store(self, hotkey_ss58: str, nonce_ns: int | str) -> bool:
+        """True (and remember it) if ``nonce_ns`` from ``hotkey_ss58`` is new, else False.
+
+        Raises:
+            TypeError: ``hotkey_ss58`` is not a str, or ``nonce_ns`` is neither an
+                int nor a str.
+            RedisUnavailable: The server did not answer.
+        """
+        if not isinstance(hotkey_ss58, str):
+            raise TypeError(f"hotkey_ss58 must be a str, got {type(hotkey_ss58).__name__}")
+        if isinstance(nonce_ns, bool) or not isinstance(nonce_ns, (int, str)):
+            raise TypeError(f"nonce_ns must be an int or a str, got {type(nonce_ns).__name__}")
+        key = f"{self._prefix}{hotkey_ss58}:{nonce_ns}"
+        with self._link.failures("cannot check a nonce"):
+            return bool(self._link.client.set(key, b"1", nx=True, px=self._retention_ms))
+
+    @property
+    def url(self) -> str:
+        """The server's URL, password masked."""
+        return self._link.url
+
+    def close(self) -> None:
+        """Close the connections. Idempotent."""
+        self._link.close()
+
+    def __enter__(self) -> RedisNonceStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RedisNonceStore({self._link.url!r}, retention={self.retention:g})"

@@ -1,0 +1,711 @@
+"""An organic queue in Redis, shared by any number of processes on any number of hosts.
+
+The intake workers add, one scorer samples and acknowledges, and all of them see the
+same samples and the same counters. Each operation is one Lua script, so it is one
+round trip and atomic on the server: no interleaving of two processes can lose a
+sample, hand one out twice, or put the counters out of step.
+
+Keys
+----
+Every key of a queue named ``N`` starts with ``organic-scoring:{N}:`` (the braces make
+it a Redis Cluster hash tag, so one script may touch all of them):
+
+* ``waiting``: a sorted set of the ids of waiting samples, each scored by its id. Ids
+  grow with every add, so the oldest waiting sample has the lowest score (dropped
+  first when the queue is full) and a uniformly random one is the member at a random
+  rank; both are O(log n).
+* ``items``: a hash, id to stored sample, for waiting and leased samples.
+* ``leases``: a sorted set of ``"id:token"`` members, each scored by the server time
+  (ms) at which its lease runs out. The token is the hand-out's number, so a
+  sample's second lease is told apart from its first.
+* ``meta``: a hash with the id sequence and the counters ``added``, ``sampled``,
+  ``acked``, ``redelivered`` and ``dropped``.
+
+Each add is also announced on the channel ``organic-scoring:{N}:added``, so a scorer
+in another process wakes up when traffic arrives, as it would for its own adds.
+
+Leases
+------
+``sample()`` moves a random waiting sample into ``leases``; ``ack(sample)`` deletes
+it. Every script first puts back the leases whose time (the server's clock) has run
+out, counted as ``redelivered``, so a sample held by a scorer that was killed is
+handed out again, and ``size`` counts it as waiting again from the moment its lease
+expires. At every moment ``added == dropped + size + leased + acked`` and
+``sampled == acked + leased + redelivered``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, fields
+from typing import Any
+
+from organic_scoring._leader import DEFAULT_PERIOD, LeaseLock
+from organic_scoring._log import log
+from organic_scoring._redis_client import RedisLink
+from organic_scoring.errors import SampleUnreadable
+from organic_scoring.organic_queue._base import OrganicQueueBase
+from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
+from organic_scoring.organic_queue._memory import QueueCounters
+
+__all__ = ["LeasedQueueCounters", "RedisOrganicQueue"]
+
+
+@dataclass(frozen=True, eq=False)
+class LeasedQueueCounters(QueueCounters):
+    """A consistent snapshot of a leasing queue's counters (see :class:`RedisOrganicQueue`).
+
+    Adds to :class:`QueueCounters` what leasing brings: ``added == dropped + size +
+    leased + acked``, ``sampled == acked + leased + redelivered`` and ``acked ==
+    scored + failed`` hold in every snapshot. Two snapshots are equal when every
+    field is; compared with a plain :class:`QueueCounters`, only the fields the two
+    share count, so code written for the other queues reads this one unchanged.
+    """
+
+    leased: int = 0
+    """Samples handed out whose lease has neither been acknowledged nor run out."""
+    acked: int = 0
+    """Samples acknowledged (their iteration ended) and deleted."""
+    redelivered: int = 0
+    """Leases that ran out unacknowledged; each put its sample back to wait again."""
+    scored: int = 0
+    """Acknowledged samples whose iteration succeeded."""
+    failed: int = 0
+    """Acknowledged samples whose iteration failed (and was reported)."""
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is QueueCounters:
+            return astuple(self)[: len(fields(QueueCounters))] == astuple(other)
+        if isinstance(other, LeasedQueueCounters):
+            return astuple(self) == astuple(other)
+        return NotImplemented
+
+    __hash__ = QueueCounters.__hash__
+
+
+# -- the scripts ---------------------------------------------------------------------
+# KEYS: waiting, items, leases, meta. Every script opens with _PRELUDE, which reads the
+# server clock and defines trim() and reap().
+
+_PRELUDE = """
+local waiting, items, leases, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+-- Drop the oldest waiting samples until at most `limit` wait; return how many went.
+local function trim(limit)
+  local over = redis.call('ZCARD', waiting) - limit
+  if over <= 0 then return 0 end
+  local gone = redis.call('ZPOPMIN', waiting, over)
+  for i = 1, #gone, 2 do redis.call('HDEL', items, gone[i]) end
+  redis.call('HINCRBY', meta, 'dropped', over)
+  return over
+end
+
+-- Put expired leases back among the waiting (under their original age), then
+-- hold the bound; return how many samples were dropped doing so.
+local function reap(max_size)
+  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
+  if #expired == 0 then return 0 end
+  for _, member in ipairs(expired) do
+    local id = string.match(member, '^(%d+):')
+    redis.call('ZADD', waiting, id, id)
+  end
+  redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+  redis.call('HINCRBY', meta, 'redelivered', #expired)
+  return trim(max_size)
+end
+"""
+
+# ARGV: stored sample, max_size, channel, origin. Announces the add on the channel with
+# the adding object's origin. Returns how many samples were dropped.
+_ADD = (
+    _PRELUDE
+    + """
+local max_size = tonumber(ARGV[2])
+local dropped = reap(max_size) + trim(max_size - 1)
+local id = redis.call('HINCRBY', meta, 'seq', 1)
+redis.call('ZADD', waiting, id, id)
+redis.call('HSET', items, id, ARGV[1])
+redis.call('HINCRBY', meta, 'added', 1)
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return dropped
+"""
+)
+
+# ARGV: a random number in [0, 1), lease (ms), max_size.
+# Returns nil when nothing waits, else {lease member, stored sample}.
+_SAMPLE = (
+    _PRELUDE
+    + """
+reap(tonumber(ARGV[3]))
+local count = redis.call('ZCARD', waiting)
+if count == 0 then return false end
+local rank = math.min(math.floor(tonumber(ARGV[1]) * count), count - 1)
+local id = redis.call('ZRANGE', waiting, rank, rank)[1]
+redis.call('ZREM', waiting, id)
+local token = redis.call('HINCRBY', meta, 'sampled', 1)
+local member = id .. ':' .. token
+redis.call('ZADD', leases, now + tonumber(ARGV[2]), member)
+return {member, redis.call('HGET', items, id)}
+"""
+)
+
+# ARGV: lease member, max_size, outcome ('scored' or 'failed'). Returns 1 when the lease
+# was live and is now acked (and its outcome counted), else 0.
+_ACK = (
+    _PRELUDE
+    + """
+reap(tonumber(ARGV[2]))
+if redis.call('ZREM', leases, ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', items, string.match(ARGV[1], '^(%d+):'))
+redis.call('HINCRBY', meta, 'acked', 1)
+redis.call('HINCRBY', meta, ARGV[3], 1)
+return 1
+"""
+)
+
+# ARGV: max_size.
+# Returns {added, sampled, acked, redelivered, dropped, scored, failed, size, leased}.
+_COUNTERS = (
+    _PRELUDE
+    + """
+reap(tonumber(ARGV[1]))
+local m = redis.call('HMGET', meta, 'added', 'sampled', 'acked', 'redelivered', 'dropped',
+                     'scored', 'failed')
+local out = {}
+for i = 1, 7 do out[i] = tonumber(m[i]) or 0 end
+out[8] = redis.call('ZCARD', waiting)
+out[9] = redis.call('ZCARD', leases)
+return out
+"""
+)
+
+# ARGV: max_size. Returns the number of waiting samples.
+_SIZE = (
+    _PRELUDE
+    + """
+reap(tonumber(ARGV[1]))
+return redis.call('ZCARD', waiting)
+"""
+)
+
+
+class _Lease:
+    """One hand-out this process has not acknowledged yet."""
+
+    __slots__ = ("done", "expires", "member", "sample")
+
+    def __init__(self, sample: Any, member: bytes, expires: float) -> None:
+        self.sample = sample
+        self.member = member
+        self.expires = expires
+        self.done = False
+
+
+class RedisOrganicQueue(OrganicQueueBase):
+    """A bounded organic queue in Redis, shared by every process that names it.
+
+    The same contract as :class:`OrganicQueue`: at ``max_size`` waiting samples
+    ``add`` drops the oldest (counted in :attr:`dropped`), ``sample`` returns a
+    uniformly random waiting sample or None. Here any number of processes on any
+    number of hosts may hold a queue of the same ``url`` and ``name``: intake
+    workers add, a scorer samples, and all of them see the same samples and counters.
+    Each operation is one Lua script: atomic on the server, one round trip.
+
+    At-least-once delivery. ``sample`` does not delete what it hands out, it leases
+    it for ``lease`` seconds; :meth:`ack` with the same object (the scoring loop
+    calls it when the sample's iteration has ended, scored or failed and reported)
+    deletes it. A lease that runs out unacknowledged (its scorer was killed, or hung
+    past ``lease``) puts the sample back among the waiting, counted in
+    :attr:`redelivered`, to be handed out again. An acknowledgement that comes after
+    its lease ran out is too late and does nothing (it is logged): the sample is
+    scored again. So ``lease`` must be longer than the longest iteration, timeouts
+    included.
+
+    How ``ack`` finds the lease. This object remembers each sample it handed out
+    (the object itself, held until acknowledged or until its lease is long past) and
+    ``ack`` looks it up by identity: pass the very object ``sample`` returned. Equal
+    copies are not recognised. Immutable values that Python shares (small ints,
+    some strings) are one object; ``ack`` then settles the oldest outstanding lease
+    of that value. Only the process that sampled can acknowledge.
+
+    Stored samples: pydantic models (their class importable by name) and JSON values,
+    as for :class:`SQLiteOrganicQueue`; ``add`` refuses anything else.
+
+    Counters live in Redis, shared by every process, and are read together by
+    :meth:`counters`: ``added == dropped + size + leased + acked``, ``sampled ==
+    acked + leased + redelivered`` (without redeliveries that is ``added == sampled +
+    dropped + size``, the other queues' rule) and ``acked == scored + failed``, the
+    outcomes the scorers reported with their acknowledgements. These are the whole
+    fleet's books: ``stats.organic_unaccounted`` reads them. Each queue object
+    enforces its own ``max_size`` on its adds.
+
+    Listeners (:meth:`add_listener`) hear every add, whichever process made it: the
+    adds of this object at once, on the adding thread; those of other processes on a
+    thread of this object's that follows the queue's channel on the server while any
+    listener is registered (a wake-up lost during an outage only delays a scorer
+    until its next timed wake-up).
+
+    Failures. The server is pinged at construction. During an outage every call
+    raises :class:`~organic_scoring.errors.RedisUnavailable` (a ``ConnectionError``)
+    at once, and an ``add`` that raised may or may not have stored its sample (the
+    reply may be what was lost); the queue works again as soon as the server
+    answers. The waiting samples survive a server restart only if the server
+    persists its data (``appendonly yes``).
+
+    One active scorer. Scorers started on queues of the same ``url`` and ``name``
+    coordinate through a lease lock in Redis (:meth:`scorer_lock`): exactly one runs
+    iterations, the others stand by, and a standby takes over within two
+    ``lock_period`` of the active one dying (at once when it stops cleanly). Start as
+    many as you want for failover; ``stats.active_scorer`` tells which one works.
+
+    Call :meth:`close` (or use it as a context manager) when done.
+
+    Args:
+        url: The server: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
+            for TLS, ``unix:///path``.
+        name: The queue's name; every process using the same ``url`` and ``name``
+            shares the queue. Any non-empty string without braces.
+        max_size: The most samples kept waiting; an int, at least 1.
+        lease: Seconds a handed-out sample stays leased before it is put back.
+        seed: Seeds this object's random generator, so a test can replay the order
+            in which samples come out. None draws a fresh seed.
+        one_scorer: Let only one of the scorers sharing this queue run at a time (see
+            *One active scorer*); False lets every scorer sample.
+        lock_period: Seconds the active scorer's lock lasts unless renewed; a standby
+            takes over within two periods of the active scorer dying.
+
+    Raises:
+        ValueError: A parameter is out of range (the message names it).
+        ImportError: The ``redis`` package is missing (install ``organic-scoring[redis]``).
+        RedisUnavailable: The server cannot be reached; the message names the URL
+            with its password masked.
+    """
+
+    blocking = True  # every call is a round trip to the server
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = "organic",
+        max_size: int = 10_000,
+        lease: float = 30.0,
+        seed: int | None = None,
+        one_scorer: bool = True,
+        lock_period: float = DEFAULT_PERIOD,
+    ) -> None:
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
+        if (
+            isinstance(lease, bool)
+            or not isinstance(lease, (int, float))
+            or not math.isfinite(lease)
+            or lease < 0.001
+        ):
+            raise ValueError(f"lease must be a number of seconds, at least 0.001, got {lease!r}")
+        if not isinstance(name, str) or not name or "{" in name or "}" in name:
+            raise ValueError(f"name must be a non-empty string without braces, got {name!r}")
+        if not isinstance(one_scorer, bool):
+            raise ValueError(f"one_scorer must be True or False, got {one_scorer!r}")
+        if (
+            isinstance(lock_period, bool)
+            or not isinstance(lock_period, (int, float))
+            or not math.isfinite(lock_period)
+            or lock_period < 0.01
+        ):
+            raise ValueError(
+                f"lock_period must be a number of seconds, at least 0.01, got {lock_period!r}"
+            )
+        self._one_scorer = one_scorer
+        self._lock_period = float(lock_period)
+        self._name = name
+        self._max_size = max_size
+        self._lease = float(lease)
+        self._lease_ms = max(1, round(self._lease * 1000))
+        self._random = random.Random(seed)
+        self._link = RedisLink(url, f"RedisOrganicQueue(name={name!r})")
+        try:
+            self._add_script = self._link.script(_ADD)
+            self._sample_script = self._link.script(_SAMPLE)
+            self._ack_script = self._link.script(_ACK)
+            self._counters_script = self._link.script(_COUNTERS)
+            self._size_script = self._link.script(_SIZE)
+        except BaseException:
+            self._link.close()
+            raise
+        prefix = f"organic-scoring:{{{name}}}:"
+        self._keys = [prefix + part for part in ("waiting", "items", "leases", "meta")]
+        self._channel = prefix + "added"
+        self._origin = uuid.uuid4().hex.encode()
+        self._watcher: _AddWatcher | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        self._leases: dict[int, list[_Lease]] = {}
+        self._handed: deque[_Lease] = deque()
+        self._warned_full = False
+        self._warned_late = False
+
+    # -- the queue ---------------------------------------------------------------
+
+    def add(self, sample: Any) -> None:
+        """Store ``sample``; in a full queue, drop the oldest waiting sample first.
+
+        Returns once the server has stored it.
+
+        Raises:
+            ValueError: ``sample`` is None (``sample()`` uses None to mean empty).
+            SampleNotStorable: (a ``ValueError``, and a ``TypeError``) ``sample``
+                could not be read back: see :class:`SQLiteOrganicQueue`, which stores
+                the same kinds of samples. The message names the part.
+            RedisUnavailable: The server did not answer; the sample may or may not
+                have been stored.
+        """
+        if sample is None:
+            raise ValueError("cannot add None: RedisOrganicQueue.sample() returns None for 'empty'")
+        kind, model, body = encode(sample)
+        stored = body if model is None else f"{model}\n{body}"
+        self._check_open()
+        with self._link.failures("cannot add a sample"):
+            dropped = self._add_script(
+                self._keys, [kind[0] + stored, self._max_size, self._channel, self._origin]
+            )
+        if dropped and not self._warned_full:
+            self._warned_full = True
+            log.warning(
+                f"organic queue {self._name!r} is full (max_size={self._max_size}); dropping "
+                "the oldest samples to make room, see RedisOrganicQueue.counters()"
+            )
+        self._notify_added()
+
+    def sample(self) -> Any:
+        """Lease and return a uniformly random waiting sample, or None when none waits.
+
+        Acknowledge it with :meth:`ack` (the same object) when done with it.
+
+        Raises:
+            SampleDecodeError: The stored sample could not be loaded back; it has left
+                the queue (counted as acked) and the error carries what was stored.
+            RedisUnavailable: The server did not answer; nothing was handed out.
+        """
+        self._check_open()
+        draw = self._random.random()
+        started = time.monotonic()
+        with self._link.failures("cannot sample"):
+            reply = self._sample_script(self._keys, [repr(draw), self._lease_ms, self._max_size])
+        if reply is None:
+            return None
+        member, stored = reply
+        try:
+            item = _load(stored)
+        except SampleUnreadable:
+            # It has been handed out, and it will never decode: settle it now rather
+            # than have it come back after every lease.
+            with self._link.failures("cannot acknowledge an unreadable sample"):
+                self._ack_script(self._keys, [member, self._max_size, "failed"])
+            raise
+        lease = _Lease(item, member, started + self._lease)
+        with self._lock:
+            self._forget_old(started)
+            self._leases.setdefault(id(item), []).append(lease)
+            self._handed.append(lease)
+        return item
+
+    def ack(self, sample: Any, *, failed: bool = False) -> None:
+        """The iteration that took ``sample`` has ended: delete its lease and the sample.
+
+        ``sample`` must be the object :meth:`sample` returned. An object this queue did
+        not hand out, or already acknowledged, is ignored. An acknowledgement after the
+        lease ran out does nothing (the sample is waiting again, or with another
+        scorer) and is logged.
+
+        ``failed`` says how the iteration ended (scored, or failed and reported); the
+        queue counts each outcome with the acknowledgement, in the same atomic step,
+        so the fleet-wide accounting (:meth:`counters`) is exact even when a scorer is
+        killed.
+
+        Raises:
+            RedisUnavailable: The server did not answer; the lease stays, so the call
+                can be repeated (or the sample comes back when the lease runs out).
+        """
+        self._check_open()
+        lease = self._take(sample)
+        if lease is None:
+            return
+        try:
+            with self._link.failures("cannot acknowledge a sample"):
+                outcome = "failed" if failed else "scored"
+                live = self._ack_script(self._keys, [lease.member, self._max_size, outcome])
+        except BaseException:
+            self._put_back(lease)
+            raise
+        if not live:
+            level = log.debug if self._warned_late else log.warning
+            self._warned_late = True
+            level(
+                f"organic queue {self._name!r}: a sample was acknowledged after its "
+                f"{self._lease:g}s lease ran out; it was put back and will be scored again. "
+                "Make lease= longer than the longest iteration."
+            )
+
+    @property
+    def size(self) -> int:
+        """How many samples are waiting, those whose lease ran out included."""
+        self._check_open()
+        with self._link.failures("cannot read the size"):
+            return int(self._size_script(self._keys, [self._max_size]))
+
+    def counters(self) -> LeasedQueueCounters:
+        """All counters and the size, read together in one atomic script."""
+        self._check_open()
+        with self._link.failures("cannot read the counters"):
+            reply = self._counters_script(self._keys, [self._max_size])
+        added, sampled, acked, redelivered, dropped, scored, failed, size, leased = (
+            int(v) for v in reply
+        )
+        return LeasedQueueCounters(
+            added=added,
+            sampled=sampled,
+            dropped=dropped,
+            size=size,
+            max_size=self._max_size,
+            leased=leased,
+            acked=acked,
+            redelivered=redelivered,
+            scored=scored,
+            failed=failed,
+        )
+
+    def scorer_lock(self) -> LeaseLock | None:
+        """A new lock on this queue's scorer role; None when ``one_scorer`` is False.
+
+        Every scorer that samples this queue contends for the same lock; the scoring
+        loop keeps one for each run and runs iterations only while it holds it.
+        """
+        self._check_open()
+        if not self._one_scorer:
+            return None
+        key = f"organic-scoring:{{{self._name}}}:scorer"
+        return LeaseLock(self._link, key, period=self._lock_period)
+
+    @property
+    def max_size(self) -> int:
+        """The most samples kept waiting before the oldest is dropped."""
+        return self._max_size
+
+    @property
+    def name(self) -> str:
+        """The queue's name on the server."""
+        return self._name
+
+    @property
+    def url(self) -> str:
+        """The server's URL, password masked."""
+        return self._link.url
+
+    @property
+    def lease(self) -> float:
+        """Seconds a handed-out sample stays leased."""
+        return self._lease
+
+    @property
+    def added(self) -> int:
+        """Samples stored by every process's ``add``."""
+        return self.counters().added
+
+    @property
+    def sampled(self) -> int:
+        """Hand-outs, redeliveries included."""
+        return self.counters().sampled
+
+    @property
+    def acked(self) -> int:
+        """Samples acknowledged and deleted."""
+        return self.counters().acked
+
+    @property
+    def redelivered(self) -> int:
+        """Leases that ran out and put their sample back."""
+        return self.counters().redelivered
+
+    @property
+    def dropped(self) -> int:
+        """Samples dropped, oldest first, because the queue was full."""
+        return self.counters().dropped
+
+    @property
+    def leased(self) -> int:
+        """Samples handed out and neither acknowledged nor put back yet."""
+        return self.counters().leased
+
+    # -- listeners ---------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every add by any process (see the class notes)."""
+        super().add_listener(listener)
+        with self._lock:
+            if self._watcher is None and not self._closed:
+                self._watcher = _AddWatcher(self)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener``; the last one removed stops following the channel."""
+        super().remove_listener(listener)
+        if not self._listeners:
+            self._stop_watching()
+
+    def _stop_watching(self) -> None:
+        with self._lock:
+            watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the connections. Idempotent; the queue cannot be used afterwards.
+
+        Samples this object leased and did not acknowledge come back when their
+        leases run out.
+        """
+        self._closed = True
+        self._stop_watching()
+        self._link.close()
+
+    def __enter__(self) -> RedisOrganicQueue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = f"RedisOrganicQueue({self._link.url!r}, name={self._name!r}"
+        if self._closed:
+            return where + ", closed)"
+        try:
+            c = self.counters()
+        except ConnectionError:
+            return where + ", unreachable)"
+        return (
+            f"{where}, size={c.size}, max_size={c.max_size}, added={c.added}, "
+            f"sampled={c.sampled}, leased={c.leased}, acked={c.acked}, "
+            f"redelivered={c.redelivered}, dropped={c.dropped})"
+        )
+
+    # -- internals ---------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"RedisOrganicQueue(name={self._name!r}) is closed")
+
+    def _take(self, sample: Any) -> _Lease | None:
+        """Remove and return the oldest outstanding lease of this very object."""
+        with self._lock:
+            held = self._leases.get(id(sample))
+            if not held:
+                return None
+            for index, lease in enumerate(held):
+                if lease.sample is sample:
+                    del held[index]
+                    if not held:
+                        del self._leases[id(sample)]
+                    lease.done = True
+                    return lease
+        return None
+
+    def _put_back(self, lease: _Lease) -> None:
+        """An ack failed: hold the lease again (and let it be forgotten in time)."""
+        with self._lock:
+            lease.done = False
+            self._leases.setdefault(id(lease.sample), []).insert(0, lease)
+            self._handed.append(lease)
+
+    def _forget_old(self, now: float) -> None:
+        """Forget hand-outs whose lease ran out long ago. Caller holds the lock.
+
+        The server has put those samples back; an ack now would be a no-op anyway.
+        Kept for one more lease period, so a scorer whose clock runs slow still acks.
+        """
+        handed = self._handed
+        while handed and (handed[0].done or handed[0].expires + self._lease < now):
+            lease = handed.popleft()
+            if lease.done:
+                continue
+            held = self._leases.get(id(lease.sample))
+            if held and lease in held:
+                held.remove(lease)
+                if not held:
+                    del self._leases[id(lease.sample)]
+
+
+class _AddWatcher:
+    """Follows a queue's channel on a thread of its own and tells the queue's listeners
+    of the adds that other objects made. Owned by the queue: started with its first
+    listener, stopped (and joined) with its last, or when the queue closes."""
+
+    _POLL = 0.2  # seconds between checks of the stop flag
+    _RETRY = 1.0  # seconds between attempts to follow the channel again after a failure
+
+    def __init__(self, queue: RedisOrganicQueue) -> None:
+        self._queue = queue
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"organic-scoring-queue-{queue.name}-adds", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        queue = self._queue
+        client: Any = queue._link.client
+        failing = False
+        while not self._stopping.is_set():
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(queue._channel)
+                if failing:
+                    log.info(f"organic queue {queue.name!r}: following its adds again")
+                    failing = False
+                while not self._stopping.is_set():
+                    message = pubsub.get_message(timeout=self._POLL)
+                    if message is not None and message.get("data") != queue._origin:
+                        queue._notify_added()
+            except Exception as exc:
+                if not failing:
+                    log.warning(
+                        f"organic queue {queue.name!r}: cannot follow the adds of other "
+                        f"processes ({type(exc).__name__}: {exc}); retrying"
+                    )
+                failing = True
+                self._stopping.wait(self._RETRY)
+            finally:
+                pubsub.close()
+
+
+def _load(stored: bytes) -> Any:
+    """The sample stored as ``kind letter + [model path + newline] + JSON``."""
+    try:
+        text = stored.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raw = stored.decode("utf-8", "replace")
+        raise SampleDecodeError(f"a stored sample is not UTF-8: {exc}", "json", None, raw) from exc
+    kind, rest = text[:1], text[1:]
+    if kind == "m":
+        model, _, body = rest.partition("\n")
+        return decode("model", model, body)
+    return decode("json" if kind == "j" else kind, None, rest)

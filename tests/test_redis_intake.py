@@ -1,0 +1,89 @@
+"""Every intake on Redis: a Redis outage answers 503 (never 500, never "accepted"
+without the request being stored) and the intake recovers by itself.
+
+Parametrised over the transports the installed bittensor has, each served for real on
+127.0.0.1 and called by real signed clients; the queue and the nonce store each have
+a redis-server of their own, so each can fail alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from organic_scoring.nonce_store import RedisNonceStore
+from organic_scoring.organic_queue import RedisOrganicQueue
+from support.axons import BITTENSOR_WARNINGS
+from support.redis_server import RedisServer, running_redis
+from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
+from support.transports import TRANSPORTS, intake
+
+pytestmark = [pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
+
+
+@pytest.fixture
+def nonce_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A second redis-server, for the nonce store alone."""
+    directory = tmp_path / "nonces"
+    directory.mkdir()
+    with running_redis(directory) as server:
+        yield server
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_queue_outage_answers_503_then_recovers(
+    transport: str,
+    redis_server: RedisServer,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with (
+        RedisOrganicQueue(redis_server.url) as queue,
+        intake(transport, wallets, monkeypatch, organic_queue=queue) as driver,
+    ):
+        client = wallets.client
+
+        async def scenario() -> None:
+            assert await driver.send(client, "before") == 200
+            redis_server.kill()
+            assert await driver.send(client, "during") == 503
+            redis_server.start()
+            assert await driver.send(client, "after") == 200
+
+        asyncio.run(scenario())
+        answers = driver.answers_after(3)
+        assert answers == {200: 2, 503: 1}
+        stats = driver.scorer.stats
+        assert stats.organic_accepted == 2  # the refused request was never accepted
+        assert stats.organic_handler_errors == 1
+        counters = queue.counters()
+        assert counters.added == 1  # "before" went with the old server (no persistence)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_nonce_store_outage_answers_503_then_recovers(
+    transport: str,
+    nonce_server: RedisServer,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with (
+        RedisNonceStore(nonce_server.url) as store,
+        intake(transport, wallets, monkeypatch, nonce_store=store) as driver,
+    ):
+        client = wallets.client
+
+        async def scenario() -> None:
+            assert await driver.send(client, "before") == 200
+            nonce_server.kill()
+            assert await driver.send(client, "during") == 503
+            nonce_server.start()
+            assert await driver.send(client, "after") == 200
+            assert await driver.send_twice(client, "twice") == (200, 401)
+
+        asyncio.run(scenario())
+        assert driver.answers_after(5) == {200: 3, 503: 1, 401: 1}
+        assert driver.scorer.handled == ["before", "after", "twice"]

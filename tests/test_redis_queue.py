@@ -1,0 +1,492 @@
+"""RedisOrganicQueue beyond the shared contract: leases, acknowledgements, processes, outages.
+
+The guarantees every organic queue gives run against this one in test_queue_contract.py,
+on a real redis-server. Here each test has a server of its own (the ``redis_server``
+fixture), so it can stop, kill and restart it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from organic_scoring import OrganicScoringError
+from organic_scoring._redis_client import masked
+from organic_scoring.errors import RedisUnavailable, SampleUnreadable
+from organic_scoring.organic_queue import (
+    LeasedQueueCounters,
+    QueueCounters,
+    RedisOrganicQueue,
+    SampleDecodeError,
+)
+from support.loopback import free_port
+from support.processes import finish, stop
+from support.queue_contract import assert_no_loss_or_duplication, drain
+from support.queue_workers import spawn, start_together
+from support.redis_server import RedisServer, shared_redis
+from support.waiting import WAIT, Counter, wait_until
+
+
+class Turn(BaseModel):
+    """A chat turn, nested inside Chat."""
+
+    role: str
+    content: str
+
+
+class Chat(BaseModel):
+    """An organic request as a validator's intake might queue it."""
+
+    turns: list[Turn]
+    temperature: float | None = None
+
+
+@pytest.fixture
+def queues(redis_url: str) -> Iterator[Any]:
+    """Make queues on the test's server (name "q" unless asked otherwise); close them after."""
+    made: list[RedisOrganicQueue] = []
+
+    def make(**kwargs: Any) -> RedisOrganicQueue:
+        kwargs.setdefault("name", "q")
+        queue = RedisOrganicQueue(redis_url, **kwargs)
+        made.append(queue)
+        return queue
+
+    yield make
+    for queue in made:
+        queue.close()
+
+
+def assert_balanced(counters: LeasedQueueCounters) -> None:
+    """The rules every snapshot of a leasing queue obeys."""
+    c = counters
+    assert c.added == c.dropped + c.size + c.leased + c.acked, c
+    assert c.sampled == c.acked + c.leased + c.redelivered, c
+    assert c.acked == c.scored + c.failed, c
+
+
+# -- storing -------------------------------------------------------------------------
+
+
+def test_models_and_json_values_come_back_as_they_went_in(queues: Any) -> None:
+    queue = queues()
+    chat = Chat(turns=[Turn(role="user", content="héllo ✓")], temperature=0.5)
+    value = {"prompt": "x", "n": [1, 2.5, None, True], "nested": {"a": []}}
+    queue.add(chat)
+    queue.add(value)
+    out = drain(queue)
+    assert sorted(out, key=lambda item: isinstance(item, dict)) == [chat, value]
+    assert isinstance(next(item for item in out if not isinstance(item, dict)), Chat)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "words"),
+    [
+        ((1, 2), TypeError, "store a list"),
+        ({"x": {1, 2}}, TypeError, "set"),
+        ({1: "a"}, TypeError, "key"),
+        (float("nan"), ValueError, "NaN"),
+        (object(), TypeError, "stored samples are pydantic models and JSON values"),
+    ],
+)
+def test_what_cannot_come_back_is_refused(
+    queues: Any, bad: Any, error: type[Exception], words: str
+) -> None:
+    queue = queues()
+    with pytest.raises(error, match=words):
+        queue.add(bad)
+    assert queue.counters().added == 0
+
+
+def test_an_entry_that_no_longer_loads_is_reported_and_settled(queues: Any, redis_url: str) -> None:
+    queue = queues()
+    queue.add({"fine": True})
+    with redis.Redis.from_url(redis_url) as client:  # a model class that has since gone away
+        client.hset("organic-scoring:{q}:items", "1", b"mgone.module:Vanished\n{}")
+    with pytest.raises(SampleDecodeError, match=r"gone\.module:Vanished") as caught:
+        queue.sample()
+    assert isinstance(caught.value, SampleUnreadable)
+    assert caught.value.body == "{}"
+    counters = queue.counters()
+    assert (counters.size, counters.leased, counters.acked, counters.failed) == (0, 0, 1, 1)
+    assert_balanced(counters)
+
+
+# -- leases and acknowledgements -------------------------------------------------------
+
+
+def test_ack_deletes_the_lease_and_the_sample(queues: Any) -> None:
+    queue = queues()
+    queue.add({"n": 1})
+    queue.add({"n": 2})
+    taken = queue.sample()
+    assert queue.counters() == LeasedQueueCounters(
+        added=2, sampled=1, dropped=0, size=1, max_size=10_000, leased=1, acked=0, redelivered=0
+    )
+    queue.ack(taken)
+    counters = queue.counters()
+    assert (counters.leased, counters.acked, counters.size) == (0, 1, 1)
+    assert (counters.scored, counters.failed) == (1, 0)
+    queue.ack(queue.sample(), failed=True)
+    counters = queue.counters()
+    assert (counters.scored, counters.failed, counters.acked) == (1, 1, 2)
+    queue.ack(taken)  # a second ack of the same sample: nothing left to do
+    queue.ack(dict(taken))  # an equal copy is not the sample that was handed out
+    queue.ack({"n": 3})  # never handed out
+    queue.ack(None)
+    assert queue.counters() == counters
+    assert_balanced(counters)
+
+
+def test_only_the_object_that_sampled_can_ack(queues: Any) -> None:
+    first, second = queues(), queues()
+    first.add({"n": 1})
+    taken = first.sample()
+    second.ack(taken)
+    assert first.counters().leased == 1
+    first.ack(taken)
+    assert first.counters().acked == 1
+
+
+def test_shared_values_are_acked_oldest_lease_first(queues: Any) -> None:
+    # Small ints are one object in Python: two hand-outs of 7 are told apart by age.
+    queue = queues()
+    queue.add(7)
+    queue.add(7)
+    a, b = queue.sample(), queue.sample()
+    assert a is b
+    queue.ack(a)
+    queue.ack(b)
+    assert queue.counters().acked == 2
+    assert queue.counters().leased == 0
+
+
+def test_an_expired_lease_puts_the_sample_back(
+    queues: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    short = queues(lease=0.2)  # its hand-outs run out quickly
+    steady = queues()  # the same queue, leasing for 30 s
+    short.add({"n": 1})
+    first = short.sample()
+    assert steady.is_empty()
+    assert steady.counters().leased == 1
+    wait_until(lambda: steady.size == 1, "the lease to run out")  # counted as waiting at once
+    assert not steady.is_empty()
+    counters = steady.counters()
+    assert (counters.leased, counters.redelivered, counters.size) == (0, 1, 1)
+    assert_balanced(counters)
+
+    with caplog.at_level(logging.DEBUG):
+        short.ack(first)  # too late: the sample is waiting again
+    assert "after its 0.2s lease ran out" in caplog.text
+    assert steady.counters() == counters
+
+    second = steady.sample()
+    assert second == first
+    assert second is not first
+    steady.ack(second)
+    counters = steady.counters()
+    assert counters == LeasedQueueCounters(
+        added=1,
+        sampled=2,
+        dropped=0,
+        size=0,
+        max_size=10_000,
+        leased=0,
+        acked=1,
+        redelivered=1,
+        scored=1,
+    )
+
+
+def test_a_redelivered_sample_respects_the_bound(queues: Any) -> None:
+    short = queues(lease=0.2, max_size=2)
+    steady = queues(max_size=2)
+    short.add("a")
+    taken = short.sample()
+    steady.add("b")
+    steady.add("c")
+    wait_until(lambda: steady.counters().redelivered == 1, "the lease to run out")
+    # "a" came back as the oldest of three waiting samples, and the bound dropped it.
+    counters = steady.counters()
+    assert (counters.size, counters.dropped, counters.leased) == (2, 1, 0)
+    assert_balanced(counters)
+    assert sorted(drain(steady)) == ["b", "c"]
+    short.ack(taken)
+    assert steady.counters().acked == 0
+
+
+def test_counters_compare_with_the_plain_snapshot(queues: Any) -> None:
+    queue = queues(max_size=3)
+    for i in range(5):
+        queue.add(i)
+    queue.sample()
+    snapshot = queue.counters()
+    plain = QueueCounters(added=5, sampled=1, dropped=2, size=2, max_size=3)
+    assert snapshot == plain
+    assert hash(snapshot) == hash(plain)
+    assert snapshot != LeasedQueueCounters(
+        added=5, sampled=1, dropped=2, size=2, max_size=3, leased=0, acked=1
+    )
+    assert (queue.leased, queue.acked, queue.redelivered) == (1, 0, 0)
+    assert "leased=1" in repr(queue)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    max_size=st.integers(min_value=1, max_value=6),
+    ops=st.lists(st.sampled_from(["add", "sample", "ack"]), max_size=60),
+)
+def test_counters_balance_after_any_operations(max_size: int, ops: list[str]) -> None:
+    name = f"balance-{uuid.uuid4().hex}"
+    with RedisOrganicQueue(shared_redis().url, name=name, max_size=max_size) as queue:
+        held: list[Any] = []
+        waiting: set[int] = set()
+        acked = 0
+        for n, op in enumerate(ops):
+            if op == "add":
+                queue.add({"n": n})
+                waiting.add(n)
+                if len(waiting) > max_size:
+                    waiting.remove(min(waiting))
+            elif op == "sample":
+                item = queue.sample()
+                assert (item is None) == (not waiting)
+                if item is not None:
+                    waiting.remove(item["n"])
+                    held.append(item)
+            elif held:
+                queue.ack(held.pop(0))
+                acked += 1
+            counters = queue.counters()
+            assert_balanced(counters)
+            assert (counters.size, counters.leased, counters.acked) == (
+                len(waiting),
+                len(held),
+                acked,
+            )
+
+
+def test_scorers_sharing_a_queue_contend_for_one_lock(queues: Any) -> None:
+    first, second, other = queues(), queues(), queues(name="other")
+    lock = first.scorer_lock()
+    assert lock is not None
+    assert lock.period == 5.0
+    assert lock.acquire()
+    assert not second.scorer_lock().acquire()  # type: ignore[union-attr]
+    assert other.scorer_lock().acquire()  # type: ignore[union-attr]
+    assert queues(one_scorer=False).scorer_lock() is None
+    assert queues(lock_period=0.5).scorer_lock().period == 0.5  # type: ignore[union-attr]
+
+
+# -- processes -----------------------------------------------------------------------
+
+
+def test_four_processes_add_while_two_sample(redis_url: str, tmp_path: Path) -> None:
+    per_adder = 1_000
+    adders = [
+        spawn("add", redis_url, "fleet", worker=w, count=per_adder, max_size=64) for w in range(4)
+    ]
+    outs = [tmp_path / f"sampler-{k}.json" for k in range(2)]
+    samplers = [spawn("sample", redis_url, "fleet", out=out, max_size=64) for out in outs]
+    try:
+        start_together(adders + samplers)
+        for adder in adders:
+            assert adder.wait(6 * WAIT) == 0
+        for sampler in samplers:
+            finish(sampler)
+    finally:
+        stop(adders + samplers)
+    sampled = [tuple(item) for out in outs for item in json.loads(out.read_text())]
+    assert len(sampled) > 0
+    everything = {(w, i) for w in range(4) for i in range(per_adder)}
+    with RedisOrganicQueue(redis_url, name="fleet", max_size=64) as queue:
+        assert queue.counters().acked == len(sampled)  # each sampler acked what it took
+        assert_no_loss_or_duplication(queue, sampled, everything)  # type: ignore[arg-type]
+        counters = queue.counters()
+        assert counters.redelivered == 0
+        assert_balanced(counters)
+
+
+def test_samples_held_by_a_killed_process_come_back(redis_url: str, queues: Any) -> None:
+    queue = queues(name="crash")
+    for i in range(10):
+        queue.add(i)
+    holder = spawn("hold", redis_url, "crash", count=4, lease=1.0)
+    try:
+        start_together([holder])
+        assert holder.stdout is not None
+        held = json.loads(holder.stdout.readline())
+        counters = queue.counters()
+        assert (counters.leased, counters.size) == (4, 6)
+    finally:
+        stop([holder])  # SIGKILL: no goodbye, no ack
+    wait_until(lambda: queue.size == 10, "the killed process's leases to run out")
+    counters = queue.counters()
+    assert (counters.leased, counters.redelivered, counters.sampled) == (0, 4, 4)
+    assert_balanced(counters)
+    out = drain(queue)
+    assert sorted(out) == list(range(10))
+    assert set(held) <= set(out)
+
+
+# -- failures ------------------------------------------------------------------------
+
+
+def test_an_unreachable_server_is_named_with_its_password_masked() -> None:
+    url = f"redis://scorer:hunter2@127.0.0.1:{free_port()}/0"
+    with pytest.raises(RedisUnavailable) as caught:
+        RedisOrganicQueue(url)
+    message = str(caught.value)
+    assert f"redis://scorer:***@127.0.0.1:{url.rsplit(':', 1)[1]}" in message
+    assert "hunter2" not in message
+    assert "hunter2" not in caught.value.url
+    assert isinstance(caught.value, ConnectionError)
+    assert isinstance(caught.value, OrganicScoringError)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://:pw@host:1/2", "redis://:***@host:1/2"),
+        ("redis://user:pw@host", "redis://user:***@host"),
+        ("rediss://user@host", "rediss://user@host"),
+        ("redis://host/0?password=pw&db=1", "redis://host/0?password=***&db=1"),
+        ("unix:///run/redis.sock?password=pw", "unix:///run/redis.sock?password=***"),
+    ],
+)
+def test_masked_urls(url: str, shown: str) -> None:
+    assert masked(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"url": "http://127.0.0.1:1/"}, "url must be a Redis URL"),
+        ({"url": 6379}, "url must be a Redis URL"),
+        ({"name": ""}, "name"),
+        ({"name": "a{b}"}, "name"),
+        ({"name": 3}, "name"),
+        ({"lease": 0}, "lease"),
+        ({"lease": float("inf")}, "lease"),
+        ({"lease": "30"}, "lease"),
+        ({"lease": True}, "lease"),
+        ({"max_size": 0}, "max_size"),
+        ({"one_scorer": 1}, "one_scorer"),
+        ({"lock_period": 0}, "lock_period"),
+    ],
+)
+def test_bad_parameters_are_named(kwargs: dict[str, Any], words: str) -> None:
+    kwargs.setdefault("url", "redis://127.0.0.1:1/0")
+    with pytest.raises(ValueError, match=words):
+        RedisOrganicQueue(**kwargs)
+
+
+def test_without_the_redis_package_the_error_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "from organic_scoring.organic_queue import RedisOrganicQueue\n"
+        "try:\n"
+        "    RedisOrganicQueue('redis://127.0.0.1:1/0')\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'organic-scoring[redis]'" in out.stdout
+
+
+def test_an_outage_raises_and_the_queue_recovers_by_itself(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, appendonly=True)  # a restart keeps what was stored
+    server.start()
+    try:
+        with RedisOrganicQueue(server.url) as queue:
+            for i in range(3):
+                queue.add({"n": i})
+            taken = queue.sample()
+            server.kill()
+            for call in (lambda: queue.add({"n": 9}), queue.sample, lambda: queue.size):
+                with pytest.raises(RedisUnavailable, match="RedisOrganicQueue"):
+                    call()
+            with pytest.raises(RedisUnavailable):
+                queue.ack(taken)  # the lease stays with us, so the ack can be repeated
+            assert "unreachable" in repr(queue)
+            server.start()  # same port, empty script cache, data from the append-only file
+            queue.ack(taken)
+            counters = queue.counters()
+            assert (counters.added, counters.acked, counters.size, counters.leased) == (3, 1, 2, 0)
+            queue.add({"n": 3})
+            assert len(drain(queue)) == 3
+    finally:
+        server.stop()
+
+
+def test_a_closed_queue_refuses_calls(queues: Any) -> None:
+    queue = queues()
+    queue.close()
+    queue.close()
+    assert queue.closed
+    for call in (lambda: queue.add(1), queue.sample, lambda: queue.size, queue.counters):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+    assert "closed" in repr(queue)
+
+
+# -- listeners -----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_listeners_hear_the_adds_of_other_processes(queues: Any) -> None:
+    scorer, intake = queues(), queues()
+    heard = Counter()
+    scorer.add_listener(heard.bump)
+    wait_until(lambda: _following(scorer), "the scorer to follow the queue's adds")
+    intake.add({"n": 1})
+    heard.wait_for(1)
+    scorer.add({"n": 2})  # its own add: heard once, at once, not again from the channel
+    assert heard.value == 2
+    intake.add({"n": 3})
+    heard.wait_for(3)
+    assert heard.value == 3
+    scorer.remove_listener(heard.bump)  # the last listener: the thread stops
+    assert not any(t.name.startswith("organic-scoring-queue") for t in threading.enumerate())
+    intake.add({"n": 4})
+    assert heard.value == 3
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_following_the_adds_survives_an_outage(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        with RedisOrganicQueue(server.url) as scorer, RedisOrganicQueue(server.url) as intake:
+            heard = Counter()
+            scorer.add_listener(heard.bump)
+            wait_until(lambda: _following(scorer), "the scorer to follow the queue's adds")
+            server.restart()
+            wait_until(lambda: _following(scorer), "the scorer to follow the adds again", 3 * WAIT)
+            intake.add({"n": 1})
+            heard.wait_for(1)
+        # closing the queue stopped its thread (no_leaks checks)
+    finally:
+        server.stop()
+
+
+def _following(queue: RedisOrganicQueue) -> bool:
+    """True when the server counts a subscriber on the queue's channel."""
+    with redis.Redis.from_url(queue.url) as client:
+        counts = dict(client.pubsub_numsub(f"organic-scoring:{{{queue.name}}}:added"))
+    return bool(counts and next(iter(counts.values())) > 0)
