@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from organic_scoring._deadline import Deadline
 from organic_scoring._hooks import Hook
 from organic_scoring._log import log
 from organic_scoring._redact import describe_error, redactor
@@ -421,20 +422,23 @@ class IterationRunner:
                 raise
             except BaseException as exc:
                 raise _StageFailed(stage, exc) from exc
-        begun = time.monotonic()
+        deadline = None if timeout is None else Deadline(timeout)
         try:
             if hook.is_async:
                 awaitable = hook.fn(*args, **kw)
             else:
                 awaitable = self._in_thread(hook, *args, **kw)
-            if timeout is None:
+            if deadline is None:
                 return await awaitable
-            return await asyncio.wait_for(awaitable, timeout)
+            # The hook runs in this task, so it starts at once: a busy event loop
+            # cannot time it out before it began.
+            async with deadline:
+                return await awaitable
         except asyncio.CancelledError:
             raise
         except (TimeoutError, asyncio.TimeoutError) as exc:
-            if timeout is not None and time.monotonic() - begun >= timeout:
-                raise _StageFailed(stage, StageTimeout(stage, timeout)) from exc
+            if deadline is not None and deadline.expired():
+                raise _StageFailed(stage, StageTimeout(stage, timeout or 0.0)) from exc
             raise _StageFailed(stage, exc) from exc
         except BaseException as exc:  # GeneratorExit, SystemExit, a hook's own BaseException
             raise _StageFailed(stage, exc) from exc

@@ -405,3 +405,25 @@ def test_stats_report_the_organic_share() -> None:
     asyncio.run(run())
     assert scorer.stats.organic_share == 0.25
     assert scorer.stats.as_dict()["organic_share"] == 0.25
+
+
+def test_hooks_under_a_timeout_start_at_once_in_the_iterations_own_task() -> None:
+    # Run in the calling task, a hook begins before the event loop turns: a loop busy
+    # with other work cannot time out (for instance) the error hook before it began.
+    class Watched(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            self.tasks = [asyncio.current_task()]
+            raise Boom("query")
+
+        async def _on_iteration_error(self, sample: Any, stage: str, exc: BaseException) -> None:
+            self.tasks.append(asyncio.current_task())
+
+    scorer = Watched(synth_dataset=Letters("a"), query_timeout=5, log_timeout=5)
+
+    async def main() -> Any:
+        with pytest.raises(IterationError):
+            await scorer.loop_iteration()
+        return asyncio.current_task()
+
+    caller = asyncio.run(main())
+    assert scorer.tasks == [caller, caller]
