@@ -52,6 +52,9 @@ BENCHMARKS = {
         "bench_weights",
         "bench_http",
         "bench_distinguisher",
+        "bench_metrics",
+        "bench_redis_queue",
+        "bench_fleet_intake",
     ],
 }
 
@@ -131,5 +134,5 @@ def benchmarks(session: nox.Session, major: str) -> None:
 
     ``-- --quick`` makes the runs small.
     """
-    session.install("-e", ".[http,metrics]", *BITTENSOR[major])
+    session.install("-e", ".[http,metrics,redis]", *BITTENSOR[major])
     session.run("python", "-m", "benchmarks", *session.posargs, *BENCHMARKS[major])
