@@ -93,27 +93,9 @@ def app() -> Any:
 
 
 def _serve(port: int, workers: int) -> None:
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
+    from organic_scoring.http import serve_workers
 
-    config = uvicorn.Config(
-        "benchmarks.bench_fleet_intake:app",
-        factory=True,
-        host="127.0.0.1",
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
-    sock = config.bind_socket()
-    try:
-        try:
-            supervisor = Multiprocess(config, sockets=[sock])
-        except TypeError:  # uvicorn before 0.30 asks for the worker's target
-            supervisor = Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])
-        supervisor.run()
-    finally:
-        sock.close()
+    serve_workers("benchmarks.bench_fleet_intake:app", "127.0.0.1", port, workers)
 
 
 @contextlib.contextmanager

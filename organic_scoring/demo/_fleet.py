@@ -322,30 +322,12 @@ def _serve_intake(
 ) -> None:
     """What ``uvicorn --workers N --factory organic_scoring.demo._fleet:intake_app`` does,
     closing the listening socket at the end (``uvicorn.run`` leaves that to the exit)."""
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
+    from organic_scoring.http import serve_workers
 
     os.environ[_ENV] = json.dumps(
         {"redis": redis_url, "name": name, "hotkey": hotkey, "protocol": protocol}
     )
-    config = uvicorn.Config(
-        "organic_scoring.demo._fleet:intake_app",
-        factory=True,
-        host="127.0.0.1",
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
-    sock = config.bind_socket()
-    try:
-        try:
-            supervisor = Multiprocess(config, sockets=[sock])
-        except TypeError:  # uvicorn before 0.30 asks for the worker's target
-            supervisor = Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])
-        supervisor.run()
-    finally:
-        sock.close()
+    serve_workers("organic_scoring.demo._fleet:intake_app", "127.0.0.1", port, workers)
 
 
 def _stand_by(redis_url: str, name: str) -> None:

@@ -38,7 +38,7 @@ from organic_scoring.http._context import (
     current_request,
 )
 from organic_scoring.http._epistula import EpistulaCaller
-from organic_scoring.http._server import OrganicServer, serve_in_thread
+from organic_scoring.http._server import OrganicServer, serve_in_thread, serve_workers
 from organic_scoring.http._settings import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
@@ -64,4 +64,5 @@ __all__ = [
     "current_request",
     "default_protocol",
     "serve_in_thread",
+    "serve_workers",
 ]

@@ -15,7 +15,7 @@ import threading
 from types import TracebackType
 from typing import Any
 
-__all__ = ["OrganicServer", "serve_in_thread"]
+__all__ = ["OrganicServer", "serve_in_thread", "serve_workers"]
 
 _STARTUP_TIMEOUT = 30.0
 
@@ -203,3 +203,34 @@ def _bind(host: str, port: int) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def serve_workers(factory: str, host: str, port: int, workers: int) -> None:
+    """Serve an app from ``workers`` processes behind one port, until signalled to stop.
+
+    What ``uvicorn --factory FACTORY --workers N`` does: ``factory`` is the import path
+    (``"module:function"``) of a function that builds the app in each worker process,
+    so that each builds its own scorer on the shared queue. Unlike ``uvicorn.run``, the
+    listening socket is closed on the way out. Blocks; run it in a process of its own.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+    sock = config.bind_socket()
+    try:
+        try:
+            supervisor = Multiprocess(config, sockets=[sock])
+        except TypeError:  # uvicorn before 0.30 asks for the worker's target
+            supervisor = Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])
+        supervisor.run()
+    finally:
+        sock.close()
