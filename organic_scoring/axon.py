@@ -205,7 +205,7 @@ def _handler(gate: Gate, synapse_type: type[Any]) -> Callable[..., Awaitable[Any
         caller = passage.caller
         synapse.dendrite = caller  # the signed headers' caller, not the body's claim
         try:
-            gate.remember(caller.hotkey, int(caller.nonce))
+            await gate.remember(caller.hotkey, int(caller.nonce))
             _, priority = await gate.pass_through(synapse, lambda: synapse, caller.hotkey)
             async with gate.admitted(priority) as admitted:
                 if not admitted:  # pragma: no cover - the axon gives no hang-up signal

@@ -17,6 +17,7 @@ fresh.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from organic_scoring._redis_client import RedisLink
 
@@ -50,6 +51,8 @@ class RedisNonceStore:
             with its password masked. ``check_and_store`` raises it too during an
             outage (the intake answers 503), and works again once the server does.
     """
+
+    blocking: ClassVar[bool] = True  # a round trip per call: the intake calls it off-loop
 
     def __init__(
         self, url: str, *, retention: float = 60.0, namespace: str = "organic-scoring"

@@ -110,12 +110,12 @@ def test_a_gate_refuses_what_was_signed_before_it_started() -> None:
 
 def test_remember_refuses_a_replay_and_says_503_when_the_store_fails() -> None:
     gate = Gate(Hooked(), "test")
-    gate.remember("5Key", 1)
-    gate.remember("5Key", "a-uuid")  # string nonces (Epistula) live beside integer ones
-    gate.remember("5Other", 1)
+    asyncio.run(gate.remember("5Key", 1))
+    asyncio.run(gate.remember("5Key", "a-uuid"))  # string nonces (Epistula) beside ints
+    asyncio.run(gate.remember("5Other", 1))
     assert refusal(lambda: gate.remember("5Key", 1)).status == 401
 
-    class Down:
+    class Down:  # says nothing of blocking: called off the event loop, failing there
         retention = 60.0
 
         def check_and_store(self, hotkey: str, nonce: int | str) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from organic_scoring.intake import InMemoryNonceStore
 from support.axons import BITTENSOR_WARNINGS
 from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
 from support.transports import TRANSPORTS, Driver, intake
@@ -173,3 +174,39 @@ def test_accounting_balances_whatever_the_transport(driver: Driver) -> None:
     assert stats.queue_size == 3
     assert stats.organic_unaccounted == 0
     assert driver.answers_after(8) == {200: 6, 500: 1, 401: 1}
+
+
+class _ThreadNotingStore(InMemoryNonceStore):
+    """A nonce store that notes, per call, whether an event loop runs on its thread."""
+
+    def __init__(self, blocking: bool) -> None:
+        super().__init__()
+        self.blocking = blocking
+        self.on_loop: list[bool] = []
+
+    def check_and_store(self, hotkey_ss58: str, nonce: int | str, /) -> bool:
+        try:
+            asyncio.get_running_loop()
+            self.on_loop.append(True)
+        except RuntimeError:
+            self.on_loop.append(False)
+        return super().check_and_store(hotkey_ss58, nonce)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("blocking", [True, False])
+def test_a_blocking_nonce_store_is_called_off_the_event_loop(
+    transport: str,
+    blocking: bool,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A shared store (Redis) is a network round trip per request: on the server's
+    # event loop it would stall every other request. An in-memory one stays inline.
+    store = _ThreadNotingStore(blocking)
+    with intake(transport, wallets, monkeypatch, nonce_store=store) as served:
+        first, second = asyncio.run(served.send_twice(wallets.client, "once"))
+    assert (first, second) == (200, 401)
+    # (bittensor's axon refuses the replay itself, before asking the gate)
+    assert store.on_loop
+    assert set(store.on_loop) == {not blocking}

@@ -34,7 +34,8 @@ a hook failed (500) or the nonce store did (503).
 
 The app runs on an asyncio server (uvicorn, hypercorn on asyncio) and serves one
 event loop at a time. Signatures are checked on the event loop (tens of
-microseconds each); plain-function hooks run on worker threads.
+microseconds each); plain-function hooks and a nonce store that may block (Redis)
+run on worker threads.
 """
 
 from __future__ import annotations
@@ -275,6 +276,7 @@ class OrganicIntake:
             ) from None
         target = request_target(scope)
         caller = protocol.verify(claim, headers, body, target=target, receiver=receiver, gate=gate)
+        await gate.remember(claim.hotkey, claim.nonce)
         client = scope.get("client")
         info = RequestInfo(
             hotkey=claim.hotkey,

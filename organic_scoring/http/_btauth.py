@@ -4,9 +4,10 @@ The caller signs, with its hotkey, a payload binding the protocol version, the
 method, the request target, the sha256 of the body, a nanosecond timestamp nonce,
 its own hotkey and the receiver's (``X-Bittensor-*`` headers). bittensor defines the
 payload and checks the signature; this module reads the claim from the headers first
-(so that an outsider or a stale request is refused before the body is read), and
-hands bittensor a nonce store that is the gate's, so that replays are judged in one
-place for every transport.
+(so that an outsider or a stale request is refused before the body is read). Replays
+are judged by the gate, in one place for every transport and off the event loop
+when its store blocks: bittensor is handed a store that accepts every nonce, which
+it consults only once the signature verified, and the app then asks the gate.
 """
 
 from __future__ import annotations
@@ -93,16 +94,18 @@ class BtAuth(SigningProtocol):
 
 
 class _GateStore:
-    """bittensor's nonce-store protocol, answered by the gate (which refuses replays)."""
+    """bittensor's nonce-store protocol, deferring to the gate: accepts every nonce.
 
-    __slots__ = ("_gate", "retention")
+    ``bt.http_auth.verify`` consults its store only after the signature verified; the
+    app then has the gate remember the nonce (and refuse a replay).
+    """
+
+    __slots__ = ("retention",)
 
     def __init__(self, gate: Gate) -> None:
-        self._gate = gate
         # bittensor checks the store's retention on every call; the gate checked its
         # store once, at construction.
         self.retention = gate.freshness.window
 
     def check_and_store(self, hotkey_ss58: str, nonce_ns: int) -> bool:
-        self._gate.remember(hotkey_ss58, nonce_ns)  # raises Refused on a replay
         return True

@@ -112,7 +112,6 @@ class Epistula(SigningProtocol):
             raise Refused(401, "invalid Epistula-Signed-By or signature encoding") from None
         if not valid:
             raise Refused(401, "the signature does not verify against Epistula-Signed-By")
-        gate.remember(claim.hotkey, claim.nonce)
         return EpistulaCaller(
             hotkey_ss58=claim.hotkey,
             uuid=str(claim.nonce),

@@ -65,12 +65,13 @@ class SigningProtocol(ABC):
         receiver: str,
         gate: Gate,
     ) -> Any:
-        """Check the signature over ``body`` and remember the nonce (``gate.remember``).
+        """Check the signature over ``body``; the app then remembers ``claim.nonce``.
 
-        Returns the protocol's caller record (for ``current_caller()``).
+        Returns the protocol's caller record (for ``current_caller()``). Runs on the
+        event loop: it must not touch the nonce store (which may block).
 
         Raises:
-            Refused: 401 for a bad signature or a replay; 503 if the nonce store fails.
+            Refused: 401 for a bad signature.
         """
 
     @abstractmethod

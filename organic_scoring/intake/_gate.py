@@ -61,6 +61,7 @@ from organic_scoring.intake._replay import (
     NonceStoreFailure,
     check_retention,
     remember,
+    store_blocks,
 )
 
 __all__ = ["DEFAULT_ALLOWED_SKEW", "DEFAULT_MAX_AGE", "Gate", "Refused"]
@@ -124,6 +125,7 @@ class Gate:
             nonce_store = InMemoryNonceStore(retention=max(60.0, self.freshness.window))
         check_retention(nonce_store, self.freshness.window)
         self.nonce_store: NonceStore = nonce_store
+        self._store_blocks = store_blocks(nonce_store)
         # Read through the base class's descriptor: a subclass may shadow ``config``.
         config = OrganicScoringBase.__dict__["config"].__get__(scorer, type(scorer))
         self.allowed: frozenset[str] | None = config.allowed_hotkeys
@@ -163,10 +165,18 @@ class Gate:
 
     # -- after the signature -----------------------------------------------------
 
-    def remember(self, hotkey: str, nonce: int | str) -> None:
-        """Refuse (401) a replayed nonce; 503 when the nonce store itself fails."""
+    async def remember(self, hotkey: str, nonce: int | str) -> None:
+        """Refuse (401) a replayed nonce; 503 when the nonce store itself fails.
+
+        A store that may block (any whose ``blocking`` attribute is not False: a
+        network round trip, as Redis's) is called on a worker thread, so one slow
+        answer does not stall every other request on the server's event loop.
+        """
         try:
-            fresh = remember(self.nonce_store, hotkey, nonce)
+            if self._store_blocks:
+                fresh = await asyncio.to_thread(remember, self.nonce_store, hotkey, nonce)
+            else:
+                fresh = remember(self.nonce_store, hotkey, nonce)
         except NonceStoreFailure as exc:
             log.error(f"organic intake: {exc}", exc_info=exc.__cause__)
             raise Refused(503, "replay protection is unavailable, try again later") from exc

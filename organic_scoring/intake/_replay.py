@@ -14,7 +14,9 @@ protection across processes and hosts.
 The store protocol is bittensor 11's ``http_auth.NonceStore``, widened to string
 nonces (Epistula's UUIDs): ``check_and_store(hotkey, nonce) -> bool`` records the
 pair and says whether it was new. A store may say how long it keeps pairs with a
-``retention`` attribute; it must cover the freshness window.
+``retention`` attribute; it must cover the freshness window. A store whose
+``blocking`` attribute is False (the in-memory one) is called inline on the server's
+event loop; any other (Redis, or a store that does not say) on a worker thread.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from organic_scoring.errors import OrganicScoringError
 
@@ -33,6 +35,7 @@ __all__ = [
     "NonceStoreFailure",
     "check_retention",
     "remember",
+    "store_blocks",
 ]
 
 
@@ -55,6 +58,8 @@ class InMemoryNonceStore:
     Thread-safe. Expired pairs are forgotten as new ones arrive, so memory is bounded
     by the traffic of one retention period.
     """
+
+    blocking: ClassVar[bool] = False  # microseconds under a lock: called inline
 
     def __init__(self, retention: float = 60.0) -> None:
         if not retention > 0:
@@ -125,6 +130,11 @@ def remember(store: NonceStore, hotkey: str, nonce: int | str) -> bool:
         return bool(store.check_and_store(hotkey, nonce))
     except Exception as exc:
         raise NonceStoreFailure(f"the nonce store failed: {exc!r}") from exc
+
+
+def store_blocks(store: NonceStore) -> bool:
+    """Whether ``store``'s calls may block: all but those that say ``blocking = False``."""
+    return getattr(store, "blocking", True) is not False
 
 
 def check_retention(store: NonceStore, window: float) -> None:
