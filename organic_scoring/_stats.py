@@ -129,16 +129,17 @@ class ScoringStats:
         no ``dropped`` counter.
 
         A queue that keeps the ledger for every process sharing it (it counts
-        ``scored``, ``failed`` and ``leased``, as :class:`RedisOrganicQueue` does)
-        is read instead, so the figure covers the whole fleet, whichever process did
-        what: ``added - (scored + failed + dropped + leased + size)``, where ``added``
-        counts the samples every intake stored, ``scored`` and ``failed`` those every
-        scorer acknowledged, and ``leased`` those in flight or held by a scorer that
-        died, until their lease runs out and they wait again (redelivered).
+        ``accepted``, ``scored``, ``failed`` and ``leased``, as
+        :class:`RedisOrganicQueue` does) is read instead, so the figure covers the
+        whole fleet, whichever process did what: ``accepted - (scored + failed +
+        dropped + leased + size)``, where ``accepted`` counts the requests every
+        intake accepted, ``scored`` and ``failed`` the samples every scorer
+        acknowledged, and ``leased`` those in flight or held by a scorer that died,
+        until their lease runs out and they wait again (redelivered).
         """
         counters = self.queue_counters
-        if {"added", "scored", "failed", "leased", "dropped", "size"} <= counters.keys():
-            return counters["added"] - (
+        if {"accepted", "scored", "failed", "leased", "dropped", "size"} <= counters.keys():
+            return counters["accepted"] - (
                 counters["scored"]
                 + counters["failed"]
                 + counters["dropped"]

@@ -334,6 +334,10 @@ class OrganicScoringBase(ABC):
         checks, and so should a custom intake: it counts the request as accepted (or
         as a handler error when the hook raises, which is re-raised), so that
         ``stats.organic_unaccounted`` can vouch that no accepted request was lost.
+        A queue shared by a fleet (``RedisOrganicQueue``) counts the acceptance in its
+        own ledger too, for the whole fleet's figure; should that count fail (the
+        server went away just after the sample was stored), the request is still
+        answered, as its sample was stored, and the miss is logged.
         """
         try:
             result = await call_hook(self._on_organic_entry, request)
@@ -341,6 +345,13 @@ class OrganicScoringBase(ABC):
             self.__stats.handler_failed()
             raise
         self.__stats.accepted()
+        try:
+            await self._organic_queue.acount_accepted()
+        except Exception as exc:
+            log.warning(
+                "organic intake: the shared queue did not count an accepted request "
+                f"({type(exc).__name__}); the fleet's organic_unaccounted reads one less"
+            )
         return result
 
     # -- lifecycle -----------------------------------------------------------------

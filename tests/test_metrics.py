@@ -404,6 +404,33 @@ def test_metrics_route_serves_beside_other_routes() -> None:
             assert status_of(post) == 405
 
 
+def test_a_scrape_beside_the_intake_reads_a_blocking_queue_off_the_event_loop() -> None:
+    # Collecting reads the queue (a Redis or SQLite round trip): never on the loop
+    # that serves the organic requests.
+    class Noting(OrganicQueue):
+        blocking = True
+        on_loop: list[bool] = []
+
+        @property
+        def size(self) -> int:
+            try:
+                asyncio.get_running_loop()
+                self.on_loop.append(True)
+            except RuntimeError:
+                self.on_loop.append(False)
+            return super().size
+
+    scorer = Recorder(synth_dataset=Letters("a"), organic_queue=Noting())
+    with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
+        from starlette.applications import Starlette
+
+        with serve_in_thread(Starlette(routes=[metrics_route(metrics)])) as server:
+            found = families(scrape(f"{server.url}/metrics")[1])
+    assert value(found["organic_scoring_queue_size"]) == 0
+    assert Noting.on_loop
+    assert not any(Noting.on_loop)
+
+
 def test_scrapes_from_many_threads_while_the_loop_runs() -> None:
     scorer = Recorder(
         synth_dataset=Letters("a"), trigger_frequency=0.01, trigger_frequency_min=0.01

@@ -171,13 +171,17 @@ def test_a_killed_scorer_process_is_replaced_and_its_samples_come_back(
         second = spawn_module("support.scorer_worker", redis_url, "sn", outs[1], period, lease)
         assert read_line(second) == "ready"
         with RedisOrganicQueue(redis_url, name="sn") as intake:
-            for i in range(total // 2):
-                intake.add({"n": i})
+            front = Recorder(organic_queue=intake)  # an intake process: accepts, stores
+
+            async def accept(numbers: range) -> None:
+                for n in numbers:
+                    await front.receive_organic({"n": n})
+
+            asyncio.run(accept(range(total // 2)))
             wait_until(lambda: _lines(outs[0]) >= 10, "the active scorer to score some")
             first.kill()  # SIGKILL, mid-iteration most likely
             killed_at = time.time()
-            for i in range(total // 2, total):
-                intake.add({"n": i})
+            asyncio.run(accept(range(total // 2, total)))
             took = json.loads(read_line(second))
             assert took["active"]
             assert took["at"] - killed_at <= 2 * period
@@ -237,3 +241,34 @@ def test_the_accounting_balances_across_every_process_of_the_fleet(redis_url: st
             scorer.stop()
         for queue in queues:
             queue.close()
+
+
+def test_the_fleet_ledger_sees_a_request_accepted_but_never_stored(redis_url: str) -> None:
+    # The fleet's "accepted" is counted apart from what reached the queue, so a
+    # handler that answers without storing (or stores twice) shows in every process.
+    class Forgetful(Recorder):
+        async def _on_organic_entry(self, synapse: Any) -> Any:
+            if synapse["n"] == 1:
+                return synapse  # answered, never stored: lost
+            if synapse["n"] == 2:
+                await self._organic_queue.aadd(synapse)  # stored twice
+            await self._organic_queue.aadd(synapse)
+            return synapse
+
+    with (
+        RedisOrganicQueue(redis_url, name="sn") as first,
+        RedisOrganicQueue(redis_url, name="sn") as second,
+    ):
+        intake, elsewhere = Forgetful(organic_queue=first), Recorder(organic_queue=second)
+
+        async def send(n: int) -> None:
+            await intake.receive_organic({"n": n})
+
+        asyncio.run(send(0))
+        assert elsewhere.stats.organic_unaccounted == 0
+        asyncio.run(send(1))
+        assert elsewhere.stats.organic_unaccounted == 1
+        asyncio.run(send(2))
+        assert elsewhere.stats.organic_unaccounted == 0  # one lost, one twice: it nets out
+        assert second.counters().accepted == 3
+        assert second.counters().added == 3

@@ -14,6 +14,7 @@ it and the public cannot, or put it on its own port with
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -40,8 +41,9 @@ class _MetricsApp:
         accept = ",".join(
             value.decode("latin-1") for key, value in scope["headers"] if key.lower() == b"accept"
         )
-        # Collecting reads in-memory counters: quick enough to do on the event loop.
-        body, content_type = exposition(self._registry, accept)
+        # Collecting reads the organic queue, which may be a round trip to a file or a
+        # server (SQLite, Redis): off the event loop that serves the intake.
+        body, content_type = await asyncio.to_thread(exposition, self._registry, accept)
         headers = [(b"content-type", content_type.encode())]
         await _send(send, 200, body, headers, with_body=method == "GET")
 

@@ -86,6 +86,18 @@ class OrganicQueueBase(ABC):
         """
         return None
 
+    def count_accepted(self) -> None:
+        """An intake accepted a request (its ``_on_organic_entry`` returned); default:
+        nothing to do.
+
+        A queue that keeps the ledger of every process sharing it (as
+        :class:`~organic_scoring.organic_queue.RedisOrganicQueue` does) counts it
+        there, apart from what was stored, so that ``stats.organic_unaccounted`` can
+        tell a request that was answered and never stored, in any process.
+        :meth:`~organic_scoring.OrganicScoringBase.receive_organic` calls it.
+        """
+        return None
+
     def scorer_lock(self) -> LeaseLock | None:
         """The lock that lets one scorer at a time use this queue; default: None.
 
@@ -128,6 +140,18 @@ class OrganicQueueBase(ABC):
             await asyncio.to_thread(functools.partial(self.ack, sample, failed=failed))
         else:
             self.ack(sample, failed=failed)
+
+    async def acount_accepted(self) -> None:
+        """:meth:`count_accepted`, awaitable: on a worker thread when the queue blocks.
+
+        Skipped entirely when a subclass keeps the do-nothing :meth:`count_accepted`.
+        """
+        if type(self).count_accepted is OrganicQueueBase.count_accepted:
+            return
+        if self.blocking:
+            await asyncio.to_thread(self.count_accepted)
+        else:
+            self.count_accepted()
 
     def __len__(self) -> int:
         return self.size

@@ -78,6 +78,9 @@ class LeasedQueueCounters(QueueCounters):
     """Acknowledged samples whose iteration succeeded."""
     failed: int = 0
     """Acknowledged samples whose iteration failed (and was reported)."""
+    accepted: int = 0
+    """Requests the intakes accepted (:meth:`RedisOrganicQueue.count_accepted`), counted
+    apart from ``added``: each should have stored one sample."""
 
     def __eq__(self, other: object) -> bool:
         if type(other) is QueueCounters:
@@ -171,18 +174,18 @@ return 1
 """
 )
 
-# ARGV: max_size.
-# Returns {added, sampled, acked, redelivered, dropped, scored, failed, size, leased}.
+# ARGV: max_size. Returns {added, sampled, acked, redelivered, dropped, scored, failed,
+# accepted, size, leased}.
 _COUNTERS = (
     _PRELUDE
     + """
 reap(tonumber(ARGV[1]))
 local m = redis.call('HMGET', meta, 'added', 'sampled', 'acked', 'redelivered', 'dropped',
-                     'scored', 'failed')
+                     'scored', 'failed', 'accepted')
 local out = {}
-for i = 1, 7 do out[i] = tonumber(m[i]) or 0 end
-out[8] = redis.call('ZCARD', waiting)
-out[9] = redis.call('ZCARD', leases)
+for i = 1, 8 do out[i] = tonumber(m[i]) or 0 end
+out[9] = redis.call('ZCARD', waiting)
+out[10] = redis.call('ZCARD', leases)
 return out
 """
 )
@@ -455,6 +458,16 @@ class RedisOrganicQueue(OrganicQueueBase):
                 "Make lease= longer than the longest iteration."
             )
 
+    def count_accepted(self) -> None:
+        """Count one request accepted by an intake, in the fleet's ledger (one round trip).
+
+        Raises:
+            RedisUnavailable: The server did not answer.
+        """
+        self._check_open()
+        with self._link.failures("cannot count an accepted request"):
+            self._link.client.hincrby(self._keys[3], "accepted", 1)
+
     @property
     def size(self) -> int:
         """How many samples are waiting, those whose lease ran out included."""
@@ -467,7 +480,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._check_open()
         with self._link.failures("cannot read the counters"):
             reply = self._counters_script(self._keys, [self._max_size])
-        added, sampled, acked, redelivered, dropped, scored, failed, size, leased = (
+        added, sampled, acked, redelivered, dropped, scored, failed, accepted, size, leased = (
             int(v) for v in reply
         )
         return LeasedQueueCounters(
@@ -481,6 +494,7 @@ class RedisOrganicQueue(OrganicQueueBase):
             redelivered=redelivered,
             scored=scored,
             failed=failed,
+            accepted=accepted,
         )
 
     def scorer_lock(self) -> LeaseLock | None:
