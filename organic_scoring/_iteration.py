@@ -181,7 +181,6 @@ class IterationRunner:
             if datasets
             else None
         )
-        self._replays = _replays(datasets)
         self._stats = stats
         self._numbers = itertools.count(1)
         self._serial: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Serial] = (
@@ -198,6 +197,14 @@ class IterationRunner:
         self._last_serial: tuple[Callable[[], Any], _Serial | None] = (lambda: None, None)
         self.failures: deque[FailedIteration] = deque(maxlen=_KEEP_FAILURES)
         self._redact = redactor(config.redact)
+        self._replays = _replays(datasets)
+        if config.redact is True and any(r.redact is None for r in self._replays):
+            raise ValueError(
+                "redact=True keeps no organic sample, but synth_dataset holds an "
+                "OrganicReplayDataset, which keeps them to replay: give it its own "
+                "redact= (what of a sample it may keep), or pass redact= a function, "
+                "which is then applied before it keeps anything"
+            )
 
     @property
     def hooks(self) -> _Hooks:
@@ -331,10 +338,14 @@ class IterationRunner:
         return dataset.sample(), False, type(dataset).__name__
 
     def _offer(self, sample: Any) -> None:
-        """Hand an organic sample to every replay dataset; their failures are only logged."""
+        """Hand an organic sample to every replay dataset; their failures are only logged.
+
+        A replay without a ``redact`` of its own is offered the sample as the scorer's
+        ``redact`` keeps it.
+        """
         for replay in self._replays:
             try:
-                replay.offer(sample)
+                replay.offer(sample if replay.redact is not None else self._kept(sample))
             except Exception as exc:
                 log.warning(f"{replay!r} could not keep an organic sample: {exc!r}")
 

@@ -352,6 +352,27 @@ def test_the_scorer_feeds_replay_datasets_organic_samples_only() -> None:
     assert any(s.get("replayed") for s in scorer.samples)  # replays did go out
 
 
+def test_the_scorers_redact_reaches_a_replay_dataset_without_its_own() -> None:
+    # redact= keeps users' words out of everything the library keeps: a replay
+    # dataset stores organic samples (and save() writes them to a file).
+    with pytest.raises(ValueError, match="redact=True") as refused:
+        Recorder(synth_dataset=OrganicReplayDataset(10), redact=True)
+    assert "OrganicReplayDataset" in str(refused.value)
+
+    own = OrganicReplayDataset(10, redact=lambda s: {"id": s["id"], "own": True})
+    plain = OrganicReplayDataset(10)
+    scorer = Recorder(
+        synth_dataset=MixtureDataset([own, plain], seed=1), redact=lambda s: {"id": s["id"]}
+    )
+    scorer._organic_queue.add({"id": 7, "prompt": "my card number is 1234"})
+    asyncio.run(scorer.loop_iteration())
+    assert plain.stored() == [{"id": 7}]  # the scorer's redact, applied before keeping
+    assert own.stored() == [{"id": 7, "own": True}]  # its own, on the real sample
+    assert scorer.samples == [{"id": 7, "prompt": "my card number is 1234"}]  # hooks: real
+
+    Recorder(synth_dataset=own, redact=True)  # a replay with its own redact is fine
+
+
 def test_a_replay_dataset_that_fails_to_keep_a_sample_does_not_fail_the_iteration() -> None:
     def redact(sample: Any) -> Any:
         raise RuntimeError("redactor down")

@@ -258,6 +258,11 @@ class OrganicReplayDataset(SynthDatasetBase):
         return self._seen
 
     @property
+    def redact(self) -> Redact | None:
+        """The function offered samples go through before they are kept, or None."""
+        return self._redact
+
+    @property
     def fallback(self) -> SynthDatasetBase | None:
         """The dataset sampled while nothing is stored, or None."""
         return self._fallback
