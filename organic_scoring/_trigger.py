@@ -200,12 +200,16 @@ class Load:
     def mean(self, now: float, size: int | None) -> float:
         """The mean period as of ``now`` (:meth:`ScoringConfig.jittered_mean`).
 
-        ``size`` is the queue size read as a wait begins, folded into the backlog;
-        None leaves the backlog as it is (a look, not a measurement).
+        ``size`` is the queue size read as a wait begins. It decides whether the
+        sample of this wait is organic, so it must not shorten the period drawn with
+        it: the mean is taken from the backlog as it stood, and ``size`` is folded in
+        afterwards, for the waits to come. None leaves the backlog as it is (a look,
+        not a measurement).
         """
         with self._lock:
             rate = self._rate_now(now)
-            backlog = self._backlog_now(now, size)
+            backlog = self._backlog
+            self._backlog_now(now, size)
         return self._config.jittered_mean(rate, backlog)
 
 

@@ -281,6 +281,19 @@ def test_the_smoothed_backlog_moves_with_its_time_constant() -> None:
     assert load.backlog(4.0) == pytest.approx(100 * (1 - math.exp(-1)))  # a look only
 
 
+def test_the_size_that_plans_a_wait_does_not_shorten_it() -> None:
+    # The size read as a wait begins decides whether its sample is organic: folded in
+    # first, it would pull an organic wait's mean down, and the gap would tell.
+    config = ScoringConfig(
+        trigger_frequency=15, trigger_frequency_min=2, trigger_scaling_factor=5, trigger_jitter=0.5
+    )
+    load = Load(config)
+    assert load.mean(0.0, 0) == 15
+    assert load.mean(60.0, 40) == 15  # 40 waiting now: this wait's mean is unmoved
+    assert load.mean(60.0, None) < 15  # the waits after it do anneal
+    assert load.backlog(60.0) == pytest.approx(40.0 * (1 - math.exp(-60 / 60)))
+
+
 def test_the_jittered_mean_follows_the_load() -> None:
     config = ScoringConfig(
         trigger_frequency=15, trigger_frequency_min=2, trigger_scaling_factor=5, trigger_jitter=0.5
