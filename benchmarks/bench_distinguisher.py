@@ -49,6 +49,7 @@ import argparse
 import asyncio
 import random
 import re
+import sys
 import threading
 import time
 import zlib
@@ -327,6 +328,18 @@ def _summary(runs: list[list[dict[str, Any]]]) -> None:
         print(f"{rows[0]['name']}: {np.mean(best):.3f} ({min(best):.3f} - {max(best):.3f})")
 
 
+def _goal_met(runs: list[list[dict[str, Any]]]) -> bool:
+    """Say whether the replay scenario's best AUC, averaged over the seeds, is at most
+    :data:`GOAL`."""
+    best = [row["ours_auc"] for rows in runs for row in rows if row["name"] == SCENARIOS["b"].name]
+    if not best:
+        return True  # scenario (b) was not run
+    mean = float(np.mean(best))
+    verdict = "met" if mean <= GOAL else "NOT MET"
+    print(f"\ngoal: scenario (b) best AUC at most {GOAL}: {verdict} ({mean:.3f})")
+    return mean <= GOAL
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_distinguisher")
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
@@ -341,3 +354,5 @@ if __name__ == "__main__":
         runs.append(rows)
     if args.seeds > 1:
         _summary(runs)
+    if not args.quick and not _goal_met(runs):
+        sys.exit(1)

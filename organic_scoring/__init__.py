@@ -47,5 +47,9 @@ def __getattr__(name: str) -> object:
         from organic_scoring._deprecated import warn_moved
 
         warn_moved(f"organic_scoring.{name}", _MOVED[name])
-        return getattr(importlib.import_module(_MOVED[name]), name)
+        value = getattr(importlib.import_module(_MOVED[name]), name)
+        # Kept, so the second lookup of the same ``from organic_scoring import ...``
+        # (Python makes two) finds it without warning again.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'organic_scoring' has no attribute {name!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -52,6 +53,13 @@ def fresh_import(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
+def forget_top_level_names() -> None:
+    """Drop the original's top-level names the package kept after their first use (and
+    warning), so the next ``from organic_scoring import ...`` warns again."""
+    for name in ("OrganicQueue", "OrganicQueueBase"):
+        vars(organic_scoring).pop(name, None)
+
+
 @pytest.mark.parametrize("path", list(ORIGINAL_PATHS))
 def test_original_module_paths_are_aliases_that_point_to_the_new_one(path: str) -> None:
     name, new = ORIGINAL_PATHS[path]
@@ -65,12 +73,30 @@ def test_original_module_paths_are_aliases_that_point_to_the_new_one(path: str) 
 def test_original_top_level_names_still_import() -> None:
     from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 
+    forget_top_level_names()
     with pytest.warns(DeprecationWarning, match=r"organic_scoring\.OrganicQueue is the original"):
         from organic_scoring import OrganicQueue as Old
     with pytest.warns(DeprecationWarning, match=r"import from organic_scoring\.organic_queue"):
         from organic_scoring import OrganicQueueBase as OldBase
+
     assert (Old, OldBase) == (OrganicQueue, OrganicQueueBase)
     assert "OrganicQueue" not in organic_scoring.__all__
+    # In a fresh interpreter (this one may have imported them already): one warning
+    # per name, even with every warning shown, pointing at the importing line.
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('always')\n"
+        "from organic_scoring import OrganicQueue, OrganicQueueBase\n"
+        "from organic_scoring import OrganicQueue\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=WAIT
+    ).stderr
+    warned = [line for line in shown.splitlines() if "DeprecationWarning" in line]
+    assert len(warned) == 2, shown
+    assert all(line.startswith("<string>:3:") for line in warned), shown
+    assert "organic_scoring.OrganicQueue is the original" in shown
+    assert "import from organic_scoring.organic_queue instead" in shown
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         _ = organic_scoring.Nothing  # type: ignore[attr-defined]
 
@@ -100,6 +126,7 @@ def test_is_overridden_tells_hooks_a_subclass_replaced() -> None:
 
 def load_original() -> ModuleType:
     """``support.original_scorer``, imported as its author would, with its warnings."""
+    forget_top_level_names()
     with pytest.warns(DeprecationWarning, match="original organic-scoring package"):
         return fresh_import("support.original_scorer")
 
