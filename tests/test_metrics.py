@@ -404,6 +404,26 @@ def test_metrics_route_serves_beside_other_routes() -> None:
             assert status_of(post) == 405
 
 
+def test_a_failed_loop_iteration_override_is_not_counted_as_a_synthetic_iteration() -> None:
+    # An overridden loop_iteration that raises has no sample, so no source: it shows
+    # under failures_total{stage="iteration"}, not as a failed synthetic iteration.
+    class Broken(Recorder):
+        async def loop_iteration(self) -> None:
+            raise RuntimeError("my own loop")
+
+    scorer = Broken(synth_dataset=Letters("a"), trigger_frequency=0.01)
+    with scorer:
+        wait_until(lambda: scorer.stats.failures.get("iteration", 0) >= 1, "a failure")
+    failed = scorer.stats.failures["iteration"]
+    with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
+        found = families(_exposition(metrics))
+    assert scorer.stats.failed_iterations == failed
+    assert value(found["organic_scoring_failures"], "_total", stage="iteration") == failed
+    iterations = found["organic_scoring_iterations"]
+    assert value(iterations, "_total", source="synthetic", outcome="failed") == 0
+    assert value(iterations, "_total", source="organic", outcome="failed") == 0
+
+
 def test_a_scrape_beside_the_intake_reads_a_blocking_queue_off_the_event_loop() -> None:
     # Collecting reads the queue (a Redis or SQLite round trip): never on the loop
     # that serves the organic requests.

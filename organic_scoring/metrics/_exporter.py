@@ -95,7 +95,8 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "organic_scoring_iterations": (
         "counter",
         "Finished iterations, by where the sample came from (organic or synthetic) "
-        "and whether every stage succeeded (scored) or one failed (failed).",
+        "and whether every stage succeeded (scored) or one failed (failed); a "
+        "loop_iteration override that raised counts under failures_total only.",
     ),
     "organic_scoring_skipped_triggers": (
         "counter",
@@ -302,7 +303,10 @@ class PrometheusMetrics:
             family.add_metric([*own, *labels], value)
 
         organic_failed = stats.organic_failed
-        synthetic_failed = stats.failed_iterations - organic_failed
+        # A loop_iteration override that raised had no sample, so no source: it counts
+        # under failures_total{stage="iteration"} only.
+        unsourced = stats.failures.get("iteration", 0)
+        synthetic_failed = stats.failed_iterations - organic_failed - unsourced
         for source, scored, failed in (
             ("organic", stats.organic_iterations, organic_failed),
             ("synthetic", stats.synthetic_iterations, synthetic_failed),
