@@ -423,7 +423,7 @@ def test_conversation_samples_prefixes_that_end_on_a_user_turn() -> None:
         assert isinstance(sample, SynthDatasetEntry)
         assert sample["roles"][-1] == "user"
         assert sample["organic"] is False
-        assert sample["source"] == "lmsys-chat"
+        assert sample["source"] == "lmsys/lmsys-chat-1m"  # the original's name
         seen.add(tuple(sample["messages"]))
     assert seen == {
         ("first question",),

@@ -54,7 +54,7 @@ class SynthDatasetConversation(SynthDatasetBase):
         data: A ``datasets.Dataset`` (one split) or any sequence of mappings with a
             ``conversation`` list; or the path of a local JSON Lines file of such
             rows (``.parquet`` files need the ``hf`` extra). None: no data (see above).
-        source: The ``source`` of every sample.
+        source: The ``source`` of every sample (the original package's, by default).
         typo_rate: Up to this share of a user turn's characters get a typo (a dropped
             character or a stray space), as the original did to keep samples from
             matching the public rows verbatim; 0 turns it off.
@@ -65,7 +65,7 @@ class SynthDatasetConversation(SynthDatasetBase):
         self,
         data: Any = None,
         *,
-        source: str = "lmsys-chat",
+        source: str = "lmsys/lmsys-chat-1m",
         typo_rate: float = 0.02,
         seed: int | None = None,
     ) -> None:
