@@ -240,7 +240,12 @@ def test_a_subclass_written_for_the_original_runs_unchanged(
     assert len(events) == 4  # 20 steps at the floor of 5
     assert [e["is_organic_sample"] for e in events] == [True, True, False, False]
     # Organic samples are the dicts the handler queued; synthetic ones index the same way.
-    assert [e["source"] for e in events] == [None, None, "lmsys/lmsys-chat-1m", "lmsys/lmsys-chat-1m"]
+    assert [e["source"] for e in events] == [
+        None,
+        None,
+        "lmsys/lmsys-chat-1m",
+        "lmsys/lmsys-chat-1m",
+    ]
     assert events[0]["keys"] == ["completions", "messages", "organic", "roles", "uids"]
     assert events[2]["keys"] == ["messages", "organic", "roles", "source"]
     assert all(e["turns"] in (1, 3) for e in events[2:])
