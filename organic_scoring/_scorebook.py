@@ -112,13 +112,23 @@ class ScoreBook:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_metagraph(cls, metagraph: Any, alpha: float = 0.1) -> ScoreBook:
+    def for_metagraph(
+        cls,
+        metagraph: Any,
+        alpha: float = 0.1,
+        *,
+        organic_weight: float | None = None,
+        gap_threshold: float = 4.0,
+        gap_penalty: float = 0.0,
+        gap_window: int = 64,
+        gap_min_count: int = 8,
+    ) -> ScoreBook:
         """A book sized for ``metagraph`` that already follows its hotkeys.
 
         Works with the metagraph of every bittensor major (9/10's ``bt.Metagraph``,
         whose ``n`` is a numpy array, and 11's, which has no ``n``): it reads only
         ``metagraph.hotkeys``, then syncs to them (:meth:`sync`), so a later ``sync`` resets
-        the uids whose miner was replaced.
+        the uids whose miner was replaced. The other arguments are the constructor's.
         """
         hotkeys = getattr(metagraph, "hotkeys", None)
         if hotkeys is None:
@@ -126,7 +136,15 @@ class ScoreBook:
                 "metagraph must have hotkeys (a bittensor metagraph), "
                 f"got {type(metagraph).__name__}"
             )
-        book = cls(len(hotkeys), alpha)
+        book = cls(
+            len(hotkeys),
+            alpha,
+            organic_weight=organic_weight,
+            gap_threshold=gap_threshold,
+            gap_penalty=gap_penalty,
+            gap_window=gap_window,
+            gap_min_count=gap_min_count,
+        )
         book.sync(hotkeys)
         return book
 

@@ -64,6 +64,11 @@ def test_sized_by_the_metagraph_of_any_major() -> None:
     # A replaced miner starts from zero at the next sync, as after ScoreBook.sync.
     assert book.sync([*hotkeys[:4], "newcomer"]) == [4]
 
+    mixed = ScoreBook.for_metagraph(metagraph, organic_weight=0.5, gap_penalty=0.5)
+    mixed.update([0], [1.0], organic=True)
+    mixed.update([1], [1.0], organic=False)
+    assert mixed.weights()[0] == pytest.approx(mixed.weights()[1])  # the kinds mixed 50/50
+
 
 @pytest.mark.skipif(not _compat.HAS_AXON, reason="bittensor 11's metagraph has no n")
 def test_accepts_metagraph_n_of_bittensor_9_and_10() -> None:
