@@ -61,6 +61,7 @@ class _Run:
         "finished",
         "keeper",
         "loop",
+        "settled",
         "stop_requested",
         "task",
         "thread",
@@ -69,6 +70,9 @@ class _Run:
 
     def __init__(self) -> None:
         self.keeper: LeaseKeeper | None = None  # the scorer lock, for a shared queue
+        # Whether the run knows if it needs the scorer lock (and has its keeper): until
+        # then it is not the active scorer, whatever it will turn out to be.
+        self.settled = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.tid: int | None = None  # the thread the run's event loop runs on
         self.thread: threading.Thread | None = None
@@ -130,7 +134,7 @@ class Engine:
         """True while running and allowed to run iterations: this process holds the
         scorer lock of a shared queue, or the queue needs none."""
         run = self._run
-        if run is None or run.stop_requested:
+        if run is None or run.stop_requested or not run.settled:
             return False
         return run.keeper is None or run.keeper.active
 
@@ -214,6 +218,7 @@ class Engine:
             if lock is not None:
                 run.keeper = LeaseKeeper(lock, on_change=lambda _active: waker.wake())
                 run.keeper.start()
+            run.settled = True
             async with TaskGroup() as group:
                 await self._loop(run, group)
                 if not await group.join(run.drain_timeout):

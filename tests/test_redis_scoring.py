@@ -118,6 +118,32 @@ def test_scorers_sharing_a_queue_run_one_at_a_time_and_hand_over(redis_url: str)
             queue.close()
 
 
+def test_a_scorer_is_not_active_before_it_holds_the_lock(redis_url: str) -> None:
+    # Between start() and the first answer about the lock, a scorer on a shared queue
+    # is not the active one: it must not say it is (a test, or an operator, that
+    # waits for it would believe it).
+    with (
+        RedisOrganicQueue(redis_url, name="sn", lock_period=2.0) as other,
+        RedisOrganicQueue(redis_url, name="sn", lock_period=2.0) as mine,
+    ):
+        holder = other.scorer_lock()
+        assert holder is not None
+        assert holder.acquire()
+        scorer = Recorder(organic_queue=mine, trigger_frequency=0.01)
+        scorer.start()
+        try:
+            seen = [scorer.stats.active_scorer]
+            deadline = time.monotonic() + 0.5
+            while time.monotonic() < deadline:
+                seen.append(scorer.stats.active_scorer)
+            assert holder.acquire()  # still ours: nobody took it meanwhile
+        finally:
+            scorer.stop()
+            holder.release()
+        assert not any(seen)
+        assert scorer.stats.iterations == 0
+
+
 def test_scorers_can_opt_out_of_the_lock(redis_url: str) -> None:
     with (
         RedisOrganicQueue(redis_url, name="sn", one_scorer=False) as a,
