@@ -48,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         metavar="PORT",
         help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics while the demo runs "
-        "(0: any free port; needs the metrics extra)",
+        "(0: any free port; needs the metrics extra); with --redis, the active scorer's, "
+        "which runs in the demo's own process",
     )
     demo.add_argument(
         "--intake",
@@ -99,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration=args.duration,
             as_json=args.json,
             protocol=choice.protocol,
+            metrics_port=args.metrics_port,
         )
 
     from organic_scoring.demo import run_demo

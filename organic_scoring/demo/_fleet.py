@@ -11,7 +11,10 @@ Redis server the user started:
 * the demo's user, sending signed bursts to the one port.
 
 Everything the demo puts in Redis lives under a name of its own and is deleted at
-the end. Needs the ``http`` and ``redis`` extras.
+the end. The processes it starts run in sessions of their own, out of reach of the
+terminal's Ctrl-C: the demo alone takes it, and stops them in order (the user, the
+scorers, the intake), and they also stop when their stdin closes (the demo ended,
+however it ended). Needs the ``http`` and ``redis`` extras.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -35,6 +39,14 @@ from pydantic import BaseModel
 from organic_scoring._compat import BT_VERSION
 from organic_scoring.demo._loopback import free_port, make_wallet
 from organic_scoring.demo._miners import default_miners
+from organic_scoring.demo._run import (
+    EXIT_INTERRUPTED,
+    REFRESH,
+    _interruptible,
+    _metrics,
+    _top,
+    _Traffic,
+)
 from organic_scoring.demo._scorer import DemoScorer
 from organic_scoring.demo._view import Frame, LiveView
 from organic_scoring.errors import RedisUnavailable
@@ -107,30 +119,52 @@ def run_fleet_demo(
     as_json: bool = False,
     out: TextIO | None = None,
     protocol: str | None = None,
+    metrics_port: int | None = None,
 ) -> int:
     """Run the demo as a fleet on ``redis_url`` for ``duration`` seconds; return the exit code.
 
     ``protocol`` signs the user's requests: ``"btauth/1"`` or ``"epistula"`` (default:
-    the installed bittensor's). 0 only if the fleet scored both organic and synthetic
-    samples and its accounting balances; 2 if Redis cannot be reached.
+    the installed bittensor's). With ``metrics_port`` the active scorer's Prometheus
+    metrics (the scorer in this process; not the standby's, nor the intake workers')
+    are served at ``http://127.0.0.1:PORT/metrics`` while it runs (needs the
+    ``metrics`` extra; 0 picks a free port). Ctrl-C (SIGINT) ends the run at once:
+    the user, the scorers and the intake workers stop, the demo's keys leave Redis,
+    and the summary follows (with ``as_json`` also as JSON, ``"interrupted": true``).
+
+    Returns 130 after an interruption; otherwise 0 only if the fleet scored both
+    organic and synthetic samples and its accounting balances; 2 if Redis cannot be
+    reached.
     """
     from organic_scoring.http import default_protocol
 
     protocol = protocol or default_protocol()
     view_out = out or (sys.stderr if as_json else sys.stdout)
     name = f"organic-scoring-demo-{uuid.uuid4().hex[:12]}"
-    try:
-        probe = RedisOrganicQueue(redis_url, name=name)
-    except RedisUnavailable as exc:
-        print(f"demo: {exc}; start a Redis server first", file=sys.stderr)
-        return 2
-    try:
-        summary = _simulate(redis_url, name, workers, protocol, duration, view_out, probe)
-    finally:
-        _forget(probe, name)
-        probe.close()
+    with _interruptible() as interrupted:
+        try:
+            probe = RedisOrganicQueue(redis_url, name=name)
+        except RedisUnavailable as exc:
+            print(f"demo: {exc}; start a Redis server first", file=sys.stderr)
+            return 2
+        try:
+            summary = _simulate(
+                redis_url,
+                name,
+                workers,
+                protocol,
+                duration,
+                view_out,
+                probe,
+                interrupted,
+                metrics_port,
+            )
+        finally:
+            _forget(probe, name)
+            probe.close()
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2), flush=True)
+    if summary["interrupted"]:
+        return EXIT_INTERRUPTED
     ok = (
         summary["organic_iterations"] > 0
         and summary["synthetic_iterations"] > 0
@@ -153,8 +187,11 @@ def _simulate(
     duration: float,
     view_out: TextIO,
     queue: Any,
+    interrupted: threading.Event,
+    metrics_port: int | None,
 ) -> dict[str, Any]:
-    from organic_scoring.demo._run import _top, _Traffic
+    """Start the fleet, run the user for ``duration`` seconds (or until ``interrupted``),
+    stop everything it started, and sum it up."""
     from organic_scoring.http import OrganicClient
 
     with tempfile.TemporaryDirectory(prefix="organic-scoring-demo-") as directory:
@@ -165,15 +202,28 @@ def _simulate(
         miners = default_miners()
         book = ScoreBook(len(miners), alpha=0.2)
         scorer = _scorer(redis_url, name, book)
-        with (
-            _process("intake", redis_url, name, hotkey, port, workers, protocol) as intake,
-            contextlib.ExitStack() as stack,
-        ):
-            _wait_for(lambda: _serving(port), "the intake workers to serve", intake)
-            scorer.start()
-            stack.callback(scorer.stop)
-            _wait_for(lambda: scorer.stats.active_scorer, "the scorer to take the lock")
-            standby = stack.enter_context(_process("scorer", redis_url, name))
+        standby: subprocess.Popen[bytes] | None = None
+        started = None
+        # Closed in reverse: the view, the standby, this scorer, the intake, the metrics,
+        # this scorer's connections to Redis.
+        with contextlib.ExitStack() as stack:
+            if isinstance(own := scorer.organic_queue, RedisOrganicQueue):
+                stack.callback(own.close)
+            metrics_url = stack.enter_context(_metrics(scorer, book, metrics_port))
+            intake = stack.enter_context(
+                _process("intake", redis_url, name, hotkey, port, workers, protocol)
+            )
+            up = _wait_for(
+                lambda: _serving(port), "the intake workers to serve", interrupted, intake
+            )
+            if up:
+                scorer.start()
+                stack.callback(scorer.stop)
+                up = _wait_for(
+                    lambda: scorer.stats.active_scorer, "the scorer to take the lock", interrupted
+                )
+            if up:
+                standby = stack.enter_context(_process("scorer", redis_url, name))
 
             @contextlib.asynccontextmanager
             async def open_user() -> AsyncIterator[Any]:
@@ -190,14 +240,13 @@ def _simulate(
             where = f"{workers} intake workers at {url}, Redis {queue.url}"
             traffic = _Traffic(open_user, duration)
             config = scorer.config
-            started = time.monotonic()
             view = stack.enter_context(
-                LiveView(view_out, f"organic-scoring demo (fleet): {where}", duration)
+                LiveView(view_out, f"organic-scoring demo (fleet): {where}", duration, metrics_url)
             )
 
             def frame() -> Frame:
                 return Frame(
-                    elapsed=time.monotonic() - started,
+                    elapsed=time.monotonic() - started if started is not None else 0.0,
                     stats=scorer.stats,
                     received=queue.counters().added,
                     period=scorer.sample_rate_dynamic(),
@@ -206,27 +255,36 @@ def _simulate(
                     top=_top(book, 3),
                 )
 
-            traffic.start()
-            try:
-                deadline = started + duration
-                while time.monotonic() < deadline:
-                    time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-                    view.update(frame())
-            finally:
-                traffic.stop()
-            # Let the fleet finish what it accepted, then stop it.
-            _wait_for(lambda: _settled(queue), "the queue to drain", None, duration + 10)
+            if up:
+                started = time.monotonic()
+                traffic.start()
+                try:
+                    deadline = started + duration
+                    while not interrupted.is_set():
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        interrupted.wait(min(REFRESH, left))
+                        view.update(frame())
+                finally:
+                    traffic.stop()
+                # Let the fleet finish what it accepted (not after Ctrl-C), then stop it.
+                _wait_for(
+                    lambda: _settled(queue), "the queue to drain", interrupted, None, duration + 10
+                )
             scorer.stop()
             stats = scorer.stats
             counters = queue.counters()
-            standby_alive = standby.poll() is None
+            standby_alive = standby is not None and standby.poll() is None
+            elapsed = time.monotonic() - started if started is not None else 0.0
         summary = {
             "bittensor": ".".join(map(str, BT_VERSION)),
             "intake": "http",
             "protocol": protocol,
             "workers": workers,
             "redis": queue.url,
-            "duration": duration,
+            "duration": round(elapsed, 3),
+            "interrupted": interrupted.is_set(),
             "iterations": stats.iterations,
             "organic_iterations": stats.organic_iterations,
             "synthetic_iterations": stats.synthetic_iterations,
@@ -251,6 +309,8 @@ def _simulate(
                 k: round(times.p50 * 1000, 3) for k, times in stats.stage_times.items()
             },
         }
+        if metrics_url is not None:
+            summary["metrics_url"] = metrics_url
         view.summary(summary)
         return summary
 
@@ -271,25 +331,36 @@ def _serving(port: int) -> bool:
 def _wait_for(
     predicate: Any,
     what: str,
+    interrupted: threading.Event,
     process: subprocess.Popen[bytes] | None = None,
     timeout: float = _READY_TIMEOUT,
-) -> None:
+) -> bool:
+    """Wait until ``predicate()`` holds (True) or Ctrl-C (False); raise RuntimeError if
+    ``process`` exits first or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not interrupted.is_set():
+        if predicate():
+            return True
         if process is not None and process.poll() is not None:
             raise RuntimeError(
                 f"demo: waiting for {what}, the process exited ({process.returncode})"
             )
         if time.monotonic() > deadline:
             raise RuntimeError(f"demo: waited {timeout:g}s for {what}")
-        time.sleep(0.05)
+        interrupted.wait(0.05)
+    return False
 
 
 @contextlib.contextmanager
 def _process(role: str, *args: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m organic_scoring.demo._fleet ROLE ARGS``; interrupted and waited for on exit."""
+    """``python -m organic_scoring.demo._fleet ROLE ARGS``; stopped and waited for on exit.
+
+    In a session of its own: a Ctrl-C on the terminal reaches only the demo, which then
+    stops its processes in order, however far each has started (a SIGINT while one
+    still imports would end it with a KeyboardInterrupt traceback).
+    """
     command = [sys.executable, "-m", "organic_scoring.demo._fleet", role, *map(str, args)]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE)
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, start_new_session=True)
     try:
         yield process
     finally:
@@ -298,7 +369,8 @@ def _process(role: str, *args: Any) -> Iterator[subprocess.Popen[bytes]]:
                 assert process.stdin is not None
                 process.stdin.close()  # the standby stops cleanly when its stdin closes
             else:
-                process.send_signal(signal.SIGINT)  # uvicorn's supervisor shuts down
+                # uvicorn's supervisor shuts down its workers; one still starting just ends.
+                process.terminate()
             try:
                 process.wait(20)
             except subprocess.TimeoutExpired:
@@ -327,7 +399,21 @@ def _serve_intake(
     os.environ[_ENV] = json.dumps(
         {"redis": redis_url, "name": name, "hotkey": hotkey, "protocol": protocol}
     )
+    threading.Thread(target=_end_with_stdin, name="demo-intake-stdin", daemon=True).start()
     serve_workers("organic_scoring.demo._fleet:intake_app", "127.0.0.1", port, workers)
+
+
+def _end_with_stdin() -> None:
+    """Terminate this process (uvicorn's supervisor: shut down) when its stdin closes,
+    that is when the demo that started it has ended, however it ended.
+
+    Reads the file descriptor, not ``sys.stdin``: a daemon thread blocked while holding
+    the buffered reader's lock can make the interpreter's exit fail.
+    """
+    with contextlib.suppress(OSError):
+        while os.read(0, 4096):
+            pass
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _stand_by(redis_url: str, name: str) -> None:
