@@ -1,9 +1,10 @@
 """Run the test matrix: ``python3 scripts/test.py [nox arguments]``.
 
 Works with the system Python of Debian or Ubuntu (which refuses ``pip install``
-into itself) as with any other Python 3.10 to 3.13: nox and uv go into a virtualenv
-of their own under ``.nox/runner``, made on the first run and reused after, and
-nothing is installed into the interpreter that runs this script. Then nox runs the
+into itself) as with any other Python 3.10 to 3.13; run by another, it hands over to
+the newest ``python3.1x`` of those on the PATH. nox and uv go into a virtualenv of
+their own under ``.nox/runner``, made on the first run and reused after, and nothing
+is installed into the interpreter that runs this script. Then nox runs the
 sessions of ``noxfile.py`` (lint, then the suite on each bittensor major, then on
 the edge Pythons), each in its own virtualenv under ``.nox/``.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -28,17 +30,34 @@ REQUIREMENTS = ["nox>=2025.2.9", "uv>=0.4.16"]
 SUPPORTED = ((3, 10), (3, 13))
 
 
-def main(argv: list[str]) -> int:
-    if not SUPPORTED[0] <= sys.version_info[:2] <= SUPPORTED[1]:
-        return fail(
-            f"this is Python {sys.version.split()[0]}; the tests need Python 3.10 to 3.13 "
-            "(run this script with one of them, e.g. python3.11 scripts/test.py)"
-        )
+CANDIDATES = ("python3.13", "python3.12", "python3.11", "python3.10")
+"""The interpreters looked for on the PATH, newest first, when this one is not supported."""
+
+
+def main(argv: list[str], version: tuple[int, int] = sys.version_info[:2]) -> int:
+    if not SUPPORTED[0] <= version <= SUPPORTED[1]:
+        other = supported_python()
+        if other is None:
+            return fail(
+                f"this is Python {version[0]}.{version[1]} and the tests need 3.10 to 3.13, "
+                f"but none of {', '.join(CANDIDATES)} is on the PATH"
+            )
+        print(f"scripts/test.py: this is Python {version[0]}.{version[1]}; using {other}")
+        return subprocess.call([other, str(Path(__file__).resolve()), *argv])
     python = runner_python()
     if python is None:
         return 1
     command = [str(python), "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), *argv]
     return subprocess.call(command, cwd=ROOT)
+
+
+def supported_python() -> str | None:
+    """The first of :data:`CANDIDATES` on the PATH, or None."""
+    for name in CANDIDATES:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    return None
 
 
 def runner_python() -> Path | None:

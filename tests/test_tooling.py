@@ -4,6 +4,7 @@ and what a test run prints about skipped tests."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 from pathlib import Path
 
@@ -65,10 +66,51 @@ def test_the_matrix_skips_missing_pythons_and_leaves_benchmarks_out() -> None:
     ]
     per_major = ast.literal_eval(table)
     assert sorted(name for names in per_major.values() for name in names) == sorted(MODULES)
-    # Every session the docstring tells people to run exists.
-    named = re.findall(r'-s "?([a-z_]+)', ast.get_docstring(ast.parse(source)) or "")
+    # Every session the docstring and the README tell people to run exists, by its
+    # name or its full id: `-s tests-11` (a session that never existed) fails here.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    named = re.findall(r'-s "?([^"\s`]+)', (ast.get_docstring(tree) or "") + readme)
     assert named
-    assert set(named) <= set(sessions)
+    assert set(named) <= session_ids(tree)
+
+
+def session_ids(tree: ast.Module) -> set[str]:
+    """What ``nox -s`` accepts for the noxfile: each session's name and full ids."""
+    tables = {
+        ast.unparse(node.targets[0]): ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]).isupper()
+    }
+    ids = {"lint", "tests", "tests_python", "benchmarks"}
+    ids |= {f"tests({major})" for major in tables["BITTENSOR"]}
+    ids |= {f"benchmarks({major})" for major in tables["BENCHMARKS"]}
+    ids |= {f"tests_python-{version}" for version in tables["EDGE_PYTHONS"]}
+    return ids
+
+
+def test_a_session_id_that_does_not_exist_is_caught() -> None:
+    ids = session_ids(ast.parse((ROOT / "noxfile.py").read_text(encoding="utf-8")))
+    assert "tests(11)" in ids
+    assert "tests-11" not in ids
+
+
+def test_an_unsupported_python_hands_over_to_a_supported_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = importlib.util.spec_from_file_location("test_script", ROOT / "scripts" / "test.py")
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    called = tmp_path / "called"
+    fake = tmp_path / "python3.12"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {called}\nexit 7\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert script.main(["-s", "lint"], version=(3, 9)) == 7  # the other one's status
+    assert called.read_text().split() == [str(ROOT / "scripts" / "test.py"), "-s", "lint"]
+    fake.unlink()
+    assert script.main(["-s", "lint"], version=(3, 14)) == 1  # none on the PATH
 
 
 def test_skips_are_summed_up_in_one_line(pytester: pytest.Pytester) -> None:
