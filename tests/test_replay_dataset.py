@@ -226,9 +226,16 @@ def test_never_the_same_stored_sample_twice_in_a_row() -> None:
     assert set(draws) == set(range(6))
 
 
-def test_one_stored_sample_is_handed_out_every_time() -> None:
-    dataset = _filled(["only"], capacity=5)
-    assert [dataset.sample() for _ in range(3)] == ["only"] * 3
+def test_one_stored_sample_alternates_with_the_fallback() -> None:
+    # Never the same stored sample twice in a row: with one stored, the fallback
+    # takes every other turn; with no fallback there is nothing else to hand out.
+    alone = _filled(["only"], capacity=5)
+    assert [alone.sample() for _ in range(3)] == ["only"] * 3
+    dataset = OrganicReplayDataset(5, fallback=SequenceDataset(["fallback"]))
+    dataset.offer("only")
+    assert [dataset.sample() for _ in range(4)] == ["only", "fallback", "only", "fallback"]
+    dataset.offer("second")
+    assert len({dataset.sample() for _ in range(2)} - {"fallback"}) == 2
 
 
 def test_empty_samples_the_fallback_or_returns_none() -> None:
@@ -288,6 +295,24 @@ def test_load_into_a_smaller_capacity_keeps_a_subset(tmp_path: Path) -> None:
     stored = small.stored()
     assert len(set(stored)) == 5
     assert set(stored) <= set(range(30))
+
+
+def test_load_decodes_no_more_than_it_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from organic_scoring.synth_dataset import _replay
+
+    _filled(list(range(300)), capacity=300).save(tmp_path / "r.json")
+    decoded = []
+    real = _replay.decode
+
+    def counting(*args: Any) -> Any:
+        decoded.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(_replay, "decode", counting)
+    assert OrganicReplayDataset(5, seed=3).load(tmp_path / "r.json") == 5
+    assert len(decoded) == 5
 
 
 def test_save_refuses_what_it_cannot_store_and_writes_nothing(tmp_path: Path) -> None:

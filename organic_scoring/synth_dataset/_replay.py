@@ -205,14 +205,18 @@ class OrganicReplayDataset(SynthDatasetBase):
         """One stored sample, through ``transform``; never the same one twice in a row.
 
         With two or more stored, the sample handed out last is left out of the draw,
-        so consecutive probes always differ; the rest are equally likely. With none
-        stored yet, a sample of ``fallback`` (not transformed), or None without one.
+        so consecutive probes always differ; the rest are equally likely. With one
+        stored, it takes turns with ``fallback`` (without one, it is all there is).
+        With none stored yet, a sample of ``fallback`` (not transformed), or None
+        without one.
         """
         with self._lock:
             size = len(self._samples)
-            if size == 0:
-                chosen = None
-            else:
+            chosen = None
+            if size == 1 and self._fallback is not None and self._last == (0, self._serials[0]):
+                self._last = None  # the fallback's turn; the stored one's next time
+                size = 0
+            elif size:
                 slot = self._draw_slot(size)
                 self._last = (slot, self._serials[slot])
                 chosen = self._samples[slot]
@@ -335,10 +339,17 @@ class OrganicReplayDataset(SynthDatasetBase):
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ReplayFileError(path, f"not valid JSON ({exc})") from exc
         seen, records = _check(path, document)
-        samples, unreadable = [], 0
-        for record in records:
+        # Decoded in a random order until the reservoir is full: a uniform subset of
+        # the readable samples, without decoding more than ``capacity`` of them; kept
+        # in the file's order.
+        kept: dict[int, Any] = {}
+        unreadable = 0
+        for index in self._random.sample(range(len(records)), len(records)):
+            if len(kept) == self._capacity:
+                break
+            record = records[index]
             try:
-                samples.append(decode(record["kind"], record["model"], record["body"]))
+                kept[index] = decode(record["kind"], record["model"], record["body"])
             except SampleDecodeError as exc:
                 unreadable += 1
                 if unreadable == 1:
@@ -347,9 +358,8 @@ class OrganicReplayDataset(SynthDatasetBase):
             log.warning(
                 f"replay file {os.fspath(path)!r}: left out {unreadable} samples that do not load"
             )
+        samples = [kept[index] for index in sorted(kept)]
         with self._lock:
-            if len(samples) > self._capacity:
-                samples = self._random.sample(samples, self._capacity)
             self._samples = samples
             self._serials = [next(self._next_serial) for _ in samples]
             self._seen = max(seen, len(samples))
