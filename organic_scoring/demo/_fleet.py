@@ -44,6 +44,7 @@ from organic_scoring.demo._run import (
     REFRESH,
     _interruptible,
     _metrics,
+    _scoring_summary,
     _top,
     _Traffic,
 )
@@ -285,16 +286,13 @@ def _simulate(
             "redis": queue.url,
             "duration": round(elapsed, 3),
             "interrupted": interrupted.is_set(),
-            "iterations": stats.iterations,
-            "organic_iterations": stats.organic_iterations,
-            "synthetic_iterations": stats.synthetic_iterations,
-            "failed_iterations": stats.failed_iterations,
-            "organic_share": stats.organic_share,
+            **_scoring_summary(stats, book, len(miners)),
             "organic_received": counters.added,
             "organic_answered": traffic.answered,
             "organic_queued": counters.size,
             "fleet": {
-                "accepted": counters.added,
+                "accepted": counters.accepted,
+                "stored": counters.added,
                 "scored": counters.scored,
                 "failed": counters.failed,
                 "dropped": counters.dropped,
@@ -303,10 +301,6 @@ def _simulate(
                 "redelivered": counters.redelivered,
                 "unaccounted": stats.organic_unaccounted,
                 "standby_was_running": standby_alive,
-            },
-            "top_weights": {str(uid): round(w, 4) for uid, w in _top(book, len(miners))},
-            "stage_p50_ms": {
-                k: round(times.p50 * 1000, 3) for k, times in stats.stage_times.items()
             },
         }
         if metrics_url is not None:

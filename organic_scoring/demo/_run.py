@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from organic_scoring._compat import BT_VERSION
+from organic_scoring._stats import ScoringStats
 from organic_scoring.demo._intake import IntakeChoice, choose_intake, open_intake
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._scorer import DemoScorer
@@ -186,23 +187,30 @@ def _simulate(
                 "protocol": choice.protocol,
                 "duration": round(time.monotonic() - started, 3),
                 "interrupted": interrupted.is_set(),
-                "iterations": stats.iterations,
-                "organic_iterations": stats.organic_iterations,
-                "synthetic_iterations": stats.synthetic_iterations,
-                "failed_iterations": stats.failed_iterations,
-                "organic_share": round(stats.organic_share, 4),
+                **_scoring_summary(stats, book, len(miners)),
                 "organic_received": scorer.received,
                 "organic_answered": traffic.answered,
                 "organic_queued": stats.queue_size,
-                "top_weights": {str(uid): round(w, 4) for uid, w in _top(book, len(miners))},
-                "stage_p50_ms": {
-                    name: round(times.p50 * 1000, 3) for name, times in stats.stage_times.items()
-                },
             }
             if metrics_url is not None:
                 summary["metrics_url"] = metrics_url
             view.summary(summary)
         return summary
+
+
+def _scoring_summary(stats: ScoringStats, book: ScoreBook, miners: int) -> dict[str, Any]:
+    """What every demo's summary says of the scoring: iterations, share, weights, times."""
+    return {
+        "iterations": stats.iterations,
+        "organic_iterations": stats.organic_iterations,
+        "synthetic_iterations": stats.synthetic_iterations,
+        "failed_iterations": stats.failed_iterations,
+        "organic_share": round(stats.organic_share, 4),
+        "top_weights": {str(uid): round(w, 4) for uid, w in _top(book, miners)},
+        "stage_p50_ms": {
+            name: round(times.p50 * 1000, 3) for name, times in stats.stage_times.items()
+        },
+    }
 
 
 TRIGGER_FREQUENCY = 1.0
