@@ -140,9 +140,12 @@ class OrganicScoringBase(ABC):
                 without exception messages, which often quote their input. True puts a
                 :class:`~organic_scoring.Redacted` in place of each sample; a function of
                 a sample returns what may be kept of it. Hooks still get real samples.
+                A function also applies to an ``OrganicReplayDataset`` without a
+                ``redact`` of its own; True refuses such a dataset.
 
         Raises:
-            ValueError: A setting is out of range (the message names it).
+            ValueError: A setting is out of range, or ``redact=True`` meets a replay
+                dataset that would keep raw samples (the message names it).
             TypeError: ``synth_dataset`` or ``organic_queue`` is of the wrong type.
         """
         config = ScoringConfig.model_validate(
