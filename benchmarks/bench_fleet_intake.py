@@ -72,7 +72,7 @@ class _Intake(OrganicScoringBase):
 def app() -> Any:
     """One worker's app (a uvicorn factory; settings from the environment)."""
     from organic_scoring.http import create_app
-    from organic_scoring.nonce_store import RedisNonceStore
+    from organic_scoring.intake import RedisNonceStore
     from organic_scoring.organic_queue import RedisOrganicQueue
 
     settings = json.loads(os.environ[_ENV])
@@ -93,7 +93,7 @@ def app() -> Any:
 
 
 def _serve(port: int, workers: int) -> None:
-    from organic_scoring.http import serve_workers
+    from organic_scoring.http._server import serve_workers
 
     serve_workers("benchmarks.bench_fleet_intake:app", "127.0.0.1", port, workers)
 

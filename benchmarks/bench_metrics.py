@@ -29,7 +29,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from benchmarks.bench_engine import _Noop
-from organic_scoring._stats import TIMED
+from organic_scoring._loop.stats import TIMED
 from organic_scoring.metrics import STAGE_BUCKETS, TIMED_STAGES, PrometheusMetrics
 from organic_scoring.metrics._histogram import BufferedHistogram
 

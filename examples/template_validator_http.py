@@ -39,9 +39,9 @@ import httpx
 from pydantic import BaseModel, Field
 
 from organic_scoring import OrganicScoringBase
+from organic_scoring.errors import OrganicRequestError
 from organic_scoring.http import (
     OrganicClient,
-    OrganicRequestError,
     OrganicServer,
     RequestInfo,
     caller_hotkey,

@@ -37,17 +37,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from organic_scoring._compat import axon_class, require_axon, synapse_class
+from organic_scoring._defaults import DEFAULT_ALLOWED_SKEW, DEFAULT_MAX_AGE
 from organic_scoring._log import log
-from organic_scoring._transports import register
 from organic_scoring.base import OrganicScoringBase
-from organic_scoring.intake import (
-    DEFAULT_ALLOWED_SKEW,
-    DEFAULT_MAX_AGE,
-    Gate,
-    NonceStore,
-    Refused,
-    request_type_of,
-)
+from organic_scoring.intake import NonceStore
+from organic_scoring.intake._gate import Gate, Refused
+from organic_scoring.intake._request_type import request_type_of
 
 __all__ = ["attach_axon"]
 
@@ -137,9 +132,6 @@ def attach_axon(
     )
     log.debug(f"organic intake attached to the axon for {name}")
     return gate
-
-
-register("axon", attach_axon)
 
 
 def _shaped(fn: Callable[..., Any], synapse_type: type[Any], returns: Any) -> Callable[..., Any]:

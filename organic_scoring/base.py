@@ -2,8 +2,8 @@
 
 A subclass implements the hooks (what a sample is, how miners are queried, how
 responses become rewards and rewards become weights); the base class owns the
-loop that calls them (:mod:`organic_scoring._engine`), one iteration at a time or
-several (:mod:`organic_scoring._iteration`), and when (:mod:`organic_scoring._trigger`).
+loop that calls them (:mod:`organic_scoring._loop.engine`), one iteration at a time or
+several (:mod:`organic_scoring._loop.iteration`), and when (:mod:`organic_scoring._loop.trigger`).
 
 Reserved names: the library keeps its state in ``_organic_queue`` (part of the
 public contract) and in attributes whose names start with ``_OrganicScoringBase__``.
@@ -21,15 +21,16 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from organic_scoring._engine import DEFAULT_STOP_TIMEOUT, Engine
-from organic_scoring._hooks import call_hook, overrides
-from organic_scoring._iteration import IterationRunner
+from organic_scoring._defaults import DEFAULT_STOP_TIMEOUT
 from organic_scoring._log import log
+from organic_scoring._loop.engine import Engine
+from organic_scoring._loop.hooks import call_hook, overrides
+from organic_scoring._loop.iteration import IterationRunner
+from organic_scoring._loop.runtime import Runtime
+from organic_scoring._loop.stages import Stage
+from organic_scoring._loop.stats import ScoringStats, StatsRecorder
+from organic_scoring._loop.trigger import Trigger
 from organic_scoring._redact import describe_error
-from organic_scoring._stages import Stage
-from organic_scoring._stats import ScoringStats, StatsRecorder
-from organic_scoring._transports import attach as attach_transport
-from organic_scoring._trigger import Trigger
 from organic_scoring.config import ScoringConfig
 from organic_scoring.config import Trigger as TriggerName
 from organic_scoring.errors import FailedIteration, QueueUnavailable
@@ -37,7 +38,7 @@ from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
 from organic_scoring.synth_dataset._mixture import check_weights
 
-__all__ = ["OrganicScoringBase", "stats_recorder"]
+__all__ = ["OrganicScoringBase"]
 
 _T = TypeVar("_T")
 _S = TypeVar("_S", bound="OrganicScoringBase")
@@ -177,25 +178,23 @@ class OrganicScoringBase(ABC):
                 f"got {type(organic_queue).__name__}"
             )
         self._organic_queue = organic_queue
-        self.__config = config
-        self.__axon = axon
-        self.__datasets = datasets
-        self.__stats = StatsRecorder()
-        self.__trigger = Trigger(config, organic_queue)
-        self.__runner = IterationRunner(
+        stats = StatsRecorder()
+        schedule = Trigger(config, organic_queue)
+        runner = IterationRunner(
             self,
             config,
             organic_queue,
             datasets,
             synth_dataset_weights,
-            self.__stats,
+            stats,
             reference_overridden=overrides(self, OrganicScoringBase, "_generate_reference"),
         )
-        self.__engine = Engine(
-            self.loop_iteration, self.__runner, self.__trigger, config, organic_queue
-        )
+        engine = Engine(self.loop_iteration, runner, schedule, config, organic_queue)
+        self.__runtime = Runtime(config, axon, datasets, stats, schedule, runner, engine)
         if axon is not None:
-            attach_transport("axon", self, axon)  # organic_scoring.axon.attach_axon
+            from organic_scoring.axon import attach_axon  # the transport, only when asked for
+
+            attach_axon(self, axon)
 
     if not TYPE_CHECKING:  # hidden from type checkers: it would make every name valid
 
@@ -205,7 +204,7 @@ class OrganicScoringBase(ABC):
             cls = type(self).__name__
             ours = name == "_organic_queue" or name.startswith("_OrganicScoringBase__")
             # A read-only view (stats, step, ...) whose getter found no state lands here too.
-            uninitialised = "_OrganicScoringBase__engine" not in vars(self)
+            uninitialised = "_OrganicScoringBase__runtime" not in vars(self)
             if ours or (uninitialised and hasattr(type(self), name)):
                 message = (
                     f"{cls} is not initialised: {cls}.__init__ must call "
@@ -299,7 +298,7 @@ class OrganicScoringBase(ABC):
         frames it came through, not its message); the last few failures are kept in
         :attr:`recent_failures` either way.
         """
-        if self.__config.redact is False:
+        if self.__runtime.config.redact is False:
             log.error(
                 f"organic scoring iteration failed in the {stage} stage: {exc!r}", exc_info=exc
             )
@@ -345,9 +344,9 @@ class OrganicScoringBase(ABC):
         try:
             result = await call_hook(self._on_organic_entry, request)
         except BaseException:
-            self.__stats.handler_failed()
+            self.__runtime.stats.handler_failed()
             raise
-        self.__stats.accepted()
+        self.__runtime.stats.accepted()
         try:
             await self._organic_queue.acount_accepted()
         except Exception as exc:
@@ -366,7 +365,7 @@ class OrganicScoringBase(ABC):
         Raises:
             RuntimeError: The loop is already running (or still stopping).
         """
-        self.__engine.start()
+        self.__runtime.engine.start()
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """Stop the loop; safe from any thread and idempotent.
@@ -376,18 +375,18 @@ class OrganicScoringBase(ABC):
         wound down. On the loop's own thread it cannot wait without blocking that loop,
         so it requests the stop and returns; use ``await aclose()`` there to wait.
         """
-        self.__engine.stop(timeout)
+        self.__runtime.engine.stop(timeout)
 
     async def aclose(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """Stop the loop and wait for it to wind down, without blocking the event loop."""
-        await self.__engine.aclose(timeout)
+        await self.__runtime.engine.aclose(timeout)
 
     async def start_loop(self) -> None:
         """Run the loop in the calling task until :meth:`stop` (or cancellation).
 
         For callers who own their event loop; :meth:`start` is the usual way.
         """
-        await self.__engine.run_here()
+        await self.__runtime.engine.run_here()
 
     def __enter__(self: _S) -> _S:
         self.start()
@@ -421,19 +420,19 @@ class OrganicScoringBase(ABC):
         Only the ``"steps"`` trigger uses the counter; under ``"seconds"`` this is
         harmless and has no effect on when iterations run.
         """
-        self.__trigger.increment(n)
+        self.__runtime.trigger.increment(n)
 
     def set_step(self, step: int) -> None:
         """Set the step counter to ``step``; wakes the loop at once. Safe from any thread."""
-        self.__trigger.set_step(step)
+        self.__runtime.trigger.set_step(step)
 
     def sample_rate_dynamic(self) -> float:
         """The current annealed period in seconds, or step threshold (an int) for steps.
 
         With ``trigger_jitter``, the mean the next period will be drawn around.
         """
-        value = self.__trigger.period()
-        return int(value) if self.__config.trigger == "steps" else value
+        value = self.__runtime.trigger.period()
+        return int(value) if self.__runtime.config.trigger == "steps" else value
 
     async def wait_until_next(self, timer_elapsed: float = 0) -> None:
         """Wait until the next iteration is due, ``timer_elapsed`` seconds after the
@@ -442,7 +441,7 @@ class OrganicScoringBase(ABC):
         :meth:`loop_iteration` themselves; do not mix with :meth:`start`.
         """
         last_start = time.monotonic() - timer_elapsed
-        await self.__trigger.wait_due(last_start, lambda: False)
+        await self.__runtime.trigger.wait_due(last_start, lambda: False)
 
     async def loop_iteration(self) -> dict[str, Any]:
         """Run one iteration now and return its logs (``{}`` if there was no sample).
@@ -453,7 +452,7 @@ class OrganicScoringBase(ABC):
             IterationError: A stage raised or timed out; it was already counted and
                 handed to :meth:`_on_iteration_error`.
         """
-        return await self.__runner.run()
+        return await self.__runtime.runner.run()
 
     # -- read-only views -----------------------------------------------------------
 
@@ -465,27 +464,27 @@ class OrganicScoringBase(ABC):
     @_view
     def config(self) -> ScoringConfig:
         """The validated settings."""
-        return self.__config
+        return self.__runtime.config
 
     @_view
     def axon(self) -> Any:
         """The axon given at construction, or None."""
-        return self.__axon
+        return self.__runtime.axon
 
     @_view
     def synth_datasets(self) -> tuple[SynthDatasetBase, ...]:
         """The synthetic datasets, possibly empty."""
-        return self.__datasets
+        return self.__runtime.datasets
 
     @_view
     def is_running(self) -> bool:
         """True from :meth:`start` until the loop has wound down."""
-        return self.__engine.is_running
+        return self.__runtime.engine.is_running
 
     @_view
     def step(self) -> int:
         """The step counter: steps counted and not yet spent on an iteration."""
-        return self.__trigger.steps
+        return self.__runtime.trigger.steps
 
     @_view
     def stats(self) -> ScoringStats:
@@ -501,13 +500,15 @@ class OrganicScoringBase(ABC):
                 size = queue.size
         except QueueUnavailable:  # a store that is down: the loop's counters still count
             queue_counters, size = {}, -1
-        return self.__stats.snapshot(size, queue_counters, active=self.__engine.is_active)
+        return self.__runtime.stats.snapshot(
+            size, queue_counters, active=self.__runtime.engine.is_active
+        )
 
     @_view
     def recent_failures(self) -> tuple[FailedIteration, ...]:
         """The last few failed iterations, oldest first, with their samples (redacted
         when ``redact`` is on)."""
-        return tuple(self.__runner.failures)
+        return tuple(self.__runtime.runner.failures)
 
 
 def _datasets(
@@ -535,8 +536,8 @@ def _datasets(
     return datasets
 
 
-def stats_recorder(scoring: OrganicScoringBase) -> StatsRecorder:
-    """The recorder behind ``scoring.stats``, for the library's intakes and exporters
-    (they count requests and observe iterations through it); not for validator code."""
-    recorder: StatsRecorder = scoring._OrganicScoringBase__stats  # type: ignore[attr-defined]
-    return recorder
+def runtime(scoring: OrganicScoringBase) -> Runtime:
+    """The scorer's private runtime: the one way the library's intakes and exporters
+    reach its statistics and settings. Not for validator code."""
+    state: Runtime = scoring._OrganicScoringBase__runtime  # type: ignore[attr-defined]
+    return state

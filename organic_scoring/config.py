@@ -14,40 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
+from organic_scoring._defaults import DEFAULT_TRIGGER_FREQUENCY_MIN, JITTER_UTILISATION
 from organic_scoring._log import log
 
-__all__ = [
-    "DEFAULT_TRIGGER_FREQUENCY_MIN",
-    "JITTER_ARRIVAL_LAG",
-    "JITTER_BACKLOG_SMOOTHING",
-    "JITTER_RATE_SMOOTHING",
-    "JITTER_UTILISATION",
-    "ScoringConfig",
-    "Trigger",
-]
+__all__ = ["ScoringConfig", "Trigger"]
 
 Trigger = Literal["seconds", "steps"]
 
-DEFAULT_TRIGGER_FREQUENCY_MIN = 2.0
-"""``trigger_frequency_min`` when not given (capped at ``trigger_frequency``)."""
-
-JITTER_UTILISATION = 0.7
-"""With jitter, the share of periods the smoothed organic arrival rate fills: the mean
-period anneals towards ``JITTER_UTILISATION / rate``, so the loop keeps up with the
-traffic and some probes still go out when it is busy."""
-
-JITTER_RATE_SMOOTHING = 16.0
-"""With jitter, the time constant of the arrival rate's moving average, in units of
-``trigger_frequency``: the period follows the load over minutes, not seconds."""
-
-JITTER_ARRIVAL_LAG = 2.0
-"""With jitter, how old (in units of ``trigger_frequency``) an arrival must be before it
-counts towards the rate: the arrivals that decide whether the next sample is organic
-do not also shorten the period drawn with it."""
-
-JITTER_BACKLOG_SMOOTHING = 4.0
-"""With jitter, the time constant of the queue size's moving average, in units of
-``trigger_frequency``."""
 
 _NUMBERS = (
     "trigger_frequency",

@@ -8,20 +8,29 @@ stage timeouts are :class:`TimeoutError`.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from organic_scoring._stages import Stage
+from organic_scoring._loop.stages import Stage
 
 __all__ = [
     "DatasetUnavailable",
     "FailedIteration",
     "IterationError",
+    "NonceStoreFailure",
+    "OrganicRequestError",
     "OrganicScoringError",
+    "QueueFileError",
     "QueueUnavailable",
     "RedisUnavailable",
+    "ReplayFileError",
+    "SampleDecodeError",
+    "SampleNotStorable",
     "SampleUnreadable",
+    "ScoreBookFileError",
     "StageTimeout",
 ]
 
@@ -116,3 +125,124 @@ class FailedIteration:
     error: BaseException
     at: float = field(default_factory=time.time)
     """Wall-clock time of the failure (``time.time()``)."""
+
+
+class NonceStoreFailure(OrganicScoringError):
+    """The nonce store itself failed: the intake answers 503, never "accepted"."""
+
+
+class SampleNotStorable(OrganicScoringError, ValueError, TypeError):
+    """``add`` refused a sample it could not read back; the message says why.
+
+    Both a :class:`ValueError` and (for code written against earlier releases, where a
+    sample of the wrong type raised it) a :class:`TypeError`.
+    """
+
+
+class SampleDecodeError(SampleUnreadable, ValueError):
+    """A stored sample could not be turned back into an object.
+
+    Typically the model's class was renamed, moved or changed incompatibly since the
+    sample was stored. The record has left its queue (so that one bad record cannot
+    block it); what was stored is kept here, and the scoring loop reports it as the
+    failed sample (:attr:`raw`).
+    """
+
+    def __init__(self, message: str, kind: str, model: str | None, body: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        """``"model"`` or ``"json"``."""
+        self.model = model
+        """The stored class path, ``module:qualname``, for a model; else None."""
+        self.body = body
+        """The stored JSON text."""
+
+    @property
+    def raw(self) -> str:
+        """The stored JSON text."""
+        return self.body
+
+
+class QueueFileError(OrganicScoringError, ValueError):
+    """The file cannot be used as an organic queue.
+
+    It is not a SQLite database, is a database of something else, was written with
+    another schema version, is damaged, cannot be written, or cannot be opened at
+    all. The file is left as it was.
+    """
+
+
+class ReplayFileError(OrganicScoringError, ValueError):
+    """A replay file could not be read: corrupt, foreign or of an unknown version.
+
+    ``path`` is the file in question. A missing file raises :class:`FileNotFoundError`
+    instead, so "start empty when there is no file yet" stays a one-line ``except``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"cannot read replay file {self.path!r}: {reason}")
+
+
+class OrganicRequestError(OrganicScoringError):
+    """The intake refused a request or failed: a non-2xx answer.
+
+    ``str()`` gives the status and the intake's message and, for a 422, the first
+    validation errors (``422: request body does not match the schema (text: Input
+    should be a valid string)``).
+
+    Attributes:
+        status_code: The HTTP status.
+        error: The intake's ``error`` message (or the raw body if it sent none).
+        detail: The intake's ``detail`` (validation errors for a 422), or None.
+    """
+
+    def __init__(self, status_code: int, error: str, detail: Any = None) -> None:
+        fields = _field_errors(detail)
+        super().__init__(f"{status_code}: {error}" + (f" ({fields})" if fields else ""))
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+
+    @classmethod
+    def from_body(cls, status_code: int, body: bytes) -> OrganicRequestError:
+        """Read the intake's JSON error body, falling back to the raw text."""
+        try:
+            content = json.loads(body)
+        except ValueError:
+            content = None
+        if isinstance(content, dict) and isinstance(content.get("error"), str):
+            return cls(status_code, content["error"], content.get("detail"))
+        return cls(status_code, body.decode("utf-8", "replace")[:500])
+
+
+class ScoreBookFileError(OrganicScoringError, ValueError):
+    """A score book file could not be read: corrupt, truncated, foreign or of an unknown version.
+
+    ``path`` is the file in question. A missing file raises :class:`FileNotFoundError`
+    instead, so "start fresh when there is no file yet" stays a one-line ``except``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"cannot read score book file {self.path!r}: {reason}")
+
+
+_SHOWN_FIELD_ERRORS = 3
+
+
+def _field_errors(detail: Any) -> str:
+    """The first validation errors of a 422's ``detail`` as ``field: message``, or ""."""
+    if not isinstance(detail, list):
+        return ""
+    shown = []
+    for item in detail[:_SHOWN_FIELD_ERRORS]:
+        if isinstance(item, dict) and isinstance(item.get("msg"), str):
+            loc = item.get("loc")
+            where = ".".join(map(str, loc)) if isinstance(loc, list) and loc else "body"
+            shown.append(f"{where}: {item['msg']}")
+    if shown and len(detail) > _SHOWN_FIELD_ERRORS:
+        shown.append(f"and {len(detail) - _SHOWN_FIELD_ERRORS} more")
+    return "; ".join(shown)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from organic_scoring._deadline import Deadline, _Deadline310
+from organic_scoring._loop.deadline import Deadline, _Deadline310
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

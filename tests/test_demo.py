@@ -17,7 +17,7 @@ from organic_scoring.__main__ import main
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
 from organic_scoring.demo._intake import IntakeChoice, choose_intake
 from organic_scoring.demo._miners import SimulatedMiner, ideal_answer, similarity
-from organic_scoring.http import default_protocol
+from organic_scoring.http._signing import default_protocol
 from support.waiting import WAIT
 
 

@@ -11,7 +11,7 @@ from unittest import mock
 
 import pytest
 
-from organic_scoring._trigger import Trigger
+from organic_scoring._loop.trigger import Trigger
 from organic_scoring.organic_queue import OrganicQueue
 from support.scorers import Letters, Recorder, forever
 from support.waiting import WAIT, Counter, wait_until

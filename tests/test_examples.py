@@ -310,7 +310,8 @@ def signed_http_miner(wallet: Any, path: str, asked: list[tuple[str, str]]) -> I
 def test_template_validator_http_scores_organic_prompts_and_sets_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from organic_scoring.http import OrganicClient, OrganicRequestError
+    from organic_scoring.errors import OrganicRequestError
+    from organic_scoring.http import OrganicClient
 
     example = load("template_validator_http")
     validator_wallet = make_wallet(tmp_path, "validator")

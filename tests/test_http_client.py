@@ -8,7 +8,8 @@ import pytest
 from pydantic import BaseModel
 
 from organic_scoring._compat import HAS_HTTP_AUTH
-from organic_scoring.http import OrganicClient, OrganicRequestError, create_app, serve_in_thread
+from organic_scoring.errors import OrganicRequestError
+from organic_scoring.http import OrganicClient, create_app, serve_in_thread
 from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
 from support.transports import parity_scorer
 

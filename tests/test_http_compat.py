@@ -42,7 +42,8 @@ class _Scorer(Recorder):
 
 
 def test_an_epistula_intake_builds_and_serves_on_every_major(tmp_path: Path) -> None:
-    from organic_scoring.http import OrganicClient, create_app, default_protocol
+    from organic_scoring.http import OrganicClient, create_app
+    from organic_scoring.http._signing import default_protocol
 
     validator, caller = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "caller")
     receiver = validator.hotkey.ss58_address
@@ -69,7 +70,8 @@ def test_an_epistula_intake_builds_and_serves_on_every_major(tmp_path: Path) -> 
 
 @pytest.mark.skipif(HAS_HTTP_AUTH, reason="bittensor 11 has bt.http_auth")
 def test_without_http_auth_btauth_is_a_clear_error_and_epistula_the_default() -> None:
-    from organic_scoring.http import OrganicAuth, create_app, default_protocol
+    from organic_scoring.http import OrganicAuth, create_app
+    from organic_scoring.http._signing import default_protocol
     from support.signed_http import Prompt
     from support.transports import parity_scorer
 

@@ -11,13 +11,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from organic_scoring.intake import (
-    Freshness,
-    Gate,
-    InMemoryNonceStore,
-    Refused,
-    request_type_of,
-)
+from organic_scoring.intake import InMemoryNonceStore
+from organic_scoring.intake._gate import Gate, Refused
+from organic_scoring.intake._replay import Freshness
+from organic_scoring.intake._request_type import request_type_of
 from support.scorers import Recorder
 
 pytestmark = pytest.mark.usefixtures("no_leaks")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from organic_scoring import IterationError, StageTimeout
-from organic_scoring._iteration import planned
+from organic_scoring._loop.iteration import planned
 from organic_scoring.organic_queue import OrganicQueue
 from organic_scoring.synth_dataset import MixtureDataset, OrganicReplayDataset
 from support.scorers import Letters, Recorder, forever

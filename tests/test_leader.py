@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from organic_scoring import _leader
-from organic_scoring._leader import DEFAULT_PERIOD, LeaseKeeper, LeaseLock
-from organic_scoring._redis_client import RedisLink
+from organic_scoring._defaults import DEFAULT_LOCK_PERIOD as DEFAULT_PERIOD
 from organic_scoring.errors import RedisUnavailable
+from organic_scoring.organic_queue import _lock as _leader
+from organic_scoring.organic_queue._lock import LeaseKeeper, LeaseLock
+from organic_scoring.organic_queue._redis_link import RedisLink
 from support.processes import read_line, spawn_module, stop
 from support.redis_server import RedisServer
 from support.waiting import wait_until

@@ -10,7 +10,7 @@ import pytest
 
 from organic_scoring import _compat
 from organic_scoring.errors import RedisUnavailable
-from organic_scoring.nonce_store import RedisNonceStore
+from organic_scoring.intake import RedisNonceStore
 from support.loopback import free_port, make_wallet
 from support.redis_server import RedisServer
 from support.waiting import wait_until

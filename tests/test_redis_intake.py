@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from organic_scoring.nonce_store import RedisNonceStore
+from organic_scoring.intake import RedisNonceStore
 from organic_scoring.organic_queue import RedisOrganicQueue
 from support.axons import BITTENSOR_WARNINGS
 from support.redis_server import RedisServer, running_redis

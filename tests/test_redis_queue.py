@@ -24,14 +24,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from organic_scoring import OrganicScoringError
-from organic_scoring._redis_client import masked
-from organic_scoring.errors import RedisUnavailable, SampleUnreadable
-from organic_scoring.organic_queue import (
-    LeasedQueueCounters,
-    QueueCounters,
-    RedisOrganicQueue,
-    SampleDecodeError,
-)
+from organic_scoring.errors import RedisUnavailable, SampleDecodeError, SampleUnreadable
+from organic_scoring.organic_queue import LeasedQueueCounters, QueueCounters, RedisOrganicQueue
+from organic_scoring.organic_queue._redis_link import masked
 from support.loopback import free_port
 from support.processes import finish, stop
 from support.queue_contract import assert_no_loss_or_duplication, drain

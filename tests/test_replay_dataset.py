@@ -14,13 +14,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from organic_scoring.organic_queue import SampleNotStorable
-from organic_scoring.synth_dataset import (
-    OrganicReplayDataset,
-    ReplayFileError,
-    SequenceDataset,
-    SynthDatasetEntry,
-)
+from organic_scoring.errors import ReplayFileError, SampleNotStorable
+from organic_scoring.synth_dataset import OrganicReplayDataset, SequenceDataset, SynthDatasetEntry
 
 # Upper 0.1% point of the chi-square distribution with 39 degrees of freedom.
 CHI2_P001_39 = 72.055

@@ -27,14 +27,13 @@ from pydantic import BaseModel, field_validator
 
 from benchmarks import bench_sqlite_queue
 from organic_scoring import IterationError, OrganicScoringError, _compat
-from organic_scoring.errors import QueueUnavailable
-from organic_scoring.organic_queue import (
-    QueueCounters,
+from organic_scoring.errors import (
     QueueFileError,
+    QueueUnavailable,
     SampleDecodeError,
     SampleNotStorable,
-    SQLiteOrganicQueue,
 )
+from organic_scoring.organic_queue import QueueCounters, SQLiteOrganicQueue
 from organic_scoring.organic_queue._codec import MAX_DEPTH
 from support.queue_contract import (
     assert_no_loss_or_duplication,

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from organic_scoring._stats import TIMED, StatsRecorder
-from organic_scoring.base import stats_recorder
+from organic_scoring._loop.stats import TIMED, StatsRecorder
+from organic_scoring.base import runtime
 from organic_scoring.errors import IterationError
 from support.scorers import Letters, Recorder
 
@@ -17,7 +17,7 @@ from support.scorers import Letters, Recorder
 def test_observers_hear_every_scored_iteration_with_its_times() -> None:
     scorer = Recorder(synth_dataset=Letters("a"))
     heard: list[tuple[float, ...]] = []
-    recorder = stats_recorder(scorer)
+    recorder = runtime(scorer).stats
     recorder.add_observer(heard.append)
     scorer._organic_queue.add({"organic": 1})
 
@@ -45,7 +45,7 @@ def test_failed_iterations_are_not_heard_and_removed_observers_hear_nothing() ->
     def observer(times: tuple[float, ...]) -> None:
         heard.append(times)
 
-    recorder = stats_recorder(scorer)
+    recorder = runtime(scorer).stats
     recorder.add_observer(observer)
     with pytest.raises(IterationError):
         asyncio.run(scorer.loop_iteration())

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from organic_scoring._tasks import TaskGroup
+from organic_scoring._loop.tasks import TaskGroup
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from organic_scoring._trigger import Load, Trigger, Waker
+from organic_scoring._loop.trigger import Load, Trigger, Waker
 from organic_scoring.config import ScoringConfig
 from organic_scoring.organic_queue import OrganicQueue
 

@@ -14,13 +14,9 @@ import numpy as np
 import pytest
 
 from organic_scoring import _compat
-from organic_scoring.weights import (
-    FORMAT_VERSION,
-    ScoreBook,
-    ScoreBookFileError,
-    WeightsResult,
-    emit_weights,
-)
+from organic_scoring.errors import ScoreBookFileError
+from organic_scoring.weights import ScoreBook, WeightsResult, emit_weights
+from organic_scoring.weights._file import FORMAT_VERSION
 from support.chain import real_metagraph
 
 # -- construction ------------------------------------------------------------------------------

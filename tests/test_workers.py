@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from organic_scoring._workers import Workers
+from organic_scoring._loop.workers import Workers
 from support.waiting import WAIT, Counter
 
 pytestmark = pytest.mark.usefixtures("no_leaks")

@@ -100,7 +100,7 @@ def _scorer(redis_url: str, name: str, book: ScoreBook | None = None) -> FleetSc
 def intake_app() -> Any:
     """The ASGI app of one intake worker (a uvicorn factory: settings from the environment)."""
     from organic_scoring.http import create_app
-    from organic_scoring.nonce_store import RedisNonceStore
+    from organic_scoring.intake import RedisNonceStore
 
     settings = json.loads(os.environ[_ENV])
     scorer = _scorer(settings["redis"], settings["name"])
@@ -136,7 +136,7 @@ def run_fleet_demo(
     organic and synthetic samples and its accounting balances; 2 if Redis cannot be
     reached.
     """
-    from organic_scoring.http import default_protocol
+    from organic_scoring.http._signing import default_protocol
 
     protocol = protocol or default_protocol()
     view_out = out or (sys.stderr if as_json else sys.stdout)
@@ -388,7 +388,7 @@ def _serve_intake(
 ) -> None:
     """What ``uvicorn --workers N --factory organic_scoring.demo._fleet:intake_app`` does,
     closing the listening socket at the end (``uvicorn.run`` leaves that to the exit)."""
-    from organic_scoring.http import serve_workers
+    from organic_scoring.http._server import serve_workers
 
     os.environ[_ENV] = json.dumps(
         {"redis": redis_url, "name": name, "hotkey": hotkey, "protocol": protocol}

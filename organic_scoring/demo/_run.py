@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from organic_scoring._compat import BT_VERSION
-from organic_scoring._stats import ScoringStats
+from organic_scoring._loop.stats import ScoringStats
 from organic_scoring.demo._intake import IntakeChoice, choose_intake, open_intake
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._scorer import DemoScorer

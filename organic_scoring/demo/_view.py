@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TextIO
 
-from organic_scoring._stats import ScoringStats
+from organic_scoring._loop.stats import ScoringStats
 
 __all__ = ["Frame", "LiveView"]
 

@@ -29,8 +29,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         name=exc.name,
     ) from exc
 
-from organic_scoring.http._app import OrganicIntake, create_app
-from organic_scoring.http._client import OrganicClient, OrganicRequestError, OrganicStream
+from organic_scoring.http._app import create_app
+from organic_scoring.http._client import OrganicClient, OrganicStream
 from organic_scoring.http._context import (
     RequestInfo,
     caller_hotkey,
@@ -38,23 +38,13 @@ from organic_scoring.http._context import (
     current_request,
 )
 from organic_scoring.http._epistula import EpistulaCaller
-from organic_scoring.http._server import OrganicServer, serve_in_thread, serve_workers
-from organic_scoring.http._settings import (
-    DEFAULT_BODY_TIMEOUT,
-    DEFAULT_MAX_BODY_BYTES,
-    IntakeSettings,
-)
-from organic_scoring.http._signing import OrganicAuth, default_protocol
+from organic_scoring.http._server import OrganicServer, serve_in_thread
+from organic_scoring.http._signing import OrganicAuth
 
 __all__ = [
-    "DEFAULT_BODY_TIMEOUT",
-    "DEFAULT_MAX_BODY_BYTES",
     "EpistulaCaller",
-    "IntakeSettings",
     "OrganicAuth",
     "OrganicClient",
-    "OrganicIntake",
-    "OrganicRequestError",
     "OrganicServer",
     "OrganicStream",
     "RequestInfo",
@@ -62,7 +52,5 @@ __all__ = [
     "create_app",
     "current_caller",
     "current_request",
-    "default_protocol",
     "serve_in_thread",
-    "serve_workers",
 ]

@@ -50,6 +50,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from organic_scoring._defaults import (
+    DEFAULT_ALLOWED_SKEW,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_BODY_BYTES,
+)
 from organic_scoring._log import log
 from organic_scoring.base import OrganicScoringBase
 from organic_scoring.http._body import (
@@ -63,21 +69,12 @@ from organic_scoring.http._body import (
 from organic_scoring.http._context import RequestInfo, _current
 from organic_scoring.http._protocol import header_map
 from organic_scoring.http._responses import error_response, response_for, stream_response
-from organic_scoring.http._settings import (
-    DEFAULT_BODY_TIMEOUT,
-    DEFAULT_MAX_BODY_BYTES,
-    IntakeSettings,
-)
+from organic_scoring.http._settings import IntakeSettings
 from organic_scoring.http._signing import default_protocol, protocol_named
 from organic_scoring.http._target import request_target
-from organic_scoring.intake import (
-    DEFAULT_ALLOWED_SKEW,
-    DEFAULT_MAX_AGE,
-    Gate,
-    NonceStore,
-    Refused,
-    request_type_of,
-)
+from organic_scoring.intake import NonceStore
+from organic_scoring.intake._gate import Gate, Refused
+from organic_scoring.intake._request_type import request_type_of
 
 __all__ = ["OrganicIntake", "create_app"]
 

@@ -13,7 +13,7 @@ import asyncio
 
 from starlette.types import Receive
 
-from organic_scoring._deadline import Deadline
+from organic_scoring._loop.deadline import Deadline
 
 __all__ = [
     "BodyTooLarge",

@@ -17,7 +17,7 @@ from typing import Any
 
 from organic_scoring._compat import Signer, require_http_auth
 from organic_scoring.http._protocol import Claim, SigningProtocol
-from organic_scoring.intake import Gate, Refused
+from organic_scoring.intake._gate import Gate, Refused
 
 __all__ = ["BtAuth"]
 

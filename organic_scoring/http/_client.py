@@ -16,63 +16,13 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from organic_scoring.errors import OrganicScoringError
+from organic_scoring.errors import OrganicRequestError
 from organic_scoring.http._signing import OrganicAuth
 
 __all__ = ["OrganicClient", "OrganicRequestError", "OrganicStream"]
 
 _M = TypeVar("_M", bound=BaseModel)
 _C = TypeVar("_C", bound="OrganicClient")
-
-
-class OrganicRequestError(OrganicScoringError):
-    """The intake refused a request or failed: a non-2xx answer.
-
-    ``str()`` gives the status and the intake's message and, for a 422, the first
-    validation errors (``422: request body does not match the schema (text: Input
-    should be a valid string)``).
-
-    Attributes:
-        status_code: The HTTP status.
-        error: The intake's ``error`` message (or the raw body if it sent none).
-        detail: The intake's ``detail`` (validation errors for a 422), or None.
-    """
-
-    def __init__(self, status_code: int, error: str, detail: Any = None) -> None:
-        fields = _field_errors(detail)
-        super().__init__(f"{status_code}: {error}" + (f" ({fields})" if fields else ""))
-        self.status_code = status_code
-        self.error = error
-        self.detail = detail
-
-    @classmethod
-    def from_body(cls, status_code: int, body: bytes) -> OrganicRequestError:
-        """Read the intake's JSON error body, falling back to the raw text."""
-        try:
-            content = json.loads(body)
-        except ValueError:
-            content = None
-        if isinstance(content, dict) and isinstance(content.get("error"), str):
-            return cls(status_code, content["error"], content.get("detail"))
-        return cls(status_code, body.decode("utf-8", "replace")[:500])
-
-
-_SHOWN_FIELD_ERRORS = 3
-
-
-def _field_errors(detail: Any) -> str:
-    """The first validation errors of a 422's ``detail`` as ``field: message``, or ""."""
-    if not isinstance(detail, list):
-        return ""
-    shown = []
-    for item in detail[:_SHOWN_FIELD_ERRORS]:
-        if isinstance(item, dict) and isinstance(item.get("msg"), str):
-            loc = item.get("loc")
-            where = ".".join(map(str, loc)) if isinstance(loc, list) and loc else "body"
-            shown.append(f"{where}: {item['msg']}")
-    if shown and len(detail) > _SHOWN_FIELD_ERRORS:
-        shown.append(f"and {len(detail) - _SHOWN_FIELD_ERRORS} more")
-    return "; ".join(shown)
 
 
 def encode_payload(payload: Any) -> bytes:

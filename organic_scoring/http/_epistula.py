@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from organic_scoring._compat import Signer, sr25519_verify
 from organic_scoring.http._protocol import Claim, SigningProtocol
-from organic_scoring.intake import Gate, Refused
+from organic_scoring.intake._gate import Gate, Refused
 
 __all__ = ["Epistula", "EpistulaCaller", "message"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from organic_scoring._compat import Signer
-from organic_scoring.intake import Gate, Refused
+from organic_scoring.intake._gate import Gate, Refused
 
 __all__ = ["Claim", "SigningProtocol", "header_map"]
 

@@ -6,15 +6,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from organic_scoring.intake import DEFAULT_ALLOWED_SKEW, DEFAULT_MAX_AGE
+from organic_scoring._defaults import (
+    DEFAULT_ALLOWED_SKEW,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_BODY_BYTES,
+)
 
-__all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_BYTES", "IntakeSettings", "ProtocolName"]
+__all__ = ["IntakeSettings", "ProtocolName"]
 
-DEFAULT_MAX_BODY_BYTES = 1 << 20
-"""1 MiB: the largest request body accepted unless ``max_body_bytes`` says otherwise."""
-
-DEFAULT_BODY_TIMEOUT = 10.0
-"""Seconds a caller has to send its whole body; a slower one gets 408."""
 
 ProtocolName = Literal["btauth/1", "epistula"]
 

@@ -1,33 +1,13 @@
-"""The intake gate: one transport-agnostic pipeline behind every organic intake.
+"""The intake gate: the one pipeline behind every organic intake, and its nonce stores.
 
-Every transport (the axon of bittensor 9/10, btauth/1 and Epistula signed HTTP) is a
-thin adapter that turns its wire format into the :class:`Gate`'s inputs: the same
-allow-list, hooks, verdict and priority rules, replay protection, admission and
-accounting, with the same statuses, whichever way a request arrives. A custom
-intake can use it too: build a ``Gate(scoring, "my-transport")`` and call its steps
-in the order its documentation gives.
+Every transport (the axon of bittensor 9/10, btauth/1 and Epistula signed HTTP) adapts
+its wire format to the gate, so the allow-list, hooks, replay protection, admission and
+accounting are the same whichever way a request arrives. What a validator configures
+here is where nonces are remembered: :class:`InMemoryNonceStore` (the default, one
+process) or :class:`RedisNonceStore` (a fleet), or any :class:`NonceStore`.
 """
 
-from organic_scoring.intake._admission import AdmissionGate, BacklogFull
-from organic_scoring.intake._gate import DEFAULT_ALLOWED_SKEW, DEFAULT_MAX_AGE, Gate, Refused
-from organic_scoring.intake._replay import (
-    Freshness,
-    InMemoryNonceStore,
-    NonceStore,
-    NonceStoreFailure,
-)
-from organic_scoring.intake._request_type import request_type_of
+from organic_scoring.intake._redis_nonce import RedisNonceStore
+from organic_scoring.intake._replay import InMemoryNonceStore, NonceStore
 
-__all__ = [
-    "DEFAULT_ALLOWED_SKEW",
-    "DEFAULT_MAX_AGE",
-    "AdmissionGate",
-    "BacklogFull",
-    "Freshness",
-    "Gate",
-    "InMemoryNonceStore",
-    "NonceStore",
-    "NonceStoreFailure",
-    "Refused",
-    "request_type_of",
-]
+__all__ = ["InMemoryNonceStore", "NonceStore", "RedisNonceStore"]

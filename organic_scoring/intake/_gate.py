@@ -46,12 +46,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from organic_scoring._hooks import Hook, overrides
+from organic_scoring._defaults import DEFAULT_ALLOWED_SKEW, DEFAULT_MAX_AGE
 from organic_scoring._log import log
+from organic_scoring._loop.hooks import Hook, overrides
+from organic_scoring._loop.tasks import TaskGroup
+from organic_scoring._loop.workers import Workers
 from organic_scoring._redact import describe_error
-from organic_scoring._tasks import TaskGroup
-from organic_scoring._workers import Workers
-from organic_scoring.base import OrganicScoringBase, stats_recorder
+from organic_scoring.base import OrganicScoringBase, runtime
 from organic_scoring.errors import QueueUnavailable
 from organic_scoring.intake._admission import AdmissionGate, BacklogFull
 from organic_scoring.intake._replay import (
@@ -64,12 +65,7 @@ from organic_scoring.intake._replay import (
     store_blocks,
 )
 
-__all__ = ["DEFAULT_ALLOWED_SKEW", "DEFAULT_MAX_AGE", "Gate", "Refused"]
-
-DEFAULT_MAX_AGE = 10.0
-"""Seconds a signed request stays fresh."""
-DEFAULT_ALLOWED_SKEW = 2.0
-"""Seconds a caller's clock may run ahead of ours."""
+__all__ = ["Gate", "Refused"]
 
 
 class Refused(Exception):
@@ -130,7 +126,7 @@ class Gate:
         config = OrganicScoringBase.__dict__["config"].__get__(scorer, type(scorer))
         self.allowed: frozenset[str] | None = config.allowed_hotkeys
         self._redacting = config.redact is not False
-        self._stats = stats_recorder(scorer)
+        self._stats = runtime(scorer).stats
         self._handler = Hook(
             functools.partial(OrganicScoringBase.receive_organic, scorer), "_on_organic_entry"
         )

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from typing import ClassVar, Protocol, runtime_checkable
 
-from organic_scoring.errors import OrganicScoringError
+from organic_scoring.errors import NonceStoreFailure
 
 __all__ = [
     "Freshness",
@@ -46,10 +46,6 @@ class NonceStore(Protocol):
     def check_and_store(self, hotkey_ss58: str, nonce: int | str, /) -> bool:
         """Record the pair; True if it was never seen, False if it was."""
         ...
-
-
-class NonceStoreFailure(OrganicScoringError):
-    """The nonce store itself failed: the intake answers 503, never "accepted"."""
 
 
 class InMemoryNonceStore:

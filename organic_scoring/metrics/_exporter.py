@@ -28,9 +28,9 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from organic_scoring._stages import STAGES
-from organic_scoring._stats import TIMED, ScoringStats
-from organic_scoring.base import OrganicScoringBase, stats_recorder
+from organic_scoring._loop.stages import STAGES
+from organic_scoring._loop.stats import TIMED, ScoringStats
+from organic_scoring.base import OrganicScoringBase, runtime
 from organic_scoring.metrics._histogram import BufferedHistogram, HistogramSeries
 
 __all__ = ["INTAKE_BUCKETS", "STAGE_BUCKETS", "TIMED_STAGES", "PrometheusMetrics"]
@@ -219,7 +219,7 @@ class PrometheusMetrics:
         self._book: Any = None
         self._closed = False
         _join(registry, self)
-        self._recorder = stats_recorder(scoring)
+        self._recorder = runtime(scoring).stats
         # A deque's append is the observer: recording an iteration runs no Python code.
         self._observer = self._stages.record_row
         self._recorder.add_observer(self._observer)

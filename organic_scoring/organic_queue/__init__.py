@@ -1,19 +1,15 @@
 """Organic queues: the interface and the ready-made implementations."""
 
 from organic_scoring.organic_queue._base import OrganicQueueBase
-from organic_scoring.organic_queue._codec import SampleDecodeError, SampleNotStorable
 from organic_scoring.organic_queue._memory import OrganicQueue, QueueCounters
 from organic_scoring.organic_queue._redis import LeasedQueueCounters, RedisOrganicQueue
-from organic_scoring.organic_queue._sqlite import QueueFileError, SQLiteOrganicQueue
+from organic_scoring.organic_queue._sqlite import SQLiteOrganicQueue
 
 __all__ = [
     "LeasedQueueCounters",
     "OrganicQueue",
     "OrganicQueueBase",
     "QueueCounters",
-    "QueueFileError",
     "RedisOrganicQueue",
     "SQLiteOrganicQueue",
-    "SampleDecodeError",
-    "SampleNotStorable",
 ]

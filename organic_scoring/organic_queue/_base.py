@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from organic_scoring._leader import LeaseLock
+from organic_scoring.organic_queue._lock import LeaseLock
 
 __all__ = ["OrganicQueueBase"]
 

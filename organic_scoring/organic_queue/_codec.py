@@ -22,7 +22,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from organic_scoring.errors import OrganicScoringError, SampleUnreadable
+from organic_scoring.errors import (
+    SampleDecodeError,
+    SampleNotStorable,
+)
 
 __all__ = ["MAX_DEPTH", "Kind", "SampleDecodeError", "SampleNotStorable", "decode", "encode"]
 
@@ -38,38 +41,6 @@ _JSON_HINT = (
     "stored samples are pydantic models and JSON values "
     "(dict with str keys, list, str, int, float, bool, None)"
 )
-
-
-class SampleNotStorable(OrganicScoringError, ValueError, TypeError):
-    """``add`` refused a sample it could not read back; the message says why.
-
-    Both a :class:`ValueError` and (for code written against earlier releases, where a
-    sample of the wrong type raised it) a :class:`TypeError`.
-    """
-
-
-class SampleDecodeError(SampleUnreadable, ValueError):
-    """A stored sample could not be turned back into an object.
-
-    Typically the model's class was renamed, moved or changed incompatibly since the
-    sample was stored. The record has left its queue (so that one bad record cannot
-    block it); what was stored is kept here, and the scoring loop reports it as the
-    failed sample (:attr:`raw`).
-    """
-
-    def __init__(self, message: str, kind: str, model: str | None, body: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        """``"model"`` or ``"json"``."""
-        self.model = model
-        """The stored class path, ``module:qualname``, for a model; else None."""
-        self.body = body
-        """The stored JSON text."""
-
-    @property
-    def raw(self) -> str:
-        """The stored JSON text."""
-        return self.body
 
 
 def encode(sample: Any) -> tuple[Kind, str | None, str]:

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from organic_scoring._defaults import DEFAULT_QUEUE_SIZE
 from organic_scoring._log import log
 from organic_scoring.organic_queue._base import OrganicQueueBase
 
@@ -80,7 +81,7 @@ class OrganicQueue(OrganicQueueBase):
 
     blocking = False  # every call is a few list and dict operations under a lock
 
-    def __init__(self, max_size: int = 10_000, seed: int | None = None) -> None:
+    def __init__(self, max_size: int = DEFAULT_QUEUE_SIZE, seed: int | None = None) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
         self._max_size = max_size

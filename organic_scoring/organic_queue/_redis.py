@@ -46,13 +46,14 @@ from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
-from organic_scoring._leader import DEFAULT_PERIOD, LeaseLock
+from organic_scoring._defaults import DEFAULT_LEASE, DEFAULT_LOCK_PERIOD, DEFAULT_QUEUE_SIZE
 from organic_scoring._log import log
-from organic_scoring._redis_client import RedisLink
 from organic_scoring.errors import SampleUnreadable
 from organic_scoring.organic_queue._base import OrganicQueueBase
 from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
+from organic_scoring.organic_queue._lock import LeaseLock
 from organic_scoring.organic_queue._memory import QueueCounters
+from organic_scoring.organic_queue._redis_link import RedisLink
 
 __all__ = ["LeasedQueueCounters", "RedisOrganicQueue"]
 
@@ -299,11 +300,11 @@ class RedisOrganicQueue(OrganicQueueBase):
         url: str,
         *,
         name: str = "organic",
-        max_size: int = 10_000,
-        lease: float = 30.0,
+        max_size: int = DEFAULT_QUEUE_SIZE,
+        lease: float = DEFAULT_LEASE,
         seed: int | None = None,
         one_scorer: bool = True,
-        lock_period: float = DEFAULT_PERIOD,
+        lock_period: float = DEFAULT_LOCK_PERIOD,
     ) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")

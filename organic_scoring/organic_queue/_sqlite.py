@@ -61,8 +61,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from organic_scoring._defaults import DEFAULT_QUEUE_SIZE
 from organic_scoring._log import log
-from organic_scoring.errors import OrganicScoringError, QueueUnavailable
+from organic_scoring.errors import QueueFileError, QueueUnavailable
 from organic_scoring.organic_queue._base import OrganicQueueBase
 from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._memory import QueueCounters
@@ -104,15 +105,6 @@ _COUNTERS = (
     "SELECT added, sampled, dropped, (SELECT max(slot) FROM organic_queue_entry)"
     " FROM organic_queue_meta WHERE id = 0"
 )
-
-
-class QueueFileError(OrganicScoringError, ValueError):
-    """The file cannot be used as an organic queue.
-
-    It is not a SQLite database, is a database of something else, was written with
-    another schema version, is damaged, cannot be written, or cannot be opened at
-    all. The file is left as it was.
-    """
 
 
 class SQLiteOrganicQueue(OrganicQueueBase):
@@ -167,7 +159,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
     def __init__(
         self,
         path: str | os.PathLike[str],
-        max_size: int = 10_000,
+        max_size: int = DEFAULT_QUEUE_SIZE,
         seed: int | None = None,
         *,
         synchronous: str = "FULL",

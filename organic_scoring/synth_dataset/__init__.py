@@ -20,7 +20,7 @@ from organic_scoring.synth_dataset._default import default_dataset
 from organic_scoring.synth_dataset._hf import HuggingFaceDataset
 from organic_scoring.synth_dataset._jsonl import JsonlDataset
 from organic_scoring.synth_dataset._mixture import MixtureDataset
-from organic_scoring.synth_dataset._replay import OrganicReplayDataset, ReplayFileError
+from organic_scoring.synth_dataset._replay import OrganicReplayDataset
 from organic_scoring.synth_dataset._sequence import SequenceDataset
 from organic_scoring.synth_dataset._splice import splice_words
 
@@ -29,7 +29,6 @@ __all__ = [
     "JsonlDataset",
     "MixtureDataset",
     "OrganicReplayDataset",
-    "ReplayFileError",
     "SequenceDataset",
     "SynthDatasetBase",
     "SynthDatasetConversation",

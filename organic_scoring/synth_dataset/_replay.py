@@ -41,7 +41,7 @@ from typing import Any
 
 from organic_scoring._atomic import atomic_write
 from organic_scoring._log import log
-from organic_scoring.errors import OrganicScoringError
+from organic_scoring.errors import ReplayFileError
 from organic_scoring.organic_queue._codec import (
     SampleDecodeError,
     SampleNotStorable,
@@ -60,19 +60,6 @@ FORMAT_VERSION = 1
 
 Transform = Callable[[Any, random.Random], Any]
 Redact = Callable[[Any], Any]
-
-
-class ReplayFileError(OrganicScoringError, ValueError):
-    """A replay file could not be read: corrupt, foreign or of an unknown version.
-
-    ``path`` is the file in question. A missing file raises :class:`FileNotFoundError`
-    instead, so "start empty when there is no file yet" stays a one-line ``except``.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"cannot read replay file {self.path!r}: {reason}")
 
 
 class OrganicReplayDataset(SynthDatasetBase):

@@ -53,7 +53,7 @@ def main() -> None:
     url, name, port, validator = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
     from organic_scoring.http import create_app, serve_in_thread
-    from organic_scoring.nonce_store import RedisNonceStore
+    from organic_scoring.intake import RedisNonceStore
     from organic_scoring.organic_queue import RedisOrganicQueue
 
     queue = RedisOrganicQueue(url, name=name)

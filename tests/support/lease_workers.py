@@ -16,8 +16,8 @@ import time
 def main() -> None:
     url, key, period = sys.argv[1], sys.argv[2], float(sys.argv[3])
 
-    from organic_scoring._leader import LeaseKeeper, LeaseLock
-    from organic_scoring._redis_client import RedisLink
+    from organic_scoring.organic_queue._lock import LeaseKeeper, LeaseLock
+    from organic_scoring.organic_queue._redis_link import RedisLink
 
     def report(active: bool) -> None:
         print(json.dumps({"active": active, "at": time.time()}), flush=True)

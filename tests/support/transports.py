@@ -22,7 +22,8 @@ import pytest
 from pydantic import BaseModel
 
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
-from organic_scoring.intake import Gate, InMemoryNonceStore
+from organic_scoring.intake import InMemoryNonceStore
+from organic_scoring.intake._gate import Gate
 from support.scorers import Recorder
 from support.signed_http import Wallets
 from support.waiting import WAIT, wait_until

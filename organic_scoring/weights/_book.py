@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from organic_scoring import _scorebook_file
-from organic_scoring._consistency import ORGANIC, SYNTHETIC, Consistency, KindBook, compare
 from organic_scoring._log import log
+from organic_scoring.weights import _file as _scorebook_file
+from organic_scoring.weights._consistency import ORGANIC, SYNTHETIC, Consistency, KindBook, compare
 
 __all__ = ["ScoreBook"]
 

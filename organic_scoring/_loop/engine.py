@@ -3,7 +3,7 @@
 One :class:`Engine` belongs to one scorer. A *run* is the span from ``start()`` (or
 ``await start_loop()``) to the moment the loop has fully wound down; at most one
 run exists at a time. A run owns its iterations through a
-:class:`~organic_scoring._tasks.TaskGroup`, so nothing of ours outlives it:
+:class:`~organic_scoring._loop.tasks.TaskGroup`, so nothing of ours outlives it:
 
 - ``stop(timeout)`` ends the run: no new iteration starts, those in flight get
   ``timeout`` seconds, then are cancelled; each cancelled iteration reports itself
@@ -35,21 +35,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from organic_scoring._iteration import Attempt, IterationRunner, attempt, planned
-from organic_scoring._leader import LeaseKeeper
+from organic_scoring._defaults import CANCEL_GRACE, DEFAULT_STOP_TIMEOUT
 from organic_scoring._log import log
-from organic_scoring._tasks import TaskGroup
-from organic_scoring._trigger import SampleKind, Trigger
+from organic_scoring._loop.iteration import Attempt, IterationRunner, attempt, planned
+from organic_scoring._loop.tasks import TaskGroup
+from organic_scoring._loop.trigger import SampleKind, Trigger
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import IterationError
 from organic_scoring.organic_queue import OrganicQueueBase
+from organic_scoring.organic_queue._lock import LeaseKeeper
 
-__all__ = ["DEFAULT_STOP_TIMEOUT", "Engine"]
+__all__ = ["Engine"]
 
-DEFAULT_STOP_TIMEOUT = 10.0
-# How long stop() waits beyond its timeout for cancelled iterations to unwind: long
-# enough for each to report itself to _on_iteration_error (bounded at 5 s by default).
-_CANCEL_GRACE = 10.0
 _FATAL = (SystemExit, KeyboardInterrupt)
 
 
@@ -329,11 +326,11 @@ class Engine:
         run = self.request_stop(timeout)
         if run is None or run.tid == threading.get_ident() or _inside.get() is run:
             return
-        if not run.finished.wait(timeout + _CANCEL_GRACE):
+        if not run.finished.wait(timeout + CANCEL_GRACE):
             log.error("stop: the loop did not wind down in time; a hook is blocking its event loop")
             return
         if run.thread is not None:
-            run.thread.join(_CANCEL_GRACE)
+            run.thread.join(CANCEL_GRACE)
 
     async def aclose(self, timeout: float) -> None:
         """Stop and wait without blocking the calling event loop.

@@ -31,14 +31,13 @@ import time
 import uuid
 from collections.abc import Callable
 
+from organic_scoring._defaults import DEFAULT_LOCK_PERIOD
 from organic_scoring._log import log
-from organic_scoring._redis_client import RedisLink
 from organic_scoring.errors import RedisUnavailable
+from organic_scoring.organic_queue._redis_link import RedisLink
 
-__all__ = ["DEFAULT_PERIOD", "LeaseKeeper", "LeaseLock"]
+__all__ = ["LeaseKeeper", "LeaseLock"]
 
-DEFAULT_PERIOD = 5.0
-"""Seconds a scorer lock lasts unless renewed."""
 
 _DRIFT = 0.05  # the share of a period a holder gives up, for clocks that run at different rates
 
@@ -75,7 +74,7 @@ class LeaseLock:
         period: Seconds the lock lasts unless renewed; more than 0.
     """
 
-    def __init__(self, link: RedisLink, key: str, *, period: float = DEFAULT_PERIOD) -> None:
+    def __init__(self, link: RedisLink, key: str, *, period: float = DEFAULT_LOCK_PERIOD) -> None:
         if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
             raise ValueError(f"period must be a number of seconds above 0, got {period!r}")
         self.key = key

@@ -1,7 +1,7 @@
 """One iteration of the scoring loop: sample, query and reference, rewards, weights, log.
 
 The stages, their timeouts and their timings live here; when iterations start is
-the engine's business (:mod:`organic_scoring._engine`). Whatever a stage raises (an
+the engine's business (:mod:`organic_scoring._loop.engine`). Whatever a stage raises (an
 ``Exception``, a ``GeneratorExit``, a ``BaseException`` of the hook's own, a timeout,
 or the cancellation ``stop()`` sends) is counted, kept in ``failures``, handed to
 the scorer's ``_on_iteration_error`` hook with its stage and sample, and then raised:
@@ -21,7 +21,7 @@ entry did leave the queue), the failure is reported in the ``"sample"`` stage, t
 iteration goes on with a synthetic sample, and the queue is left alone for a
 backoff of its own before it is tried again.
 
-Plain-function hooks run on :class:`~organic_scoring._workers.Workers` threads, so
+Plain-function hooks run on :class:`~organic_scoring._loop.workers.Workers` threads, so
 timeouts and cancellation hold for them; ``_set_weights`` and ``_log_results`` never
 run concurrently with themselves, abandoned calls included.
 """
@@ -40,15 +40,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from organic_scoring._deadline import Deadline
-from organic_scoring._hooks import Hook
+from organic_scoring._defaults import ERROR_HOOK_TIMEOUT
 from organic_scoring._log import log
+from organic_scoring._loop.deadline import Deadline
+from organic_scoring._loop.hooks import Hook
+from organic_scoring._loop.stages import Stage
+from organic_scoring._loop.stats import StatsRecorder
+from organic_scoring._loop.tasks import TaskGroup
+from organic_scoring._loop.trigger import SampleKind
+from organic_scoring._loop.workers import Workers
 from organic_scoring._redact import describe_error, redactor
-from organic_scoring._stages import Stage
-from organic_scoring._stats import StatsRecorder
-from organic_scoring._tasks import TaskGroup
-from organic_scoring._trigger import SampleKind
-from organic_scoring._workers import Workers
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import (
     FailedIteration,
@@ -61,7 +62,6 @@ from organic_scoring.synth_dataset import MixtureDataset, OrganicReplayDataset, 
 
 __all__ = ["Attempt", "IterationRunner", "ScorerHooks", "attempt", "planned"]
 
-_ERROR_HOOK_TIMEOUT = 5.0
 _KEEP_FAILURES = 32
 _FATAL = (SystemExit, KeyboardInterrupt)
 
@@ -497,7 +497,7 @@ class IterationRunner:
     async def _report(self, stage: Stage, sample: Any, organic: bool, error: BaseException) -> None:
         """Keep a failure and hand it to the scorer; never raises (but re-cancels)."""
         self.failures.append(FailedIteration(stage, self._kept(sample), organic, error))
-        timeout = self._config.log_timeout or _ERROR_HOOK_TIMEOUT
+        timeout = self._config.log_timeout or ERROR_HOOK_TIMEOUT
         try:
             await self._call("log", timeout, self.hooks.error, sample, stage, error)
         except _StageFailed as failed:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from organic_scoring._log import log
-from organic_scoring._stages import STAGES, Stage
+from organic_scoring._loop.stages import STAGES, Stage
 
 __all__ = [
     "TIMED",

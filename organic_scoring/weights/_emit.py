@@ -19,7 +19,7 @@ import numpy as np
 
 from organic_scoring import _compat
 from organic_scoring._log import log
-from organic_scoring._scorebook import ScoreBook
+from organic_scoring.weights._book import ScoreBook
 
 __all__ = ["WeightsResult", "emit_weights"]
 

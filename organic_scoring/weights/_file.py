@@ -40,7 +40,7 @@ import numpy.typing as npt
 from numpy.lib.npyio import NpzFile
 
 from organic_scoring._atomic import atomic_write
-from organic_scoring.errors import OrganicScoringError
+from organic_scoring.errors import ScoreBookFileError
 
 __all__ = [
     "FORMAT_NAME",
@@ -76,19 +76,6 @@ _KEYS = {
         }
     ),
 }
-
-
-class ScoreBookFileError(OrganicScoringError, ValueError):
-    """A score book file could not be read: corrupt, truncated, foreign or of an unknown version.
-
-    ``path`` is the file in question. A missing file raises :class:`FileNotFoundError`
-    instead, so "start fresh when there is no file yet" stays a one-line ``except``.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"cannot read score book file {self.path!r}: {reason}")
 
 
 @dataclass(frozen=True)

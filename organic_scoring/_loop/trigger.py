@@ -37,13 +37,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Literal
 
-from organic_scoring._log import log
-from organic_scoring.config import (
+from organic_scoring._defaults import (
     JITTER_ARRIVAL_LAG,
     JITTER_BACKLOG_SMOOTHING,
     JITTER_RATE_SMOOTHING,
-    ScoringConfig,
 )
+from organic_scoring._log import log
+from organic_scoring.config import ScoringConfig
 from organic_scoring.organic_queue import OrganicQueueBase
 
 __all__ = ["Load", "SampleKind", "Trigger", "Waker"]

@@ -3,7 +3,7 @@
 A hook is normally ``async def``; a plain ``def`` works too. Which of the two a
 hook is gets decided once, when it is resolved (as Starlette does for endpoints),
 never per call: :class:`Hook` keeps the answer. The scoring loop runs plain hooks
-on :class:`~organic_scoring._workers.Workers` threads so that stage timeouts and
+on :class:`~organic_scoring._loop.workers.Workers` threads so that stage timeouts and
 ``stop()`` hold for them; a plain function that returns an awaitable (a decorated
 coroutine function, say) has that awaitable awaited as well.
 """

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from organic_scoring._redis_client import RedisLink
+from organic_scoring.organic_queue._redis_link import RedisLink
 
 __all__ = ["RedisNonceStore"]
 

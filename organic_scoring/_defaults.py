@@ -1,0 +1,56 @@
+"""Every default the library's signatures share, defined once and imported where needed."""
+
+from __future__ import annotations
+
+# -- the loop -------------------------------------------------------------------------
+
+DEFAULT_TRIGGER_FREQUENCY_MIN = 2.0
+"""``trigger_frequency_min`` when not given (capped at ``trigger_frequency``)."""
+
+DEFAULT_STOP_TIMEOUT = 10.0
+"""Seconds ``stop()`` lets in-flight iterations finish before cancelling them."""
+
+ERROR_HOOK_TIMEOUT = 5.0
+"""Seconds ``_on_iteration_error`` may take when no ``log_timeout`` is set."""
+
+CANCEL_GRACE = 10.0
+"""Seconds ``stop()`` waits beyond its timeout for cancelled iterations to report."""
+
+JITTER_UTILISATION = 0.7
+"""With jitter, the share of periods the smoothed organic arrival rate fills."""
+
+JITTER_RATE_SMOOTHING = 16.0
+"""With jitter, the arrival rate's averaging time, in units of ``trigger_frequency``."""
+
+JITTER_ARRIVAL_LAG = 2.0
+"""With jitter, how old an arrival must be (in ``trigger_frequency`` units) to count
+towards the rate, so the arrivals that make the next sample organic do not also
+shorten its period."""
+
+JITTER_BACKLOG_SMOOTHING = 4.0
+"""With jitter, the queue size's averaging time, in units of ``trigger_frequency``."""
+
+# -- the intake -----------------------------------------------------------------------
+
+DEFAULT_MAX_AGE = 10.0
+"""Seconds a signed request stays fresh."""
+
+DEFAULT_ALLOWED_SKEW = 2.0
+"""Seconds a caller's clock may run ahead of ours."""
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+"""1 MiB: the largest request body accepted."""
+
+DEFAULT_BODY_TIMEOUT = 10.0
+"""Seconds a caller has to send its whole body; a slower one gets 408."""
+
+# -- a fleet on Redis -----------------------------------------------------------------
+
+DEFAULT_LOCK_PERIOD = 5.0
+"""Seconds the scorer lock lasts unless renewed."""
+
+DEFAULT_LEASE = 30.0
+"""Seconds an organic sample handed out by a shared queue stays leased."""
+
+DEFAULT_QUEUE_SIZE = 10_000
+"""Samples an organic queue holds before it evicts the oldest."""
