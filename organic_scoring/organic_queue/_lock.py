@@ -1,12 +1,11 @@
 """One active scorer among many: a lease lock in Redis, and the thread that keeps it.
 
 Several scorer processes may run for failover; only one may run iterations (and so
-set weights) at a time. The lock is one Redis key holding the holder's token:
-
-* **acquire**: ``SET key token NX PX period``, which succeeds only when nobody holds it;
-* **renew**: a Lua compare-and-extend, ``PEXPIRE`` only if the key still holds our
-  token, so a holder that lost the key never extends someone else's;
-* **release**: a Lua compare-and-delete, so a standby can take over at once.
+set weights) at a time. The lock is redis-py's :class:`redis.lock.Lock` on one key
+holding the holder's token (host, process id and a random tail): taken with
+``SET NX PX``, renewed by resetting its expiry only while the key still holds our
+token (so a holder that lost the key never extends someone else's), released the
+same way, so a standby can take over at once.
 
 A holder believes it holds the lock for ``period`` seconds, less a margin for clock
 drift, counted from *before* the request that acquired or renewed it was sent: by
@@ -23,6 +22,7 @@ loss), well within two periods, and at once after a clean :meth:`LeaseKeeper.sto
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -34,26 +34,12 @@ from collections.abc import Callable
 from organic_scoring._defaults import DEFAULT_LOCK_PERIOD
 from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable
-from organic_scoring.organic_queue._redis_link import RedisLink
+from organic_scoring.organic_queue._redis_link import RedisLink, require_redis
 
 __all__ = ["LeaseKeeper", "LeaseLock"]
 
 
 _DRIFT = 0.05  # the share of a period a holder gives up, for clocks that run at different rates
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 def _token() -> str:
@@ -71,20 +57,29 @@ class LeaseLock:
     Args:
         link: The server.
         key: The lock's key; every contender uses the same one.
-        period: Seconds the lock lasts unless renewed; more than 0.
+        period: Seconds the lock lasts unless renewed; at least 0.001.
     """
 
     def __init__(self, link: RedisLink, key: str, *, period: float = DEFAULT_LOCK_PERIOD) -> None:
-        if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
-            raise ValueError(f"period must be a number of seconds above 0, got {period!r}")
+        if (
+            isinstance(period, bool)
+            or not isinstance(period, (int, float))
+            or not math.isfinite(period)
+            or period < 0.001
+        ):
+            raise ValueError(f"period must be a number of seconds, at least 0.001, got {period!r}")
         self.key = key
         self.period = float(period)
         self.token = _token()
         """This holder's identity, stored in the key while it holds the lock."""
         self._link = link
-        self._period_ms = max(1, round(self.period * 1000))
-        self._renew = link.script(_RENEW)
-        self._release = link.script(_RELEASE)
+        # thread_local=False: the keeper's thread takes the lock, stop() may release it.
+        self._redis_lock = link.client.lock(
+            key, timeout=self.period, blocking=False, thread_local=False
+        )
+        self._lock_error: type[Exception] = require_redis("the scorer lock").exceptions.LockError
+        # The key's expiry as the server gets it: redis-py sends whole milliseconds, cut down.
+        self._ttl = int(self.period * 1000) / 1000
         self._lock = threading.Lock()
         self._valid_until = 0.0
 
@@ -105,12 +100,12 @@ class LeaseLock:
             with self._link.failures("cannot take or renew the scorer lock"):
                 # Renew whenever the key still holds our token, even if our own
                 # deadline has passed (a slow tick): nobody else held it meanwhile.
-                ours = bool(self._renew([self.key], [self.token, self._period_ms]))
-                if not ours:
-                    ours = bool(
-                        self._link.client.set(self.key, self.token, nx=True, px=self._period_ms)
-                    )
-            self._valid_until = sent + self.period * (1 - _DRIFT) if ours else 0.0
+                ours: bool
+                try:
+                    ours = self._redis_lock.reacquire()
+                except self._lock_error:  # never taken (no request sent), or not ours now
+                    ours = bool(self._redis_lock.acquire(blocking=False, token=self.token))
+            self._valid_until = sent + self._ttl * (1 - _DRIFT) if ours else 0.0
             return ours
 
     def release(self) -> None:
@@ -121,8 +116,12 @@ class LeaseLock:
         """
         with self._lock:
             self._valid_until = 0.0
-            with self._link.failures("cannot release the scorer lock"):
-                self._release([self.key], [self.token])
+            # A LockError: never taken, or someone else's by now.
+            with (
+                self._link.failures("cannot release the scorer lock"),
+                contextlib.suppress(self._lock_error),
+            ):
+                self._redis_lock.release()
 
     def holder(self) -> str | None:
         """The token of whoever holds the lock now, or None."""
