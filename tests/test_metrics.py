@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import threading
 import urllib.error
@@ -22,14 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from organic_scoring.errors import IterationError
 from organic_scoring.http import serve_in_thread
-from organic_scoring.metrics import (
-    STAGE_BUCKETS,
-    PrometheusMetrics,
-    metrics_app,
-    metrics_route,
-    serve_metrics,
-)
-from organic_scoring.metrics._histogram import FOLD_AT, ROWS_KEPT, BufferedHistogram
+from organic_scoring.metrics import PrometheusMetrics, metrics_route, serve_metrics
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
 from organic_scoring.weights import ScoreBook
@@ -55,6 +47,16 @@ LOOP_METRICS = {
     "organic_scoring_in_flight": ("gauge", set()),
     "organic_scoring_weight": ("gauge", {"uid"}),
 }
+
+# What the dashboard's quantiles are computed from: 10 µs hooks to 2 min miner queries.
+STAGE_BUCKETS = (
+    *(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005),
+    *(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+)
+INTAKE_BUCKETS = (
+    *(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+    *(0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 
 
 class Script(SynthDatasetBase):
@@ -298,6 +300,9 @@ def test_several_scorers_share_a_registry_through_labels() -> None:
     labels = {"source": "synthetic", "outcome": "scored"}
     assert value(iterations, "_total", scorer="text", **labels) == 1
     assert value(iterations, "_total", scorer="image", **labels) == 0
+    stages = found["organic_scoring_stage_seconds"]
+    assert value(stages, "_count", scorer="text", stage="total") == 1
+    assert value(stages, "_count", scorer="image", stage="total") == 0
     with pytest.raises(ValueError, match="labels"):
         PrometheusMetrics(Recorder(), registry, labels={"scorer": "text"})  # taken
     with pytest.raises(ValueError, match="labels"):
@@ -307,7 +312,8 @@ def test_several_scorers_share_a_registry_through_labels() -> None:
     second.close()
     second.close()  # idempotent
     found = families(_exposition(first))
-    assert {s.labels["scorer"] for s in found["organic_scoring_iterations"].samples} == {"text"}
+    for name in ("organic_scoring_iterations", "organic_scoring_stage_seconds"):
+        assert {s.labels["scorer"] for s in found[name].samples} == {"text"}, name
     first.close()
     assert _exposition(registry) == ""
     # An emptied registry takes any scorer again.
@@ -340,28 +346,57 @@ def test_the_default_registry_is_prometheus_clients() -> None:
     assert "organic_scoring_iterations" not in families(_exposition(REGISTRY))
 
 
-def test_the_server_answers_only_its_path_and_stops_cleanly() -> None:
+def test_the_server_stops_cleanly_and_leaves_no_thread() -> None:
     before = set(threading.enumerate())
-    with PrometheusMetrics(Recorder(), CollectorRegistry()) as metrics:
+    scorer = Recorder(synth_dataset=Letters("a"))
+    asyncio.run(scorer.loop_iteration())
+    with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
         server = serve_metrics(metrics, "127.0.0.1", 0)
         assert server.port > 0
-        assert server.is_running
         assert server.url == f"http://127.0.0.1:{server.port}/metrics"
-        assert status_of(f"http://127.0.0.1:{server.port}/other") == 404
-        head = urllib.request.Request(server.url, method="HEAD")
-        with urllib.request.urlopen(head, timeout=WAIT) as answer:
-            assert answer.status == 200
-            assert int(answer.headers["Content-Length"]) > 0
-            assert answer.read() == b""
-        with pytest.raises(RuntimeError, match="already started"):
-            server.start()
+        assert any(t.name.startswith("organic-scoring-metrics") for t in threading.enumerate())
+        for _ in range(3):
+            found = families(scrape(server.url)[1])
+            iterations = found["organic_scoring_iterations"]
+            assert value(iterations, "_total", source="synthetic", outcome="scored") == 1
         port = server.port
         server.stop()
         server.stop()  # idempotent
-        assert not server.is_running
         assert set(threading.enumerate()) <= before
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_stop_waits_for_a_scrape_being_answered() -> None:
+    # A scrape in progress when stop() is called gets its whole answer, and the thread
+    # answering it has ended when stop() returns.
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow(OrganicQueue):
+        @property
+        def size(self) -> int:
+            entered.set()
+            release.wait(WAIT)
+            return super().size
+
+    scorer = Recorder(organic_queue=Slow())
+    answers: list[str] = []
+    before = set(threading.enumerate())
+    with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
+        server = serve_metrics(metrics)
+        scraper = threading.Thread(target=lambda: answers.append(scrape(server.url)[1]))
+        scraper.start()
+        assert entered.wait(WAIT)
+        stopper = threading.Thread(target=server.stop)
+        stopper.start()
+        stopper.join(1.0)  # twice the server's poll interval: time enough to stop at rest
+        assert stopper.is_alive(), "stop() returned while a scrape was being answered"
+        release.set()
+        stopper.join(WAIT)
+        scraper.join(WAIT)
+        assert not stopper.is_alive()
+        assert set(threading.enumerate()) <= before
+    assert "organic_scoring_queue_size 0.0" in answers[0]
 
 
 def test_a_taken_port_fails_at_once_and_bad_arguments_are_named() -> None:
@@ -370,8 +405,6 @@ def test_a_taken_port_fails_at_once_and_bad_arguments_are_named() -> None:
             serve_metrics(metrics, "127.0.0.1", server.port)
         with pytest.raises(ValueError, match="port"):
             serve_metrics(metrics, "127.0.0.1", 70000)
-        with pytest.raises(ValueError, match="path"):
-            serve_metrics(metrics, path="metrics")
         with pytest.raises(TypeError, match="metrics"):
             serve_metrics("registry")  # type: ignore[arg-type]
 
@@ -379,7 +412,7 @@ def test_a_taken_port_fails_at_once_and_bad_arguments_are_named() -> None:
 def test_metrics_route_serves_beside_other_routes() -> None:
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
-    from starlette.routing import Mount, Route
+    from starlette.routing import Route
 
     async def hello(request: Any) -> PlainTextResponse:
         return PlainTextResponse("hello")
@@ -391,17 +424,21 @@ def test_metrics_route_serves_beside_other_routes() -> None:
             routes=[
                 Route("/hello", hello),
                 metrics_route(metrics),
-                Mount("/ops", metrics_app(metrics)),
+                metrics_route(metrics, "/ops/metrics"),
             ]
         )
         with serve_in_thread(app) as server:
             assert scrape(f"{server.url}/hello")[1] == "hello"
-            for path in ("/metrics", "/ops/"):
-                found = families(scrape(f"{server.url}{path}")[1])
+            for path in ("/metrics", "/ops/metrics"):
+                content_type, text = scrape(f"{server.url}{path}")
+                assert content_type.startswith("text/plain")
+                found = families(text)
                 iterations = found["organic_scoring_iterations"]
                 assert value(iterations, "_total", source="synthetic", outcome="scored") == 1
             post = urllib.request.Request(f"{server.url}/metrics", data=b"", method="POST")
             assert status_of(post) == 405
+            head = urllib.request.Request(f"{server.url}/metrics", method="HEAD")
+            assert status_of(head) == 200
 
 
 def test_a_failed_loop_iteration_override_is_not_counted_as_a_synthetic_iteration() -> None:
@@ -480,6 +517,8 @@ def test_scrapes_from_many_threads_while_the_loop_runs() -> None:
         found["organic_scoring_iterations"], "_total", source="synthetic", outcome="scored"
     )
     assert scored == scorer.stats.iterations > 0
+    stages = found["organic_scoring_stage_seconds"]
+    assert value(stages, "_count", stage="total") == scored
 
 
 def _exposition(metrics: PrometheusMetrics | CollectorRegistry) -> str:
@@ -489,44 +528,26 @@ def _exposition(metrics: PrometheusMetrics | CollectorRegistry) -> str:
     return generate_latest(registry).decode()
 
 
-# -- the buffered histogram ---------------------------------------------------------------
+# -- the histograms ------------------------------------------------------------------
 
 
-def test_buffered_histogram_counts_cumulatively_and_skips_non_finite_values() -> None:
-    histogram = BufferedHistogram((0.1, 1.0), keys=("a",), row_keys=("a", "b"))
-    for value in (0.05, 0.1, 0.5, 2.0, float("nan"), float("inf")):
-        histogram.observe("a", value)
-    for _ in range(FOLD_AT):  # folds on the recording thread once this many wait
-        histogram.observe("c", 1.0)
-    assert len(histogram._pending) < FOLD_AT
-    histogram.record_row((0.2, 5.0))
-    series = histogram.read()
-    assert series["a"].buckets == ((0.1, 2), (1.0, 4), (float("inf"), 5))
-    assert series["a"].count == 5
-    assert series["a"].sum == pytest.approx(0.05 + 0.1 + 0.5 + 2.0 + 0.2)
-    assert series["b"].buckets == ((0.1, 0), (1.0, 0), (float("inf"), 1))
-    for bad in ((), (1.0, 0.5), (0.1, float("inf"))):
-        with pytest.raises(ValueError, match="bounds"):
-            BufferedHistogram(bad)
+def test_a_stage_time_lands_in_the_bucket_of_its_duration() -> None:
+    class SlowMiners(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            await asyncio.sleep(0.03)
+            return await super()._query_miners(sample)
 
-
-def test_buffered_histogram_reads_while_many_threads_record_without_losing_any() -> None:
-    histogram = BufferedHistogram(STAGE_BUCKETS, row_keys=("x",))
-
-    record = histogram.record_row
-
-    def feed() -> None:
-        for i in range(3_000):
-            record((i * 1e-6,))
-
-    threads = [threading.Thread(target=feed) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    reads = [histogram.read() for _ in range(20)]  # reads interleaved with the writers
-    for thread in threads:
-        thread.join()
-    assert histogram.read()["x"].count == 12_000
-    assert all(r["x"].count <= 12_000 for r in reads if "x" in r)
+    scorer = SlowMiners(synth_dataset=Letters("a"))
+    with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
+        asyncio.run(scorer.loop_iteration())
+        histogram = families(_exposition(metrics))["organic_scoring_stage_seconds"]
+    query = scorer.logs[0]["organic_time_query"]
+    for stage in ("query", "total"):
+        assert value(histogram, "_bucket", stage=stage, le="0.025") == 0, stage
+        assert value(histogram, "_bucket", stage=stage, le="+Inf") == 1, stage
+        assert value(histogram, "_sum", stage=stage) > 0.025
+    assert value(histogram, "_sum", stage="query") == query
+    assert value(histogram, "_bucket", stage="weights", le="1.0") == 1
 
 
 def test_closing_stops_recording_iterations() -> None:
@@ -542,17 +563,6 @@ def test_closing_stops_recording_iterations() -> None:
             "organic_scoring_stage_seconds_count", {"stage": "total"}
         )
     assert count == 1  # only what happened while exported
-
-
-def test_rows_beyond_the_buffer_are_dropped_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    histogram = BufferedHistogram((1.0,), row_keys=("x",))
-    for _ in range(ROWS_KEPT + 10):
-        histogram.record_row((0.5,))
-    with caplog.at_level(logging.WARNING):
-        assert histogram.read()["x"].count == ROWS_KEPT
-    assert "since the last scrape" in caplog.text
 
 
 # -- with a real intake ---------------------------------------------------------------
@@ -621,6 +631,8 @@ def test_a_scrape_after_intake_refusals_and_failed_iterations_matches_stats(
     assert seconds.type == "histogram"
     assert value(seconds, "_count", transport=transport) == sum(answers.values())
     assert 0 < value(seconds, "_sum", transport=transport) < 60
+    bounds = [float(s.labels["le"]) for s in seconds.samples if s.name.endswith("_bucket")]
+    assert bounds == [*INTAKE_BUCKETS, float("inf")]
 
     iterations = found["organic_scoring_iterations"]
     assert value(iterations, "_total", source="organic", outcome="scored") == 2  # a, b

@@ -6,7 +6,7 @@
 
     metrics = PrometheusMetrics(scoring)      # registers on prometheus_client's REGISTRY
     metrics.track(book)                       # optional: export a ScoreBook's weights
-    server = serve_metrics(metrics, "127.0.0.1", 9108)   # GET /metrics on a thread
+    server = serve_metrics(metrics, "127.0.0.1", 9108)   # GET /metrics from a thread
     ...
     server.stop()
 
@@ -17,8 +17,9 @@ Or serve ``/metrics`` beside the signed-HTTP intake::
 
 Every metric is named ``organic_scoring_*`` (see :class:`PrometheusMetrics`). Counters
 and gauges are read from the scorer when Prometheus scrapes, so keeping them current
-costs the scoring loop nothing; the stage-time histogram is fed one entry per finished
-iteration and folded into its buckets at scrape time.
+costs the scoring loop nothing; the stage-time and intake histograms are
+prometheus_client ``Histogram``s, observed when an iteration ends and when an intake
+answers.
 
 Needs the ``metrics`` extra (``pip install 'organic-scoring[metrics]'``).
 """
@@ -36,22 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         name=exc.name,
     ) from exc
 
-from organic_scoring.metrics._asgi import metrics_app, metrics_route
-from organic_scoring.metrics._exporter import (
-    INTAKE_BUCKETS,
-    STAGE_BUCKETS,
-    TIMED_STAGES,
-    PrometheusMetrics,
-)
-from organic_scoring.metrics._server import MetricsServer, serve_metrics
+from organic_scoring.metrics._exporter import PrometheusMetrics
+from organic_scoring.metrics._serve import metrics_route, serve_metrics
 
-__all__ = [
-    "INTAKE_BUCKETS",
-    "STAGE_BUCKETS",
-    "TIMED_STAGES",
-    "MetricsServer",
-    "PrometheusMetrics",
-    "metrics_app",
-    "metrics_route",
-    "serve_metrics",
-]
+__all__ = ["PrometheusMetrics", "metrics_route", "serve_metrics"]

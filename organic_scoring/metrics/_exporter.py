@@ -3,8 +3,8 @@
 Most values already live in the scorer (its :class:`~organic_scoring.ScoringStats`,
 its queue, its trigger), so they are read when Prometheus scrapes, by a custom
 collector, and cost the loop nothing in between. Only what is per observation is
-recorded as it happens: stage times (one entry per finished iteration) and intake
-requests (one per request), each as a lock-free append, folded at scrape time.
+recorded as it happens, into prometheus_client ``Histogram``s: stage times when an
+iteration ends, and each intake answer's duration.
 
 Several scorers may share one registry, each with its own constant ``labels``
 (``{"scorer": "text"}``, ``{"scorer": "image"}``): one collector per registry then
@@ -20,22 +20,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from organic_scoring._loop.stages import STAGES
 from organic_scoring._loop.stats import TIMED, ScoringStats
 from organic_scoring.base import OrganicScoringBase, runtime
-from organic_scoring.metrics._histogram import BufferedHistogram, HistogramSeries
 
-__all__ = ["INTAKE_BUCKETS", "STAGE_BUCKETS", "TIMED_STAGES", "PrometheusMetrics"]
+__all__ = ["PrometheusMetrics"]
 
-STAGE_BUCKETS: tuple[float, ...] = (
+_STAGE_BUCKETS: tuple[float, ...] = (
     0.00001,
     0.000025,
     0.00005,
@@ -62,7 +57,7 @@ STAGE_BUCKETS: tuple[float, ...] = (
 """Bucket bounds (seconds) of ``organic_scoring_stage_seconds``: 10 µs hooks to 2 min
 miner queries, about three buckets per decade."""
 
-INTAKE_BUCKETS: tuple[float, ...] = (
+_INTAKE_BUCKETS: tuple[float, ...] = (
     0.0001,
     0.00025,
     0.0005,
@@ -83,7 +78,7 @@ INTAKE_BUCKETS: tuple[float, ...] = (
 )
 """Bucket bounds (seconds) of ``organic_scoring_intake_seconds``."""
 
-TIMED_STAGES: tuple[str, ...] = (*STAGES, "total")
+_TIMED_STAGES: tuple[str, ...] = (*STAGES, "total")
 """The ``stage`` label values of ``organic_scoring_stage_seconds``."""
 
 _FAILURE_STAGES: tuple[str, ...] = (*STAGES, "iteration")
@@ -155,6 +150,18 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     ),
 }
 
+# The labels of each metric, after the constant ones.
+_LABELS: dict[str, tuple[str, ...]] = {
+    "organic_scoring_iterations": ("source", "outcome"),
+    "organic_scoring_failures": ("stage",),
+    "organic_scoring_intake_requests": ("transport", "status"),
+    "organic_scoring_weight": ("uid",),
+}
+_BUCKETS = {
+    "organic_scoring_stage_seconds": _STAGE_BUCKETS,
+    "organic_scoring_intake_seconds": _INTAKE_BUCKETS,
+}
+
 
 class PrometheusMetrics:
     """Exports one scorer's loop, intake and weights as Prometheus metrics.
@@ -162,13 +169,13 @@ class PrometheusMetrics:
     Metrics (all prefixed ``organic_scoring_``; counters end in ``_total``):
 
     ``iterations_total{source, outcome}``, ``skipped_triggers_total``,
-    ``failures_total{stage}``, ``stage_seconds{stage}`` (histogram, buckets
-    :data:`STAGE_BUCKETS`), ``queue_size``, ``organic_accepted_total``,
+    ``failures_total{stage}``, ``stage_seconds{stage}`` (histogram, 10 µs to
+    2 min), ``queue_size``, ``organic_accepted_total``,
     ``organic_handler_errors_total``, ``organic_dropped_total``,
     ``organic_unaccounted``, ``period_seconds`` (``trigger="seconds"``) or
     ``step_threshold`` (``"steps"``), ``in_flight``,
     ``intake_requests_total{transport, status}``, ``intake_seconds{transport}``
-    (histogram, buckets :data:`INTAKE_BUCKETS`) and ``weight{uid}``.
+    (histogram, 100 µs to 30 s) and ``weight{uid}``.
 
     ``organic_dropped_total`` and ``organic_unaccounted`` are left out when the
     queue keeps no ``dropped`` counter. The intake metrics appear once an intake has
@@ -212,16 +219,20 @@ class PrometheusMetrics:
         # Read through the base class's own descriptors: a subclass may use the names
         # ``stats`` and ``config`` for something of its own.
         self._trigger = _base_view(scoring, "config").trigger
-        self._stages = BufferedHistogram(
-            STAGE_BUCKETS, TIMED_STAGES, accept=TIMED_STAGES, row_keys=TIMED
-        )
-        self._intake_times = BufferedHistogram(INTAKE_BUCKETS)
         self._book: Any = None
+        self._lock = threading.Lock()
         self._closed = False
-        _join(registry, self)
+        self._intake_children: dict[str, Any] = {}
+        self._collector = _join(registry, self)
+        own = self._label_values()
+        # Each stage's series exists from the start, at zero; an intake's from its first
+        # answer (there may be no intake at all).
+        self._stage_children = tuple(
+            (self._collector.stages.labels(*own, stage), TIMED.index(stage))
+            for stage in _TIMED_STAGES
+        )
         self._recorder = runtime(scoring).stats
-        # A deque's append is the observer: recording an iteration runs no Python code.
-        self._observer = self._stages.record_row
+        self._observer = self._observe_stages
         self._recorder.add_observer(self._observer)
         # Intake answers are counted by the scorer's stats (read at scrape time); only
         # their durations are recorded here.
@@ -258,12 +269,13 @@ class PrometheusMetrics:
 
     def close(self) -> None:
         """Stop exporting this scorer; idempotent. Its series leave the registry."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:  # no intake series is added after this
+            if self._closed:
+                return
+            self._closed = True
         self._recorder.remove_observer(self._observer)
         self._recorder.remove_intake_observer(self._intake_observer)
-        _leave(self._registry, self)
+        _leave(self._registry, self, tuple(self._intake_children))
 
     def __enter__(self) -> PrometheusMetrics:
         return self
@@ -288,19 +300,31 @@ class PrometheusMetrics:
     def _label_values(self) -> tuple[str, ...]:
         return tuple(value for _, value in self._labels)
 
+    def _observe_stages(self, times: Sequence[float]) -> None:
+        """One scored iteration's durations, in ``TIMED`` order (a stats observer)."""
+        for child, index in self._stage_children:
+            child.observe(times[index])
+
     def _observe_intake(self, transport: str, status: int, seconds: float) -> None:
         """One intake answer (an intake observer of the scorer's stats)."""
-        self._intake_times.observe(transport, seconds)
+        child = self._intake_children.get(transport)
+        if child is None:
+            with self._lock:
+                if self._closed:
+                    return
+                child = self._intake_children.get(transport)
+                if child is None:
+                    child = self._collector.intake.labels(*self._label_values(), transport)
+                    self._intake_children[transport] = child
+        child.observe(seconds)
 
-    def _samples(self, families: dict[str, Metric]) -> None:
+    def _samples(self, families: dict[str, _Family]) -> None:
         """Add this scorer's samples to ``families`` (one per metric name)."""
         own = self._label_values()
         stats: ScoringStats = _base_view(self._scoring, "stats")
 
         def add(name: str, labels: Sequence[str], value: float) -> None:
-            family = families[name]
-            assert isinstance(family, (CounterMetricFamily, GaugeMetricFamily))
-            family.add_metric([*own, *labels], value)
+            families[name].add_metric([*own, *labels], value)
 
         organic_failed = stats.organic_failed
         # A loop_iteration override that raised had no sample, so no source: it counts
@@ -316,8 +340,6 @@ class PrometheusMetrics:
         add("organic_scoring_skipped_triggers", (), stats.skipped)
         for stage in _FAILURE_STAGES:
             add("organic_scoring_failures", (stage,), stats.failures.get(stage, 0))
-        for stage, series in self._stages.read().items():
-            _add_histogram(families["organic_scoring_stage_seconds"], [*own, stage], series)
         add("organic_scoring_queue_size", (), stats.queue_size)
         add("organic_scoring_organic_accepted", (), stats.organic_accepted)
         add("organic_scoring_organic_handler_errors", (), stats.organic_handler_errors)
@@ -336,8 +358,6 @@ class PrometheusMetrics:
         for transport, by_status in sorted(stats.intake_requests.items()):
             for status, count in sorted(by_status.items()):
                 add("organic_scoring_intake_requests", (transport, str(status)), count)
-        for transport, series in sorted(self._intake_times.read().items()):
-            _add_histogram(families["organic_scoring_intake_seconds"], [*own, transport], series)
         book = self._book
         if book is not None:
             for uid, weight in enumerate(book.weights()):
@@ -347,56 +367,78 @@ class PrometheusMetrics:
 # -- one collector per registry ------------------------------------------------------
 
 
-class _Collector:
-    """Exposes the metrics of every :class:`PrometheusMetrics` on one registry."""
+class _Collector(Collector):
+    """Exposes the metrics of every :class:`PrometheusMetrics` on one registry: the
+    figures read from the scorers when scraped, and the two histograms they feed."""
 
-    def __init__(self) -> None:
+    def __init__(self, label_names: tuple[str, ...]) -> None:
         self.members: list[PrometheusMetrics] = []
-        self.label_names: tuple[str, ...] = ()
+        self.label_names = label_names
+        self.stages = _histogram("organic_scoring_stage_seconds", label_names, "stage")
+        self.intake = _histogram("organic_scoring_intake_seconds", label_names, "transport")
 
     def describe(self) -> Iterable[Metric]:
         # The names this collector owns, so that the registry refuses a clash.
-        return _empty_families(self.label_names).values()
+        return [
+            *_scraped_families(self.label_names).values(),
+            *self.stages.describe(),
+            *self.intake.describe(),
+        ]
 
     def collect(self) -> Iterator[Metric]:
         with _members_lock:
             members = list(self.members)
         if not members:
             return
-        families = _empty_families(self.label_names)
+        families = _scraped_families(self.label_names)
         for member in members:
             member._samples(families)
-        for family in families.values():
-            if family.samples:
-                yield family
+        histograms = {
+            "organic_scoring_stage_seconds": self.stages,
+            "organic_scoring_intake_seconds": self.intake,
+        }
+        for name in _FAMILIES:  # in the order of _FAMILIES
+            histogram = histograms.get(name)
+            for family in [families[name]] if histogram is None else histogram.collect():
+                if family.samples:
+                    yield family
+
+    def forget(self, own: tuple[str, ...], transports: Iterable[str]) -> None:
+        """Drop the histogram series of the scorer labelled ``own``."""
+        for stage in _TIMED_STAGES:
+            self.stages.remove(*own, stage)
+        for transport in transports:
+            self.intake.remove(*own, transport)
 
 
 _members_lock = threading.Lock()
 _collectors: weakref.WeakKeyDictionary[CollectorRegistry, _Collector] = weakref.WeakKeyDictionary()
 
 
-def _join(registry: CollectorRegistry, metrics: PrometheusMetrics) -> None:
+def _join(registry: CollectorRegistry, metrics: PrometheusMetrics) -> _Collector:
     with _members_lock:
         collector = _collectors.get(registry)
         if collector is None:
-            collector = _Collector()
-            collector.label_names = metrics._label_names()
+            collector = _Collector(metrics._label_names())
             registry.register(collector)
             _collectors[registry] = collector
-        elif collector.members:
-            _check_compatible(collector, metrics)
         else:
-            collector.label_names = metrics._label_names()
+            _check_compatible(collector, metrics)
         collector.members.append(metrics)
+        return collector
 
 
-def _leave(registry: CollectorRegistry, metrics: PrometheusMetrics) -> None:
+def _leave(
+    registry: CollectorRegistry, metrics: PrometheusMetrics, transports: tuple[str, ...]
+) -> None:
     with _members_lock:
         collector = _collectors.get(registry)
         if collector is None or metrics not in collector.members:
             return
         collector.members.remove(metrics)
-        if not collector.members:
+        if collector.members:
+            collector.forget(metrics._label_values(), transports)
+        else:
             registry.unregister(collector)
             del _collectors[registry]
 
@@ -419,37 +461,28 @@ def _check_compatible(collector: _Collector, metrics: PrometheusMetrics) -> None
             )
 
 
-def _empty_families(label_names: tuple[str, ...]) -> dict[str, Metric]:
-    extra = {
-        "organic_scoring_iterations": ("source", "outcome"),
-        "organic_scoring_failures": ("stage",),
-        "organic_scoring_stage_seconds": ("stage",),
-        "organic_scoring_intake_requests": ("transport", "status"),
-        "organic_scoring_intake_seconds": ("transport",),
-        "organic_scoring_weight": ("uid",),
-    }
-    kinds = {
-        "counter": CounterMetricFamily,
-        "gauge": GaugeMetricFamily,
-        "histogram": HistogramMetricFamily,
-    }
-    families: dict[str, Metric] = {}
+_Family = CounterMetricFamily | GaugeMetricFamily
+
+
+def _scraped_families(label_names: tuple[str, ...]) -> dict[str, _Family]:
+    """An empty family for each counter and gauge, to fill with a scrape's samples."""
+    families: dict[str, _Family] = {}
     for name, (kind, doc) in _FAMILIES.items():
-        labels = [*label_names, *extra.get(name, ())]
-        families[name] = kinds[kind](name, doc, labels=labels)
+        if kind != "histogram":
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            families[name] = family(name, doc, labels=[*label_names, *_LABELS.get(name, ())])
     return families
 
 
-def _add_histogram(family: Metric, labels: list[str], series: HistogramSeries) -> None:
-    assert isinstance(family, HistogramMetricFamily)
-    buckets = [(_bound(bound), float(count)) for bound, count in series.buckets]
-    family.add_metric(labels, buckets, series.sum)
-
-
-def _bound(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
-    return repr(value)
+def _histogram(name: str, label_names: tuple[str, ...], label: str) -> Histogram:
+    """One of the two histograms, unregistered: its collector exposes it."""
+    return Histogram(
+        name,
+        _FAMILIES[name][1],
+        [*label_names, label],
+        buckets=_BUCKETS[name],
+        registry=None,
+    )
 
 
 def _base_view(scoring: OrganicScoringBase, name: str) -> Any:
