@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -105,11 +106,35 @@ def _install(session: nox.Session, major: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format) over the tree, strict mypy over the package."""
-    session.install("-e", f".[{EXTRAS},hf]", *BITTENSOR[NEWEST])
+    """ruff (lint and format) over the tree, strict mypy over the package, and the docs
+    site built with ``mkdocs build --strict`` (a broken link, anchor or API reference
+    fails it)."""
+    session.install("-e", f".[{EXTRAS},hf,docs]", *BITTENSOR[NEWEST])
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    site = Path(session.create_tmp()) / "site"
+    # NO_MKDOCS_2_WARNING: Material's notice about MkDocs 2, printed on every build.
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    session.run("mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site), env=env)
+    _check_api_pages(session, site)
+
+
+def _check_api_pages(session: nox.Session, site: Path) -> None:
+    """Fail when an API page shows reStructuredText markup instead of its meaning.
+
+    docs/griffe_docstrings.py converts the docstrings' roles, literal blocks and
+    grouped parameters while the site is built; this is what they look like when it
+    did not.
+    """
+    leftovers = re.compile(r":(?:class|meth|func|attr|data|mod|exc|obj):`|::</p>|<p>Args:")
+    pages = sorted((site / "api").rglob("*.html"))
+    if not pages:
+        session.error(f"no API pages under {site / 'api'}")
+    for page in pages:
+        found = leftovers.search(page.read_text(encoding="utf-8"))
+        if found:
+            session.error(f"{page.relative_to(site)} shows {found.group()!r} as text")
 
 
 @nox.session

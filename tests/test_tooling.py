@@ -4,6 +4,7 @@ and what a test run prints about skipped tests."""
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 import re
 from pathlib import Path
@@ -66,11 +67,13 @@ def test_the_matrix_skips_missing_pythons_and_leaves_benchmarks_out() -> None:
     ]
     per_major = ast.literal_eval(table)
     assert sorted(name for names in per_major.values() for name in names) == sorted(MODULES)
-    # Every session the docstring and the README tell people to run exists, by its
-    # name or its full id: `-s tests-11` (a session that never existed) fails here.
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    named = re.findall(r'-s "?([^"\s`]+)', (ast.get_docstring(tree) or "") + readme)
-    assert named
+    # Every session the docstring, the README and the docs pages tell people to run
+    # exists, by its name or its full id: `-s tests-11` (a session that never existed)
+    # fails here.
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    text = "\n".join(page.read_text(encoding="utf-8") for page in pages)
+    named = re.findall(r'-s "?([^"\s`]+)', (ast.get_docstring(tree) or "") + text)
+    assert {"lint", "tests(10)", "tests(11)", "benchmarks"} <= set(named)
     assert set(named) <= session_ids(tree)
 
 
@@ -138,3 +141,48 @@ def test_skips_are_summed_up_in_one_line(pytester: pytest.Pytester) -> None:
     assert [line for line in lines if "skipped" in line.lower() and "passed" not in line] == [
         "skipped 4: bittensor 11 only (3); needs redis-server (1)"
     ]
+
+
+# -- the docs site -----------------------------------------------------------------------
+
+PUBLIC_MODULES = (
+    "organic_scoring",
+    "organic_scoring.config",
+    "organic_scoring.errors",
+    "organic_scoring.organic_queue",
+    "organic_scoring.synth_dataset",
+    "organic_scoring.intake",
+    "organic_scoring.axon",
+    "organic_scoring.http",
+    "organic_scoring.weights",
+    "organic_scoring.metrics",
+    "organic_scoring.wallet",
+    "organic_scoring.demo",
+)
+
+
+def test_the_lint_session_builds_the_docs_strictly() -> None:
+    lint = ast.unparse(noxfile_sessions()["lint"])
+    assert "'mkdocs', 'build', '--strict'" in lint
+    assert "docs]" in lint  # it installs the docs extra
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    (extra,) = re.findall(r"^docs = \[(.*?)^\]", pyproject, re.M | re.S)
+    assert {"mkdocs", "mkdocs-material", "mkdocstrings[python]"} <= set(
+        re.findall(r'"([\w\-\[\]]+)[<>=]', extra)
+    )
+    assert "site/" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+
+
+def test_every_page_is_in_the_nav_and_every_public_module_has_an_api_page() -> None:
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    nav = re.findall(r"^ *- (?:[^:\n]+: )?(\S+\.md)$", config, re.M)
+    docs = ROOT / "docs"
+    assert sorted(nav) == sorted(str(p.relative_to(docs)) for p in docs.rglob("*.md"))
+    documented = {}
+    for page in (docs / "api").glob("*.md"):
+        first = page.read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith("::: organic_scoring"), page.name
+        documented[first.removeprefix("::: ")] = page.name
+    assert sorted(documented) == sorted(PUBLIC_MODULES)
+    for name in documented:
+        importlib.import_module(name)
