@@ -37,7 +37,7 @@ import redis
 from pydantic import BaseModel
 
 from benchmarks._redis import redis_server
-from organic_scoring import OrganicScoringBase
+from organic_scoring import ANY_HOTKEY, OrganicScoringBase
 
 IN_FLIGHT = 32
 """Requests in flight at once."""
@@ -84,6 +84,7 @@ def app() -> Any:
         max_age=MAX_AGE,
         nonce_store=nonces,
         max_concurrent=IN_FLIGHT,
+        allowed_hotkeys=ANY_HOTKEY,
     )
     # Tell the benchmark this worker is ready: requests signed from now on are fresh
     # for it (each intake refuses requests signed before it started).

@@ -49,7 +49,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from organic_scoring import OrganicScoringBase
+from organic_scoring import ANY_HOTKEY, OrganicScoringBase
 from organic_scoring._compat import HAS_HTTP_AUTH
 from organic_scoring.organic_queue import OrganicQueue
 from organic_scoring.wallet import throwaway_wallet as make_wallet
@@ -311,6 +311,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 hotkey_ss58=receiver,
                 protocol=protocol,
                 max_age=MAX_AGE,
+                allowed_hotkeys=ANY_HOTKEY,
             )
             bare_app = _bare_app(protocol, receiver, OrganicQueue(max_size=QUEUE_SIZE))
             sign = _signer(caller, receiver, protocol)
@@ -404,7 +405,13 @@ def run_refusals(quick: bool = False) -> list[dict[str, Any]]:
                 organic_queue=OrganicQueue(max_size=QUEUE_SIZE),
                 allowed_hotkeys=[member.hotkey.ss58_address],
             )
-            app = create_app(scorer, hotkey_ss58=receiver, protocol=protocol, max_age=MAX_AGE)
+            app = create_app(
+                scorer,
+                hotkey_ss58=receiver,
+                protocol=protocol,
+                max_age=MAX_AGE,
+                allowed_hotkeys=ANY_HOTKEY,
+            )
             store = app.state.organic_intake.nonce_store
             valid = _signer(member, receiver, protocol)
             refused = _signer(outsider, receiver, protocol)

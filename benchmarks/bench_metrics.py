@@ -31,6 +31,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from benchmarks.bench_engine import _Noop
+from organic_scoring import ANY_HOTKEY
 from organic_scoring._loop.stats import TIMED
 from organic_scoring.metrics import PrometheusMetrics
 from organic_scoring.metrics._exporter import _STAGE_BUCKETS, _TIMED_STAGES
@@ -88,7 +89,13 @@ def _intake(n: int, rounds: int) -> dict[str, Any]:
         for with_metrics in (False, True):
             scorer = _Intake(organic_queue=OrganicQueue(max_size=QUEUE_SIZE))
             apps.append(
-                create_app(scorer, hotkey_ss58=receiver, protocol="epistula", max_age=MAX_AGE)
+                create_app(
+                    scorer,
+                    hotkey_ss58=receiver,
+                    protocol="epistula",
+                    max_age=MAX_AGE,
+                    allowed_hotkeys=ANY_HOTKEY,
+                )
             )
             if with_metrics:
                 exporters.append(PrometheusMetrics(scorer, CollectorRegistry()))

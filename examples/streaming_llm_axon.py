@@ -135,7 +135,7 @@ def main(prompt: str = "why is the sky blue?") -> None:
         validator, user = _wallet(directory, "validator"), _wallet(directory, "user")
         axon = bt.Axon(wallet=validator, ip="127.0.0.1", external_ip="127.0.0.1", port=_free_port())
         axon.fast_config.host = "127.0.0.1"  # listen on this machine only
-        scoring = StreamingChatScoring(axon=axon)
+        scoring = StreamingChatScoring(axon=axon, allowed_hotkeys=[user.hotkey.ss58_address])
         # A dendrite looks up its public IP on the web when built; this one stays local.
         with mock.patch("bittensor.utils.networking.get_external_ip", return_value="127.0.0.1"):
             dendrite = bt.Dendrite(wallet=user)

@@ -103,7 +103,8 @@ def main(prompt: str = "why is the sky blue?") -> None:
         validator, user = _wallet(directory, "validator"), _wallet(directory, "user")
         hotkey = validator.hotkey.ss58_address
         scoring = StreamingChatScoring()
-        app = create_app(scoring, hotkey_ss58=hotkey)  # requests must be signed for hotkey
+        # Requests must be signed for hotkey, by a hotkey the intake allows.
+        app = create_app(scoring, hotkey_ss58=hotkey, allowed_hotkeys=[user.hotkey.ss58_address])
         with serve_in_thread(app, host="127.0.0.1", port=0) as server:
 
             async def show() -> None:

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import bittensor as bt
 
 from organic_scoring import OrganicScoringBase
+from organic_scoring.intake import permitted_validators
 from organic_scoring.synth_dataset import SynthDatasetEntry, default_dataset
 from organic_scoring.weights import ScoreBook, WeightsResult, emit_weights
 
@@ -131,7 +132,8 @@ class Validator:
         axon: The axon organic requests arrive on; ``run()`` starts it.
         netuid: The subnet.
         organic_steps: Steps per scoring iteration (fewer while organic prompts wait).
-        allowed_hotkeys: When given, only these hotkeys may send organic prompts.
+        allowed_hotkeys: The hotkeys that may send organic prompts (default: those
+            with a validator permit in the metagraph).
         weights_interval: Seconds between weight emissions.
         query_timeout: Seconds each miner gets to answer.
         sync_every: Steps between metagraph syncs.
@@ -174,7 +176,8 @@ class Validator:
             synth_dataset=default_dataset(),
             trigger="steps",
             trigger_frequency=organic_steps,
-            allowed_hotkeys=allowed_hotkeys,
+            # By default, validators with a permit on the subnet may send organic prompts.
+            allowed_hotkeys=allowed_hotkeys or permitted_validators(metagraph),
         )
 
     def run(self) -> None:

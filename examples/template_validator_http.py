@@ -48,6 +48,7 @@ from organic_scoring.http import (
     create_app,
     serve_in_thread,
 )
+from organic_scoring.intake import permitted_validators
 from organic_scoring.synth_dataset import SynthDatasetEntry, default_dataset
 from organic_scoring.weights import ScoreBook, WeightsResult, emit_weights
 
@@ -157,7 +158,8 @@ class Validator:
         network: The chain ``bt.set_weights`` connects to.
         host, port: Where the organic intake listens (port 0: any free port).
         organic_steps: Steps per scoring iteration (fewer while organic prompts wait).
-        allowed_hotkeys: When given, only these hotkeys may send organic prompts.
+        allowed_hotkeys: The hotkeys that may send organic prompts (default: those
+            with a validator permit in the metagraph).
         weights_interval: Seconds between weight emissions.
         query_timeout: Seconds each miner gets to answer.
         sync_every: Steps between metagraph syncs.
@@ -199,8 +201,13 @@ class Validator:
             trigger_frequency=organic_steps,
             allowed_hotkeys=allowed_hotkeys,
         )
-        # The intake takes only requests signed for this validator's hotkey.
-        self.intake = create_app(self.organic, hotkey_ss58=wallet.hotkey.ss58_address)
+        # The intake takes only requests signed for this validator's hotkey, from the
+        # hotkeys allowed (by default, validators with a permit on the subnet).
+        self.intake = create_app(
+            self.organic,
+            hotkey_ss58=wallet.hotkey.ss58_address,
+            allowed_hotkeys=None if allowed_hotkeys else permitted_validators(metagraph),
+        )
         self.server: OrganicServer | None = None
 
     def run(self) -> None:

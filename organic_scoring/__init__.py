@@ -16,8 +16,10 @@ from organic_scoring.errors import (
     OrganicScoringError,
     StageTimeout,
 )
+from organic_scoring.intake._identity import ANY_HOTKEY
 
 __all__ = [
+    "ANY_HOTKEY",
     "FailedIteration",
     "IterationError",
     "OrganicScoringBase",

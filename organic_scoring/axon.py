@@ -76,6 +76,7 @@ def attach_axon(
     max_age: float = DEFAULT_MAX_AGE,
     allowed_skew: float = DEFAULT_ALLOWED_SKEW,
     nonce_store: NonceStore | None = None,
+    allowed_hotkeys: Any = None,
 ) -> Gate:
     """Take organic requests for ``scoring`` through a bittensor 9/10 axon.
 
@@ -92,6 +93,10 @@ def attach_axon(
         allowed_skew: Seconds a caller's clock may run ahead of ours.
         nonce_store: Where accepted nonces are kept (see
             :class:`~organic_scoring.intake.NonceStore`); default in memory.
+        allowed_hotkeys: Who may call: SS58 hotkeys, a callable ``(hotkey) -> bool``
+            (e.g. :func:`~organic_scoring.intake.permitted_validators`) or
+            :data:`~organic_scoring.ANY_HOTKEY`. Default: the scorer's; one of the
+            two must say.
 
     Returns:
         The gate, whose ``in_flight`` and ``waiting`` say how busy the intake is.
@@ -101,8 +106,8 @@ def attach_axon(
             :mod:`organic_scoring.http` instead.
         TypeError: ``axon`` is not a bittensor axon, or ``_on_organic_entry``'s first
             parameter is not annotated with a ``bt.Synapse`` subclass.
-        ValueError: The axon already has a handler for that synapse type, or an option
-            is out of range.
+        ValueError: The axon already has a handler for that synapse type, an option
+            is out of range, or no ``allowed_hotkeys`` was given.
     """
     require_axon("attaching organic scoring to an axon")
     if not isinstance(axon, axon_class()):
@@ -124,6 +129,7 @@ def attach_axon(
         max_age=max_age,
         allowed_skew=allowed_skew,
         nonce_store=nonce_store,
+        allowed_hotkeys=allowed_hotkeys,
     )
     axon.attach(
         forward_fn=_handler(gate, synapse_type),
@@ -155,8 +161,9 @@ def _screen(gate: Gate, synapse_type: type[Any]) -> Callable[..., Awaitable[tupl
         if hotkey is None:
             return False, ""  # unsigned: verify refuses it with a 401
         try:
-            gate.screen(hotkey)
+            gate.screen(gate.identify(hotkey))
         except Refused as refused:
+            # bittensor answers every blacklist refusal with 403.
             gate.record(403, passage.began)
             return True, refused.message
         return False, ""
@@ -197,7 +204,7 @@ def _handler(gate: Gate, synapse_type: type[Any]) -> Callable[..., Awaitable[Any
         caller = passage.caller
         synapse.dendrite = caller  # the signed headers' caller, not the body's claim
         try:
-            await gate.remember(caller.hotkey, int(caller.nonce))
+            await gate.remember(caller.hotkey, int(caller.nonce), int(caller.nonce))
             _, priority = await gate.pass_through(synapse, lambda: synapse, caller.hotkey)
             async with gate.admitted(priority) as admitted:
                 if not admitted:  # pragma: no cover - the axon gives no hang-up signal

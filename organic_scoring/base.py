@@ -34,6 +34,7 @@ from organic_scoring._redact import describe_error
 from organic_scoring.config import ScoringConfig
 from organic_scoring.config import Trigger as TriggerName
 from organic_scoring.errors import FailedIteration, QueueUnavailable
+from organic_scoring.intake._identity import ANY_HOTKEY, AnyHotkey
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
 from organic_scoring.synth_dataset._mixture import check_weights
@@ -98,7 +99,7 @@ class OrganicScoringBase(ABC):
         log_timeout: float | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
-        allowed_hotkeys: Iterable[str] | None = None,
+        allowed_hotkeys: Iterable[str] | Callable[[str], bool] | AnyHotkey | None = None,
         trigger_jitter: float = 0.0,
         seed: int | None = None,
         redact: bool | Callable[[Any], Any] = False,
@@ -125,8 +126,10 @@ class OrganicScoringBase(ABC):
             log_timeout: Per-stage limits in seconds (None: no limit).
             backoff_initial, backoff_max: The pause after a failed iteration; it doubles
                 while failures repeat, up to ``backoff_max``, and resets on a success.
-            allowed_hotkeys: When given, only these hotkeys may send organic requests
-                (checked by the intake before ``_blacklist_fn``).
+            allowed_hotkeys: Who may send organic requests, for every intake of this
+                scorer that does not say otherwise: SS58 hotkeys, a callable
+                ``(hotkey) -> bool``, or :data:`~organic_scoring.ANY_HOTKEY`. Checked by
+                the intake before any signature or ``_blacklist_fn``.
             trigger_jitter: ``j`` in [0, 1), ``"seconds"`` only, so that miners cannot
                 tell probes by their timing: each period is drawn uniformly from
                 ``[m * (1 - j), m * (1 + j)]`` around an annealed mean ``m`` that
@@ -194,7 +197,10 @@ class OrganicScoringBase(ABC):
         if axon is not None:
             from organic_scoring.axon import attach_axon  # the transport, only when asked for
 
-            attach_axon(self, axon)
+            # The original package's way: open to every hotkey unless the scorer says
+            # otherwise (start() warns).
+            open_to_all = config.allowed_hotkeys is None
+            attach_axon(self, axon, allowed_hotkeys=ANY_HOTKEY if open_to_all else None)
 
     if not TYPE_CHECKING:  # hidden from type checkers: it would make every name valid
 
@@ -365,7 +371,14 @@ class OrganicScoringBase(ABC):
         Raises:
             RuntimeError: The loop is already running (or still stopping).
         """
-        self.__runtime.engine.start()
+        state = self.__runtime
+        if state.axon is not None and state.config.allowed_hotkeys is None and not state.warned:
+            state.warned = True
+            log.warning(
+                "organic intake: the axon given to the constructor takes organic requests "
+                "from any hotkey; pass allowed_hotkeys= to say who may call"
+            )
+        state.engine.start()
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """Stop the loop; safe from any thread and idempotent.

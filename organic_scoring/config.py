@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, 
 
 from organic_scoring._defaults import DEFAULT_TRIGGER_FREQUENCY_MIN, JITTER_UTILISATION
 from organic_scoring._log import log
+from organic_scoring.intake._identity import AllowedHotkeys, hotkey_policy
 
 __all__ = ["ScoringConfig", "Trigger"]
 
@@ -65,14 +66,18 @@ class ScoringConfig(BaseModel):
         log_timeout: Per-stage limits in seconds; None means no limit.
         backoff_initial, backoff_max: The pause after a failed iteration, doubling
             while failures repeat, capped at ``backoff_max``; reset by a success.
-        allowed_hotkeys: When set, only these hotkeys may submit organic requests.
+        allowed_hotkeys: Who may send organic requests to this scorer's intakes: a
+            collection of SS58 hotkeys, a callable ``(hotkey) -> bool``, or
+            ``ANY_HOTKEY``. None leaves the choice to each intake.
         redact: Keep no sample where it could be read back or exported
             (``recent_failures``, ``IterationError.sample``) and log failures without
             exception messages. True puts a :class:`~organic_scoring.Redacted` in place
             of each sample; a callable returns what of a sample may be kept.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, arbitrary_types_allowed=True
+    )
 
     trigger: Trigger = "seconds"
     trigger_frequency: float = Field(default=15.0, gt=0)
@@ -86,7 +91,7 @@ class ScoringConfig(BaseModel):
     log_timeout: float | None = Field(default=None, gt=0)
     backoff_initial: float = Field(default=0.5, ge=0)
     backoff_max: float = Field(default=30.0, ge=0)
-    allowed_hotkeys: frozenset[str] | None = None
+    allowed_hotkeys: AllowedHotkeys | None = None
     trigger_jitter: float = Field(default=0.0, ge=0, lt=1)
     seed: int | None = Field(default=None, strict=True)
     redact: StrictBool | Callable[[Any], Any] = False
@@ -122,17 +127,9 @@ class ScoringConfig(BaseModel):
 
     @field_validator("allowed_hotkeys", mode="before")
     @classmethod
-    def _hotkey_collection(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError("expected a collection of ss58 hotkeys, not a single string")
-        if value is not None:
-            try:
-                value = frozenset(value)
-            except TypeError:
-                raise ValueError(f"expected a collection of ss58 hotkeys, got {value!r}") from None
-            if not value:
-                raise ValueError("expected at least one hotkey, or None to allow every caller")
-        return value
+    def _hotkey_policy(cls, value: Any) -> Any:
+        # None here means "the intake decides"; an intake refuses to open without a choice.
+        return None if value is None else hotkey_policy(value, name="allowed_hotkeys")
 
     @model_validator(mode="after")
     def _consistent(self) -> ScoringConfig:

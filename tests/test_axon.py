@@ -16,6 +16,7 @@ import bittensor as bt
 import httpx
 import pytest
 
+from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_AXON
 from organic_scoring.axon import attach_axon
 from support.axons import (
@@ -425,7 +426,7 @@ def test_freshness_is_the_signed_nonces_whatever_the_timeout_header_says(
 ) -> None:
     def build_short_lived(axon: Any) -> AskScorer:
         scorer = AskScorer()
-        attach_axon(scorer, axon, max_age=0.5)
+        attach_axon(scorer, axon, max_age=0.5, allowed_hotkeys=ANY_HOTKEY)
         return scorer
 
     with serve_scorer(bt_wallets.server, build_short_lived) as (axon, scorer):

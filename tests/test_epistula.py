@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from starlette.applications import Starlette
 
+from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_HTTP_AUTH
 from organic_scoring.http import (
     EpistulaCaller,
@@ -204,7 +205,13 @@ class Service:
 
 
 def epistula_app(scorer: Any, wallets: Wallets, **options: Any) -> Starlette:  # noqa: F811
-    return create_app(scorer, hotkey_ss58=wallets.validator_hotkey, protocol="epistula", **options)
+    return create_app(
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        protocol="epistula",
+        **options,
+        allowed_hotkeys=ANY_HOTKEY,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -383,7 +390,7 @@ REFUSED: dict[str, tuple[Build, str]] = {
     "version 1": (_edited("Epistula-Version", lambda: "1"), "Epistula-Version"),
     "no version": (_edited("Epistula-Version", None), "Epistula-Version"),
     "no Signed-By": (_edited("Epistula-Signed-By", None), "Epistula-Signed-By"),
-    "Signed-By not an address": (_not_an_address, "Epistula-Signed-By"),
+    "Signed-By not an address": (_not_an_address, "not an SS58 address"),
     "no UUID": (_edited("Epistula-Uuid", None), "Epistula-Uuid"),
     "UUID not a UUID": (_signed(request_id="request-42"), "Epistula-Uuid"),
     "UUID edited": (_edited("Epistula-Uuid", uuid.uuid4), "does not verify"),
@@ -548,7 +555,12 @@ def test_organic_auth_with_btauth_signs_the_body_and_the_raw_path_with_its_query
     wallets: Wallets,  # noqa: F811
 ) -> None:
     scorer = HttpScorer()
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, protocol="btauth/1")
+    app = create_app(
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        protocol="btauth/1",
+        allowed_hotkeys=ANY_HOTKEY,
+    )
     auth = OrganicAuth(wallets.client, wallets.validator_hotkey, protocol="btauth/1")
     request = httpx.Request("POST", "http://validator/organic?q=a%20b&n=1", json={"text": "x"})
     signed = next(auth.sync_auth_flow(request))

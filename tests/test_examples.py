@@ -194,6 +194,7 @@ def test_template_validator_scores_organic_prompts_and_sets_weights(tmp_path: Pa
         with mock.patch("bittensor.utils.networking.get_external_ip", return_value="127.0.0.1"):
             validator = example.Validator(
                 wallet=validator_wallet,
+                allowed_hotkeys=[user_wallet.hotkey.ss58_address],
                 subtensor=subtensor,
                 metagraph=metagraph,
                 axon=axon,
@@ -335,6 +336,7 @@ def test_template_validator_http_scores_organic_prompts_and_sets_weights(
         client = FakeClient(metagraph)
         validator = example.Validator(
             wallet=validator_wallet,
+            allowed_hotkeys=[user_wallet.hotkey.ss58_address],
             client=client,
             metagraph=metagraph,
             netuid=7,
@@ -461,7 +463,7 @@ def test_streaming_http_handler_streams_in_order_then_queues_the_record(tmp_path
     prompt = "why is the sky blue?"
     expected = expected_reply(example, prompt)
     scoring = example.StreamingChatScoring()
-    app = create_app(scoring, hotkey_ss58=hotkey)
+    app = create_app(scoring, hotkey_ss58=hotkey, allowed_hotkeys=[user.hotkey.ss58_address])
 
     async def receive(url: str) -> list[str]:
         async with OrganicClient(user, url, hotkey, timeout=WAIT) as client:

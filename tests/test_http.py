@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from organic_scoring import OrganicScoringBase
+from organic_scoring import ANY_HOTKEY, OrganicScoringBase
 from organic_scoring._compat import HAS_HTTP_AUTH
 from organic_scoring.errors import OrganicRequestError
 from organic_scoring.http import OrganicClient, OrganicServer, create_app, serve_in_thread
@@ -77,7 +77,12 @@ class Service:
 @pytest.fixture(scope="module")
 def served(wallets: Wallets) -> Iterator[Service]:  # noqa: F811
     scorer = HttpScorer()
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, max_body_bytes=LIMIT)
+    app = create_app(
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        max_body_bytes=LIMIT,
+        allowed_hotkeys=ANY_HOTKEY,
+    )
     with serve_in_thread(app) as server:
         yield Service(scorer, app, server)
 
@@ -92,7 +97,13 @@ def service(served: Service) -> Service:
 def gated(wallets: Wallets) -> Iterator[Service]:  # noqa: F811
     """One handler slot and a backlog of four."""
     scorer = HttpScorer()
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, max_concurrent=1, max_backlog=4)
+    app = create_app(
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        max_concurrent=1,
+        max_backlog=4,
+        allowed_hotkeys=ANY_HOTKEY,
+    )
     with serve_in_thread(app) as server:
         yield Service(scorer, app, server)
 
@@ -108,7 +119,7 @@ def test_signed_request_is_queued_answered_and_scored_by_the_running_loop(
     wallets: Wallets,  # noqa: F811
 ) -> None:
     scorer = HttpScorer(trigger_frequency=0.05)
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey)
+    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)
     with serve_in_thread(app) as server, scorer:
         url = server.url + "/organic"
 
@@ -447,7 +458,13 @@ def test_a_full_backlog_answers_429_and_queues_nothing(
     wallets: Wallets,  # noqa: F811
 ) -> None:
     scorer = HttpScorer()
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, max_concurrent=1, max_backlog=1)
+    app = create_app(
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        max_concurrent=1,
+        max_backlog=1,
+        allowed_hotkeys=ANY_HOTKEY,
+    )
     hold = threading.Event()
     scorer.holds["hold"] = hold
     with serve_in_thread(app) as server:
@@ -566,7 +583,7 @@ def test_handler_results_become_responses(
     wallets: Wallets,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = create_app(Shapes(), hotkey_ss58=wallets.validator_hotkey)
+    app = create_app(Shapes(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)
 
     async def main() -> dict[str, httpx.Response]:
         async with OrganicClient(
@@ -653,17 +670,24 @@ def test_create_app_refuses_bad_options(
 ) -> None:
     options: dict[str, Any] = {"hotkey_ss58": wallets.validator_hotkey, **kwargs}
     with pytest.raises(error, match=words):
-        create_app(Shapes(), **options)
+        create_app(Shapes(), **options, allowed_hotkeys=ANY_HOTKEY)
 
 
 def test_create_app_needs_a_scorer_and_a_request_model(wallets: Wallets) -> None:  # noqa: F811
     with pytest.raises(TypeError, match="OrganicScoringBase"):
-        create_app(object(), hotkey_ss58=wallets.validator_hotkey)  # type: ignore[arg-type]
+        create_app(object(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="annotated with a pydantic model"):
-        create_app(Unannotated(), hotkey_ss58=wallets.validator_hotkey)
-    app = create_app(Unannotated(), hotkey_ss58=wallets.validator_hotkey, model=Prompt)
+        create_app(Unannotated(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)
+    app = create_app(
+        Unannotated(),
+        hotkey_ss58=wallets.validator_hotkey,
+        model=Prompt,
+        allowed_hotkeys=ANY_HOTKEY,
+    )
     assert app.state.organic_intake.model is Prompt
-    app = create_app(ReturnsAnUnimportedType(), hotkey_ss58=wallets.validator_hotkey)
+    app = create_app(
+        ReturnsAnUnimportedType(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY
+    )
     assert app.state.organic_intake.model is Prompt
 
 
@@ -673,7 +697,9 @@ def test_a_custom_nonce_store_is_used_and_its_failure_is_a_503(
 ) -> None:
     store = Store()
     scorer = QueueingScorer()
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, nonce_store=store)
+    app = create_app(
+        scorer, hotkey_ss58=wallets.validator_hotkey, nonce_store=store, allowed_hotkeys=ANY_HOTKEY
+    )
 
     async def main() -> list[httpx.Response]:
         async with OrganicClient(
@@ -700,7 +726,9 @@ def test_a_custom_nonce_store_is_used_and_its_failure_is_a_503(
 
 
 def test_server_binds_a_free_port_and_stops_cleanly(wallets: Wallets) -> None:  # noqa: F811
-    app = create_app(QueueingScorer(), hotkey_ss58=wallets.validator_hotkey)
+    app = create_app(
+        QueueingScorer(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY
+    )
     server = serve_in_thread(app, port=0)
     try:
         assert server.port > 0
@@ -748,7 +776,9 @@ def test_served_connections_do_not_wait_for_delayed_acks(service: Service) -> No
 
 
 def test_server_reports_a_taken_port(wallets: Wallets) -> None:  # noqa: F811
-    app = create_app(QueueingScorer(), hotkey_ss58=wallets.validator_hotkey)
+    app = create_app(
+        QueueingScorer(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY
+    )
     with serve_in_thread(app) as first, pytest.raises(OSError, match="in use"):
         OrganicServer(app, port=first.port).start()
 
@@ -777,7 +807,12 @@ class PropertyTarget:
 @pytest.fixture(scope="module")
 def target(wallets: Wallets) -> PropertyTarget:  # noqa: F811
     scorer = QueueingScorer()
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, max_body_bytes=PROPERTY_LIMIT)
+    app = create_app(
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        max_body_bytes=PROPERTY_LIMIT,
+        allowed_hotkeys=ANY_HOTKEY,
+    )
     return PropertyTarget(scorer, app, wallets, bt.http_auth.InMemoryNonceStore())
 
 

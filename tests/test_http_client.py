@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from pydantic import BaseModel
 
+from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_HTTP_AUTH
 from organic_scoring.errors import OrganicRequestError
 from organic_scoring.http import OrganicClient, create_app, serve_in_thread
@@ -31,7 +32,9 @@ class Order(BaseModel):
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_422_names_its_first_field_errors(wallets: Wallets, protocol: str) -> None:  # noqa: F811
     scorer = parity_scorer(Order)
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, protocol=protocol)
+    app = create_app(
+        scorer, hotkey_ss58=wallets.validator_hotkey, protocol=protocol, allowed_hotkeys=ANY_HOTKEY
+    )
 
     async def call(payload: object) -> OrganicRequestError:
         url = server.url + "/organic"

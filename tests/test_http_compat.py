@@ -18,6 +18,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_HTTP_AUTH
 from support.loopback import make_wallet
 from support.scorers import Recorder
@@ -48,10 +49,12 @@ def test_an_epistula_intake_builds_and_serves_on_every_major(tmp_path: Path) -> 
     validator, caller = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "caller")
     receiver = validator.hotkey.ss58_address
     scorer = _Scorer()
-    app = create_app(scorer, hotkey_ss58=receiver, protocol="epistula")
+    app = create_app(scorer, hotkey_ss58=receiver, protocol="epistula", allowed_hotkeys=ANY_HOTKEY)
     assert app.state.organic_intake.protocol.name == "epistula"
     assert default_protocol() == ("btauth/1" if HAS_HTTP_AUTH else "epistula")
-    default = create_app(_Scorer(), hotkey_ss58=receiver)
+    default = create_app(
+        _Scorer(), hotkey_ss58=receiver, allowed_hotkeys=[caller.hotkey.ss58_address]
+    )
     assert default.state.organic_intake.protocol.name == default_protocol()
 
     async def main() -> int:
@@ -76,7 +79,9 @@ def test_without_http_auth_btauth_is_a_clear_error_and_epistula_the_default() ->
     from support.transports import parity_scorer
 
     with pytest.raises(RuntimeError, match=r"bt\.http_auth.*bittensor (9|10).*epistula"):
-        create_app(parity_scorer(Prompt), hotkey_ss58="5F", protocol="btauth/1")
+        create_app(
+            parity_scorer(Prompt), hotkey_ss58="5F", protocol="btauth/1", allowed_hotkeys=ANY_HOTKEY
+        )
     with pytest.raises(RuntimeError, match=r"bt\.http_auth.*epistula"):
         OrganicAuth(object(), "5F", protocol="btauth/1")
     assert default_protocol() == "epistula"

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_HTTP_AUTH
 from organic_scoring.http import OrganicClient, OrganicServer, create_app, serve_in_thread
 from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
@@ -32,7 +33,8 @@ LIMIT = 512 * 1024
 
 @contextmanager
 def served(w: Wallets, protocol: str, **options: Any) -> Iterator[tuple[Any, OrganicServer]]:
-    scorer = parity_scorer(Job, allowed_hotkeys=options.pop("allowed_hotkeys", None))
+    options.setdefault("allowed_hotkeys", ANY_HOTKEY)
+    scorer = parity_scorer(Job)
     app = create_app(scorer, hotkey_ss58=w.validator_hotkey, protocol=protocol, **options)
     with serve_in_thread(app) as server:
         yield scorer, server
@@ -174,8 +176,88 @@ def test_a_request_replayed_to_a_restarted_intake_is_refused(
     time.sleep(0.01)
     # The validator restarts: a new intake on the same port, with an empty nonce store.
     scorer = parity_scorer(Job)
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, protocol=protocol)
+    app = create_app(
+        scorer, hotkey_ss58=wallets.validator_hotkey, protocol=protocol, allowed_hotkeys=ANY_HOTKEY
+    )
     with OrganicServer(app, port=server.port).start():
         assert asyncio.run(post(url, headers)) == 401  # well inside max_age
     assert first.handled == ["captured"]
     assert scorer.handled == []
+
+
+# -- identity and replay through any spelling or timing (issue: intake, round 2) ----------
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_captured_request_replayed_under_other_spellings_of_its_key_is_refused(
+    wallets: Wallets,  # noqa: F811
+    protocol: str,
+) -> None:
+    """The signature covers the key, not how its address is written: the same request
+    under another SS58 prefix is a replay (and the allow-list keys on the key)."""
+    from support.identity import ss58
+
+    key = bytes(wallets.client.hotkey.public_key)
+    header = "X-Bittensor-Hotkey" if protocol == "btauth/1" else "Epistula-Signed-By"
+    allowed = [ss58(key, 0)]  # the operator wrote it with another prefix: same key
+    with served(wallets, protocol, allowed_hotkeys=allowed) as (scorer, server):
+        url = server.url + "/organic"
+        body = Job(text="once").model_dump_json().encode()
+        headers = signed_headers(wallets, protocol, url, body)
+
+        async def post(spelling: str) -> httpx.Response:
+            respelled = {k: (spelling if k == header else v) for k, v in headers.items()}
+            async with httpx.AsyncClient(timeout=WAIT) as client:
+                return await client.post(url, content=body, headers=respelled)
+
+        assert asyncio.run(post(wallets.client_hotkey)).status_code == 200
+        for prefix in (0, 2, 7, 63, 64, 255, 1000):
+            response = asyncio.run(post(ss58(key, prefix)))
+            assert response.status_code == 400, (prefix, response.text)
+            assert wallets.client_hotkey in response.json()["error"]
+    assert scorer.handled == ["once"]
+
+
+def test_an_epistula_uuid_has_one_spelling() -> None:
+    from organic_scoring.http._epistula import Epistula
+
+    canonical = "6f1c1c5e-4a3b-4c2d-9e8f-0a1b2c3d4e5f"
+    spellings = [canonical, canonical.upper(), "{" + canonical + "}", canonical.replace("-", "")]
+    base = {
+        "epistula-version": "2",
+        "epistula-signed-by": "5F",
+        "epistula-request-signature": "0x00",
+        "epistula-timestamp": "1",
+        "epistula-signed-for": "me",
+    }
+    nonces = {
+        Epistula().claim({**base, "epistula-uuid": spelling}, "me").nonce for spelling in spellings
+    }
+    assert nonces == {canonical}
+
+
+def test_a_replay_whose_body_trickles_past_max_age_is_refused(
+    wallets: Wallets,  # noqa: F811
+) -> None:
+    """Headers fresh on arrival, body sent slowly until the first copy's nonce expired
+    from a store that keeps nonces exactly max_age + allowed_skew: stale by the time it
+    could be remembered, so refused."""
+    from organic_scoring.intake import InMemoryNonceStore
+
+    max_age, skew = 1.0, 0.2
+    store = InMemoryNonceStore(retention=max_age + skew)
+    options = {"max_age": max_age, "allowed_skew": skew, "body_timeout": 5.0}
+    with served(wallets, "epistula", nonce_store=store, **options) as (scorer, server):
+        url = server.url + "/organic"
+        time.sleep(skew)  # past the start watermark of an in-memory store
+        body = Job(text="trickled").model_dump_json().encode()
+        headers = signed_headers(wallets, "epistula", url, body)
+        signed_at = time.monotonic()
+        first = httpx.post(url, content=body, headers=headers, timeout=WAIT)
+        assert first.status_code == 200
+        time.sleep(max(0.0, signed_at + 0.8 - time.monotonic()))  # still fresh: headers pass
+        with raw_request(server.port, headers, body[:1], len(body)) as sock:
+            time.sleep(max(0.0, signed_at + max_age + skew + 0.3 - time.monotonic()))
+            sock.sendall(body[1:])  # the first nonce has been forgotten by now
+            assert status_of(sock) == 401
+    assert scorer.handled == ["trickled"]

@@ -6,15 +6,18 @@ import asyncio
 import math
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from organic_scoring.intake import InMemoryNonceStore
+from organic_scoring import ANY_HOTKEY
+from organic_scoring.intake import InMemoryNonceStore, permitted_validators
 from organic_scoring.intake._gate import Gate, Refused
 from organic_scoring.intake._replay import Freshness
 from organic_scoring.intake._request_type import request_type_of
+from support.identity import hotkey
 from support.scorers import Recorder
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -73,16 +76,76 @@ def refusal(call: Any) -> Refused:
 # -- before the body ------------------------------------------------------------------
 
 
+FRIEND, STRANGER = hotkey("friend"), hotkey("stranger")
+
+
 def test_screen_refuses_hotkeys_outside_the_allow_list() -> None:
-    gate = Gate(Hooked(allowed_hotkeys=["5Friend"]), "test")
-    gate.screen("5Friend")
-    assert refusal(lambda: gate.screen("5Stranger")).status == 403
-    Gate(Hooked(), "test").screen("5Anyone")  # no allow-list: everyone passes
+    gate = Gate(Hooked(allowed_hotkeys=[FRIEND]), "test")
+    gate.screen(FRIEND)
+    assert refusal(lambda: gate.screen(STRANGER)).status == 403
+    Gate(Hooked(), "test", allowed_hotkeys=ANY_HOTKEY).screen(STRANGER)  # open on purpose
+
+
+def test_an_intake_must_be_told_who_may_call() -> None:
+    """Closed unless opened: no allow-list on the intake or the scorer is an error."""
+    with pytest.raises(ValueError, match="allowed_hotkeys: say who may send"):
+        Gate(Hooked(), "test")
+
+
+def test_allowed_hotkeys_may_be_a_policy() -> None:
+    asked: list[str] = []
+
+    def only_friends(caller: str) -> bool:
+        asked.append(caller)
+        return caller == FRIEND
+
+    gate = Gate(Hooked(), "test", allowed_hotkeys=only_friends)
+    gate.screen(FRIEND)
+    assert refusal(lambda: gate.screen(STRANGER)).status == 403
+    assert asked == [FRIEND, STRANGER]
+
+    def broken(caller: str) -> bool:
+        raise RuntimeError("metagraph not synced")
+
+    assert refusal(lambda: Gate(Hooked(), "t", allowed_hotkeys=broken).screen(FRIEND)).status == 500
+
+
+def test_permitted_validators_follow_the_metagraph() -> None:
+    metagraph = SimpleNamespace(hotkeys=[FRIEND, STRANGER], validator_permit=[True, False])
+    gate = Gate(Hooked(), "test", allowed_hotkeys=permitted_validators(metagraph))
+    gate.screen(FRIEND)
+    assert refusal(lambda: gate.screen(STRANGER)).status == 403
+    metagraph.validator_permit = [False, True]  # the validator re-synced its metagraph
+    gate.screen(STRANGER)
+    neurons = [SimpleNamespace(hotkey=FRIEND, validator_permit=True)]  # bittensor 11's shape
+    gate = Gate(
+        Hooked(), "t", allowed_hotkeys=permitted_validators(SimpleNamespace(neurons=neurons))
+    )
+    gate.screen(FRIEND)
+    assert refusal(lambda: gate.screen(STRANGER)).status == 403
+
+
+@pytest.mark.parametrize("prefix", [0, 2, 63, 64, 1000])
+def test_one_key_has_one_name(prefix: int) -> None:
+    """Another network prefix spells the same key differently: refused before the
+    allow-list, so neither it nor the nonce store nor a hook sees a second name."""
+    gate = Gate(Hooked(allowed_hotkeys=[hotkey("friend", prefix)]), "test")  # matched as keys
+    assert gate.identify(FRIEND) == FRIEND
+    gate.screen(FRIEND)
+    refused = refusal(lambda: gate.identify(hotkey("friend", prefix)))
+    assert refused.status == 400
+    assert FRIEND in refused.message  # says how to write it
+
+
+@pytest.mark.parametrize("claimed", ["", "5Friend", FRIEND[:-1] + "x", "1" * 48, "é" * 48])
+def test_what_is_not_an_address_is_refused(claimed: str) -> None:
+    gate = Gate(Hooked(), "test", allowed_hotkeys=ANY_HOTKEY)
+    assert refusal(lambda: gate.identify(claimed)).status == 401
 
 
 def test_freshness_refuses_stale_future_and_pre_start_requests() -> None:
     start = time.time_ns()
-    fresh = Freshness(max_age=10, allowed_skew=2, not_before_ns=start)
+    fresh = Freshness(max_age=10, allowed_skew=2, started_ns=start, store=Persistent())
     now = start + 5 * 10**9
     assert fresh.problem(now, now) is None
     assert "more than 10s ago" in str(fresh.problem(now - 11 * 10**9, now))
@@ -91,9 +154,13 @@ def test_freshness_refuses_stale_future_and_pre_start_requests() -> None:
     assert fresh.window == 12
 
 
+class Persistent(InMemoryNonceStore):
+    persistent = True
+
+
 def test_a_gate_refuses_what_was_signed_before_it_started() -> None:
     signed = time.time_ns()
-    gate = Gate(Hooked(), "test")  # an intake started (or restarted) after the signing
+    gate = Gate(Hooked(), "test", allowed_hotkeys=ANY_HOTKEY, allowed_skew=0.2)
     refused = refusal(lambda: gate.check_fresh(signed))
     assert (refused.status, refused.message) == (
         401,
@@ -106,26 +173,45 @@ def test_a_gate_refuses_what_was_signed_before_it_started() -> None:
 
 
 def test_remember_refuses_a_replay_and_says_503_when_the_store_fails() -> None:
-    gate = Gate(Hooked(), "test")
-    asyncio.run(gate.remember("5Key", 1))
-    asyncio.run(gate.remember("5Key", "a-uuid"))  # string nonces (Epistula) beside ints
-    asyncio.run(gate.remember("5Other", 1))
-    assert refusal(lambda: gate.remember("5Key", 1)).status == 401
+    gate = Gate(Hooked(), "test", allowed_hotkeys=ANY_HOTKEY, nonce_store=Persistent())
+    now = time.time_ns()
+    asyncio.run(gate.remember(FRIEND, 1, now))
+    asyncio.run(gate.remember(FRIEND, "a-uuid", now))  # string nonces (Epistula) beside ints
+    asyncio.run(gate.remember(STRANGER, 1, now))
+    assert refusal(lambda: gate.remember(FRIEND, 1, now)).status == 401
 
     class Down:  # says nothing of blocking: called off the event loop, failing there
         retention = 60.0
+        persistent = True
 
         def check_and_store(self, hotkey: str, nonce: int | str) -> bool:
             raise ConnectionError("the store is down")
 
-    assert refusal(lambda: Gate(Hooked(), "t", nonce_store=Down()).remember("5K", 1)).status == 503
+    down = Gate(Hooked(), "t", nonce_store=Down(), allowed_hotkeys=ANY_HOTKEY)
+    assert refusal(lambda: down.remember(FRIEND, 1, time.time_ns())).status == 503
+
+
+def test_remember_checks_freshness_again_after_the_body() -> None:
+    """Headers fresh when they arrived, body trickled past max_age: by then the first
+    copy's nonce may be forgotten, so the request must be refused as stale."""
+    store = Persistent(retention=12)
+    gate = Gate(Hooked(), "t", allowed_hotkeys=ANY_HOTKEY, max_age=10, nonce_store=store)
+    signed = time.time_ns() - int(10.5e9)  # fresh at the headers, stale by now
+    assert "more than 10s ago" in refusal(lambda: gate.remember(FRIEND, 7, signed)).message
+    assert len(store) == 0  # nothing remembered for a refused request
 
 
 def test_a_nonce_store_must_outlast_the_freshness_window() -> None:
     with pytest.raises(ValueError, match="replays in the gap"):
-        Gate(Hooked(), "test", max_age=30, nonce_store=InMemoryNonceStore(retention=10))
+        Gate(
+            Hooked(),
+            "test",
+            max_age=30,
+            nonce_store=InMemoryNonceStore(retention=10),
+            allowed_hotkeys=ANY_HOTKEY,
+        )
     with pytest.raises(TypeError, match="check_and_store"):
-        Gate(Hooked(), "test", nonce_store=object())  # type: ignore[arg-type]
+        Gate(Hooked(), "test", nonce_store=object(), allowed_hotkeys=ANY_HOTKEY)  # type: ignore[arg-type]
 
 
 def test_the_in_memory_store_forgets_after_its_retention() -> None:
@@ -157,7 +243,7 @@ def test_the_in_memory_store_forgets_after_its_retention() -> None:
 def test_blacklist_verdicts(answer: Any, refused: str | None) -> None:
     scorer = Hooked()
     scorer.blacklist_answer = answer
-    gate = Gate(scorer, "test")
+    gate = Gate(scorer, "test", allowed_hotkeys=ANY_HOTKEY)
     if refused is None:
         asyncio.run(gate.blacklist("subject", "5Key"))
     else:
@@ -167,7 +253,9 @@ def test_blacklist_verdicts(answer: Any, refused: str | None) -> None:
 def test_a_blacklist_hook_that_raises_is_a_500() -> None:
     scorer = Hooked()
     scorer.blacklist_answer = RuntimeError("broken hook")
-    refused = refusal(lambda: Gate(scorer, "test").blacklist("s", "5Key"))
+    refused = refusal(
+        lambda: Gate(scorer, "test", allowed_hotkeys=ANY_HOTKEY).blacklist("s", "5Key")
+    )
     assert (refused.status, refused.message) == (500, "internal error")
 
 
@@ -186,7 +274,7 @@ def test_verify_verdicts_and_a_plain_hook_runs_off_the_loop(
 ) -> None:
     scorer = Hooked()
     scorer.verify_answer = answer
-    gate = Gate(scorer, "test")
+    gate = Gate(scorer, "test", allowed_hotkeys=ANY_HOTKEY)
 
     async def main() -> int:
         await gate.verify(Ask(text="x"), "5Key")
@@ -204,14 +292,16 @@ def test_verify_verdicts_and_a_plain_hook_runs_off_the_loop(
     [(3, 3.0), (2.5, 2.5), (-1, -1.0), (math.inf, math.inf), (math.nan, -math.inf)],
 )
 def test_priority_is_a_float_and_nan_ranks_last(value: Any, expected: float) -> None:
-    assert asyncio.run(Gate(Hooked(), "test").priority(Ask(text="x", priority=value), "5K")) == (
-        expected
-    )
+    assert asyncio.run(
+        Gate(Hooked(), "test", allowed_hotkeys=ANY_HOTKEY).priority(
+            Ask(text="x", priority=value), "5K"
+        )
+    ) == (expected)
 
 
 @pytest.mark.parametrize("value", [True, "3", None, RuntimeError("broken")])
 def test_a_priority_that_is_not_a_number_is_a_500(value: Any) -> None:
-    gate = Gate(Hooked(), "test")
+    gate = Gate(Hooked(), "test", allowed_hotkeys=ANY_HOTKEY)
     assert refusal(lambda: gate.priority(Ask(text="x", priority=value), "5K")).status == 500
 
 
@@ -220,7 +310,7 @@ def test_hooks_the_scorer_does_not_override_cost_nothing_and_refuse_nothing() ->
         async def _on_organic_entry(self, request: Ask) -> Any:
             return None
 
-    gate = Gate(Plain(), "test")
+    gate = Gate(Plain(), "test", allowed_hotkeys=ANY_HOTKEY)
 
     async def main() -> Any:
         return await gate.pass_through("subject", lambda: Ask(text="x"), "5Key")
@@ -233,7 +323,7 @@ def test_hooks_the_scorer_does_not_override_cost_nothing_and_refuse_nothing() ->
 
 
 def test_admission_orders_waiters_by_priority_and_refuses_past_the_backlog() -> None:
-    gate = Gate(Hooked(), "test", max_concurrent=1, max_backlog=2)
+    gate = Gate(Hooked(), "test", max_concurrent=1, max_backlog=2, allowed_hotkeys=ANY_HOTKEY)
     order: list[str] = []
 
     async def enter(name: str, priority: float, hold: asyncio.Event | None = None) -> None:
@@ -264,7 +354,7 @@ def test_admission_orders_waiters_by_priority_and_refuses_past_the_backlog() -> 
 
 
 def test_a_waiter_whose_caller_leaves_gives_up_its_place() -> None:
-    gate = Gate(Hooked(), "test", max_concurrent=1, max_backlog=2)
+    gate = Gate(Hooked(), "test", max_concurrent=1, max_backlog=2, allowed_hotkeys=ANY_HOTKEY)
 
     async def main() -> bool:
         hold, left = asyncio.Event(), asyncio.Event()
@@ -297,7 +387,7 @@ def test_a_waiter_whose_caller_leaves_gives_up_its_place() -> None:
 
 def test_handle_counts_acceptances_and_handler_errors_and_record_counts_answers() -> None:
     scorer = Hooked()
-    gate = Gate(scorer, "my-transport")
+    gate = Gate(scorer, "my-transport", allowed_hotkeys=ANY_HOTKEY)
 
     async def main() -> Any:
         began = time.perf_counter()
@@ -318,7 +408,7 @@ def test_handle_counts_acceptances_and_handler_errors_and_record_counts_answers(
 
 def test_the_gate_needs_a_scorer() -> None:
     with pytest.raises(TypeError, match="OrganicScoringBase"):
-        Gate(object(), "test")  # type: ignore[arg-type]
+        Gate(object(), "test", allowed_hotkeys=ANY_HOTKEY)  # type: ignore[arg-type]
 
 
 # -- the request type ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from organic_scoring import ANY_HOTKEY
 from organic_scoring.errors import IterationError
 from organic_scoring.http import serve_in_thread
 from organic_scoring.metrics import PrometheusMetrics, metrics_route, serve_metrics
@@ -659,7 +660,12 @@ def test_metrics_beside_the_signed_http_intake_on_one_port(
     from organic_scoring.http import OrganicClient, create_app
 
     scorer = parity_scorer(Job)
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, protocol="epistula")
+    app = create_app(
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        protocol="epistula",
+        allowed_hotkeys=ANY_HOTKEY,
+    )
     with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
         app.router.routes.append(metrics_route(metrics))
         with serve_in_thread(app) as server:

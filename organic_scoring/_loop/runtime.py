@@ -15,7 +15,7 @@ from organic_scoring.synth_dataset import SynthDatasetBase
 __all__ = ["Runtime"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Runtime:
     """Everything a scorer runs on, built once by ``OrganicScoringBase.__init__``.
 
@@ -30,3 +30,5 @@ class Runtime:
     trigger: Trigger
     runner: IterationRunner
     engine: Engine
+    warned: bool = False
+    """Whether ``start()`` has warned that the constructor's axon is open to anyone."""

@@ -55,7 +55,7 @@ def axon_intake(
     port = free_port()
     axon = axon_class()(wallet=validator, ip="127.0.0.1", external_ip="127.0.0.1", port=port)
     axon.fast_config.host = "127.0.0.1"  # bittensor would bind every interface
-    scorer = build(AxonDemoScorer, axon=axon)
+    scorer = build(AxonDemoScorer, axon=axon, allowed_hotkeys=[user.hotkey.ss58_address])
     before = set(threading.enumerate())
     axon.start()
     server_threads: set[threading.Thread] = set()

@@ -110,6 +110,7 @@ def intake_app() -> Any:
         hotkey_ss58=settings["hotkey"],
         protocol=settings["protocol"],
         nonce_store=nonces,
+        allowed_hotkeys=[settings["user"]],
     )
 
 
@@ -212,7 +213,16 @@ def _simulate(
                 stack.callback(own.close)
             metrics_url = stack.enter_context(_metrics(scorer, book, metrics_port))
             intake = stack.enter_context(
-                _process("intake", redis_url, name, hotkey, port, workers, protocol)
+                _process(
+                    "intake",
+                    redis_url,
+                    name,
+                    hotkey,
+                    port,
+                    workers,
+                    protocol,
+                    user.hotkey.ss58_address,
+                )
             )
             up = _wait_for(
                 lambda: _serving(port), "the intake workers to serve", interrupted, intake
@@ -384,14 +394,14 @@ def _forget(queue: Any, name: str) -> None:
 
 
 def _serve_intake(
-    redis_url: str, name: str, hotkey: str, port: int, workers: int, protocol: str
+    redis_url: str, name: str, hotkey: str, port: int, workers: int, protocol: str, user: str
 ) -> None:
     """What ``uvicorn --workers N --factory organic_scoring.demo._fleet:intake_app`` does,
     closing the listening socket at the end (``uvicorn.run`` leaves that to the exit)."""
     from organic_scoring.http._server import serve_workers
 
     os.environ[_ENV] = json.dumps(
-        {"redis": redis_url, "name": name, "hotkey": hotkey, "protocol": protocol}
+        {"redis": redis_url, "name": name, "hotkey": hotkey, "protocol": protocol, "user": user}
     )
     threading.Thread(target=_end_with_stdin, name="demo-intake-stdin", daemon=True).start()
     serve_workers("organic_scoring.demo._fleet:intake_app", "127.0.0.1", port, workers)
@@ -431,9 +441,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("port", nargs="?", type=int)
     parser.add_argument("workers", nargs="?", type=int)
     parser.add_argument("protocol", nargs="?")
+    parser.add_argument("user", nargs="?")
     args = parser.parse_args(argv)
     if args.role == "intake":
-        _serve_intake(args.redis, args.name, args.hotkey, args.port, args.workers, args.protocol)
+        _serve_intake(
+            args.redis, args.name, args.hotkey, args.port, args.workers, args.protocol, args.user
+        )
     else:
         with contextlib.suppress(KeyboardInterrupt):
             _stand_by(args.redis, args.name)

@@ -55,7 +55,8 @@ def http_intake(
     validator, user = make_wallet(directory, "validator"), make_wallet(directory, "user")
     hotkey = validator.hotkey.ss58_address
     scorer = build(HttpDemoScorer)
-    app = create_app(scorer, hotkey_ss58=hotkey, protocol=protocol)
+    user_hotkey = user.hotkey.ss58_address
+    app = create_app(scorer, hotkey_ss58=hotkey, protocol=protocol, allowed_hotkeys=[user_hotkey])
     chosen = app.state.organic_intake.protocol.name
     with serve_in_thread(app, host="127.0.0.1", port=0) as server:
         url = f"{server.url}/organic"

@@ -41,6 +41,7 @@ run on worker threads.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
@@ -96,6 +97,7 @@ def create_app(
     max_age: float = DEFAULT_MAX_AGE,
     allowed_skew: float = DEFAULT_ALLOWED_SKEW,
     nonce_store: NonceStore | None = None,
+    allowed_hotkeys: Any = None,
 ) -> Starlette:
     """Build the signed-HTTP organic intake for ``scoring`` as a Starlette app.
 
@@ -122,12 +124,17 @@ def create_app(
         nonce_store: Where accepted nonces are kept
             (:class:`~organic_scoring.intake.NonceStore`); default: in memory, for
             this app. Share one (Redis) between processes serving the same hotkey.
+        allowed_hotkeys: Who may call: SS58 hotkeys, a callable ``(hotkey) -> bool``
+            (e.g. :func:`~organic_scoring.intake.permitted_validators`) or
+            :data:`~organic_scoring.ANY_HOTKEY`. Default: the scorer's
+            ``allowed_hotkeys``; one of the two must say.
 
     Raises:
         RuntimeError: ``protocol="btauth/1"`` on bittensor 9 or 10.
         TypeError: ``scoring`` is not a scorer, or no request model can be found.
-        ValueError: An option is out of range (the message names it), or the nonce
-            store forgets nonces before they go stale.
+        ValueError: An option is out of range (the message names it), the nonce
+            store forgets nonces before they go stale, or nobody said who may call
+            (``allowed_hotkeys``).
     """
     intake = OrganicIntake(
         scoring,
@@ -142,6 +149,7 @@ def create_app(
         max_age=max_age,
         allowed_skew=allowed_skew,
         nonce_store=nonce_store,
+        allowed_hotkeys=allowed_hotkeys,
     )
     app = Starlette(
         routes=[Route(intake.settings.path, intake, methods=["POST"])],
@@ -179,6 +187,7 @@ class OrganicIntake:
         max_age: float = DEFAULT_MAX_AGE,
         allowed_skew: float = DEFAULT_ALLOWED_SKEW,
         nonce_store: NonceStore | None = None,
+        allowed_hotkeys: Any = None,
     ) -> None:
         """Check the options and look up the scorer's hooks; see :func:`create_app`."""
         if not isinstance(scoring, OrganicScoringBase):
@@ -208,6 +217,7 @@ class OrganicIntake:
             max_age=self.settings.max_age,
             allowed_skew=self.settings.allowed_skew,
             nonce_store=nonce_store,
+            allowed_hotkeys=allowed_hotkeys,
         )
 
     @property
@@ -255,7 +265,7 @@ class OrganicIntake:
         receiver = settings.hotkey_ss58
         headers = header_map(scope["headers"], protocol)
         claim = protocol.claim(headers, receiver)
-        gate.screen(claim.hotkey)
+        gate.screen(gate.identify(claim.hotkey))
         gate.check_fresh(claim.signed_at_ns)
         limit = settings.max_body_bytes
         try:
@@ -273,7 +283,7 @@ class OrganicIntake:
             ) from None
         target = request_target(scope)
         caller = protocol.verify(claim, headers, body, target=target, receiver=receiver, gate=gate)
-        await gate.remember(claim.hotkey, claim.nonce)
+        await gate.remember(claim.hotkey, claim.nonce, claim.signed_at_ns)
         client = scope.get("client")
         info = RequestInfo(
             hotkey=claim.hotkey,

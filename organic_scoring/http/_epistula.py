@@ -74,9 +74,8 @@ class Epistula(SigningProtocol):
         timestamp = headers.get(_TIMESTAMP, "")
         if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 20):
             raise Refused(401, "missing or malformed Epistula-Timestamp (milliseconds)")
-        request_id = headers.get(_UUID, "")
         try:
-            uuids.UUID(request_id)
+            request_id = str(uuids.UUID(headers.get(_UUID, "")))  # one spelling per UUID
         except ValueError:
             raise Refused(401, "missing or malformed Epistula-Uuid") from None
         signed_for = headers.get(_SIGNED_FOR)
@@ -91,7 +90,7 @@ class Epistula(SigningProtocol):
         return Claim(
             hotkey=signed_by,
             signed_at_ns=int(timestamp) * 1_000_000 + 999_999,
-            nonce=request_id.lower(),
+            nonce=request_id,
         )
 
     def verify(

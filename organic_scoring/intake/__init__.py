@@ -7,7 +7,8 @@ here is where nonces are remembered: :class:`InMemoryNonceStore` (the default, o
 process) or :class:`RedisNonceStore` (a fleet), or any :class:`NonceStore`.
 """
 
+from organic_scoring.intake._identity import permitted_validators
 from organic_scoring.intake._redis_nonce import RedisNonceStore
 from organic_scoring.intake._replay import InMemoryNonceStore, NonceStore
 
-__all__ = ["InMemoryNonceStore", "NonceStore", "RedisNonceStore"]
+__all__ = ["InMemoryNonceStore", "NonceStore", "RedisNonceStore", "permitted_validators"]

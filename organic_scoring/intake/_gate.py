@@ -4,26 +4,28 @@ A transport (the axon, btauth/1 HTTP, Epistula HTTP) turns its wire format into 
 gate's inputs and calls these steps in this order; each one refuses by raising
 :class:`Refused` with the status every transport answers with:
 
-======  =========================================================  ======
-step    what                                                       refusal
-======  =========================================================  ======
-screen  the claimed hotkey against ``allowed_hotkeys``, before any   403
-        byte of the body is read or any signature verified
-fresh   signed at most ``max_age`` ago, not ahead by more than      401
-        ``allowed_skew``, and not before the intake started
+==========  =====================================================  ======
+step        what                                                   refusal
+==========  =====================================================  ======
+identify    the claimed hotkey is an SS58 address (401) written     401/400
+            the canonical way, format 42 (400)
+screen      ``allowed_hotkeys`` admits the hotkey, before any       403
+            byte of the body is read or any signature verified
+fresh       signed at most ``max_age`` ago, not ahead by more than  401
+            ``allowed_skew``, and not before the intake started
 (the transport reads the body and verifies the signature: 401 when it fails)
-remember  the (hotkey, nonce) pair was never accepted before        401
-          (the nonce store failing: 503)
-blacklist ``_blacklist_fn`` refuses (403); raises (500)
+remember    still fresh, and the (hotkey, nonce) pair was never     401
+            accepted before (the nonce store failing: 503)
+blacklist   ``_blacklist_fn`` refuses (403); raises (500)
 (the transport parses the request: 400 or 422)
-verify  ``_verify_fn`` returns False or raises                      403
-priority ``_priority_fn``, a number (NaN ranks last); raises (500)
-admit   ``max_concurrent`` requests at once, the rest wait,         429
-        highest priority first, at most ``max_backlog`` of them
-handle  ``receive_organic(request)``: counted as accepted, or as a  500
-        handler error when ``_on_organic_entry`` raises (503 when the
-        organic queue is unavailable)
-======  =========================================================  ======
+verify      ``_verify_fn`` returns False or raises                  403
+priority    ``_priority_fn``, a number (NaN ranks last); raises     500
+admit       ``max_concurrent`` requests at once, the rest wait,     429
+            highest priority first, at most ``max_backlog`` of them
+handle      ``receive_organic(request)``: counted as accepted, or   500
+            as a handler error when ``_on_organic_entry`` raises
+            (503 when the organic queue is unavailable)
+==========  =====================================================  ======
 
 Cheap steps come first, so an outsider's request costs no signature verification
 and leaves nothing in the nonce store. :meth:`Gate.record` counts every answer by
@@ -55,6 +57,7 @@ from organic_scoring._redact import describe_error
 from organic_scoring.base import OrganicScoringBase, runtime
 from organic_scoring.errors import QueueUnavailable
 from organic_scoring.intake._admission import AdmissionGate, BacklogFull
+from organic_scoring.intake._identity import AllowedHotkeys, admits, canonical, hotkey_policy
 from organic_scoring.intake._replay import (
     Freshness,
     InMemoryNonceStore,
@@ -112,19 +115,22 @@ class Gate:
         max_age: float = DEFAULT_MAX_AGE,
         allowed_skew: float = DEFAULT_ALLOWED_SKEW,
         nonce_store: NonceStore | None = None,
+        allowed_hotkeys: Any = None,
     ) -> None:
         if not isinstance(scorer, OrganicScoringBase):
             raise TypeError(f"scoring must be an OrganicScoringBase, got {type(scorer).__name__}")
         self.transport = transport
-        self.freshness = Freshness(max_age, allowed_skew, time.time_ns())
+        # Read through the base class's descriptor: a subclass may shadow ``config``.
+        config = OrganicScoringBase.__dict__["config"].__get__(scorer, type(scorer))
+        if allowed_hotkeys is None:
+            allowed_hotkeys = config.allowed_hotkeys
+        self.allowed: AllowedHotkeys = hotkey_policy(allowed_hotkeys)
         if nonce_store is None:
-            nonce_store = InMemoryNonceStore(retention=max(60.0, self.freshness.window))
+            nonce_store = InMemoryNonceStore(retention=max(60.0, max_age + allowed_skew))
+        self.freshness = Freshness(max_age, allowed_skew, time.time_ns(), nonce_store)
         check_retention(nonce_store, self.freshness.window)
         self.nonce_store: NonceStore = nonce_store
         self._store_blocks = store_blocks(nonce_store)
-        # Read through the base class's descriptor: a subclass may shadow ``config``.
-        config = OrganicScoringBase.__dict__["config"].__get__(scorer, type(scorer))
-        self.allowed: frozenset[str] | None = config.allowed_hotkeys
         self._redacting = config.redact is not False
         self._stats = runtime(scorer).stats
         self._handler = Hook(
@@ -148,9 +154,29 @@ class Gate:
 
     # -- before the body: cheap ---------------------------------------------------
 
+    def identify(self, claimed: str) -> str:
+        """The caller's identity: ``claimed`` if it is a canonical SS58 hotkey.
+
+        Raises:
+            Refused: 401 when ``claimed`` is not an SS58 address; 400 when it is one
+                written with another network prefix than 42 (the same key has one
+                spelling per prefix, and every later step keys on the spelling).
+        """
+        try:
+            hotkey = canonical(claimed)
+        except (ValueError, TypeError):
+            raise Refused(401, "the claimed hotkey is not an SS58 address") from None
+        if hotkey != claimed:
+            raise Refused(400, f"write the hotkey in SS58 format 42: {hotkey}")
+        return hotkey
+
     def screen(self, hotkey: str) -> None:
-        """Refuse (403) a claimed hotkey outside ``allowed_hotkeys``."""
-        if self.allowed is not None and hotkey not in self.allowed:
+        """Refuse (403) a hotkey that ``allowed_hotkeys`` does not admit."""
+        try:
+            allowed = admits(self.allowed, hotkey)
+        except Exception as exc:
+            raise self.hook_failed("allowed_hotkeys", hotkey, exc) from exc
+        if not allowed:
             raise Refused(403, "this hotkey is not in the validator's allowed_hotkeys")
 
     def check_fresh(self, signed_at_ns: int) -> None:
@@ -161,13 +187,18 @@ class Gate:
 
     # -- after the signature -----------------------------------------------------
 
-    async def remember(self, hotkey: str, nonce: int | str) -> None:
-        """Refuse (401) a replayed nonce; 503 when the nonce store itself fails.
+    async def remember(self, hotkey: str, nonce: int | str, signed_at_ns: int) -> None:
+        """Refuse (401) a replayed nonce, or a request no longer fresh; 503 when the
+        nonce store itself fails.
 
-        A store that may block (any whose ``blocking`` attribute is not False: a
-        network round trip, as Redis's) is called on a worker thread, so one slow
-        answer does not stall every other request on the server's event loop.
+        Freshness is checked again here, after the body was read: the store keeps a
+        nonce for ``max_age + allowed_skew`` from now, which covers every moment the
+        request could still be fresh only if it is fresh now. A store that may block
+        (any whose ``blocking`` attribute is not False: a network round trip, as
+        Redis's) is called on a worker thread, so one slow answer does not stall
+        every other request on the server's event loop.
         """
+        self.check_fresh(signed_at_ns)
         try:
             if self._store_blocks:
                 fresh = await asyncio.to_thread(remember, self.nonce_store, hotkey, nonce)

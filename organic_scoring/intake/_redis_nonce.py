@@ -53,6 +53,7 @@ class RedisNonceStore:
     """
 
     blocking: ClassVar[bool] = True  # a round trip per call: the intake calls it off-loop
+    persistent: ClassVar[bool] = True  # outlives a restart of the intake
 
     def __init__(
         self, url: str, *, retention: float = 60.0, namespace: str = "organic-scoring"

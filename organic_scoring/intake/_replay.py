@@ -88,16 +88,21 @@ class Freshness:
     Args:
         max_age: Seconds a request stays fresh after it was signed.
         allowed_skew: Seconds a caller's clock may run ahead of ours.
-        not_before_ns: The watermark, ``time.time_ns()`` when the intake started;
-            requests signed earlier are refused.
+        started_ns: ``time.time_ns()`` when the intake started.
+        store: The nonce store (whether it says ``persistent = True`` is kept for
+            the restart rule).
     """
 
-    __slots__ = ("allowed_skew", "max_age", "not_before_ns")
+    __slots__ = ("allowed_skew", "max_age", "not_before_ns", "persistent", "started_ns")
 
-    def __init__(self, max_age: float, allowed_skew: float, not_before_ns: int) -> None:
+    def __init__(
+        self, max_age: float, allowed_skew: float, started_ns: int, store: object = None
+    ) -> None:
         self.max_age = max_age
         self.allowed_skew = allowed_skew
-        self.not_before_ns = not_before_ns
+        self.started_ns = started_ns
+        self.persistent = getattr(store, "persistent", False) is True
+        self.not_before_ns = started_ns
 
     @property
     def window(self) -> float:
@@ -111,7 +116,7 @@ class Freshness:
             return f"the request was signed more than {self.max_age:g}s ago"
         if signed_at_ns - now > self.allowed_skew * 1e9:
             return f"the request was signed more than {self.allowed_skew:g}s in the future"
-        if signed_at_ns < self.not_before_ns:
+        if signed_at_ns < self.started_ns:
             return "the request was signed before this intake started; sign it again"
         return None
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from organic_scoring import OrganicScoringBase
+from organic_scoring import ANY_HOTKEY, OrganicScoringBase
 
 
 class Ask(BaseModel):
@@ -59,7 +59,7 @@ def main() -> None:
     queue = RedisOrganicQueue(url, name=name)
     nonces = RedisNonceStore(url)
     intake = IntakeOnly(organic_queue=queue)
-    app = create_app(intake, hotkey_ss58=validator, nonce_store=nonces)
+    app = create_app(intake, hotkey_ss58=validator, nonce_store=nonces, allowed_hotkeys=ANY_HOTKEY)
     server = serve_in_thread(app, host="127.0.0.1", port=port)
     print("ready", flush=True)
     sys.stdin.read()

@@ -36,7 +36,7 @@ from typing import Any
 from pydantic import BaseModel
 
 import organic_scoring
-from organic_scoring import OrganicScoringBase
+from organic_scoring import ANY_HOTKEY, OrganicScoringBase
 from organic_scoring._compat import HAS_AXON
 from organic_scoring.organic_queue import OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
@@ -437,7 +437,9 @@ def http_intake(
 
     scorer = HttpChaosScorer(seed, **scorer_settings(queue))
     validator = str(server.hotkey.ss58_address)
-    app = create_app(scorer, hotkey_ss58=validator, nonce_store=CopyingNonceStore())
+    app = create_app(
+        scorer, hotkey_ss58=validator, nonce_store=CopyingNonceStore(), allowed_hotkeys=ANY_HOTKEY
+    )
     with serve_in_thread(app, host="127.0.0.1", port=0, timeout_keep_alive=KEEP_ALIVE) as served:
         url = served.url + "/organic"
 

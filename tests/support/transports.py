@@ -21,6 +21,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
 from organic_scoring.intake import InMemoryNonceStore
 from organic_scoring.intake._gate import Gate
@@ -175,6 +176,7 @@ def intake(
         for k in ("allowed_hotkeys", "synth_dataset", "redact", "organic_queue")
         if k in options
     }
+    scorer_options.setdefault("allowed_hotkeys", ANY_HOTKEY)
     store = options.pop("nonce_store", None)
     if store is None:
         store = CountingStore()
