@@ -129,13 +129,25 @@ def test_k_iterations_overlap_while_set_weights_stays_serial() -> None:
     assert scorer.most == 1
 
 
-def test_stop_cancels_a_hanging_hook_and_reports_the_organic_sample() -> None:
-    class Hangs(Recorder):
+class _SlowReporter(Recorder):
+    """Its error hook awaits before it records: a report must not be cancelled too."""
+
+    async def _on_iteration_error(self, sample: Any, stage: str, exc: BaseException) -> None:
+        await asyncio.sleep(0.01)
+        await super()._on_iteration_error(sample, stage, exc)
+
+
+@pytest.mark.parametrize("query_timeout", [None, WAIT])
+def test_stop_cancels_a_hanging_hook_and_reports_the_organic_sample(
+    query_timeout: float | None,
+) -> None:
+    class Hangs(_SlowReporter):
         async def _query_miners(self, sample: Any) -> Any:
             self.entered.set()
             await forever()
 
-    scorer = Hangs(trigger_frequency=0.001)
+    # Under a stage timeout too, stop()'s cancellation is reported as itself.
+    scorer = Hangs(trigger_frequency=0.001, query_timeout=query_timeout)
     scorer.entered = threading.Event()
     scorer._organic_queue.add("precious")
     scorer.start()
@@ -244,8 +256,8 @@ def test_start_loop_for_callers_who_own_the_loop() -> None:
     asyncio.run(main())
 
 
-def test_cancelling_start_loop_cancels_iterations() -> None:
-    class Hangs(Recorder):
+def test_cancelling_start_loop_cancels_iterations_and_waits_for_their_reports() -> None:
+    class Hangs(_SlowReporter):
         async def _query_miners(self, sample: Any) -> Any:
             self.entered.set()
             await forever()
@@ -258,6 +270,7 @@ def test_cancelling_start_loop_cancels_iterations() -> None:
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
+        assert [stage for _, stage, _ in scorer.errors] == ["query"]  # reported by then
         return scorer
 
     scorer = asyncio.run(main())
@@ -537,7 +550,7 @@ def test_stop_returns_within_its_bound_while_a_plain_hook_blocks() -> None:
     finally:
         release.set()
         for thread in threading.enumerate():
-            if thread.name == "organic-scoring-hook":
+            if thread.name == "AnyIO worker thread":
                 thread.join(WAIT)
 
 

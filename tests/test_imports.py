@@ -83,7 +83,15 @@ WALK = textwrap.dedent(
 )
 
 HEAVY = ("datasets", "starlette", "httpx", "uvicorn", "prometheus_client", "rich", "redis")
-CORE_DEPENDENCIES = ("bittensor", "pydantic", "pydantic_core", "numpy")
+CORE_DEPENDENCIES = (
+    "bittensor",
+    "pydantic",
+    "pydantic_core",
+    "numpy",
+    "anyio",
+    "sniffio",  # what AnyIO before 4.12 imports beside it
+    "exceptiongroup",  # Python 3.10
+)
 
 
 def run_offline(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from organic_scoring._loop.iteration import planned
 from organic_scoring.organic_queue import OrganicQueue
 from organic_scoring.synth_dataset import MixtureDataset, OrganicReplayDataset
 from support.scorers import Letters, Recorder, forever
-from support.waiting import WAIT
+from support.waiting import WAIT, Counter, until
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 CONTRACT_KEYS = {
     "organic_time_sample": float,
@@ -161,7 +164,7 @@ def release() -> Iterator[threading.Event]:
     yield event
     event.set()
     for thread in threading.enumerate():
-        if thread.name == "organic-scoring-hook":
+        if thread.name == "AnyIO worker thread":
             thread.join(WAIT)
 
 
@@ -249,6 +252,103 @@ def test_a_plain_hook_runs_off_the_event_loop_thread(release: threading.Event) -
     assert scorer.errors == []
 
 
+_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="unset")
+
+
+def test_a_plain_hook_sees_the_callers_context_variables() -> None:
+    class Plain(Recorder):
+        def _query_miners(self, sample: Any) -> Any:  # type: ignore[override]
+            self.seen = _CALLER.get()
+            return {0: sample}
+
+    async def main() -> None:
+        _CALLER.set("the validator's request id")
+        await scorer.loop_iteration()
+
+    scorer = Plain(synth_dataset=Letters("a"))
+    asyncio.run(main())
+    assert scorer.seen == "the validator's request id"
+
+
+@pytest.mark.parametrize("fatal", [ValueError, GeneratorExit, KeyboardInterrupt])
+def test_what_a_plain_hook_raises_reaches_the_iteration(fatal: type[BaseException]) -> None:
+    class Plain(Recorder):
+        def _generate_rewards(self, sample: Any, responses: Any, reference: Any = None):  # type: ignore[override]
+            raise fatal
+
+    scorer = Plain(synth_dataset=Letters("a"))
+    with pytest.raises(KeyboardInterrupt if fatal is KeyboardInterrupt else IterationError):
+        asyncio.run(scorer.loop_iteration())
+    assert [(stage, type(exc)) for _, stage, exc in scorer.errors] == [("rewards", fatal)]
+
+
+def test_plain_hooks_run_at_most_four_per_allowed_iteration_at_once() -> None:
+    inside, release, lock = Counter(), threading.Event(), threading.Lock()
+    active = most = 0
+
+    class Plain(Recorder):
+        def _query_miners(self, sample: Any) -> Any:  # type: ignore[override]
+            nonlocal active, most
+            with lock:
+                active += 1
+                most = max(most, active)
+            inside.bump()
+            release.wait(WAIT)
+            with lock:
+                active -= 1
+            return {0: sample}
+
+    async def main() -> None:
+        calls = [asyncio.ensure_future(scorer.loop_iteration()) for _ in range(6)]
+        await asyncio.to_thread(inside.wait_for, 4)
+        await asyncio.sleep(0.05)
+        assert inside.value == 4  # the other two wait for a thread
+        release.set()
+        await asyncio.gather(*calls)
+
+    scorer = Plain(synth_dataset=Letters("a"), max_concurrent_iterations=1)
+    asyncio.run(main())
+    assert (most, inside.value, scorer.errors) == (4, 6, [])
+
+
+def test_abandoned_plain_calls_are_bounded_and_then_refused(
+    release: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    escaped: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: escaped.append(args.exc_value))
+    running = Counter()
+
+    class Blocks(Recorder):
+        def _query_miners(self, sample: Any) -> Any:  # type: ignore[override]
+            running.bump()
+            release.wait(WAIT)  # past its timeout: the call is abandoned, not stopped
+            return {0: sample}
+
+    scorer = Blocks(synth_dataset=Letters("a"), query_timeout=0.02, max_concurrent_iterations=1)
+
+    async def fail(times: int) -> None:
+        for _ in range(times):
+            with pytest.raises(IterationError):
+                await scorer.loop_iteration()
+
+    asyncio.run(fail(3))
+    asyncio.run(fail(1))  # abandoned calls count across event loops
+    assert running.value == 4
+    assert [type(exc) for _, _, exc in scorer.errors] == [StageTimeout] * 4
+    with pytest.raises(IterationError) as raised:
+        asyncio.run(scorer.loop_iteration())
+    refused = raised.value.__cause__
+    assert isinstance(refused, RuntimeError)
+    assert "abandoned" in str(refused)
+    assert running.value == 4  # no fifth thread started
+    release.set()  # the abandoned calls return (to event loops long closed) ...
+    for thread in threading.enumerate():
+        if thread.name == "AnyIO worker thread":
+            thread.join(WAIT)
+    assert asyncio.run(scorer.loop_iteration())["is_organic_sample"] is False  # ... and free up
+    assert escaped == []
+
+
 def test_sample_stage_failure_is_reported() -> None:
     class Broken(Letters):
         def sample(self) -> Any:
@@ -299,6 +399,111 @@ def test_other_half_is_cancelled_when_query_fails() -> None:
         return scorer
 
     assert asyncio.run(main()).reference_cancelled
+
+
+def test_a_failing_reference_cancels_the_query_and_leaves_the_caller_uncancelled() -> None:
+    class Half(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            try:
+                await forever()
+            except asyncio.CancelledError:
+                self.query_cancelled = True
+                raise
+
+        async def _generate_reference(self, sample: Any) -> Any:
+            await asyncio.sleep(0)
+            raise Boom("reference")
+
+    async def main() -> Half:
+        scorer = Half(synth_dataset=Letters("a"))
+        scorer.query_cancelled = False
+        with pytest.raises(IterationError) as raised:
+            await scorer.loop_iteration()
+        assert raised.value.stage == "reference"
+        assert isinstance(raised.value.__cause__, Boom)  # itself, not an exception group
+        await asyncio.sleep(0.01)  # the cancellation of the query stayed inside
+        return scorer
+
+    scorer = asyncio.run(main())
+    assert scorer.query_cancelled
+    assert [(stage, type(exc)) for _, stage, exc in scorer.errors] == [("reference", Boom)]
+
+
+def test_the_first_failure_is_reported_and_a_later_one_logged_not_lost(
+    library_log: list[str],
+) -> None:
+    class Both(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            try:
+                await forever()
+            finally:
+                raise Boom("the query, failing as it is cancelled")
+
+        async def _generate_reference(self, sample: Any) -> Any:
+            await asyncio.sleep(0)
+            raise Boom("the reference, first")
+
+    scorer = Both(synth_dataset=Letters("a"))
+    with pytest.raises(IterationError) as raised:
+        asyncio.run(scorer.loop_iteration())
+    assert raised.value.stage == "reference"
+    [(_, stage, exc)] = scorer.errors
+    assert (stage, str(exc)) == ("reference", "the reference, first")
+    assert any("the query, failing as it is cancelled" in m for m in library_log)
+
+
+def test_cancelling_an_iteration_cancels_and_awaits_both_halves() -> None:
+    class Hangs(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            self.started.bump()
+            await forever()
+
+        async def _generate_reference(self, sample: Any) -> Any:
+            self.started.bump()
+            try:
+                await forever()
+            except asyncio.CancelledError:
+                self.reference_cancelled = True
+                raise
+
+    async def main() -> Hangs:
+        scorer = Hangs(synth_dataset=Letters("a"))
+        scorer.started, scorer.reference_cancelled = Counter(), False
+        task = asyncio.ensure_future(scorer.loop_iteration())
+        await until(lambda: scorer.started.value >= 2, "both halves to start")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert scorer.reference_cancelled  # awaited before the iteration ended
+        return scorer
+
+    scorer = asyncio.run(main())
+    [(_, stage, exc)] = scorer.errors
+    assert stage == "query"
+    assert isinstance(exc, asyncio.CancelledError)
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["async", "plain"])
+@pytest.mark.parametrize("error", [TimeoutError, asyncio.TimeoutError])
+def test_a_hooks_own_timeout_error_is_its_failure_not_a_stage_timeout(
+    error: type[BaseException], plain: bool
+) -> None:
+    def raises(self: Recorder, sample: Any) -> Any:
+        raise error("the miners' own")
+
+    async def raises_async(self: Recorder, sample: Any) -> Any:
+        raise error("the miners' own")
+
+    cls = type("OwnTimeout", (Recorder,), {"_query_miners": raises if plain else raises_async})
+    scorer = cls(synth_dataset=Letters("a"), query_timeout=WAIT)
+    with pytest.raises(IterationError) as raised:
+        asyncio.run(scorer.loop_iteration())
+    cause = raised.value.__cause__
+    assert type(cause) is error
+    assert str(cause) == "the miners' own"
+    [(_, stage, exc)] = scorer.errors
+    assert stage == "query"
+    assert exc is cause
 
 
 def test_set_weights_and_log_never_overlap_themselves() -> None:

@@ -2,8 +2,9 @@
 
 One :class:`Engine` belongs to one scorer. A *run* is the span from ``start()`` (or
 ``await start_loop()``) to the moment the loop has fully wound down; at most one
-run exists at a time. A run owns its iterations through a
-:class:`~organic_scoring._loop.tasks.TaskGroup`, so nothing of ours outlives it:
+run exists at a time. A run owns its iterations through an AnyIO task group (Python
+3.10 lacks ``asyncio.TaskGroup``; AnyIO has one on 3.10 to 3.13), so nothing of ours
+outlives it:
 
 - ``stop(timeout)`` ends the run: no new iteration starts, those in flight get
   ``timeout`` seconds, then are cancelled; each cancelled iteration reports itself
@@ -35,10 +36,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+import anyio.abc
+
 from organic_scoring._defaults import CANCEL_GRACE, DEFAULT_STOP_TIMEOUT
 from organic_scoring._log import log
+from organic_scoring._loop.hooks import ungrouped
 from organic_scoring._loop.iteration import Attempt, IterationRunner, attempt, planned
-from organic_scoring._loop.tasks import TaskGroup
 from organic_scoring._loop.trigger import SampleKind, Trigger
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import IterationError
@@ -56,6 +60,7 @@ class _Run:
     __slots__ = (
         "drain_timeout",
         "finished",
+        "in_flight",
         "keeper",
         "loop",
         "settled",
@@ -77,6 +82,7 @@ class _Run:
         self.stop_requested = False
         self.drain_timeout = DEFAULT_STOP_TIMEOUT
         self.finished = threading.Event()
+        self.in_flight = 0  # iterations started and not yet ended
 
 
 _inside: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
@@ -91,8 +97,8 @@ class _Fatal(Exception):
     """Carries a ``SystemExit`` or ``KeyboardInterrupt`` out of an iteration task.
 
     asyncio would raise those straight out of the event loop, past the run; wrapped,
-    they travel through the task group like any failure and are re-raised once the
-    run has wound down.
+    they travel through the task group like any failure (cancelling the rest) and are
+    re-raised once the run has wound down.
     """
 
     def __init__(self, error: BaseException) -> None:
@@ -216,14 +222,18 @@ class Engine:
                 run.keeper = LeaseKeeper(lock, on_change=lambda _active: waker.wake())
                 run.keeper.start()
             run.settled = True
-            async with TaskGroup() as group:
-                await self._loop(run, group)
-                if not await group.join(run.drain_timeout):
-                    log.warning(
-                        f"stop: cancelling {len(group)} iteration(s) still running after "
-                        f"{run.drain_timeout:g}s"
-                    )
-                    group.cancel()
+            with ungrouped():
+                async with anyio.create_task_group() as group:
+                    await self._loop(run, group)
+                    with anyio.move_on_after(run.drain_timeout):
+                        while run.in_flight:
+                            await waker.wait(None)  # each iteration wakes it as it ends
+                    if run.in_flight:
+                        log.warning(
+                            f"stop: cancelling {run.in_flight} iteration(s) still running "
+                            f"after {run.drain_timeout:g}s"
+                        )
+                        group.cancel_scope.cancel()
         except _Fatal as stopped:
             fatal = stopped.error
             log.error(f"the organic scoring loop stopped: a hook raised {fatal!r}")
@@ -243,7 +253,7 @@ class Engine:
         if fatal is not None:
             raise fatal
 
-    async def _loop(self, run: _Run, group: TaskGroup) -> None:
+    async def _loop(self, run: _Run, group: anyio.abc.TaskGroup) -> None:
         limit = self._config.max_concurrent_iterations
         waker = self._trigger.waker
 
@@ -258,21 +268,24 @@ class Engine:
                 # when it takes the lock; the timeout is a second chance.
                 await waker.wait(keeper.lock.period / 3)
                 continue
-            if len(group) >= limit:
+            if run.in_flight >= limit:
                 await waker.wait(None)
                 continue
             pause = self._resume_at - time.monotonic()
             if pause > 0:
                 await waker.wait(pause)
                 continue
-            if not await self._trigger.wait_due(last_start, stopping):
+            if not await self._trigger.wait_due(last_start, stopping) or run.stop_requested:
                 break
             if keeper is not None and not keeper.active:
                 continue  # the lock was lost during the wait
             last_start = time.monotonic()
-            group.start_soon(self._one(self._trigger.planned), name="organic-scoring-iteration")
+            run.in_flight += 1
+            group.start_soon(
+                self._one, run, self._trigger.planned, name="organic-scoring-iteration"
+            )
 
-    async def _one(self, plan: SampleKind | None = None) -> None:
+    async def _one(self, run: _Run, plan: SampleKind | None) -> None:
         """One call of ``loop_iteration``, whose every outcome is counted and reported.
 
         ``plan`` is the kind of sample the jittered trigger chose when its wait began.
@@ -287,6 +300,7 @@ class Engine:
         except asyncio.CancelledError:
             raise
         except _FATAL as exc:
+            run.stop_requested = True  # no iteration starts after this one
             if not record.reported:
                 await self._runner.report_outside(None, exc)
             raise _Fatal(exc) from exc
@@ -298,6 +312,7 @@ class Engine:
             self._failures_in_a_row = 0
             self._resume_at = 0.0
         finally:
+            run.in_flight -= 1
             self._trigger.waker.wake()
 
     def _failed(self) -> None:

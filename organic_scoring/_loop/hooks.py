@@ -2,21 +2,37 @@
 
 A hook is normally ``async def``; a plain ``def`` works too. Which of the two a
 hook is gets decided once, when it is resolved (as Starlette does for endpoints),
-never per call: :class:`Hook` keeps the answer. The scoring loop runs plain hooks
-on :class:`~organic_scoring._loop.workers.Workers` threads so that stage timeouts and
+never per call: :class:`Hook` keeps the answer. The scoring loop and the intake run
+plain hooks on AnyIO worker threads (:class:`PlainCalls`) so that stage timeouts and
 ``stop()`` hold for them; a plain function that returns an awaitable (a decorated
 coroutine function, say) has that awaitable awaited as well.
+
+Hooks that run side by side run in AnyIO task groups, which raise what their tasks
+raised inside an exception group; :func:`ungrouped` turns that back into the one
+exception a caller expects.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import inspect
+import sys
 import threading
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Hook", "call_hook", "is_async_callable", "overrides"]
+import anyio
+import anyio.to_thread
+
+from organic_scoring._log import log
+
+if sys.version_info < (3, 11):  # AnyIO depends on this backport on Python 3.10
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["Hook", "PlainCalls", "call_hook", "is_async_callable", "overrides", "ungrouped"]
 
 
 def is_async_callable(obj: Any) -> bool:
@@ -62,3 +78,121 @@ class Hook:
 
     def __repr__(self) -> str:
         return f"Hook({self.name}, {'async' if self.is_async else 'sync'})"
+
+
+class PlainCalls:
+    """Runs plain functions on AnyIO worker threads, ``limit`` at a time per event loop.
+
+    Cancelling the caller (a stage timeout, ``stop()``) *abandons* the call: Python
+    cannot stop a thread, so the function runs on to its end on its own and its
+    result is dropped. AnyIO frees the caller's place at once, so abandoned calls
+    are counted: while ``limit`` of them still run, :meth:`run` refuses new calls
+    with a :class:`RuntimeError` instead of starting yet another thread. A call
+    abandoned before its thread took it up never starts. The function sees the
+    caller's context variables.
+    """
+
+    __slots__ = ("_abandoned", "_limit", "_limiters", "_lock", "name")
+
+    def __init__(self, limit: int, name: str = "plain hooks") -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.name = name
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._abandoned = 0
+        # A CapacityLimiter serves one event loop: one each.
+        self._limiters: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, anyio.CapacityLimiter
+        ] = weakref.WeakKeyDictionary()
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on a worker thread; returns what it returns, raises what it raises.
+
+        Raises:
+            RuntimeError: ``limit`` abandoned calls are still running.
+        """
+        with self._lock:
+            if self._abandoned >= self._limit:
+                raise RuntimeError(
+                    f"{self._abandoned} calls of {self.name} abandoned after a timeout or "
+                    "a stop are still running on their threads; no new call starts until "
+                    "one returns (make the hook return in time, or make it async)"
+                )
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            limiter = self._limiters[loop] = anyio.CapacityLimiter(self._limit)
+        call = _Call(self, fn, args)
+        try:
+            return await anyio.to_thread.run_sync(call.run, limiter=limiter, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            call.abandon()
+            raise
+
+
+class _Call:
+    """One call of :class:`PlainCalls`, and where it stands: ``"waiting"`` for its
+    thread, ``"running"``, ``"done"``, or ``"gone"`` (abandoned before it began) or
+    ``"abandoned"`` (while it runs: counted until it returns)."""
+
+    __slots__ = ("args", "fn", "owner", "state")
+
+    def __init__(self, owner: PlainCalls, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.owner, self.fn, self.args = owner, fn, args
+        self.state = "waiting"
+
+    def run(self) -> Any:
+        lock = self.owner._lock
+        with lock:
+            if self.state == "gone":
+                return None
+            self.state = "running"
+        try:
+            return self.fn(*self.args)
+        finally:
+            with lock:
+                if self.state == "abandoned":
+                    self.owner._abandoned -= 1
+                self.state = "done"
+
+    def abandon(self) -> None:
+        with self.owner._lock:
+            if self.state == "waiting":
+                self.state = "gone"
+            elif self.state == "running":
+                self.state = "abandoned"
+                self.owner._abandoned += 1
+
+
+@contextlib.contextmanager
+def ungrouped(
+    also: Callable[[BaseException], None] | None = None,
+) -> Iterator[None]:
+    """Around an AnyIO task group: raise the first exception of the group it raised
+    (nested groups flattened) as itself, cause and context untouched; hand each of
+    the others to ``also`` (default: log it), so none is lost. Anything else passes
+    unchanged."""
+    try:
+        yield
+    except BaseExceptionGroup as errors:
+        first, *rest = _leaves(errors)
+        for other in rest:
+            if also is None:
+                log.error(f"a task failed beside {first!r}: {other!r}", exc_info=other)
+            else:
+                also(other)
+        context = first.__context__
+        try:
+            raise first
+        finally:
+            first.__context__ = context
+            del first, context
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error

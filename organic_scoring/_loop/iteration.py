@@ -21,15 +21,21 @@ entry did leave the queue), the failure is reported in the ``"sample"`` stage, t
 iteration goes on with a synthetic sample, and the queue is left alone for a
 backoff of its own before it is tried again.
 
-Plain-function hooks run on :class:`~organic_scoring._loop.workers.Workers` threads, so
-timeouts and cancellation hold for them; ``_set_weights`` and ``_log_results`` never
-run concurrently with themselves, abandoned calls included.
+Plain-function hooks run on AnyIO worker threads
+(:class:`~organic_scoring._loop.hooks.PlainCalls`), so timeouts and cancellation hold
+for them; ``_set_weights`` and ``_log_results`` never run concurrently with
+themselves, abandoned calls included.
+
+Timeouts are AnyIO cancel scopes with a deadline and the query runs beside the
+reference in an AnyIO task group: Python 3.10 has neither ``asyncio.timeout`` nor
+``asyncio.TaskGroup``, and AnyIO gives both on 3.10 to 3.13.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import itertools
 import random
@@ -40,15 +46,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import anyio
+
 from organic_scoring._defaults import ERROR_HOOK_TIMEOUT
 from organic_scoring._log import log
-from organic_scoring._loop.deadline import Deadline
-from organic_scoring._loop.hooks import Hook
+from organic_scoring._loop.hooks import Hook, PlainCalls, ungrouped
 from organic_scoring._loop.stages import Stage
 from organic_scoring._loop.stats import StatsRecorder
-from organic_scoring._loop.tasks import TaskGroup
 from organic_scoring._loop.trigger import SampleKind
-from organic_scoring._loop.workers import Workers
 from organic_scoring._redact import describe_error, redactor
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import (
@@ -114,12 +119,17 @@ class _StageFailed(Exception):
         self.error = error
 
 
-class _CancelledIn(asyncio.CancelledError):
-    """A cancellation that knows which of two concurrent stages it interrupted."""
+class _Responses:
+    """What ``_query_miners`` and ``_generate_reference`` returned, and how long each
+    took; a time stays None until its hook has returned."""
 
-    def __init__(self, stage: Stage) -> None:
-        super().__init__()
-        self.stage: Stage = stage
+    __slots__ = ("query", "query_time", "reference", "reference_time")
+
+    def __init__(self) -> None:
+        self.query: Any = None
+        self.reference: Any = None
+        self.query_time: float | None = None
+        self.reference_time: float | None = None
 
 
 class _Serial:
@@ -186,7 +196,7 @@ class IterationRunner:
         self._serial: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Serial] = (
             weakref.WeakKeyDictionary()
         )
-        self.workers = Workers(max(4, 4 * config.max_concurrent_iterations))
+        self.plain = PlainCalls(max(4, 4 * config.max_concurrent_iterations), "plain hooks")
         # A queue that neither blocks nor brings its own awaitable forms is called inline.
         self._queue_awaited = queue.blocking or any(
             getattr(type(queue), name) is not getattr(OrganicQueueBase, name)
@@ -224,6 +234,7 @@ class IterationRunner:
         stage: Stage = "sample"
         sample: Any = None
         organic = False
+        pair = _Responses()
         try:
             try:
                 sample, organic, source = await self._take_sample()
@@ -239,7 +250,9 @@ class IterationRunner:
             stats.sampled(organic)
             sampled = time.perf_counter()
             stage = "query"
-            (responses, t_query), (reference, t_reference) = await self._responses(sample)
+            await self._responses(sample, pair)
+            responses, reference = pair.query, pair.reference
+            t_query, t_reference = pair.query_time or 0.0, pair.reference_time or 0.0
             responded = time.perf_counter()
             stage = "rewards"
             rewards = await self._call(
@@ -277,10 +290,13 @@ class IterationRunner:
                     sample=sample,
                 )
         except asyncio.CancelledError as cancelled:
-            # stop() ran out of patience: the sample is reported, not lost.
-            if isinstance(cancelled, _CancelledIn):
-                stage = cancelled.stage
-            await self._end_failed(stage, sample, organic, cancelled)
+            # stop() ran out of patience: the sample is reported, not lost. A cancel
+            # scope cancels every await inside it, so the report is shielded (its hook
+            # keeps its own timeout).
+            if stage == "query" and pair.query_time is not None and pair.reference_time is None:
+                stage = "reference"  # the query had returned: the reference held it up
+            with anyio.CancelScope(shield=True):
+                await self._end_failed(stage, sample, organic, cancelled)
             raise
         except _StageFailed as failed:
             error = failed.error
@@ -382,45 +398,41 @@ class IterationRunner:
 
     # -- the stages ------------------------------------------------------------------
 
-    async def _responses(self, sample: Any) -> tuple[tuple[Any, float], tuple[Any, float]]:
-        """``_query_miners`` and ``_generate_reference`` side by side, each timed."""
+    async def _responses(self, sample: Any, pair: _Responses) -> None:
+        """``_query_miners`` and ``_generate_reference`` side by side, each timed, into
+        ``pair``; the first to fail cancels the other and is raised."""
         config, hooks = self._config, self.hooks
         begun = time.perf_counter()
         if hooks.reference is None:
-            query = await self._call("query", config.query_timeout, hooks.query, sample)
-            return (query, time.perf_counter() - begun), (None, 0.0)
+            pair.query = await self._call("query", config.query_timeout, hooks.query, sample)
+            pair.query_time, pair.reference_time = time.perf_counter() - begun, 0.0
+            return
+        reference = hooks.reference
+
+        async def generate_reference() -> None:
+            pair.reference = await self._call(
+                "reference", config.reference_timeout, reference, sample
+            )
+            pair.reference_time = time.perf_counter() - begun
+
         # The query runs in this task, the reference beside it in a child task: the
         # group cancels the one when the other fails, and waits for the child.
-        reference: asyncio.Task[tuple[Any, float]] | None = None
-        try:
-            async with TaskGroup() as group:
-                reference = group.start_soon(
-                    self._timed("reference", config.reference_timeout, hooks.reference, sample)
-                )
-                query = await self._call("query", config.query_timeout, hooks.query, sample)
-                t_query = time.perf_counter() - begun
-        except asyncio.CancelledError:
-            # Cancelled once the query was done: the reference held the iteration up.
-            if "query" in locals() and reference is not None and reference.cancelled():
-                raise _CancelledIn("reference") from None
-            raise
-        assert reference is not None
-        return (query, t_query), reference.result()
+        with ungrouped(also=self._failed_too):
+            async with anyio.create_task_group() as group:
+                group.start_soon(generate_reference)
+                pair.query = await self._call("query", config.query_timeout, hooks.query, sample)
+                pair.query_time = time.perf_counter() - begun
 
-    async def _timed(
-        self, stage: Stage, timeout: float | None, hook: Hook, *args: Any
-    ) -> tuple[Any, float]:
-        begun = time.perf_counter()
-        try:
-            if timeout is None and hook.is_async:  # the common case, without _call's frame
-                value = await hook.fn(*args)
-            else:
-                value = await self._call(stage, timeout, hook, *args)
-        except (asyncio.CancelledError, _StageFailed):
-            raise
-        except BaseException as exc:
-            raise _StageFailed(stage, exc) from exc
-        return value, time.perf_counter() - begun
+    def _failed_too(self, error: BaseException) -> None:
+        """Log a failure of the query or the reference beside the one reported."""
+        stage = "query or reference"
+        if isinstance(error, _StageFailed):
+            stage, error = error.stage, error.error
+        redacting = self._redact is not None
+        log.error(
+            f"the {stage} stage failed too: {describe_error(error, redacting)}",
+            exc_info=None if redacting else error,
+        )
 
     async def _call(
         self, stage: Stage, timeout: float | None, hook: Hook, *args: Any, **kw: Any
@@ -433,33 +445,31 @@ class IterationRunner:
                 raise
             except BaseException as exc:
                 raise _StageFailed(stage, exc) from exc
-        deadline = None if timeout is None else Deadline(timeout)
         try:
             if hook.is_async:
                 awaitable = hook.fn(*args, **kw)
             else:
                 awaitable = self._in_thread(hook, *args, **kw)
-            if deadline is None:
+            if timeout is None:
                 return await awaitable
             # The hook runs in this task, so it starts at once: a busy event loop
-            # cannot time it out before it began.
-            async with deadline:
+            # cannot time it out before it began. The scope takes only its own
+            # cancellation; a TimeoutError the hook raises is the hook's failure.
+            with anyio.move_on_after(timeout):
                 return await awaitable
         except asyncio.CancelledError:
             raise
-        except (TimeoutError, asyncio.TimeoutError) as exc:
-            if deadline is not None and deadline.expired():
-                raise _StageFailed(stage, StageTimeout(stage, timeout or 0.0)) from exc
-            raise _StageFailed(stage, exc) from exc
         except BaseException as exc:  # GeneratorExit, SystemExit, a hook's own BaseException
             raise _StageFailed(stage, exc) from exc
+        raise _StageFailed(stage, StageTimeout(stage, timeout))
 
     async def _in_thread(self, hook: Hook, *args: Any, **kw: Any) -> Any:
         lock = hook.serial
+        call = functools.partial(hook.fn, *args, **kw)
         if lock is None:
-            result = await self.workers.run(hook.fn, *args, **kw)
+            result = await self.plain.run(call)
         else:
-            result = await self.workers.run(_holding, lock, hook.fn, *args, **kw)
+            result = await self.plain.run(_holding, lock, call)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -533,6 +543,6 @@ def _derived(seed: int | None) -> int | None:
     return None if seed is None else random.Random(seed).getrandbits(64)
 
 
-def _holding(lock: threading.Lock, fn: Any, *args: Any, **kw: Any) -> Any:
+def _holding(lock: threading.Lock, call: Callable[[], Any]) -> Any:
     with lock:
-        return fn(*args, **kw)
+        return call()

@@ -37,6 +37,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Literal
 
+import anyio
+
 from organic_scoring._defaults import (
     JITTER_ARRIVAL_LAG,
     JITTER_BACKLOG_SMOOTHING,
@@ -99,9 +101,8 @@ class Waker:
             if timeout is None:
                 await event.wait()
             elif timeout > 0:
-                await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
+                with anyio.move_on_after(timeout):
+                    await event.wait()
         finally:
             event.clear()
 

@@ -9,11 +9,8 @@ the server's memory.
 
 from __future__ import annotations
 
-import asyncio
-
+import anyio
 from starlette.types import Receive
-
-from organic_scoring._loop.deadline import Deadline
 
 __all__ = [
     "BodyTooLarge",
@@ -60,13 +57,10 @@ async def read_body(receive: Receive, limit: int, timeout: float) -> bytes:
         BodyTooSlow: Not whole after ``timeout`` seconds.
         ClientGone: The client hung up first.
     """
-    try:
-        # On the running task: no task of its own per request, no extra turns of the loop.
-        async with Deadline(timeout):
-            body = await _read(receive, limit)
-    except asyncio.TimeoutError:
-        raise BodyTooSlow from None
-    return body
+    # On the running task: no task of its own per request, no extra turns of the loop.
+    with anyio.move_on_after(timeout):
+        return await _read(receive, limit)
+    raise BodyTooSlow
 
 
 async def _read(receive: Receive, limit: int) -> bytes:

@@ -34,8 +34,10 @@ transport and status in the scorer's stats.
 The verdict rule, for both ``_blacklist_fn`` and ``_verify_fn``: a hook answers with
 a flag or ``(flag, reason)``; ``_blacklist_fn`` refuses on a true flag,
 ``_verify_fn`` on a false one (None accepts, the bittensor axon's style of raising
-to refuse). Plain-function hooks run on worker threads, never on the server's
-event loop.
+to refuse). Plain-function hooks run on AnyIO worker threads, never on the
+server's event loop. A call abandoned when its request was cancelled runs on to its
+end; while ``max(4, max_concurrent)`` such calls still run, a plain hook's step fails
+at once with a :class:`RuntimeError`, as if the hook had raised it.
 """
 
 from __future__ import annotations
@@ -48,11 +50,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+import anyio
+
 from organic_scoring._defaults import DEFAULT_ALLOWED_SKEW, DEFAULT_MAX_AGE
 from organic_scoring._log import log
-from organic_scoring._loop.hooks import Hook, overrides
-from organic_scoring._loop.tasks import TaskGroup
-from organic_scoring._loop.workers import Workers
+from organic_scoring._loop.hooks import Hook, PlainCalls, overrides, ungrouped
 from organic_scoring._redact import describe_error
 from organic_scoring.base import OrganicScoringBase, runtime
 from organic_scoring.errors import QueueUnavailable
@@ -140,7 +142,7 @@ class Gate:
         self._verify = _overridden(scorer, "_verify_fn")
         self._priority = _overridden(scorer, "_priority_fn")
         self._admission = AdmissionGate(max_concurrent, max_backlog)
-        self._workers = Workers(max(4, max_concurrent))
+        self._plain = PlainCalls(max(4, max_concurrent), "the intake's plain hooks")
 
     @property
     def in_flight(self) -> int:
@@ -333,7 +335,7 @@ class Gate:
     async def _call(self, hook: Hook, argument: Any) -> Any:
         if hook.is_async:
             return await hook.fn(argument)
-        result = await self._workers.run(hook.fn, argument)
+        result = await self._plain.run(hook.fn, argument)
         if asyncio.iscoroutine(result):
             result = await result
         return result
@@ -345,15 +347,24 @@ async def _wait_for_turn(
     gone: Callable[[], Coroutine[Any, Any, None]] | None,
 ) -> bool:
     """Wait for the granted slot; False (and the place given up) if the caller left."""
+    left = False
+
+    async def watch(gone: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        nonlocal left
+        await gone()
+        left = True
+        group.cancel_scope.cancel()
+
     try:
         if gone is None:
             await waiter
             return True
-        async with TaskGroup() as group:
-            watcher = group.start_soon(gone())
-            await asyncio.wait((waiter, watcher), return_when=asyncio.FIRST_COMPLETED)
-            left = watcher.done()
-            watcher.cancel()
+        with ungrouped():
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch, gone)
+                # asyncio.wait leaves the waiter alone when the caller leaves first.
+                await asyncio.wait((waiter,))
+                group.cancel_scope.cancel()
     except BaseException:
         admission.withdraw(waiter)
         raise
