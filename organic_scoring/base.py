@@ -1,16 +1,8 @@
 """``OrganicScoringBase``: the class a validator subclasses.
 
-A subclass implements the hooks (what a sample is, how miners are queried, how
-responses become rewards and rewards become weights); the base class owns the
-loop that calls them (:mod:`organic_scoring._loop.engine`), one iteration at a time or
-several (:mod:`organic_scoring._loop.iteration`), and when (:mod:`organic_scoring._loop.trigger`).
-
-Reserved names: the library keeps its state in ``_organic_queue`` (part of the
-public contract) and in attributes whose names start with ``_OrganicScoringBase__``.
-Everything else on ``self`` is the subclass's. The read-only views (``stats``,
-``is_running``, ``organic_queue``, ``config``, ``step``, ``recent_failures``,
-``axon``, ``synth_datasets``) may be shadowed by a subclass attribute of the same
-name without affecting the loop, which never reads them.
+The library's state lives in ``_organic_queue`` and in ``_OrganicScoringBase__*``
+attributes; the read-only views may be shadowed by subclass attributes (see
+``docs/loop.md``).
 """
 
 from __future__ import annotations
@@ -46,12 +38,7 @@ _S = TypeVar("_S", bound="OrganicScoringBase")
 
 
 class _view(Generic[_T]):
-    """A read-only property that a subclass attribute of the same name may shadow.
-
-    Unlike :class:`property` this is a non-data descriptor: ``self.stats = {}`` in a
-    subclass stores an ordinary attribute instead of failing, and the library, which
-    never reads its own views, keeps working.
-    """
+    """A read-only non-data descriptor, so a subclass attribute of the same name may shadow it."""
 
     def __init__(self, fget: Callable[[Any], _T]) -> None:
         self._fget = fget
@@ -130,13 +117,9 @@ class OrganicScoringBase(ABC):
                 scorer that does not say otherwise: SS58 hotkeys, a callable
                 ``(hotkey) -> bool``, or :data:`~organic_scoring.ANY_HOTKEY`. Checked by
                 the intake before any signature or ``_blacklist_fn``.
-            trigger_jitter: ``j`` in [0, 1), ``"seconds"`` only, so that miners cannot
-                tell probes by their timing: each period is drawn uniformly from
-                ``[m * (1 - j), m * (1 + j)]`` around an annealed mean ``m`` that
-                follows the smoothed organic load; whether the next sample is organic
-                is decided when the wait begins, and arrivals no longer cut a wait
-                short (an organic sample may wait up to one period longer). 0 keeps
-                the plain periods.
+            trigger_jitter: ``j`` in [0, 1), ``"seconds"`` only: each period is drawn
+                uniformly from ``[m * (1 - j), m * (1 + j)]`` around the annealed mean
+                ``m``, and arrivals no longer cut a wait short. 0 keeps plain periods.
             seed: Seeds the loop's own random draws (jittered periods, the choice
                 among datasets), for reproducible runs.
             redact: Keep no sample where it can be read back or exported
@@ -299,10 +282,8 @@ class OrganicScoringBase(ABC):
         yet (a broken queue is reported this way, and the iteration goes on with a
         synthetic sample).
 
-        Override to re-queue or persist failed organic samples. The default logs the
-        failure with its traceback (with ``redact`` on: the exception's type and the
-        frames it came through, not its message); the last few failures are kept in
-        :attr:`recent_failures` either way.
+        The default logs the failure with its traceback (with ``redact``: type and
+        frames only); the last few failures are kept in :attr:`recent_failures`.
         """
         if self.__runtime.config.redact is False:
             log.error(
@@ -338,14 +319,10 @@ class OrganicScoringBase(ABC):
     async def receive_organic(self, request: Any) -> Any:
         """Hand one organic request to :meth:`_on_organic_entry`; return its response.
 
-        The axon and signed-HTTP intakes call this for every request that passed their
-        checks, and so should a custom intake: it counts the request as accepted (or
-        as a handler error when the hook raises, which is re-raised), so that
-        ``stats.organic_unaccounted`` can vouch that no accepted request was lost.
-        A queue shared by a fleet (``RedisOrganicQueue``) counts the acceptance in its
-        own ledger too, for the whole fleet's figure; should that count fail (the
-        server went away just after the sample was stored), the request is still
-        answered, as its sample was stored, and the miss is logged.
+        Intakes (built-in and custom) call this for every request that passed their
+        checks; it counts the request as accepted, or as a handler error when the hook
+        raises (re-raised), for ``stats.organic_unaccounted``. A fleet queue also
+        counts it in its ledger; a failure there is logged, not raised.
         """
         try:
             result = await call_hook(self._on_organic_entry, request)

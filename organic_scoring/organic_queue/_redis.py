@@ -1,36 +1,17 @@
-"""An organic queue in Redis, shared by any number of processes on any number of hosts.
+"""An organic queue in Redis, shared across processes and hosts; one Lua script per operation.
 
-The intake workers add, one scorer samples and acknowledges, and all of them see the
-same samples and the same counters. Each operation is one Lua script, so it is one
-round trip and atomic on the server: no interleaving of two processes can lose a
-sample, hand one out twice, or put the counters out of step.
+Keys of a queue named ``N`` start with ``organic-scoring:{N}:`` (a Cluster hash tag):
 
-Keys
-----
-Every key of a queue named ``N`` starts with ``organic-scoring:{N}:`` (the braces make
-it a Redis Cluster hash tag, so one script may touch all of them):
+* ``waiting``: sorted set of waiting sample ids, scored by id (oldest = lowest).
+* ``items``: hash, id to stored sample, for waiting and leased samples.
+* ``leases``: sorted set of ``"id:token"`` scored by lease expiry (server ms); the
+  token is the hand-out's number.
+* ``meta``: hash with ``seq`` and the counters ``added``, ``sampled``, ``acked``,
+  ``redelivered``, ``dropped``, ``scored``, ``failed``, ``accepted``.
+* ``added``: pub/sub channel announcing each add (payload: the adder's origin).
 
-* ``waiting``: a sorted set of the ids of waiting samples, each scored by its id. Ids
-  grow with every add, so the oldest waiting sample has the lowest score (dropped
-  first when the queue is full) and a uniformly random one is the member at a random
-  rank; both are O(log n).
-* ``items``: a hash, id to stored sample, for waiting and leased samples.
-* ``leases``: a sorted set of ``"id:token"`` members, each scored by the server time
-  (ms) at which its lease runs out. The token is the hand-out's number, so a
-  sample's second lease is told apart from its first.
-* ``meta``: a hash with the id sequence and the counters ``added``, ``sampled``,
-  ``acked``, ``redelivered`` and ``dropped``.
-
-Each add is also announced on the channel ``organic-scoring:{N}:added``, so a scorer
-in another process wakes up when traffic arrives, as it would for its own adds.
-
-Leases
-------
-``sample()`` moves a random waiting sample into ``leases``; ``ack(sample)`` deletes
-it. Every script first puts back the leases whose time (the server's clock) has run
-out, counted as ``redelivered``, so a sample held by a scorer that was killed is
-handed out again, and ``size`` counts it as waiting again from the moment its lease
-expires. At every moment ``added == dropped + size + leased + acked`` and
+Every script first puts expired leases back among the waiting (``redelivered``).
+Invariants: ``added == dropped + size + leased + acked``,
 ``sampled == acked + leased + redelivered``.
 """
 
@@ -62,11 +43,8 @@ __all__ = ["LeasedQueueCounters", "RedisOrganicQueue"]
 class LeasedQueueCounters(QueueCounters):
     """A consistent snapshot of a leasing queue's counters (see :class:`RedisOrganicQueue`).
 
-    Adds to :class:`QueueCounters` what leasing brings: ``added == dropped + size +
-    leased + acked``, ``sampled == acked + leased + redelivered`` and ``acked ==
-    scored + failed`` hold in every snapshot. Two snapshots are equal when every
-    field is; compared with a plain :class:`QueueCounters`, only the fields the two
-    share count, so code written for the other queues reads this one unchanged.
+    ``acked == scored + failed`` besides the invariants of :class:`RedisOrganicQueue`.
+    Compared with a plain :class:`QueueCounters`, only the shared fields count.
     """
 
     leased: int = 0
@@ -216,61 +194,18 @@ class _Lease:
 class RedisOrganicQueue(OrganicQueueBase):
     """A bounded organic queue in Redis, shared by every process that names it.
 
-    The same contract as :class:`OrganicQueue`: at ``max_size`` waiting samples
-    ``add`` drops the oldest (counted in :attr:`dropped`), ``sample`` returns a
-    uniformly random waiting sample or None. Here any number of processes on any
-    number of hosts may hold a queue of the same ``url`` and ``name``: intake
-    workers add, a scorer samples, and all of them see the same samples and counters.
-    Each operation is one Lua script: atomic on the server, one round trip.
-
-    At-least-once delivery. ``sample`` does not delete what it hands out, it leases
-    it for ``lease`` seconds; :meth:`ack` with the same object (the scoring loop
-    calls it when the sample's iteration has ended, scored or failed and reported)
-    deletes it. A lease that runs out unacknowledged (its scorer was killed, or hung
-    past ``lease``) puts the sample back among the waiting, counted in
-    :attr:`redelivered`, to be handed out again. An acknowledgement that comes after
-    its lease ran out is too late and does nothing (it is logged): the sample is
-    scored again. So ``lease`` must be longer than the longest iteration, timeouts
-    included.
-
-    How ``ack`` finds the lease. This object remembers each sample it handed out
-    (the object itself, held until acknowledged or until its lease is long past) and
-    ``ack`` looks it up by identity: pass the very object ``sample`` returned. Equal
-    copies are not recognised. Immutable values that Python shares (small ints,
-    some strings) are one object; ``ack`` then settles the oldest outstanding lease
-    of that value. Only the process that sampled can acknowledge.
-
-    Stored samples: pydantic models (their class importable by name) and JSON values,
-    as for :class:`SQLiteOrganicQueue`; ``add`` refuses anything else.
-
-    Counters live in Redis, shared by every process, and are read together by
-    :meth:`counters`: ``added == dropped + size + leased + acked``, ``sampled ==
-    acked + leased + redelivered`` (without redeliveries that is ``added == sampled +
-    dropped + size``, the other queues' rule) and ``acked == scored + failed``, the
-    outcomes the scorers reported with their acknowledgements. These are the whole
-    fleet's books: ``stats.organic_unaccounted`` reads them. Each queue object
-    enforces its own ``max_size`` on its adds.
-
-    Listeners (:meth:`add_listener`) hear every add, whichever process made it: the
-    adds of this object at once, on the adding thread; those of other processes on a
-    thread of this object's that follows the queue's channel on the server while any
-    listener is registered (a wake-up lost during an outage only delays a scorer
-    until its next timed wake-up).
-
-    Failures. The server is pinged at construction. During an outage every call
-    raises :class:`~organic_scoring.errors.RedisUnavailable` (a ``ConnectionError``)
-    at once, and an ``add`` that raised may or may not have stored its sample (the
-    reply may be what was lost); the queue works again as soon as the server
-    answers. The waiting samples survive a server restart only if the server
-    persists its data (``appendonly yes``).
-
-    One active scorer. Scorers started on queues of the same ``url`` and ``name``
-    coordinate through a lease lock in Redis (:meth:`scorer_lock`): exactly one runs
-    iterations, the others stand by, and a standby takes over within two
-    ``lock_period`` of the active one dying (at once when it stops cleanly). Start as
-    many as you want for failover; ``stats.active_scorer`` tells which one works.
-
-    Call :meth:`close` (or use it as a context manager) when done.
+    The contract of :class:`OrganicQueue` (oldest dropped at ``max_size``, uniform
+    ``sample``), with at-least-once delivery: ``sample`` leases for ``lease``
+    seconds, :meth:`ack` with the very object ``sample`` returned (not an equal
+    copy) deletes it, and an expired lease puts the sample back (:attr:`redelivered`).
+    A late ack does nothing and is logged. Only the sampling process can ack.
+    Stores what :class:`SQLiteOrganicQueue` stores. Counters are fleet-wide;
+    ``max_size`` is enforced per object on its adds. Listeners hear adds from every
+    process (other processes' via a channel-following thread). During an outage
+    every call raises :class:`~organic_scoring.errors.RedisUnavailable`; an ``add``
+    that raised may or may not have stored. With ``one_scorer``, scorers sharing the
+    queue coordinate through :meth:`scorer_lock`; a standby takes over within two
+    ``lock_period``. Call :meth:`close` (or use it as a context manager) when done.
 
     Args:
         url: The server: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
@@ -425,15 +360,9 @@ class RedisOrganicQueue(OrganicQueueBase):
     def ack(self, sample: Any, *, failed: bool = False) -> None:
         """The iteration that took ``sample`` has ended: delete its lease and the sample.
 
-        ``sample`` must be the object :meth:`sample` returned. An object this queue did
-        not hand out, or already acknowledged, is ignored. An acknowledgement after the
-        lease ran out does nothing (the sample is waiting again, or with another
-        scorer) and is logged.
-
-        ``failed`` says how the iteration ended (scored, or failed and reported); the
-        queue counts each outcome with the acknowledgement, in the same atomic step,
-        so the fleet-wide accounting (:meth:`counters`) is exact even when a scorer is
-        killed.
+        ``sample`` must be the object :meth:`sample` returned; others are ignored, and
+        an ack after the lease ran out does nothing (logged). ``failed`` is counted
+        with the ack, atomically.
 
         Raises:
             RedisUnavailable: The server did not answer; the lease stays, so the call
@@ -665,9 +594,7 @@ class RedisOrganicQueue(OrganicQueueBase):
 
 
 class _AddWatcher:
-    """Follows a queue's channel on a thread of its own and tells the queue's listeners
-    of the adds that other objects made. Owned by the queue: started with its first
-    listener, stopped (and joined) with its last, or when the queue closes."""
+    """Thread that relays other processes' adds (from the channel) to the queue's listeners."""
 
     _POLL = 0.2  # seconds between checks of the stop flag
     _RETRY = 1.0  # seconds between attempts to follow the channel again after a failure

@@ -1,53 +1,20 @@
-"""A persistent organic queue: OrganicQueue's guarantees, kept in a SQLite file.
+"""A persistent organic queue: OrganicQueue's guarantees, kept in a SQLite file (WAL).
 
-Organic samples are real user traffic and cannot be regenerated; an in-memory queue
-loses every waiting one when the validator restarts or crashes. This queue keeps
-them in a SQLite database (the standard library's :mod:`sqlite3`, WAL mode), so a
-sample whose ``add`` returned is still there when the file is opened again, or is
-counted as dropped.
+File format (schema version 1): ``PRAGMA application_id`` marks the file and
+``PRAGMA user_version`` holds the schema version; other files are refused, never
+modified. Tables:
 
-The file (schema version 1)
----------------------------
-``PRAGMA application_id`` marks the file as an organic queue and ``PRAGMA
-user_version`` holds the schema version; any other file is refused on open rather
-than modified. Two tables:
+* ``organic_queue_entry``: one row per waiting sample. ``seq`` (rowid) grows with
+  every add (oldest = smallest). ``slot`` is dense and unique, ``0 .. size-1``: a
+  random sample is ``slot = randrange(size)``, and a removal moves the last slot into
+  the hole, so every operation is O(log n).
+* ``organic_queue_meta``: one row with ``added``, ``sampled``, ``dropped``.
 
-* ``organic_queue_entry``: one row per waiting sample. ``seq`` (the rowid) grows
-  with every add, so the oldest waiting row is the one with the smallest ``seq``.
-  ``slot`` is kept dense, ``0 .. size-1``, and unique: a uniformly random waiting
-  sample is the row at ``slot = randrange(size)``, and a removal moves the row in
-  the last slot into the hole. Finding the oldest row, a random row, the size
-  (``max(slot) + 1``) and removing one are each a B-tree lookup: O(log n).
-* ``organic_queue_meta``: a single row with the ``added``, ``sampled`` and
-  ``dropped`` counters, updated in the same transaction as the rows they count.
-
-Each ``add`` (with the drop it may cause) and each ``sample`` is one
-``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction, so a crash leaves all of it or none.
-
-Stored samples
---------------
-Samples are stored as JSON text by :mod:`organic_scoring.organic_queue._codec`:
-pydantic models (with their class's import path) and JSON values, nothing pickled.
-``add`` refuses anything that would not come back as it went in, so every stored
-row can be loaded later. Sampling imports the module a stored model names: open
-only queue files you trust as much as your code.
-
-Blocking
---------
-Every call waits for the file (and with ``synchronous="FULL"`` for an fsync), so the
-queue is :attr:`~OrganicQueueBase.blocking`: the scoring loop calls it from a worker
-thread. Inside an ``async def`` hook, add with ``await queue.aadd(sample)``; a plain
-``add`` there stalls the event loop for the duration of a commit, and the queue says
-so in the log, once.
-
-Accounting across restarts
---------------------------
-The counters in the file (``added``, ``sampled``, ``dropped``) cover its whole life.
-What this queue object found when it opened the file is kept beside them:
-``carried_over`` (samples already waiting: accepted by an earlier life of the
-validator) and ``dropped_earlier`` (the file's drop count then). The scorer's
-accounting (``stats.organic_unaccounted``) counts carried-over samples as accepted
-ones and only the drops since opening.
+Each ``add`` (with its drop) and ``sample`` is one ``BEGIN IMMEDIATE`` transaction.
+Samples are stored by :mod:`organic_scoring.organic_queue._codec` (JSON, never
+pickled); sampling imports the module a stored model names, so open only trusted
+files. The counters cover the file's life; ``carried_over`` and
+``dropped_earlier`` record what this object found on open.
 """
 
 from __future__ import annotations
@@ -110,37 +77,18 @@ _COUNTERS = (
 class SQLiteOrganicQueue(OrganicQueueBase):
     """A bounded, thread-safe organic queue whose samples survive a restart or crash.
 
-    Same surface and guarantees as :class:`OrganicQueue`: at ``max_size`` waiting
-    samples ``add`` drops the oldest (counted in :attr:`dropped`), ``sample``
-    removes and returns a uniformly random waiting sample or None, and the counters
-    obey ``added == sampled + dropped + size``. Here the samples and the counters
-    live in a SQLite file, and ``add`` accepts only what it can store: pydantic
-    models (their class must be importable by name) and JSON values.
+    The contract of :class:`OrganicQueue` (``added == sampled + dropped + size``),
+    kept in a SQLite file; ``add`` accepts only pydantic models (importable by name)
+    and JSON values. The queue is :attr:`~OrganicQueueBase.blocking`: in an
+    ``async def`` hook use ``await queue.aadd(sample)``.
 
-    Durability. With ``synchronous="FULL"`` (the default) ``add`` returns only after
-    the sample is on disk: it survives a process crash and a power loss, at the
-    price of an fsync per add and per sample. ``"NORMAL"`` skips that fsync: an
-    acknowledged add still survives the process crashing or being killed, but the
-    last few may be lost if the machine loses power (the file stays consistent).
-    Either way each call blocks its thread until its transaction is committed; run
-    ``python -m benchmarks.bench_sqlite_queue`` to see what that costs on a machine.
-
-    Threads. One connection serves the object, guarded by one lock: every call
-    from any thread is serialised. Two queue objects, in one process or two, may
-    open the same file: SQLite serialises their transactions (waiting up to
-    ``timeout`` seconds for the other's lock, then raising
-    :class:`~organic_scoring.errors.QueueUnavailable`), each sees the other's samples,
-    the counters are shared, and each enforces its own ``max_size`` on its adds.
-
-    Reopening a file keeps its samples and counters. If it holds more samples than
-    the new ``max_size``, the oldest are dropped (counted) on open.
-
-    Errors. A file that cannot serve as a queue (not ours, another schema, damaged,
-    read-only) is refused on open with :class:`QueueFileError`. A failure of the file
-    later (locked past ``timeout``, damaged or made read-only while open) raises
-    :class:`~organic_scoring.errors.QueueUnavailable` naming the file; nothing left
-    the queue, and the scoring loop goes on with synthetic samples meanwhile.
-
+    ``synchronous="FULL"`` fsyncs every add and sample (survives power loss);
+    ``"NORMAL"`` survives a process crash only. Calls from any thread are
+    serialised on one connection. Several objects may open one file: they share
+    samples and counters, each enforcing its own ``max_size`` (a reopened file
+    over ``max_size`` is trimmed, counted, on open). A file failure after opening
+    (locked past ``timeout``, damaged, read-only) raises
+    :class:`~organic_scoring.errors.QueueUnavailable` and nothing leaves the queue.
     Use it as a context manager, or call :meth:`close` when done.
 
     Args:
@@ -148,7 +96,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         max_size: The most samples kept waiting; an int, at least 1.
         seed: Seeds this object's random generator, so a test can replay the order
             in which samples come out. None draws a fresh seed.
-        synchronous: ``"FULL"`` or ``"NORMAL"``, see above.
+        synchronous: ``"FULL"`` or ``"NORMAL"``.
         timeout: Seconds to wait for another connection's lock on the file.
 
     Raises:
@@ -202,7 +150,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
     def add(self, sample: Any) -> None:
         """Store ``sample``; in a full queue, drop the oldest waiting sample first.
 
-        Returns once the sample is committed to the file (see *Durability*).
+        Returns once the sample is committed to the file.
 
         Raises:
             ValueError: ``sample`` is None (``sample()`` uses None to mean empty).
@@ -211,7 +159,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
                 value, holds a float that JSON cannot carry (NaN, infinity), contains
                 itself, is nested too deep, or is a model that cannot be imported by
                 name or loaded back from its own JSON. The message names the part.
-            QueueUnavailable: The file failed (see *Errors*); nothing was stored.
+            QueueUnavailable: The file failed; nothing was stored.
         """
         if sample is None:
             raise ValueError(
@@ -244,7 +192,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         Raises:
             SampleDecodeError: The stored sample could not be loaded back; it has
                 left the queue and the error carries what was stored (``raw``).
-            QueueUnavailable: The file failed (see *Errors*); nothing left the queue.
+            QueueUnavailable: The file failed; nothing left the queue.
         """
         with self._lock, self._errors(), self._transaction() as conn:
             size = self._size_now(conn)
@@ -297,8 +245,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         """All counters and the size, read together in one statement.
 
         ``added``, ``sampled`` and ``dropped`` cover the file's life;
-        ``carried_over`` and ``dropped_earlier`` are what this object found on open
-        (see *Accounting across restarts* in the module's documentation).
+        ``carried_over`` and ``dropped_earlier`` are what this object found on open.
         """
         with self._lock, self._errors():
             now = self._counters()

@@ -1,31 +1,13 @@
-"""A synthetic dataset made of past organic traffic, so probes look like real users.
+"""A synthetic dataset made of past organic traffic (a reservoir, Vitter's Algorithm R).
 
-Miners that can tell a validator's synthetic probes from real users can serve the
-two differently. Probes drawn from what real users asked, lightly perturbed, share
-their vocabulary, their lengths and their style; :class:`OrganicReplayDataset`
-keeps such a pool.
-
-The reservoir
--------------
-It keeps a uniform random sample of at most ``capacity`` of the organic samples it
-was offered (Vitter's Algorithm R): the first ``capacity`` are all kept; the n-th
-after that replaces a random kept one with probability ``capacity / n``. At any
-moment every sample offered so far is equally likely to be in the reservoir, the
-old as much as the new, and memory stays bounded by ``capacity``.
-
-The replay file (format version 1)
-----------------------------------
-:meth:`OrganicReplayDataset.save` writes one JSON object::
+Replay file (format version 1), written by :meth:`OrganicReplayDataset.save`::
 
     {"format": "organic_scoring.replay", "version": 1, "seen": 1234,
      "samples": [{"kind": "json", "model": null, "body": "{\\"prompt\\": \\"...\\"}"}, ...]}
 
-``seen`` is how many samples were offered (so a loaded reservoir carries on
-uniformly) and each sample is stored the way
-:class:`~organic_scoring.organic_queue.SQLiteOrganicQueue` stores one: a JSON value
-as JSON text, a pydantic model as its JSON plus its class's import path. Nothing is
-pickled; loading imports the modules stored models name, so load only files you
-trust as much as your code.
+``seen`` counts samples offered; samples are stored as
+:class:`~organic_scoring.organic_queue.SQLiteOrganicQueue` stores them (never
+pickled). Loading imports the modules stored models name: load only trusted files.
 """
 
 from __future__ import annotations
@@ -65,29 +47,10 @@ Redact = Callable[[Any], Any]
 class OrganicReplayDataset(SynthDatasetBase):
     """Synthetic samples drawn from past organic traffic.
 
-    Give it to the scorer like any dataset (alone, in a list, or inside a
-    :class:`MixtureDataset`); the scorer offers it every organic sample it takes
-    from the organic queue, with no wiring on your part. :meth:`sample` then returns
-    one of them, perturbed by ``transform``, so a probe looks like what your users
-    send rather than like a dataset a miner can learn to recognise::
-
-        replay = OrganicReplayDataset(
-            2000,
-            transform=reword,               # your perturbation or paraphrase
-            redact=strip_personal_data,     # runs before anything is kept
-            fallback=default_dataset(),     # until the first organic sample
-        )
-        with contextlib.suppress(FileNotFoundError):
-            replay.load("state/replay.json")
-        scorer = MyScoring(synth_dataset=replay, trigger_jitter=0.5)
-        ...
-        replay.save("state/replay.json")
-
-    Without a ``transform`` a replay is a copy of something a miner has already
-    answered, which a miner can recognise by caching; make the transform change the
-    sample while staying within the words and style of your traffic (a transform
-    that adds shifted numbers or random tokens gives probes away as surely as a
-    foreign dataset does). :func:`splice_words` is one such perturbation for text.
+    The scorer offers it every organic sample it takes from the queue;
+    :meth:`sample` returns one, perturbed by ``transform`` (:func:`splice_words` is
+    one perturbation for text). Without a transform a replay is an exact copy a
+    miner may recognise.
 
     Args:
         capacity: The most samples kept; an int, at least 1. Memory is bounded by it.
@@ -104,11 +67,8 @@ class OrganicReplayDataset(SynthDatasetBase):
         seed: Seeds this dataset's random generators (the reservoir, the choice of
             sample, and the ``rng`` handed to ``transform``).
 
-    All methods are safe to call from several threads at once; ``transform`` and
-    ``redact`` run outside the dataset's lock. The scorer calls ``offer`` (so
-    ``redact``) and ``sample`` (so ``transform``) on its event loop, as it samples
-    every dataset: keep them quick, or have them hand slow work (a paraphrasing
-    model) to a cache filled elsewhere.
+    Thread-safe; ``transform`` and ``redact`` run outside the lock, on the scorer's
+    event loop, so keep them quick.
     """
 
     def __init__(
@@ -156,8 +116,7 @@ class OrganicReplayDataset(SynthDatasetBase):
         samples are stored). What is kept is a deep copy, so later changes to the
         offered object do not reach the reservoir.
 
-        The scorer calls this for every organic sample it takes from the queue; call
-        it yourself only for samples that reach miners some other way.
+        The scorer calls this for every organic sample it takes from the queue.
 
         Raises:
             Whatever ``redact`` raises, or :func:`copy.deepcopy` for an object that
