@@ -1,29 +1,11 @@
 """When the next iteration is due: the step counter, the annealed period, and wake-ups.
 
-Two triggers decide when an iteration starts:
-
-- ``"seconds"``: every *period* seconds, measured from the start of the previous
-  iteration;
-- ``"steps"``: each time the step counter reaches the *threshold*, which is then
-  subtracted so surplus steps carry over.
-
-Both the period and the threshold anneal with the organic queue's size
-(:meth:`ScoringConfig.period`). Waiting is event-driven: :meth:`Trigger.increment`,
-:meth:`Trigger.set_step`, a queue ``add`` and a stop request all wake the waiting
-coroutine at once, from any thread, and it re-reads the queue size and the counter.
-The size is read through the queue's awaitable form, so a queue that blocks (a
-file, a server) is asked from a worker thread, never on the event loop; a queue
-that cannot tell its size counts as empty (and says so in the log, once per outage).
-
-Jitter (``trigger_jitter = j > 0``, ``"seconds"`` only) takes the clock away from
-a miner. When a wait begins, the trigger draws its period uniformly from
-``[m * (1 - j), m * (1 + j)]`` and decides there and then whether the next sample
-is organic (one is waiting) or synthetic (none is): :attr:`Trigger.planned`, which
-the engine hands to the iteration. The wait then runs its full length; arrivals do
-not cut it short. The mean ``m`` follows the smoothed organic load rather than the
-queue of the moment (:class:`Load`, :meth:`ScoringConfig.jittered_mean`), so it
-moves slowly and alike for every query. A gap therefore says nothing about the
-sample that follows it, beyond what the load of the last minutes says.
+``"seconds"`` waits a period from the previous iteration's start; ``"steps"`` waits
+for the counter to reach a threshold (surplus carries over). Both anneal with the
+queue size (:meth:`ScoringConfig.period`). Increments, queue adds and stop requests
+wake the wait from any thread. A queue whose size cannot be read counts as empty.
+With jitter the period is drawn around the smoothed load (:class:`Load`) and the
+next sample's kind is fixed when the wait begins (:attr:`Trigger.planned`).
 """
 
 from __future__ import annotations

@@ -1,41 +1,8 @@
 """The organic intake as an ASGI app: signed HTTP in, ``_on_organic_entry`` out.
 
-A caller POSTs a JSON body to the intake's path, signed for the validator's hotkey
-with ``btauth/1`` (bittensor 11's ``bt.http_auth``) or Epistula v2 (any bittensor).
-The app is a thin adapter over the intake gate (:mod:`organic_scoring.intake`), and
-every request goes through these steps, in this order, stopping at the first refusal:
-
-1. **Headers**: the protocol's authentication headers present, well formed, not
-   repeated, and naming this validator as the receiver (401; a repeated one 400).
-2. **Who**: a claimed hotkey outside ``allowed_hotkeys``: 403.
-3. **When**: signed more than ``max_age`` ago, more than ``allowed_skew`` ahead, or
-   before the intake started: 401.
-4. **Size**: a declared ``Content-Length`` above ``max_body_bytes``: 413.
-   Until here nothing of the body has been read and no signature checked.
-5. **Body**: read under both limits: 413 past ``max_body_bytes``, 408 when it has not
-   arrived whole after ``body_timeout`` seconds.
-6. **Signature and replay**: the signature over the exact body bytes (and, for
-   btauth/1, the method and the request target as sent); a nonce (Epistula: UUID)
-   accepted before: 401. The nonce store failing: 503. From here on the caller's
-   hotkey is known (:func:`caller_hotkey`).
-7. **Hooks**: ``_blacklist_fn(RequestInfo)`` (403, 500 if it raises); the body parsed
-   into the request model (not JSON: 400; JSON that does not fit: 422 with the
-   errors); ``_verify_fn(request)`` (403); ``_priority_fn(request)`` (500 if it
-   raises).
-8. **Admission**: ``max_concurrent`` requests are handled at once; the rest wait,
-   highest priority first, at most ``max_backlog`` of them; beyond that: 429. A
-   caller that hangs up while waiting gives up its place.
-9. **Handler**: ``_on_organic_entry(request)``; its return value is the response
-   (see :mod:`organic_scoring.http._responses`). If it raises: 500, logged here,
-   with nothing of the exception in the answer.
-
-Every refusal is a JSON ``{"error": "..."}``. Bad input is always a 4xx; a 5xx means
-a hook failed (500) or the nonce store did (503).
-
-The app runs on an asyncio server (uvicorn, hypercorn on asyncio) and serves one
-event loop at a time. Signatures are checked on the event loop (tens of
-microseconds each); plain-function hooks and a nonce store that may block (Redis)
-run on worker threads.
+A thin adapter over the intake gate (:mod:`organic_scoring.intake`); the steps and
+their statuses are in ``docs/intake.md``. Every refusal is a JSON
+``{"error": "..."}``. Serves one asyncio event loop at a time.
 """
 
 from __future__ import annotations

@@ -27,17 +27,11 @@ handle      ``receive_organic(request)``: counted as accepted, or   500
             (503 when the organic queue is unavailable)
 ==========  =====================================================  ======
 
-Cheap steps come first, so an outsider's request costs no signature verification
-and leaves nothing in the nonce store. :meth:`Gate.record` counts every answer by
-transport and status in the scorer's stats.
-
-The verdict rule, for both ``_blacklist_fn`` and ``_verify_fn``: a hook answers with
-a flag or ``(flag, reason)``; ``_blacklist_fn`` refuses on a true flag,
-``_verify_fn`` on a false one (None accepts, the bittensor axon's style of raising
-to refuse). Plain-function hooks run on AnyIO worker threads, never on the
-server's event loop. A call abandoned when its request was cancelled runs on to its
-end; while ``max(4, max_concurrent)`` such calls still run, a plain hook's step fails
-at once with a :class:`RuntimeError`, as if the hook had raised it.
+Cheap steps come first, so an outsider costs no signature check and no nonce.
+``_blacklist_fn`` / ``_verify_fn`` answer with a flag or ``(flag, reason)``;
+``_verify_fn`` returning None accepts. Plain-function hooks run on worker threads;
+while ``max(4, max_concurrent)`` abandoned calls still run, a plain hook's step fails
+at once with :class:`RuntimeError`.
 """
 
 from __future__ import annotations
@@ -193,12 +187,8 @@ class Gate:
         """Refuse (401) a replayed nonce, or a request no longer fresh; 503 when the
         nonce store itself fails.
 
-        Freshness is checked again here, after the body was read: the store keeps a
-        nonce for ``max_age + allowed_skew`` from now, which covers every moment the
-        request could still be fresh only if it is fresh now. A store that may block
-        (any whose ``blocking`` attribute is not False: a network round trip, as
-        Redis's) is called on a worker thread, so one slow answer does not stall
-        every other request on the server's event loop.
+        Freshness is re-checked here, after the body was read. A store whose
+        ``blocking`` is not False is called on a worker thread.
         """
         self.check_fresh(signed_at_ns)
         try:

@@ -17,33 +17,15 @@ __all__ = ["OrganicQueueBase"]
 class OrganicQueueBase(ABC):
     """A store of organic samples waiting to be scored.
 
-    The intake (an axon handler, the signed-HTTP app) calls :meth:`add` from its own
-    thread; the scoring loop calls :meth:`sample` from another, so implementations
-    must be thread-safe.
-
-    Subclasses implement :meth:`add`, :meth:`sample` and :attr:`size`. An
-    implementation that calls :meth:`_notify_added` after each successful ``add``
-    lets a waiting scoring loop react to a burst at once (annealing shortens the
-    current wait); one that does not still works, the burst is then seen at the
-    loop's next wake-up.
-
-    Blocking. A queue whose calls may wait on I/O (a file, a server) keeps
-    :attr:`blocking` True, the default: the scoring loop and the intakes then call
-    it through the awaitable forms (:meth:`aadd`, :meth:`asample`, :meth:`asize`,
-    :meth:`aack`), which run the plain methods on a worker thread, never on an
-    event loop. A queue whose calls take microseconds in memory sets it False and
-    is called inline. A queue with a native asyncio client may override the
-    awaitable forms instead.
-
-    Acknowledgement. :meth:`sample` hands a sample to the scoring loop; when that
-    sample's iteration has ended (scored, or failed and reported) the loop calls
-    :meth:`ack` with it (``failed=True`` for a failure). A queue that leases samples
-    instead of deleting them (so a scorer that dies does not take them with it)
-    deletes the lease there; the default does nothing.
-
-    Sharing. A queue that several scorer processes may sample returns a lock from
-    :meth:`scorer_lock`, so that only one of them runs iterations at a time; the
-    default returns None (no coordination needed).
+    Implementations must be thread-safe (intakes add, the loop samples, from
+    different threads). Subclasses implement :meth:`add`, :meth:`sample` and
+    :attr:`size`, and should call :meth:`_notify_added` after each ``add`` so a
+    waiting loop reacts at once. With :attr:`blocking` True (the default) the loop
+    and intakes use the awaitable forms (:meth:`aadd`, :meth:`asample`,
+    :meth:`asize`, :meth:`aack`), which run the plain methods on a worker thread;
+    set it False only for microsecond in-memory calls. Leasing queues override
+    :meth:`ack`; queues shared by several scorers return a lock from
+    :meth:`scorer_lock`.
     """
 
     blocking: ClassVar[bool] = True
@@ -90,10 +72,9 @@ class OrganicQueueBase(ABC):
         """An intake accepted a request (its ``_on_organic_entry`` returned); default:
         nothing to do.
 
-        A queue that keeps the ledger of every process sharing it (as
-        :class:`~organic_scoring.organic_queue.RedisOrganicQueue` does) counts it
-        there, apart from what was stored, so that ``stats.organic_unaccounted`` can
-        tell a request that was answered and never stored, in any process.
+        A queue shared by several processes (as
+        :class:`~organic_scoring.organic_queue.RedisOrganicQueue`) counts it in its
+        ledger, for ``stats.organic_unaccounted``.
         :meth:`~organic_scoring.OrganicScoringBase.receive_organic` calls it.
         """
         return None

@@ -1,23 +1,11 @@
 """One active scorer among many: a lease lock in Redis, and the thread that keeps it.
 
-Several scorer processes may run for failover; only one may run iterations (and so
-set weights) at a time. The lock is redis-py's :class:`redis.lock.Lock` on one key
-holding the holder's token (host, process id and a random tail): taken with
-``SET NX PX``, renewed by resetting its expiry only while the key still holds our
-token (so a holder that lost the key never extends someone else's), released the
-same way, so a standby can take over at once.
-
-A holder believes it holds the lock for ``period`` seconds, less a margin for clock
-drift, counted from *before* the request that acquired or renewed it was sent: by
-the time the server lets the key expire, the old holder has stopped believing it
-holds it, even if it is cut off from Redis. So two holders of the lock never
-overlap, except across a clock-rate difference bigger than the margin. (What a
-scorer does while Redis is down is :class:`LeaseKeeper`'s policy: the last holder
-keeps the role, since nobody else can take it.)
-
-:class:`LeaseKeeper` renews every third of a period; a standby tries as often, so it
-takes over at most ``period + period / 3`` after the active one died (kill -9, power
-loss), well within two periods, and at once after a clean :meth:`LeaseKeeper.stop`.
+The lock is redis-py's :class:`redis.lock.Lock` on one key holding the holder's
+token (host, pid, random tail): ``SET NX PX`` to take, and renew/release only while
+the key still holds our token. A holder believes it holds the lock for ``period``
+less a drift margin, counted from *before* the acquiring request was sent, so two
+holders never overlap unless clock rates differ by more than the margin.
+:class:`LeaseKeeper` renews (or a standby retries) every third of a period.
 """
 
 from __future__ import annotations
@@ -140,14 +128,9 @@ class LeaseKeeper:
     called from the keeper's thread. :meth:`stop` ends the thread and releases the
     lock.
 
-    Outages. While Redis cannot be reached nobody can take the lock, so the holder
-    stays active (its scorer goes on with synthetic samples) and the others stay on
-    standby; the keeper retries every third of a period. When Redis answers again the
-    holder renews the lock, or takes it again if it expired meanwhile (the others wait
-    a period before they try, to leave it that chance), or stands by if another
-    process got it first. A holder cut off from Redis while the others still
-    reach it (a network partition, rather than an outage) goes on too, so two scorers
-    may both run until the partition heals.
+    During an outage the holder stays active and standbys stay standing by; once
+    Redis answers the holder renews or retakes the lock (others wait a period
+    first). A holder cut off by a partition goes on too.
 
     Args:
         lock: The lock to keep.
