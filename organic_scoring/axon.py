@@ -1,29 +1,11 @@
 """Organic intake through a bittensor 9/10 axon: a thin adapter to the intake gate.
 
-:func:`attach_axon` registers the scorer's ``_on_organic_entry`` on an axon as the
-handler of one synapse type, the class its first parameter is annotated with;
-``OrganicScoringBase(axon=axon)`` calls it for users of the original package.
-
-bittensor's axon runs, for every request: its ``blacklist_fn``, its ``verify_fn``, then
-the handler. The adapter maps the gate's steps (:mod:`organic_scoring.intake`) onto
-them:
-
-1. **blacklist_fn**: the gate's *screen*: a claimed hotkey outside ``allowed_hotkeys``
-   is refused (403) before any signature is checked.
-2. **verify_fn**: a signature is required (bittensor 9 lets an unsigned request
-   through its own check); the gate's *fresh* step on the signed nonce (``max_age``,
-   whatever the unsigned ``timeout`` header says, and not before the intake started);
-   then the axon's own ``default_verify`` (the signature). Refusals are 401.
-3. **the handler**: the gate's *remember* (replay, 401), ``_blacklist_fn``,
-   ``_verify_fn``, ``_priority_fn``, admission (429) and ``receive_organic``, each
-   answering with its status on the synapse. The hooks and the handler see the
-   synapse with the *verified* caller: the ``dendrite`` of the signed headers, not
-   whatever the request's body claims.
-
-bittensor asserts exact hook signatures when attaching (a single parameter named
-``synapse``, blacklist annotated ``typing.Tuple[bool, str]``, verify ``-> None``), so
-the adapters are given those; the scorer may annotate its hooks any way it likes, or
-not at all, and write them sync (they then run on worker threads) or async.
+The gate's steps map onto the axon's hooks: *screen* in ``blacklist_fn``; a required
+signature, *fresh* on the signed nonce and ``default_verify`` in ``verify_fn``; the
+rest in the handler, which sees the synapse with the verified ``dendrite``. bittensor
+asserts exact hook signatures when attaching (one parameter named ``synapse``,
+blacklist annotated ``typing.Tuple[bool, str]``, verify ``-> None``), so the adapters
+have those whatever the scorer's hooks look like.
 """
 
 from __future__ import annotations

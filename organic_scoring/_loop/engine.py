@@ -1,30 +1,11 @@
 """The scoring loop and its lifecycle: who runs it, how it waits, how it stops.
 
-One :class:`Engine` belongs to one scorer. A *run* is the span from ``start()`` (or
-``await start_loop()``) to the moment the loop has fully wound down; at most one
-run exists at a time. A run owns its iterations through an AnyIO task group (Python
-3.10 lacks ``asyncio.TaskGroup``; AnyIO has one on 3.10 to 3.13), so nothing of ours
-outlives it:
-
-- ``stop(timeout)`` ends the run: no new iteration starts, those in flight get
-  ``timeout`` seconds, then are cancelled; each cancelled iteration reports itself
-  (stage and sample) to ``_on_iteration_error`` before the run ends.
-- An exception that escapes the loop itself (a bug, or an overridden method of
-  ours that raises) cancels and reports every in-flight iteration, is logged, and
-  ends the run; ``is_running`` is False afterwards and ``start()`` works again.
-- A hook that raises ``SystemExit`` or ``KeyboardInterrupt`` has its iteration
-  reported like any failure; then the run stops the same orderly way and the
-  exception goes on to whoever owns the run, as asyncio would send it: out of
-  ``await start_loop()``, out of the event loop running the task that ``start()``
-  made, or out of the run's own thread (where it is logged).
-
-``start()`` from synchronous code gives the run a daemon thread with its own event
-loop; from inside a running event loop it becomes a task on that loop.
-
-A queue shared by several processes hands each run a scorer lock
-(``queue.scorer_lock()``): the run keeps it on a :class:`LeaseKeeper` thread, starts
-iterations only while it holds it (standing by otherwise, woken when it takes
-over), and releases it when it ends, after its last iteration.
+One :class:`Engine` per scorer, at most one *run* at a time; a run owns its
+iterations through an AnyIO task group, so nothing outlives it. Cancelled iterations
+report themselves before the run ends; ``SystemExit``/``KeyboardInterrupt`` from a
+hook stop the run and propagate to its owner. ``start()`` gives a daemon thread from
+sync code, a task inside a running loop. With a shared queue the run keeps its
+``scorer_lock()`` on a :class:`LeaseKeeper` and iterates only while holding it.
 """
 
 from __future__ import annotations

@@ -1,34 +1,11 @@
 """One iteration of the scoring loop: sample, query and reference, rewards, weights, log.
 
-The stages, their timeouts and their timings live here; when iterations start is
-the engine's business (:mod:`organic_scoring._loop.engine`). Whatever a stage raises (an
-``Exception``, a ``GeneratorExit``, a ``BaseException`` of the hook's own, a timeout,
-or the cancellation ``stop()`` sends) is counted, kept in ``failures``, handed to
-the scorer's ``_on_iteration_error`` hook with its stage and sample, and then raised:
-as :class:`~organic_scoring.errors.IterationError`, or as itself for a cancellation,
-``SystemExit`` and ``KeyboardInterrupt``. An organic sample is therefore always
-either scored or reported, never dropped silently.
-
-Every organic sample taken from the queue is offered to each
-:class:`~organic_scoring.synth_dataset.OrganicReplayDataset` among the datasets
-(inside a :class:`~organic_scoring.synth_dataset.MixtureDataset` too), so replays
-need no wiring; synthetic samples never are. With a jittered trigger the engine sets
-:data:`planned`, and a ``"synthetic"`` plan leaves the queue alone for that iteration.
-
-A broken organic queue does not stop synthetic scoring: when ``sample()`` raises
-(anything but :class:`~organic_scoring.errors.SampleUnreadable`, which means an
-entry did leave the queue), the failure is reported in the ``"sample"`` stage, the
-iteration goes on with a synthetic sample, and the queue is left alone for a
-backoff of its own before it is tried again.
-
-Plain-function hooks run on AnyIO worker threads
-(:class:`~organic_scoring._loop.hooks.PlainCalls`), so timeouts and cancellation hold
-for them; ``_set_weights`` and ``_log_results`` never run concurrently with
-themselves, abandoned calls included.
-
-Timeouts are AnyIO cancel scopes with a deadline and the query runs beside the
-reference in an AnyIO task group: Python 3.10 has neither ``asyncio.timeout`` nor
-``asyncio.TaskGroup``, and AnyIO gives both on 3.10 to 3.13.
+Whatever a stage raises is counted, kept, handed to ``_on_iteration_error`` and
+raised as :class:`~organic_scoring.errors.IterationError` (cancellation,
+``SystemExit`` and ``KeyboardInterrupt`` as themselves). Organic samples are offered
+to every :class:`~organic_scoring.synth_dataset.OrganicReplayDataset`. A failing queue
+is reported in the ``"sample"`` stage, the iteration goes on with a synthetic
+sample, and the queue backs off. Timeouts are AnyIO cancel scopes (Python 3.10).
 """
 
 from __future__ import annotations

@@ -128,14 +128,8 @@ class ScoringStats:
         can be off by the requests moving at that instant); None when the queue keeps
         no ``dropped`` counter.
 
-        A queue that keeps the ledger for every process sharing it (it counts
-        ``accepted``, ``scored``, ``failed`` and ``leased``, as
-        :class:`RedisOrganicQueue` does) is read instead, so the figure covers the
-        whole fleet, whichever process did what: ``accepted - (scored + failed +
-        dropped + leased + size)``, where ``accepted`` counts the requests every
-        intake accepted, ``scored`` and ``failed`` the samples every scorer
-        acknowledged, and ``leased`` those in flight or held by a scorer that died,
-        until their lease runs out and they wait again (redelivered).
+        With a fleet queue (:class:`RedisOrganicQueue`) the fleet-wide ledger is read
+        instead: ``accepted - (scored + failed + dropped + leased + size)``.
         """
         counters = self.queue_counters
         if {"accepted", "scored", "failed", "leased", "dropped", "size"} <= counters.keys():

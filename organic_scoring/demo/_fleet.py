@@ -1,20 +1,8 @@
 """The demo as a fleet: intake workers, an active scorer and a standby, sharing Redis.
 
-``organic-scoring demo --redis redis://127.0.0.1:6379/0 --workers 2`` runs, against a
-Redis server the user started:
-
-* the signed-HTTP intake under uvicorn with ``--workers N``: N processes behind one
-  port on 127.0.0.1, each storing requests in one :class:`RedisOrganicQueue` and
-  refusing replays through one :class:`RedisNonceStore`;
-* the active scorer in this process, and a standby scorer in another, coordinated by
-  the queue's scorer lock;
-* the demo's user, sending signed bursts to the one port.
-
-Everything the demo puts in Redis lives under a name of its own and is deleted at
-the end. The processes it starts run in sessions of their own, out of reach of the
-terminal's Ctrl-C: the demo alone takes it, and stops them in order (the user, the
-scorers, the intake), and they also stop when their stdin closes (the demo ended,
-however it ended). Needs the ``http`` and ``redis`` extras.
+The child processes run in their own sessions (the demo alone takes Ctrl-C and
+stops them in order) and also stop when their stdin closes. The demo's Redis keys
+are deleted at the end. Needs the ``http`` and ``redis`` extras.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The demo's live view: a panel redrawn in place on a terminal, plain lines otherwise.
 
-On a terminal the view is a ``rich`` Live panel, at most 80 columns wide and never
-wider than the terminal (long values wrap inside it, so the terminal itself never
-wraps a line and every redraw overwrites exactly what the last one drew). Off a
-terminal (a pipe, a file, CI) it writes one plain line per update, with no escape
-codes. ``rich`` comes with the ``demo`` extra and is imported only for a terminal;
-without it the view falls back to plain lines.
+A ``rich`` Live panel (at most 80 columns, never wider than the terminal) on a
+terminal; plain lines without escape codes elsewhere, or without ``rich``.
 """
 
 from __future__ import annotations

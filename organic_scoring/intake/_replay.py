@@ -1,22 +1,12 @@
 """Replay protection that survives a restart: a freshness window, a start-time
 watermark, and a pluggable store of nonces already seen.
 
-A signed request carries the moment it was signed (btauth/1's nanosecond nonce,
-Epistula's millisecond timestamp, the axon's nanosecond nonce) and something unique
-(that same nonce, or Epistula's UUID). A request is *fresh* when it was signed at
-most ``max_age`` seconds ago and at most ``allowed_skew`` seconds in the future, and
-not before the intake started: the watermark needs no storage, so a request captured
-before a restart is refused by the restarted intake even though its store is new.
-Within the window, a :class:`NonceStore` remembers every (hotkey, nonce) pair it has
-accepted; the default keeps them in memory, a shared one (Redis) extends the
-protection across processes and hosts.
-
-The store protocol is bittensor 11's ``http_auth.NonceStore``, widened to string
-nonces (Epistula's UUIDs): ``check_and_store(hotkey, nonce) -> bool`` records the
-pair and says whether it was new. A store may say how long it keeps pairs with a
-``retention`` attribute; it must cover the freshness window. A store whose
-``blocking`` attribute is False (the in-memory one) is called inline on the server's
-event loop; any other (Redis, or a store that does not say) on a worker thread.
+A request is fresh when signed at most ``max_age`` ago, at most ``allowed_skew``
+ahead, and not before the intake started (the watermark needs no storage). The
+store protocol is bittensor 11's ``http_auth.NonceStore`` widened to string nonces:
+``check_and_store(hotkey, nonce) -> bool``. An optional ``retention`` must cover the
+window; ``blocking = False`` stores are called inline on the event loop, others on a
+worker thread.
 """
 
 from __future__ import annotations

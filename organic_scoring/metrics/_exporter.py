@@ -1,14 +1,8 @@
 """``PrometheusMetrics``: the scoring loop's state as ``organic_scoring_*`` metrics.
 
-Most values already live in the scorer (its :class:`~organic_scoring.ScoringStats`,
-its queue, its trigger), so they are read when Prometheus scrapes, by a custom
-collector, and cost the loop nothing in between. Only what is per observation is
-recorded as it happens, into prometheus_client ``Histogram``s: stage times when an
-iteration ends, and each intake answer's duration.
-
-Several scorers may share one registry, each with its own constant ``labels``
-(``{"scorer": "text"}``, ``{"scorer": "image"}``): one collector per registry then
-exposes every metric once, with a series per scorer.
+Most values are read at scrape time by a custom collector (one per registry, shared
+by scorers with different constant labels); only stage and intake durations are
+recorded as they happen, into histograms.
 """
 
 from __future__ import annotations
