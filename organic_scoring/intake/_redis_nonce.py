@@ -1,17 +1,7 @@
 """Replay protection shared by every intake process: a nonce store in Redis.
 
-A signed request carries a nonce (``btauth/1``: the signing time in nanoseconds;
-Epistula: a UUID) that the intake remembers for as long as the request stays fresh,
-refusing it the second time. Each process remembering on its own lets a request
-replayed to a second worker through; :class:`RedisNonceStore` remembers in Redis, so
-every worker on every host sees every nonce, and a worker that restarts forgets
-nothing.
-
-It implements bittensor's ``http_auth.NonceStore`` protocol (``check_and_store`` and
-``retention``): pass it to ``bt.http_auth.verify(..., nonce_store=...)`` or to the
-library's signed-HTTP intake. Each check is one ``SET key 1 NX PX retention``: one
-round trip, atomic, the key expiring on its own once the request could no longer be
-fresh.
+Implements bittensor's ``http_auth.NonceStore`` protocol; each check is one
+``SET key 1 NX PX retention`` (atomic, one round trip, self-expiring).
 """
 
 from __future__ import annotations
@@ -32,11 +22,8 @@ class RedisNonceStore:
     that, until ``retention`` seconds have passed. Nonces may be ints (``btauth/1``)
     or strings (Epistula's UUIDs). Thread-safe; share one per process.
 
-    ``retention`` must cover the verifier's freshness window (``max_age +
-    allowed_skew``; bittensor refuses a store that keeps nonces for less), so a nonce
-    is forgotten only once its request would be refused as stale anyway. A Redis
-    server that loses its data (a restart without persistence) forgets the nonces of
-    the last ``retention`` seconds with it.
+    ``retention`` must cover the freshness window (``max_age + allowed_skew``). A
+    server restart without persistence forgets the last ``retention`` seconds.
 
     Args:
         url: The server: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``

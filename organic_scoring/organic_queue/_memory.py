@@ -67,11 +67,8 @@ class _Slot:
 class OrganicQueue(OrganicQueueBase):
     """A bounded, thread-safe organic queue that hands out waiting entries at random.
 
-    The intake thread calls :meth:`add`, the scoring loop calls :meth:`sample`; one
-    lock keeps them consistent. When the queue holds ``max_size`` entries, ``add``
-    drops the oldest one (counted in :attr:`dropped`) so fresh traffic always gets
-    in and memory stays bounded. ``add`` and ``sample`` cost the same at ten entries
-    or a million.
+    One lock; at ``max_size`` entries ``add`` drops the oldest (counted in
+    :attr:`dropped`). ``add`` and ``sample`` are O(1).
 
     Args:
         max_size: The most entries kept waiting; an int, at least 1.

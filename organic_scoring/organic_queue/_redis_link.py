@@ -1,20 +1,10 @@
 """Connecting to Redis: the one module that imports the optional ``redis`` package.
 
-The Redis-backed queue, nonce store and scorer lock all connect here, so they share
-one set of choices:
-
-* ``redis`` is imported when the first such object is built, never when
-  organic_scoring is imported; without the ``redis`` extra the error says how to
-  install it.
-* The server is pinged at construction: an unreachable server is an error then,
-  naming the URL with its password masked, not at the first request.
-* No automatic retries. A command whose reply was lost may still have run (an add
-  retried blindly would store the sample twice), so a failed call raises
-  :class:`~organic_scoring.errors.RedisUnavailable` at once and the caller decides:
-  the intake answers 503, the scorer falls back to synthetic samples. Broken
-  connections are replaced when the pool hands them out next, so the objects
-  recover by themselves when the server is back.
-* Every failure of the server or the link comes out as ``RedisUnavailable``.
+``redis`` is imported lazily (the error says how to install it); the server is
+pinged at construction; nothing is retried automatically (a lost reply may hide a
+command that ran); every failure comes out as
+:class:`~organic_scoring.errors.RedisUnavailable`, and broken pool connections are
+replaced, so users recover once the server is back.
 """
 
 from __future__ import annotations

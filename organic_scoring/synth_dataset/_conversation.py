@@ -1,14 +1,9 @@
 """Conversations in the lmsys-chat format, from data the validator already has.
 
-The original organic-scoring package shipped a ``SynthDatasetConversation`` that
-downloaded a chat dataset from a hub when it was built. This one keeps the name, the
-no-argument construction and the sample shape (``roles``, ``messages``, ``organic``,
-``source``) but reads only what it is given: a loaded ``datasets.Dataset`` (or any
-sequence of rows) in the lmsys-chat format, or a local file of such rows. It never
-downloads anything.
-
-An lmsys-chat row has a ``conversation`` column: a list of turns, each a mapping
-with ``role`` (``"user"``, ``"assistant"``, ...) and ``content``.
+Keeps the original package's ``SynthDatasetConversation`` name, no-argument
+construction and sample shape, but never downloads: it reads a given
+``datasets.Dataset``, sequence of rows, or local file. A row has a ``conversation``
+list of ``{"role", "content"}`` turns.
 """
 
 from __future__ import annotations
