@@ -10,7 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from organic_scoring.config import DEFAULT_TRIGGER_FREQUENCY_MIN, ScoringConfig
+from organic_scoring import ANY_HOTKEY
+from organic_scoring._defaults import DEFAULT_TRIGGER_FREQUENCY_MIN
+from organic_scoring.config import ScoringConfig
+from support.identity import hotkey
 
 NUMBER_FIELDS = (
     "trigger_frequency",
@@ -217,22 +220,33 @@ def test_backoff_bounds() -> None:
 # allowed_hotkeys
 
 
-def test_allowed_hotkeys_become_a_frozenset() -> None:
-    config = make(allowed_hotkeys=["5Fa", "5Gb", "5Fa"])
-    assert config.allowed_hotkeys == frozenset({"5Fa", "5Gb"})
-    assert make(allowed_hotkeys=("5Fa",)).allowed_hotkeys == frozenset({"5Fa"})
+def test_allowed_hotkeys_become_a_frozenset_of_canonical_hotkeys() -> None:
+    one, two = hotkey("one"), hotkey("two")
+    config = make(allowed_hotkeys=[one, two, one])
+    assert config.allowed_hotkeys == frozenset({one, two})
+    # Another network prefix names the same key: kept in the canonical spelling.
+    assert make(allowed_hotkeys=(hotkey("one", 0),)).allowed_hotkeys == frozenset({one})
     assert make(allowed_hotkeys=None).allowed_hotkeys is None
+    assert make(allowed_hotkeys=ANY_HOTKEY).allowed_hotkeys is ANY_HOTKEY
+
+
+def test_allowed_hotkeys_may_be_a_callable() -> None:
+    def policy(caller: str) -> bool:
+        return caller.startswith("5")
+
+    assert make(allowed_hotkeys=policy).allowed_hotkeys is policy
 
 
 @pytest.mark.parametrize(
     ("bad", "phrase"),
     [
-        ("5Fa", "not a single string"),
+        ("5Fa", "collection of SS58 hotkeys"),
         ([], "at least one hotkey"),
         (set(), "at least one hotkey"),
-        ([1, 2], "valid string"),
+        ([1, 2], "not an SS58 address"),
+        (["5Fa"], "'5Fa' is not an SS58 address"),
         (5, "collection"),
-        ([["5Fa"]], ""),
+        ([["5Fa"]], "not an SS58 address"),
     ],
 )
 def test_allowed_hotkeys_errors(bad: Any, phrase: str) -> None:
