@@ -1,18 +1,19 @@
 """The caller's side: signed organic requests to a validator's intake, over httpx.
 
-Each request is serialised once, signed over exactly those bytes with a fresh nonce
-(btauth/1 or Epistula, by :class:`~organic_scoring.http.OrganicAuth`) for the
-validator's hotkey and the URL's path and query, and sent as is. Nothing is retried:
-a retry would need a new signature anyway.
+A request is serialised once and signed (by :class:`~organic_scoring.http.OrganicAuth`,
+as httpx's auth flow) each time it is sent, once it holds one of ``max_in_flight``
+slots: requests that wait for a slot wait unsigned, so they do not go stale in a queue.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 from pydantic import BaseModel
 
@@ -20,6 +21,9 @@ from organic_scoring.errors import OrganicRequestError
 from organic_scoring.http._signing import OrganicAuth
 
 __all__ = ["OrganicClient", "OrganicRequestError", "OrganicStream"]
+
+_RETRY_AFTER_LIMIT = 5.0
+"""The longest ``Retry-After`` (seconds) the client waits out by itself."""
 
 _M = TypeVar("_M", bound=BaseModel)
 _C = TypeVar("_C", bound="OrganicClient")
@@ -58,6 +62,10 @@ class OrganicClient:
         transport: An httpx transport to use instead of the network, e.g.
             ``httpx.ASGITransport(app)`` to call an app in-process.
         headers: Extra headers sent with every request (not signed).
+        retries: How many times a request answered 503 with a ``Retry-After`` of at
+            most 5 s (an intake that just started, a queue briefly unavailable) is
+            sent again, signed afresh, after that wait.
+        max_in_flight: Requests sent at once; the rest wait, unsigned, for a slot.
 
     Raises:
         RuntimeError: ``protocol="btauth/1"`` on bittensor 9 or 10.
@@ -74,8 +82,16 @@ class OrganicClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        retries: int = 2,
+        max_in_flight: int = 100,
     ) -> None:
+        if retries < 0 or max_in_flight < 1:
+            raise ValueError(
+                f"retries must be >= 0 and max_in_flight >= 1, got {retries}, {max_in_flight}"
+            )
         self.auth = OrganicAuth(wallet, receiver_hotkey, protocol)
+        self.retries = retries
+        self._slots = anyio.Semaphore(max_in_flight)
         self.url = httpx.URL(url)
         if self.url.scheme not in ("http", "https"):
             raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
@@ -86,7 +102,12 @@ class OrganicClient:
         # What the server will see as the request target, and so what is signed.
         self._target = self.url.raw_path.decode("ascii")
         self._client = httpx.AsyncClient(
-            timeout=timeout, transport=transport, headers=headers, follow_redirects=False
+            auth=self.auth,
+            timeout=timeout,
+            transport=transport,
+            headers=headers,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=max_in_flight),
         )
 
     @property
@@ -108,9 +129,17 @@ class OrganicClient:
         return headers
 
     async def send(self, payload: Any) -> httpx.Response:
-        """POST ``payload`` signed; return the response whatever its status."""
+        """POST ``payload`` signed; return the response whatever its status (after the
+        retries a 503 with a short ``Retry-After`` gets)."""
         body = encode_payload(payload)
-        return await self._client.post(self.url, content=body, headers=self.signed(body))
+        for attempt in range(self.retries + 1):
+            async with self._slots:  # signed by the auth flow once it holds a slot
+                response = await self._client.post(self.url, content=body, headers=_JSON)
+            wait = _retry_after(response)
+            if wait is None or attempt == self.retries:
+                return response
+            await anyio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def call(self, payload: Any, response_model: type[_M] | None = None) -> Any:
         """POST ``payload`` signed and return the answer: ``response_model`` if given,
@@ -133,10 +162,8 @@ class OrganicClient:
         entering raises :class:`OrganicRequestError` for an error status.
         """
         body = encode_payload(payload)
-        request = self._client.build_request(
-            "POST", self.url, content=body, headers=self.signed(body)
-        )
-        return OrganicStream(self._client, request)
+        request = self._client.build_request("POST", self.url, content=body, headers=_JSON)
+        return OrganicStream(self._client, request, self._slots)
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -161,9 +188,15 @@ class OrganicStream:
     connection is released even when the loop stops early.
     """
 
-    def __init__(self, client: httpx.AsyncClient, request: httpx.Request) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        request: httpx.Request,
+        slots: anyio.Semaphore | None = None,
+    ) -> None:
         self._client = client
         self._request = request
+        self._slots = slots
         self._response: httpx.Response | None = None
 
     @property
@@ -174,13 +207,20 @@ class OrganicStream:
         return self._response
 
     async def __aenter__(self) -> OrganicStream:
-        response = await self._client.send(self._request, stream=True)
-        if response.is_error:
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
-            raise OrganicRequestError.from_body(response.status_code, body)
+        if self._slots is not None:
+            await self._slots.acquire()  # held while the answer streams
+        try:
+            response = await self._client.send(self._request, stream=True)
+            if response.is_error:
+                try:
+                    body = await response.aread()
+                finally:
+                    await response.aclose()
+                raise OrganicRequestError.from_body(response.status_code, body)
+        except BaseException:
+            if self._slots is not None:
+                self._slots.release()
+            raise
         self._response = response
         return self
 
@@ -191,7 +231,12 @@ class OrganicStream:
         tb: TracebackType | None,
     ) -> None:
         if self._response is not None:
-            await self._response.aclose()
+            try:
+                await self._response.aclose()
+            finally:
+                self._response = None
+                if self._slots is not None:
+                    self._slots.release()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.response.aiter_bytes()
@@ -199,3 +244,19 @@ class OrganicStream:
     def text(self) -> AsyncIterator[str]:
         """The chunks decoded as text (UTF-8 unless the response says otherwise)."""
         return self.response.aiter_text()
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The wait a 503 asks for, when it is short enough to wait out; else None."""
+    if response.status_code != 503:
+        return None
+    try:
+        wait = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    if not 0 <= wait <= _RETRY_AFTER_LIMIT or math.isnan(wait):
+        return None
+    return wait

@@ -176,10 +176,22 @@ class Gate:
             raise Refused(403, "this hotkey is not in the validator's allowed_hotkeys")
 
     def check_fresh(self, signed_at_ns: int) -> None:
-        """Refuse (401) a request signed outside the window or before the intake started."""
-        problem = self.freshness.problem(signed_at_ns)
+        """Refuse (401) a request signed outside the window or before the intake started;
+        put off (503, ``Retry-After``) one signed in the first ``allowed_skew`` seconds
+        after the start, which a previous process with a forgetful nonce store may
+        have accepted already."""
+        freshness = self.freshness
+        problem = freshness.problem(signed_at_ns)
         if problem is not None:
             raise Refused(401, problem)
+        wait = freshness.settling(signed_at_ns)
+        if wait is not None:
+            raise Refused(
+                503,
+                f"this intake started less than {freshness.allowed_skew:g}s ago and cannot "
+                "yet tell a replay from a new request; sign it again in a moment",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
     # -- after the signature -----------------------------------------------------
 

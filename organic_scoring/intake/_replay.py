@@ -79,8 +79,12 @@ class Freshness:
         max_age: Seconds a request stays fresh after it was signed.
         allowed_skew: Seconds a caller's clock may run ahead of ours.
         started_ns: ``time.time_ns()`` when the intake started.
-        store: The nonce store (whether it says ``persistent = True`` is kept for
-            the restart rule).
+        store: The nonce store. One that forgets on restart (in memory) may miss a
+            request the previous process accepted that was signed up to
+            ``allowed_skew`` ahead of our clock: requests signed in the first
+            ``allowed_skew`` seconds after the start are put off (:meth:`settling`)
+            until that window has passed. A store that says ``persistent = True``
+            (Redis) remembers across restarts, and nothing is put off.
     """
 
     __slots__ = ("allowed_skew", "max_age", "not_before_ns", "persistent", "started_ns")
@@ -92,7 +96,7 @@ class Freshness:
         self.allowed_skew = allowed_skew
         self.started_ns = started_ns
         self.persistent = getattr(store, "persistent", False) is True
-        self.not_before_ns = started_ns
+        self.not_before_ns = started_ns + (0 if self.persistent else int(allowed_skew * 1e9))
 
     @property
     def window(self) -> float:
@@ -108,6 +112,14 @@ class Freshness:
             return f"the request was signed more than {self.allowed_skew:g}s in the future"
         if signed_at_ns < self.started_ns:
             return "the request was signed before this intake started; sign it again"
+        return None
+
+    def settling(self, signed_at_ns: int, now_ns: int | None = None) -> float | None:
+        """Seconds to wait before a request signed at ``signed_at_ns`` can be told from
+        one the previous process accepted, or None when it can be told now."""
+        if self.started_ns <= signed_at_ns < self.not_before_ns:
+            now = time.time_ns() if now_ns is None else now_ns
+            return max(0.0, (self.not_before_ns - now) / 1e9)
         return None
 
 
