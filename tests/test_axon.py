@@ -426,7 +426,7 @@ def test_freshness_is_the_signed_nonces_whatever_the_timeout_header_says(
 ) -> None:
     def build_short_lived(axon: Any) -> AskScorer:
         scorer = AskScorer()
-        attach_axon(scorer, axon, max_age=0.5, allowed_hotkeys=ANY_HOTKEY)
+        attach_axon(scorer, axon, max_age=0.5, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0)
         return scorer
 
     with serve_scorer(bt_wallets.server, build_short_lived) as (axon, scorer):

@@ -211,6 +211,7 @@ def epistula_app(scorer: Any, wallets: Wallets, **options: Any) -> Starlette:  #
         protocol="epistula",
         **options,
         allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
 
 
@@ -560,6 +561,7 @@ def test_organic_auth_with_btauth_signs_the_body_and_the_raw_path_with_its_query
         hotkey_ss58=wallets.validator_hotkey,
         protocol="btauth/1",
         allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     auth = OrganicAuth(wallets.client, wallets.validator_hotkey, protocol="btauth/1")
     request = httpx.Request("POST", "http://validator/organic?q=a%20b&n=1", json={"text": "x"})

@@ -82,6 +82,7 @@ def served(wallets: Wallets) -> Iterator[Service]:  # noqa: F811
         hotkey_ss58=wallets.validator_hotkey,
         max_body_bytes=LIMIT,
         allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     with serve_in_thread(app) as server:
         yield Service(scorer, app, server)
@@ -103,6 +104,7 @@ def gated(wallets: Wallets) -> Iterator[Service]:  # noqa: F811
         max_concurrent=1,
         max_backlog=4,
         allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     with serve_in_thread(app) as server:
         yield Service(scorer, app, server)
@@ -119,7 +121,9 @@ def test_signed_request_is_queued_answered_and_scored_by_the_running_loop(
     wallets: Wallets,  # noqa: F811
 ) -> None:
     scorer = HttpScorer(trigger_frequency=0.05)
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)
+    app = create_app(
+        scorer, hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0
+    )
     with serve_in_thread(app) as server, scorer:
         url = server.url + "/organic"
 
@@ -364,7 +368,7 @@ def test_mounted_app_checks_the_full_signed_path_and_allowed_hotkeys(
     wallets: Wallets,  # noqa: F811
 ) -> None:
     scorer = HttpScorer(allowed_hotkeys=[wallets.other_hotkey])
-    organic = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, path="/in")
+    organic = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, path="/in", allowed_skew=0)
     parent = Starlette(routes=[Mount("/api/v1", app=organic)])
     with serve_in_thread(parent) as server:
         url = server.url + "/api/v1/in?lang=en&x=%2F"
@@ -411,7 +415,7 @@ def test_a_subclass_shadowing_config_keeps_allowed_hotkeys(wallets: Wallets) -> 
         config = {"mine": True}
 
     scorer = Shadowing(allowed_hotkeys=[wallets.other_hotkey])
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey)
+    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, allowed_skew=0)
 
     async def main() -> httpx.Response:
         async with OrganicClient(
@@ -464,6 +468,7 @@ def test_a_full_backlog_answers_429_and_queues_nothing(
         max_concurrent=1,
         max_backlog=1,
         allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     hold = threading.Event()
     scorer.holds["hold"] = hold
@@ -583,7 +588,9 @@ def test_handler_results_become_responses(
     wallets: Wallets,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = create_app(Shapes(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)
+    app = create_app(
+        Shapes(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0
+    )
 
     async def main() -> dict[str, httpx.Response]:
         async with OrganicClient(
@@ -670,23 +677,37 @@ def test_create_app_refuses_bad_options(
 ) -> None:
     options: dict[str, Any] = {"hotkey_ss58": wallets.validator_hotkey, **kwargs}
     with pytest.raises(error, match=words):
-        create_app(Shapes(), **options, allowed_hotkeys=ANY_HOTKEY)
+        create_app(Shapes(), **options, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0)
 
 
 def test_create_app_needs_a_scorer_and_a_request_model(wallets: Wallets) -> None:  # noqa: F811
     with pytest.raises(TypeError, match="OrganicScoringBase"):
-        create_app(object(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)  # type: ignore[arg-type]
+        create_app(
+            object(),
+            hotkey_ss58=wallets.validator_hotkey,
+            allowed_hotkeys=ANY_HOTKEY,
+            allowed_skew=0,
+        )  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="annotated with a pydantic model"):
-        create_app(Unannotated(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)
+        create_app(
+            Unannotated(),
+            hotkey_ss58=wallets.validator_hotkey,
+            allowed_hotkeys=ANY_HOTKEY,
+            allowed_skew=0,
+        )
     app = create_app(
         Unannotated(),
         hotkey_ss58=wallets.validator_hotkey,
         model=Prompt,
         allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     assert app.state.organic_intake.model is Prompt
     app = create_app(
-        ReturnsAnUnimportedType(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY
+        ReturnsAnUnimportedType(),
+        hotkey_ss58=wallets.validator_hotkey,
+        allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     assert app.state.organic_intake.model is Prompt
 
@@ -698,7 +719,11 @@ def test_a_custom_nonce_store_is_used_and_its_failure_is_a_503(
     store = Store()
     scorer = QueueingScorer()
     app = create_app(
-        scorer, hotkey_ss58=wallets.validator_hotkey, nonce_store=store, allowed_hotkeys=ANY_HOTKEY
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        nonce_store=store,
+        allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
 
     async def main() -> list[httpx.Response]:
@@ -727,7 +752,10 @@ def test_a_custom_nonce_store_is_used_and_its_failure_is_a_503(
 
 def test_server_binds_a_free_port_and_stops_cleanly(wallets: Wallets) -> None:  # noqa: F811
     app = create_app(
-        QueueingScorer(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY
+        QueueingScorer(),
+        hotkey_ss58=wallets.validator_hotkey,
+        allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     server = serve_in_thread(app, port=0)
     try:
@@ -777,7 +805,10 @@ def test_served_connections_do_not_wait_for_delayed_acks(service: Service) -> No
 
 def test_server_reports_a_taken_port(wallets: Wallets) -> None:  # noqa: F811
     app = create_app(
-        QueueingScorer(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY
+        QueueingScorer(),
+        hotkey_ss58=wallets.validator_hotkey,
+        allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     with serve_in_thread(app) as first, pytest.raises(OSError, match="in use"):
         OrganicServer(app, port=first.port).start()
@@ -812,6 +843,7 @@ def target(wallets: Wallets) -> PropertyTarget:  # noqa: F811
         hotkey_ss58=wallets.validator_hotkey,
         max_body_bytes=PROPERTY_LIMIT,
         allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     return PropertyTarget(scorer, app, wallets, bt.http_auth.InMemoryNonceStore())
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import httpx
 import pytest
 from pydantic import BaseModel
 
@@ -12,7 +14,7 @@ from organic_scoring._compat import HAS_HTTP_AUTH
 from organic_scoring.errors import OrganicRequestError
 from organic_scoring.http import OrganicClient, create_app, serve_in_thread
 from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
-from support.transports import parity_scorer
+from support.transports import Job, parity_scorer
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -33,7 +35,11 @@ class Order(BaseModel):
 def test_a_422_names_its_first_field_errors(wallets: Wallets, protocol: str) -> None:  # noqa: F811
     scorer = parity_scorer(Order)
     app = create_app(
-        scorer, hotkey_ss58=wallets.validator_hotkey, protocol=protocol, allowed_hotkeys=ANY_HOTKEY
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        protocol=protocol,
+        allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
 
     async def call(payload: object) -> OrganicRequestError:
@@ -61,3 +67,49 @@ def test_a_422_names_its_first_field_errors(wallets: Wallets, protocol: str) -> 
         "422: request body does not match the schema (body: Input should be an object)"
     )
     assert str(OrganicRequestError(403, "refused")) == "403: refused"
+
+
+def test_the_client_waits_out_a_new_intakes_settling_window_signing_each_attempt(
+    wallets: Wallets,  # noqa: F811
+) -> None:
+    """A freshly started intake with an in-memory nonce store puts requests off (503,
+    Retry-After) for allowed_skew seconds; the client waits and signs again."""
+    scorer = parity_scorer(Job)
+    hotkey = wallets.validator_hotkey
+    app = create_app(scorer, hotkey_ss58=hotkey, protocol="epistula", allowed_hotkeys=ANY_HOTKEY)
+    seen: list[str] = []
+
+    async def call() -> Any:
+        async with OrganicClient(
+            wallets.client,
+            "http://intake/organic",
+            wallets.validator_hotkey,
+            protocol="epistula",
+            transport=httpx.ASGITransport(app=Recording(app, seen)),
+        ) as client:
+            return await client.send(Job(text="t"))
+
+    response = asyncio.run(call())
+    assert response.status_code == 200
+    assert len(seen) >= 2  # put off at least once, then accepted
+    assert len(set(seen)) == len(seen)  # a new signature (a new UUID) every attempt
+    with_no_retries = OrganicClient(
+        wallets.client, "http://x/organic", wallets.validator_hotkey, retries=0
+    )
+    assert with_no_retries.retries == 0
+    asyncio.run(with_no_retries.aclose())
+    with pytest.raises(ValueError, match="max_in_flight"):
+        OrganicClient(wallets.client, "http://x/organic", "5F", max_in_flight=0)
+
+
+class Recording:
+    """An ASGI app that notes each request's Epistula UUID before passing it on."""
+
+    def __init__(self, app: Any, seen: list[str]) -> None:
+        self.app, self.seen = app, seen
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            self.seen.append(headers.get(b"epistula-uuid", b"").decode())
+        await self.app(scope, receive, send)

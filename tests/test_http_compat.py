@@ -49,7 +49,13 @@ def test_an_epistula_intake_builds_and_serves_on_every_major(tmp_path: Path) -> 
     validator, caller = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "caller")
     receiver = validator.hotkey.ss58_address
     scorer = _Scorer()
-    app = create_app(scorer, hotkey_ss58=receiver, protocol="epistula", allowed_hotkeys=ANY_HOTKEY)
+    app = create_app(
+        scorer,
+        hotkey_ss58=receiver,
+        protocol="epistula",
+        allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
+    )
     assert app.state.organic_intake.protocol.name == "epistula"
     assert default_protocol() == ("btauth/1" if HAS_HTTP_AUTH else "epistula")
     default = create_app(
@@ -80,7 +86,11 @@ def test_without_http_auth_btauth_is_a_clear_error_and_epistula_the_default() ->
 
     with pytest.raises(RuntimeError, match=r"bt\.http_auth.*bittensor (9|10).*epistula"):
         create_app(
-            parity_scorer(Prompt), hotkey_ss58="5F", protocol="btauth/1", allowed_hotkeys=ANY_HOTKEY
+            parity_scorer(Prompt),
+            hotkey_ss58="5F",
+            protocol="btauth/1",
+            allowed_hotkeys=ANY_HOTKEY,
+            allowed_skew=0,
         )
     with pytest.raises(RuntimeError, match=r"bt\.http_auth.*epistula"):
         OrganicAuth(object(), "5F", protocol="btauth/1")

@@ -34,6 +34,7 @@ LIMIT = 512 * 1024
 @contextmanager
 def served(w: Wallets, protocol: str, **options: Any) -> Iterator[tuple[Any, OrganicServer]]:
     options.setdefault("allowed_hotkeys", ANY_HOTKEY)
+    options.setdefault("allowed_skew", 0)  # one host, one clock: nothing to settle
     scorer = parity_scorer(Job)
     app = create_app(scorer, hotkey_ss58=w.validator_hotkey, protocol=protocol, **options)
     with serve_in_thread(app) as server:
@@ -177,7 +178,11 @@ def test_a_request_replayed_to_a_restarted_intake_is_refused(
     # The validator restarts: a new intake on the same port, with an empty nonce store.
     scorer = parity_scorer(Job)
     app = create_app(
-        scorer, hotkey_ss58=wallets.validator_hotkey, protocol=protocol, allowed_hotkeys=ANY_HOTKEY
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        protocol=protocol,
+        allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     with OrganicServer(app, port=server.port).start():
         assert asyncio.run(post(url, headers)) == 401  # well inside max_age
@@ -261,3 +266,49 @@ def test_a_replay_whose_body_trickles_past_max_age_is_refused(
             sock.sendall(body[1:])  # the first nonce has been forgotten by now
             assert status_of(sock) == 401
     assert scorer.handled == ["trickled"]
+
+
+def test_a_request_signed_ahead_and_replayed_after_a_restart_is_not_accepted_twice(
+    wallets: Wallets,  # noqa: F811
+) -> None:
+    """Signed 1.5 s ahead of the server's clock (allowed_skew 2 s), accepted, then the
+    validator restarts with an empty in-memory nonce store: the copy is signed after
+    the new start, so only the settling window keeps it from being accepted again."""
+    from organic_scoring._compat import hotkey_signer
+    from organic_scoring.http._epistula import message
+
+    signer = hotkey_signer(wallets.client)
+    body = Job(text="ahead").model_dump_json().encode()
+    skew = 2.0
+    with served(wallets, "epistula", allowed_skew=skew) as (first, server):
+        first_start = time.time()
+        url = server.url + "/organic"
+        signed_ms = int((first_start + skew + 0.1) * 1000)  # past the first settling window
+        time.sleep(max(0.0, signed_ms / 1000 - 1.5 - time.time()))  # 1.5 s ahead on arrival
+        request_id = "6f1c1c5e-4a3b-4c2d-9e8f-0a1b2c3d4e5f"
+        signature = signer.sign(message(body, request_id, signed_ms, wallets.validator_hotkey))
+        headers = {
+            "Epistula-Version": "2",
+            "Epistula-Timestamp": str(signed_ms),
+            "Epistula-Uuid": request_id,
+            "Epistula-Signed-By": wallets.client_hotkey,
+            "Epistula-Signed-For": wallets.validator_hotkey,
+            "Epistula-Request-Signature": "0x" + bytes(signature).hex(),
+            "Content-Type": "application/json",
+        }
+        assert httpx.post(url, content=body, headers=headers, timeout=WAIT).status_code == 200
+    scorer = parity_scorer(Job)
+    app = create_app(
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        protocol="epistula",
+        allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=skew,
+    )
+    with OrganicServer(app, port=server.port).start():
+        replayed = httpx.post(url, content=body, headers=headers, timeout=WAIT)
+        assert time.time() < signed_ms / 1000  # the copy still came from "the future"
+    assert replayed.status_code == 503
+    assert replayed.headers["retry-after"] in {"1", "2"}
+    assert first.handled == ["ahead"]
+    assert scorer.handled == []

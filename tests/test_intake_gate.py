@@ -158,6 +158,27 @@ class Persistent(InMemoryNonceStore):
     persistent = True
 
 
+def test_a_restart_puts_off_what_the_previous_process_may_have_accepted() -> None:
+    """A request signed up to allowed_skew ahead of our clock, accepted just before a
+    restart, is still 'after the start' of the new process: with a store that forgot
+    it, requests signed before start + allowed_skew are put off (503, Retry-After)."""
+    started = time.time_ns()
+    ahead = started + int(1.5e9)  # signed 1.5 s ahead, allowed (skew 2 s)
+    forgetful = Freshness(max_age=10, allowed_skew=2, started_ns=started)
+    assert forgetful.problem(ahead, started) is None
+    assert forgetful.settling(ahead, started) == 2.0
+    later = started + int(2.1e9)
+    assert forgetful.problem(later, later) is None
+    assert forgetful.settling(later, later) is None
+    remembers = Freshness(max_age=10, allowed_skew=2, started_ns=started, store=Persistent())
+    assert remembers.settling(ahead, started) is None  # its store saw the first one
+
+    gate = Gate(Hooked(), "test", allowed_hotkeys=ANY_HOTKEY)
+    refused = refusal(lambda: gate.check_fresh(time.time_ns() + int(1.5e9)))
+    assert refused.status == 503
+    assert refused.headers == {"Retry-After": "2"}
+
+
 def test_a_gate_refuses_what_was_signed_before_it_started() -> None:
     signed = time.time_ns()
     gate = Gate(Hooked(), "test", allowed_hotkeys=ANY_HOTKEY, allowed_skew=0.2)
@@ -166,6 +187,8 @@ def test_a_gate_refuses_what_was_signed_before_it_started() -> None:
         401,
         "the request was signed before this intake started; sign it again",
     )
+    assert refusal(lambda: gate.check_fresh(time.time_ns())).status == 503  # settling
+    time.sleep(0.25)
     gate.check_fresh(time.time_ns())
 
 

@@ -665,6 +665,7 @@ def test_metrics_beside_the_signed_http_intake_on_one_port(
         hotkey_ss58=wallets.validator_hotkey,
         protocol="epistula",
         allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
         app.router.routes.append(metrics_route(metrics))

@@ -163,7 +163,7 @@ class OrganicClient:
         """
         body = encode_payload(payload)
         request = self._client.build_request("POST", self.url, content=body, headers=_JSON)
-        return OrganicStream(self._client, request, self._slots)
+        return OrganicStream(self._client, request, self._slots, self.retries)
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -193,10 +193,12 @@ class OrganicStream:
         client: httpx.AsyncClient,
         request: httpx.Request,
         slots: anyio.Semaphore | None = None,
+        retries: int = 0,
     ) -> None:
         self._client = client
         self._request = request
         self._slots = slots
+        self._retries = retries
         self._response: httpx.Response | None = None
 
     @property
@@ -211,6 +213,13 @@ class OrganicStream:
             await self._slots.acquire()  # held while the answer streams
         try:
             response = await self._client.send(self._request, stream=True)
+            for _ in range(self._retries):  # signed afresh by the auth flow each time
+                wait = _retry_after(response)
+                if wait is None:
+                    break
+                await response.aclose()
+                await anyio.sleep(wait)
+                response = await self._client.send(self._request, stream=True)
             if response.is_error:
                 try:
                     body = await response.aread()

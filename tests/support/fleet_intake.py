@@ -59,7 +59,13 @@ def main() -> None:
     queue = RedisOrganicQueue(url, name=name)
     nonces = RedisNonceStore(url)
     intake = IntakeOnly(organic_queue=queue)
-    app = create_app(intake, hotkey_ss58=validator, nonce_store=nonces, allowed_hotkeys=ANY_HOTKEY)
+    app = create_app(
+        intake,
+        hotkey_ss58=validator,
+        nonce_store=nonces,
+        allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
+    )
     server = serve_in_thread(app, host="127.0.0.1", port=port)
     print("ready", flush=True)
     sys.stdin.read()

@@ -438,7 +438,11 @@ def http_intake(
     scorer = HttpChaosScorer(seed, **scorer_settings(queue))
     validator = str(server.hotkey.ss58_address)
     app = create_app(
-        scorer, hotkey_ss58=validator, nonce_store=CopyingNonceStore(), allowed_hotkeys=ANY_HOTKEY
+        scorer,
+        hotkey_ss58=validator,
+        nonce_store=CopyingNonceStore(),
+        allowed_hotkeys=ANY_HOTKEY,
+        allowed_skew=0,
     )
     with serve_in_thread(app, host="127.0.0.1", port=0, timeout_keep_alive=KEEP_ALIVE) as served:
         url = served.url + "/organic"
