@@ -44,6 +44,12 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_BODY_TIMEOUT = 10.0
 """Seconds a caller has to send its whole body; a slower one gets 408."""
 
+DEFAULT_HEADER_TIMEOUT = 10.0
+"""Seconds a connection of the library's own server has to send a request's headers."""
+
+DEFAULT_MAX_HEADER_BYTES = 32 * 1024
+"""The most header bytes the library's own server reads for one request."""
+
 # -- a fleet on Redis -----------------------------------------------------------------
 
 DEFAULT_LOCK_PERIOD = 5.0

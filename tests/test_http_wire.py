@@ -312,3 +312,60 @@ def test_a_request_signed_ahead_and_replayed_after_a_restart_is_not_accepted_twi
     assert replayed.headers["retry-after"] in {"1", "2"}
     assert first.handled == ["ahead"]
     assert scorer.handled == []
+
+
+# -- headers: bounded in size and time, whatever parser is installed ----------------------
+
+
+def _closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") -> bool:
+    """Whether the server closes ``sock`` within ``seconds`` while we send ``trickle``
+    one byte every 50 ms (nothing if empty)."""
+    sock.settimeout(0.05)
+    end = time.monotonic() + seconds
+    sent = 0
+    while time.monotonic() < end:
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            data = None
+        except ConnectionError:
+            return True
+        if data == b"":
+            return True
+        if trickle and sent < len(trickle):
+            try:
+                sock.sendall(trickle[sent : sent + 1])
+            except OSError:
+                return True
+            sent += 1
+    return False
+
+
+def test_headers_that_trickle_in_or_never_come_are_cut_off(
+    wallets: Wallets,  # noqa: F811
+) -> None:
+    scorer = parity_scorer(Job)
+    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)
+    with serve_in_thread(app, header_timeout=0.5) as server:
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+        with idle, slow:
+            slow.sendall(b"POST /organic HTTP/1.1\r\nHost: x\r\n")
+            assert _closed_within(idle, WAIT)  # said nothing at all
+            assert _closed_within(slow, WAIT, trickle=b"X-Pad: " + b"a" * 10_000)
+    assert scorer.handled == []
+
+
+def test_headers_over_the_limit_are_refused(wallets: Wallets) -> None:  # noqa: F811
+    scorer = parity_scorer(Job)
+    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)
+    with serve_in_thread(app, max_header_bytes=4096) as server:
+        # 8 KiB of headers, not yet finished: more than may be held unparsed.
+        start = b"POST /organic HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 8192 + b"\r\n"
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock:
+            sock.sendall(start)
+            assert status_of(sock) == 400
+        with raw_request(server.port, {"X-Pad": "a" * 100}, b"", 2) as sock:
+            sock.sendall(b"{}")
+            assert status_of(sock) == 401  # a small one is read, then refused unsigned
+    assert scorer.handled == []

@@ -5,6 +5,11 @@ thread (so a taken port fails at once, and port 0 yields the chosen port before 
 server starts). :meth:`OrganicServer.stop` asks uvicorn to shut down gracefully,
 waits for the thread, and leaves nothing running. Signal handlers are not touched:
 uvicorn installs none off the main thread.
+
+Whatever HTTP parser is installed, the server parses with h11 and bounds what an
+unauthenticated connection can hold: ``max_header_bytes`` of headers (more: 400) and
+``header_timeout`` seconds to send them, on a new connection and between keep-alive
+requests (slower: the connection is closed).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import socket
 import threading
 from types import TracebackType
 from typing import Any
+
+from organic_scoring._defaults import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_HEADER_BYTES
 
 __all__ = ["OrganicServer", "serve_in_thread", "serve_workers"]
 
@@ -33,6 +40,8 @@ class OrganicServer:
             ``"0.0.0.0"`` (or ``"::"``) for every interface.
         port: The port; 0 lets the system choose (see :attr:`port`).
         graceful_timeout: Seconds in-flight requests get to finish on stop.
+        header_timeout: Seconds a connection has to send a request's headers.
+        max_header_bytes: The most header bytes read for one request.
         **uvicorn_options: Passed to ``uvicorn.Config`` (e.g. ``ssl_keyfile``,
             ``ssl_certfile``, ``log_level``, ``access_log``). Logging is left as the
             validator configured it: no ``log_config`` is applied unless given.
@@ -45,8 +54,17 @@ class OrganicServer:
         port: int = 0,
         *,
         graceful_timeout: float = 5.0,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         **uvicorn_options: Any,
     ) -> None:
+        if not header_timeout > 0 or max_header_bytes < 1024:
+            raise ValueError(
+                "header_timeout must be > 0 and max_header_bytes >= 1024, "
+                f"got {header_timeout!r}, {max_header_bytes!r}"
+            )
+        self._header_timeout = header_timeout
+        self._max_header_bytes = max_header_bytes
         self._app = app
         self.host = host
         self._port = port
@@ -91,7 +109,12 @@ class OrganicServer:
                 "serving needs uvicorn, part of the 'http' extra: "
                 "pip install 'organic-scoring[http]'"
             ) from exc
-        options: dict[str, Any] = {"log_config": None, "access_log": False}
+        options: dict[str, Any] = {
+            "log_config": None,
+            "access_log": False,
+            "http": _bounded_h11(self._header_timeout),
+            "h11_max_incomplete_event_size": self._max_header_bytes,
+        }
         options.update(self._options)
         config = uvicorn.Config(
             self._app,
@@ -170,6 +193,52 @@ def serve_in_thread(
     ``server.stop()`` at shutdown. ``options`` go to :class:`OrganicServer`.
     """
     return OrganicServer(app, host, port, **options).start()
+
+
+def _bounded_h11(header_timeout: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, closing a connection that has not sent a request's
+    headers within ``header_timeout`` seconds (uvicorn has no such limit)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class BoundedH11(H11Protocol):  # type: ignore[misc]
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # the headers are in
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and (
+                self.cycle is None or self.cycle.response_complete
+            ):
+                self._arm()  # the next request's headers, on a kept-alive connection
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(header_timeout, self._too_slow)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            waiting = self.cycle is None or self.cycle.response_complete
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return BoundedH11
 
 
 def _ready_server(config: Any, ready: threading.Event) -> Any:
