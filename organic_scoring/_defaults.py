@@ -44,6 +44,13 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_BODY_TIMEOUT = 10.0
 """Seconds a caller has to send its whole body; a slower one gets 408."""
 
+DEFAULT_UNVERIFIED_BYTES = 16 << 20
+"""16 MiB: the most body bytes an intake reads at once before their signatures are
+checked, over all callers (more: 503)."""
+
+DEFAULT_UNVERIFIED_BYTES_PER_HOTKEY = 4 << 20
+"""4 MiB: the same, per claimed hotkey (more: 429)."""
+
 DEFAULT_HEADER_TIMEOUT = 10.0
 """Seconds a connection of the library's own server has to send a request's headers."""
 

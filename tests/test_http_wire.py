@@ -110,7 +110,14 @@ def test_a_body_that_trickles_in_gets_408_and_its_memory_back(
     protocol: str,
 ) -> None:
     clients, sent = 20, 64 * 1024
-    with served(wallets, protocol, max_body_bytes=LIMIT, body_timeout=0.5) as (scorer, server):
+    room = {
+        "max_unverified_bytes": clients * LIMIT,
+        "max_unverified_bytes_per_hotkey": clients * LIMIT,
+    }
+    with served(wallets, protocol, max_body_bytes=LIMIT, body_timeout=0.5, **room) as (
+        scorer,
+        server,
+    ):
         url = server.url + "/organic"
         headers = signed_headers(wallets, protocol, url, b"{}")  # claims that pass screening
         gc.collect()
@@ -368,4 +375,97 @@ def test_headers_over_the_limit_are_refused(wallets: Wallets) -> None:  # noqa: 
         with raw_request(server.port, {"X-Pad": "a" * 100}, b"", 2) as sock:
             sock.sendall(b"{}")
             assert status_of(sock) == 401  # a small one is read, then refused unsigned
+    assert scorer.handled == []
+
+
+# -- bodies read before the signature is checked share a bounded budget -------------------
+
+
+def _forged_claims(w: Wallets, protocol: str, url: str, claimed: str) -> dict[str, str]:
+    """Headers that claim ``claimed`` signed the request, with someone else's signature."""
+    headers = signed_headers(w, protocol, url, b"{}", signer=w.other)
+    name = "X-Bittensor-Hotkey" if protocol == "btauth/1" else "Epistula-Signed-By"
+    return {**headers, name: claimed}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_unverified_bodies_cannot_hold_more_than_their_budget(
+    wallets: Wallets,  # noqa: F811
+    protocol: str,
+) -> None:
+    from support.identity import hotkey
+
+    options = {
+        "max_body_bytes": LIMIT,
+        "body_timeout": 3.0,
+        "max_unverified_bytes": 4 * LIMIT,
+        "max_unverified_bytes_per_hotkey": 2 * LIMIT,
+    }
+    with served(wallets, protocol, **options) as (scorer, server):
+        url = server.url + "/organic"
+        one = _forged_claims(wallets, protocol, url, hotkey("one"))
+        held = [raw_request(server.port, one, b"x" * 1024, LIMIT) for _ in range(2)]
+        time.sleep(0.3)  # both are being read
+        with raw_request(server.port, one, b"x" * 1024, LIMIT) as third:
+            assert status_of(third) == 429  # the claimed hotkey's share is full
+        others = [
+            raw_request(
+                server.port, _forged_claims(wallets, protocol, url, hotkey(name)), b"", LIMIT
+            )
+            for name in ("two", "three")
+        ]
+        time.sleep(0.3)
+        claims = _forged_claims(wallets, protocol, url, hotkey("four"))
+        with raw_request(server.port, claims, b"", LIMIT) as over:
+            assert status_of(over) == 503  # the whole budget is full
+        for sock in held + others:
+            with sock:
+                assert status_of(sock) == 408  # the held ones were read, then timed out
+        with raw_request(server.port, claims, b"", 2) as after:
+            after.sendall(b"{}")
+            assert status_of(after) == 401  # room again: read, then the forgery refused
+    assert scorer.handled == []
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_two_hundred_slow_forged_bodies_hold_at_most_the_budget(
+    wallets: Wallets,  # noqa: F811
+    protocol: str,
+) -> None:
+    budget, clients, sent = 4 * LIMIT, 200, 64 * 1024
+    options = {
+        "max_body_bytes": LIMIT,
+        "body_timeout": 2.0,
+        "max_unverified_bytes": budget,
+        "max_unverified_bytes_per_hotkey": budget,
+    }
+    with served(wallets, protocol, **options) as (scorer, server):
+        url = server.url + "/organic"
+        claims = _forged_claims(wallets, protocol, url, wallets.client_hotkey)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            baseline = tracemalloc.get_traced_memory()[0]
+            sockets = [raw_request(server.port, claims, b"x" * sent, LIMIT) for _ in range(clients)]
+            time.sleep(0.3)
+            holding = tracemalloc.get_traced_memory()[0] - baseline
+            statuses = []
+            for sock in sockets:
+                with sock:
+                    statuses.append(status_of(sock))
+            deadline = time.monotonic() + WAIT  # the server sees the connections close
+            while True:
+                gc.collect()
+                left = tracemalloc.get_traced_memory()[0] - baseline
+                if left < 1 << 20 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        finally:
+            tracemalloc.stop()
+    assert statuses.count(408) <= budget // LIMIT  # only what fits was read at all
+    assert statuses.count(408) + statuses.count(503) + statuses.count(429) == clients
+    # The budget, plus what uvicorn itself buffers of a body nobody reads (it stops
+    # reading a connection at 64 KiB) and some small change per connection.
+    assert holding < budget + clients * (64 + 16) * 1024
+    assert left < 1 << 20
     assert scorer.handled == []

@@ -23,14 +23,18 @@ from organic_scoring._defaults import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_UNVERIFIED_BYTES,
+    DEFAULT_UNVERIFIED_BYTES_PER_HOTKEY,
 )
 from organic_scoring._log import log
 from organic_scoring.base import OrganicScoringBase
 from organic_scoring.http._body import (
+    BodyBudget,
     BodyTooLarge,
     BodyTooSlow,
     ClientGone,
     InvalidLength,
+    OverBudget,
     check_declared_length,
     read_body,
 )
@@ -61,6 +65,8 @@ def create_app(
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     max_concurrent: int = 32,
     max_backlog: int = 256,
+    max_unverified_bytes: int = DEFAULT_UNVERIFIED_BYTES,
+    max_unverified_bytes_per_hotkey: int = DEFAULT_UNVERIFIED_BYTES_PER_HOTKEY,
     max_age: float = DEFAULT_MAX_AGE,
     allowed_skew: float = DEFAULT_ALLOWED_SKEW,
     nonce_store: NonceStore | None = None,
@@ -86,6 +92,10 @@ def create_app(
         body_timeout: Seconds to receive the whole body; slower ones get 408.
         max_concurrent: Requests handled at once.
         max_backlog: Requests allowed to wait for a slot; more get 429.
+        max_unverified_bytes: Body bytes read at once before their signatures are
+            checked, over all callers (16 MiB); more get 503.
+        max_unverified_bytes_per_hotkey: The same per claimed hotkey (4 MiB); more
+            get 429.
         max_age: Seconds a signed request stays fresh.
         allowed_skew: Seconds a caller's clock may run ahead of ours.
         nonce_store: Where accepted nonces are kept
@@ -113,6 +123,8 @@ def create_app(
         body_timeout=body_timeout,
         max_concurrent=max_concurrent,
         max_backlog=max_backlog,
+        max_unverified_bytes=max_unverified_bytes,
+        max_unverified_bytes_per_hotkey=max_unverified_bytes_per_hotkey,
         max_age=max_age,
         allowed_skew=allowed_skew,
         nonce_store=nonce_store,
@@ -151,6 +163,8 @@ class OrganicIntake:
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         max_concurrent: int = 32,
         max_backlog: int = 256,
+        max_unverified_bytes: int = DEFAULT_UNVERIFIED_BYTES,
+        max_unverified_bytes_per_hotkey: int = DEFAULT_UNVERIFIED_BYTES_PER_HOTKEY,
         max_age: float = DEFAULT_MAX_AGE,
         allowed_skew: float = DEFAULT_ALLOWED_SKEW,
         nonce_store: NonceStore | None = None,
@@ -169,6 +183,11 @@ class OrganicIntake:
             max_backlog=max_backlog,
             max_age=max_age,
             allowed_skew=allowed_skew,
+            max_unverified_bytes=max_unverified_bytes,
+            max_unverified_bytes_per_hotkey=max_unverified_bytes_per_hotkey,
+        )
+        self.budget = BodyBudget(
+            self.settings.max_unverified_bytes, self.settings.max_unverified_bytes_per_hotkey
         )
         self.protocol = protocol_named(self.settings.protocol)
         if model is None:
@@ -236,20 +255,35 @@ class OrganicIntake:
         gate.check_fresh(claim.signed_at_ns)
         limit = settings.max_body_bytes
         try:
-            check_declared_length(headers.get("content-length"), limit)
-            body = await read_body(receive, limit, settings.body_timeout)
+            declared = check_declared_length(headers.get("content-length"), limit)
         except InvalidLength:
             raise Refused(400, "invalid Content-Length") from None
         except BodyTooLarge:
             # The server discards whatever of the body is still coming; closing the
             # connection now instead would reset it under a client still writing.
             raise Refused(413, f"request body exceeds {limit} bytes") from None
+        target = request_target(scope)
+        try:
+            # Held until the signature is checked: unverified bodies share a budget.
+            with self.budget.hold(claim.hotkey, limit if declared is None else declared):
+                body = await read_body(receive, limit, settings.body_timeout, declared)
+                caller = protocol.verify(
+                    claim, headers, body, target=target, receiver=receiver, gate=gate
+                )
+        except OverBudget as over:
+            raise Refused(
+                429 if over.per_hotkey else 503,
+                "too many request bodies are being read for this hotkey, try again later"
+                if over.per_hotkey
+                else "too many request bodies are being read, try again later",
+                headers={"Retry-After": "1"},
+            ) from None
+        except BodyTooLarge:
+            raise Refused(413, f"request body exceeds {limit} bytes") from None
         except BodyTooSlow:
             raise Refused(
                 408, f"the request body did not arrive within {settings.body_timeout:g}s"
             ) from None
-        target = request_target(scope)
-        caller = protocol.verify(claim, headers, body, target=target, receiver=receiver, gate=gate)
         await gate.remember(claim.hotkey, claim.nonce, claim.signed_at_ns)
         client = scope.get("client")
         info = RequestInfo(

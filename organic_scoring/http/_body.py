@@ -1,18 +1,25 @@
-"""Reading a request body under a size limit and a time limit.
+"""Reading a request body under a size limit, a time limit and a memory budget.
 
 A declared ``Content-Length`` above the limit is refused before a byte is read; a
 body without one (chunked) is refused as soon as what arrived passes the limit. A
 body that has not arrived whole within the time limit is given up (408), and what
-had arrived of it is dropped with it: a caller that trickles its body cannot hold
-the server's memory.
+had arrived of it is dropped with it. Bodies read before their signature is checked
+hold a share of a :class:`BodyBudget` (in all, and per claimed hotkey) until it is:
+callers that trickle forged bodies cannot hold more memory than the budget, and a
+declared body is read into one buffer of its size, returned whole when dropped.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
 
 import anyio
 from starlette.types import Receive
 
 __all__ = [
+    "BodyBudget",
     "BodyTooLarge",
     "BodyTooSlow",
     "ClientGone",
@@ -38,29 +45,98 @@ class BodyTooSlow(Exception):
     """The body did not arrive whole within the time limit."""
 
 
-def check_declared_length(value: str | None, limit: int) -> None:
-    """Refuse a declared ``Content-Length`` above ``limit`` (or not a number)."""
+class OverBudget(Exception):
+    """Reading this body would pass the budget; ``per_hotkey`` says which share."""
+
+    def __init__(self, per_hotkey: bool) -> None:
+        super().__init__("per hotkey" if per_hotkey else "in all")
+        self.per_hotkey = per_hotkey
+
+
+class BodyBudget:
+    """Bytes of bodies being read before their signatures are checked, in all and per
+    claimed hotkey. Used from one event loop (the server's), so it needs no lock."""
+
+    def __init__(self, total: int, per_hotkey: int) -> None:
+        self.total = total
+        self.per_hotkey = per_hotkey
+        self.held = 0
+        self._by_hotkey: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def hold(self, hotkey: str, size: int) -> Iterator[None]:
+        """Hold ``size`` bytes for ``hotkey`` for the block.
+
+        Raises:
+            OverBudget: The hotkey's share, or the whole budget, has no room.
+        """
+        if self._by_hotkey[hotkey] + size > self.per_hotkey:
+            raise OverBudget(per_hotkey=True)
+        if self.held + size > self.total:
+            raise OverBudget(per_hotkey=False)
+        self.held += size
+        self._by_hotkey[hotkey] += size
+        try:
+            yield
+        finally:
+            self.held -= size
+            self._by_hotkey[hotkey] -= size
+            if not self._by_hotkey[hotkey]:
+                del self._by_hotkey[hotkey]
+
+
+def check_declared_length(value: str | None, limit: int) -> int | None:
+    """The declared ``Content-Length`` (None when there is none); refused above
+    ``limit`` or when it is not a number."""
     if value is None:
-        return
+        return None
     text = value.strip()
     if not text.isascii() or not text.isdigit():
         raise InvalidLength
     if len(text) > 20 or int(text) > limit:
         raise BodyTooLarge
+    return int(text)
 
 
-async def read_body(receive: Receive, limit: int, timeout: float) -> bytes:
-    """Receive the whole body within ``timeout`` seconds.
+async def read_body(
+    receive: Receive, limit: int, timeout: float, declared: int | None = None
+) -> bytes:
+    """Receive the whole body within ``timeout`` seconds (into one buffer of the
+    ``declared`` length when there is one).
 
     Raises:
-        BodyTooLarge: Past ``limit`` bytes.
+        BodyTooLarge: Past ``limit`` bytes, or past the declared length.
         BodyTooSlow: Not whole after ``timeout`` seconds.
         ClientGone: The client hung up first.
     """
     # On the running task: no task of its own per request, no extra turns of the loop.
     with anyio.move_on_after(timeout):
+        if declared is not None:
+            return await _read_declared(receive, declared)
         return await _read(receive, limit)
     raise BodyTooSlow
+
+
+async def _read_declared(receive: Receive, declared: int) -> bytes:
+    buffer = bytearray(declared)
+    size = 0
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.disconnect":
+            raise ClientGone
+        if kind != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        if chunk:
+            if size + len(chunk) > declared:
+                raise BodyTooLarge
+            buffer[size : size + len(chunk)] = chunk
+            size += len(chunk)
+        if not message.get("more_body", False):
+            break
+    del buffer[size:]
+    return bytes(buffer)
 
 
 async def _read(receive: Receive, limit: int) -> bytes:

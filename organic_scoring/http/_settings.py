@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from organic_scoring._defaults import (
     DEFAULT_ALLOWED_SKEW,
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_UNVERIFIED_BYTES,
+    DEFAULT_UNVERIFIED_BYTES_PER_HOTKEY,
 )
 
 __all__ = ["IntakeSettings", "ProtocolName"]
@@ -32,6 +34,9 @@ class IntakeSettings(BaseModel):
         max_backlog: Requests allowed to wait for a slot; more are refused with 429.
         max_age: How old (seconds) a request's nonce may be.
         allowed_skew: How far ahead (seconds) of this clock a nonce may be.
+        max_unverified_bytes: Body bytes read at once before their signatures are
+            checked, over all callers; past it, 503.
+        max_unverified_bytes_per_hotkey: The same per claimed hotkey; past it, 429.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
@@ -45,6 +50,18 @@ class IntakeSettings(BaseModel):
     max_backlog: int = Field(default=256, ge=0)
     max_age: float = Field(default=DEFAULT_MAX_AGE, gt=0)
     allowed_skew: float = Field(default=DEFAULT_ALLOWED_SKEW, ge=0)
+    max_unverified_bytes: int = Field(default=DEFAULT_UNVERIFIED_BYTES, ge=1)
+    max_unverified_bytes_per_hotkey: int = Field(default=DEFAULT_UNVERIFIED_BYTES_PER_HOTKEY, ge=1)
+
+    @model_validator(mode="after")
+    def _a_body_fits(self) -> IntakeSettings:
+        smallest = min(self.max_unverified_bytes, self.max_unverified_bytes_per_hotkey)
+        if smallest < self.max_body_bytes:
+            raise ValueError(
+                f"max_unverified_bytes and max_unverified_bytes_per_hotkey ({smallest}) "
+                f"must hold at least one body of max_body_bytes ({self.max_body_bytes})"
+            )
+        return self
 
     @field_validator("path")
     @classmethod
