@@ -411,7 +411,6 @@ def run_refusals(quick: bool = False) -> list[dict[str, Any]]:
                 hotkey_ss58=receiver,
                 protocol=protocol,
                 max_age=MAX_AGE,
-                allowed_hotkeys=ANY_HOTKEY,
                 allowed_skew=0,  # one host, one clock: nothing to settle after start
             )
             store = app.state.organic_intake.nonce_store
