@@ -162,9 +162,6 @@ class Chain:
     async def send(self, wallet: Any, plan: SendPlan) -> Any:  # pragma: no cover
         raise NotImplementedError
 
-    def judge(self, raw: Any, *, committed: bool) -> Verdict:
-        return judge(raw, committed=committed)
-
     def close(self) -> None:
         """Release what the chain object owns (nothing, unless overridden)."""
 

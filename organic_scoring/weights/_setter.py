@@ -10,13 +10,11 @@ of it. The background run repeats that, waiting as many blocks as the chain asks
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeAlias
 
@@ -25,14 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from organic_scoring import _compat
 from organic_scoring._defaults import (
-    CANCEL_GRACE,
     DEFAULT_BLOCK_TIME,
     DEFAULT_RETRY_BLOCKS,
     DEFAULT_STOP_TIMEOUT,
 )
 from organic_scoring._log import log
+from organic_scoring.weights._background import Background, Run
 from organic_scoring.weights._book import ScoreBook
-from organic_scoring.weights._chain import ChainState, SendPlan, chain_for
+from organic_scoring.weights._chain import ChainState, SendPlan, chain_for, judge
 from organic_scoring.weights._emit import check_weights
 from organic_scoring.weights._result import OUTCOMES, Outcome, WeightSetterStats, WeightsResult
 
@@ -75,33 +73,6 @@ class _Settings(BaseModel):
         ):
             raise ValueError(f"the burn fraction must be a number in [0, 1], got {fraction!r}")
         return (int(uid), float(fraction))
-
-
-@dataclass
-class _Run:
-    """One background run: where it runs and how to stop it."""
-
-    loop: asyncio.AbstractEventLoop | None = None
-    task: asyncio.Task[None] | None = None
-    thread: threading.Thread | None = None
-    event: asyncio.Event | None = None
-    stopping: bool = False
-    ready: threading.Event = field(default_factory=threading.Event)
-    finished: threading.Event = field(default_factory=threading.Event)
-
-    def request_stop(self) -> None:
-        self.stopping = True
-        loop, event = self.loop, self.event
-        if loop is not None and event is not None and not loop.is_closed():
-            # A loop closed meanwhile raises RuntimeError: the run has ended then.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds``, or less if a stop is asked for."""
-        assert self.event is not None
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.event.wait(), seconds)
 
 
 class WeightSetter:
@@ -194,8 +165,7 @@ class WeightSetter:
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
-        self._run_lock = threading.Lock()
-        self._run: _Run | None = None
+        self._background = Background("weight setter", "organic-scoring-weight-setter")
         self._metrics: list[Callable[[], None]] = []
 
     # -- facts ------------------------------------------------------------------------
@@ -213,7 +183,7 @@ class WeightSetter:
     @property
     def is_running(self) -> bool:
         """True from :meth:`start` (or :meth:`run`) until the background run has ended."""
-        return self._run is not None
+        return self._background.running
 
     @property
     def stats(self) -> WeightSetterStats:
@@ -225,7 +195,7 @@ class WeightSetter:
                 last_success_block=self._last_success_block,
                 last_success_time=self._last_success_time,
                 blocks_since_last_update=self._since,
-                running=self._run is not None,
+                running=self._background.running,
             )
 
     def __repr__(self) -> str:
@@ -270,11 +240,14 @@ class WeightSetter:
         positive = {uid: weight for uid, weight in chosen.items() if weight > 0.0}
         burn_all = s.burn is not None and s.burn[1] == 1.0
         if not positive and not burn_all:
-            return WeightsResult(
-                False, "no uid has a positive weight: nothing was sent", outcome="rejected"
-            )
+            return WeightsResult(False, _NOTHING_TO_SEND, outcome="rejected")
         try:
             hotkey = self._hotkey_address()
+        except Exception as exc:
+            return WeightsResult(
+                False, f"cannot use the wallet's hotkey: {_say(exc)}", exc, outcome="error"
+            )
+        try:
             state = await self._chain.read(
                 hotkey, s.netuid, s.mechid, epoch=s.in_last_blocks is not None
             )
@@ -289,7 +262,20 @@ class WeightSetter:
             return refusal
         version = s.version_key if s.version_key is not None else state.weights_version
         assert version is not None  # _check refused otherwise
-        uids, values = self._chain.fit(self._with_burn(positive), state)
+        try:
+            uids, values = self._chain.fit(self._with_burn(positive), state)
+        except Exception as exc:
+            log.error(f"weight setter: fitting the weights failed: {exc!r}", exc_info=exc)
+            return WeightsResult(
+                False, f"could not fit the weights: {_say(exc)}", exc, outcome="error"
+            )
+        if self._active is not None and not self._active():  # again: the reads take time
+            return WeightsResult(
+                False,
+                "not the active scorer: nothing was sent",
+                outcome="not_permitted",
+                block=state.block,
+            )
         plan = SendPlan(
             netuid=s.netuid,
             mechid=s.mechid,
@@ -303,9 +289,10 @@ class WeightSetter:
         )
         try:
             raw: Any = await self._chain.send(self._wallet, plan)
+            verdict = judge(raw, committed=state.commit_reveal)
         except Exception as exc:
             raw = exc
-        verdict = self._chain.judge(raw, committed=state.commit_reveal)
+            verdict = judge(exc)
         retry = verdict.retry_in_blocks
         if verdict.outcome in ("set", "committed"):
             retry = state.rate_limit + self._chain.gap_extra
@@ -423,7 +410,7 @@ class WeightSetter:
                 self._last_success_time = time.time()
         where = f"netuid {self.netuid}" + (f" mechid {self.mechid}" if self.mechid else "")
         line = f"weights {result.outcome} on {where}: {result.message}"
-        if result.success:
+        if result.success or result.message == _NOTHING_TO_SEND:
             log.info(line)
         elif result.outcome == "rate_limited":
             # Nothing sent: a wait, not news. The chain's own "too soon" is news.
@@ -445,11 +432,7 @@ class WeightSetter:
         Raises:
             RuntimeError: The setter is already running.
         """
-        run = self._claim()
-        try:
-            await self._main(run, weights)
-        finally:
-            self._release(run)
+        await self._background.run_here(self._body(weights))
 
     def start(self, weights: WeightsSource) -> None:
         """Run :meth:`run` in the background: as a task of the running event loop when
@@ -459,68 +442,24 @@ class WeightSetter:
             RuntimeError: Already running; or an async client without a running loop
                 (it belongs to its event loop: start from a coroutine on it).
         """
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None and self._chain.is_async:
+        if self._chain.is_async and not _in_a_loop():
             raise RuntimeError(
                 "this subtensor is async and belongs to its event loop: call start() from a "
                 "coroutine on that loop, or await setter.run(weights)"
             )
-        run = self._claim()
-        if loop is not None:
-            run.loop, run.event = loop, asyncio.Event()
-            run.task = loop.create_task(
-                self._owned(run, weights), name="organic-scoring-weight-setter"
-            )
-            return
-        run.thread = threading.Thread(
-            target=self._thread_main,
-            args=(run, weights),
-            name="organic-scoring-weight-setter",
-            daemon=True,
-        )
-        try:
-            run.thread.start()
-        except BaseException:
-            self._release(run)
-            raise
-        run.ready.wait()
+        self._background.start(self._body(weights))
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """Stop the background run and wait for it (at most ``timeout`` seconds for an
-        attempt in flight, which is then cancelled). Idempotent; any thread.
-
-        Called on the run's own event loop thread it only asks for the stop: use
-        ``await`` :meth:`aclose` there.
-        """
-        run = self._request_stop()
-        if run is None or run.loop is None or _on_loop_thread(run.loop):
-            return
-        if not run.finished.wait(timeout):
-            log.warning(f"weight setter: cancelling an attempt still running after {timeout:g}s")
-            task = run.task
-            if task is not None:
-                with contextlib.suppress(RuntimeError):  # the loop has closed: it ended
-                    run.loop.call_soon_threadsafe(task.cancel)
-            run.finished.wait(CANCEL_GRACE)
-        if run.thread is not None:
-            run.thread.join(CANCEL_GRACE)
+        attempt in flight, which is then cancelled if :meth:`start` started it).
+        Idempotent; any thread. On the run's own event loop it only asks for the stop:
+        ``await`` :meth:`aclose` there."""
+        self._background.stop(timeout)
 
     async def aclose(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """Stop the background run and release the setter's own client, without
         blocking the calling event loop."""
-        run = self._request_stop()
-        if run is not None and run.loop is asyncio.get_running_loop():
-            task = run.task
-            if task is not None and task is not asyncio.current_task():
-                _done, pending = await asyncio.wait({task}, timeout=timeout)
-                if pending:
-                    task.cancel()
-                    await asyncio.wait({task})
-        elif run is not None:
-            await asyncio.to_thread(self.stop, timeout)
+        await self._background.aclose(timeout)
         await asyncio.to_thread(self._close_chain)
 
     def close(self) -> None:
@@ -557,79 +496,28 @@ class WeightSetter:
     ) -> None:
         await self.aclose()
 
-    def _claim(self) -> _Run:
-        with self._run_lock:
-            if self._run is not None:
-                state = "stopping" if self._run.stopping else "running"
-                raise RuntimeError(
-                    f"the weight setter is already {state}; stop() it before starting it again"
-                )
-            self._run = run = _Run()
-            return run
-
-    def _release(self, run: _Run) -> None:
-        with self._run_lock:
-            if self._run is run:
-                self._run = None
-        run.finished.set()
-        run.ready.set()
-
-    def _request_stop(self) -> _Run | None:
-        with self._run_lock:
-            run = self._run
-        if run is not None:
-            run.request_stop()
-        return run
-
-    def _thread_main(self, run: _Run, weights: WeightsSource) -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self._owned(run, weights))
-        finally:
+    def _body(self, weights: WeightsSource) -> Callable[[Run], Awaitable[None]]:
+        async def body(run: Run) -> None:
+            s = self._settings
+            log.info(f"weight setter: started on netuid {s.netuid}")
             try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
+                while not run.stopping:
+                    blocks = s.retry_blocks
+                    try:
+                        result = await self.set(weights)
+                    except ValueError as exc:
+                        log.error(f"weight setter: the weights are not valid: {exc}")
+                    except Exception as exc:
+                        log.error(f"weight setter: the attempt failed: {exc!r}", exc_info=exc)
+                    else:
+                        if result.outcome in ("set", "committed", "rate_limited"):
+                            blocks = max(1, result.retry_in_blocks or 1)
+                    if not run.stopping:
+                        await run.sleep(blocks * s.block_time)
             finally:
-                asyncio.set_event_loop(None)
-                loop.close()
-                self._release(run)
+                log.info(f"weight setter: stopped on netuid {s.netuid}")
 
-    async def _owned(self, run: _Run, weights: WeightsSource) -> None:
-        """The background run as a task the setter owns: ends quietly when stopped."""
-        try:
-            await self._main(run, weights)
-        except asyncio.CancelledError:
-            if not run.stopping:
-                raise
-        finally:
-            self._release(run)
-
-    async def _main(self, run: _Run, weights: WeightsSource) -> None:
-        run.loop = asyncio.get_running_loop()
-        run.task = asyncio.current_task()
-        if run.event is None:
-            run.event = asyncio.Event()
-        if run.stopping:
-            run.event.set()
-        run.ready.set()
-        s = self._settings
-        log.info(f"weight setter: started on netuid {s.netuid}")
-        try:
-            while not run.stopping:
-                blocks = s.retry_blocks
-                try:
-                    result = await self.set(weights)
-                except ValueError as exc:
-                    log.error(f"weight setter: the weights are not valid: {exc}")
-                except Exception as exc:
-                    log.error(f"weight setter: the attempt failed: {exc!r}", exc_info=exc)
-                else:
-                    if result.outcome in ("set", "committed", "rate_limited"):
-                        blocks = max(1, result.retry_in_blocks or 1)
-                if not run.stopping:
-                    await run.sleep(blocks * s.block_time)
-        finally:
-            log.info(f"weight setter: stopped on netuid {s.netuid}")
+        return body
 
     # -- metrics ----------------------------------------------------------------------
 
@@ -654,6 +542,9 @@ class WeightSetter:
         self._metrics.append(export(self, registry, labels or {}))
 
 
+_NOTHING_TO_SEND = "no uid has a positive weight: nothing was sent"
+
+
 def _weights_of(weights: Any) -> dict[int, float]:
     if callable(weights) and not isinstance(weights, (ScoreBook, Mapping)):
         weights = weights()
@@ -666,11 +557,12 @@ def _weights_of(weights: Any) -> dict[int, float]:
     return check_weights(weights)
 
 
-def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+def _in_a_loop() -> bool:
     try:
-        return asyncio.get_running_loop() is loop
+        asyncio.get_running_loop()
     except RuntimeError:
         return False
+    return True
 
 
 def _say(exc: BaseException) -> str:
