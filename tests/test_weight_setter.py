@@ -34,7 +34,7 @@ from organic_scoring.weights import (
 )
 from organic_scoring.weights._chain import judge
 from organic_scoring.weights._result import OUTCOMES
-from support.waiting import until, wait_until
+from support.waiting import WAIT, until, wait_until
 from support.weights_chain import (
     CHAIN_ERRORS,
     U16_MAX,
@@ -363,6 +363,16 @@ def test_only_the_active_scorer_sets_weights(
     assert chain.sent() == []
     active = True
     assert asyncio.run(setter.set({1: 1.0})).outcome == "set"
+
+
+def test_the_active_check_is_made_again_just_before_sending(
+    chain: SimChain, setter_for: Callable[..., WeightSetter]
+) -> None:
+    answers = iter([True, False])  # the role is lost while the chain is read
+    result = asyncio.run(setter_for(chain, active=lambda: next(answers)).set({1: 1.0}))
+    assert result.outcome == "not_permitted"
+    assert result.block == 1000  # the chain was read
+    assert chain.sent() == []
 
 
 def test_an_unreachable_chain_is_an_error(
@@ -721,6 +731,30 @@ def test_a_cancelled_run_leaves_nothing_behind(
     asyncio.run(main())
     setter.start({0: 1.0})  # and it starts again afterwards
     setter.stop()
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_stop_cancels_an_attempt_that_hangs(
+    clocked: SimChain, wallet: Any, handles: Callable[..., Any]
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def hang(sim: SimChain) -> None:
+        entered.set()
+        release.wait(WAIT)
+
+    clocked.before_submit.append(hang)
+    setter = WeightSetter(1, wallet, handles(clocked), block_time=0.01)
+    setter.start({0: 1.0})
+    try:
+        wait_until(entered.is_set, "the send")
+        began = time.monotonic()
+        setter.stop(timeout=0.2)
+        assert time.monotonic() - began < WAIT / 2
+        assert not setter.is_running
+    finally:
+        release.set()  # the abandoned call ends; its thread with it
+    assert setter.stats.attempts == dict.fromkeys(OUTCOMES, 0)  # cancelled: no outcome
 
 
 # -- bittensor 11's own client ---------------------------------------------------------------
