@@ -18,6 +18,7 @@ error name where the SDK gives one, and by the SDK's own words where it does not
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import re
 import threading
@@ -31,7 +32,7 @@ from organic_scoring import _compat
 from organic_scoring._loop.workers import Workers
 from organic_scoring.weights._result import Outcome
 
-__all__ = ["Chain", "ChainState", "Verdict", "chain_for", "judge"]
+__all__ = ["Chain", "ChainState", "SendPlan", "Verdict", "chain_for", "judge"]
 
 U16_MAX = 65535
 
@@ -98,8 +99,8 @@ class Verdict:
     retry_in_blocks: int | None = None
 
 
-class Chain:
-    """One SDK shape: reads the state, fits the weights, sends them, judges the answer."""
+class Chain(abc.ABC):
+    """One SDK shape: reads the state, fits the weights, sends them."""
 
     is_async: bool
     gap_extra: int = 0
@@ -130,19 +131,17 @@ class Chain:
             return 0
         return max(0, state.rate_limit + self.gap_extra - state.since_last_update)
 
-    async def read(
-        self, hotkey: str, netuid: int, mechid: int, *, epoch: bool
-    ) -> ChainState:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def read(self, hotkey: str, netuid: int, mechid: int, *, epoch: bool) -> ChainState:
+        """The chain's state for ``hotkey`` (and the epoch, if asked)."""
 
-    async def rate(self, uid: int, netuid: int) -> tuple[int | None, int]:  # pragma: no cover
+    @abc.abstractmethod
+    async def rate(self, uid: int, netuid: int) -> tuple[int | None, int]:
         """Blocks since the last update and the rate limit, read again."""
-        raise NotImplementedError
 
-    def fit(
-        self, weights: dict[int, float], state: ChainState
-    ) -> tuple[list[int], list[float]]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def fit(self, weights: dict[int, float], state: ChainState) -> tuple[list[int], list[float]]:
+        """The weights to send: padded to ``min_allowed_weights``, within the limits."""
 
     @staticmethod
     def pad(weights: dict[int, float], state: ChainState) -> dict[int, float]:
@@ -159,10 +158,11 @@ class Chain:
                 padded[uid] = floor
         return padded
 
-    async def send(self, wallet: Any, plan: SendPlan) -> Any:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def send(self, wallet: Any, plan: SendPlan) -> Any:
+        """Send once; what the SDK returned (an exception it raised may propagate)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most shapes own nothing
         """Release what the chain object owns (nothing, unless overridden)."""
 
 
