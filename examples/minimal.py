@@ -62,7 +62,7 @@ class ShoutScoring(OrganicScoringBase):
         }
 
     async def _set_weights(self, rewards: dict[int, float]) -> None:
-        self.book.update_from(rewards)  # a real validator would also emit_weights(...)
+        self.book.update_from(rewards)  # a WeightSetter would put it on chain
 
     # Optional hook: called after every iteration with the stage timings.
     async def _log_results(self, logs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:

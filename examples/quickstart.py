@@ -84,7 +84,7 @@ class MyScoring(OrganicScoringBase):
         return {uid: your_score(text, reference) for uid, text in responses.items()}
 
     async def _set_weights(self, rewards: dict[int, float]) -> None:
-        self.book.update_from(rewards)  # emit_weights(self.book, ...) sends them on chain
+        self.book.update_from(rewards)  # a WeightSetter puts the book on chain
 
 
 def main(iterations: int = 4) -> MyScoring:

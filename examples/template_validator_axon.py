@@ -11,11 +11,14 @@ What it shows:
   ends it on shutdown;
 * the intake hooks: ``allowed_hotkeys`` and a ``_blacklist_fn`` annotated
   ``Tuple[bool, str]`` as in the template (the library adapts any annotation);
-* scores to weights: a ``ScoreBook`` and ``emit_weights``, off the event loop with
-  ``asyncio.to_thread``.
+* scores to weights: the scorer only updates a ``ScoreBook``; a ``WeightSetter``
+  started beside it sets the book's weights whenever the chain allows (it reads the
+  rate limit, the subnet's weights version and weight limits first). It has a
+  subtensor connection of its own: its calls run on a worker thread, and one
+  ``bt.Subtensor`` must not be used from two threads at once.
 
-The chain-facing objects (subtensor, metagraph) and the axon are handed to
-``Validator``, so tests/test_examples.py runs this file against local stand-ins for
+The chain-facing objects (subtensor, metagraph, weight setter) and the axon are handed
+to ``Validator``, so tests/test_examples.py runs this file against local stand-ins for
 the chain, with a real axon, a real dendrite and real miners on 127.0.0.1. On a
 subnet, with a registered hotkey::
 
@@ -29,9 +32,6 @@ bittensor's logging options rather than these.)
 from __future__ import annotations
 
 import argparse
-import asyncio
-import threading
-import time
 import typing
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
@@ -41,7 +41,7 @@ import bittensor as bt
 from organic_scoring import OrganicScoringBase
 from organic_scoring.intake import permitted_validators
 from organic_scoring.synth_dataset import SynthDatasetEntry, default_dataset
-from organic_scoring.weights import ScoreBook, WeightsResult, emit_weights
+from organic_scoring.weights import ScoreBook, WeightSetter
 
 
 class OrganicPrompt(bt.Synapse):  # type: ignore[misc]
@@ -70,7 +70,6 @@ class ValidatorScoring(OrganicScoringBase):
 
     def __init__(self, validator: Validator, **kwargs: Any) -> None:
         self.validator = validator
-        self._next_emit = 0.0
         super().__init__(**kwargs)
 
     # -- intake: once per organic request, on the axon's thread -------------------------
@@ -114,12 +113,9 @@ class ValidatorScoring(OrganicScoringBase):
         return {uid: 1.0 if completion else 0.0 for uid, completion in responses.items()}
 
     async def _set_weights(self, rewards: dict[int, float]) -> None:
+        # Only the book: the validator's WeightSetter puts it on chain when the chain
+        # allows (thread-safe: the setter reads it from its own thread).
         self.validator.scores.update_from(rewards)
-        # The chain rate-limits weights: emit every weights_interval seconds while the
-        # score book keeps learning. Emitting blocks, so it runs on a worker thread.
-        if time.monotonic() >= self._next_emit:
-            self._next_emit = time.monotonic() + self.validator.weights_interval
-            await asyncio.to_thread(self.validator.set_weights)
 
 
 class Validator:
@@ -127,14 +123,14 @@ class Validator:
 
     Args:
         wallet: The validator's wallet.
-        subtensor: A connected ``bt.Subtensor`` (``set_weights``, ``wait_for_block``).
+        subtensor: A connected ``bt.Subtensor`` (``wait_for_block``).
         metagraph: The subnet's ``bt.Metagraph`` (``hotkeys``, ``axons``, ``sync``).
         axon: The axon organic requests arrive on; ``run()`` starts it.
+        weight_setter: Sets the score book's weights on chain; ``run()`` starts it.
         netuid: The subnet.
         organic_steps: Steps per scoring iteration (fewer while organic prompts wait).
         allowed_hotkeys: The hotkeys that may send organic prompts (default: those
             with a validator permit in the metagraph).
-        weights_interval: Seconds between weight emissions.
         query_timeout: Seconds each miner gets to answer.
         sync_every: Steps between metagraph syncs.
     """
@@ -146,10 +142,10 @@ class Validator:
         subtensor: Any,
         metagraph: Any,
         axon: Any,
+        weight_setter: WeightSetter,
         netuid: int,
         organic_steps: int = 1,
         allowed_hotkeys: Iterable[str] | None = None,
-        weights_interval: float = 1200.0,
         query_timeout: float = 12.0,
         sync_every: int = 100,
     ) -> None:
@@ -157,16 +153,13 @@ class Validator:
         self.subtensor = subtensor
         self.metagraph = metagraph
         self.axon = axon
+        self.weight_setter = weight_setter
         self.dendrite = bt.Dendrite(wallet=wallet)
         self.netuid = netuid
-        self.weights_interval = weights_interval
         self.query_timeout = query_timeout
         self.sync_every = sync_every
         self.step = 0
         self.should_exit = False
-        # One subtensor connection must not be used from two threads at once; the step
-        # loop and the scorer's weight setting take turns.
-        self.chain_lock = threading.Lock()
         self.scores = ScoreBook(len(metagraph.hotkeys), alpha=0.1)
         self.scores.sync(metagraph.hotkeys)
         # Given the axon, the scorer attaches its organic handler and hooks to it.
@@ -184,6 +177,7 @@ class Validator:
         """Serve organic prompts and step until ``should_exit`` is set (or Ctrl-C)."""
         self.axon.start()
         self.organic.start()  # from sync code: the scorer gets a thread of its own
+        self.weight_setter.start(self.scores)  # and so does the weight setter
         bt.logging.info(f"validator running on netuid {self.netuid}")
         try:
             while not self.should_exit:
@@ -202,22 +196,13 @@ class Validator:
         the querying (organic prompts first, synthetic ones when it is quiet), so a
         step only paces it; a subnet's other per-step work would go here too.
         """
-        with self.chain_lock:
-            self.subtensor.wait_for_block()
+        self.subtensor.wait_for_block()
 
     def sync(self) -> None:
         """Follow the subnet: refresh the metagraph; replaced miners start from zero."""
-        with self.chain_lock:
-            self.metagraph.sync(subtensor=self.subtensor)
+        self.metagraph.sync(subtensor=self.subtensor)
         reset = self.scores.sync(self.metagraph.hotkeys)
         bt.logging.info(f"step {self.step}: metagraph synced, {len(reset)} uids reset")
-
-    def set_weights(self) -> WeightsResult:
-        """Put the score book's weights on chain (blocking)."""
-        with self.chain_lock:
-            return emit_weights(
-                self.scores, netuid=self.netuid, wallet=self.wallet, subtensor=self.subtensor
-            )
 
     def miner_uids(self) -> list[int]:
         """The uids to query: every neuron serving an axon, except this validator.
@@ -233,8 +218,9 @@ class Validator:
         ]
 
     def shutdown(self) -> None:
-        """Stop scoring (an iteration in flight may finish) and the axon."""
+        """Stop scoring (an iteration in flight may finish), the weight setter, the axon."""
         self.organic.stop()
+        self.weight_setter.stop()
         self.axon.stop()
 
 
@@ -252,9 +238,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--organic.allowed_hotkeys", dest="allowed_hotkeys", nargs="*", default=None
     )
-    parser.add_argument(
-        "--neuron.weights_interval", dest="weights_interval", type=float, default=1200.0
-    )
     parser.add_argument("--logging.debug", dest="debug", action="store_true")
     return parser.parse_args(argv)
 
@@ -270,23 +253,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     subtensor = bt.Subtensor(network=args.network)
     metagraph = subtensor.metagraph(args.netuid)
     axon = bt.Axon(wallet=wallet, port=args.axon_port, external_ip=args.external_ip)
+    # The weight setter's own connection: its calls run on a thread of their own.
+    weights_subtensor = bt.Subtensor(network=args.network)
     validator = Validator(
         wallet=wallet,
         subtensor=subtensor,
         metagraph=metagraph,
         axon=axon,
+        weight_setter=WeightSetter(args.netuid, wallet, weights_subtensor),
         netuid=args.netuid,
         organic_steps=args.organic_steps,
         allowed_hotkeys=args.allowed_hotkeys,
-        weights_interval=args.weights_interval,
     )
     # Tell the chain where the axon listens, so users and gateways can find it.
     subtensor.serve_axon(netuid=args.netuid, axon=axon)
     try:
         validator.run()
     except KeyboardInterrupt:
-        pass  # run() has already stopped the scorer and the axon
+        pass  # run() has already stopped the scorer, the weight setter and the axon
     finally:
+        weights_subtensor.close()
         subtensor.close()
 
 

@@ -10,15 +10,17 @@ axon, dendrite or synapse. What changes:
   pydantic model that ``_on_organic_entry``'s first parameter names;
 * callers (a user, the subnet's API gateway) sign with ``OrganicClient``, and so does
   the validator when it queries miners, for each miner's hotkey;
-* weights go through ``emit_weights``, which calls ``bt.set_weights`` on 11;
-* blocks and the metagraph come from a ``bt.SyncClient``.
+* blocks and the metagraph come from a ``bt.SyncClient``, and so do the weights: a
+  ``WeightSetter`` over the same client (thread-safe) sets the score book's weights
+  whenever the chain allows, reading the subnet's weights version first.
 
 What stays: the ``Validator`` with a synchronous ``run()`` loop, one ``forward()`` and
 one ``increment_step()`` per step, ``allowed_hotkeys``, a ``_blacklist_fn``, a
-``ScoreBook``, and ``stop()`` on shutdown. The chain-facing objects are handed to
-``Validator``, so tests/test_examples.py runs this file against local stand-ins for
-the chain, with the real signed-HTTP server, client and miners on 127.0.0.1. On a
-subnet, with a registered hotkey (``pip install 'organic-scoring[http]'``)::
+``ScoreBook`` that the scorer only updates, and ``stop()`` on shutdown. The
+chain-facing objects are handed to ``Validator``, so tests/test_examples.py runs this
+file against local stand-ins for the chain, with the real signed-HTTP server, client
+and miners on 127.0.0.1. On a subnet, with a registered hotkey
+(``pip install 'organic-scoring[http]'``)::
 
     python examples/template_validator_http.py --netuid 1 --network finney \\
         --wallet.name validator --wallet.hotkey default --port 8091
@@ -30,7 +32,6 @@ import argparse
 import asyncio
 import logging
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -50,7 +51,7 @@ from organic_scoring.http import (
 )
 from organic_scoring.intake import permitted_validators
 from organic_scoring.synth_dataset import SynthDatasetEntry, default_dataset
-from organic_scoring.weights import ScoreBook, WeightsResult, emit_weights
+from organic_scoring.weights import ScoreBook, WeightSetter
 
 log = logging.getLogger("validator")
 
@@ -91,7 +92,6 @@ class ValidatorScoring(OrganicScoringBase):
 
     def __init__(self, validator: Validator, **kwargs: Any) -> None:
         self.validator = validator
-        self._next_emit = 0.0
         super().__init__(**kwargs)
 
     # -- intake: once per organic request, after its signature checked out --------------
@@ -139,12 +139,9 @@ class ValidatorScoring(OrganicScoringBase):
         return {uid: 1.0 if completion else 0.0 for uid, completion in responses.items()}
 
     async def _set_weights(self, rewards: dict[int, float]) -> None:
+        # Only the book: the validator's WeightSetter puts it on chain when the chain
+        # allows (thread-safe: the setter reads it from its own thread).
         self.validator.scores.update_from(rewards)
-        # The chain rate-limits weights: emit every weights_interval seconds while the
-        # score book keeps learning. Emitting blocks, so it runs on a worker thread.
-        if time.monotonic() >= self._next_emit:
-            self._next_emit = time.monotonic() + self.validator.weights_interval
-            await asyncio.to_thread(self.validator.set_weights)
 
 
 class Validator:
@@ -154,13 +151,12 @@ class Validator:
         wallet: The validator's wallet.
         client: A ``bt.SyncClient`` (``wait_for_block``, ``subnets.metagraph``).
         metagraph: The subnet's metagraph (``hotkeys``, ``neurons``).
+        weight_setter: Sets the score book's weights on chain; ``run()`` starts it.
         netuid: The subnet.
-        network: The chain ``bt.set_weights`` connects to.
         host, port: Where the organic intake listens (port 0: any free port).
         organic_steps: Steps per scoring iteration (fewer while organic prompts wait).
         allowed_hotkeys: The hotkeys that may send organic prompts (default: those
             with a validator permit in the metagraph).
-        weights_interval: Seconds between weight emissions.
         query_timeout: Seconds each miner gets to answer.
         sync_every: Steps between metagraph syncs.
     """
@@ -171,23 +167,21 @@ class Validator:
         wallet: Any,
         client: Any,
         metagraph: Any,
+        weight_setter: WeightSetter,
         netuid: int,
-        network: str = "finney",
         host: str = "127.0.0.1",
         port: int = 8091,
         organic_steps: int = 1,
         allowed_hotkeys: Iterable[str] | None = None,
-        weights_interval: float = 1200.0,
         query_timeout: float = 12.0,
         sync_every: int = 100,
     ) -> None:
         self.wallet = wallet
         self.client = client
         self.metagraph = metagraph
+        self.weight_setter = weight_setter
         self.netuid = netuid
-        self.network = network
         self.host, self.port = host, port
-        self.weights_interval = weights_interval
         self.query_timeout = query_timeout
         self.sync_every = sync_every
         self.step = 0
@@ -214,6 +208,7 @@ class Validator:
         """Serve organic prompts and step until ``should_exit`` is set (or Ctrl-C)."""
         self.server = serve_in_thread(self.intake, host=self.host, port=self.port)
         self.organic.start()  # from sync code: the scorer gets a thread of its own
+        self.weight_setter.start(self.scores)  # and so does the weight setter
         log.info(f"validator on netuid {self.netuid}, organic intake at {self.server.url}/organic")
         try:
             while not self.should_exit:
@@ -242,16 +237,6 @@ class Validator:
         reset = self.scores.sync(self.metagraph.hotkeys)
         log.info(f"step {self.step}: metagraph synced, {len(reset)} uids reset")
 
-    def set_weights(self) -> WeightsResult:
-        """Put the score book's weights on chain (blocking).
-
-        ``bt.set_weights`` keeps its own connection, so unlike a 9/10 subtensor it
-        needs no lock against the step loop's chain reads.
-        """
-        return emit_weights(
-            self.scores, netuid=self.netuid, wallet=self.wallet, network=self.network
-        )
-
     def miners(self) -> list[Any]:
         """The neurons to query: every one serving, except this validator.
 
@@ -261,8 +246,9 @@ class Validator:
         return [n for n in self.metagraph.neurons if n.axon and n.hotkey != me]
 
     def shutdown(self) -> None:
-        """Stop scoring (an iteration in flight may finish) and the intake."""
+        """Stop scoring (an iteration in flight may finish), the weight setter, the intake."""
         self.organic.stop()
+        self.weight_setter.stop()
         if self.server is not None:
             self.server.stop()
 
@@ -280,9 +266,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--organic.steps", dest="organic_steps", type=int, default=1)
     parser.add_argument(
         "--organic.allowed_hotkeys", dest="allowed_hotkeys", nargs="*", default=None
-    )
-    parser.add_argument(
-        "--neuron.weights_interval", dest="weights_interval", type=float, default=1200.0
     )
     parser.add_argument("--logging.debug", dest="debug", action="store_true")
     return parser.parse_args(argv)
@@ -302,19 +285,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             wallet=wallet,
             client=client,
             metagraph=metagraph,
+            weight_setter=WeightSetter(args.netuid, wallet, client),
             netuid=args.netuid,
-            network=args.network,
             host=args.host,
             port=args.port,
             organic_steps=args.organic_steps,
             allowed_hotkeys=args.allowed_hotkeys,
-            weights_interval=args.weights_interval,
         )
         # Gateways find the intake where the chain says this hotkey serves; publish your
         # public ip:port once with client.execute(bt.ServeAxon(netuid, ip, port), wallet).
         validator.run()
     except KeyboardInterrupt:
-        pass  # run() has already stopped the scorer and the intake
+        pass  # run() has already stopped the scorer, the weight setter and the intake
     finally:
         client.close()
 

@@ -10,6 +10,7 @@ anything that differs between those majors. Nothing here touches the network.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 from collections.abc import Callable
@@ -25,6 +26,7 @@ __all__ = [
     "axon_class",
     "chain_error_class",
     "hotkey_signer",
+    "is_async_subtensor",
     "library_logger",
     "require_axon",
     "require_http_auth",
@@ -115,6 +117,15 @@ def chain_error_class() -> type[Exception] | None:
         return None
     cls: type[Exception] | None = getattr(bt, "ChainError", None)
     return cls
+
+
+def is_async_subtensor(subtensor: Any) -> bool:
+    """Whether a bittensor 9/10 subtensor is async: a ``bt.AsyncSubtensor``, or any
+    object whose ``set_weights`` is a coroutine function. False on 11 for anything else."""
+    cls = getattr(bt, "AsyncSubtensor", None)
+    if isinstance(cls, type) and isinstance(subtensor, cls):
+        return True
+    return inspect.iscoroutinefunction(getattr(subtensor, "set_weights", None))
 
 
 def library_logger() -> logging.Logger:

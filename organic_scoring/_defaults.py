@@ -67,3 +67,11 @@ DEFAULT_LEASE = 30.0
 
 DEFAULT_QUEUE_SIZE = 10_000
 """Samples an organic queue holds before it evicts the oldest."""
+
+# -- weights --------------------------------------------------------------------------
+
+DEFAULT_BLOCK_TIME = 12.0
+"""Seconds per block, for a weight setter's waits (finney's block time)."""
+
+DEFAULT_RETRY_BLOCKS = 10
+"""Blocks a weight setter's background run waits after a refusal or an error."""

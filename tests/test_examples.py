@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
+from organic_scoring.weights import WeightSetter
 from support.axons import BITTENSOR_WARNINGS, astream, query, running_axon, serve_scorer
 from support.chain import (
     FakeClient,
@@ -37,6 +38,9 @@ from support.chain import (
 )
 from support.loopback import free_port, make_wallet
 from support.waiting import WAIT, wait_until
+from support.weights_chain import SimChain, close_sync_client, sim_for
+
+U16_MAX = 65535
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -151,6 +155,25 @@ def joined_threads(name_endings: tuple[str, ...]) -> Iterator[None]:
                 assert not thread.is_alive(), f"{thread.name} outlived the test"
 
 
+def weights_chain(hotkeys: list[str]) -> SimChain:
+    """A simulated chain for the examples' weight setter: subnet 7 with these hotkeys,
+    weights version 3, a rate limit of 2 blocks, and a block every 10 ms."""
+    chain = SimChain(netuid=7, n=len(hotkeys), rate_limit=2, weights_version=3, block_time=0.01)
+    for uid, hotkey in enumerate(hotkeys):
+        chain.register(hotkey, uid)
+    return chain
+
+
+def assert_weights_set(chain: SimChain) -> None:
+    """The validator (uid 1) set weights on the answering miner only (uid 2 never
+    answered, uid 1 is the validator itself and is not queried), with the subnet's
+    version key, and never too soon."""
+    assert chain.weights[(0, 1)] == {0: U16_MAX}
+    sent = chain.sent()
+    assert sent
+    assert all(x.answer.ok and x.params["version_key"] == 3 for x in sent)
+
+
 @needs_axon
 def test_template_validator_scores_organic_prompts_and_sets_weights(tmp_path: Path) -> None:
     example = load("template_validator_axon")
@@ -190,6 +213,8 @@ def test_template_validator_scores_organic_prompts_and_sets_weights(tmp_path: Pa
             axons=[miner_axon.info(), axon.info(), offline],
         )
         subtensor = FakeSubtensor()
+        chain = weights_chain(metagraph.hotkeys)
+        setter = WeightSetter(7, validator_wallet, sim_for(chain), block_time=0.01)
         # A dendrite looks up its external IP on the web when built; stay on loopback.
         with mock.patch("bittensor.utils.networking.get_external_ip", return_value="127.0.0.1"):
             validator = example.Validator(
@@ -198,8 +223,8 @@ def test_template_validator_scores_organic_prompts_and_sets_weights(tmp_path: Pa
                 subtensor=subtensor,
                 metagraph=metagraph,
                 axon=axon,
+                weight_setter=setter,
                 netuid=7,
-                weights_interval=0.0,
                 query_timeout=5.0,
                 sync_every=3,
             )
@@ -222,6 +247,7 @@ def test_template_validator_scores_organic_prompts_and_sets_weights(tmp_path: Pa
                         lambda: scoring.stats.organic_scored >= 1, "the organic prompt scored"
                     )
                     wait_until(lambda: validator.step >= 3, "a metagraph sync")
+                    wait_until(lambda: (0, 1) in chain.weights, "the weights on chain")
                 finally:
                     validator.should_exit = True
                     runner.join(WAIT)
@@ -233,20 +259,14 @@ def test_template_validator_scores_organic_prompts_and_sets_weights(tmp_path: Pa
             validator.dendrite.close_session = lambda *args, **kwargs: None
 
     assert not scoring.is_running
+    assert not setter.is_running
     assert "organic hello" in asked
     assert "mine" not in asked
     stats = scoring.stats
     assert stats.failed_iterations == 0
     assert stats.organic_accepted == 1
     assert stats.organic_unaccounted == 0
-    # Weights went through the subtensor: the answering miner only (uid 2 never
-    # answered, uid 1 is the validator itself and is not queried).
-    assert len(subtensor.set_weights_calls) >= 1
-    call = subtensor.set_weights_calls.calls[-1]
-    assert call["netuid"] == 7
-    assert call["wallet"] is validator_wallet
-    assert list(call["uids"]) == [0]
-    assert list(call["weights"]) == [pytest.approx(1.0)]
+    assert_weights_set(chain)
     assert len(metagraph.sync_calls) >= 1
     assert metagraph.sync_calls.calls[0]["subtensor"] is subtensor
     assert len(subtensor.wait_for_block_calls) >= 3
@@ -308,9 +328,7 @@ def signed_http_miner(wallet: Any, path: str, asked: list[tuple[str, str]]) -> I
 
 
 @needs_http_auth
-def test_template_validator_http_scores_organic_prompts_and_sets_weights(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_template_validator_http_scores_organic_prompts_and_sets_weights(tmp_path: Path) -> None:
     from organic_scoring.errors import OrganicRequestError
     from organic_scoring.http import OrganicClient
 
@@ -319,8 +337,6 @@ def test_template_validator_http_scores_organic_prompts_and_sets_weights(
     miner_wallet = make_wallet(tmp_path, "miner")
     user_wallet = make_wallet(tmp_path, "user")
     offline_wallet = make_wallet(tmp_path, "offline")
-    set_weights = SetWeightsRecorder()
-    monkeypatch.setattr(bt, "set_weights", set_weights)
     asked: list[tuple[str, str]] = []
 
     with signed_http_miner(miner_wallet, example.MINER_PATH, asked) as miner:
@@ -334,16 +350,18 @@ def test_template_validator_http_scores_organic_prompts_and_sets_weights(
             ],
         )
         client = FakeClient(metagraph)
+        chain = weights_chain(metagraph.hotkeys)
+        weights_client = sim_for(chain)  # a bt.SyncClient over the simulated chain
+        setter = WeightSetter(7, validator_wallet, weights_client, block_time=0.01)
         validator = example.Validator(
             wallet=validator_wallet,
             allowed_hotkeys=[user_wallet.hotkey.ss58_address],
             client=client,
             metagraph=metagraph,
+            weight_setter=setter,
             netuid=7,
-            network="local",
             host="127.0.0.1",
             port=0,
-            weights_interval=0.0,
             query_timeout=5.0,
             sync_every=3,
         )
@@ -367,9 +385,11 @@ def test_template_validator_http_scores_organic_prompts_and_sets_weights(
             assert refused.value.status_code == 403
             wait_until(lambda: scoring.stats.organic_scored >= 1, "the organic prompt scored")
             wait_until(lambda: validator.step >= 3, "a metagraph sync")
+            wait_until(lambda: (0, 1) in chain.weights, "the weights on chain")
         finally:
             validator.should_exit = True
             runner.join(WAIT)
+            close_sync_client(weights_client)
         assert not runner.is_alive()
 
     assert not scoring.is_running
@@ -381,14 +401,8 @@ def test_template_validator_http_scores_organic_prompts_and_sets_weights(
     assert stats.failed_iterations == 0
     assert stats.organic_accepted == 1
     assert stats.organic_unaccounted == 0
-    # Weights went through bt.set_weights: the answering miner only (uid 2 never
-    # answered, uid 1 is the validator itself and is not queried).
-    assert len(set_weights.calls) >= 1
-    call = set_weights.calls.calls[-1]
-    assert call["netuid"] == 7
-    assert call["weights"] == {0: pytest.approx(1.0)}
-    assert call["wallet"] is validator_wallet
-    assert call["network"] == "local"
+    assert not setter.is_running
+    assert_weights_set(chain)
     assert len(client.subnets.metagraph_calls) >= 1
     assert len(client.wait_for_block_calls) >= 3
 

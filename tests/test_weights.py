@@ -673,7 +673,7 @@ def test_emit_through_subtensor_with_real_signature() -> None:
 def test_emit_through_subtensor_reports_failure() -> None:
     subtensor, _ = _fake_subtensor(_failure_answer)
     result = emit_weights({0: 1.0}, netuid=1, wallet=object(), subtensor=subtensor)
-    assert result == WeightsResult(False, "too soon", result.raw)
+    assert result == WeightsResult(False, "too soon", result.raw, outcome="rate_limited")
     assert not result
 
 
@@ -761,7 +761,9 @@ def test_emit_sends_nothing_when_nothing_to_weigh(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(_compat, "sdk_set_weights", lambda: no_sdk)
 
     result = emit_weights(ScoreBook(3), netuid=1, wallet=object())
-    assert result == WeightsResult(False, "no uid has a positive weight; nothing was sent")
+    assert result == WeightsResult(
+        False, "no uid has a positive weight; nothing was sent", outcome="rejected"
+    )
     assert emit_weights({0: 0.0}, netuid=1, wallet=object()).success is False
 
 

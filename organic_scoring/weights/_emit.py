@@ -11,8 +11,8 @@ failure. :func:`emit_weights` hides the difference and answers with one
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,30 +20,10 @@ import numpy as np
 from organic_scoring import _compat
 from organic_scoring._log import log
 from organic_scoring.weights._book import ScoreBook
+from organic_scoring.weights._chain import judge
+from organic_scoring.weights._result import WeightsResult
 
-__all__ = ["WeightsResult", "emit_weights"]
-
-
-@dataclass(frozen=True)
-class WeightsResult:
-    """The outcome of :func:`emit_weights`, the same shape on every bittensor major.
-
-    Unpacks like bittensor 9's answer (``success, message = emit_weights(...)``) and is
-    truthy when the weights were set. ``raw`` is what bittensor itself produced: the
-    tuple (9), the ``ExtrinsicResponse`` (10), the ``ExtrinsicResult`` or the raised
-    ``ChainError`` (11); None when nothing was sent.
-    """
-
-    success: bool
-    message: str
-    raw: Any = None
-
-    def __iter__(self) -> Iterator[Any]:
-        yield self.success
-        yield self.message
-
-    def __bool__(self) -> bool:
-        return self.success
+__all__ = ["WeightsResult", "check_weights", "emit_weights"]
 
 
 def emit_weights(
@@ -71,12 +51,19 @@ def emit_weights(
 
     When no uid has a positive weight nothing is sent and the result is unsuccessful.
     Keywords the installed bittensor does not know raise TypeError before anything is
-    sent. Blocking: from async code, run it with ``asyncio.to_thread``.
+    sent. Blocking: from async code, run it with ``asyncio.to_thread``. The result's
+    ``outcome`` is judged as :class:`WeightSetter` judges it; ``emit_weights`` itself
+    neither reads the chain nor waits (:class:`WeightSetter` does both, and reads
+    ``version_key`` from the chain).
+
+    Raises:
+        TypeError: ``subtensor`` is async (a ``bt.AsyncSubtensor``): use
+            :class:`WeightSetter`, which awaits it.
     """
     if isinstance(netuid, bool) or not isinstance(netuid, (int, np.integer)) or netuid < 0:
         raise ValueError(f"netuid must be an int >= 0, got {netuid!r}")
     netuid = int(netuid)
-    chosen = weights.as_dict() if isinstance(weights, ScoreBook) else _check_mapping(weights)
+    chosen = weights.as_dict() if isinstance(weights, ScoreBook) else check_weights(weights)
     chosen = {uid: w for uid, w in chosen.items() if w > 0.0}
 
     sdk_set_weights = _compat.sdk_set_weights()
@@ -84,6 +71,12 @@ def emit_weights(
         raise ValueError(
             f"subtensor is required on bittensor {_compat.BT_MAJOR}: pass the validator's "
             "connected bt.Subtensor"
+        )
+    if sdk_set_weights is None and _compat.is_async_subtensor(subtensor):
+        raise TypeError(
+            "emit_weights blocks and cannot drive an async subtensor "
+            f"({type(subtensor).__name__}); use organic_scoring.weights.WeightSetter, which "
+            "awaits it: await WeightSetter(netuid, wallet, subtensor).set(weights)"
         )
     if sdk_set_weights is None and wallet is None:
         raise ValueError(f"wallet is required on bittensor {_compat.BT_MAJOR}")
@@ -93,7 +86,9 @@ def emit_weights(
             "choose the chain with network=... instead"
         )
     if not chosen:
-        return WeightsResult(False, "no uid has a positive weight; nothing was sent")
+        return WeightsResult(
+            False, "no uid has a positive weight; nothing was sent", outcome="rejected"
+        )
 
     if sdk_set_weights is None:
         result = _emit_through_subtensor(subtensor, wallet, netuid, chosen, options)
@@ -120,11 +115,19 @@ def _emit_through_subtensor(
         weights=np.fromiter(weights.values(), dtype=np.float32, count=len(weights)),
         **options,
     )
+    if inspect.isawaitable(raw):  # an async stand-in the type check did not catch
+        getattr(raw, "close", lambda: None)()
+        raise TypeError(
+            "subtensor.set_weights returned an awaitable: the subtensor is async; use "
+            "organic_scoring.weights.WeightSetter, which awaits it"
+        )
     success = getattr(raw, "success", None)
     if success is not None:  # bittensor 10's ExtrinsicResponse
-        return WeightsResult(bool(success), str(getattr(raw, "message", None) or ""), raw)
-    success, message = raw  # bittensor 9's (bool, str)
-    return WeightsResult(bool(success), str(message or ""), raw)
+        message = str(getattr(raw, "message", None) or "")
+    else:
+        success, message = raw  # bittensor 9's (bool, str)
+        message = str(message or "")
+    return _result(bool(success), message, raw)
 
 
 def _emit_through_sdk(
@@ -138,15 +141,21 @@ def _emit_through_sdk(
     try:
         raw = sdk_set_weights(netuid, weights, wallet=wallet, **options)
     except chain_error as exc:
-        return WeightsResult(False, str(exc) or type(exc).__name__, exc)
-    return WeightsResult(bool(raw.success), str(raw.message or ""), raw)
+        return _result(False, str(exc) or type(exc).__name__, exc)
+    return _result(bool(raw.success), str(raw.message or ""), raw)
+
+
+def _result(success: bool, message: str, raw: Any) -> WeightsResult:
+    """The SDK's answer, its outcome judged as the weight setter judges it."""
+    outcome = judge(raw).outcome if not success else "set"
+    return WeightsResult(success, message, raw, outcome=outcome)
 
 
 class _NeverRaised(Exception):
     """Stands in for ChainError where bittensor has none, so ``except`` catches nothing."""
 
 
-def _check_mapping(weights: object) -> dict[int, float]:
+def check_weights(weights: object) -> dict[int, float]:
     if not isinstance(weights, Mapping):
         raise ValueError(
             f"weights must be a ScoreBook or a mapping of uid to weight, "
