@@ -536,7 +536,14 @@ def test_queue_reachable_publicly_and_as_contract_attribute() -> None:
 
 
 def test_the_scorer_feeds_replay_datasets_organic_samples_only() -> None:
-    inner = OrganicReplayDataset(100, seed=1, transform=lambda s, rng: {**s, "replayed": True})
+    inner = OrganicReplayDataset(
+        100,
+        seed=1,
+        transform=lambda s, rng: {**s, "replayed": rng.random()},
+        fallback=Letters("g"),
+        min_samples=1,
+        cooldown=0,
+    )
     top = OrganicReplayDataset(100, seed=2, fallback=Letters("f"))
     mixture = MixtureDataset([inner, Letters("m")], seed=3)
     scorer = Recorder(synth_dataset=[top, mixture, inner], seed=4)  # inner listed twice
