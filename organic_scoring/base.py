@@ -101,7 +101,8 @@ class OrganicScoringBase(ABC):
                 waiting; with neither, the trigger is skipped.
             trigger_frequency: Seconds between iteration starts (``"seconds"``), or steps
                 per iteration (``"steps"``), with an empty organic queue.
-            trigger: ``"seconds"`` or ``"steps"``.
+            trigger: ``"seconds"``, ``"steps"`` or ``"poisson"`` (query times drawn
+                at a fixed mean rate, independent of the organic queue).
             trigger_frequency_min: The floor the period anneals to as organic traffic
                 backs up. Default: 2 or ``trigger_frequency``, whichever is smaller.
             trigger_scaling_factor: Queue entries per unit taken off the period.

@@ -20,7 +20,7 @@ from organic_scoring.intake._identity import AllowedHotkeys, hotkey_policy
 
 __all__ = ["ScoringConfig", "Trigger"]
 
-Trigger = Literal["seconds", "steps"]
+Trigger = Literal["seconds", "steps", "poisson"]
 
 
 _NUMBERS = (
@@ -43,7 +43,9 @@ class ScoringConfig(BaseModel):
 
     Attributes:
         trigger: ``"seconds"`` runs an iteration every period; ``"steps"`` runs one
-            each time the step counter reaches the threshold.
+            each time the step counter reaches the threshold; ``"poisson"`` runs one
+            at the times of a Poisson process of mean period ``trigger_frequency``
+            seconds, whatever the queue holds (no annealing, no jitter).
         trigger_frequency: The period in seconds, or the step threshold, with an
             empty organic queue. Greater than 0 (at least 1 for steps).
         trigger_frequency_min: The floor the period or threshold anneals down to as
@@ -134,7 +136,7 @@ class ScoringConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> ScoringConfig:
         if self.trigger_frequency_min > self.trigger_frequency:
-            unit = " seconds" if self.trigger == "seconds" else " steps"
+            unit = " steps" if self.trigger == "steps" else " seconds"
             log.warning(
                 f"trigger_frequency ({self.trigger_frequency:g}) is below "
                 f"trigger_frequency_min ({self.trigger_frequency_min:g}); the loop runs at "
@@ -149,6 +151,11 @@ class ScoringConfig(BaseModel):
                     f"trigger_jitter ({self.trigger_jitter:g}) applies to trigger='seconds' "
                     "only; leave it at 0 with trigger='steps'"
                 )
+        if self.trigger == "poisson" and self.trigger_jitter:
+            raise ValueError(
+                f"trigger_jitter ({self.trigger_jitter:g}) applies to trigger='seconds' "
+                "only; trigger='poisson' draws every gap at random already: leave it at 0"
+            )
         if self.backoff_max < self.backoff_initial:
             raise ValueError(
                 f"backoff_max ({self.backoff_max:g}) must not be below "
@@ -160,13 +167,16 @@ class ScoringConfig(BaseModel):
         """The annealed period (seconds) or threshold (steps) for a queue of this size.
 
         ``max(trigger_frequency - queue_size / trigger_scaling_factor,
-        trigger_frequency_min)``, as an int for the steps trigger.
+        trigger_frequency_min)``, as an int for the steps trigger; the mean period
+        ``trigger_frequency`` under ``"poisson"``, whatever the queue.
         """
+        if self.trigger == "poisson":
+            return float(self.trigger_frequency)
         value = max(
             self.trigger_frequency - queue_size / self.trigger_scaling_factor,
             self.trigger_frequency_min,
         )
-        return float(value) if self.trigger == "seconds" else float(int(value))
+        return float(int(value)) if self.trigger == "steps" else float(value)
 
     def jittered_mean(self, rate: float, backlog: float) -> float:
         """The mean period, in seconds, around which a jittered period is drawn.

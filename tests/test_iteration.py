@@ -536,7 +536,14 @@ def test_queue_reachable_publicly_and_as_contract_attribute() -> None:
 
 
 def test_the_scorer_feeds_replay_datasets_organic_samples_only() -> None:
-    inner = OrganicReplayDataset(100, seed=1, transform=lambda s, rng: {**s, "replayed": True})
+    inner = OrganicReplayDataset(
+        100,
+        seed=1,
+        transform=lambda s, rng: {**s, "replayed": rng.random()},
+        fallback=Letters("g"),
+        min_samples=1,
+        cooldown=0,
+    )
     top = OrganicReplayDataset(100, seed=2, fallback=Letters("f"))
     mixture = MixtureDataset([inner, Letters("m")], seed=3)
     scorer = Recorder(synth_dataset=[top, mixture, inner], seed=4)  # inner listed twice
@@ -653,3 +660,29 @@ def test_hooks_under_a_timeout_start_at_once_in_the_iterations_own_task() -> Non
 
     caller = asyncio.run(main())
     assert scorer.tasks == [caller, caller]
+
+
+def test_a_generated_dataset_is_awaited_and_its_reservoir_is_fed() -> None:
+    from organic_scoring.synth_dataset import GeneratedDataset
+
+    replay = OrganicReplayDataset(10, seed=1)
+    briefs: list[Any] = []
+
+    async def generate(brief: Any) -> dict[str, Any]:
+        briefs.append(brief)
+        return {"prompt": f"fresh {len(briefs)}", "turns": brief["turns"]}
+
+    scorer = Recorder(synth_dataset=GeneratedDataset(generate, reservoir=replay, seed=2))
+    scorer._organic_queue.add({"prompt": "a real user asks about rivers"})
+
+    async def run() -> None:
+        for _ in range(3):
+            await scorer.loop_iteration()
+
+    asyncio.run(run())
+    assert replay.seen == 1  # fed through the generated dataset's reservoir
+    assert scorer.samples[1:] == [
+        {"prompt": "fresh 1", "turns": 1},
+        {"prompt": "fresh 2", "turns": 1},
+    ]
+    assert sorted(briefs[0]["topics"]) == ["about", "rivers"]  # words of 5+ letters

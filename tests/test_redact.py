@@ -188,3 +188,99 @@ def test_intakes_log_a_failing_handler_without_its_message_under_redact(
     assert ("secret internals" in text) is not redact
     if redact:
         assert "RuntimeError (message withheld: redact is on)" in text
+
+
+# -- Pseudonymizer: realistic, consistent stand-ins (issue 24) -----------------------------
+
+PERSONAL = {
+    "messages": [
+        {"role": "user", "content": "Mail alice@example.org, or call +44 20 7946 0958."},
+        {"role": "assistant", "content": "I will write to Alice@Example.org."},
+        {"role": "user", "content": "My card is 4111 1111 1111 1111; the box is 203.0.113.7"},
+    ],
+    "user": "alice@example.org",
+    "api_key": "sk-AbCdEf1234567890GhIjKlMn",
+    "temperature": 0.3,
+    "max_tokens": 256,
+    "stop": ["\n\n"],
+    "created": "2024-01-15",
+}
+
+
+def _luhn(number: str) -> bool:
+    digits = [int(c) for c in number if c.isdigit()][::-1]
+    total = sum(
+        d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(digits)
+    )
+    return total % 10 == 0
+
+
+def test_pseudonyms_replace_every_personal_value_in_every_field() -> None:
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    redacted = Pseudonymizer(b"key one")(PERSONAL)
+    flat = repr(redacted)
+    for value in ("alice@", "Alice@", "7946 0958", "4111 1111", "203.0.113.7", "AbCdEf12"):
+        assert value not in flat
+    assert "[" + "email]" not in flat
+    assert "<" not in flat
+    # The shape and every other value are kept.
+    assert set(redacted) == set(PERSONAL)
+    assert [m["role"] for m in redacted["messages"]] == ["user", "assistant", "user"]
+    assert redacted["temperature"] == 0.3
+    assert redacted["max_tokens"] == 256
+    assert redacted["stop"] == ["\n\n"]
+    assert redacted["created"] == "2024-01-15"  # a date is not a phone number
+    assert PERSONAL["user"] == "alice@example.org"  # the original is untouched
+
+
+def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    redacted = Pseudonymizer(b"key one")(PERSONAL)
+    first = redacted["messages"][0]["content"]
+    email = re.search(r"(\S+@\S+),", first)
+    assert email is not None
+    assert re.fullmatch(r"[a-z0-9._]+@[a-z0-9.-]+\.[a-z]{2,}", email.group(1))
+    assert re.search(r"call \+44 \d\d \d{4} \d{4}\.$", first)
+    card = re.search(r"card is ([\d ]+);", redacted["messages"][2]["content"])
+    assert card is not None
+    assert re.fullmatch(r"\d{4} \d{4} \d{4} \d{4}", card.group(1))
+    assert _luhn(card.group(1))
+    assert card.group(1).startswith("4")
+    assert redacted["api_key"].startswith("sk-")
+    assert len(redacted["api_key"]) == len(PERSONAL["api_key"])
+
+
+def test_pseudonyms_are_consistent_under_one_key_and_differ_under_another() -> None:
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    one = Pseudonymizer(b"key one")
+    first, again = one(PERSONAL), one({"to": "ALICE@example.org"})
+    email = first["user"]
+    assert email in first["messages"][0]["content"]
+    assert email in first["messages"][1]["content"]  # case does not make another person
+    assert again["to"] == email
+    assert Pseudonymizer("key one")(PERSONAL) == first
+    assert Pseudonymizer(b"key two")(PERSONAL)["user"] != email
+    assert "hidden" in repr(one)
+    with pytest.raises(ValueError, match="key must be bytes"):
+        Pseudonymizer(3)  # type: ignore[arg-type]
+
+
+def test_a_replay_dataset_pseudonymizes_on_offer_and_on_load(tmp_path: Any) -> None:
+    from organic_scoring.synth_dataset import OrganicReplayDataset, Pseudonymizer
+
+    raw = OrganicReplayDataset(10)
+    raw.offer({"prompt": "write to alice@example.org today"})
+    raw.save(tmp_path / "old.json")  # saved before redaction
+
+    key = b"replay key"
+    loaded = OrganicReplayDataset(10, redact=Pseudonymizer(key))
+    loaded.load(tmp_path / "old.json")
+    offered = OrganicReplayDataset(10, redact=Pseudonymizer(key))
+    offered.offer({"prompt": "write to alice@example.org today"})
+    assert loaded.stored() == offered.stored()
+    assert "alice" not in repr(loaded.stored())

@@ -15,7 +15,12 @@ import pytest
 from pydantic import BaseModel
 
 from organic_scoring.errors import ReplayFileError, SampleNotStorable
-from organic_scoring.synth_dataset import OrganicReplayDataset, SequenceDataset, SynthDatasetEntry
+from organic_scoring.synth_dataset import (
+    OrganicReplayDataset,
+    SequenceDataset,
+    SynthDatasetBase,
+    SynthDatasetEntry,
+)
 
 # Upper 0.1% point of the chi-square distribution with 39 degrees of freedom.
 CHI2_P001_39 = 72.055
@@ -26,6 +31,17 @@ class Prompt(BaseModel):
 
     text: str
     tags: list[str] = []
+
+
+class Counting(SynthDatasetBase):
+    """A fallback whose every sample is new."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.n = name, 0
+
+    def sample(self) -> str:
+        self.n += 1
+        return f"{self.name} {self.n}"
 
 
 class Blob:
@@ -43,6 +59,9 @@ class Blob:
 
 
 def _filled(values: list[Any], capacity: int = 100, **kwargs: Any) -> OrganicReplayDataset:
+    """A dataset fed ``values``, replaying from the first sample on unless told otherwise."""
+    kwargs.setdefault("min_samples", 1)
+    kwargs.setdefault("cooldown", 0)
     dataset = OrganicReplayDataset(capacity, **kwargs)
     for value in values:
         dataset.offer(value)
@@ -58,6 +77,9 @@ def _filled(values: list[Any], capacity: int = 100, **kwargs: Any) -> OrganicRep
         ({"capacity": 0}, "capacity must be an int of at least 1"),
         ({"capacity": 2.5}, "capacity must be an int"),
         ({"capacity": True}, "capacity must be an int"),
+        ({"min_samples": 0}, "min_samples must be an int of at least 1"),
+        ({"cooldown": -1}, "cooldown must be an int of at least 0"),
+        ({"remember": 0}, "remember must be an int of at least 1"),
         ({"transform": "upper"}, "transform must be callable"),
         ({"redact": 3}, "redact must be callable"),
         ({"fallback": [1, 2]}, "fallback must be a dataset with a sample"),
@@ -187,12 +209,21 @@ def test_concurrent_offers_and_samples_stay_bounded() -> None:
 # -- sampling -----------------------------------------------------------------------------
 
 
+def _tagged(sample: Any, rng: random.Random) -> Any:
+    """A transform that makes every probe new: the stored value and a random tag."""
+    return f"{sample} #{rng.getrandbits(64)}"
+
+
+def _base(probe: Any) -> Any:
+    return probe.split(" #")[0] if isinstance(probe, str) else probe
+
+
 def test_transform_is_applied_to_a_copy_with_the_datasets_rng() -> None:
     calls: list[tuple[Any, random.Random]] = []
 
     def transform(sample: dict[str, Any], rng: random.Random) -> dict[str, Any]:
         calls.append((sample, rng))
-        sample["prompt"] = sample["prompt"].upper() + f" #{rng.randrange(1000)}"
+        sample["prompt"] = sample["prompt"].upper() + f" #{rng.getrandbits(64)}"
         return sample
 
     def run(seed: int) -> list[Any]:
@@ -211,32 +242,36 @@ def test_transform_is_applied_to_a_copy_with_the_datasets_rng() -> None:
 
 
 def test_never_the_same_stored_sample_twice_in_a_row() -> None:
-    dataset = _filled(["a", "b"], capacity=5, seed=4)
-    draws = [dataset.sample() for _ in range(200)]
+    dataset = _filled(["a", "b"], capacity=5, seed=4, transform=_tagged)
+    draws = [_base(dataset.sample()) for _ in range(200)]
     assert all(x != y for x, y in itertools.pairwise(draws))
 
-    dataset = _filled(list(range(6)), capacity=6, seed=4)
-    draws = [dataset.sample() for _ in range(3000)]
+    dataset = _filled(list(range(6)), capacity=6, seed=4, transform=_tagged)
+    draws = [_base(dataset.sample()) for _ in range(3000)]
     assert all(x != y for x, y in itertools.pairwise(draws))
-    assert set(draws) == set(range(6))
+    assert set(draws) == {str(n) for n in range(6)}
 
 
 def test_one_stored_sample_alternates_with_the_fallback() -> None:
     # Never the same stored sample twice in a row: with one stored, the fallback
-    # takes every other turn; with no fallback there is nothing else to hand out.
-    alone = _filled(["only"], capacity=5)
-    assert [alone.sample() for _ in range(3)] == ["only"] * 3
-    dataset = OrganicReplayDataset(5, fallback=SequenceDataset(["fallback"]))
-    dataset.offer("only")
-    assert [dataset.sample() for _ in range(4)] == ["only", "fallback", "only", "fallback"]
+    # takes every other turn; with no fallback there is nothing to hand out then.
+    alone = _filled(["only"], capacity=5, transform=_tagged)
+    assert [_base(alone.sample()) for _ in range(4)] == ["only", None, "only", None]
+    dataset = _filled(["only"], capacity=5, transform=_tagged, fallback=Counting("fallback"))
+    assert [_base(dataset.sample()) for _ in range(4)] == [
+        "only",
+        "fallback 1",
+        "only",
+        "fallback 2",
+    ]
     dataset.offer("second")
-    assert len({dataset.sample() for _ in range(2)} - {"fallback"}) == 2
+    assert len({_base(dataset.sample()) for _ in range(2)} - {"fallback 3"}) == 2
 
 
 def test_empty_samples_the_fallback_or_returns_none() -> None:
     assert OrganicReplayDataset(3).sample() is None
     fallback = SequenceDataset(["from the fallback"])
-    dataset = OrganicReplayDataset(3, fallback=fallback, transform=lambda s, rng: "transformed")
+    dataset = _filled([], 3, fallback=fallback, transform=lambda s, rng: "transformed")
     assert dataset.sample() == "from the fallback"  # not transformed
     dataset.offer("organic")
     assert dataset.sample() == "transformed"
@@ -333,7 +368,8 @@ def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
         ("not json", "not valid JSON"),
         ('{"format": "something else"}', "not a replay file"),
         ("[1, 2]", "not a replay file"),
-        ('{"format": "organic_scoring.replay", "version": 2}', "unknown format version 2"),
+        ('{"format": "organic_scoring.replay", "version": 3}', "unknown format version 3"),
+        ('{"format": "organic_scoring.replay", "version": 0}', "unknown format version 0"),
         ('{"format": "organic_scoring.replay", "version": "1"}', "version"),
         ('{"format": "organic_scoring.replay", "version": 1, "seen": -1}', "seen"),
         ('{"format": "organic_scoring.replay", "version": 1, "seen": 0}', "samples"),
@@ -363,3 +399,194 @@ def test_a_sample_that_no_longer_loads_is_left_out(tmp_path: Path) -> None:
     dataset = OrganicReplayDataset()
     assert dataset.load(path) == 1
     assert dataset.stored() == ["good"]
+
+
+# -- no probe a miner has seen (issue 24) ---------------------------------------------------
+
+
+def _recase(sample: Any, rng: random.Random) -> Any:
+    """A transform that changes nothing but case and whitespace."""
+    return {**sample, "prompt": "  " + sample["prompt"].upper().replace(" ", "\n ")}
+
+
+def test_a_probe_is_never_a_request_that_went_out_even_recased() -> None:
+    organic = [{"prompt": f"question number {n} about lists"} for n in range(5)]
+    fallback = Counting("fallback")
+    dataset = _filled(organic, transform=_recase, fallback=fallback, seed=1)
+    probes = [dataset.sample() for _ in range(10)]
+    assert probes == [f"fallback {n}" for n in range(1, 11)]
+
+
+def test_a_probe_never_repeats_an_earlier_probe() -> None:
+    dataset = _filled(
+        [{"prompt": "how do I sort a list"}, {"prompt": "how do I reverse a string"}],
+        transform=lambda s, rng: {**s, "prompt": s["prompt"] + " in Python"},
+        fallback=Counting("fallback"),
+        seed=2,
+    )
+    probes = [dataset.sample() for _ in range(6)]
+    replayed = [p["prompt"] for p in probes if isinstance(p, dict)]
+    assert sorted(replayed) == [
+        "how do I reverse a string in Python",
+        "how do I sort a list in Python",
+    ]
+    assert [p for p in probes if isinstance(p, str)] == [f"fallback {n}" for n in range(1, 5)]
+
+
+def test_a_transform_that_cannot_change_a_sample_makes_the_dataset_fall_back() -> None:
+    dataset = _filled(
+        [{"prompt": "hello there"}, {"prompt": "good morning"}],
+        transform=lambda s, rng: None,
+        fallback=Counting("fallback"),
+    )
+    assert [dataset.sample() for _ in range(3)] == ["fallback 1", "fallback 2", "fallback 3"]
+    # Without a transform nothing stored can go out again as it was.
+    plain = _filled([{"prompt": "hello there"}], fallback=Counting("plain"))
+    assert plain.sample() == "plain 1"
+
+
+def _chat(*turns: str, **metadata: Any) -> dict[str, Any]:
+    roles = ["user", "assistant"] * len(turns)
+    return {
+        "messages": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)],
+        **metadata,
+    }
+
+
+def test_a_multi_turn_probe_never_reuses_a_history_that_went_out() -> None:
+    seen = _chat("how do I sort a list", "use sorted(items)", "and in reverse order?")
+
+    def last_turn_only(sample: Any, rng: random.Random) -> Any:
+        sample["messages"][-1]["content"] = f"something new {rng.getrandbits(32)}"
+        return sample
+
+    dataset = _filled([seen], transform=last_turn_only, fallback=Counting("f"))
+    assert dataset.sample() == "f 1"  # the history went out with the organic request
+
+    def opening_only(sample: Any, rng: random.Random) -> Any:
+        sample["messages"] = [*sample["messages"][:2], {"role": "user", "content": "and why?"}]
+        return sample
+
+    dataset = _filled([seen], transform=opening_only, fallback=Counting("f"))
+    assert dataset.sample() == "f 1"  # its first two turns are an opening that went out
+
+    def every_turn(sample: Any, rng: random.Random) -> Any:
+        for message in sample["messages"]:
+            message["content"] = f"{message['content']} ({rng.getrandbits(32)})"
+        return sample
+
+    dataset = _filled([seen], transform=every_turn, fallback=Counting("f"))
+    probe = dataset.sample()
+    assert probe != "f 1"
+    assert [m["role"] for m in probe["messages"]] == ["user", "assistant", "user"]
+
+
+def test_a_probe_is_never_the_opening_turn_of_a_conversation_that_went_out() -> None:
+    dataset = _filled(
+        [_chat("how do I sort a list", "use sorted(items)", "and in reverse order?")],
+        transform=lambda s, rng: {"prompt": s["messages"][0]["content"]},
+        fallback=Counting("f"),
+    )
+    assert dataset.sample() == "f 1"
+
+
+def test_the_raw_and_the_redacted_request_both_count_as_sent() -> None:
+    dataset = _filled(
+        [{"prompt": "mail alice@example.org about the invoice"}],
+        redact=lambda s: {"prompt": s["prompt"].replace("alice@example.org", "bob@mail.net")},
+        transform=lambda s, rng: {
+            "prompt": s["prompt"].replace("bob@mail.net", "alice@example.org")
+        },
+        fallback=Counting("f"),
+    )
+    assert dataset.sample() == "f 1"  # it would give the organic request back
+
+
+def test_what_went_out_is_remembered_across_save_and_load(tmp_path: Path) -> None:
+    def suffix(sample: Any, rng: random.Random) -> Any:
+        return {"prompt": sample["prompt"] + " please"}
+
+    organic = [{"prompt": f"tell me about topic {n}"} for n in range(3)]
+    dataset = _filled(organic, transform=suffix, seed=3)
+    first = [dataset.sample() for _ in range(3)]
+    assert sorted(p["prompt"] for p in first) == sorted(o["prompt"] + " please" for o in organic)
+    dataset.save(tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["version"] == 2
+
+    restarted = OrganicReplayDataset(
+        100, transform=suffix, min_samples=1, fallback=Counting("f"), seed=4
+    )
+    assert restarted.load(tmp_path / "r.json") == 3
+    assert [restarted.sample() for _ in range(3)] == ["f 1", "f 2", "f 3"]
+
+
+def test_a_version_1_file_still_loads_and_its_samples_count_as_sent(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(
+        json.dumps(
+            {
+                "format": "organic_scoring.replay",
+                "version": 1,
+                "seen": 2,
+                "samples": [{"kind": "json", "model": None, "body": '{"prompt": "old question"}'}],
+            }
+        )
+    )
+    dataset = OrganicReplayDataset(
+        10, transform=lambda s, rng: s, min_samples=1, fallback=Counting("f")
+    )
+    assert dataset.load(path) == 1
+    assert dataset.stored() == [{"prompt": "old question"}]
+    assert dataset.sample() == "f 1"
+
+
+# -- cold start (issue 24) ---------------------------------------------------------------
+
+
+def test_no_replay_until_min_samples_distinct_samples_are_stored() -> None:
+    dataset = OrganicReplayDataset(
+        1000, transform=_tagged, fallback=Counting("f"), cooldown=0, seed=5
+    )
+    assert dataset.min_samples == 50
+    for _ in range(80):  # the same request, over and over: one distinct sample
+        dataset.offer("the same question")
+    for n in range(48):
+        dataset.offer(f"question {n}")
+    assert all(dataset.sample().startswith("f ") for _ in range(20))
+    dataset.offer("question 48")  # the fiftieth distinct one
+    assert not dataset.sample().startswith("f ")
+
+
+def test_a_sample_that_just_arrived_is_not_replayed_within_the_cooldown() -> None:
+    dataset = _filled([f"old {n}" for n in range(20)], transform=_tagged, cooldown=4, seed=6)
+    for round_ in range(30):
+        dataset.offer(f"new {round_}")
+        bases = [_base(dataset.sample()) for _ in range(4)]
+        assert f"new {round_}" not in bases
+    # ... and is replayed after it.
+    later = {_base(dataset.sample()) for _ in range(400)}
+    assert "new 0" in later
+
+
+def test_the_scorer_default_waits_before_replaying_the_first_organic_sample() -> None:
+    dataset = OrganicReplayDataset(transform=_tagged, fallback=Counting("f"), seed=7)
+    dataset.offer("the very first request")
+    assert [dataset.sample() for _ in range(10)] == [f"f {n}" for n in range(1, 11)]
+
+
+# -- redaction on load (issue 24) --------------------------------------------------------------
+
+
+def test_load_applies_redact(tmp_path: Path) -> None:
+    _filled([{"prompt": "write to alice@example.org"}, {"prompt": "drop me"}]).save(
+        tmp_path / "r.json"
+    )
+
+    def redact(sample: dict[str, str]) -> dict[str, str] | None:
+        if "drop me" in sample["prompt"]:
+            return None
+        return {"prompt": sample["prompt"].replace("alice@example.org", "carol@mail.net")}
+
+    dataset = OrganicReplayDataset(10, redact=redact)
+    assert dataset.load(tmp_path / "r.json") == 1
+    assert dataset.stored() == [{"prompt": "write to carol@mail.net"}]

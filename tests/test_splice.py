@@ -56,3 +56,57 @@ def test_seeded_splices_repeat() -> None:
         return [splice_words(a, b, rng) for _ in range(10)]
 
     assert run(5) == run(5)
+
+
+def test_words_match_without_case_or_punctuation() -> None:
+    rng = random.Random(4)
+    spliced = splice_words("How do I sort a List?", "a list, sorted in reverse", rng)
+    assert spliced is not None
+    assert spliced.startswith("How do I sort a ")
+
+
+def test_the_layout_of_each_side_is_kept() -> None:
+    text = "Fix this:\n\n    def f(x):\n        return  x + 1"
+    other = "Why?\n    return x  * 2\n\tplease help"
+    # "return x" is the longest shared run: the join is made at its second word.
+    assert splice_words(text, other, random.Random(5)) == (
+        "Fix this:\n\n    def f(x):\n        return  x  * 2\n\tplease help"
+    )
+
+
+def test_a_whole_sample_is_spliced_turn_by_turn_in_its_shape() -> None:
+    sample = {
+        "messages": [
+            {"role": "user", "content": "How do I sort a list in Python?"},
+            {"role": "assistant", "content": "Use the sorted function on the list."},
+            {"role": "user", "content": "And how do I sort it in reverse?"},
+        ],
+        "temperature": 0.7,
+        "model": "chat-large",
+    }
+    other = {
+        "messages": [
+            {"role": "user", "content": "How can I reverse a list quickly?"},
+            {"role": "assistant", "content": "Call the reversed function on the list."},
+            {"role": "user", "content": "And in reverse order for a tuple?"},
+        ],
+        "temperature": 0.2,
+    }
+    spliced = splice_words(sample, other, random.Random(6))
+    assert spliced is not None
+    assert spliced["temperature"] == 0.7
+    assert spliced["model"] == "chat-large"
+    assert [m["role"] for m in spliced["messages"]] == ["user", "assistant", "user"]
+    changed = [
+        new["content"] != old["content"]
+        for new, old in zip(spliced["messages"], sample["messages"], strict=True)
+    ]
+    assert all(changed)
+    assert sample["messages"][0]["content"] == "How do I sort a list in Python?"  # a new object
+
+
+def test_a_sample_with_nothing_to_splice_gives_none() -> None:
+    rng = random.Random(7)
+    assert splice_words({"prompt": "alpha beta"}, {"prompt": "gamma delta"}, rng) is None
+    assert splice_words({"prompt": "alpha beta"}, None, rng) is None
+    assert splice_words("alpha beta", {"prompt": "alpha gamma"}, rng) is None

@@ -507,3 +507,128 @@ def test_conversation_over_a_loaded_hf_dataset(hf_datasets: Any, tmp_path: Path)
     from_file = SynthDatasetConversation(tmp_path / "chats.parquet", typo_rate=0)
     assert len(from_file) == 3
     assert from_file.sample().messages[0] == "first question"
+
+
+# -- GeneratedDataset: probes from the validator's own model (issue 24) -----------------------
+
+
+def _organic(n: int) -> dict[str, Any]:
+    return {
+        "messages": [
+            {"role": "user", "content": f"Explain recursion with a Python example, case {n}"},
+            {"role": "assistant", "content": "A function that calls itself on a smaller input."},
+            {"role": "user", "content": "Show the factorial function, please"},
+        ],
+        "temperature": 0.4,
+        "model": "chat-large",
+    }
+
+
+class StandIn:
+    """A stand-in generator: writes a new request from a brief, and records the briefs."""
+
+    def __init__(self) -> None:
+        self.briefs: list[dict[str, Any]] = []
+
+    def __call__(self, brief: dict[str, Any]) -> Any:
+        self.briefs.append(brief)
+        template = brief["template"] or {"prompt": ""}
+        n = len(self.briefs)
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {
+                    k: fill(v) if k != "content" else f"new text {n} on {' '.join(brief['topics'])}"
+                    for k, v in value.items()
+                }
+            if isinstance(value, list):
+                return [fill(v) for v in value]
+            return value if value != "" else f"new prompt {n}"
+
+        return fill(template)
+
+
+def test_a_brief_describes_a_stored_sample_without_its_text() -> None:
+    from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
+
+    reservoir = OrganicReplayDataset(10, seed=1)
+    reservoir.offer(_organic(1))
+    brief = GeneratedDataset(StandIn(), reservoir=reservoir, seed=2).brief()
+    assert brief["turns"] == 3
+    assert brief["words"] == 5
+    assert brief["script"] == "LATIN"
+    assert set(brief["topics"]) <= {
+        "explain",
+        "recursion",
+        "python",
+        "example",
+        "function",
+        "calls",
+        "itself",
+        "smaller",
+        "input",
+        "factorial",
+        "please",
+        "case",
+        "show",
+    }
+    assert len(brief["topics"]) == 4
+    assert brief["template"] == {
+        "messages": [
+            {"role": "user", "content": ""},
+            {"role": "assistant", "content": ""},
+            {"role": "user", "content": ""},
+        ],
+        "temperature": 0.4,
+        "model": "chat-large",
+    }
+
+
+def test_generated_probes_are_new_and_shaped_like_organic_traffic() -> None:
+    from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
+
+    reservoir = OrganicReplayDataset(10, seed=1)
+    for n in range(3):
+        reservoir.offer(_organic(n))
+    generator = StandIn()
+    dataset = GeneratedDataset(generator, reservoir=reservoir, seed=3)
+    probe = dataset.sample()
+    assert [m["role"] for m in probe["messages"]] == ["user", "assistant", "user"]
+    assert probe["temperature"] == 0.4
+    assert all(m["content"].startswith("new text 1") for m in probe["messages"])
+
+
+def test_a_generated_repeat_or_failure_falls_back() -> None:
+    from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
+
+    reservoir = OrganicReplayDataset(10, seed=1)
+    reservoir.offer(_organic(1))
+    copying = GeneratedDataset(
+        lambda brief: _organic(1), reservoir=reservoir, fallback=SequenceDataset(["fallback"])
+    )
+    assert copying.sample() == "fallback"  # the model gave back a request that went out
+
+    def broken(brief: dict[str, Any]) -> Any:
+        raise RuntimeError("model down")
+
+    failing = GeneratedDataset(broken, fallback=SequenceDataset(["fallback"]))
+    assert failing.sample() == "fallback"
+    assert GeneratedDataset(lambda brief: None).sample() is None
+    with pytest.raises(ValueError, match="generate must be callable"):
+        GeneratedDataset("model")  # type: ignore[arg-type]
+
+
+def test_an_async_generator_is_awaited_by_asample() -> None:
+    import asyncio
+
+    from organic_scoring.synth_dataset import GeneratedDataset
+
+    async def generate(brief: dict[str, Any]) -> dict[str, str]:
+        await asyncio.sleep(0)
+        return {"prompt": "written just now"}
+
+    dataset = GeneratedDataset(generate)
+    assert asyncio.run(dataset.asample()) == {"prompt": "written just now"}
+    assert dataset.sample() == {"prompt": "written just now"}  # outside a loop
+    plain = GeneratedDataset(lambda brief: {"prompt": "from a thread"})
+    assert asyncio.run(plain.asample()) == {"prompt": "from a thread"}

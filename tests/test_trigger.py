@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import math
 import random
 import threading
@@ -313,3 +315,102 @@ def test_a_jittered_trigger_reports_the_mean_as_its_period() -> None:
     for i in range(50):
         queue.add(i)  # counted as arrivals, not read as a queue size
     assert trigger.period() == 15
+
+
+# -- the source-independent schedule: trigger="poisson" (issue 24) -------------------------
+
+
+class Unreadable(OrganicQueue):
+    """A queue whose size cannot be read: a schedule that asked would fail."""
+
+    @property
+    def size(self) -> int:
+        raise AssertionError("the poisson trigger must not ask the queue")
+
+    async def asize(self) -> int:
+        raise AssertionError("the poisson trigger must not ask the queue")
+
+
+def _points(trigger: Trigger, n: int) -> list[float]:
+    """``n`` successive points, taken on time (the loop was never busy)."""
+    points = []
+    now = 0.0
+    for _ in range(n):
+        now = trigger.next_point(now)
+        points.append(now)
+        trigger.spend()
+    return points
+
+
+def test_poisson_gaps_are_exponential_with_the_mean_period() -> None:
+    points = _points(
+        Trigger(ScoringConfig(trigger="poisson", trigger_frequency=15, seed=3), Unreadable()), 4001
+    )
+    gaps = [b - a for a, b in itertools.pairwise(points)]
+    mean = sum(gaps) / len(gaps)
+    assert 14.0 < mean < 16.0  # standard error 15 / sqrt(4000) = 0.24
+    # Exponential: half of the gaps below the median, 15 ln 2; a third above the mean.
+    below_median = sum(g < 15 * math.log(2) for g in gaps) / len(gaps)
+    above_mean = sum(g > 15 for g in gaps) / len(gaps)
+    assert 0.47 < below_median < 0.53
+    assert 0.33 < above_mean < 0.40  # e^-1 = 0.368
+
+
+def test_poisson_times_do_not_depend_on_the_queue() -> None:
+    config = ScoringConfig(trigger="poisson", trigger_frequency=2, seed=9)
+    busy = OrganicQueue()
+    for i in range(500):
+        busy.add(i)
+    loaded = Trigger(config, busy)
+    for _ in range(100):
+        loaded.arrived()  # arrivals are not even counted
+    assert _points(loaded, 200) == _points(Trigger(config, Unreadable()), 200)
+    assert config.period(0) == config.period(10_000) == 2.0
+
+
+def test_a_poisson_point_missed_while_busy_is_dropped() -> None:
+    trigger = Trigger(ScoringConfig(trigger="poisson", trigger_frequency=1, seed=1), Unreadable())
+    first = trigger.next_point(0.0)
+    trigger.spend()
+    late = first + 1000.0  # the loop was busy long past the next point
+    assert trigger.next_point(late) > late
+    assert trigger.next_point(late) == trigger.next_point(late)  # asking again draws nothing
+
+
+def test_a_poisson_wait_is_not_cut_short_by_arrivals() -> None:
+    queue = OrganicQueue()
+    trigger = Trigger(ScoringConfig(trigger="poisson", trigger_frequency=1000, seed=2), queue)
+
+    async def main() -> bool:
+        queue.add_listener(trigger.arrived)
+        waiting = asyncio.ensure_future(trigger.wait_due(None, never))
+        await asyncio.sleep(0)
+        for i in range(100):
+            queue.add(i)
+        await asyncio.sleep(0.05)
+        done = waiting.done()
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        return done
+
+    # The first point lies 1000 s ahead on average (seeded: not within the first 50 ms).
+    assert trigger.next_point(time.monotonic()) - time.monotonic() > 1
+    assert asyncio.run(main()) is False
+
+
+def test_a_poisson_wait_ends_at_its_point() -> None:
+    trigger = Trigger(
+        ScoringConfig(trigger="poisson", trigger_frequency=0.01, seed=4), OrganicQueue()
+    )
+
+    async def main() -> bool:
+        return all([await trigger.wait_due(None, never) for _ in range(5)])
+
+    assert asyncio.run(asyncio.wait_for(main(), 10))
+    assert trigger.planned is None  # each slot takes what is waiting when it starts
+
+
+def test_poisson_refuses_jitter() -> None:
+    with pytest.raises(ValueError, match="trigger_jitter"):
+        ScoringConfig(trigger="poisson", trigger_jitter=0.5)

@@ -40,7 +40,12 @@ from organic_scoring.errors import (
     StageTimeout,
 )
 from organic_scoring.organic_queue import OrganicQueueBase
-from organic_scoring.synth_dataset import MixtureDataset, OrganicReplayDataset, SynthDatasetBase
+from organic_scoring.synth_dataset import (
+    GeneratedDataset,
+    MixtureDataset,
+    OrganicReplayDataset,
+    SynthDatasetBase,
+)
 
 __all__ = ["Attempt", "IterationRunner", "ScorerHooks", "attempt", "planned"]
 
@@ -328,7 +333,9 @@ class IterationRunner:
         dataset = None if self._datasets is None else self._datasets.choose()
         if dataset is None:
             return None, False, ""
-        return dataset.sample(), False, type(dataset).__name__
+        asample = getattr(dataset, "asample", None)
+        drawn = await asample() if callable(asample) else dataset.sample()
+        return drawn, False, type(dataset).__name__
 
     def _offer(self, sample: Any) -> None:
         """Hand an organic sample to every replay dataset; their failures are only logged.
@@ -502,7 +509,8 @@ class IterationRunner:
 
 
 def _replays(datasets: Sequence[SynthDatasetBase]) -> tuple[OrganicReplayDataset, ...]:
-    """Every OrganicReplayDataset among ``datasets``, looking inside mixtures, once each."""
+    """Every OrganicReplayDataset among ``datasets``, looking inside mixtures, fallbacks
+    and generated datasets' reservoirs, once each."""
     found: list[OrganicReplayDataset] = []
     stack = list(reversed(datasets))
     while stack:
@@ -510,8 +518,12 @@ def _replays(datasets: Sequence[SynthDatasetBase]) -> tuple[OrganicReplayDataset
         if isinstance(dataset, OrganicReplayDataset):
             if all(dataset is not known for known in found):
                 found.append(dataset)
+                if dataset.fallback is not None:
+                    stack.append(dataset.fallback)
         elif isinstance(dataset, MixtureDataset):
             stack.extend(reversed(dataset.datasets))
+        elif isinstance(dataset, GeneratedDataset):
+            stack.extend(d for d in (dataset.fallback, dataset.reservoir) if d is not None)
     return tuple(found)
 
 

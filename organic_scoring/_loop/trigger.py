@@ -6,6 +6,9 @@ queue size (:meth:`ScoringConfig.period`). Increments, queue adds and stop reque
 wake the wait from any thread. A queue whose size cannot be read counts as empty.
 With jitter the period is drawn around the smoothed load (:class:`Load`) and the
 next sample's kind is fixed when the wait begins (:attr:`Trigger.planned`).
+``"poisson"`` runs at the points of a Poisson process whose rate is fixed: the queue
+neither shortens nor lengthens a wait, and a point missed while no iteration could
+start is dropped.
 """
 
 from __future__ import annotations
@@ -208,6 +211,7 @@ class Trigger:
 
     __slots__ = (
         "_config",
+        "_due",
         "_jitter",
         "_load",
         "_lock",
@@ -235,6 +239,7 @@ class Trigger:
         self._jitter = config.trigger_jitter if config.trigger == "seconds" else 0.0
         self._random = rng if rng is not None else random.Random(config.seed)
         self._load = Load(config) if self._jitter else None
+        self._due: float | None = None  # the next point of the Poisson process
         self.planned: SampleKind | None = None
         """With jitter, the kind of sample chosen for the iteration that :meth:`wait_due`
         last found due (None: whatever is waiting when it starts)."""
@@ -251,6 +256,8 @@ class Trigger:
         jitter it only counts the arrival towards the smoothed load.
         """
         load = self._load
+        if self._config.trigger == "poisson":
+            return  # arrivals have no say in when the next query goes out
         if load is None:
             self.waker.wake()
         else:
@@ -319,6 +326,8 @@ class Trigger:
         a True return has set :attr:`planned`.
         """
         self.planned = None
+        if self._config.trigger == "poisson":
+            return await self._wait_poisson(stopping)
         if self._load is not None and last_start is not None:
             return await self._wait_jittered(self._load, last_start, stopping)
         seconds = self._config.trigger == "seconds"
@@ -347,6 +356,34 @@ class Trigger:
             remaining = due - time.monotonic()
             if remaining <= 0:
                 self.planned = planned
+                return True
+            await self.waker.wait(remaining)
+        return False
+
+    def next_point(self, now: float) -> float:
+        """Under ``"poisson"``: when the next iteration is due, as of ``now``.
+
+        The gaps between points are exponential with mean ``trigger_frequency``,
+        drawn from the trigger's own generator and nothing else. A point already
+        past (no iteration could start then) is dropped: the next one is drawn
+        from ``now``, which for a Poisson process is the same thing.
+        """
+        if self._due is None or self._due < now:
+            self._due = now + self._random.expovariate(1.0 / self._config.trigger_frequency)
+        return self._due
+
+    def spend(self) -> None:
+        """Under ``"poisson"``: the due point was taken; draw the one after it."""
+        if self._due is not None:
+            self._due += self._random.expovariate(1.0 / self._config.trigger_frequency)
+
+    async def _wait_poisson(self, stopping: Callable[[], bool]) -> bool:
+        """Wait for the next point of the Poisson process (:meth:`next_point`)."""
+        due = self.next_point(time.monotonic())
+        while not stopping():
+            remaining = due - time.monotonic()
+            if remaining <= 0:
+                self.spend()
                 return True
             await self.waker.wait(remaining)
         return False

@@ -254,17 +254,18 @@ def _metrics(scorer: DemoScorer, book: ScoreBook, port: int | None) -> Iterator[
 
 def _probes() -> OrganicReplayDataset:
     """Synthetic probes made of what the users asked, each spliced with another at a
-    shared word; the bundled dataset until the first organic request is scored."""
+    shared word; the bundled dataset until a few distinct requests have been scored."""
 
-    def splice(sample: dict[str, str], rng: random.Random) -> dict[str, str]:
+    def splice(sample: dict[str, str], rng: random.Random) -> dict[str, str] | None:
         for _ in range(5):
-            other = replay.peek()
-            spliced = other and splice_words(sample["prompt"], other["prompt"], rng)
-            if spliced:
-                return {**sample, "prompt": spliced}
-        return sample
+            spliced = splice_words(sample, replay.peek(), rng)
+            if spliced is not None:
+                return spliced
+        return None
 
-    replay = OrganicReplayDataset(200, transform=splice, fallback=default_dataset(seed=1), seed=1)
+    replay = OrganicReplayDataset(
+        200, transform=splice, fallback=default_dataset(seed=1), seed=1, min_samples=5
+    )
     return replay
 
 

@@ -1,11 +1,13 @@
 """A synthetic dataset made of past organic traffic (a reservoir, Vitter's Algorithm R).
 
-Replay file (format version 1), written by :meth:`OrganicReplayDataset.save`::
+Replay file (format version 2), written by :meth:`OrganicReplayDataset.save`::
 
-    {"format": "organic_scoring.replay", "version": 1, "seen": 1234,
-     "samples": [{"kind": "json", "model": null, "body": "{\\"prompt\\": \\"...\\"}"}, ...]}
+    {"format": "organic_scoring.replay", "version": 2, "seen": 1234,
+     "samples": [{"kind": "json", "model": null, "body": "{\\"prompt\\": \\"...\\"}"}, ...],
+     "sent": {"capacity": 250000, "count": 17, "newer": "...", "older": "..."}}
 
-``seen`` counts samples offered; samples are stored as
+``seen`` counts samples offered; ``sent`` is what went out to miners, as digests in
+two compressed Bloom filters (version 1 files have none); samples are stored as
 :class:`~organic_scoring.organic_queue.SQLiteOrganicQueue` stores them (never
 pickled). Loading imports the modules stored models name: load only trusted files.
 """
@@ -18,6 +20,7 @@ import json
 import os
 import random
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -31,41 +34,68 @@ from organic_scoring.organic_queue._codec import (
     encode,
 )
 from organic_scoring.synth_dataset._base import SynthDatasetBase
+from organic_scoring.synth_dataset._sent import Sent
+from organic_scoring.synth_dataset._text import digest, request_digest, texts, turn_lists
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "OrganicReplayDataset", "ReplayFileError"]
 
 FORMAT_NAME = "organic_scoring.replay"
 """What the ``format`` entry of every replay file says."""
 
-FORMAT_VERSION = 1
-"""The replay file format version written, and the newest read."""
+FORMAT_VERSION = 2
+"""The replay file format version written, and the newest read (version 1 is read too)."""
 
 Transform = Callable[[Any, random.Random], Any]
 Redact = Callable[[Any], Any]
 
+DEFAULT_MIN_SAMPLES = 50
+"""Distinct samples stored before any is replayed."""
+
+DEFAULT_COOLDOWN = 4
+"""Offers and draws a newly stored sample waits before it may be replayed."""
+
+DEFAULT_REMEMBER = 250_000
+"""Requests remembered as sent (at least)."""
+
+_ATTEMPTS = 4
+"""Stored samples tried per draw before the fallback is sampled."""
+
+
+def _history_digest(turns: list[list[str]]) -> bytes:
+    return digest(b"history", ["\x1f".join(turn) for turn in turns])
+
 
 class OrganicReplayDataset(SynthDatasetBase):
-    """Synthetic samples drawn from past organic traffic.
+    """Synthetic samples drawn from past organic traffic; never one a miner received.
 
     The scorer offers it every organic sample it takes from the queue;
-    :meth:`sample` returns one, perturbed by ``transform`` (:func:`splice_words` is
-    one perturbation for text). Without a transform a replay is an exact copy a
-    miner may recognise.
+    :meth:`sample` returns one, changed by ``transform`` (:func:`splice_words` is
+    one change for text). What it hands out is never a request that already went
+    out (an offered sample or an earlier probe, compared by their texts with case
+    and whitespace normalised) nor carries a conversation history that did; when
+    ``transform`` cannot make such a probe, :meth:`sample` falls back.
 
     Args:
         capacity: The most samples kept; an int, at least 1. Memory is bounded by it.
         transform: ``transform(sample, rng)`` returns what :meth:`sample` hands out
-            for a stored ``sample`` (a deep copy, free to modify); ``rng`` is a
+            for a stored ``sample`` (a deep copy of the whole sample, every turn and
+            field, free to modify), or None when it cannot change it; ``rng`` is a
             :class:`random.Random` of this dataset's, seeded by ``seed``. None hands
-            out the copy as it is.
+            out nothing stored: every probe then comes from ``fallback``.
         redact: ``redact(sample)`` runs on every offered sample before anything is
-            kept; what it returns is stored instead (return None to keep nothing of
-            that sample). Use it for what must not be kept. None stores a deep copy
-            of the sample.
-        fallback: A dataset to sample while nothing is stored yet. None returns None
-            then, which makes the scorer skip that trigger.
+            kept, and on every sample :meth:`load` reads; what it returns is stored
+            instead (return None to keep nothing of that sample). None stores a
+            deep copy of the sample.
+        fallback: The dataset sampled when no stored sample makes a new probe (none
+            stored yet, too few, or the transform failed). None returns None then,
+            which makes the scorer skip that trigger.
         seed: Seeds this dataset's random generators (the reservoir, the choice of
             sample, and the ``rng`` handed to ``transform``).
+        min_samples: No replay until this many distinct samples are stored.
+        cooldown: A stored sample is not replayed until this many more offers and
+            draws have passed through this dataset (about as many loop iterations).
+        remember: The most requests remembered as sent (at least the last this
+            many, in a fixed memory of about 3.6 bytes each).
 
     Thread-safe; ``transform`` and ``redact`` run outside the lock, on the scorer's
     event loop, so keep them quick.
@@ -79,12 +109,21 @@ class OrganicReplayDataset(SynthDatasetBase):
         redact: Redact | None = None,
         fallback: SynthDatasetBase | None = None,
         seed: int | None = None,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
+        cooldown: int = DEFAULT_COOLDOWN,
+        remember: int = DEFAULT_REMEMBER,
     ) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be an int of at least 1, got {capacity!r}")
-        for name, value in (("transform", transform), ("redact", redact)):
-            if value is not None and not callable(value):
-                raise ValueError(f"{name} must be callable or None, got {type(value).__name__}")
+        for name, value, least in (
+            ("capacity", capacity, 1),
+            ("min_samples", min_samples, 1),
+            ("cooldown", cooldown, 0),
+            ("remember", remember, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an int of at least {least}, got {value!r}")
+        for name, function in (("transform", transform), ("redact", redact)):
+            if function is not None and not callable(function):
+                raise ValueError(f"{name} must be callable or None, got {type(function).__name__}")
         if fallback is not None and not callable(getattr(fallback, "sample", None)):
             raise ValueError(
                 f"fallback must be a dataset with a sample() method or None, "
@@ -96,25 +135,33 @@ class OrganicReplayDataset(SynthDatasetBase):
         self._transform = transform
         self._redact = redact
         self._fallback = fallback
+        self._min_samples = min_samples
+        self._cooldown = cooldown
         self._random = random.Random(seed)
         self._transform_random = random.Random(self._random.getrandbits(64))
         self._lock = threading.Lock()
         self._samples: list[Any] = []
         self._serials: list[int] = []
+        self._digests: list[bytes] = []  # each stored sample's request digest
+        self._ticks: list[int] = []  # when each stored sample arrived
+        self._distinct: Counter[bytes] = Counter()
         self._next_serial = itertools.count()
+        self._tick = 0
         self._seen = 0
         self._last: tuple[int, int] | None = None  # (slot, serial) handed out last
+        self._sent = Sent(remember)
 
     # -- feeding -------------------------------------------------------------------
 
     def offer(self, sample: Any) -> bool:
         """Offer one organic sample to the reservoir; True if it was stored.
 
-        ``redact`` runs first; a None from it (or a None sample) is not counted and
-        not stored. Otherwise the sample counts as seen and is kept with the
-        probability that keeps the reservoir uniform (always, until ``capacity``
-        samples are stored). What is kept is a deep copy, so later changes to the
-        offered object do not reach the reservoir.
+        The sample is remembered as sent (it went to miners), as it came and as
+        ``redact`` returns it. ``redact`` runs first; a None from it (or a None
+        sample) is not counted and not stored. Otherwise the sample counts as seen
+        and is kept with the probability that keeps the reservoir uniform (always,
+        until ``capacity`` samples are stored). What is kept is a deep copy, so later
+        changes to the offered object do not reach the reservoir.
 
         The scorer calls this for every organic sample it takes from the queue.
 
@@ -124,11 +171,15 @@ class OrganicReplayDataset(SynthDatasetBase):
         """
         if sample is None:
             return False
+        self._remember(sample)
         if self._redact is not None:
             sample = self._redact(sample)
             if sample is None:
                 return False
+            self._remember(sample)
+        key = request_digest(sample)
         with self._lock:
+            self._tick += 1
             seen = self._seen + 1
             size = len(self._samples)
             slot = size if size < self._capacity else self._random.randrange(seen)
@@ -137,51 +188,106 @@ class OrganicReplayDataset(SynthDatasetBase):
                 return False
             kept = copy.deepcopy(sample)  # before any change, in case it raises
             self._seen = seen
-            if slot == size:
-                self._samples.append(kept)
-                self._serials.append(next(self._next_serial))
-            else:
-                self._samples[slot] = kept
-                self._serials[slot] = next(self._next_serial)
+            self._store(slot, kept, key, self._tick)
         return True
+
+    def _store(self, slot: int, kept: Any, key: bytes, tick: int) -> None:
+        """Put ``kept`` in ``slot`` (the next free one, or one to replace); locked."""
+        if slot == len(self._samples):
+            self._samples.append(kept)
+            self._serials.append(next(self._next_serial))
+            self._digests.append(key)
+            self._ticks.append(tick)
+        else:
+            old = self._digests[slot]
+            self._distinct[old] -= 1
+            if not self._distinct[old]:
+                del self._distinct[old]
+            self._samples[slot] = kept
+            self._serials[slot] = next(self._next_serial)
+            self._digests[slot] = key
+            self._ticks[slot] = tick
+        self._distinct[key] += 1
+
+    def _remember(self, sample: Any) -> None:
+        """Remember ``sample`` as sent: its request and every opening of its conversations."""
+        sent = self._sent
+        sent.add(request_digest(sample))
+        for turns in turn_lists(sample):
+            for end in range(1, len(turns) + 1):
+                sent.add(_history_digest(turns[:end]))
+
+    def _repeats(self, sample: Any) -> bool:
+        """Whether ``sample`` is a request, or carries a history, that already went out."""
+        key = request_digest(sample)
+        if key in self._sent or key in self._distinct:
+            return True
+        found = texts(sample)
+        if len(found) == 1 and _history_digest([found]) in self._sent:
+            return True  # the opening turn of a conversation that went out
+        return any(_history_digest(turns[:-1]) in self._sent for turns in turn_lists(sample))
 
     # -- sampling ------------------------------------------------------------------
 
     def sample(self) -> Any:
-        """One stored sample, through ``transform``; never the same one twice in a row.
+        """A new probe made of a stored sample by ``transform``, or one of ``fallback``.
 
-        With two or more stored, the sample handed out last is left out of the draw,
-        so consecutive probes always differ; the rest are equally likely. With one
-        stored, it takes turns with ``fallback`` (without one, it is all there is).
-        With none stored yet, a sample of ``fallback`` (not transformed), or None
-        without one.
+        A stored sample is drawn uniformly among those eligible: not the one a probe
+        was made of last time, not one of the last ``cooldown`` to arrive, and only
+        once ``min_samples`` distinct samples are stored. Its transform must give a
+        request that never went out and no history that did; a few samples are
+        tried, then ``fallback`` is sampled (not transformed; None without one).
+        Whatever is handed out is remembered as sent.
         """
         with self._lock:
-            size = len(self._samples)
-            chosen = None
-            if size == 1 and self._fallback is not None and self._last == (0, self._serials[0]):
-                self._last = None  # the fallback's turn; the stored one's next time
-                size = 0
-            elif size:
-                slot = self._draw_slot(size)
-                self._last = (slot, self._serials[slot])
-                chosen = self._samples[slot]
-        if size == 0:
-            return None if self._fallback is None else self._fallback.sample()
-        handed = copy.deepcopy(chosen)
-        if self._transform is not None:
-            handed = self._transform(handed, self._transform_random)
+            self._tick += 1
+            ready = self._transform is not None and len(self._distinct) >= self._min_samples
+        tried: set[int] = set()
+        for _ in range(_ATTEMPTS if ready else 0):
+            with self._lock:
+                slot = self._draw_slot(tried)
+                if slot is None:
+                    break
+                tried.add(slot)
+                serial, chosen = self._serials[slot], self._samples[slot]
+            assert self._transform is not None
+            handed = self._transform(copy.deepcopy(chosen), self._transform_random)
+            if handed is None or self._repeats(handed):
+                continue
+            with self._lock:
+                self._last = (slot, serial)
+            self._remember(handed)
+            return handed
+        with self._lock:
+            self._last = None  # the fallback's turn: any stored sample may come next
+        if self._fallback is None:
+            return None
+        handed = self._fallback.sample()
+        if handed is not None:
+            self._remember(handed)
         return handed
 
-    def _draw_slot(self, size: int) -> int:
-        last = self._last
-        if size < 2 or last is None:
-            return self._random.randrange(size)
-        slot, serial = last
-        if slot >= size or self._serials[slot] != serial:
-            return self._random.randrange(size)  # the last one is no longer stored
-        drawn = self._random.randrange(size - 1)
-        return drawn + 1 if drawn >= slot else drawn
+    def _draw_slot(self, tried: set[int]) -> int | None:
+        """A uniformly drawn eligible slot not in ``tried``; None if there is none. Locked."""
+        size = len(self._samples)
+        if size == 0:
+            return None
+        last_slot = -1
+        if self._last is not None:
+            slot, serial = self._last
+            if slot < size and self._serials[slot] == serial:
+                last_slot = slot
+        ticks, newest = self._ticks, self._tick - self._cooldown
+
+        def eligible(slot: int) -> bool:
+            return slot != last_slot and slot not in tried and ticks[slot] < newest
+
+        for _ in range(8):  # cheap while most are eligible
+            slot = self._random.randrange(size)
+            if eligible(slot):
+                return slot
+        slots = [slot for slot in range(size) if eligible(slot)]
+        return self._random.choice(slots) if slots else None
 
     def peek(self) -> Any:
         """A deep copy of one stored sample chosen at random, untransformed; None when empty.
@@ -223,10 +329,19 @@ class OrganicReplayDataset(SynthDatasetBase):
             samples = list(self._samples)
         return copy.deepcopy(samples)
 
+    @property
+    def min_samples(self) -> int:
+        """How many distinct samples must be stored before any is replayed."""
+        return self._min_samples
+
     def clear(self) -> None:
-        """Forget every stored sample and reset :attr:`seen` to 0."""
+        """Forget every stored sample and reset :attr:`seen` to 0.
+
+        What went out stays remembered: miners remember it too.
+        """
         with self._lock:
-            self._samples, self._serials = [], []
+            self._samples, self._serials, self._digests, self._ticks = [], [], [], []
+            self._distinct.clear()
             self._seen, self._last = 0, None
 
     def __len__(self) -> int:
@@ -262,6 +377,7 @@ class OrganicReplayDataset(SynthDatasetBase):
             "version": FORMAT_VERSION,
             "seen": seen,
             "samples": records,
+            "sent": self._sent.dump(),
         }
         data = json.dumps(document, ensure_ascii=False).encode("utf-8")
         atomic_write(path, lambda handle: handle.write(data))
@@ -269,9 +385,13 @@ class OrganicReplayDataset(SynthDatasetBase):
     def load(self, path: str | os.PathLike[str]) -> int:
         """Replace the reservoir with the one saved at ``path``; return how many are stored.
 
+        Every sample read goes through ``redact`` (a None from it leaves that sample
+        out), so a file saved before redaction, or with another, is redacted now.
         A file that holds more samples than this dataset's ``capacity`` keeps a
         uniform random subset of them. A stored sample that no longer loads (its
-        model class was renamed, say) is left out with a warning.
+        model class was renamed, say) is left out with a warning. What the file
+        remembers as sent is remembered again (when it was saved with the same
+        ``remember``), and so is every sample read.
 
         Raises:
             FileNotFoundError: There is no file at ``path``.
@@ -285,29 +405,45 @@ class OrganicReplayDataset(SynthDatasetBase):
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ReplayFileError(path, f"not valid JSON ({exc})") from exc
         seen, records = _check(path, document)
+        if "sent" in document and not self._sent.restore(document["sent"]):
+            log.warning(
+                f"replay file {os.fspath(path)!r}: what was sent was remembered with another "
+                "remember setting; only the samples read are remembered as sent"
+            )
         # Decoded in a random order until the reservoir is full: a uniform subset of
         # the readable samples, without decoding more than ``capacity`` of them; kept
         # in the file's order.
         kept: dict[int, Any] = {}
-        unreadable = 0
+        left_out = 0
         for index in self._random.sample(range(len(records)), len(records)):
             if len(kept) == self._capacity:
                 break
             record = records[index]
             try:
-                kept[index] = decode(record["kind"], record["model"], record["body"])
+                sample = decode(record["kind"], record["model"], record["body"])
             except SampleDecodeError as exc:
-                unreadable += 1
-                if unreadable == 1:
+                left_out += 1
+                if left_out == 1:
                     log.warning(f"replay file {os.fspath(path)!r}: left out a sample: {exc}")
-        if unreadable > 1:
+                continue
+            self._remember(sample)
+            if self._redact is not None:
+                sample = self._redact(sample)
+                if sample is None:
+                    continue
+                self._remember(sample)
+            kept[index] = sample
+        if left_out > 1:
             log.warning(
-                f"replay file {os.fspath(path)!r}: left out {unreadable} samples that do not load"
+                f"replay file {os.fspath(path)!r}: left out {left_out} samples that do not load"
             )
         samples = [kept[index] for index in sorted(kept)]
         with self._lock:
-            self._samples = samples
-            self._serials = [next(self._next_serial) for _ in samples]
+            self._samples, self._serials, self._digests, self._ticks = [], [], [], []
+            self._distinct.clear()
+            old = self._tick - self._cooldown - 1  # long arrived: replayable at once
+            for sample in samples:
+                self._store(len(self._samples), sample, request_digest(sample), old)
             self._seen = max(seen, len(samples))
             self._last = None
             return len(samples)
@@ -320,9 +456,10 @@ def _check(path: str | os.PathLike[str], document: Any) -> tuple[int, list[dict[
     version = document.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise ReplayFileError(path, "the format version is missing or malformed")
-    if version != FORMAT_VERSION:
+    if not 1 <= version <= FORMAT_VERSION:
         raise ReplayFileError(
-            path, f"unknown format version {version}; this library reads version {FORMAT_VERSION}"
+            path,
+            f"unknown format version {version}; this library reads versions 1 to {FORMAT_VERSION}",
         )
     seen = document.get("seen")
     if isinstance(seen, bool) or not isinstance(seen, int) or seen < 0:

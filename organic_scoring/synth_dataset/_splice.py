@@ -3,46 +3,104 @@
 from __future__ import annotations
 
 import random
+import re
+import string
+from typing import Any, TypeVar, overload
+
+from organic_scoring.synth_dataset._text import Path, is_text, map_strings, strings
 
 __all__ = ["splice_words"]
 
+T = TypeVar("T")
 
-def splice_words(text: str, other: str, rng: random.Random) -> str | None:
+_WORD = re.compile(r"\S+")
+_PUNCTUATION = (
+    string.punctuation + "\u00ab\u00bb\u201c\u201d\u2018\u2019\u00bf\u00a1\u2026\u2013\u2014"
+)
+
+
+def _key(word: str) -> str:
+    return word.casefold().strip(_PUNCTUATION) or word.casefold()
+
+
+@overload
+def splice_words(text: str, other: Any, rng: random.Random) -> str | None: ...
+@overload
+def splice_words(text: T, other: Any, rng: random.Random) -> T | None: ...
+def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
     """The start of ``text`` joined to the end of ``other`` at a place where they agree.
 
-    Both are split on whitespace. The join is made where the two share a run of
-    words, longest runs preferred, so every word pair (and, where they share two
-    words, every word triple) of the result already occurs in one of the two inputs:
-    the result reads like the traffic it came from, yet is neither input. Returns
-    None when the two share no word, or every join would give back an input.
+    Words are compared without case and surrounding punctuation. The join is made
+    where the two share a run of words, longest runs preferred, so every word pair
+    (and, where they share two words, every word triple) of the result already
+    occurs in one of the two inputs: the result reads like the traffic it came
+    from, yet is neither input. The text's layout is kept: everything before the
+    join is ``text`` as it was, everything after it ``other`` as it was (newlines,
+    indentation, double spaces). Returns None when the two share no word, or every
+    join would give back an input.
 
-    It is meant as (part of) an :class:`OrganicReplayDataset` ``transform``, splicing
-    a stored prompt with another drawn by :meth:`OrganicReplayDataset.peek`::
+    ``text`` may also be a whole sample (a dict, list, tuple or pydantic model, as
+    many levels deep as it goes) and ``other`` another: then every text in it
+    (every turn of a conversation, its metadata left alone) is spliced with a text
+    of ``other`` (one at the same place first), and the sample is returned in its
+    own shape, or None when no text of it could be changed. It is meant as an
+    :class:`OrganicReplayDataset` ``transform``, with another stored sample drawn by
+    :meth:`OrganicReplayDataset.peek`::
 
         def transform(sample, rng):
-            other = replay.peek()
-            spliced = other and splice_words(sample["prompt"], other["prompt"], rng)
-            return {**sample, "prompt": spliced} if spliced else sample
+            return splice_words(sample, replay.peek(), rng)  # None: replay falls back
     """
-    a, b = text.split(), other.split()
+    if isinstance(text, str):
+        return _splice_text(text, other, rng) if isinstance(other, str) else None
+    if other is None:
+        return None
+    donors: dict[Path, list[str]] = {}
+    every: list[str] = []
+    for path, value in strings(other):
+        if is_text(value):
+            donors.setdefault(path, []).append(value)
+            every.append(value)
+    changed = False
+
+    def splice(path: Path, value: str) -> str:
+        nonlocal changed
+        if not is_text(value):
+            return value
+        near = donors.get(path, [])
+        for candidates in (near, [d for d in every if d not in near]):
+            for donor in rng.sample(candidates, len(candidates)):
+                spliced = _splice_text(value, donor, rng)
+                if spliced is not None:
+                    changed = True
+                    return spliced
+        return value
+
+    result = map_strings(text, splice)
+    return result if changed else None
+
+
+def _splice_text(text: str, other: str, rng: random.Random) -> str | None:
+    a = [(m.start(), _key(m.group())) for m in _WORD.finditer(text)]
+    b = [(m.start(), _key(m.group())) for m in _WORD.finditer(other)]
+    a_keys, b_keys = [k for _, k in a], [k for _, k in b]
     by_overlap: dict[int, list[tuple[int, int]]] = {}
     positions: dict[str, list[int]] = {}
-    for j, word in enumerate(b):
+    for j, word in enumerate(b_keys):
         positions.setdefault(word, []).append(j)
-    for i, word in enumerate(a):
+    for i, word in enumerate(a_keys):
         for j in positions.get(word, ()):
             overlap = 1
             while (
                 overlap < 3
                 and i - overlap >= 0
                 and j - overlap >= 0
-                and a[i - overlap] == b[j - overlap]
+                and a_keys[i - overlap] == b_keys[j - overlap]
             ):
                 overlap += 1
-            joined = a[:i] + b[j:]
-            if joined != a and joined != b:
+            joined = a_keys[:i] + b_keys[j:]
+            if joined != a_keys and joined != b_keys:
                 by_overlap.setdefault(overlap, []).append((i, j))
     if not by_overlap:
         return None
     i, j = rng.choice(by_overlap[max(by_overlap)])
-    return " ".join(a[:i] + b[j:])
+    return text[: a[i][0]] + other[b[j][0] :]

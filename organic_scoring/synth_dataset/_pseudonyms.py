@@ -1,0 +1,180 @@
+"""Personal data replaced by consistent, realistic stand-ins: a ``redact`` for replay."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import re
+import secrets
+import string
+from typing import Any
+
+from organic_scoring.synth_dataset._text import Path, map_strings
+
+__all__ = ["Pseudonymizer"]
+
+_FIRST = (
+    "anna", "ben", "carla", "david", "elena", "felix", "grace", "hugo", "ines", "jonas",
+    "kate", "liam", "maria", "noah", "olga", "paul", "rosa", "sam", "tara", "victor",
+    "yuki", "amir", "chen", "fatima", "lucas", "mei", "omar", "priya", "sofia", "tom",
+)  # fmt: skip
+_LAST = (
+    "keller", "novak", "garcia", "smith", "rossi", "meyer", "kowalski", "silva", "tanaka",
+    "nguyen", "brown", "larsen", "dubois", "fischer", "moreau", "patel", "walsh", "ivanova",
+    "costa", "berg", "khan", "lopez", "schmidt", "wright", "santos", "hall", "young", "ward",
+)  # fmt: skip
+_DOMAINS = (
+    "gmail.com", "outlook.com", "yahoo.com", "proton.me", "icloud.com", "hotmail.com",
+    "gmx.de", "web.de", "mail.ru", "yandex.ru", "qq.com", "orange.fr", "libero.it",
+)  # fmt: skip
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_IPV4 = re.compile(
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"
+)
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_PHONE = re.compile(r"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,5}(?!\w)")
+_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{24,}(?![A-Za-z0-9_-])"
+)
+_DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
+_ANY = re.compile(
+    "|".join(
+        f"(?P<{name}>{pattern.pattern})"
+        for name, pattern in (
+            ("email", _EMAIL),
+            ("token", _TOKEN),
+            ("ip", _IPV4),
+            ("card", _CARD),
+            ("phone", _PHONE),
+        )
+    )
+)
+_TOKEN_PREFIX = re.compile(r"^(?:sk|pk|rk|ghp|gho|ghs|github_pat|xox[abpr]|AKIA|hf|glpat)[-_]?")
+
+
+class Pseudonymizer:
+    """A ``redact`` that replaces personal data by consistent, realistic pseudonyms.
+
+    In every string of a sample (every turn and every metadata field; the sample
+    keeps its shape and every other value), it replaces e-mail addresses, IPv4
+    addresses, card-like numbers, phone numbers and secret-like tokens (24 or more
+    letters and digits, or a known key prefix) by stand-ins of the same kind and
+    layout: ``alice@example.org`` becomes something like
+    ``tara.novak@proton.me``, ``+1 (415) 555-0199`` keeps its country code and
+    punctuation with other digits, a card number stays Luhn-valid. The same value
+    always gets the same pseudonym under the same ``key``, across samples and
+    fields, so a conversation stays coherent. Names and street addresses are not
+    recognised.
+
+    Args:
+        key: The secret the pseudonyms are derived from (bytes or str). None draws
+            a random one, consistent for this object's life; pass a stored key for
+            pseudonyms that stay the same across restarts.
+
+    Use it as ``OrganicReplayDataset(redact=Pseudonymizer(key))``. Call it on a
+    sample to get the redacted copy; the original is not modified.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes | str | None = None) -> None:
+        if key is None:
+            key = secrets.token_bytes(32)
+        elif isinstance(key, str):
+            key = key.encode("utf-8")
+        elif not isinstance(key, bytes):
+            raise ValueError(f"key must be bytes, str or None, got {type(key).__name__}")
+        self._key = key
+
+    def __call__(self, sample: Any) -> Any:
+        return map_strings(sample, self._string)
+
+    def __repr__(self) -> str:
+        return "Pseudonymizer(key=<hidden>)"
+
+    def text(self, text: str) -> str:
+        """``text`` with every personal value in it replaced."""
+        return _ANY.sub(self._replace, text)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        kind = match.lastgroup
+        value = match.group()
+        if kind == "email":
+            return self._email(value)
+        if kind == "token":
+            return self._token(value)
+        if kind == "ip":
+            return self._ip(value)
+        if kind == "card":
+            return self._card(value)
+        return self._phone(value)
+
+    def _string(self, path: Path, value: str) -> str:
+        return self.text(value)
+
+    def _random(self, kind: str, value: str) -> random.Random:
+        seed = hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
+        return random.Random(seed)
+
+    def _email(self, value: str) -> str:
+        rng = self._random("email", value.casefold())
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        local = rng.choice(
+            (f"{first}.{last}", f"{first}{last}", f"{first}_{last}", f"{first[0]}{last}")
+        )
+        if rng.random() < 0.4:
+            local += str(rng.randrange(1, 100))
+        return f"{local}@{rng.choice(_DOMAINS)}"
+
+    def _ip(self, value: str) -> str:
+        rng = self._random("ip", value)
+        first = value.split(".")[0]
+        head = first if first in ("10", "127", "192", "172") else str(rng.randrange(11, 224))
+        rest = [rng.randrange(1, 255) for _ in range(3)]
+        if head == "192":
+            rest[0] = 168
+        return ".".join([head, *map(str, rest)])
+
+    def _card(self, value: str) -> str:
+        rng = self._random("card", value)
+        digits = [c for c in value if c.isdigit()]
+        body = [str(rng.randrange(10)) for _ in digits[:-1]]
+        body[0] = digits[0]  # keep the network's leading digit
+        total = 0
+        for index, digit in enumerate(reversed(body)):
+            number = int(digit) * (2 if index % 2 == 0 else 1)
+            total += number - 9 if number > 9 else number
+        new = iter([*body, str((10 - total % 10) % 10)])
+        return "".join(next(new) if c.isdigit() else c for c in value)
+
+    def _phone(self, value: str) -> str:
+        if (
+            sum(c.isdigit() for c in value) < 7
+            or _DATE.fullmatch(value)
+            or not (value.startswith("+") or any(c in " .-()" for c in value))
+        ):
+            return value  # a date, a plain number: not a phone number
+        rng = self._random("phone", value)
+        keep = 0
+        if value.startswith("+"):  # the country code stays
+            keep = len(re.match(r"\+\(?\d{1,3}", value).group())  # type: ignore[union-attr]
+        changed = (str(rng.randrange(10)) if c.isdigit() else c for c in value[keep:])
+        return value[:keep] + "".join(changed)
+
+    def _token(self, value: str) -> str:
+        rng = self._random("token", value)
+        prefix = _TOKEN_PREFIX.match(value)
+        keep = prefix.end() if prefix else 0
+
+        def swap(c: str) -> str:
+            if c.isdigit():
+                return rng.choice(string.digits)
+            if c.isupper():
+                return rng.choice(string.ascii_uppercase)
+            if c.islower():
+                return rng.choice(string.ascii_lowercase)
+            return c
+
+        return value[:keep] + "".join(swap(c) for c in value[keep:])

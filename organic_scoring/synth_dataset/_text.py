@@ -1,0 +1,141 @@
+"""The text inside a sample: its strings, its turns, and their normalised digests.
+
+A sample is walked through dicts (in their order), lists, tuples and pydantic models
+(their fields, then their extra fields); other objects are opaque. A *text* is a
+string with whitespace inside it or of at least :data:`TEXT_LENGTH` characters (a
+prompt, a turn), as opposed to a label (a role, a model name); a sample with no text
+counts its labels as its text. A *turn list* is a list of two or more items that are
+strings, dicts or models, at least one of them holding a text: a conversation.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = [
+    "TEXT_LENGTH",
+    "Path",
+    "digest",
+    "is_text",
+    "map_strings",
+    "normalise",
+    "request_digest",
+    "strings",
+    "texts",
+    "turn_lists",
+]
+
+TEXT_LENGTH = 24
+"""A string this long counts as text even without whitespace."""
+
+Path = tuple[str, ...]
+"""Where a string sits: dict keys and model field names; list positions are left out."""
+
+
+def normalise(text: str) -> str:
+    """Case folded, whitespace runs made one space, stripped."""
+    return " ".join(text.casefold().split())
+
+
+def is_text(value: str) -> bool:
+    stripped = value.strip()
+    return len(stripped) >= TEXT_LENGTH or any(c.isspace() for c in stripped)
+
+
+def _children(value: Any) -> Iterator[tuple[str | None, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key), item
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield None, item
+    elif isinstance(value, BaseModel):
+        for name, item in value:
+            yield name, item
+
+
+def strings(sample: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
+    """Every string of ``sample`` with its path, depth first, in order."""
+    if isinstance(sample, str):
+        yield path, sample
+        return
+    for key, item in _children(sample):
+        yield from strings(item, path if key is None else (*path, key))
+
+
+def texts(sample: Any) -> list[str]:
+    """The texts of ``sample`` in order; its non-empty strings when it has no text."""
+    found = [s for _, s in strings(sample) if is_text(s)]
+    return found or [s for _, s in strings(sample) if s.strip()]
+
+
+def digest(tag: bytes, parts: list[str]) -> bytes:
+    """A 16-byte digest of normalised ``parts``, in its own ``tag`` namespace."""
+    hasher = hashlib.blake2b(tag, digest_size=16)
+    for part in parts:
+        hasher.update(b"\x1e" + normalise(part).encode("utf-8", "surrogatepass"))
+    return hasher.digest()
+
+
+def request_digest(sample: Any) -> bytes:
+    """The digest of a whole request: all its texts, normalised (its ``repr`` when it
+    has no string at all)."""
+    return digest(b"request", texts(sample) or [repr(sample)])
+
+
+def turn_lists(sample: Any) -> list[list[list[str]]]:
+    """Each conversation in ``sample``: a list of turns, each turn its texts."""
+    found: list[list[list[str]]] = []
+
+    def visit(value: Any) -> None:
+        if (
+            isinstance(value, list)
+            and len(value) >= 2
+            and all(isinstance(item, (str, dict, BaseModel)) for item in value)
+        ):
+            turns = [
+                [s for _, s in strings(item)] if not isinstance(item, str) else [item]
+                for item in value
+            ]
+            if any(is_text(s) for turn in turns for s in turn):
+                found.append([[s for s in turn if is_text(s)] or turn for turn in turns])
+                return
+        for _, item in _children(value):
+            visit(item)
+
+    visit(sample)
+    return found
+
+
+def map_strings(sample: Any, change: Callable[[Path, str], str], path: Path = ()) -> Any:
+    """``sample`` rebuilt with every string ``s`` at ``path`` replaced by ``change(path, s)``.
+
+    Containers keep their type; a model is copied with its changed fields; anything
+    else is returned as it is.
+    """
+    if isinstance(sample, str):
+        return change(path, sample)
+    if isinstance(sample, dict):
+        rebuilt = {
+            key: map_strings(item, change, (*path, str(key))) for key, item in sample.items()
+        }
+        if type(sample) is dict:
+            return rebuilt
+        copied = copy.copy(sample)
+        copied.clear()
+        copied.update(rebuilt)
+        return copied
+    if isinstance(sample, list):
+        return type(sample)(map_strings(item, change, path) for item in sample)
+    if isinstance(sample, tuple):
+        items = [map_strings(item, change, path) for item in sample]
+        return type(sample)(*items) if hasattr(sample, "_fields") else type(sample)(items)
+    if isinstance(sample, BaseModel):
+        update = {name: map_strings(item, change, (*path, name)) for name, item in sample}
+        return sample.model_copy(update=update)
+    return sample
