@@ -205,10 +205,13 @@ class Engine:
             run.settled = True
             with ungrouped():
                 async with anyio.create_task_group() as group:
+                    watch = anyio.CancelScope()
+                    group.start_soon(self._watch, run, watch, name="organic-scoring-watch")
                     await self._loop(run, group)
                     with anyio.move_on_after(run.drain_timeout):
                         while run.in_flight:
                             await waker.wait(None)  # each iteration wakes it as it ends
+                    watch.cancel()
                     if run.in_flight:
                         log.warning(
                             f"stop: cancelling {run.in_flight} iteration(s) still running "
@@ -265,6 +268,51 @@ class Engine:
             group.start_soon(
                 self._one, run, self._trigger.planned, name="organic-scoring-iteration"
             )
+
+    async def _watch(self, run: _Run, scope: anyio.CancelScope) -> None:
+        """While the run lasts: renew the leases of running iterations' organic samples
+        (a few times per lease), and tell when every iteration slot is stuck."""
+        queue, runner, config = self._queue, self._runner, self._config
+        lease = getattr(queue, "lease", None)
+        renews = type(queue).renew is not OrganicQueueBase.renew
+        tick = min(config.stuck_after / 4, 1.0)
+        if renews and isinstance(lease, (int, float)) and lease > 0:
+            tick = min(tick, lease / 3)
+        renew_failed = False
+        all_stuck = False
+        with scope:
+            while True:
+                await anyio.sleep(tick)
+                samples = list(runner.leased.values())
+                if renews and samples:
+                    try:
+                        await queue.arenew(samples)
+                    except Exception as exc:
+                        if not renew_failed:
+                            log.warning(
+                                f"cannot renew the leases of {len(samples)} running "
+                                f"iteration(s) ({exc!r}); retrying"
+                            )
+                        renew_failed = True
+                    else:
+                        renew_failed = False
+                stuck = runner.stuck(config.stuck_after)
+                if stuck >= config.max_concurrent_iterations and not all_stuck:
+                    all_stuck = True
+                    giving_up = config.release_when_stuck and run.keeper is not None
+                    log.warning(
+                        f"every iteration slot is stuck: {stuck} iteration(s) have run "
+                        f"for more than {config.stuck_after:g}s (the oldest "
+                        f"{runner.oldest_age():.1f}s); no sample is scored until one ends"
+                        + ("; giving up the scorer role" if giving_up else "")
+                    )
+                    if giving_up and run.keeper is not None:
+                        run.keeper.willing = False
+                elif all_stuck and stuck < config.max_concurrent_iterations:
+                    all_stuck = False
+                    log.info("an iteration slot is free again")
+                    if run.keeper is not None:
+                        run.keeper.willing = True
 
     async def _one(self, run: _Run, plan: SampleKind | None) -> None:
         """One call of ``loop_iteration``, whose every outcome is counted and reported.

@@ -183,6 +183,10 @@ class IterationRunner:
         self._queue_retry_at = 0.0
         self._last_serial: tuple[Callable[[], Any], _Serial | None] = (lambda: None, None)
         self.failures: deque[FailedIteration] = deque(maxlen=_KEEP_FAILURES)
+        self.running: dict[object, float] = {}
+        """When each running iteration started (monotonic seconds)."""
+        self.leased: dict[object, Any] = {}
+        """The organic sample of each running iteration that has one."""
         self._redact = redactor(config.redact)
         self._replays = _replays(datasets)
         if config.redact is True and any(r.redact is None for r in self._replays):
@@ -203,6 +207,25 @@ class IterationRunner:
 
     async def run(self) -> dict[str, Any]:
         """Run one iteration; return its logs, or ``{}`` when there was nothing to score."""
+        key = object()
+        self.running[key] = time.monotonic()
+        try:
+            return await self._run(key)
+        finally:
+            del self.running[key]
+            self.leased.pop(key, None)
+
+    def oldest_age(self) -> float:
+        """Seconds the oldest running iteration has run; 0 when none runs."""
+        started = min(self.running.values(), default=None)
+        return 0.0 if started is None else time.monotonic() - started
+
+    def stuck(self, after: float) -> int:
+        """How many running iterations have run for ``after`` seconds or more."""
+        now = time.monotonic()
+        return sum(now - started >= after for started in list(self.running.values()))
+
+    async def _run(self, key: object) -> dict[str, Any]:
         stats = self._stats
         hooks = self.hooks
         config = self._config
@@ -224,6 +247,8 @@ class IterationRunner:
             if sample is None:
                 stats.skipped()
                 return {}
+            if organic:
+                self.leased[key] = sample
             stats.sampled(organic)
             sampled = time.perf_counter()
             stage = "query"

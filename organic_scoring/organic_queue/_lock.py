@@ -155,6 +155,8 @@ class LeaseKeeper:
         self._failing = False
         self._holding_through_outage = False
         self._defer_until = 0.0
+        self.willing = True
+        """False: give the lock up (at the next renewal) and do not take it again."""
 
     @property
     def active(self) -> bool:
@@ -195,6 +197,15 @@ class LeaseKeeper:
             self._tick()
 
     def _tick(self) -> None:
+        if not self.willing:
+            if self._was_active:
+                try:
+                    self.lock.release()
+                except RedisUnavailable as exc:
+                    log.warning(f"{self.what} lock {self.lock.key}: {exc}; it expires by itself")
+                self._holding_through_outage = False
+                self._changed(False, "giving it up")
+            return
         try:
             if self._was_active or time.monotonic() >= self._defer_until:
                 active = self.lock.acquire()

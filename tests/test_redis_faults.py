@@ -1,0 +1,138 @@
+"""The fleet under faults, against a real redis-server: slow and hung iterations,
+samples that never get acknowledged, a scorer that lost its role, Redis refusing
+writes or losing its data."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from organic_scoring.errors import SampleUnreadable
+from organic_scoring.metrics import PrometheusMetrics
+from organic_scoring.organic_queue import RedisOrganicQueue
+from support.scorers import Recorder
+from support.waiting import wait_until
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+
+class Held(Recorder):
+    """A scorer whose query waits until the test lets it go (``release``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.release = threading.Event()
+        self.started = 0
+        super().__init__(**kwargs)
+
+    async def _query_miners(self, sample: Any) -> Any:
+        self.started += 1
+        while not self.release.is_set():  # noqa: ASYNC110 (set from the test's thread)
+            await asyncio.sleep(0.01)
+        return await super()._query_miners(sample)
+
+
+def _metrics(scorer: Recorder) -> dict[str, float]:
+    """One scrape of ``scorer``'s metrics: sample name to value (unlabelled ones)."""
+    with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
+        text = generate_latest(metrics.registry).decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+
+
+# -- finding 1: slow iterations, dead letters, stuck slots ------------------------------
+
+
+def test_a_slow_iteration_keeps_its_sample(redis_url: str) -> None:
+    # The iteration outlives its lease several times over: the loop renews the
+    # lease, so the sample is neither put back nor handed to another slot.
+    with RedisOrganicQueue(redis_url, name="sn", lease=0.6) as queue:
+        scorer = Held(organic_queue=queue, trigger_frequency=0.01, max_concurrent_iterations=2)
+        with scorer:
+            queue.add({"n": 1})
+            wait_until(lambda: scorer.started == 1, "the iteration to start")
+            time.sleep(4 * queue.lease)  # a lower bound: a slower machine only waits longer
+            counters = queue.counters()
+            assert (counters.redelivered, counters.leased, scorer.started) == (0, 1, 1)
+            scorer.release.set()
+            wait_until(lambda: queue.counters().acked == 1, "the sample to be acknowledged")
+        counters = queue.counters()
+        assert (counters.scored, counters.redelivered, scorer.stats.organic_scored) == (1, 0, 1)
+
+
+def test_a_sample_never_acknowledged_is_dead_lettered_and_reported(redis_url: str) -> None:
+    with RedisOrganicQueue(redis_url, name="sn", lease=0.05) as queue:
+        assert queue.max_deliveries == 3
+        queue.add({"n": 7})
+        queue.count_accepted()
+        for _ in range(3):  # three scorers took it and died: nobody acknowledged it
+            assert queue.sample() == {"n": 7}
+            wait_until(lambda: queue.counters().leased == 0, "the lease to run out")
+        scorer = Recorder(organic_queue=queue, trigger_frequency=0.01)
+        with scorer:
+            wait_until(lambda: scorer.errors, "the dead letter to be reported")
+        sample, stage, error = scorer.errors[0]
+        assert (sample, stage) == ({"n": 7}, "sample")
+        assert isinstance(error, SampleUnreadable)
+        assert "handed out 3 times" in str(error)
+        assert scorer.samples == []  # never scored a fourth time
+        counters = queue.counters()
+        assert (counters.dead_lettered, counters.acked, counters.failed) == (1, 1, 1)
+        assert (counters.size, counters.leased, counters.sampled) == (0, 0, 4)
+        assert queue.dead_letters() == [{"n": 7}]
+        stats = scorer.stats
+        assert (stats.organic_failed, stats.organic_unaccounted) == (1, 0)
+        assert _metrics(scorer)["organic_scoring_organic_dead_lettered_total"] == 1
+
+
+def test_a_scorer_whose_slots_are_stuck_says_so_and_hands_over(
+    redis_url: str, library_log: list[str]
+) -> None:
+    queues = [RedisOrganicQueue(redis_url, name="sn", lock_period=0.6) for _ in range(3)]
+    intake, mine, theirs = queues
+    stuck = Held(
+        organic_queue=mine,
+        trigger_frequency=0.01,
+        stuck_after=0.2,
+        release_when_stuck=True,
+    )
+    standby = Recorder(organic_queue=theirs, trigger_frequency=0.01)
+    try:
+        stuck.start()
+        wait_until(lambda: stuck.stats.active_scorer, "the first scorer to take the role")
+        standby.start()
+        intake.add({"n": 1})
+        wait_until(lambda: stuck.stats.stuck_iterations == 1, "the iteration to count as stuck")
+        wait_until(lambda: any("slot is stuck" in m for m in library_log), "the warning")
+        metrics = _metrics(stuck)
+        assert metrics["organic_scoring_stuck_iterations"] == 1
+        assert metrics["organic_scoring_oldest_iteration_seconds"] >= 0.2
+        assert metrics["organic_scoring_organic_leased"] == 1
+        wait_until(lambda: standby.stats.active_scorer, "the standby to take over")
+        assert _metrics(standby)["organic_scoring_active_scorer"] == 1
+        intake.add({"n": 2})
+        wait_until(lambda: standby.stats.organic_scored == 1, "the standby to score")
+        assert not stuck.stats.active_scorer
+        stuck.release.set()
+        wait_until(lambda: stuck.stats.stuck_iterations == 0, "the stuck iteration to end")
+    finally:
+        stuck.release.set()
+        stuck.stop()
+        standby.stop()
+        for queue in queues:
+            queue.close()
+
+
+def test_max_deliveries_is_checked(redis_url: str) -> None:
+    for bad in (0, True, 1.5):
+        with pytest.raises(ValueError, match="max_deliveries"):
+            RedisOrganicQueue(redis_url, name="sn", max_deliveries=bad)  # type: ignore[arg-type]
