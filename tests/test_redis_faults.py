@@ -136,3 +136,106 @@ def test_max_deliveries_is_checked(redis_url: str) -> None:
     for bad in (0, True, 1.5):
         with pytest.raises(ValueError, match="max_deliveries"):
             RedisOrganicQueue(redis_url, name="sn", max_deliveries=bad)  # type: ignore[arg-type]
+
+
+# -- finding 4: fencing ---------------------------------------------------------------
+
+
+class HeldRewards(Recorder):
+    """A scorer whose rewards stage waits until the test lets it go (``release``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.release = threading.Event()
+        self.started = 0
+        super().__init__(**kwargs)
+
+    async def _generate_rewards(self, sample: Any, responses: Any, reference: Any = None) -> Any:
+        self.started += 1
+        while not self.release.is_set():  # noqa: ASYNC110 (set from the test's thread)
+            await asyncio.sleep(0.01)
+        return await super()._generate_rewards(sample, responses, reference)
+
+
+def test_every_acquisition_of_the_role_gets_a_greater_fence(redis_url: str) -> None:
+    with RedisOrganicQueue(redis_url, name="sn", lock_period=5.0) as queue:
+        first, second = queue.scorer_lock(), queue.scorer_lock()
+        assert first is not None
+        assert second is not None
+        assert first.acquire()
+        fence = first.fence
+        assert fence is not None
+        assert first.check(fence)
+        assert first.acquire()  # a renewal keeps the fence
+        assert first.fence == fence
+        first.release()
+        assert not first.check(fence)
+        assert second.acquire()
+        assert second.fence is not None
+        assert second.fence > fence
+        second.release()
+        assert first.acquire()  # the same holder again: a new tenure, a new fence
+        assert first.fence is not None
+        assert first.fence > second.fence
+        assert not first.check(fence)
+        first.release()
+
+
+def test_a_scorer_that_lost_the_role_sets_no_weights(redis_url: str) -> None:
+    # The active scorer stalls mid-iteration for longer than its lock lasts (its
+    # keeper does not get to notice in time); another process takes the role. When
+    # the iteration resumes, its weights are refused and reported.
+    with (
+        RedisOrganicQueue(redis_url, name="sn", lock_period=30.0) as queue,
+        RedisOrganicQueue(redis_url, name="sn", lock_period=30.0) as other,
+    ):
+        scorer = HeldRewards(organic_queue=queue, trigger_frequency=0.01)
+        with scorer:
+            wait_until(lambda: scorer.stats.active_scorer, "the scorer to take the role")
+            queue.add({"n": 1})
+            wait_until(lambda: scorer.started == 1, "the iteration to reach the rewards")
+            lock = queue.scorer_lock()
+            assert lock is not None
+            queue._link.client.delete(lock.key)  # as if it expired while the scorer stalled
+            usurper = other.scorer_lock()
+            assert usurper is not None
+            assert usurper.acquire()
+            scorer.release.set()
+            wait_until(lambda: scorer.errors or scorer.weights_set, "the iteration to end")
+            assert scorer.weights_set == []
+            from organic_scoring.errors import ScorerRoleLost
+
+            _, stage, error = scorer.errors[0]
+            assert (stage, type(error)) == ("weights", ScorerRoleLost)
+            assert queue.counters().acked == 0  # left for the active scorer
+            usurper.release()
+
+
+def test_a_scorer_that_loses_the_role_cancels_its_iterations(redis_url: str) -> None:
+    with (
+        RedisOrganicQueue(redis_url, name="sn", lock_period=0.6, lease=30.0) as queue,
+        RedisOrganicQueue(redis_url, name="sn", lock_period=0.6) as other,
+    ):
+        scorer = HeldRewards(organic_queue=queue, trigger_frequency=0.01)
+        standby = Recorder(organic_queue=other, trigger_frequency=0.01)
+        try:
+            with scorer:
+                wait_until(lambda: scorer.stats.active_scorer, "the scorer to take the role")
+                standby.start()
+                queue.add({"n": 1})
+                wait_until(lambda: scorer.started == 1, "the iteration to reach the rewards")
+                lock = queue.scorer_lock()
+                assert lock is not None
+                # The key vanishes (a Redis restart, say): the standby, or the scorer
+                # itself, takes the lock anew, and the iteration begun under the old
+                # tenure is cancelled either way.
+                queue._link.client.delete(lock.key)
+                wait_until(lambda: scorer.errors, "the cancelled iteration to be reported")
+                from organic_scoring.errors import ScorerRoleLost
+
+                _, stage, error = scorer.errors[0]
+                assert (stage, type(error)) == ("rewards", ScorerRoleLost)
+                assert scorer.weights_set == []
+                assert scorer.stats.in_flight == 0
+        finally:
+            scorer.release.set()
+            standby.stop()

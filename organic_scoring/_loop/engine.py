@@ -11,6 +11,7 @@ sync code, a task inside a running loop. With a shared queue the run keeps its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 import time
@@ -23,12 +24,12 @@ import anyio.abc
 from organic_scoring._defaults import CANCEL_GRACE, DEFAULT_STOP_TIMEOUT
 from organic_scoring._log import log
 from organic_scoring._loop.hooks import ungrouped
-from organic_scoring._loop.iteration import Attempt, IterationRunner, attempt, planned
+from organic_scoring._loop.iteration import Attempt, IterationRunner, attempt, fencing, planned
 from organic_scoring._loop.trigger import SampleKind, Trigger
 from organic_scoring.config import ScoringConfig
-from organic_scoring.errors import IterationError
+from organic_scoring.errors import IterationError, ScorerRoleLost
 from organic_scoring.organic_queue import OrganicQueueBase
-from organic_scoring.organic_queue._lock import LeaseKeeper
+from organic_scoring.organic_queue._lock import LeaseKeeper, LeaseLock
 
 __all__ = ["Engine"]
 
@@ -42,6 +43,7 @@ class _Run:
         "drain_timeout",
         "finished",
         "in_flight",
+        "iterations",
         "keeper",
         "loop",
         "settled",
@@ -64,6 +66,8 @@ class _Run:
         self.drain_timeout = DEFAULT_STOP_TIMEOUT
         self.finished = threading.Event()
         self.in_flight = 0  # iterations started and not yet ended
+        # The running iterations: what to cancel when the scorer role is lost.
+        self.iterations: dict[Attempt, tuple[anyio.CancelScope, int | None]] = {}
 
 
 _inside: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
@@ -200,7 +204,14 @@ class Engine:
             self._queue.add_listener(self._trigger.arrived)
             lock = self._queue.scorer_lock()
             if lock is not None:
-                run.keeper = LeaseKeeper(lock, on_change=lambda _active: waker.wake())
+                loop = asyncio.get_running_loop()
+
+                def changed(_active: bool) -> None:  # on the keeper's thread
+                    waker.wake()
+                    with contextlib.suppress(RuntimeError):  # the loop has closed
+                        loop.call_soon_threadsafe(self._lost_role, run)
+
+                run.keeper = LeaseKeeper(lock, on_change=changed)
                 run.keeper.start()
             run.settled = True
             with ungrouped():
@@ -322,8 +333,15 @@ class Engine:
         record = Attempt()
         attempt.set(record)  # this task's own context: the runner marks what it reported
         planned.set(plan)
+        keeper = run.keeper
+        fence = None if keeper is None else keeper.lock.fence
+        if keeper is not None:
+            fencing.set(_still_ours(keeper.lock, fence))
+        scope = anyio.CancelScope()
+        run.iterations[record] = (scope, fence)
         try:
-            await self._iterate()
+            with scope:
+                await self._iterate()
         except IterationError:
             self._failed()
         except asyncio.CancelledError:
@@ -341,8 +359,25 @@ class Engine:
             self._failures_in_a_row = 0
             self._resume_at = 0.0
         finally:
+            del run.iterations[record]
             run.in_flight -= 1
             self._trigger.waker.wake()
+
+    def _lost_role(self, run: _Run) -> None:
+        """The scorer lock changed hands: cancel the running iterations begun under
+        another tenure than the current one (each reports it)."""
+        keeper = run.keeper
+        if keeper is None:
+            return
+        current = keeper.lock.fence if keeper.active else None
+        for record, (scope, fence) in run.iterations.items():
+            if fence == current:
+                continue
+            if record.why is None:
+                record.why = ScorerRoleLost(
+                    "this process is no longer the active scorer: its iteration was cancelled"
+                )
+            scope.cancel()
 
     def _failed(self) -> None:
         """Back off after a failure: the pause doubles while failures repeat."""
@@ -390,6 +425,20 @@ class Engine:
                 await asyncio.wait({run.task})
             return
         await asyncio.to_thread(self.stop, timeout)
+
+
+def _still_ours(lock: LeaseLock, fence: int | None) -> Callable[[], Awaitable[None]]:
+    """A check, run right before ``_set_weights``, that raises :class:`ScorerRoleLost`
+    unless ``lock`` is still held under the acquisition numbered ``fence``."""
+
+    async def check() -> None:
+        if fence is None or not await asyncio.to_thread(lock.check, fence):
+            raise ScorerRoleLost(
+                "this process is no longer the active scorer (another took the role "
+                "while the iteration ran): its weights were not set"
+            )
+
+    return check
 
 
 async def _stop_keeper(keeper: LeaseKeeper) -> None:
