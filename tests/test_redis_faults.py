@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from organic_scoring.errors import SampleUnreadable
 from organic_scoring.metrics import PrometheusMetrics
 from organic_scoring.organic_queue import RedisOrganicQueue
+from support.redis_server import RedisServer
 from support.scorers import Recorder
 from support.waiting import wait_until
 
@@ -235,7 +237,96 @@ def test_a_scorer_that_loses_the_role_cancels_its_iterations(redis_url: str) -> 
                 _, stage, error = scorer.errors[0]
                 assert (stage, type(error)) == ("rewards", ScorerRoleLost)
                 assert scorer.weights_set == []
-                assert scorer.stats.in_flight == 0
+                wait_until(lambda: scorer.stats.in_flight == 0, "the iteration to end")
         finally:
             scorer.release.set()
             standby.stop()
+
+
+# -- finding 6: Redis at maxmemory ---------------------------------------------------
+
+
+def _fill(queue: RedisOrganicQueue) -> None:
+    """Hold the server above ``maxmemory`` (``noeviction``): it refuses every write."""
+    client = queue._link.client
+    for n in range(20):
+        client.set(f"filler:{n}", b"x" * 65536)
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", used - 500_000)
+    with pytest.raises(Exception, match="maxmemory"):
+        client.set("one-more", b"x")
+
+
+def test_the_scorer_role_changes_hands_while_redis_refuses_writes(redis_url: str) -> None:
+    with (
+        RedisOrganicQueue(redis_url, name="sn", lock_period=5.0) as queue,
+        RedisOrganicQueue(redis_url, name="sn", lock_period=5.0) as other,
+    ):
+        active, standby = queue.scorer_lock(), other.scorer_lock()
+        assert active is not None
+        assert standby is not None
+        assert active.acquire()
+        queue.add({"n": 1})
+        queue.add({"n": 2})
+        _fill(queue)
+        with pytest.raises(ConnectionError, match="maxmemory"):
+            queue.add({"n": 3})  # refused: the queue does not grow
+        sample = queue.sample()  # but it drains
+        queue.renew([sample])
+        queue.ack(sample)
+        assert (queue.counters().acked, queue.size) == (1, 1)
+        assert active.acquire()  # renewed
+        fence = active.fence
+        assert fence is not None
+        assert active.check(fence)
+        active.release()
+        assert standby.acquire()  # taken: a standby can take over
+        assert standby.holder() == standby.token
+        standby.release()
+
+
+# -- finding 2: Redis loses its data ----------------------------------------------------
+
+
+def test_a_redis_that_lost_its_data_is_reported(
+    redis_server: RedisServer, library_log: list[str]
+) -> None:
+    with RedisOrganicQueue(redis_server.url, name="sn") as queue:
+        assert any("neither an append-only file nor RDB" in m for m in library_log)
+        scorer = Recorder(organic_queue=queue)  # not started: its stats read the ledger
+        for n in range(3):
+            queue.add({"n": n})
+            queue.count_accepted()
+        assert scorer.stats.organic_unaccounted == 0
+        redis_server.restart()  # no persistence: everything is gone
+        wait_until(lambda: _answers(queue), "Redis to answer again")
+        counters = queue.counters()
+        assert (counters.data_losses, counters.lost, counters.accepted) == (1, 3, 0)
+        assert any("lost its data" in m and "3 sample(s)" in m for m in library_log)
+        assert scorer.stats.organic_unaccounted == 3
+        assert queue.counters().data_losses == 1  # reported once
+
+
+def test_a_redis_that_persists_is_not_warned_about(tmp_path: Path, library_log: list[str]) -> None:
+    server = RedisServer(tmp_path, appendonly=True)
+    server.start()
+    try:
+        with RedisOrganicQueue(server.url, name="sn") as queue:
+            queue.add({"n": 1})
+            server.restart()  # kill -9: the append-only file brings it all back
+            wait_until(lambda: _answers(queue), "Redis to answer again")
+            counters = queue.counters()
+            assert (counters.data_losses, counters.size) == (0, 1)
+        assert not any("neither an append-only" in m for m in library_log)
+        assert not any("lost its data" in m for m in library_log)
+    finally:
+        server.stop()
+
+
+def _answers(queue: RedisOrganicQueue) -> bool:
+    try:
+        queue.size  # noqa: B018 (a round trip)
+    except ConnectionError:
+        return False
+    return True

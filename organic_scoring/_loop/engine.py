@@ -34,6 +34,7 @@ from organic_scoring.organic_queue._lock import LeaseKeeper, LeaseLock
 __all__ = ["Engine"]
 
 _FATAL = (SystemExit, KeyboardInterrupt)
+_LOOK_EVERY = 5.0  # seconds between reads of a blocking queue's counters
 
 
 class _Run:
@@ -291,9 +292,17 @@ class Engine:
             tick = min(tick, lease / 3)
         renew_failed = False
         all_stuck = False
+        # A shared queue's counters are read now and then, so that it notices (and
+        # reports) a server that lost its data even when nobody reads the stats.
+        counters = getattr(queue, "counters", None) if queue.blocking else None
+        next_look = time.monotonic()
         with scope:
             while True:
                 await anyio.sleep(tick)
+                if callable(counters) and time.monotonic() >= next_look:
+                    next_look = time.monotonic() + _LOOK_EVERY
+                    with contextlib.suppress(Exception):  # an outage shows elsewhere
+                        await asyncio.to_thread(counters)
                 samples = list(runner.leased.values())
                 if renews and samples:
                     try:

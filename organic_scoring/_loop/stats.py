@@ -133,16 +133,21 @@ class ScoringStats:
         no ``dropped`` counter.
 
         With a fleet queue (:class:`RedisOrganicQueue`) the fleet-wide ledger is read
-        instead: ``accepted - (scored + failed + dropped + leased + size)``.
+        instead: ``accepted - (scored + failed + dropped + leased + size)``, plus the
+        samples known to be waiting when Redis lost its data (``lost``).
         """
         counters = self.queue_counters
         if {"accepted", "scored", "failed", "leased", "dropped", "size"} <= counters.keys():
-            return counters["accepted"] - (
-                counters["scored"]
-                + counters["failed"]
-                + counters["dropped"]
-                + counters["leased"]
-                + counters["size"]
+            return (
+                counters.get("lost", 0)
+                + counters["accepted"]
+                - (
+                    counters["scored"]
+                    + counters["failed"]
+                    + counters["dropped"]
+                    + counters["leased"]
+                    + counters["size"]
+                )
             )
         dropped = counters.get("dropped")
         if dropped is None:

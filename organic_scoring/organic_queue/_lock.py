@@ -27,7 +27,7 @@ from typing import Any
 from organic_scoring._defaults import DEFAULT_LOCK_PERIOD
 from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable
-from organic_scoring.organic_queue._redis_link import RedisLink, require_redis
+from organic_scoring.organic_queue._redis_link import ALLOW_OOM, RedisLink, require_redis
 
 __all__ = ["LeaseKeeper", "LeaseLock"]
 
@@ -47,53 +47,61 @@ if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 return 1
 """
 
-_fenced_lock: type | None = None
+_fenced_locks: dict[bool, type] = {}
 
 
-def _fenced_lock_class() -> type:
-    """redis-py's Lock, taken with a fence number; made (and its scripts registered)
-    once per process."""
-    global _fenced_lock
-    if _fenced_lock is None:
-        base = require_redis("the scorer lock").lock.Lock
+def _fenced_lock_class(allow_oom: bool) -> type:
+    """redis-py's Lock, taken with a fence number, its scripts flagged ``allow-oom`` or
+    not; each class is made (and its scripts registered) once per process."""
+    made = _fenced_locks.get(allow_oom)
+    if made is not None:
+        return made
+    base = require_redis("the scorer lock").lock.Lock
+    flags = ALLOW_OOM if allow_oom else ""  # a standby must take over at maxmemory
 
-        class FencedLock(base):  # type: ignore[misc,valid-type]
-            lua_acquire: Any = None
-            lua_check: Any = None
-            fence_key = ""
-            fence: int | None = None
+    class FencedLock(base):  # type: ignore[misc,valid-type]
+        # Our own scripts, compiled for this class: None makes redis-py register them
+        # here rather than reuse the parent's.
+        LUA_RELEASE_SCRIPT = flags + base.LUA_RELEASE_SCRIPT.lstrip()
+        LUA_EXTEND_SCRIPT = flags + base.LUA_EXTEND_SCRIPT.lstrip()
+        LUA_REACQUIRE_SCRIPT = flags + base.LUA_REACQUIRE_SCRIPT.lstrip()
+        lua_release = lua_extend = lua_reacquire = None
+        lua_acquire: Any = None
+        lua_check: Any = None
+        fence_key = ""
+        fence: int | None = None
 
-            def register_scripts(self) -> None:
-                super().register_scripts()
-                cls = type(self)
-                if cls.lua_acquire is None:
-                    cls.lua_acquire = self.redis.register_script(_ACQUIRE)
-                if cls.lua_check is None:
-                    cls.lua_check = self.redis.register_script(_CHECK)
+        def register_scripts(self) -> None:
+            super().register_scripts()
+            cls = type(self)
+            if cls.lua_acquire is None:
+                cls.lua_acquire = self.redis.register_script(flags + _ACQUIRE.lstrip())
+            if cls.lua_check is None:
+                cls.lua_check = self.redis.register_script(flags + _CHECK.lstrip())
 
-            def do_acquire(self, token: Any) -> bool:
-                fence = self.lua_acquire(
-                    keys=[self.name, self.fence_key],
-                    args=[token, int(self.timeout * 1000)],
-                    client=self.redis,
+        def do_acquire(self, token: Any) -> bool:
+            fence = self.lua_acquire(
+                keys=[self.name, self.fence_key],
+                args=[token, int(self.timeout * 1000)],
+                client=self.redis,
+            )
+            if fence is None:
+                return False
+            self.fence = int(fence)
+            return True
+
+        def is_current(self, fence: int) -> bool:
+            token = self.local.token
+            if token is None:
+                return False
+            return bool(
+                self.lua_check(
+                    keys=[self.name, self.fence_key], args=[token, fence], client=self.redis
                 )
-                if fence is None:
-                    return False
-                self.fence = int(fence)
-                return True
+            )
 
-            def is_current(self, fence: int) -> bool:
-                token = self.local.token
-                if token is None:
-                    return False
-                return bool(
-                    self.lua_check(
-                        keys=[self.name, self.fence_key], args=[token, fence], client=self.redis
-                    )
-                )
-
-        _fenced_lock = FencedLock
-    return _fenced_lock
+    _fenced_locks[allow_oom] = FencedLock
+    return FencedLock
 
 
 _DRIFT = 0.05  # the share of a period a holder gives up, for clocks that run at different rates
@@ -133,7 +141,7 @@ class LeaseLock:
         self.fence_key = key + ":fence"
         """The counter of acquisitions, beside the lock's key (same hash tag)."""
         # thread_local=False: the keeper's thread takes the lock, stop() may release it.
-        self._redis_lock = _fenced_lock_class()(
+        self._redis_lock = _fenced_lock_class(link.script_flags)(
             link.client, key, timeout=self.period, blocking=False, thread_local=False
         )
         self._redis_lock.fence_key = self.fence_key

@@ -11,6 +11,8 @@ Keys of a queue named ``N`` start with ``organic-scoring:{N}:`` (a Cluster hash 
 * ``tries``: hash, id to how many times the sample was handed out.
 * ``dead``: list of dead letters (stored samples handed out more than
   ``max_deliveries`` times), newest first, at most ``max_size`` long.
+* ``marker``: set when a queue object first meets the server; its absence later means
+  Redis lost its data (a restart without persistence, a flush).
 * ``added``: pub/sub channel announcing each add (payload: the adder's origin).
 
 Every script first puts expired leases back among the waiting (``redelivered``).
@@ -42,7 +44,7 @@ from organic_scoring.organic_queue._base import OrganicQueueBase
 from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._lock import LeaseLock
 from organic_scoring.organic_queue._memory import QueueCounters
-from organic_scoring.organic_queue._redis_link import RedisLink
+from organic_scoring.organic_queue._redis_link import ALLOW_OOM, RedisLink
 
 __all__ = ["LeasedQueueCounters", "RedisOrganicQueue"]
 
@@ -68,6 +70,12 @@ class LeasedQueueCounters(QueueCounters):
     accepted: int = 0
     """Requests the intakes accepted (:meth:`RedisOrganicQueue.count_accepted`), counted
     apart from ``added``: each should have stored one sample."""
+    lost: int = 0
+    """Samples waiting or leased when this object last looked before Redis lost its
+    data (see :attr:`data_losses`); counted by ``stats.organic_unaccounted``."""
+    data_losses: int = 0
+    """Times this object found that Redis had lost its data (the queue's marker key
+    vanished): logged at ERROR."""
     dead_lettered: int = 0
     """Samples handed out more than ``max_deliveries`` times, moved to the dead-letter
     list instead of being handed out again (each also counted as acked and failed)."""
@@ -202,7 +210,7 @@ return 1
 )
 
 # ARGV: max_size. Returns {added, sampled, acked, redelivered, dropped, scored, failed,
-# accepted, dead, size, leased}.
+# accepted, dead, size, leased, whether the marker exists}.
 _COUNTERS = (
     _PRELUDE
     + """
@@ -213,6 +221,7 @@ local out = {}
 for i = 1, 9 do out[i] = tonumber(m[i]) or 0 end
 out[10] = redis.call('ZCARD', waiting)
 out[11] = redis.call('ZCARD', leases)
+out[12] = redis.call('EXISTS', KEYS[7])
 return out
 """
 )
@@ -350,18 +359,22 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._random = random.Random(seed)
         self._link = RedisLink(url, f"RedisOrganicQueue(name={name!r})")
         try:
+            # Every script but the add may run while Redis refuses writes at maxmemory:
+            # the scorer keeps draining the queue (which frees memory) meanwhile.
+            oom = ALLOW_OOM if self._link.script_flags else ""
             self._add_script = self._link.script(_ADD)
-            self._sample_script = self._link.script(_SAMPLE)
-            self._ack_script = self._link.script(_ACK)
-            self._counters_script = self._link.script(_COUNTERS)
-            self._size_script = self._link.script(_SIZE)
-            self._renew_script = self._link.script(_RENEW)
+            self._sample_script = self._link.script(oom + _SAMPLE)
+            self._ack_script = self._link.script(oom + _ACK)
+            self._counters_script = self._link.script(oom + _COUNTERS)
+            self._size_script = self._link.script(oom + _SIZE)
+            self._renew_script = self._link.script(oom + _RENEW)
         except BaseException:
             self._link.close()
             raise
         prefix = f"organic-scoring:{{{name}}}:"
         self._keys = [
-            prefix + part for part in ("waiting", "items", "leases", "meta", "tries", "dead")
+            prefix + part
+            for part in ("waiting", "items", "leases", "meta", "tries", "dead", "marker")
         ]
         self._channel = prefix + "added"
         self._origin = uuid.uuid4().hex.encode()
@@ -372,6 +385,18 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._handed: deque[_Lease] = deque()
         self._warned_full = False
         self._warned_late = False
+        self._lost = 0
+        self._data_losses = 0
+        self._last_held = 0  # samples waiting or leased at the last look
+        self._run_id: str | None = None
+        self._run_id_checked = 0.0
+        try:
+            with self._link.failures("cannot mark the queue"):
+                self._link.client.set(self._keys[6], self._origin, nx=True)
+            self._check_server(at_start=True)
+        except BaseException:
+            self._link.close()
+            raise
 
     # -- the queue ---------------------------------------------------------------
 
@@ -545,8 +570,14 @@ class RedisOrganicQueue(OrganicQueueBase):
     def counters(self) -> LeasedQueueCounters:
         """All counters and the size, read together in one atomic script."""
         self._check_open()
+        self._check_server()
         with self._link.failures("cannot read the counters"):
             reply = self._counters_script(self._keys, [self._max_size])
+        if not int(reply[11]):
+            self._data_lost()
+            with self._link.failures("cannot read the counters"):
+                reply = self._counters_script(self._keys, [self._max_size])
+        self._last_held = int(reply[9]) + int(reply[10])
         (added, sampled, acked, redelivered, dropped, scored, failed, accepted, dead) = (
             int(v) for v in reply[:9]
         )
@@ -564,6 +595,8 @@ class RedisOrganicQueue(OrganicQueueBase):
             failed=failed,
             accepted=accepted,
             dead_lettered=dead,
+            lost=self._lost,
+            data_losses=self._data_losses,
         )
 
     def scorer_lock(self) -> LeaseLock | None:
@@ -692,6 +725,52 @@ class RedisOrganicQueue(OrganicQueueBase):
         )
 
     # -- internals ---------------------------------------------------------------
+
+    _SERVER_CHECK = 5.0  # seconds between looks at the server's run id
+
+    def _check_server(self, *, at_start: bool = False) -> None:
+        """Note a restart of the server (a new run id), at most every few seconds; at
+        start, warn when it persists nothing."""
+        now = time.monotonic()
+        if not at_start and now - self._run_id_checked < self._SERVER_CHECK:
+            return
+        self._run_id_checked = now
+        try:
+            info = self._link.client.info("server")
+            run_id = str(info.get("run_id", ""))
+            if at_start:
+                persistence = self._link.client.info("persistence")
+                saves = self._link.client.config_get("save").get("save", "")
+                if not int(persistence.get("aof_enabled", 0)) and not saves:
+                    log.warning(
+                        f"organic queue {self._name!r}: Redis at {self._link.url} keeps "
+                        "neither an append-only file nor RDB snapshots: a restart loses "
+                        "every waiting sample. Run it with appendonly yes."
+                    )
+        except self._link.errors:
+            return  # CONFIG may be disabled (a managed server); an outage shows elsewhere
+        if self._run_id is not None and run_id != self._run_id:
+            log.warning(
+                f"organic queue {self._name!r}: Redis at {self._link.url} restarted "
+                "(its run id changed)"
+            )
+        self._run_id = run_id
+
+    def _data_lost(self) -> None:
+        """The marker vanished: Redis lost its data. Report it, count what was known to
+        be waiting, and mark the queue again."""
+        lost = self._last_held
+        self._lost += lost
+        self._data_losses += 1
+        self._last_held = 0
+        log.error(
+            f"organic queue {self._name!r}: Redis at {self._link.url} lost its data (a "
+            f"restart without persistence, or a flush): {lost} sample(s) waiting or "
+            "leased at the last look are gone, and the fleet's ledger restarts from 0. "
+            "Run Redis with appendonly yes."
+        )
+        with self._link.failures("cannot mark the queue"):
+            self._link.client.set(self._keys[6], self._origin, nx=True)
 
     def _check_open(self) -> None:
         if self._closed:
