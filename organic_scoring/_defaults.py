@@ -65,6 +65,12 @@ DEFAULT_LOCK_PERIOD = 5.0
 DEFAULT_LEASE = 30.0
 """Seconds an organic sample handed out by a shared queue stays leased."""
 
+DEFAULT_MAX_DELIVERIES = 3
+"""Times a shared queue hands a sample out before it moves it to its dead letters."""
+
+DEFAULT_STUCK_AFTER = 300.0
+"""Seconds an iteration may run before the loop counts it as stuck."""
+
 DEFAULT_QUEUE_SIZE = 10_000
 """Samples an organic queue holds before it evicts the oldest."""
 

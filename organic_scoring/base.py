@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from organic_scoring._defaults import DEFAULT_STOP_TIMEOUT
+from organic_scoring._defaults import DEFAULT_STOP_TIMEOUT, DEFAULT_STUCK_AFTER
 from organic_scoring._log import log
 from organic_scoring._loop.engine import Engine
 from organic_scoring._loop.hooks import call_hook, overrides
@@ -90,6 +90,8 @@ class OrganicScoringBase(ABC):
         trigger_jitter: float = 0.0,
         seed: int | None = None,
         redact: bool | Callable[[Any], Any] = False,
+        stuck_after: float = DEFAULT_STUCK_AFTER,
+        release_when_stuck: bool = False,
     ) -> None:
         """Validate the settings and prepare the loop; nothing runs until :meth:`start`.
 
@@ -130,6 +132,10 @@ class OrganicScoringBase(ABC):
                 a sample returns what may be kept of it. Hooks still get real samples.
                 A function also applies to an ``OrganicReplayDataset`` without a
                 ``redact`` of its own; True refuses such a dataset.
+            stuck_after: Seconds an iteration may run before it counts as stuck; when
+                every slot is stuck the loop logs a warning.
+            release_when_stuck: On a shared queue, give up the scorer role while every
+                slot is stuck, so a standby takes over.
 
         Raises:
             ValueError: A setting is out of range, or ``redact=True`` meets a replay
@@ -154,6 +160,8 @@ class OrganicScoringBase(ABC):
                 trigger_jitter=trigger_jitter,
                 seed=seed,
                 redact=redact,
+                stuck_after=stuck_after,
+                release_when_stuck=release_when_stuck,
             )
         )
         datasets = _datasets(synth_dataset, synth_dataset_weights)
@@ -491,8 +499,13 @@ class OrganicScoringBase(ABC):
                 size = queue.size
         except QueueUnavailable:  # a store that is down: the loop's counters still count
             queue_counters, size = {}, -1
-        return self.__runtime.stats.snapshot(
-            size, queue_counters, active=self.__runtime.engine.is_active
+        rt = self.__runtime
+        return rt.stats.snapshot(
+            size,
+            queue_counters,
+            active=rt.engine.is_active,
+            oldest=rt.runner.oldest_age(),
+            stuck=rt.runner.stuck(rt.config.stuck_after),
         )
 
     @_view

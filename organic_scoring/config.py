@@ -14,7 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from organic_scoring._defaults import DEFAULT_TRIGGER_FREQUENCY_MIN, JITTER_UTILISATION
+from organic_scoring._defaults import (
+    DEFAULT_STUCK_AFTER,
+    DEFAULT_TRIGGER_FREQUENCY_MIN,
+    JITTER_UTILISATION,
+)
 from organic_scoring._log import log
 from organic_scoring.intake._identity import AllowedHotkeys, hotkey_policy
 
@@ -35,6 +39,7 @@ _NUMBERS = (
     "backoff_initial",
     "backoff_max",
     "trigger_jitter",
+    "stuck_after",
 )
 
 
@@ -68,6 +73,11 @@ class ScoringConfig(BaseModel):
         log_timeout: Per-stage limits in seconds; None means no limit.
         backoff_initial, backoff_max: The pause after a failed iteration, doubling
             while failures repeat, capped at ``backoff_max``; reset by a success.
+        stuck_after: Seconds an iteration may run before it counts as stuck
+            (``stats.stuck_iterations``); when every slot holds a stuck iteration the
+            loop logs a warning. Greater than 0; 300 by default.
+        release_when_stuck: With a shared queue, give up the scorer role while every
+            slot is stuck, so a standby takes over; take it back once a slot frees.
         allowed_hotkeys: Who may send organic requests to this scorer's intakes: a
             collection of SS58 hotkeys, a callable ``(hotkey) -> bool``, or
             ``ANY_HOTKEY``. None leaves the choice to each intake.
@@ -97,6 +107,8 @@ class ScoringConfig(BaseModel):
     trigger_jitter: float = Field(default=0.0, ge=0, lt=1)
     seed: int | None = Field(default=None, strict=True)
     redact: StrictBool | Callable[[Any], Any] = False
+    stuck_after: float = Field(default=DEFAULT_STUCK_AFTER, gt=0)
+    release_when_stuck: StrictBool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -31,6 +31,7 @@ __all__ = [
     "SampleNotStorable",
     "SampleUnreadable",
     "ScoreBookFileError",
+    "ScorerRoleLost",
     "StageTimeout",
 ]
 
@@ -94,6 +95,15 @@ class RedisUnavailable(QueueUnavailable, ConnectionError):
         super().__init__(message)
         self.url = url
         """The server's URL with any password masked."""
+
+
+class ScorerRoleLost(OrganicScoringError):
+    """This scorer is no longer the active one of a shared queue (a standby took the
+    role): the iteration is cancelled, or its weights are not set.
+
+    Reported to ``_on_iteration_error``. An organic sample is left unacknowledged: it
+    comes back when its lease runs out, for the active scorer.
+    """
 
 
 class IterationError(OrganicScoringError):

@@ -46,6 +46,9 @@ LOOP_METRICS = {
     "organic_scoring_organic_unaccounted": ("gauge", set()),
     "organic_scoring_period_seconds": ("gauge", set()),
     "organic_scoring_in_flight": ("gauge", set()),
+    "organic_scoring_oldest_iteration_seconds": ("gauge", set()),
+    "organic_scoring_stuck_iterations": ("gauge", set()),
+    "organic_scoring_active_scorer": ("gauge", set()),
     "organic_scoring_weight": ("gauge", {"uid"}),
 }
 

@@ -11,6 +11,7 @@ sync code, a task inside a running loop. With a shared queue the run keeps its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 import time
@@ -23,16 +24,17 @@ import anyio.abc
 from organic_scoring._defaults import CANCEL_GRACE, DEFAULT_STOP_TIMEOUT
 from organic_scoring._log import log
 from organic_scoring._loop.hooks import ungrouped
-from organic_scoring._loop.iteration import Attempt, IterationRunner, attempt, planned
+from organic_scoring._loop.iteration import Attempt, IterationRunner, attempt, fencing, planned
 from organic_scoring._loop.trigger import SampleKind, Trigger
 from organic_scoring.config import ScoringConfig
-from organic_scoring.errors import IterationError
+from organic_scoring.errors import IterationError, ScorerRoleLost
 from organic_scoring.organic_queue import OrganicQueueBase
-from organic_scoring.organic_queue._lock import LeaseKeeper
+from organic_scoring.organic_queue._lock import LeaseKeeper, LeaseLock
 
 __all__ = ["Engine"]
 
 _FATAL = (SystemExit, KeyboardInterrupt)
+_LOOK_EVERY = 5.0  # seconds between reads of a blocking queue's counters
 
 
 class _Run:
@@ -42,6 +44,7 @@ class _Run:
         "drain_timeout",
         "finished",
         "in_flight",
+        "iterations",
         "keeper",
         "loop",
         "settled",
@@ -64,6 +67,8 @@ class _Run:
         self.drain_timeout = DEFAULT_STOP_TIMEOUT
         self.finished = threading.Event()
         self.in_flight = 0  # iterations started and not yet ended
+        # The running iterations: what to cancel when the scorer role is lost.
+        self.iterations: dict[Attempt, tuple[anyio.CancelScope, int | None]] = {}
 
 
 _inside: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
@@ -200,15 +205,25 @@ class Engine:
             self._queue.add_listener(self._trigger.arrived)
             lock = self._queue.scorer_lock()
             if lock is not None:
-                run.keeper = LeaseKeeper(lock, on_change=lambda _active: waker.wake())
+                loop = asyncio.get_running_loop()
+
+                def changed(_active: bool) -> None:  # on the keeper's thread
+                    waker.wake()
+                    with contextlib.suppress(RuntimeError):  # the loop has closed
+                        loop.call_soon_threadsafe(self._lost_role, run)
+
+                run.keeper = LeaseKeeper(lock, on_change=changed)
                 run.keeper.start()
             run.settled = True
             with ungrouped():
                 async with anyio.create_task_group() as group:
+                    watch = anyio.CancelScope()
+                    group.start_soon(self._watch, run, watch, name="organic-scoring-watch")
                     await self._loop(run, group)
                     with anyio.move_on_after(run.drain_timeout):
                         while run.in_flight:
                             await waker.wait(None)  # each iteration wakes it as it ends
+                    watch.cancel()
                     if run.in_flight:
                         log.warning(
                             f"stop: cancelling {run.in_flight} iteration(s) still running "
@@ -266,6 +281,59 @@ class Engine:
                 self._one, run, self._trigger.planned, name="organic-scoring-iteration"
             )
 
+    async def _watch(self, run: _Run, scope: anyio.CancelScope) -> None:
+        """While the run lasts: renew the leases of running iterations' organic samples
+        (a few times per lease), and tell when every iteration slot is stuck."""
+        queue, runner, config = self._queue, self._runner, self._config
+        lease = getattr(queue, "lease", None)
+        renews = type(queue).renew is not OrganicQueueBase.renew
+        tick = min(config.stuck_after / 4, 1.0)
+        if renews and isinstance(lease, (int, float)) and lease > 0:
+            tick = min(tick, lease / 3)
+        renew_failed = False
+        all_stuck = False
+        # A shared queue's counters are read now and then, so that it notices (and
+        # reports) a server that lost its data even when nobody reads the stats.
+        counters = getattr(queue, "counters", None) if queue.blocking else None
+        next_look = time.monotonic()
+        with scope:
+            while True:
+                await anyio.sleep(tick)
+                if callable(counters) and time.monotonic() >= next_look:
+                    next_look = time.monotonic() + _LOOK_EVERY
+                    with contextlib.suppress(Exception):  # an outage shows elsewhere
+                        await asyncio.to_thread(counters)
+                samples = list(runner.leased.values())
+                if renews and samples:
+                    try:
+                        await queue.arenew(samples)
+                    except Exception as exc:
+                        if not renew_failed:
+                            log.warning(
+                                f"cannot renew the leases of {len(samples)} running "
+                                f"iteration(s) ({exc!r}); retrying"
+                            )
+                        renew_failed = True
+                    else:
+                        renew_failed = False
+                stuck = runner.stuck(config.stuck_after)
+                if stuck >= config.max_concurrent_iterations and not all_stuck:
+                    all_stuck = True
+                    giving_up = config.release_when_stuck and run.keeper is not None
+                    log.warning(
+                        f"every iteration slot is stuck: {stuck} iteration(s) have run "
+                        f"for more than {config.stuck_after:g}s (the oldest "
+                        f"{runner.oldest_age():.1f}s); no sample is scored until one ends"
+                        + ("; giving up the scorer role" if giving_up else "")
+                    )
+                    if giving_up and run.keeper is not None:
+                        run.keeper.willing = False
+                elif all_stuck and stuck < config.max_concurrent_iterations:
+                    all_stuck = False
+                    log.info("an iteration slot is free again")
+                    if run.keeper is not None:
+                        run.keeper.willing = True
+
     async def _one(self, run: _Run, plan: SampleKind | None) -> None:
         """One call of ``loop_iteration``, whose every outcome is counted and reported.
 
@@ -274,8 +342,15 @@ class Engine:
         record = Attempt()
         attempt.set(record)  # this task's own context: the runner marks what it reported
         planned.set(plan)
+        keeper = run.keeper
+        fence = None if keeper is None else keeper.lock.fence
+        if keeper is not None:
+            fencing.set(_still_ours(keeper.lock, fence))
+        scope = anyio.CancelScope()
+        run.iterations[record] = (scope, fence)
         try:
-            await self._iterate()
+            with scope:
+                await self._iterate()
         except IterationError:
             self._failed()
         except asyncio.CancelledError:
@@ -293,8 +368,25 @@ class Engine:
             self._failures_in_a_row = 0
             self._resume_at = 0.0
         finally:
+            del run.iterations[record]
             run.in_flight -= 1
             self._trigger.waker.wake()
+
+    def _lost_role(self, run: _Run) -> None:
+        """The scorer lock changed hands: cancel the running iterations begun under
+        another tenure than the current one (each reports it)."""
+        keeper = run.keeper
+        if keeper is None:
+            return
+        current = keeper.lock.fence if keeper.active else None
+        for record, (scope, fence) in run.iterations.items():
+            if fence == current:
+                continue
+            if record.why is None:
+                record.why = ScorerRoleLost(
+                    "this process is no longer the active scorer: its iteration was cancelled"
+                )
+            scope.cancel()
 
     def _failed(self) -> None:
         """Back off after a failure: the pause doubles while failures repeat."""
@@ -342,6 +434,20 @@ class Engine:
                 await asyncio.wait({run.task})
             return
         await asyncio.to_thread(self.stop, timeout)
+
+
+def _still_ours(lock: LeaseLock, fence: int | None) -> Callable[[], Awaitable[None]]:
+    """A check, run right before ``_set_weights``, that raises :class:`ScorerRoleLost`
+    unless ``lock`` is still held under the acquisition numbered ``fence``."""
+
+    async def check() -> None:
+        if fence is None or not await asyncio.to_thread(lock.check, fence):
+            raise ScorerRoleLost(
+                "this process is no longer the active scorer (another took the role "
+                "while the iteration ran): its weights were not set"
+            )
+
+    return check
 
 
 async def _stop_keeper(keeper: LeaseKeeper) -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import anyio
@@ -37,6 +37,7 @@ from organic_scoring.errors import (
     FailedIteration,
     IterationError,
     SampleUnreadable,
+    ScorerRoleLost,
     StageTimeout,
 )
 from organic_scoring.organic_queue import OrganicQueueBase
@@ -47,7 +48,7 @@ from organic_scoring.synth_dataset import (
     SynthDatasetBase,
 )
 
-__all__ = ["Attempt", "IterationRunner", "ScorerHooks", "attempt", "planned"]
+__all__ = ["Attempt", "IterationRunner", "ScorerHooks", "attempt", "fencing", "planned"]
 
 _KEEP_FAILURES = 32
 _FATAL = (SystemExit, KeyboardInterrupt)
@@ -74,12 +75,14 @@ class ScorerHooks(Protocol):
 
 
 class Attempt:
-    """What the engine learns from one call of ``loop_iteration``: was it reported?"""
+    """What the engine learns from one call of ``loop_iteration``: was it reported?
+    And what the engine tells it: why it was cancelled, when it knows."""
 
-    __slots__ = ("reported",)
+    __slots__ = ("reported", "why")
 
     def __init__(self) -> None:
         self.reported = False
+        self.why: BaseException | None = None
 
 
 attempt: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
@@ -92,6 +95,13 @@ planned: contextvars.ContextVar[SampleKind | None] = contextvars.ContextVar(
 )
 """Set by the engine for each iteration it starts under a jittered trigger: the kind
 of sample chosen when the wait began. None: organic if one is waiting."""
+
+
+fencing: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "organic_scoring_fencing", default=None
+)
+"""Set by the engine for each iteration on a shared queue: raises unless this scorer
+still holds the role it held when the iteration began. Awaited before ``_set_weights``."""
 
 
 class _StageFailed(Exception):
@@ -188,6 +198,10 @@ class IterationRunner:
         self._queue_retry_at = 0.0
         self._last_serial: tuple[Callable[[], Any], _Serial | None] = (lambda: None, None)
         self.failures: deque[FailedIteration] = deque(maxlen=_KEEP_FAILURES)
+        self.running: dict[object, float] = {}
+        """When each running iteration started (monotonic seconds)."""
+        self.leased: dict[object, Any] = {}
+        """The organic sample of each running iteration that has one."""
         self._redact = redactor(config.redact)
         self._replays = _replays(datasets)
         if config.redact is True and any(r.redact is None for r in self._replays):
@@ -208,6 +222,25 @@ class IterationRunner:
 
     async def run(self) -> dict[str, Any]:
         """Run one iteration; return its logs, or ``{}`` when there was nothing to score."""
+        key = object()
+        self.running[key] = time.monotonic()
+        try:
+            return await self._run(key)
+        finally:
+            del self.running[key]
+            self.leased.pop(key, None)
+
+    def oldest_age(self) -> float:
+        """Seconds the oldest running iteration has run; 0 when none runs."""
+        started = min(self.running.values(), default=None)
+        return 0.0 if started is None else time.monotonic() - started
+
+    def stuck(self, after: float) -> int:
+        """How many running iterations have run for ``after`` seconds or more."""
+        now = time.monotonic()
+        return sum(now - started >= after for started in list(self.running.values()))
+
+    async def _run(self, key: object) -> dict[str, Any]:
         stats = self._stats
         hooks = self.hooks
         config = self._config
@@ -229,6 +262,8 @@ class IterationRunner:
             if sample is None:
                 stats.skipped()
                 return {}
+            if organic:
+                self.leased[key] = sample
             stats.sampled(organic)
             sampled = time.perf_counter()
             stage = "query"
@@ -244,6 +279,12 @@ class IterationRunner:
             stage = "weights"
             serial = self._serial_for_loop()
             async with serial.weights:
+                still_ours = fencing.get()
+                if still_ours is not None:
+                    try:
+                        await still_ours()
+                    except Exception as lost:
+                        raise _StageFailed("weights", lost) from lost
                 await self._call("weights", config.weights_timeout, hooks.weights, rewards)
             weighted = time.perf_counter()
             logs: dict[str, Any] = {
@@ -277,8 +318,10 @@ class IterationRunner:
             # keeps its own timeout).
             if stage == "query" and pair.query_time is not None and pair.reference_time is None:
                 stage = "reference"  # the query had returned: the reference held it up
+            record = attempt.get()
+            why = record.why if record is not None and record.why is not None else cancelled
             with anyio.CancelScope(shield=True):
-                await self._end_failed(stage, sample, organic, cancelled)
+                await self._end_failed(stage, sample, organic, why)
             raise
         except _StageFailed as failed:
             error = failed.error
@@ -480,7 +523,9 @@ class IterationRunner:
             record.reported = True
         self._stats.failed(stage, organic)
         await self._report(stage, sample, organic, error)
-        if organic and stage != "sample":  # an unreadable entry has left the queue already
+        # An unreadable entry has left the queue already; a scorer that lost its role
+        # leaves the sample to its lease, which brings it back for the active scorer.
+        if organic and stage != "sample" and not isinstance(error, ScorerRoleLost):
             await self._ack(sample, failed=True)
 
     async def report_outside(self, sample: Any, error: BaseException) -> None:

@@ -90,6 +90,10 @@ class ScoringStats:
     active_scorer: bool = False
     """True while this scorer's loop runs iterations: it is running and, on a queue
     shared by several scorers, holds the scorer lock (the others stand by)."""
+    oldest_iteration_age: float = 0.0
+    """Seconds the oldest running iteration has run; 0 when none runs."""
+    stuck_iterations: int = 0
+    """Running iterations older than ``stuck_after``."""
     stage_times: MappingProxyType[str, StageTimes] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -129,16 +133,21 @@ class ScoringStats:
         no ``dropped`` counter.
 
         With a fleet queue (:class:`RedisOrganicQueue`) the fleet-wide ledger is read
-        instead: ``accepted - (scored + failed + dropped + leased + size)``.
+        instead: ``accepted - (scored + failed + dropped + leased + size)``, plus the
+        samples known to be waiting when Redis lost its data (``lost``).
         """
         counters = self.queue_counters
         if {"accepted", "scored", "failed", "leased", "dropped", "size"} <= counters.keys():
-            return counters["accepted"] - (
-                counters["scored"]
-                + counters["failed"]
-                + counters["dropped"]
-                + counters["leased"]
-                + counters["size"]
+            return (
+                counters.get("lost", 0)
+                + counters["accepted"]
+                - (
+                    counters["scored"]
+                    + counters["failed"]
+                    + counters["dropped"]
+                    + counters["leased"]
+                    + counters["size"]
+                )
             )
         dropped = counters.get("dropped")
         if dropped is None:
@@ -205,6 +214,8 @@ class ScoringStats:
             "queue_size": self.queue_size,
             "queue_counters": dict(self.queue_counters),
             "active_scorer": self.active_scorer,
+            "oldest_iteration_age": self.oldest_iteration_age,
+            "stuck_iterations": self.stuck_iterations,
             "stage_times": {k: vars(v) for k, v in self.stage_times.items()},
             "intake_requests": {t: dict(by) for t, by in self.intake_requests.items()},
         }
@@ -332,7 +343,13 @@ class StatsRecorder:
                 self._failed += 1
 
     def snapshot(
-        self, queue_size: int, queue_counters: dict[str, int], *, active: bool = False
+        self,
+        queue_size: int,
+        queue_counters: dict[str, int],
+        *,
+        active: bool = False,
+        oldest: float = 0.0,
+        stuck: int = 0,
     ) -> ScoringStats:
         with self._lock:
             failures = {k: v for k, v in self._failures.items() if v}
@@ -367,6 +384,8 @@ class StatsRecorder:
             queue_size=queue_size,
             queue_counters=MappingProxyType(dict(queue_counters)),
             active_scorer=active,
+            oldest_iteration_age=oldest,
+            stuck_iterations=stuck,
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
             intake_requests=MappingProxyType(intake),
         )

@@ -130,6 +130,32 @@ _FAMILIES: dict[str, tuple[str, str]] = {
         "The annealed number of steps that starts an iteration (trigger=steps).",
     ),
     "organic_scoring_in_flight": ("gauge", "Iterations running now."),
+    "organic_scoring_oldest_iteration_seconds": (
+        "gauge",
+        "Seconds the oldest running iteration has run; 0 when none runs.",
+    ),
+    "organic_scoring_stuck_iterations": (
+        "gauge",
+        "Running iterations older than stuck_after; at max_concurrent_iterations no "
+        "sample is scored until one ends.",
+    ),
+    "organic_scoring_active_scorer": (
+        "gauge",
+        "1 while this scorer runs iterations (on a shared queue: holds the scorer role).",
+    ),
+    "organic_scoring_organic_leased": (
+        "gauge",
+        "Organic samples handed out by a leasing queue and not yet acknowledged (fleet-wide).",
+    ),
+    "organic_scoring_organic_redelivered": (
+        "counter",
+        "Leases that ran out unacknowledged and put their sample back (fleet-wide).",
+    ),
+    "organic_scoring_organic_dead_lettered": (
+        "counter",
+        "Organic samples handed out max_deliveries times and moved to the dead letters "
+        "(fleet-wide).",
+    ),
     "organic_scoring_intake_requests": (
         "counter",
         "Organic requests answered by an intake, by transport and HTTP status code.",
@@ -167,14 +193,18 @@ class PrometheusMetrics:
     2 min), ``queue_size``, ``organic_accepted_total``,
     ``organic_handler_errors_total``, ``organic_dropped_total``,
     ``organic_unaccounted``, ``period_seconds`` (``trigger="seconds"``) or
-    ``step_threshold`` (``"steps"``), ``in_flight``,
+    ``step_threshold`` (``"steps"``), ``in_flight``, ``oldest_iteration_seconds``,
+    ``stuck_iterations``, ``active_scorer``, ``organic_leased``,
+    ``organic_redelivered_total``, ``organic_dead_lettered_total``,
     ``intake_requests_total{transport, status}``, ``intake_seconds{transport}``
     (histogram, 100 µs to 30 s) and ``weight{uid}``.
 
     ``organic_dropped_total`` and ``organic_unaccounted`` are left out when the
-    queue keeps no ``dropped`` counter. The intake metrics appear once an intake has
-    answered a request; ``transport`` is ``"axon"``, ``"btauth/1"`` or ``"epistula"``
-    (or a custom intake's name) and ``status`` the HTTP status code as a string.
+    queue keeps no ``dropped`` counter; the ``leased``, ``redelivered`` and
+    ``dead_lettered`` ones when it keeps no such counter (a leasing queue does). The
+    intake metrics appear once an intake has answered a request; ``transport`` is
+    ``"axon"``, ``"btauth/1"`` or ``"epistula"`` (or a custom intake's name) and
+    ``status`` the HTTP status code as a string.
 
     Args:
         scoring: The scorer to export.
@@ -349,6 +379,17 @@ class PrometheusMetrics:
         else:
             add("organic_scoring_period_seconds", (), period)
         add("organic_scoring_in_flight", (), stats.in_flight)
+        add("organic_scoring_oldest_iteration_seconds", (), stats.oldest_iteration_age)
+        add("organic_scoring_stuck_iterations", (), stats.stuck_iterations)
+        add("organic_scoring_active_scorer", (), float(stats.active_scorer))
+        for name, key in (
+            ("organic_scoring_organic_leased", "leased"),
+            ("organic_scoring_organic_redelivered", "redelivered"),
+            ("organic_scoring_organic_dead_lettered", "dead_lettered"),
+        ):
+            value = stats.queue_counters.get(key)
+            if value is not None:
+                add(name, (), value)
         for transport, by_status in sorted(stats.intake_requests.items()):
             for status, count in sorted(by_status.items()):
                 add("organic_scoring_intake_requests", (transport, str(status)), count)

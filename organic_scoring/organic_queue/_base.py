@@ -6,7 +6,7 @@ import asyncio
 import functools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from organic_scoring.organic_queue._lock import LeaseLock
@@ -68,6 +68,14 @@ class OrganicQueueBase(ABC):
         """
         return None
 
+    def renew(self, samples: Sequence[Any]) -> None:
+        """The iterations that took ``samples`` still run; default: nothing to do.
+
+        A leasing queue extends their leases, so that a slow iteration's sample is not
+        handed out again meanwhile. The scoring loop calls it a few times per lease.
+        """
+        return None
+
     def count_accepted(self) -> None:
         """An intake accepted a request (its ``_on_organic_entry`` returned); default:
         nothing to do.
@@ -121,6 +129,13 @@ class OrganicQueueBase(ABC):
             await asyncio.to_thread(functools.partial(self.ack, sample, failed=failed))
         else:
             self.ack(sample, failed=failed)
+
+    async def arenew(self, samples: Sequence[Any]) -> None:
+        """:meth:`renew`, awaitable: on a worker thread when the queue blocks."""
+        if self.blocking:
+            await asyncio.to_thread(self.renew, samples)
+        else:
+            self.renew(samples)
 
     async def acount_accepted(self) -> None:
         """:meth:`count_accepted`, awaitable: on a worker thread when the queue blocks.

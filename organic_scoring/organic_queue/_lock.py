@@ -1,10 +1,14 @@
 """One active scorer among many: a lease lock in Redis, and the thread that keeps it.
 
 The lock is redis-py's :class:`redis.lock.Lock` on one key holding the holder's
-token (host, pid, random tail): ``SET NX PX`` to take, and renew/release only while
-the key still holds our token. A holder believes it holds the lock for ``period``
-less a drift margin, counted from *before* the acquiring request was sent, so two
-holders never overlap unless clock rates differ by more than the margin.
+token (host, pid, random tail): taken only when free, renewed/released only while
+the key still holds our token. Each acquisition also increments a fence counter
+beside the key, and the holder keeps the number it got: :meth:`LeaseLock.check`
+tells, atomically in Redis, whether the key still holds our token *and* the fence
+is still ours, so work begun under an earlier tenure can be refused. A holder
+believes it holds the lock for ``period`` less a drift margin, counted from
+*before* the acquiring request was sent, so two holders never overlap unless clock
+rates differ by more than the margin.
 :class:`LeaseKeeper` renews (or a standby retries) every third of a period.
 """
 
@@ -18,13 +22,86 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from organic_scoring._defaults import DEFAULT_LOCK_PERIOD
 from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable
-from organic_scoring.organic_queue._redis_link import RedisLink, require_redis
+from organic_scoring.organic_queue._redis_link import ALLOW_OOM, RedisLink, require_redis
 
 __all__ = ["LeaseKeeper", "LeaseLock"]
+
+# KEYS: the lock, its fence counter. ARGV: token, expiry (ms). Takes a free lock and
+# returns the fence number of this acquisition; nil when the lock is held.
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return fence
+"""
+
+# KEYS: the lock, its fence counter. ARGV: token, fence number. 1 when both are ours.
+_CHECK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+return 1
+"""
+
+_fenced_locks: dict[bool, type] = {}
+
+
+def _fenced_lock_class(allow_oom: bool) -> type:
+    """redis-py's Lock, taken with a fence number, its scripts flagged ``allow-oom`` or
+    not; each class is made (and its scripts registered) once per process."""
+    made = _fenced_locks.get(allow_oom)
+    if made is not None:
+        return made
+    base = require_redis("the scorer lock").lock.Lock
+    flags = ALLOW_OOM if allow_oom else ""  # a standby must take over at maxmemory
+
+    class FencedLock(base):  # type: ignore[misc,valid-type]
+        # Our own scripts, compiled for this class: None makes redis-py register them
+        # here rather than reuse the parent's.
+        LUA_RELEASE_SCRIPT = flags + base.LUA_RELEASE_SCRIPT.lstrip()
+        LUA_EXTEND_SCRIPT = flags + base.LUA_EXTEND_SCRIPT.lstrip()
+        LUA_REACQUIRE_SCRIPT = flags + base.LUA_REACQUIRE_SCRIPT.lstrip()
+        lua_release = lua_extend = lua_reacquire = None
+        lua_acquire: Any = None
+        lua_check: Any = None
+        fence_key = ""
+        fence: int | None = None
+
+        def register_scripts(self) -> None:
+            super().register_scripts()
+            cls = type(self)
+            if cls.lua_acquire is None:
+                cls.lua_acquire = self.redis.register_script(flags + _ACQUIRE.lstrip())
+            if cls.lua_check is None:
+                cls.lua_check = self.redis.register_script(flags + _CHECK.lstrip())
+
+        def do_acquire(self, token: Any) -> bool:
+            fence = self.lua_acquire(
+                keys=[self.name, self.fence_key],
+                args=[token, int(self.timeout * 1000)],
+                client=self.redis,
+            )
+            if fence is None:
+                return False
+            self.fence = int(fence)
+            return True
+
+        def is_current(self, fence: int) -> bool:
+            token = self.local.token
+            if token is None:
+                return False
+            return bool(
+                self.lua_check(
+                    keys=[self.name, self.fence_key], args=[token, fence], client=self.redis
+                )
+            )
+
+    _fenced_locks[allow_oom] = FencedLock
+    return FencedLock
 
 
 _DRIFT = 0.05  # the share of a period a holder gives up, for clocks that run at different rates
@@ -61,15 +138,36 @@ class LeaseLock:
         self.token = _token()
         """This holder's identity, stored in the key while it holds the lock."""
         self._link = link
+        self.fence_key = key + ":fence"
+        """The counter of acquisitions, beside the lock's key (same hash tag)."""
         # thread_local=False: the keeper's thread takes the lock, stop() may release it.
-        self._redis_lock = link.client.lock(
-            key, timeout=self.period, blocking=False, thread_local=False
+        self._redis_lock = _fenced_lock_class(link.script_flags)(
+            link.client, key, timeout=self.period, blocking=False, thread_local=False
         )
+        self._redis_lock.fence_key = self.fence_key
         self._lock_error: type[Exception] = require_redis("the scorer lock").exceptions.LockError
         # The key's expiry as the server gets it: redis-py sends whole milliseconds, cut down.
         self._ttl = int(self.period * 1000) / 1000
         self._lock = threading.Lock()
         self._valid_until = 0.0
+
+    @property
+    def fence(self) -> int | None:
+        """The fence number of our latest acquisition (it grows with every
+        acquisition by anyone); None before the first."""
+        fence: int | None = self._redis_lock.fence
+        return fence
+
+    def check(self, fence: int) -> bool:
+        """True when we hold the lock now, under the acquisition numbered ``fence``:
+        one atomic script, so a holder that lost the lock, even if it took it again
+        since, is told so.
+
+        Raises:
+            RedisUnavailable: The server did not answer.
+        """
+        with self._link.failures("cannot check the scorer lock"):
+            return bool(self._redis_lock.is_current(fence))
 
     @property
     def held(self) -> bool:
@@ -155,6 +253,9 @@ class LeaseKeeper:
         self._failing = False
         self._holding_through_outage = False
         self._defer_until = 0.0
+        self._fence: int | None = None
+        self.willing = True
+        """False: give the lock up (at the next renewal) and do not take it again."""
 
     @property
     def active(self) -> bool:
@@ -195,6 +296,15 @@ class LeaseKeeper:
             self._tick()
 
     def _tick(self) -> None:
+        if not self.willing:
+            if self._was_active:
+                try:
+                    self.lock.release()
+                except RedisUnavailable as exc:
+                    log.warning(f"{self.what} lock {self.lock.key}: {exc}; it expires by itself")
+                self._holding_through_outage = False
+                self._changed(False, "giving it up")
+            return
         try:
             if self._was_active or time.monotonic() >= self._defer_until:
                 active = self.lock.acquire()
@@ -219,6 +329,15 @@ class LeaseKeeper:
             # the lock again, so the role does not change hands for nothing.
             self._defer_until = time.monotonic() + self.lock.period
         if active:
+            fence = self.lock.fence
+            if self._was_active and fence != self._fence:
+                log.warning(
+                    f"{self.what} lock {self.lock.key}: this process ({self.lock.token}) "
+                    f"lost the lock and took it again; work begun before is void"
+                )
+                if self._on_change is not None:
+                    self._on_change(True)
+            self._fence = fence
             self._changed(True, f"took over from {self._other}" if self._other else "")
             self._other = None
         else:

@@ -7,12 +7,17 @@ Keys of a queue named ``N`` start with ``organic-scoring:{N}:`` (a Cluster hash 
 * ``leases``: sorted set of ``"id:token"`` scored by lease expiry (server ms); the
   token is the hand-out's number.
 * ``meta``: hash with ``seq`` and the counters ``added``, ``sampled``, ``acked``,
-  ``redelivered``, ``dropped``, ``scored``, ``failed``, ``accepted``.
+  ``redelivered``, ``dropped``, ``scored``, ``failed``, ``accepted``, ``dead``.
+* ``tries``: hash, id to how many times the sample was handed out.
+* ``dead``: list of dead letters (stored samples handed out more than
+  ``max_deliveries`` times), newest first, at most ``max_size`` long.
+* ``marker``: set when a queue object first meets the server; its absence later means
+  Redis lost its data (a restart without persistence, a flush).
 * ``added``: pub/sub channel announcing each add (payload: the adder's origin).
 
 Every script first puts expired leases back among the waiting (``redelivered``).
-Invariants: ``added == dropped + size + leased + acked``,
-``sampled == acked + leased + redelivered``.
+A dead letter counts as acked and failed. Invariants: ``added == dropped + size +
+leased + acked``, ``sampled == acked + leased + redelivered``.
 """
 
 from __future__ import annotations
@@ -23,18 +28,23 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
-from organic_scoring._defaults import DEFAULT_LEASE, DEFAULT_LOCK_PERIOD, DEFAULT_QUEUE_SIZE
+from organic_scoring._defaults import (
+    DEFAULT_LEASE,
+    DEFAULT_LOCK_PERIOD,
+    DEFAULT_MAX_DELIVERIES,
+    DEFAULT_QUEUE_SIZE,
+)
 from organic_scoring._log import log
 from organic_scoring.errors import SampleUnreadable
 from organic_scoring.organic_queue._base import OrganicQueueBase
 from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._lock import LeaseLock
 from organic_scoring.organic_queue._memory import QueueCounters
-from organic_scoring.organic_queue._redis_link import RedisLink
+from organic_scoring.organic_queue._redis_link import ALLOW_OOM, RedisLink
 
 __all__ = ["LeasedQueueCounters", "RedisOrganicQueue"]
 
@@ -60,6 +70,15 @@ class LeasedQueueCounters(QueueCounters):
     accepted: int = 0
     """Requests the intakes accepted (:meth:`RedisOrganicQueue.count_accepted`), counted
     apart from ``added``: each should have stored one sample."""
+    lost: int = 0
+    """Samples waiting or leased when this object last looked before Redis lost its
+    data (see :attr:`data_losses`); counted by ``stats.organic_unaccounted``."""
+    data_losses: int = 0
+    """Times this object found that Redis had lost its data (the queue's marker key
+    vanished): logged at ERROR."""
+    dead_lettered: int = 0
+    """Samples handed out more than ``max_deliveries`` times, moved to the dead-letter
+    list instead of being handed out again (each also counted as acked and failed)."""
 
     def __eq__(self, other: object) -> bool:
         if type(other) is QueueCounters:
@@ -72,11 +91,11 @@ class LeasedQueueCounters(QueueCounters):
 
 
 # -- the scripts ---------------------------------------------------------------------
-# KEYS: waiting, items, leases, meta. Every script opens with _PRELUDE, which reads the
-# server clock and defines trim() and reap().
+# KEYS: waiting, items, leases, meta, tries, dead. Every script opens with _PRELUDE,
+# which reads the server clock and defines trim() and reap().
 
 _PRELUDE = """
-local waiting, items, leases, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local waiting, items, leases, meta, tries = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
@@ -85,7 +104,10 @@ local function trim(limit)
   local over = redis.call('ZCARD', waiting) - limit
   if over <= 0 then return 0 end
   local gone = redis.call('ZPOPMIN', waiting, over)
-  for i = 1, #gone, 2 do redis.call('HDEL', items, gone[i]) end
+  for i = 1, #gone, 2 do
+    redis.call('HDEL', items, gone[i])
+    redis.call('HDEL', tries, gone[i])
+  end
   redis.call('HINCRBY', meta, 'dropped', over)
   return over
 end
@@ -121,12 +143,15 @@ return dropped
 """
 )
 
-# ARGV: a random number in [0, 1), lease (ms), max_size.
-# Returns nil when nothing waits, else {lease member, stored sample}.
+# ARGV: a random number in [0, 1), lease (ms), max_size, max_deliveries.
+# Returns nil when nothing waits, else {lease member, stored sample}, or
+# {lease member, stored sample, deliveries} for a sample that was handed out
+# max_deliveries times already: it went to the dead letters instead.
 _SAMPLE = (
     _PRELUDE
     + """
-reap(tonumber(ARGV[3]))
+local max_size = tonumber(ARGV[3])
+reap(max_size)
 local count = redis.call('ZCARD', waiting)
 if count == 0 then return false end
 local rank = math.min(math.floor(tonumber(ARGV[1]) * count), count - 1)
@@ -134,8 +159,37 @@ local id = redis.call('ZRANGE', waiting, rank, rank)[1]
 redis.call('ZREM', waiting, id)
 local token = redis.call('HINCRBY', meta, 'sampled', 1)
 local member = id .. ':' .. token
+local stored = redis.call('HGET', items, id)
+local delivered = redis.call('HINCRBY', tries, id, 1)
+if delivered > tonumber(ARGV[4]) then
+  redis.call('HDEL', items, id)
+  redis.call('HDEL', tries, id)
+  redis.call('LPUSH', KEYS[6], stored)
+  redis.call('LTRIM', KEYS[6], 0, max_size - 1)
+  redis.call('HINCRBY', meta, 'acked', 1)
+  redis.call('HINCRBY', meta, 'failed', 1)
+  redis.call('HINCRBY', meta, 'dead', 1)
+  return {member, stored, delivered - 1}
+end
 redis.call('ZADD', leases, now + tonumber(ARGV[2]), member)
-return {member, redis.call('HGET', items, id)}
+return {member, stored}
+"""
+)
+
+# ARGV: lease (ms), max_size, lease members... Pushes back the expiry of each lease
+# still live. Returns how many were.
+_RENEW = (
+    _PRELUDE
+    + """
+reap(tonumber(ARGV[2]))
+local live = 0
+for i = 3, #ARGV do
+  if redis.call('ZSCORE', leases, ARGV[i]) then
+    redis.call('ZADD', leases, now + tonumber(ARGV[1]), ARGV[i])
+    live = live + 1
+  end
+end
+return live
 """
 )
 
@@ -146,7 +200,9 @@ _ACK = (
     + """
 reap(tonumber(ARGV[2]))
 if redis.call('ZREM', leases, ARGV[1]) == 0 then return 0 end
-redis.call('HDEL', items, string.match(ARGV[1], '^(%d+):'))
+local id = string.match(ARGV[1], '^(%d+):')
+redis.call('HDEL', items, id)
+redis.call('HDEL', tries, id)
 redis.call('HINCRBY', meta, 'acked', 1)
 redis.call('HINCRBY', meta, ARGV[3], 1)
 return 1
@@ -154,17 +210,18 @@ return 1
 )
 
 # ARGV: max_size. Returns {added, sampled, acked, redelivered, dropped, scored, failed,
-# accepted, size, leased}.
+# accepted, dead, size, leased, whether the marker exists}.
 _COUNTERS = (
     _PRELUDE
     + """
 reap(tonumber(ARGV[1]))
 local m = redis.call('HMGET', meta, 'added', 'sampled', 'acked', 'redelivered', 'dropped',
-                     'scored', 'failed', 'accepted')
+                     'scored', 'failed', 'accepted', 'dead')
 local out = {}
-for i = 1, 8 do out[i] = tonumber(m[i]) or 0 end
-out[9] = redis.call('ZCARD', waiting)
-out[10] = redis.call('ZCARD', leases)
+for i = 1, 9 do out[i] = tonumber(m[i]) or 0 end
+out[10] = redis.call('ZCARD', waiting)
+out[11] = redis.call('ZCARD', leases)
+out[12] = redis.call('EXISTS', KEYS[7])
 return out
 """
 )
@@ -177,6 +234,20 @@ reap(tonumber(ARGV[1]))
 return redis.call('ZCARD', waiting)
 """
 )
+
+
+class _DeadLetter(SampleUnreadable):
+    """A sample handed out ``max_deliveries`` times without an ack: it went to the
+    dead-letter list instead of a fourth (or later) iteration."""
+
+    def __init__(self, message: str, sample: Any) -> None:
+        super().__init__(message)
+        self._sample = sample
+
+    @property
+    def raw(self) -> Any:
+        """The dead-lettered sample (its stored text when it no longer decodes)."""
+        return self._sample
 
 
 class _Lease:
@@ -207,6 +278,13 @@ class RedisOrganicQueue(OrganicQueueBase):
     queue coordinate through :meth:`scorer_lock`; a standby takes over within two
     ``lock_period``. Call :meth:`close` (or use it as a context manager) when done.
 
+    While an iteration runs, the scoring loop renews its sample's lease
+    (:meth:`renew`), so a slow iteration keeps its sample. A sample handed out
+    ``max_deliveries`` times without an ack (its scorers died or hung each time) is
+    not handed out again: :meth:`sample` moves it to the dead letters
+    (:meth:`dead_letters`) and raises :class:`~organic_scoring.errors.SampleUnreadable`
+    with it, which the loop reports as a failed organic sample.
+
     Args:
         url: The server: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
             for TLS, ``unix:///path``.
@@ -220,6 +298,7 @@ class RedisOrganicQueue(OrganicQueueBase):
             *One active scorer*); False lets every scorer sample.
         lock_period: Seconds the active scorer's lock lasts unless renewed; a standby
             takes over within two periods of the active scorer dying.
+        max_deliveries: How many times a sample may be handed out; at least 1.
 
     Raises:
         ValueError: A parameter is out of range (the message names it).
@@ -240,7 +319,14 @@ class RedisOrganicQueue(OrganicQueueBase):
         seed: int | None = None,
         one_scorer: bool = True,
         lock_period: float = DEFAULT_LOCK_PERIOD,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
     ) -> None:
+        if (
+            isinstance(max_deliveries, bool)
+            or not isinstance(max_deliveries, int)
+            or max_deliveries < 1
+        ):
+            raise ValueError(f"max_deliveries must be an int of at least 1, got {max_deliveries!r}")
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
         if (
@@ -264,6 +350,7 @@ class RedisOrganicQueue(OrganicQueueBase):
                 f"lock_period must be a number of seconds, at least 0.01, got {lock_period!r}"
             )
         self._one_scorer = one_scorer
+        self._max_deliveries = max_deliveries
         self._lock_period = float(lock_period)
         self._name = name
         self._max_size = max_size
@@ -272,16 +359,23 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._random = random.Random(seed)
         self._link = RedisLink(url, f"RedisOrganicQueue(name={name!r})")
         try:
+            # Every script but the add may run while Redis refuses writes at maxmemory:
+            # the scorer keeps draining the queue (which frees memory) meanwhile.
+            oom = ALLOW_OOM if self._link.script_flags else ""
             self._add_script = self._link.script(_ADD)
-            self._sample_script = self._link.script(_SAMPLE)
-            self._ack_script = self._link.script(_ACK)
-            self._counters_script = self._link.script(_COUNTERS)
-            self._size_script = self._link.script(_SIZE)
+            self._sample_script = self._link.script(oom + _SAMPLE)
+            self._ack_script = self._link.script(oom + _ACK)
+            self._counters_script = self._link.script(oom + _COUNTERS)
+            self._size_script = self._link.script(oom + _SIZE)
+            self._renew_script = self._link.script(oom + _RENEW)
         except BaseException:
             self._link.close()
             raise
         prefix = f"organic-scoring:{{{name}}}:"
-        self._keys = [prefix + part for part in ("waiting", "items", "leases", "meta")]
+        self._keys = [
+            prefix + part
+            for part in ("waiting", "items", "leases", "meta", "tries", "dead", "marker")
+        ]
         self._channel = prefix + "added"
         self._origin = uuid.uuid4().hex.encode()
         self._watcher: _AddWatcher | None = None
@@ -291,6 +385,18 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._handed: deque[_Lease] = deque()
         self._warned_full = False
         self._warned_late = False
+        self._lost = 0
+        self._data_losses = 0
+        self._last_held = 0  # samples waiting or leased at the last look
+        self._run_id: str | None = None
+        self._run_id_checked = 0.0
+        try:
+            with self._link.failures("cannot mark the queue"):
+                self._link.client.set(self._keys[6], self._origin, nx=True)
+            self._check_server(at_start=True)
+        except BaseException:
+            self._link.close()
+            raise
 
     # -- the queue ---------------------------------------------------------------
 
@@ -338,10 +444,23 @@ class RedisOrganicQueue(OrganicQueueBase):
         draw = self._random.random()
         started = time.monotonic()
         with self._link.failures("cannot sample"):
-            reply = self._sample_script(self._keys, [repr(draw), self._lease_ms, self._max_size])
+            reply = self._sample_script(
+                self._keys, [repr(draw), self._lease_ms, self._max_size, self._max_deliveries]
+            )
         if reply is None:
             return None
-        member, stored = reply
+        member, stored, *dead = reply
+        if dead:
+            try:
+                item = _load(stored)
+            except SampleUnreadable as unreadable:
+                item = unreadable.raw
+            raise _DeadLetter(
+                f"organic queue {self._name!r}: a sample was handed out {int(dead[0])} "
+                "times and never acknowledged (its iterations hung, or their scorers "
+                "died); it was moved to the dead letters, see dead_letters()",
+                item,
+            )
         try:
             item = _load(stored)
         except SampleUnreadable:
@@ -388,6 +507,49 @@ class RedisOrganicQueue(OrganicQueueBase):
                 "Make lease= longer than the longest iteration."
             )
 
+    def renew(self, samples: Sequence[Any]) -> None:
+        """Their iterations still run: give each of ``samples`` (objects :meth:`sample`
+        returned) a fresh ``lease``, in one round trip. Others are ignored.
+
+        Raises:
+            RedisUnavailable: The server did not answer; the leases run as they were.
+        """
+        self._check_open()
+        with self._lock:
+            held = [
+                lease
+                for sample in samples
+                for lease in self._leases.get(id(sample), ())
+                if lease.sample is sample
+            ]
+        if not held:
+            return
+        started = time.monotonic()
+        with self._link.failures("cannot renew leases"):
+            self._renew_script(
+                self._keys, [self._lease_ms, self._max_size, *(lease.member for lease in held)]
+            )
+        for lease in held:
+            lease.expires = started + self._lease
+
+    def dead_letters(self, limit: int = 100) -> list[Any]:
+        """Up to ``limit`` dead letters, newest first (a stored text where one no
+        longer decodes). They stay in the list, which keeps the newest ``max_size``.
+
+        Raises:
+            RedisUnavailable: The server did not answer.
+        """
+        self._check_open()
+        with self._link.failures("cannot read the dead letters"):
+            stored = self._link.client.lrange(self._keys[5], 0, max(0, limit - 1))
+        out = []
+        for one in stored:
+            try:
+                out.append(_load(one if isinstance(one, bytes) else one.encode()))
+            except SampleUnreadable as unreadable:
+                out.append(unreadable.raw)
+        return out
+
     def count_accepted(self) -> None:
         """Count one request accepted by an intake, in the fleet's ledger (one round trip).
 
@@ -408,11 +570,18 @@ class RedisOrganicQueue(OrganicQueueBase):
     def counters(self) -> LeasedQueueCounters:
         """All counters and the size, read together in one atomic script."""
         self._check_open()
+        self._check_server()
         with self._link.failures("cannot read the counters"):
             reply = self._counters_script(self._keys, [self._max_size])
-        added, sampled, acked, redelivered, dropped, scored, failed, accepted, size, leased = (
-            int(v) for v in reply
+        if not int(reply[11]):
+            self._data_lost()
+            with self._link.failures("cannot read the counters"):
+                reply = self._counters_script(self._keys, [self._max_size])
+        self._last_held = int(reply[9]) + int(reply[10])
+        (added, sampled, acked, redelivered, dropped, scored, failed, accepted, dead) = (
+            int(v) for v in reply[:9]
         )
+        size, leased = int(reply[9]), int(reply[10])
         return LeasedQueueCounters(
             added=added,
             sampled=sampled,
@@ -425,6 +594,9 @@ class RedisOrganicQueue(OrganicQueueBase):
             scored=scored,
             failed=failed,
             accepted=accepted,
+            dead_lettered=dead,
+            lost=self._lost,
+            data_losses=self._data_losses,
         )
 
     def scorer_lock(self) -> LeaseLock | None:
@@ -458,6 +630,11 @@ class RedisOrganicQueue(OrganicQueueBase):
     def lease(self) -> float:
         """Seconds a handed-out sample stays leased."""
         return self._lease
+
+    @property
+    def max_deliveries(self) -> int:
+        """How many times a sample may be handed out before it is dead-lettered."""
+        return self._max_deliveries
 
     @property
     def added(self) -> int:
@@ -548,6 +725,52 @@ class RedisOrganicQueue(OrganicQueueBase):
         )
 
     # -- internals ---------------------------------------------------------------
+
+    _SERVER_CHECK = 5.0  # seconds between looks at the server's run id
+
+    def _check_server(self, *, at_start: bool = False) -> None:
+        """Note a restart of the server (a new run id), at most every few seconds; at
+        start, warn when it persists nothing."""
+        now = time.monotonic()
+        if not at_start and now - self._run_id_checked < self._SERVER_CHECK:
+            return
+        self._run_id_checked = now
+        try:
+            info = self._link.client.info("server")
+            run_id = str(info.get("run_id", ""))
+            if at_start:
+                persistence = self._link.client.info("persistence")
+                saves = self._link.client.config_get("save").get("save", "")
+                if not int(persistence.get("aof_enabled", 0)) and not saves:
+                    log.warning(
+                        f"organic queue {self._name!r}: Redis at {self._link.url} keeps "
+                        "neither an append-only file nor RDB snapshots: a restart loses "
+                        "every waiting sample. Run it with appendonly yes."
+                    )
+        except self._link.errors:
+            return  # CONFIG may be disabled (a managed server); an outage shows elsewhere
+        if self._run_id is not None and run_id != self._run_id:
+            log.warning(
+                f"organic queue {self._name!r}: Redis at {self._link.url} restarted "
+                "(its run id changed)"
+            )
+        self._run_id = run_id
+
+    def _data_lost(self) -> None:
+        """The marker vanished: Redis lost its data. Report it, count what was known to
+        be waiting, and mark the queue again."""
+        lost = self._last_held
+        self._lost += lost
+        self._data_losses += 1
+        self._last_held = 0
+        log.error(
+            f"organic queue {self._name!r}: Redis at {self._link.url} lost its data (a "
+            f"restart without persistence, or a flush): {lost} sample(s) waiting or "
+            "leased at the last look are gone, and the fleet's ledger restarts from 0. "
+            "Run Redis with appendonly yes."
+        )
+        with self._link.failures("cannot mark the queue"):
+            self._link.client.set(self._keys[6], self._origin, nx=True)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -21,7 +21,14 @@ from organic_scoring.errors import RedisUnavailable
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["COMMAND_TIMEOUT", "CONNECT_TIMEOUT", "RedisLink", "masked", "require_redis"]
+__all__ = [
+    "ALLOW_OOM",
+    "COMMAND_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "RedisLink",
+    "masked",
+    "require_redis",
+]
 
 CONNECT_TIMEOUT = 2.0
 """Seconds to wait for a TCP connection to the server."""
@@ -29,6 +36,10 @@ COMMAND_TIMEOUT = 5.0
 """Seconds to wait for the server's reply to one command."""
 
 _SCHEMES = ("redis", "rediss", "unix")
+
+ALLOW_OOM = "#!lua flags=allow-oom\n"
+"""The first line of a script that may run while Redis refuses writes at
+``maxmemory`` (Redis 7 and later; see :attr:`RedisLink.script_flags`)."""
 
 
 def require_redis(feature: str) -> ModuleType:
@@ -85,6 +96,7 @@ class RedisLink:
         self.url = masked(url)
         """The server's URL, password masked: safe to log."""
         self.what = what
+        self._script_flags: bool | None = None
         self.errors: type[Exception] = module.exceptions.RedisError
         retry = module.retry.Retry(module.backoff.NoBackoff(), 0)
         try:
@@ -102,6 +114,22 @@ class RedisLink:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def script_flags(self) -> bool:
+        """True when the server reads flags in a script's first line (Redis 7 and
+        later): ``#!lua flags=allow-oom``, say. Asked once."""
+        flags = self._script_flags
+        if flags is None:
+            try:
+                with self.failures("cannot read the server's version"):
+                    info = self.client.info("server")
+                version = str(info.get("redis_version", "7"))
+                flags = int(version.split(".")[0]) >= 7
+            except (RedisUnavailable, ValueError):
+                flags = True
+            self._script_flags = flags
+        return flags
 
     @contextmanager
     def failures(self, doing: str) -> Iterator[None]:
