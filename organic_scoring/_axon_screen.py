@@ -9,7 +9,8 @@ while a restarted intake settles), a declared body over the limit (413), a body 
 is too slow (408) or too long (413), and a body that is not the synapse (400, 422).
 Everything else goes on to bittensor with the body it sent, unchanged.
 
-A refusal is JSON ``{"message": ...}``, which bittensor's dendrite reads into
+A refusal is JSON ``{"message": ...}`` with bittensor's ``bt_header_axon_status_code``
+and ``bt_header_axon_status_message`` headers, which its dendrite reads into
 ``synapse.dendrite.status_code`` and ``status_message``.
 """
 
@@ -137,7 +138,12 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _refuse(send: Send, refused: Refused) -> None:
     body = json.dumps({"message": refused.message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"bt_header_axon_status_code", str(refused.status).encode()),
+        (b"bt_header_axon_status_message", refused.message.encode("latin-1", "replace")),
+    ]
     headers += [(k.lower().encode(), v.encode()) for k, v in refused.headers.items()]
     await send({"type": "http.response.start", "status": refused.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

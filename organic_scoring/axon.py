@@ -160,7 +160,11 @@ def _screens(axon: Any) -> dict[str, Route]:
     routes: dict[str, Route] | None = getattr(axon, "_organic_scoring_screens", None)
     if routes is None:
         routes = {}
-        axon.app.add_middleware(AxonScreen, routes=routes)  # outermost: runs first
+        app = axon.app
+        if getattr(app, "middleware_stack", None) is None:
+            app.add_middleware(AxonScreen, routes=routes)  # outermost: runs first
+        else:  # the axon already serves: wrap the stack it built
+            app.middleware_stack = AxonScreen(app.middleware_stack, routes)
         axon._organic_scoring_screens = routes
     return routes
 

@@ -26,7 +26,14 @@ import numpy as np
 import pytest
 
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
-from support.axons import BITTENSOR_WARNINGS, astream, query, running_axon, serve_scorer
+from support.axons import (
+    BITTENSOR_WARNINGS,
+    astream,
+    query,
+    running_axon,
+    serve_scorer,
+    settled,
+)
 from support.chain import (
     FakeClient,
     FakeMetagraph,
@@ -212,6 +219,7 @@ def test_template_validator_scores_organic_prompts_and_sets_weights(tmp_path: Pa
                     wait_until(
                         lambda: axon.fast_server.started and scoring.is_running, "the validator"
                     )
+                    settled(axon)
                     reply = query(axon, user_wallet, example.OrganicPrompt(prompt="organic hello"))
                     assert status(reply) == 200
                     assert reply.queued is True
