@@ -29,11 +29,14 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 from unittest import mock
+
+import httpx
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring._compat import HAS_AXON, axon_class, dendrite_class, synapse_class
+from organic_scoring.axon import attach_axon
 from organic_scoring.demo._loopback import free_port
 from organic_scoring.organic_queue import OrganicQueue
 from organic_scoring.wallet import throwaway_wallet as make_wallet
@@ -51,12 +54,14 @@ if HAS_AXON:
 
         prompt: str = ""
         completion: str = ""
+        required_hash_fields: ClassVar[tuple[str, ...]] = ("prompt",)
 
     class BareBench(_Synapse):  # type: ignore[misc,valid-type]
         """The same request, served by a bare handler."""
 
         prompt: str = ""
         completion: str = ""
+        required_hash_fields: ClassVar[tuple[str, ...]] = ("prompt",)
 
 
 class _Intake(OrganicScoringBase):
@@ -100,6 +105,10 @@ def _serving(wallet: Any, setup: Callable[[Any], None]) -> Iterator[Any]:
         axon.thread_pool.shutdown(wait=True)
 
 
+REFUSAL_GOAL = 0.3
+"""An outsider's refusal may cost at most this share of a valid request."""
+
+
 def _dendrites(wallet: Any, n: int) -> list[Any]:
     # A dendrite asks a web service for its external IP when built; not here.
     with mock.patch("bittensor.utils.networking.get_external_ip", return_value="127.0.0.1"):
@@ -141,6 +150,44 @@ async def _measure(dendrites: list[Any], info: Any, each: int, rounds: int) -> t
             await dendrite.aclose_session()
 
 
+def _signed(dendrite: Any, info: Any, n: int) -> list[tuple[dict[str, str], Any]]:
+    """``n`` requests signed by ``dendrite`` (headers, JSON body), each a new nonce."""
+    signed = []
+    for i in range(n):
+        synapse = dendrite.preprocess_synapse_for_request(info, OursBench(prompt=f"r{i}"), 30)
+        signed.append((synapse.to_headers(), synapse.model_dump()))
+    return signed
+
+
+async def _cost(app: Any, requests: list[tuple[dict[str, str], Any]], status: int) -> float:
+    """CPU seconds per request for ``app`` to answer each of ``requests`` in-process."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        start = time.process_time()
+        for headers, body in requests:
+            response = await client.post("/OursBench", headers=headers, json=body)
+            if response.status_code != status:
+                raise RuntimeError(f"expected {status}, got {response.status_code}")
+        return (time.process_time() - start) / len(requests)
+
+
+def _refusal_row(axon: Any, client: Any, outsider: Any, n: int) -> dict[str, Any]:
+    """An outsider's validly signed request refused (403) against a valid one (200),
+    each answered by the axon's app in-process: CPU time per request, and their ratio."""
+    insider_dendrite, outsider_dendrite = _dendrites(client, 1)[0], _dendrites(outsider, 1)[0]
+    info = axon.info()
+    valid = _signed(insider_dendrite, info, n)
+    refused = _signed(outsider_dendrite, info, n)
+    refused_cost = asyncio.run(_cost(axon.app, refused, 403))
+    valid_cost = asyncio.run(_cost(axon.app, valid, 200))
+    return {
+        "name": "outsider refused vs valid, in-process (CPU per request)",
+        "ours_rps": 1 / refused_cost,
+        "bare_rps": 1 / valid_cost,
+        "ratio": refused_cost / valid_cost,
+    }
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Measure both loads; one row each, or none on bittensor 11 (no axon).
 
@@ -168,9 +215,12 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "ignore", message="Accessing the 'model_fields' attribute", category=DeprecationWarning
         )
         server, client = make_wallet(directory, "server"), make_wallet(directory, "client")
+        outsider = make_wallet(directory, "outsider")
 
         def setup(axon: Any) -> None:
-            _Intake(axon=axon)
+            # allowed_skew=0: one host, one clock, so no settling window after the start.
+            allowed = [client.hotkey.ss58_address]
+            attach_axon(_Intake(), axon, allowed_hotkeys=allowed, allowed_skew=0)
             axon.attach(forward_fn=bare)
 
         with _serving(server, setup) as axon:
@@ -185,6 +235,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 rows.append(
                     {"name": name, "ours_rps": ours, "bare_rps": bare_rps, "ratio": ours / bare_rps}
                 )
+            rows.append(_refusal_row(axon, client, outsider, 20 if quick else 300))
     return rows
 
 
@@ -195,10 +246,17 @@ def main() -> None:
         print("bench_axon: bittensor 11 has no axon; nothing to measure (see bench_http).")
         return
     print(f"{'load':<16}{'ours (req/s)':>14}{'bare (req/s)':>14}{'ratio':>8}")
-    for row in rows:
+    for row in rows[:-1]:
         print(
             f"{row['name']:<16}{row['ours_rps']:>14.0f}{row['bare_rps']:>14.0f}{row['ratio']:>8.2f}"
         )
+    refusal = rows[-1]
+    goal = "met" if refusal["ratio"] <= REFUSAL_GOAL else "NOT met"
+    print(
+        f"{refusal['name']}: refused {1e3 / refusal['ours_rps']:.2f} ms, valid "
+        f"{1e3 / refusal['bare_rps']:.2f} ms, ratio {refusal['ratio']:.2f} "
+        f"(goal <= {REFUSAL_GOAL}: {goal})"
+    )
 
 
 if __name__ == "__main__":

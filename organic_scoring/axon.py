@@ -18,8 +18,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from organic_scoring._axon_screen import AxonScreen, Route
 from organic_scoring._compat import axon_class, require_axon, synapse_class
-from organic_scoring._defaults import DEFAULT_ALLOWED_SKEW, DEFAULT_MAX_AGE
+from organic_scoring._defaults import (
+    DEFAULT_ALLOWED_SKEW,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_BODY_BYTES,
+)
 from organic_scoring._log import log
 from organic_scoring.base import OrganicScoringBase
 from organic_scoring.intake import NonceStore
@@ -59,6 +65,9 @@ def attach_axon(
     allowed_skew: float = DEFAULT_ALLOWED_SKEW,
     nonce_store: NonceStore | None = None,
     allowed_hotkeys: Any = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    allow_unsigned_body: bool = False,
 ) -> Gate:
     """Take organic requests for ``scoring`` through a bittensor 9/10 axon.
 
@@ -79,6 +88,11 @@ def attach_axon(
             (e.g. :func:`~organic_scoring.intake.permitted_validators`) or
             :data:`~organic_scoring.ANY_HOTKEY`. Default: the scorer's; one of the
             two must say.
+        max_body_bytes: Longer bodies get 413, before bittensor reads them.
+        body_timeout: Seconds to receive the whole body; slower ones get 408.
+        allow_unsigned_body: Accept a synapse type whose ``required_hash_fields`` is
+            empty: bittensor then signs none of its fields, and a body rewritten on
+            the way still verifies. Off by default.
 
     Returns:
         The gate, whose ``in_flight`` and ``waiting`` say how busy the intake is.
@@ -89,7 +103,8 @@ def attach_axon(
         TypeError: ``axon`` is not a bittensor axon, or ``_on_organic_entry``'s first
             parameter is not annotated with a ``bt.Synapse`` subclass.
         ValueError: The axon already has a handler for that synapse type, an option
-            is out of range, or no ``allowed_hotkeys`` was given.
+            is out of range, no ``allowed_hotkeys`` was given, or the synapse type
+            signs no field (see ``allow_unsigned_body``).
     """
     require_axon("attaching organic scoring to an axon")
     if not isinstance(axon, axon_class()):
@@ -103,6 +118,23 @@ def attach_axon(
             f"the axon already has a handler for {name}; give each scorer its own "
             "Synapse subclass, with a name no other handler on this axon uses"
         )
+    unsigned = not getattr(synapse_type, "required_hash_fields", ())
+    if unsigned and allow_unsigned_body:
+        log.warning(
+            f"organic intake: {name}.required_hash_fields is empty, so bittensor signs none "
+            "of its fields: a body rewritten on the way still verifies"
+        )
+    elif unsigned:
+        raise ValueError(
+            f"{name}.required_hash_fields is empty, so bittensor signs none of its fields "
+            "and a body rewritten on the way would still verify: list the fields your "
+            "handler relies on there, or pass allow_unsigned_body=True"
+        )
+    if max_body_bytes < 1 or not body_timeout > 0:
+        raise ValueError(
+            f"max_body_bytes must be >= 1 and body_timeout > 0, got {max_body_bytes}, "
+            f"{body_timeout}"
+        )
     gate = Gate(
         scoring,
         TRANSPORT,
@@ -113,6 +145,7 @@ def attach_axon(
         nonce_store=nonce_store,
         allowed_hotkeys=allowed_hotkeys,
     )
+    _screens(axon)[f"/{name}"] = Route(gate, synapse_type, max_body_bytes, body_timeout)
     axon.attach(
         forward_fn=_handler(gate, synapse_type),
         blacklist_fn=_screen(gate, synapse_type),
@@ -120,6 +153,20 @@ def attach_axon(
     )
     log.debug(f"organic intake attached to the axon for {name}")
     return gate
+
+
+def _screens(axon: Any) -> dict[str, Route]:
+    """The routes the axon's :class:`AxonScreen` guards; installed on first use."""
+    routes: dict[str, Route] | None = getattr(axon, "_organic_scoring_screens", None)
+    if routes is None:
+        routes = {}
+        app = axon.app
+        if getattr(app, "middleware_stack", None) is None:
+            app.add_middleware(AxonScreen, routes=routes)  # outermost: runs first
+        else:  # the axon already serves: wrap the stack it built
+            app.middleware_stack = AxonScreen(app.middleware_stack, routes)
+        axon._organic_scoring_screens = routes
+    return routes
 
 
 def _shaped(fn: Callable[..., Any], synapse_type: type[Any], returns: Any) -> Callable[..., Any]:

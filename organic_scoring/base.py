@@ -192,7 +192,12 @@ class OrganicScoringBase(ABC):
             # The original package's way: open to every hotkey unless the scorer says
             # otherwise (start() warns).
             open_to_all = config.allowed_hotkeys is None
-            attach_axon(self, axon, allowed_hotkeys=ANY_HOTKEY if open_to_all else None)
+            attach_axon(
+                self,
+                axon,
+                allowed_hotkeys=ANY_HOTKEY if open_to_all else None,
+                allow_unsigned_body=True,  # as the original did; attach_axon warns
+            )
 
     if not TYPE_CHECKING:  # hidden from type checkers: it would make every name valid
 

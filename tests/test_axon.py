@@ -7,6 +7,8 @@ dendrite gets back, and whether the request reached the organic queue.
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import threading
 import time
 import typing
@@ -29,6 +31,7 @@ from support.axons import (
     query,
     running_axon,
     serve_scorer,
+    settled,
 )
 from support.scorers import Recorder
 
@@ -102,6 +105,7 @@ def test_organic_request_is_queued_then_scored_by_the_running_loop(bt_wallets: W
 def test_scorer_can_attach_to_an_axon_that_is_already_serving(bt_wallets: Wallets) -> None:
     with running_axon(bt_wallets.server) as axon:
         scorer = AskScorer(axon=axon)
+        settled(axon)
         reply = query(axon, bt_wallets.client, Ask(prompt="late"))
         assert status(reply) == 200
         assert [entry["prompt"] for entry in drain(scorer)] == ["late"]
@@ -613,9 +617,104 @@ def test_bench_axon_runs() -> None:
     if not HAS_AXON:
         assert rows == []
         return
-    assert rows
+    assert len(rows) == 3
     for row in rows:
         assert set(row) == {"name", "ours_rps", "bare_rps", "ratio"}
         assert row["ours_rps"] > 0
         assert row["bare_rps"] > 0
+    for row in rows[:2]:  # throughput, ours against a bare handler
         assert row["ratio"] == pytest.approx(row["ours_rps"] / row["bare_rps"])
+    refusal = rows[2]  # cost: an outsider's refusal against a valid request
+    assert refusal["ratio"] == pytest.approx(refusal["bare_rps"] / refusal["ours_rps"])
+
+
+# -- the screen in front of bittensor's axon: cheap refusals, 4xx never 500 ----------------
+
+
+if HAS_AXON:
+
+    class Unsigned(bt.Synapse):  # type: ignore[misc]
+        """bittensor's default: required_hash_fields is empty, no field is signed."""
+
+        prompt: str = ""
+
+    class UnsignedScorer(Recorder):
+        async def _on_organic_entry(self, synapse: Unsigned) -> Unsigned:
+            return synapse
+
+
+def _attach_screened(**options: Any) -> Any:
+    def attach(axon: Any) -> AskScorer:
+        scorer = AskScorer()
+        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0, **options)
+        return scorer
+
+    return attach
+
+
+def _post(url: str, headers: Any, body: Any) -> httpx.Response:
+    with httpx.Client(timeout=WAIT) as http:
+        if isinstance(body, bytes):
+            return http.post(url, headers=headers, content=body)
+        return http.post(url, headers=headers, json=body)
+
+
+@needs_axon
+def test_repeated_authentication_headers_are_refused_not_last_one_wins(
+    bt_wallets: Wallets,
+) -> None:
+    with serve_scorer(bt_wallets.server, _attach_screened()) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "twice")
+        raw = [(k, v) for k, v in headers.items()]
+        raw.insert(0, ("bt_header_dendrite_hotkey", bt_wallets.stranger.hotkey.ss58_address))
+        refused = _post(url, raw, body)
+        assert refused.status_code == 400
+        assert "repeated" in refused.json()["message"]
+        assert refused.headers["bt_header_axon_status_code"] == "400"
+        assert scorer._organic_queue.size == 0
+
+
+@needs_axon
+@pytest.mark.parametrize(
+    ("edit", "status"),
+    [
+        (lambda body: b"{not json", 400),
+        (lambda body: json.dumps({**body, "prompt": {"a": 1}}).encode(), 422),
+    ],
+    ids=["not-json", "wrong-type"],
+)
+def test_a_body_that_is_not_the_synapse_gets_4xx_not_500(
+    bt_wallets: Wallets, edit: Any, status: int
+) -> None:
+    with serve_scorer(bt_wallets.server, _attach_screened()) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "typed")
+        refused = _post(url, {**headers, "content-type": "application/json"}, edit(body))
+        assert refused.status_code == status
+        assert scorer._organic_queue.size == 0
+
+
+@needs_axon
+def test_a_body_over_the_limit_or_too_slow_is_refused_before_bittensor(
+    bt_wallets: Wallets,
+) -> None:
+    with serve_scorer(
+        bt_wallets.server, _attach_screened(max_body_bytes=2048, body_timeout=0.5)
+    ) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "x" * 4096)
+        assert _post(url, headers, body).status_code == 413
+        url, headers, body = _signed_request(axon, bt_wallets.client, "slow")
+        sent = json.dumps(body).encode()
+        lines = ["POST /Ask HTTP/1.1", "Host: x", f"Content-Length: {len(sent)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        with socket.create_connection(("127.0.0.1", axon.port), timeout=WAIT) as sock:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + sent[:5])
+            assert sock.recv(64).split(b" ", 2)[1] == b"408"
+        assert scorer._organic_queue.size == 0
+
+
+@needs_axon
+def test_a_synapse_that_signs_no_field_is_refused_unless_allowed(bt_wallets: Wallets) -> None:
+    with running_axon(bt_wallets.server) as axon:
+        with pytest.raises(ValueError, match="required_hash_fields"):
+            attach_axon(UnsignedScorer(), axon, allowed_hotkeys=ANY_HOTKEY)
+        attach_axon(UnsignedScorer(), axon, allowed_hotkeys=ANY_HOTKEY, allow_unsigned_body=True)

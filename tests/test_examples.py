@@ -27,7 +27,14 @@ import pytest
 
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
 from organic_scoring.weights import WeightSetter
-from support.axons import BITTENSOR_WARNINGS, astream, query, running_axon, serve_scorer
+from support.axons import (
+    BITTENSOR_WARNINGS,
+    astream,
+    query,
+    running_axon,
+    serve_scorer,
+    settled,
+)
 from support.chain import (
     FakeClient,
     FakeMetagraph,
@@ -237,6 +244,7 @@ def test_template_validator_scores_organic_prompts_and_sets_weights(tmp_path: Pa
                     wait_until(
                         lambda: axon.fast_server.started and scoring.is_running, "the validator"
                     )
+                    settled(axon)
                     reply = query(axon, user_wallet, example.OrganicPrompt(prompt="organic hello"))
                     assert status(reply) == 200
                     assert reply.queued is True

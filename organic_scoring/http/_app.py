@@ -28,7 +28,14 @@ from organic_scoring._defaults import (
 )
 from organic_scoring._log import log
 from organic_scoring.base import OrganicScoringBase
-from organic_scoring.http._body import (
+from organic_scoring.http._context import RequestInfo, _current
+from organic_scoring.http._protocol import header_map
+from organic_scoring.http._responses import error_response, response_for, stream_response
+from organic_scoring.http._settings import IntakeSettings
+from organic_scoring.http._signing import default_protocol, protocol_named
+from organic_scoring.http._target import request_target
+from organic_scoring.intake import NonceStore
+from organic_scoring.intake._body import (
     BodyBudget,
     BodyTooLarge,
     BodyTooSlow,
@@ -38,13 +45,6 @@ from organic_scoring.http._body import (
     check_declared_length,
     read_body,
 )
-from organic_scoring.http._context import RequestInfo, _current
-from organic_scoring.http._protocol import header_map
-from organic_scoring.http._responses import error_response, response_for, stream_response
-from organic_scoring.http._settings import IntakeSettings
-from organic_scoring.http._signing import default_protocol, protocol_named
-from organic_scoring.http._target import request_target
-from organic_scoring.intake import NonceStore
 from organic_scoring.intake._gate import Gate, Refused
 from organic_scoring.intake._request_type import request_type_of
 

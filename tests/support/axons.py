@@ -177,10 +177,21 @@ def serve_scorer(wallet: Any, build: Callable[[Any], _S]) -> Iterator[tuple[Any,
     """
     scorers: list[_S] = []
     with running_axon(wallet, lambda axon: scorers.append(build(axon))) as axon:
+        settled(axon)
         try:
             yield axon, scorers[0]
         finally:
             scorers[0].stop()
+
+
+def settled(axon: Any) -> None:
+    """Wait out the first ``allowed_skew`` seconds of every intake on ``axon``: with an
+    in-memory nonce store a fresh intake puts requests off (503) until then."""
+    routes = getattr(axon, "_organic_scoring_screens", {})
+    for route in routes.values():
+        wait = (route.gate.freshness.not_before_ns - time.time_ns()) / 1e9
+        if wait > 0:
+            time.sleep(wait)
 
 
 # -- queries -------------------------------------------------------------------------

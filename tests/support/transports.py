@@ -14,7 +14,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import bittensor as bt
 import httpx
@@ -55,6 +55,7 @@ if HAS_AXON:
 
         text: str = ""
         priority: float = 0.0
+        required_hash_fields: ClassVar[tuple[str, ...]] = ("text", "priority")
 
 
 class CountingStore(InMemoryNonceStore):

@@ -14,9 +14,12 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import anyio
-from starlette.types import Receive
+
+if TYPE_CHECKING:  # starlette comes with the transports that read bodies
+    from starlette.types import Receive
 
 __all__ = [
     "BodyBudget",
