@@ -28,7 +28,7 @@ from organic_scoring._defaults import (
 )
 from organic_scoring._log import log
 from organic_scoring.base import OrganicScoringBase
-from organic_scoring.intake import NonceStore
+from organic_scoring.intake import NonceStore, Quota
 from organic_scoring.intake._gate import Gate, Refused
 from organic_scoring.intake._request_type import request_type_of
 
@@ -68,6 +68,7 @@ def attach_axon(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     allow_unsigned_body: bool = False,
+    quota: Quota | None = None,
 ) -> Gate:
     """Take organic requests for ``scoring`` through a bittensor 9/10 axon.
 
@@ -93,6 +94,8 @@ def attach_axon(
         allow_unsigned_body: Accept a synapse type whose ``required_hash_fields`` is
             empty: bittensor then signs none of its fields, and a body rewritten on
             the way still verifies. Off by default.
+        quota: Each hotkey's share (:class:`~organic_scoring.intake.Quota`); past it,
+            429. None: no per-caller limit.
 
     Returns:
         The gate, whose ``in_flight`` and ``waiting`` say how busy the intake is.
@@ -144,6 +147,7 @@ def attach_axon(
         allowed_skew=allowed_skew,
         nonce_store=nonce_store,
         allowed_hotkeys=allowed_hotkeys,
+        quota=quota,
     )
     _screens(axon)[f"/{name}"] = Route(gate, synapse_type, max_body_bytes, body_timeout)
     axon.attach(
@@ -234,6 +238,7 @@ def _handler(gate: Gate, synapse_type: type[Any]) -> Callable[..., Awaitable[Any
         synapse.dendrite = caller  # the signed headers' caller, not the body's claim
         try:
             await gate.remember(caller.hotkey, int(caller.nonce), int(caller.nonce))
+            await gate.charge(caller.hotkey)
             _, priority = await gate.pass_through(synapse, lambda: synapse, caller.hotkey)
             async with gate.admitted(priority) as admitted:
                 if not admitted:  # pragma: no cover - the axon gives no hang-up signal

@@ -469,3 +469,25 @@ def test_two_hundred_slow_forged_bodies_hold_at_most_the_budget(
     assert holding < budget + clients * (64 + 16) * 1024
     assert left < 1 << 20
     assert scorer.handled == []
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_forged_claims_spend_none_of_the_claimed_callers_quota(
+    wallets: Wallets,  # noqa: F811
+    protocol: str,
+) -> None:
+    from organic_scoring.intake import Quota
+
+    with served(wallets, protocol, quota=Quota(rate=0.01, burst=1)) as (scorer, server):
+        url = server.url + "/organic"
+        forged = _forged_claims(wallets, protocol, url, wallets.client_hotkey)
+        for _ in range(3):
+            assert httpx.post(url, content=b"{}", headers=forged, timeout=WAIT).status_code == 401
+        body = Job(text="mine").model_dump_json().encode()
+        headers = signed_headers(wallets, protocol, url, body)
+        assert httpx.post(url, content=body, headers=headers, timeout=WAIT).status_code == 200
+        again = signed_headers(wallets, protocol, url, body)
+        over = httpx.post(url, content=body, headers=again, timeout=WAIT)
+        assert over.status_code == 429
+        assert over.headers["retry-after"] == "100"
+    assert scorer.handled == ["mine"]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from organic_scoring.intake import InMemoryNonceStore
+from organic_scoring.intake import InMemoryNonceStore, Quota
 from support.axons import BITTENSOR_WARNINGS
 from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
 from support.transports import TRANSPORTS, Driver, intake
@@ -210,3 +210,24 @@ def test_a_blocking_nonce_store_is_called_off_the_event_loop(
     # (bittensor's axon refuses the replay itself, before asking the gate)
     assert store.on_loop
     assert set(store.on_loop) == {not blocking}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_each_caller_is_held_to_its_own_quota(
+    transport: str,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    quota = Quota(rate=0.01, burst=2)  # two at once, then one every 100 s
+    with intake(transport, wallets, monkeypatch, quota=quota) as served:
+
+        async def scenario() -> list[int]:
+            statuses = [await served.send(wallets.other, "other")]  # allowed: ANY_HOTKEY
+            for text in ("one", "two", "three"):
+                statuses.append(await served.send(wallets.client, text))
+            return statuses
+
+        statuses = asyncio.run(scenario())
+    # The other caller's request spends its own share; the client's third is over.
+    assert statuses == [200, 200, 200, 429]
+    assert served.scorer.handled == ["other", "one", "two"]

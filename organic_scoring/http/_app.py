@@ -34,7 +34,7 @@ from organic_scoring.http._responses import error_response, response_for, stream
 from organic_scoring.http._settings import IntakeSettings
 from organic_scoring.http._signing import default_protocol, protocol_named
 from organic_scoring.http._target import request_target
-from organic_scoring.intake import NonceStore
+from organic_scoring.intake import NonceStore, Quota
 from organic_scoring.intake._body import (
     BodyBudget,
     BodyTooLarge,
@@ -71,6 +71,7 @@ def create_app(
     allowed_skew: float = DEFAULT_ALLOWED_SKEW,
     nonce_store: NonceStore | None = None,
     allowed_hotkeys: Any = None,
+    quota: Quota | None = None,
 ) -> Starlette:
     """Build the signed-HTTP organic intake for ``scoring`` as a Starlette app.
 
@@ -105,6 +106,8 @@ def create_app(
             (e.g. :func:`~organic_scoring.intake.permitted_validators`) or
             :data:`~organic_scoring.ANY_HOTKEY`. Default: the scorer's
             ``allowed_hotkeys``; one of the two must say.
+        quota: Each hotkey's share (:class:`~organic_scoring.intake.Quota`); past
+            it, 429 with ``Retry-After``. None: no per-caller limit.
 
     Raises:
         RuntimeError: ``protocol="btauth/1"`` on bittensor 9 or 10.
@@ -129,6 +132,7 @@ def create_app(
         allowed_skew=allowed_skew,
         nonce_store=nonce_store,
         allowed_hotkeys=allowed_hotkeys,
+        quota=quota,
     )
     app = Starlette(
         routes=[Route(intake.settings.path, intake, methods=["POST"])],
@@ -169,6 +173,7 @@ class OrganicIntake:
         allowed_skew: float = DEFAULT_ALLOWED_SKEW,
         nonce_store: NonceStore | None = None,
         allowed_hotkeys: Any = None,
+        quota: Quota | None = None,
     ) -> None:
         """Check the options and look up the scorer's hooks; see :func:`create_app`."""
         if not isinstance(scoring, OrganicScoringBase):
@@ -204,6 +209,7 @@ class OrganicIntake:
             allowed_skew=self.settings.allowed_skew,
             nonce_store=nonce_store,
             allowed_hotkeys=allowed_hotkeys,
+            quota=quota,
         )
 
     @property
@@ -285,6 +291,7 @@ class OrganicIntake:
                 408, f"the request body did not arrive within {settings.body_timeout:g}s"
             ) from None
         await gate.remember(claim.hotkey, claim.nonce, claim.signed_at_ns)
+        await gate.charge(claim.hotkey)
         client = scope.get("client")
         info = RequestInfo(
             hotkey=claim.hotkey,

@@ -8,7 +8,14 @@ process) or :class:`RedisNonceStore` (a fleet), or any :class:`NonceStore`.
 """
 
 from organic_scoring.intake._identity import permitted_validators
+from organic_scoring.intake._quota import Quota
 from organic_scoring.intake._redis_nonce import RedisNonceStore
 from organic_scoring.intake._replay import InMemoryNonceStore, NonceStore
 
-__all__ = ["InMemoryNonceStore", "NonceStore", "RedisNonceStore", "permitted_validators"]
+__all__ = [
+    "InMemoryNonceStore",
+    "NonceStore",
+    "Quota",
+    "RedisNonceStore",
+    "permitted_validators",
+]

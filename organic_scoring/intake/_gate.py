@@ -54,6 +54,7 @@ from organic_scoring.base import OrganicScoringBase, runtime
 from organic_scoring.errors import QueueUnavailable
 from organic_scoring.intake._admission import AdmissionGate, BacklogFull
 from organic_scoring.intake._identity import AllowedHotkeys, admits, canonical, hotkey_policy
+from organic_scoring.intake._quota import Quota
 from organic_scoring.intake._replay import (
     Freshness,
     InMemoryNonceStore,
@@ -112,6 +113,7 @@ class Gate:
         allowed_skew: float = DEFAULT_ALLOWED_SKEW,
         nonce_store: NonceStore | None = None,
         allowed_hotkeys: Any = None,
+        quota: Quota | None = None,
     ) -> None:
         if not isinstance(scorer, OrganicScoringBase):
             raise TypeError(f"scoring must be an OrganicScoringBase, got {type(scorer).__name__}")
@@ -121,6 +123,9 @@ class Gate:
         if allowed_hotkeys is None:
             allowed_hotkeys = config.allowed_hotkeys
         self.allowed: AllowedHotkeys = hotkey_policy(allowed_hotkeys)
+        if quota is not None and not isinstance(quota, Quota):
+            raise TypeError(f"quota must be an organic_scoring.intake.Quota, got {quota!r}")
+        self.quota = quota
         if nonce_store is None:
             nonce_store = InMemoryNonceStore(retention=max(60.0, max_age + allowed_skew))
         self.freshness = Freshness(max_age, allowed_skew, time.time_ns(), nonce_store)
@@ -213,6 +218,30 @@ class Gate:
             raise Refused(503, "replay protection is unavailable, try again later") from exc
         if not fresh:
             raise Refused(401, "this request was already accepted (a replay)")
+
+    async def charge(self, hotkey: str) -> None:
+        """Spend one request of ``hotkey``'s quota: 429 (``Retry-After``) when it has
+        none left; 503 when the quota's store fails. Called once the signature is
+        checked, so a forged claim spends nothing."""
+        quota = self.quota
+        if quota is None:
+            return
+        try:
+            if quota.blocking:
+                wait = await anyio.to_thread.run_sync(quota.take, hotkey)
+            else:
+                wait = quota.take(hotkey)
+        except Exception as exc:
+            log.warning(f"organic intake: the quota store failed: {exc!r}")
+            raise Refused(
+                503, "quotas are unavailable, try again later", headers={"Retry-After": "1"}
+            ) from exc
+        if wait > 0:
+            raise Refused(
+                429,
+                "this hotkey is over its quota, try again later",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
     async def blacklist(self, subject: Any, hotkey: str) -> None:
         """Run ``_blacklist_fn(subject)``: 403 when it refuses, 500 when it raises."""
