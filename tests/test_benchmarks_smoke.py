@@ -96,21 +96,49 @@ def test_bench_fleet_intake_row(redis_url: str) -> None:
 
 def test_bench_distinguisher_rows() -> None:
     rows = bench_distinguisher.run(quick=True)
-    assert [row["name"][:3] for row in rows] == ["(a)", "(b)"]
+    assert [(row["name"][:3], row["view"]) for row in rows] == [
+        (key, view) for key in ("(a)", "(b)", "(c)") for view in ("every", "one of 16")
+    ]
     for row in rows:
-        assert {
-            "name",
-            "ours_auc",
-            "bare_auc",
-            "ratio",
-            "auc_all",
-            "auc_text",
-            "auc_timing",
-        } <= set(row)
         assert row["queries"] > 0
-        for key in ("auc_all", "auc_text", "auc_timing"):
+        for key in ("auc_content", "auc_timing", "auc_both", "auc_memory"):
             assert 0.0 <= row[key] <= 1.0 or math.isnan(row[key])
-        assert row["ours_auc"] == max(row["auc_all"], row["auc_text"], row["auc_timing"])
+        for key in ("exact_repeats", "normalised_repeats"):
+            assert 0.0 <= row[key] <= 1.0
+        best = max(row["auc_content"], row["auc_timing"], row["auc_both"])
+        assert row["ours_auc"] == best or math.isnan(best)
+    assert {goal for goal, _, _ in bench_distinguisher.goals([rows])} == {
+        "replay (b): exact repeats 0 %",
+        "replay (b): normalised repeats 0 %",
+        f"generator (c): content AUC <= {bench_distinguisher.GOAL_CONTENT}",
+        f"generator (c): timing AUC <= {bench_distinguisher.GOAL_TIMING}",
+    }
+
+
+def test_the_memory_recognises_repeats_splices_and_histories() -> None:
+    memory = bench_distinguisher.Memory()
+    Query = bench_distinguisher.Query
+    for text, history in (
+        ("how do i fix a loop that hangs in python", ()),
+        ("my sourdough sinks in the middle every time", ("hi", "hello, how can i help?")),
+    ):
+        memory.add(Query(0.0, text, True, history))
+    names = ("exact", "normalised", "coverage", "start", "end", "splice", "history")
+
+    def features(text: str, history: tuple[str, ...] = ()) -> dict[str, float]:
+        return dict(zip(names, memory.features(Query(0.0, text, None, history)), strict=True))
+
+    seen = features("how do i fix a loop that hangs in python")
+    assert seen["exact"] == seen["normalised"] == 1.0
+    assert seen["coverage"] == 1.0
+    layout = features("How  do I fix a loop\nthat hangs in Python")
+    assert (layout["exact"], layout["normalised"]) == (0.0, 1.0)
+    spliced = features("how do i fix a loop that sinks in the middle every time")
+    assert (spliced["normalised"], spliced["splice"]) == (0.0, 1.0)
+    fresh = features("what should i plant in a shady garden bed", ("Hi", "hello,  how can i help?"))
+    assert fresh["coverage"] == fresh["splice"] == fresh["exact"] == 0.0
+    assert fresh["history"] == 1.0
+    assert features("what should i plant", ("hi", "something else"))["history"] == 0.0
 
 
 def test_the_distinguisher_sees_a_planted_difference() -> None:
