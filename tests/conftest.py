@@ -1,18 +1,31 @@
 """Shared fixtures (leak checks, the library's log, a real Redis) and a one-line
 summary of skips."""
 
+# Where each test runs (noxfile.py picks tests by marker; pyproject.toml registers them):
+#   tests(11) runs every test, once.
+#   tests(9) and tests(10) run only the tests marked `bittensor`: whatever can differ by
+#     bittensor major (an axon, signed HTTP per protocol, _compat, imports, logging,
+#     weights emission, the demo's intake, ...).
+#   tests_python-3.10 and -3.13 run only the tests marked `python_version`: whatever can
+#     differ by Python (the loop's concurrency, cancellation and timeouts, typing and
+#     pydantic, imports).
+# Mark a whole module with `pytestmark = [pytest.mark.bittensor, ...]`, or one test with a
+# decorator. A test over support.transports.TRANSPORTS is marked by its parameters. A
+# test left unmarked runs in tests(11) only, so one that bittensor 11 skips for want of
+# something another major has must be marked: pytest_runtest_makereport fails it if not.
+
 from __future__ import annotations
 
 import gc
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
-from organic_scoring._compat import library_logger
+from organic_scoring._compat import HAS_AXON, library_logger
 from support.redis_server import RedisServer, running_redis, stop_shared_redis
 
 
@@ -98,3 +111,25 @@ def _stop_shared_redis() -> Iterator[None]:
     """Stop the per-process shared redis-server (support.redis_server.shared_redis) at the end."""
     yield
     stop_shared_redis()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On the newest bittensor (the only one that runs unmarked tests), fail an unmarked
+    test skipped for a reason that names bittensor: no session would ever run it."""
+    report: pytest.TestReport = yield
+    if HAS_AXON or not report.skipped or hasattr(report, "wasxfail"):
+        return report
+    if item.get_closest_marker("bittensor") is not None:
+        return report
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    if "bittensor" in reason:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} is skipped here ({reason}) and is not marked bittensor, so "
+            "no session runs it: mark it @pytest.mark.bittensor (see tests/conftest.py)"
+        )
+    return report

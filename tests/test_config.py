@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from organic_scoring.config import DEFAULT_TRIGGER_FREQUENCY_MIN, ScoringConfig
 
+pytestmark = pytest.mark.python_version
+
 NUMBER_FIELDS = (
     "trigger_frequency",
     "trigger_frequency_min",

@@ -9,7 +9,7 @@ import pytest
 
 from organic_scoring._deadline import Deadline, _Deadline310
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [pytest.mark.python_version, pytest.mark.usefixtures("no_leaks")]
 
 KINDS = [Deadline, _Deadline310]
 

@@ -12,7 +12,7 @@ from organic_scoring.http import OrganicClient, OrganicRequestError, create_app,
 from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
 from support.transports import parity_scorer
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks")]
 
 PROTOCOLS = ["btauth/1", "epistula"] if HAS_HTTP_AUTH else ["epistula"]
 

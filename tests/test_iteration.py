@@ -17,6 +17,8 @@ from organic_scoring.synth_dataset import MixtureDataset, OrganicReplayDataset
 from support.scorers import Letters, Recorder, forever
 from support.waiting import WAIT
 
+pytestmark = pytest.mark.python_version
+
 CONTRACT_KEYS = {
     "organic_time_sample": float,
     "organic_time_responses": float,

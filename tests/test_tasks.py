@@ -9,7 +9,7 @@ import pytest
 
 from organic_scoring._tasks import TaskGroup
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [pytest.mark.python_version, pytest.mark.usefixtures("no_leaks")]
 
 
 async def _forever(cancelled: list[str], name: str) -> None:

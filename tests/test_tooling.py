@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from organic_scoring._compat import HAS_AXON
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,12 +115,19 @@ def test_an_unsupported_python_hands_over_to_a_supported_one(
     assert script.main(["-s", "lint"], version=(3, 14)) == 1  # none on the PATH
 
 
-def test_skips_are_summed_up_in_one_line(pytester: pytest.Pytester) -> None:
+def with_our_conftest(pytester: pytest.Pytester) -> None:
+    """Give ``pytester`` the suite's conftest.py and markers."""
     pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text(encoding="utf-8"))
+    pytester.makeini("[pytest]\nmarkers =\n    bittensor: differs by bittensor major\n")
+
+
+def test_skips_are_summed_up_in_one_line(pytester: pytest.Pytester) -> None:
+    with_our_conftest(pytester)
     pytester.makepyfile(
         """
         import pytest
 
+        @pytest.mark.bittensor
         @pytest.mark.parametrize("n", range(3))
         @pytest.mark.skip(reason="bittensor 11 only")
         def test_new(n):
@@ -138,3 +147,33 @@ def test_skips_are_summed_up_in_one_line(pytester: pytest.Pytester) -> None:
     assert [line for line in lines if "skipped" in line.lower() and "passed" not in line] == [
         "skipped 4: bittensor 11 only (3); needs redis-server (1)"
     ]
+
+
+@pytest.mark.skipif(HAS_AXON, reason="checked where unmarked tests run: the newest bittensor")
+def test_a_test_no_session_would_run_fails(pytester: pytest.Pytester) -> None:
+    # tests(11) alone runs unmarked tests: one it skips for want of another bittensor
+    # major must be marked `bittensor`, or it runs nowhere.
+    with_our_conftest(pytester)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        needs_axon = pytest.mark.skipif(True, reason="bittensor 11 has no axon")
+
+        @needs_axon
+        def test_forgotten():
+            pass
+
+        @pytest.mark.bittensor
+        @needs_axon
+        def test_marked():
+            pass
+
+        @pytest.mark.skipif(True, reason="needs redis-server")
+        def test_other_reason():
+            pass
+        """
+    )
+    result = pytester.runpytest("-rfE", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1, skipped=2)
+    result.stdout.fnmatch_lines(["*test_forgotten*not marked bittensor*"])

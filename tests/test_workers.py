@@ -11,7 +11,7 @@ import pytest
 from organic_scoring._workers import Workers
 from support.waiting import WAIT, Counter
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [pytest.mark.python_version, pytest.mark.usefixtures("no_leaks")]
 
 _VAR: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 
