@@ -18,15 +18,22 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
-import pytest
+# numpy's BLAS starts a thread per core that spins while it waits: on two cores shared
+# with the tests' own servers and processes, a small matrix product then takes many
+# times longer. One thread, set before anything loads numpy; child processes inherit it.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
-from organic_scoring._compat import HAS_AXON, library_logger
-from support.redis_server import RedisServer, running_redis, stop_shared_redis
+import pytest  # noqa: E402
+
+from organic_scoring._compat import HAS_AXON, library_logger  # noqa: E402
+from support.redis_server import RedisServer, running_redis, stop_shared_redis  # noqa: E402
 
 
 @pytest.fixture
