@@ -52,6 +52,7 @@ def test_every_block_compiles(line: int, body: str) -> None:
 MARKED = [(line, body) for line, body, marked in BLOCKS if marked]
 
 
+@pytest.mark.bittensor  # the README promises them on every major
 @pytest.mark.parametrize(("line", "body"), MARKED, ids=str)
 def test_marked_blocks_run(
     line: int,
