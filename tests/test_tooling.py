@@ -177,3 +177,35 @@ def test_a_test_no_session_would_run_fails(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-rfE", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1, skipped=2)
     result.stdout.fnmatch_lines(["*test_forgotten*not marked bittensor*"])
+
+
+def test_the_leak_check_sees_a_task_left_pending(pytester: pytest.Pytester) -> None:
+    # no_leaks collects only what the test made: a task it leaves pending is still found.
+    with_our_conftest(pytester)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.usefixtures("no_leaks")
+
+        async def forever():
+            await asyncio.Event().wait()
+
+        async def start_one():
+            asyncio.get_running_loop().create_task(forever())
+            await asyncio.sleep(0)
+
+        def test_leaves_a_task_pending():
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(start_one())
+            loop.close()
+
+        def test_leaves_nothing():
+            asyncio.run(asyncio.sleep(0))
+        """
+    )
+    result = pytester.runpytest("-rfE", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaves_a_task_pending*"])
+    assert "Task was destroyed but it is pending" in result.stdout.str()
