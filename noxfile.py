@@ -38,6 +38,19 @@ BITTENSOR = {
     "11": ["bittensor>=11,<12"],
 }
 NEWEST = "11"
+
+# Which tests a session runs. tests(11) runs every test (bar the `slow` ones) once;
+# the others run only what can differ where they run, chosen by a pytest marker:
+#   tests(9), tests(10)   `bittensor`: axon, signed HTTP per protocol, _compat, imports,
+#                         logging, weights emission, the demo's intake, the original
+#                         package's paths ... (what differs by bittensor major);
+#   tests_python-3.x      `python_version`: the loop's concurrency, cancellation and
+#                         timeouts, typing and pydantic, imports (what differs by Python).
+# A test marked neither (queues, datasets, config, stats, statistics, the demo's
+# terminal, benchmark smoke ...) runs in tests(11) only. The markers are set in tests/
+# (see tests/conftest.py). Arguments after `--` come after these, so
+# `-- -m "not slow"` runs the whole suite in any session.
+SELECT = {"9": "bittensor", "10": "bittensor", "python": "python_version"}
 EXTRAS = "dev,http,metrics,demo,redis"
 """The extras every test session installs (``hf``, for the Hugging Face adapter's tests,
 only on the newest major)."""
@@ -104,6 +117,16 @@ def _install(session: nox.Session, major: str) -> None:
     session.run("python", "-c", "import bittensor, organic_scoring; print(bittensor.__version__)")
 
 
+def _pytest(session: nox.Session, marker: str | None) -> None:
+    """pytest on the tests marked ``marker`` (every test when None), then the posargs.
+
+    Each run ends with its ten slowest tests: how long tests take is measured, never
+    asserted.
+    """
+    select = ["-m", f"{marker} and not slow"] if marker else []
+    session.run("pytest", "--durations=10", *select, *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) over the tree, strict mypy over the package, and the docs
@@ -140,16 +163,18 @@ def _check_api_pages(session: nox.Session, site: Path) -> None:
 @nox.session
 @nox.parametrize("major", list(BITTENSOR), ids=list(BITTENSOR))
 def tests(session: nox.Session, major: str) -> None:
-    """The test suite against one bittensor major."""
+    """The test suite against one bittensor major: all of it on the newest, the tests
+    marked ``bittensor`` on the others."""
     _install(session, major)
-    session.run("pytest", *session.posargs)
+    _pytest(session, SELECT.get(major))
 
 
 @nox.session(python=EDGE_PYTHONS)
 def tests_python(session: nox.Session) -> None:
-    """The test suite on the newest bittensor major, on Python 3.10 and 3.13."""
+    """The tests marked ``python_version``, on the newest bittensor major, on Python 3.10
+    and 3.13."""
     _install(session, NEWEST)
-    session.run("pytest", *session.posargs)
+    _pytest(session, SELECT["python"])
 
 
 @nox.session(default=False)

@@ -13,6 +13,8 @@ from organic_scoring.errors import SampleUnreadable
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from support.scorers import Recorder
 
+pytestmark = pytest.mark.python_version
+
 
 def test_accepted_requests_balance_scored_failed_dropped_and_queued() -> None:
     class SometimesFails(Recorder):

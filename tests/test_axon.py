@@ -36,7 +36,7 @@ from support.axons import (
 from support.scorers import Recorder
 
 needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
-pytestmark = [pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
+pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
 
 if HAS_AXON:
     from support.axons import Ask, StreamAsk

@@ -9,6 +9,8 @@ import pytest
 
 from support.scorers import Recorder
 
+pytestmark = pytest.mark.python_version
+
 
 class Forgetful(Recorder):
     """A subclass whose __init__ never calls super().__init__()."""

@@ -86,6 +86,7 @@ def test_bench_redis_queue_rows(redis_url: str) -> None:
         assert math.isclose(row["ratio"], row["ours_ns"] / row["bare_ns"])
 
 
+@pytest.mark.timeout(300)  # two fleets start, each importing bittensor: a busy machine is slow
 def test_bench_fleet_intake_row(redis_url: str) -> None:
     (row,) = bench_fleet_intake.run(quick=True, url=redis_url)
     assert set(row) == {"name", "ours_rps", "bare_rps", "ratio"}

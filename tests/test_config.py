@@ -15,6 +15,8 @@ from organic_scoring._defaults import DEFAULT_TRIGGER_FREQUENCY_MIN
 from organic_scoring.config import ScoringConfig
 from support.identity import hotkey
 
+pytestmark = pytest.mark.python_version
+
 NUMBER_FIELDS = (
     "trigger_frequency",
     "trigger_frequency_min",

@@ -26,6 +26,7 @@ def _command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "organic_scoring"]
 
 
+@pytest.mark.bittensor
 @pytest.mark.timeout(120)
 def test_demo_scores_organic_and_synthetic_traffic() -> None:
     env = {**os.environ, "PYTHONWARNINGS": "default"}
@@ -69,6 +70,7 @@ def test_demo_scores_organic_and_synthetic_traffic() -> None:
     assert "Warning" not in done.stderr
 
 
+@pytest.mark.bittensor
 def test_version_names_the_package_and_bittensor(capsys: pytest.CaptureFixture[str]) -> None:
     import bittensor as bt
 
@@ -132,6 +134,7 @@ def test_metrics_port_must_be_a_port(capsys: pytest.CaptureFixture[str]) -> None
         assert "--metrics-port" in capsys.readouterr().err
 
 
+@pytest.mark.bittensor
 @pytest.mark.timeout(120)
 def test_demo_takes_its_organic_traffic_over_signed_http_on_every_major() -> None:
     # Epistula on every major (bittensor 11 would pick btauth/1, which the test above runs).
@@ -154,6 +157,7 @@ def test_demo_takes_its_organic_traffic_over_signed_http_on_every_major() -> Non
     assert "Warning" not in done.stderr
 
 
+@pytest.mark.bittensor
 def test_an_intake_this_bittensor_cannot_run_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -166,6 +170,7 @@ def test_an_intake_this_bittensor_cannot_run_is_a_usage_error(
         assert "error:" in capsys.readouterr().err
 
 
+@pytest.mark.bittensor
 def test_the_default_intake_fits_the_installed_bittensor() -> None:
     if HAS_AXON:
         assert choose_intake() == IntakeChoice("axon")
@@ -228,6 +233,7 @@ def test_demo_runs_as_a_fleet_on_redis(redis_url: str) -> None:
         assert client.keys("*") == []  # the demo cleaned up after itself
 
 
+@pytest.mark.bittensor
 def test_workers_need_redis(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["demo", "--workers", "2"])

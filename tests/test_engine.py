@@ -16,7 +16,7 @@ from organic_scoring.organic_queue import OrganicQueue
 from support.scorers import Letters, Recorder, forever
 from support.waiting import WAIT, Counter, wait_until
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [pytest.mark.python_version, pytest.mark.usefixtures("no_leaks")]
 
 
 def test_steps_from_another_thread_give_n_over_threshold_iterations() -> None:

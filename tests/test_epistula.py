@@ -52,7 +52,7 @@ from support.signed_http import (
 )
 from support.waiting import WAIT, wait_until
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks")]
 
 LIMIT = 4096
 """max_body_bytes of the shared test server."""
@@ -74,11 +74,19 @@ AUTH_HEADERS = (
 # -- Epistula v2 by hand, from the spec ---------------------------------------------------
 
 
+_signers: dict[int, tuple[Any, Any]] = {}
+"""id(wallet) -> (wallet, its resolved hotkey signer): bittensor 11 reads the key file
+on each resolve. The wallet is kept, so its id is never reused for another."""
+
+
 def hotkey_sign(wallet: Any, message: bytes) -> bytes:
     """The wallet's hotkey sr25519 signature of ``message``, as each major offers it."""
     resolve = getattr(bt, "resolve_signer", None)
     if resolve is not None:  # 11
-        return bytes(resolve(wallet, role="hotkey").sign(message))
+        held = _signers.get(id(wallet))
+        if held is None or held[0] is not wallet:
+            held = _signers[id(wallet)] = (wallet, resolve(wallet, role="hotkey"))
+        return bytes(held[1].sign(message))
     return bytes(wallet.hotkey.sign(message))  # 9, 10
 
 

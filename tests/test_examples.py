@@ -53,7 +53,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
 needs_http_auth = pytest.mark.skipif(not HAS_HTTP_AUTH, reason="bt.http_auth is bittensor 11's")
-pytestmark = [pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
+pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
 
 
 def load(name: str) -> ModuleType:

@@ -125,10 +125,14 @@ def test_a_fleet_survives_kills_and_replays(redis_url: str, tmp_path: Path) -> N
     outs = [tmp_path / f"scorer-{n}.jsonl" for n in ("a", "b", "a-again")]
     processes: list[subprocess.Popen[str]] = []
     try:
-        intakes = [_intake(redis_url, port, hotkey) for port in ports]
+        # The intake workers and the first scorer start together (each takes seconds to
+        # import bittensor); the standby only once that scorer is active.
+        intakes = [spawn_module("support.fleet_intake", redis_url, NAME, p, hotkey) for p in ports]
         processes += intakes
-        active = _scorer(redis_url, outs[0])
+        active = spawn_module("support.scorer_worker", redis_url, NAME, outs[0], LOCK_PERIOD, LEASE)
         processes.append(active)
+        for process in [*intakes, active]:
+            assert read_line(process) == "ready"
         assert json.loads(read_line(active))["active"]
         standby = _scorer(redis_url, outs[1])
         processes.append(standby)

@@ -16,7 +16,7 @@ from organic_scoring.http import OrganicClient, create_app, serve_in_thread
 from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
 from support.transports import Job, parity_scorer
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks")]
 
 PROTOCOLS = ["btauth/1", "epistula"] if HAS_HTTP_AUTH else ["epistula"]
 

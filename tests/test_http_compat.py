@@ -23,6 +23,8 @@ from organic_scoring._compat import HAS_HTTP_AUTH
 from support.loopback import make_wallet
 from support.scorers import Recorder
 
+pytestmark = pytest.mark.bittensor
+
 
 def test_the_module_imports_on_every_major() -> None:
     import organic_scoring.http as http

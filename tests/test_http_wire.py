@@ -25,7 +25,11 @@ from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
 from support.transports import Job, parity_scorer
 from support.waiting import WAIT
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [
+    pytest.mark.bittensor,
+    pytest.mark.python_version,
+    pytest.mark.usefixtures("no_leaks"),
+]
 
 PROTOCOLS = ["btauth/1", "epistula"] if HAS_HTTP_AUTH else ["epistula"]
 LIMIT = 512 * 1024

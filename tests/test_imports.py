@@ -2,18 +2,25 @@
 
 Each check runs in a fresh interpreter, so what this test process has already
 imported cannot hide a problem. Every socket connection and name lookup in that
-interpreter raises, so an import that reaches for the network fails loudly.
+interpreter raises, so an import that reaches for the network fails loudly. Each
+interpreter takes seconds to import bittensor, so they all start together, on the
+first test that needs one (see :func:`offline`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
+
+pytestmark = [pytest.mark.bittensor, pytest.mark.python_version]
 
 # Prepended to every child script: any attempt to reach the network raises.
 OFFLINE = textwrap.dedent(
@@ -94,6 +101,33 @@ CORE_DEPENDENCIES = (
 )
 
 
+CORE_MODULES = [
+    "organic_scoring",
+    "organic_scoring.organic_queue",
+    "organic_scoring.synth_dataset",
+    "organic_scoring.config",
+]
+DATASET_AND_QUEUE = textwrap.dedent(
+    """
+    from organic_scoring.organic_queue import OrganicQueue
+    from organic_scoring.synth_dataset import default_dataset
+
+    queue = OrganicQueue(seed=0)
+    queue.add(default_dataset(seed=0).sample())
+    print(queue.sample().messages[-1])
+    """
+)
+LISTING = "import json, sys, {}; print(json.dumps(sorted(sys.modules)))"
+CHILDREN = [
+    *(LISTING.format(module) for module in CORE_MODULES),
+    DATASET_AND_QUEUE,
+    LISTING.format("bittensor"),
+    WALK,
+]
+"""The code of every child interpreter the tests below run (importing a core module,
+each lists what it imported, for :func:`test_import_does_not_pull_optional_dependencies`)."""
+
+
 def run_offline(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter with the network disabled; fail on error."""
     result = subprocess.run(
@@ -117,8 +151,19 @@ def top(module: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def walk_report() -> dict[str, Any]:
-    report: dict[str, Any] = last_json(run_offline(WALK))
+def offline() -> Iterator[Callable[[str], subprocess.CompletedProcess[str]]]:
+    """``offline(code)``: :func:`run_offline` for one of :data:`CHILDREN`, which all
+    start at once (as many at a time as there are cores) when the first test asks."""
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        runs: dict[str, Future[subprocess.CompletedProcess[str]]] = {
+            code: pool.submit(run_offline, code) for code in CHILDREN
+        }
+        yield lambda code: runs[code].result()
+
+
+@pytest.fixture(scope="module")
+def walk_report(offline: Callable[[str], subprocess.CompletedProcess[str]]) -> dict[str, Any]:
+    report: dict[str, Any] = last_json(offline(WALK))
     return report
 
 
@@ -138,38 +183,25 @@ def test_the_network_guard_works() -> None:
     assert "network access is disabled" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "organic_scoring",
-        "organic_scoring.organic_queue",
-        "organic_scoring.synth_dataset",
-        "organic_scoring.config",
-    ],
-)
-def test_core_modules_import_offline(module: str) -> None:
-    run_offline(f"import {module}")
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_modules_import_offline(
+    offline: Callable[[str], subprocess.CompletedProcess[str]], module: str
+) -> None:
+    offline(LISTING.format(module))
 
 
-def test_default_dataset_and_queue_work_offline() -> None:
-    code = textwrap.dedent(
-        """
-        from organic_scoring.organic_queue import OrganicQueue
-        from organic_scoring.synth_dataset import default_dataset
-
-        queue = OrganicQueue(seed=0)
-        queue.add(default_dataset(seed=0).sample())
-        print(queue.sample().messages[-1])
-        """
-    )
-    assert run_offline(code).stdout.strip()
+def test_default_dataset_and_queue_work_offline(
+    offline: Callable[[str], subprocess.CompletedProcess[str]],
+) -> None:
+    assert offline(DATASET_AND_QUEUE).stdout.strip()
 
 
-def test_import_does_not_pull_optional_dependencies() -> None:
-    listing = "import json, sys, {}; print(json.dumps(sorted(sys.modules)))"
-    loaded = set(last_json(run_offline(listing.format("organic_scoring"))))
+def test_import_does_not_pull_optional_dependencies(
+    offline: Callable[[str], subprocess.CompletedProcess[str]],
+) -> None:
+    loaded = set(last_json(offline(LISTING.format("organic_scoring"))))
     assert "datasets" not in loaded
-    baseline = set(last_json(run_offline(listing.format("bittensor"))))
+    baseline = set(last_json(offline(LISTING.format("bittensor"))))
     # bittensor 9/10 import uvicorn and starlette for their axon; we must add none.
     assert {m for m in HEAVY if m in loaded} <= baseline
 
@@ -193,14 +225,3 @@ def test_only_our_modules_come_in_beyond_the_core_dependencies(
     allowed = set(CORE_DEPENDENCIES) | set(walk_report["stdlib"]) | {"organic_scoring"}
     outside = [m for m in walk_report["new_modules"] if top(m) not in allowed]
     assert outside == [], f"third-party modules imported by organic_scoring: {outside}"
-
-
-def test_import_time_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
-    timer = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
-    bittensor_s = float(run_offline(timer.format("bittensor")).stdout.split()[-1])
-    ours_s = float(run_offline(timer.format("organic_scoring")).stdout.split()[-1])
-    with capsys.disabled():
-        print(
-            f"\nimport bittensor: {bittensor_s:.3f} s; import organic_scoring (with bittensor): "
-            f"{ours_s:.3f} s; difference {ours_s - bittensor_s:+.3f} s"
-        )

@@ -20,7 +20,7 @@ from organic_scoring.intake._request_type import request_type_of
 from support.identity import hotkey
 from support.scorers import Recorder
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [pytest.mark.python_version, pytest.mark.usefixtures("no_leaks")]
 
 
 class Ask(BaseModel):

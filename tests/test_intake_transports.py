@@ -19,7 +19,7 @@ from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
 from support.transports import TRANSPORTS, Driver, intake
 from support.waiting import until
 
-pytestmark = [pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
+pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
 
 
 @pytest.fixture(params=TRANSPORTS)

@@ -18,7 +18,7 @@ from organic_scoring.synth_dataset import MixtureDataset, OrganicReplayDataset
 from support.scorers import Letters, Recorder, forever
 from support.waiting import WAIT, Counter, until
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [pytest.mark.python_version, pytest.mark.usefixtures("no_leaks")]
 
 CONTRACT_KEYS = {
     "organic_time_sample": float,

@@ -39,7 +39,7 @@ from support.load import (
 )
 from support.scorers import Recorder
 
-pytestmark = [pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
+pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
 
 SEED = 20240611
 

@@ -10,6 +10,8 @@ import pytest
 from organic_scoring._compat import HAS_AXON, library_logger
 from organic_scoring._log import log
 
+pytestmark = pytest.mark.bittensor
+
 
 class Catch(logging.Handler):
     def __init__(self) -> None:

@@ -23,7 +23,7 @@ from organic_scoring.errors import DatasetUnavailable
 from support.axons import BITTENSOR_WARNINGS, make_wallets, query, serve_scorer
 from support.waiting import WAIT, Counter
 
-pytestmark = [pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
+pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
 
 # The original package's module paths and what each one gave.
 ORIGINAL_PATHS = {

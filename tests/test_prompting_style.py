@@ -21,7 +21,7 @@ from organic_scoring import OrganicScoringBase
 from organic_scoring.synth_dataset import SynthDatasetBase
 from support.waiting import WAIT, Counter
 
-pytestmark = pytest.mark.usefixtures("no_leaks")
+pytestmark = [pytest.mark.python_version, pytest.mark.usefixtures("no_leaks")]
 
 
 class PromptSynapse:

@@ -108,6 +108,7 @@ def test_what_a_block_imports_from_the_package_exists(where: str, body: str) -> 
                     importlib.import_module(alias.name)
 
 
+@pytest.mark.bittensor  # the docs promise them on every major
 @pytest.mark.parametrize(("where", "body"), MARKED, ids=[where for where, _ in MARKED])
 def test_marked_blocks_run(
     where: str,

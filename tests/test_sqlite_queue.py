@@ -176,6 +176,7 @@ def test_pydantic_models_round_trip(open_queue: Any) -> None:
     assert {type(item) for item in out} == {Conversation, Conversation.Inner}
 
 
+@pytest.mark.bittensor
 @pytest.mark.skipif(Synapse is None, reason="bittensor 11 has no Synapse")
 def test_bittensor_synapses_round_trip(open_queue: Any) -> None:
     queue = open_queue()

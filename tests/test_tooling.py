@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from organic_scoring._compat import HAS_AXON
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,12 +118,19 @@ def test_an_unsupported_python_hands_over_to_a_supported_one(
     assert script.main(["-s", "lint"], version=(3, 14)) == 1  # none on the PATH
 
 
-def test_skips_are_summed_up_in_one_line(pytester: pytest.Pytester) -> None:
+def with_our_conftest(pytester: pytest.Pytester) -> None:
+    """Give ``pytester`` the suite's conftest.py and markers."""
     pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text(encoding="utf-8"))
+    pytester.makeini("[pytest]\nmarkers =\n    bittensor: differs by bittensor major\n")
+
+
+def test_skips_are_summed_up_in_one_line(pytester: pytest.Pytester) -> None:
+    with_our_conftest(pytester)
     pytester.makepyfile(
         """
         import pytest
 
+        @pytest.mark.bittensor
         @pytest.mark.parametrize("n", range(3))
         @pytest.mark.skip(reason="bittensor 11 only")
         def test_new(n):
@@ -186,3 +195,65 @@ def test_every_page_is_in_the_nav_and_every_public_module_has_an_api_page() -> N
     assert sorted(documented) == sorted(PUBLIC_MODULES)
     for name in documented:
         importlib.import_module(name)
+
+
+@pytest.mark.skipif(HAS_AXON, reason="checked where unmarked tests run: the newest bittensor")
+def test_a_test_no_session_would_run_fails(pytester: pytest.Pytester) -> None:
+    # tests(11) alone runs unmarked tests: one it skips for want of another bittensor
+    # major must be marked `bittensor`, or it runs nowhere.
+    with_our_conftest(pytester)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        needs_axon = pytest.mark.skipif(True, reason="bittensor 11 has no axon")
+
+        @needs_axon
+        def test_forgotten():
+            pass
+
+        @pytest.mark.bittensor
+        @needs_axon
+        def test_marked():
+            pass
+
+        @pytest.mark.skipif(True, reason="needs redis-server")
+        def test_other_reason():
+            pass
+        """
+    )
+    result = pytester.runpytest("-rfE", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1, skipped=2)
+    result.stdout.fnmatch_lines(["*test_forgotten*not marked bittensor*"])
+
+
+def test_the_leak_check_sees_a_task_left_pending(pytester: pytest.Pytester) -> None:
+    # no_leaks collects only what the test made: a task it leaves pending is still found.
+    with_our_conftest(pytester)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        pytestmark = pytest.mark.usefixtures("no_leaks")
+
+        async def forever():
+            await asyncio.Event().wait()
+
+        async def start_one():
+            asyncio.get_running_loop().create_task(forever())
+            await asyncio.sleep(0)
+
+        def test_leaves_a_task_pending():
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(start_one())
+            loop.close()
+
+        def test_leaves_nothing():
+            asyncio.run(asyncio.sleep(0))
+        """
+    )
+    result = pytester.runpytest("-rfE", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaves_a_task_pending*"])
+    assert "Task was destroyed but it is pending" in result.stdout.str()

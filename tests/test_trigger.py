@@ -16,6 +16,8 @@ from organic_scoring._loop.trigger import Load, Trigger, Waker
 from organic_scoring.config import ScoringConfig
 from organic_scoring.organic_queue import OrganicQueue
 
+pytestmark = pytest.mark.python_version
+
 
 def never() -> bool:
     return False

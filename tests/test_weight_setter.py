@@ -44,6 +44,9 @@ from support.weights_chain import (
     sim_for,
 )
 
+# Every SDK shape differs by bittensor major: this runs on each.
+pytestmark = pytest.mark.bittensor
+
 MAJOR = _compat.BT_MAJOR
 GAP_EXTRA = 1 if MAJOR == 10 else 0
 """10's set_weights sends only once more blocks than the rate limit have passed."""

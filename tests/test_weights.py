@@ -49,6 +49,7 @@ def test_accepts_numpy_scalars_and_alpha_one() -> None:
     assert book.scores[0] == 0.5
 
 
+@pytest.mark.bittensor
 def test_sized_by_the_metagraph_of_any_major() -> None:
     hotkeys = [f"hotkey-{uid}" for uid in range(5)]
     metagraph = real_metagraph(hotkeys)
@@ -66,6 +67,7 @@ def test_sized_by_the_metagraph_of_any_major() -> None:
     assert mixed.weights()[0] == pytest.approx(mixed.weights()[1])  # the kinds mixed 50/50
 
 
+@pytest.mark.bittensor
 @pytest.mark.skipif(not _compat.HAS_AXON, reason="bittensor 11's metagraph has no n")
 def test_accepts_metagraph_n_of_bittensor_9_and_10() -> None:
     metagraph = real_metagraph(["a", "b", "c"])
@@ -647,6 +649,7 @@ def _book() -> ScoreBook:
     return book
 
 
+@pytest.mark.bittensor
 @legacy_only
 def test_emit_through_subtensor_with_real_signature() -> None:
     subtensor, recorder = _fake_subtensor(_success_answer)
@@ -669,6 +672,7 @@ def test_emit_through_subtensor_with_real_signature() -> None:
     np.testing.assert_allclose(args["weights"], [0.25, 0.75])
 
 
+@pytest.mark.bittensor
 @legacy_only
 def test_emit_through_subtensor_reports_failure() -> None:
     subtensor, _ = _fake_subtensor(_failure_answer)
@@ -677,6 +681,7 @@ def test_emit_through_subtensor_reports_failure() -> None:
     assert not result
 
 
+@pytest.mark.bittensor
 @legacy_only
 def test_emit_through_subtensor_rejects_unknown_keyword_before_sending() -> None:
     subtensor, recorder = _fake_subtensor(_success_answer)
@@ -685,6 +690,7 @@ def test_emit_through_subtensor_rejects_unknown_keyword_before_sending() -> None
     assert recorder.calls == []
 
 
+@pytest.mark.bittensor
 @legacy_only
 def test_emit_needs_subtensor_and_wallet_on_legacy() -> None:
     subtensor, _ = _fake_subtensor(_success_answer)
@@ -706,6 +712,7 @@ def sdk(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], _Recor
     return install
 
 
+@pytest.mark.bittensor
 @sdk_only
 def test_emit_through_sdk_with_real_signature(
     sdk: Callable[[Callable[[], Any]], _Recorder],
@@ -724,6 +731,7 @@ def test_emit_through_sdk_with_real_signature(
     assert call.arguments["network"] == "local"
 
 
+@pytest.mark.bittensor
 @sdk_only
 def test_emit_through_sdk_turns_chain_error_into_failure(
     sdk: Callable[[Callable[[], Any]], _Recorder],
@@ -740,6 +748,7 @@ def test_emit_through_sdk_turns_chain_error_into_failure(
     assert isinstance(result.raw, bt.ChainError)
 
 
+@pytest.mark.bittensor
 @sdk_only
 def test_emit_through_sdk_rejects_unknown_keyword_and_subtensor(
     sdk: Callable[[Callable[[], Any]], _Recorder],
@@ -754,6 +763,7 @@ def test_emit_through_sdk_rejects_unknown_keyword_and_subtensor(
     assert recorder.calls == []
 
 
+@pytest.mark.bittensor
 def test_emit_sends_nothing_when_nothing_to_weigh(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_sdk() -> Any:
         raise AssertionError("must not reach bittensor")
@@ -767,6 +777,7 @@ def test_emit_sends_nothing_when_nothing_to_weigh(monkeypatch: pytest.MonkeyPatc
     assert emit_weights({0: 0.0}, netuid=1, wallet=object()).success is False
 
 
+@pytest.mark.bittensor
 @pytest.mark.parametrize(
     ("weights", "netuid", "match"),
     [

@@ -30,7 +30,7 @@ from support.signed_http import Wallets
 from support.waiting import WAIT, wait_until
 
 TRANSPORTS = [
-    name
+    pytest.param(name, id=name, marks=pytest.mark.bittensor)
     for name, available in (
         ("axon", HAS_AXON),
         ("btauth/1", HAS_HTTP_AUTH),
@@ -38,7 +38,8 @@ TRANSPORTS = [
     )
     if available
 ]
-"""The transports the installed bittensor has."""
+"""The transports the installed bittensor has, as parameters: a test over them is marked
+``bittensor``, so it runs on every major (see tests/conftest.py)."""
 
 
 class Job(BaseModel):
