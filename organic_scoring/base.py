@@ -458,6 +458,13 @@ class OrganicScoringBase(ABC):
         """
         return await self.__runtime.runner.run()
 
+    def holds_scorer_role(self) -> bool:
+        """Whether this process may set weights now: its loop runs and, on a queue shared
+        by a fleet, it holds the scorer lock under its current fencing token, checked
+        in Redis at the call (blocking: one round trip). Give it to
+        :class:`~organic_scoring.weights.WeightSetter` as ``active=``."""
+        return self.__runtime.engine.holds_role()
+
     # -- read-only views -----------------------------------------------------------
 
     @_view

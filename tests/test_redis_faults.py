@@ -18,7 +18,7 @@ from organic_scoring.errors import SampleUnreadable
 from organic_scoring.metrics import PrometheusMetrics
 from organic_scoring.organic_queue import RedisOrganicQueue
 from support.redis_server import RedisServer
-from support.scorers import Recorder
+from support.scorers import Letters, Recorder
 from support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -330,3 +330,29 @@ def _answers(queue: RedisOrganicQueue) -> bool:
     except ConnectionError:
         return False
     return True
+
+
+def test_a_weight_setter_sends_only_while_this_process_holds_the_fenced_role(
+    redis_url: str,
+) -> None:
+    """holds_scorer_role() is the scorer lock checked in Redis under the current fence:
+    True while held, False once another acquisition took the lock."""
+    import redis
+
+    queue = RedisOrganicQueue(redis_url, name="fenced-setter", lock_period=0.6)
+    scorer = Recorder(synth_dataset=Letters("a"), organic_queue=queue, trigger_frequency=0.05)
+    try:
+        assert not scorer.holds_scorer_role()  # not running
+        with scorer:
+            wait_until(lambda: scorer.stats.active_scorer, "the scorer to take the lock")
+            assert scorer.holds_scorer_role()
+            client = redis.Redis.from_url(redis_url)
+            try:  # another process takes the role: the lock key now holds its token
+                key = "organic-scoring:{fenced-setter}:scorer"
+                client.set(key, "someone-else", px=60_000)
+                client.incr(key + ":fence")
+            finally:
+                client.close()
+            assert not scorer.holds_scorer_role()
+    finally:
+        queue.close()

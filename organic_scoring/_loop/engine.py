@@ -127,6 +127,18 @@ class Engine:
             return False
         return run.keeper is None or run.keeper.active
 
+    def holds_role(self) -> bool:
+        """:attr:`is_active`, and for a shared queue its scorer lock checked in Redis
+        now, under the fencing token of the current acquisition (a round trip)."""
+        run = self._run
+        if not self.is_active or run is None:
+            return False
+        keeper = run.keeper
+        if keeper is None:
+            return True
+        fence = keeper.lock.fence
+        return fence is not None and keeper.lock.check(fence)
+
     # -- starting ---------------------------------------------------------------
 
     def start(self) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeAlias
 
+import anyio
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -107,8 +108,9 @@ class WeightSetter:
             (the subnet owner's, typically) and the rest as the book says; the uid
             must be in the subnet. With fraction 1 the book is not consulted.
         active: A function that says whether this process may set weights now
-            (in a fleet: ``lambda: scoring.stats.active_scorer``); checked just
-            before each send. None: always.
+            (in a fleet: ``scoring.holds_scorer_role``, which checks the scorer
+            lock's fencing token in Redis); called on a worker thread before the
+            reads and again just before each send. None: always.
         wait_for_inclusion, wait_for_finalization: Whether a send waits for its
             block (to learn the chain's verdict) or for finality.
         block_time: Seconds per block, for the background run's waits.
@@ -231,9 +233,20 @@ class WeightSetter:
             lock = self._locks[loop] = asyncio.Lock()
         return lock
 
+    async def _may_send(self) -> bool:
+        """``active()``, off the event loop (it may be a Redis round trip); True without."""
+        active = self._active
+        if active is None:
+            return True
+        try:
+            return bool(await anyio.to_thread.run_sync(active))
+        except Exception as exc:
+            log.warning(f"weight setter: active() failed, so nothing is sent: {exc!r}")
+            return False
+
     async def _attempt(self, chosen: dict[int, float]) -> WeightsResult:
         s = self._settings
-        if self._active is not None and not self._active():
+        if not await self._may_send():
             return WeightsResult(
                 False, "not the active scorer: nothing was sent", outcome="not_permitted"
             )
@@ -269,7 +282,7 @@ class WeightSetter:
             return WeightsResult(
                 False, f"could not fit the weights: {_say(exc)}", exc, outcome="error"
             )
-        if self._active is not None and not self._active():  # again: the reads take time
+        if not await self._may_send():  # again: the reads take time
             return WeightsResult(
                 False,
                 "not the active scorer: nothing was sent",
