@@ -9,12 +9,13 @@ a redis-server of their own, so each can fail alone.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from organic_scoring.intake import RedisNonceStore
+from organic_scoring.intake import RedisNonceStore, _gate
 from organic_scoring.organic_queue import RedisOrganicQueue
 from support.axons import BITTENSOR_WARNINGS
 from support.redis_server import RedisServer, running_redis
@@ -87,3 +88,52 @@ def test_a_nonce_store_outage_answers_503_then_recovers(
         asyncio.run(scenario())
         assert driver.answers_after(5) == {200: 3, 503: 1, 401: 1}
         assert driver.scorer.handled == ["before", "after", "twice"]
+
+
+def _outage_lines(records: list[logging.LogRecord], store: str) -> list[logging.LogRecord]:
+    return [r for r in records if f"{store} failed, answering 503" in r.getMessage()]
+
+
+@pytest.mark.parametrize("store", ["the nonce store", "the organic queue"])
+def test_an_outage_logs_a_line_per_store_not_a_traceback_per_request(
+    store: str,
+    redis_server: RedisServer,
+    nonce_server: RedisServer,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    library_records: list[logging.LogRecord],
+) -> None:
+    failing = nonce_server if store == "the nonce store" else redis_server
+    with (
+        RedisOrganicQueue(redis_server.url) as queue,
+        RedisNonceStore(nonce_server.url) as nonces,
+        intake(
+            TRANSPORTS[-1], wallets, monkeypatch, organic_queue=queue, nonce_store=nonces
+        ) as driver,
+    ):
+        client = wallets.client
+
+        async def scenario() -> None:
+            assert await driver.send(client, "before") == 200
+            failing.kill()
+            for n in range(5):
+                assert await driver.send(client, f"during {n}") == 503
+            lines = _outage_lines(library_records, store)
+            assert len(lines) == 1, [r.getMessage() for r in lines]
+            # Past the interval, the next refusal logs again with what went unlogged.
+            monkeypatch.setattr(_gate, "_OUTAGE_LOG_INTERVAL", 0.0)
+            assert await driver.send(client, "later") == 503
+            lines = _outage_lines(library_records, store)
+            assert len(lines) == 2
+            assert "4 more refused since the last line" in lines[1].getMessage()
+            failing.start()
+            assert await driver.send(client, "after") == 200
+
+        asyncio.run(scenario())
+    lines = _outage_lines(library_records, store)
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)
+    messages = [r.getMessage() for r in library_records]
+    recovered = [m for m in messages if f"{store} answers again" in m]
+    assert len(recovered) == 1
+    assert "after 6 request(s) refused" in recovered[0]
+    assert not any(r.exc_info for r in library_records if r.levelno >= logging.WARNING)

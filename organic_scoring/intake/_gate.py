@@ -142,6 +142,7 @@ class Gate:
         self._priority = _overridden(scorer, "_priority_fn")
         self._admission = AdmissionGate(max_concurrent, max_backlog)
         self._plain = PlainCalls(max(4, max_concurrent), "the intake's plain hooks")
+        self._outages = _Outages(transport)
 
     @property
     def in_flight(self) -> int:
@@ -214,8 +215,9 @@ class Gate:
             else:
                 fresh = remember(self.nonce_store, hotkey, nonce)
         except NonceStoreFailure as exc:
-            log.error(f"organic intake: {exc}", exc_info=exc.__cause__)
+            self._outages.refused("the nonce store", exc.__cause__ or exc)
             raise Refused(503, "replay protection is unavailable, try again later") from exc
+        self._outages.answers("the nonce store")
         if not fresh:
             raise Refused(401, "this request was already accepted (a replay)")
 
@@ -327,16 +329,18 @@ class Gate:
             Exception: Whatever else the handler raised (counted as a handler error).
         """
         try:
-            return await self._call(self._handler, request)
+            result = await self._call(self._handler, request)
         except Exception as exc:
             if _queue_unavailable(exc):
-                log.warning(f"organic intake: the organic queue is unavailable: {exc!r}")
+                self._outages.refused("the organic queue", exc)
                 raise Refused(
                     503,
                     "the organic queue is unavailable, try again later",
                     headers={"Retry-After": "1"},
                 ) from exc
             raise
+        self._outages.answers("the organic queue")
+        return result
 
     async def pass_through(self, subject: Any, request: Callable[[], Any], hotkey: str) -> Any:
         """The hook steps every transport shares, in order: blacklist, the request
@@ -370,6 +374,54 @@ class Gate:
         if asyncio.iscoroutine(result):
             result = await result
         return result
+
+
+# At most one line per store and this many seconds while requests are refused.
+_OUTAGE_LOG_INTERVAL = 10.0
+
+
+class _Outages:
+    """Logs the 503s a failing store causes: one line per store at most every
+    ``_OUTAGE_LOG_INTERVAL`` seconds, counting those it did not log, and one line when
+    the store answers again. No tracebacks: every refusal has the same one."""
+
+    def __init__(self, transport: str) -> None:
+        self._transport = transport
+        self._last: dict[str, float] = {}  # store -> when its last line was logged
+        self._unlogged: dict[str, int] = {}  # store -> refusals since that line
+        self._total: dict[str, int] = {}  # store -> refusals in this outage
+
+    def refused(self, store: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        self._total[store] = self._total.get(store, 0) + 1
+        last = self._last.get(store)
+        if last is not None and now - last < _OUTAGE_LOG_INTERVAL:
+            self._unlogged[store] = self._unlogged.get(store, 0) + 1
+            return
+        self._last[store] = now
+        unlogged = self._unlogged.pop(store, 0)
+        more = f" ({unlogged} more refused since the last line)" if unlogged else ""
+        log.error(
+            f"organic intake ({self._transport}): {store} failed, answering 503: "
+            f"{_one_line(exc)}{more}"
+        )
+
+    def answers(self, store: str) -> None:
+        if store not in self._total:
+            return
+        total = self._total.pop(store)
+        self._last.pop(store, None)
+        self._unlogged.pop(store, None)
+        log.warning(
+            f"organic intake ({self._transport}): {store} answers again, "
+            f"after {total} request(s) refused with 503"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as ``Type: message`` on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _wait_for_turn(
