@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +138,42 @@ def test_an_outage_logs_a_line_per_store_not_a_traceback_per_request(
     assert len(recovered) == 1
     assert "after 6 request(s) refused" in recovered[0]
     assert not any(r.exc_info for r in library_records if r.levelno >= logging.WARNING)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_hung_nonce_store_holds_a_bounded_number_of_requests(
+    transport: str,
+    nonce_server: RedisServer,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # max_concurrent + max_backlog requests may wait on a nonce store that does not
+    # answer (SIGSTOP); the others are answered 429 at once, without reaching it.
+    with (
+        RedisNonceStore(nonce_server.url) as store,
+        intake(
+            transport, wallets, monkeypatch, nonce_store=store, max_concurrent=1, max_backlog=1
+        ) as driver,
+    ):
+        client = wallets.client
+        process = nonce_server.process
+        assert process is not None
+
+        async def scenario() -> list[int]:
+            assert await driver.send(client, "before") == 200
+            process.send_signal(signal.SIGSTOP)
+            try:
+                sent = [asyncio.ensure_future(driver.send(client, f"n{n}")) for n in range(6)]
+                done, _ = await asyncio.wait(sent, timeout=3, return_when=asyncio.FIRST_COMPLETED)
+                quick = [task.result() for task in done]
+                # The first answers came before the store answered anything.
+                assert quick
+                assert set(quick) == {429}
+            finally:
+                process.send_signal(signal.SIGCONT)
+            return sorted(await asyncio.gather(*sent))
+
+        statuses = asyncio.run(scenario())
+    assert statuses == [200, 200, 429, 429, 429, 429]
+    assert driver.scorer.handled[0] == "before"
+    assert len(driver.scorer.handled) == 3  # the two the store remembered, once resumed

@@ -15,7 +15,10 @@ fresh       signed at most ``max_age`` ago, not ahead by more than  401
             ``allowed_skew``, and not before the intake started
 (the transport reads the body and verifies the signature: 401 when it fails)
 remember    still fresh, and the (hotkey, nonce) pair was never     401
-            accepted before (the nonce store failing: 503)
+            accepted before (the nonce store failing: 503); no     429
+            store call while ``max_concurrent + max_backlog``
+            requests are already in it or holding a slot or
+            waiting for one
 blacklist   ``_blacklist_fn`` refuses (403); raises (500)
 (the transport parses the request: 400 or 422)
 verify      ``_verify_fn`` returns False or raises                  403
@@ -141,6 +144,8 @@ class Gate:
         self._verify = _overridden(scorer, "_verify_fn")
         self._priority = _overridden(scorer, "_priority_fn")
         self._admission = AdmissionGate(max_concurrent, max_backlog)
+        self._capacity = max_concurrent + max_backlog
+        self._remembering = 0  # requests in the nonce store's call now
         self._plain = PlainCalls(max(4, max_concurrent), "the intake's plain hooks")
         self._outages = _Outages(transport)
 
@@ -203,12 +208,32 @@ class Gate:
 
     async def remember(self, hotkey: str, nonce: int | str, signed_at_ns: int) -> None:
         """Refuse (401) a replayed nonce, or a request no longer fresh; 503 when the
-        nonce store itself fails.
+        nonce store itself fails; 429 (``Retry-After``) without asking the store when
+        as many requests as admission control holds (``max_concurrent +
+        max_backlog``) are in the store's call, in a slot or waiting for one.
 
         Freshness is re-checked here, after the body was read. A store whose
         ``blocking`` is not False is called on a worker thread.
         """
         self.check_fresh(signed_at_ns)
+        admission = self._admission
+        # Admission control before the store: a store that hangs holds a bounded
+        # number of requests, and the rest are told at once to come back.
+        if self._remembering + admission.active + admission.waiting >= self._capacity:
+            raise Refused(
+                429,
+                "too many organic requests waiting, try again later",
+                headers={"Retry-After": "1"},
+            )
+        self._remembering += 1
+        try:
+            fresh = await self._remember(hotkey, nonce)
+        finally:
+            self._remembering -= 1
+        if not fresh:
+            raise Refused(401, "this request was already accepted (a replay)")
+
+    async def _remember(self, hotkey: str, nonce: int | str) -> bool:
         try:
             if self._store_blocks:
                 fresh = await asyncio.to_thread(remember, self.nonce_store, hotkey, nonce)
@@ -218,8 +243,7 @@ class Gate:
             self._outages.refused("the nonce store", exc.__cause__ or exc)
             raise Refused(503, "replay protection is unavailable, try again later") from exc
         self._outages.answers("the nonce store")
-        if not fresh:
-            raise Refused(401, "this request was already accepted (a replay)")
+        return fresh
 
     async def charge(self, hotkey: str) -> None:
         """Spend one request of ``hotkey``'s quota: 429 (``Retry-After``) when it has
