@@ -9,6 +9,7 @@ a redis-server of their own, so each can fail alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from organic_scoring.intake import RedisNonceStore, _gate
+from organic_scoring.intake import Quota, RedisNonceStore, _gate
 from organic_scoring.organic_queue import RedisOrganicQueue
 from support.axons import BITTENSOR_WARNINGS
 from support.redis_server import RedisServer, running_redis
@@ -95,7 +96,7 @@ def _outage_lines(records: list[logging.LogRecord], store: str) -> list[logging.
     return [r for r in records if f"{store} failed, answering 503" in r.getMessage()]
 
 
-@pytest.mark.parametrize("store", ["the nonce store", "the organic queue"])
+@pytest.mark.parametrize("store", ["the nonce store", "the organic queue", "the quota store"])
 def test_an_outage_logs_a_line_per_store_not_a_traceback_per_request(
     store: str,
     redis_server: RedisServer,
@@ -103,15 +104,29 @@ def test_an_outage_logs_a_line_per_store_not_a_traceback_per_request(
     wallets: Wallets,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
     library_records: list[logging.LogRecord],
+    tmp_path: Path,
 ) -> None:
-    failing = nonce_server if store == "the nonce store" else redis_server
+    redis = pytest.importorskip("redis")
+    (tmp_path / "quotas").mkdir()
     with (
+        running_redis(tmp_path / "quotas") as quota_server,
         RedisOrganicQueue(redis_server.url) as queue,
         RedisNonceStore(nonce_server.url) as nonces,
+        contextlib.closing(redis.Redis.from_url(quota_server.url)) as quota_client,
         intake(
-            TRANSPORTS[-1], wallets, monkeypatch, organic_queue=queue, nonce_store=nonces
+            TRANSPORTS[-1],
+            wallets,
+            monkeypatch,
+            organic_queue=queue,
+            nonce_store=nonces,
+            quota=Quota(rate=100, burst=100, redis=quota_client),
         ) as driver,
     ):
+        failing = {
+            "the nonce store": nonce_server,
+            "the organic queue": redis_server,
+            "the quota store": quota_server,
+        }[store]
         client = wallets.client
 
         async def scenario() -> None:

@@ -258,10 +258,11 @@ class Gate:
             else:
                 wait = quota.take(hotkey)
         except Exception as exc:
-            log.warning(f"organic intake: the quota store failed: {exc!r}")
+            self._outages.refused("the quota store", exc)
             raise Refused(
                 503, "quotas are unavailable, try again later", headers={"Retry-After": "1"}
             ) from exc
+        self._outages.answers("the quota store")
         if wait > 0:
             raise Refused(
                 429,
