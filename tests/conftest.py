@@ -16,6 +16,7 @@ summary of skips."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -81,14 +82,29 @@ def library_log() -> Iterator[list[str]]:
     bittensor 9/10 route them through ``bt.logging``, 11 through the standard
     ``organic_scoring`` logger; the ``organic_scoring: `` tag 9/10 need is stripped.
     """
+    records: list[logging.LogRecord] = []
+    messages: list[str] = []
+    with _catching(records, messages):
+        yield messages
 
+
+@pytest.fixture
+def library_records() -> Iterator[list[logging.LogRecord]]:
+    """The library's log records (any level) while the test runs, as ``library_log``."""
+    records: list[logging.LogRecord] = []
+    with _catching(records, []):
+        yield records
+
+
+@contextlib.contextmanager
+def _catching(records: list[logging.LogRecord], messages: list[str]) -> Iterator[None]:
     class Catch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             message = record.getMessage()
             if record.name == "organic_scoring" or message.startswith("organic_scoring: "):
+                records.append(record)
                 messages.append(message.removeprefix("organic_scoring: "))
 
-    messages: list[str] = []
     ours = library_logger()
     # bt.logging (9/10) hands its records to the standard "bittensor" logger.
     target = ours if ours.name == "organic_scoring" else logging.getLogger("bittensor")
@@ -97,7 +113,7 @@ def library_log() -> Iterator[list[str]]:
     target.addHandler(catch)
     target.setLevel(logging.DEBUG)
     try:
-        yield messages
+        yield
     finally:
         target.setLevel(level)
         target.removeHandler(catch)

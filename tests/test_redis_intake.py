@@ -9,12 +9,15 @@ a redis-server of their own, so each can fail alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from organic_scoring.intake import RedisNonceStore
+from organic_scoring.intake import Quota, RedisNonceStore, _gate
 from organic_scoring.organic_queue import RedisOrganicQueue
 from support.axons import BITTENSOR_WARNINGS
 from support.redis_server import RedisServer, running_redis
@@ -87,3 +90,105 @@ def test_a_nonce_store_outage_answers_503_then_recovers(
         asyncio.run(scenario())
         assert driver.answers_after(5) == {200: 3, 503: 1, 401: 1}
         assert driver.scorer.handled == ["before", "after", "twice"]
+
+
+def _outage_lines(records: list[logging.LogRecord], store: str) -> list[logging.LogRecord]:
+    return [r for r in records if f"{store} failed, answering 503" in r.getMessage()]
+
+
+@pytest.mark.parametrize("store", ["the nonce store", "the organic queue", "the quota store"])
+def test_an_outage_logs_a_line_per_store_not_a_traceback_per_request(
+    store: str,
+    redis_server: RedisServer,
+    nonce_server: RedisServer,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    library_records: list[logging.LogRecord],
+    tmp_path: Path,
+) -> None:
+    redis = pytest.importorskip("redis")
+    (tmp_path / "quotas").mkdir()
+    with (
+        running_redis(tmp_path / "quotas") as quota_server,
+        RedisOrganicQueue(redis_server.url) as queue,
+        RedisNonceStore(nonce_server.url) as nonces,
+        contextlib.closing(redis.Redis.from_url(quota_server.url)) as quota_client,
+        intake(
+            TRANSPORTS[-1],
+            wallets,
+            monkeypatch,
+            organic_queue=queue,
+            nonce_store=nonces,
+            quota=Quota(rate=100, burst=100, redis=quota_client),
+        ) as driver,
+    ):
+        failing = {
+            "the nonce store": nonce_server,
+            "the organic queue": redis_server,
+            "the quota store": quota_server,
+        }[store]
+        client = wallets.client
+
+        async def scenario() -> None:
+            assert await driver.send(client, "before") == 200
+            failing.kill()
+            for n in range(5):
+                assert await driver.send(client, f"during {n}") == 503
+            lines = _outage_lines(library_records, store)
+            assert len(lines) == 1, [r.getMessage() for r in lines]
+            # Past the interval, the next refusal logs again with what went unlogged.
+            monkeypatch.setattr(_gate, "_OUTAGE_LOG_INTERVAL", 0.0)
+            assert await driver.send(client, "later") == 503
+            lines = _outage_lines(library_records, store)
+            assert len(lines) == 2
+            assert "4 more refused since the last line" in lines[1].getMessage()
+            failing.start()
+            assert await driver.send(client, "after") == 200
+
+        asyncio.run(scenario())
+    lines = _outage_lines(library_records, store)
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)
+    messages = [r.getMessage() for r in library_records]
+    recovered = [m for m in messages if f"{store} answers again" in m]
+    assert len(recovered) == 1
+    assert "after 6 request(s) refused" in recovered[0]
+    assert not any(r.exc_info for r in library_records if r.levelno >= logging.WARNING)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_hung_nonce_store_holds_a_bounded_number_of_requests(
+    transport: str,
+    nonce_server: RedisServer,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # max_concurrent + max_backlog requests may wait on a nonce store that does not
+    # answer (SIGSTOP); the others are answered 429 at once, without reaching it.
+    with (
+        RedisNonceStore(nonce_server.url) as store,
+        intake(
+            transport, wallets, monkeypatch, nonce_store=store, max_concurrent=1, max_backlog=1
+        ) as driver,
+    ):
+        client = wallets.client
+        process = nonce_server.process
+        assert process is not None
+
+        async def scenario() -> list[int]:
+            assert await driver.send(client, "before") == 200
+            process.send_signal(signal.SIGSTOP)
+            try:
+                sent = [asyncio.ensure_future(driver.send(client, f"n{n}")) for n in range(6)]
+                done, _ = await asyncio.wait(sent, timeout=3, return_when=asyncio.FIRST_COMPLETED)
+                quick = [task.result() for task in done]
+                # The first answers came before the store answered anything.
+                assert quick
+                assert set(quick) == {429}
+            finally:
+                process.send_signal(signal.SIGCONT)
+            return sorted(await asyncio.gather(*sent))
+
+        statuses = asyncio.run(scenario())
+    assert statuses == [200, 200, 429, 429, 429, 429]
+    assert driver.scorer.handled[0] == "before"
+    assert len(driver.scorer.handled) == 3  # the two the store remembered, once resumed

@@ -15,7 +15,10 @@ fresh       signed at most ``max_age`` ago, not ahead by more than  401
             ``allowed_skew``, and not before the intake started
 (the transport reads the body and verifies the signature: 401 when it fails)
 remember    still fresh, and the (hotkey, nonce) pair was never     401
-            accepted before (the nonce store failing: 503)
+            accepted before (the nonce store failing: 503); no     429
+            store call while ``max_concurrent + max_backlog``
+            requests are already in it or holding a slot or
+            waiting for one
 blacklist   ``_blacklist_fn`` refuses (403); raises (500)
 (the transport parses the request: 400 or 422)
 verify      ``_verify_fn`` returns False or raises                  403
@@ -141,7 +144,10 @@ class Gate:
         self._verify = _overridden(scorer, "_verify_fn")
         self._priority = _overridden(scorer, "_priority_fn")
         self._admission = AdmissionGate(max_concurrent, max_backlog)
+        self._capacity = max_concurrent + max_backlog
+        self._remembering = 0  # requests in the nonce store's call now
         self._plain = PlainCalls(max(4, max_concurrent), "the intake's plain hooks")
+        self._outages = _Outages(transport)
 
     @property
     def in_flight(self) -> int:
@@ -202,22 +208,42 @@ class Gate:
 
     async def remember(self, hotkey: str, nonce: int | str, signed_at_ns: int) -> None:
         """Refuse (401) a replayed nonce, or a request no longer fresh; 503 when the
-        nonce store itself fails.
+        nonce store itself fails; 429 (``Retry-After``) without asking the store when
+        as many requests as admission control holds (``max_concurrent +
+        max_backlog``) are in the store's call, in a slot or waiting for one.
 
         Freshness is re-checked here, after the body was read. A store whose
         ``blocking`` is not False is called on a worker thread.
         """
         self.check_fresh(signed_at_ns)
+        admission = self._admission
+        # Admission control before the store: a store that hangs holds a bounded
+        # number of requests, and the rest are told at once to come back.
+        if self._remembering + admission.active + admission.waiting >= self._capacity:
+            raise Refused(
+                429,
+                "too many organic requests waiting, try again later",
+                headers={"Retry-After": "1"},
+            )
+        self._remembering += 1
+        try:
+            fresh = await self._remember(hotkey, nonce)
+        finally:
+            self._remembering -= 1
+        if not fresh:
+            raise Refused(401, "this request was already accepted (a replay)")
+
+    async def _remember(self, hotkey: str, nonce: int | str) -> bool:
         try:
             if self._store_blocks:
                 fresh = await asyncio.to_thread(remember, self.nonce_store, hotkey, nonce)
             else:
                 fresh = remember(self.nonce_store, hotkey, nonce)
         except NonceStoreFailure as exc:
-            log.error(f"organic intake: {exc}", exc_info=exc.__cause__)
+            self._outages.refused("the nonce store", exc.__cause__ or exc)
             raise Refused(503, "replay protection is unavailable, try again later") from exc
-        if not fresh:
-            raise Refused(401, "this request was already accepted (a replay)")
+        self._outages.answers("the nonce store")
+        return fresh
 
     async def charge(self, hotkey: str) -> None:
         """Spend one request of ``hotkey``'s quota: 429 (``Retry-After``) when it has
@@ -232,10 +258,11 @@ class Gate:
             else:
                 wait = quota.take(hotkey)
         except Exception as exc:
-            log.warning(f"organic intake: the quota store failed: {exc!r}")
+            self._outages.refused("the quota store", exc)
             raise Refused(
                 503, "quotas are unavailable, try again later", headers={"Retry-After": "1"}
             ) from exc
+        self._outages.answers("the quota store")
         if wait > 0:
             raise Refused(
                 429,
@@ -327,16 +354,18 @@ class Gate:
             Exception: Whatever else the handler raised (counted as a handler error).
         """
         try:
-            return await self._call(self._handler, request)
+            result = await self._call(self._handler, request)
         except Exception as exc:
             if _queue_unavailable(exc):
-                log.warning(f"organic intake: the organic queue is unavailable: {exc!r}")
+                self._outages.refused("the organic queue", exc)
                 raise Refused(
                     503,
                     "the organic queue is unavailable, try again later",
                     headers={"Retry-After": "1"},
                 ) from exc
             raise
+        self._outages.answers("the organic queue")
+        return result
 
     async def pass_through(self, subject: Any, request: Callable[[], Any], hotkey: str) -> Any:
         """The hook steps every transport shares, in order: blacklist, the request
@@ -370,6 +399,54 @@ class Gate:
         if asyncio.iscoroutine(result):
             result = await result
         return result
+
+
+# At most one line per store and this many seconds while requests are refused.
+_OUTAGE_LOG_INTERVAL = 10.0
+
+
+class _Outages:
+    """Logs the 503s a failing store causes: one line per store at most every
+    ``_OUTAGE_LOG_INTERVAL`` seconds, counting those it did not log, and one line when
+    the store answers again. No tracebacks: every refusal has the same one."""
+
+    def __init__(self, transport: str) -> None:
+        self._transport = transport
+        self._last: dict[str, float] = {}  # store -> when its last line was logged
+        self._unlogged: dict[str, int] = {}  # store -> refusals since that line
+        self._total: dict[str, int] = {}  # store -> refusals in this outage
+
+    def refused(self, store: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        self._total[store] = self._total.get(store, 0) + 1
+        last = self._last.get(store)
+        if last is not None and now - last < _OUTAGE_LOG_INTERVAL:
+            self._unlogged[store] = self._unlogged.get(store, 0) + 1
+            return
+        self._last[store] = now
+        unlogged = self._unlogged.pop(store, 0)
+        more = f" ({unlogged} more refused since the last line)" if unlogged else ""
+        log.error(
+            f"organic intake ({self._transport}): {store} failed, answering 503: "
+            f"{_one_line(exc)}{more}"
+        )
+
+    def answers(self, store: str) -> None:
+        if store not in self._total:
+            return
+        total = self._total.pop(store)
+        self._last.pop(store, None)
+        self._unlogged.pop(store, None)
+        log.warning(
+            f"organic intake ({self._transport}): {store} answers again, "
+            f"after {total} request(s) refused with 503"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as ``Type: message`` on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _wait_for_turn(

@@ -9,7 +9,8 @@ is still ours, so work begun under an earlier tenure can be refused. A holder
 believes it holds the lock for ``period`` less a drift margin, counted from
 *before* the acquiring request was sent, so two holders never overlap unless clock
 rates differ by more than the margin.
-:class:`LeaseKeeper` renews (or a standby retries) every third of a period.
+:class:`LeaseKeeper` renews (or a standby retries) every third of a period; a
+standby also tries just after the holder's key is due to expire.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def _fenced_lock_class(allow_oom: bool) -> type:
     _fenced_locks[allow_oom] = FencedLock
     return FencedLock
 
+
+# How long after the holder's key expires a standby tries to take the lock.
+_EXPIRY_SLACK = 0.01
 
 _DRIFT = 0.05  # the share of a period a holder gives up, for clocks that run at different rates
 
@@ -211,11 +215,21 @@ class LeaseLock:
 
     def holder(self) -> str | None:
         """The token of whoever holds the lock now, or None."""
+        return self.holder_and_expiry()[0]
+
+    def holder_and_expiry(self) -> tuple[str | None, float | None]:
+        """The token of whoever holds the lock now (or None) and the seconds until
+        its key expires unless renewed (None when not known)."""
         with self._link.failures("cannot read the scorer lock"):
-            value = self._link.client.get(self.key)
+            pipe = self._link.client.pipeline(transaction=False)
+            pipe.get(self.key)
+            pipe.pttl(self.key)
+            value, pttl = pipe.execute()
+        left = pttl / 1000 if isinstance(pttl, int) and pttl >= 0 else None
         if value is None:
-            return None
-        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            return None, None
+        token = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        return token, left
 
 
 class LeaseKeeper:
@@ -254,6 +268,7 @@ class LeaseKeeper:
         self._holding_through_outage = False
         self._defer_until = 0.0
         self._fence: int | None = None
+        self._next_tick = lock.period / 3
         self.willing = True
         """False: give the lock up (at the next renewal) and do not take it again."""
 
@@ -292,7 +307,7 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         self._tick()
-        while not self._stop.wait(self.lock.period / 3):
+        while not self._stop.wait(self._next_tick):
             self._tick()
 
     def _tick(self) -> None:
@@ -310,8 +325,9 @@ class LeaseKeeper:
                 active = self.lock.acquire()
             else:
                 active = False
-            other = None if active else self.lock.holder()
+            other, left = (None, None) if active else self.lock.holder_and_expiry()
         except RedisUnavailable as exc:
+            self._next_tick = self.lock.period / 3
             if not self._failing:
                 kept = "; keeping the role until it answers" if self._was_active else ""
                 log.warning(f"{self.what} lock {self.lock.key}: {exc}; retrying{kept}")
@@ -321,6 +337,11 @@ class LeaseKeeper:
                 self._defer_until = math.inf
             return
         self._holding_through_outage = False
+        # Renew every third of a period; a standby also looks again just after the
+        # holder's key expires, so it takes over within a period of the holder dying.
+        self._next_tick = self.lock.period / 3
+        if left is not None and time.monotonic() >= self._defer_until:
+            self._next_tick = min(self._next_tick, left + _EXPIRY_SLACK)
         if self._failing:
             log.info(f"{self.what} lock {self.lock.key}: Redis answers again")
             self._failing = False

@@ -297,7 +297,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         one_scorer: Let only one of the scorers sharing this queue run at a time (see
             *One active scorer*); False lets every scorer sample.
         lock_period: Seconds the active scorer's lock lasts unless renewed; a standby
-            takes over within two periods of the active scorer dying.
+            takes over within one period (and a round trip) of the active scorer dying.
         max_deliveries: How many times a sample may be handed out; at least 1.
 
     Raises:

@@ -21,6 +21,9 @@ from typing import Any
 def main() -> None:
     url, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
     lock_period, lease = float(sys.argv[4]), float(sys.argv[5])
+    # stdout carries the protocol alone: bittensor 9/10 log to whatever sys.stdout is
+    # when they are imported, so they get stderr.
+    protocol, sys.stdout = sys.stdout, sys.stderr
 
     from organic_scoring import OrganicScoringBase
     from organic_scoring.organic_queue import RedisOrganicQueue
@@ -59,13 +62,13 @@ def main() -> None:
 
     threading.Thread(target=watch_stdin, daemon=True).start()
     scorer.start()
-    print("ready", flush=True)
+    print("ready", file=protocol, flush=True)
     active = False
     while not stop.wait(0.01):
         now = scorer.stats.active_scorer
         if now != active:
             active = now
-            print(json.dumps({"active": now, "at": time.time()}), flush=True)
+            print(json.dumps({"active": now, "at": time.time()}), file=protocol, flush=True)
     scorer.stop()
     queue.close()
     scored.close()
