@@ -114,7 +114,7 @@ def test_an_outage_logs_a_line_per_store_not_a_traceback_per_request(
         RedisNonceStore(nonce_server.url) as nonces,
         contextlib.closing(redis.Redis.from_url(quota_server.url)) as quota_client,
         intake(
-            TRANSPORTS[-1],
+            "epistula",  # on every major
             wallets,
             monkeypatch,
             organic_queue=queue,
