@@ -468,3 +468,16 @@ def test_a_missing_or_wrong_request_type_is_a_clear_error(annotation: Any, match
         Odd._on_organic_entry.__annotations__["request"] = annotation
     with pytest.raises(TypeError, match=match):
         request_type_of(Odd(), BaseModel, "; a hint")
+
+
+def test_a_millisecond_timestamp_is_in_the_future_only_from_its_earliest_moment() -> None:
+    """Epistula signs to the millisecond: its claim is that millisecond's last
+    nanosecond, so with allowed_skew=0 a request checked within that very millisecond
+    would look ahead of the clock; judged from the millisecond's start it is not."""
+    started = 1_000_000_000_000_000_000
+    fresh = Freshness(max_age=10, allowed_skew=0, started_ns=started, store=Persistent())
+    now = started + 5_000_000_000 + 300_000  # 0.3 ms into a millisecond
+    latest = now - 300_000 + 999_999  # the claim of a request signed in that millisecond
+    assert "in the future" in str(fresh.problem(latest, now))
+    assert fresh.problem(latest, now, resolution_ns=1_000_000) is None
+    assert "in the future" in str(fresh.problem(latest + 1_000_000, now, resolution_ns=1_000_000))

@@ -258,7 +258,7 @@ class OrganicIntake:
         headers = header_map(scope["headers"], protocol)
         claim = protocol.claim(headers, receiver)
         gate.screen(gate.identify(claim.hotkey))
-        gate.check_fresh(claim.signed_at_ns)
+        gate.check_fresh(claim.signed_at_ns, claim.resolution_ns)
         limit = settings.max_body_bytes
         try:
             declared = check_declared_length(headers.get("content-length"), limit)
@@ -290,7 +290,7 @@ class OrganicIntake:
             raise Refused(
                 408, f"the request body did not arrive within {settings.body_timeout:g}s"
             ) from None
-        await gate.remember(claim.hotkey, claim.nonce, claim.signed_at_ns)
+        await gate.remember(claim.hotkey, claim.nonce, claim.signed_at_ns, claim.resolution_ns)
         await gate.charge(claim.hotkey)
         client = scope.get("client")
         info = RequestInfo(

@@ -90,6 +90,7 @@ class Epistula(SigningProtocol):
         return Claim(
             hotkey=signed_by,
             signed_at_ns=int(timestamp) * 1_000_000 + 999_999,
+            resolution_ns=1_000_000,
             nonce=request_id,
         )
 

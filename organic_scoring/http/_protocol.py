@@ -31,7 +31,10 @@ class Claim:
 
     hotkey: str
     signed_at_ns: int
+    """When it was signed; the latest moment of it when ``resolution_ns`` > 1."""
     nonce: int | str
+    resolution_ns: int = 1
+    """How precisely the signing time is known (1: to the nanosecond)."""
 
 
 class SigningProtocol(ABC):

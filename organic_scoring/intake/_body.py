@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -120,30 +120,8 @@ async def read_body(
     raise BodyTooSlow
 
 
-async def _read_declared(receive: Receive, declared: int) -> bytes:
-    buffer = bytearray(declared)
-    size = 0
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "http.disconnect":
-            raise ClientGone
-        if kind != "http.request":
-            continue
-        chunk = message.get("body", b"")
-        if chunk:
-            if size + len(chunk) > declared:
-                raise BodyTooLarge
-            buffer[size : size + len(chunk)] = chunk
-            size += len(chunk)
-        if not message.get("more_body", False):
-            break
-    del buffer[size:]
-    return bytes(buffer)
-
-
-async def _read(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
+async def _chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive, refused past ``limit`` bytes in all."""
     size = 0
     while True:
         message = await receive()
@@ -157,9 +135,23 @@ async def _read(receive: Receive, limit: int) -> bytes:
             size += len(chunk)
             if size > limit:
                 raise BodyTooLarge
-            chunks.append(chunk)
+            yield chunk
         if not message.get("more_body", False):
-            break
+            return
+
+
+async def _read_declared(receive: Receive, declared: int) -> bytes:
+    buffer = bytearray(declared)
+    size = 0
+    async for chunk in _chunks(receive, declared):
+        buffer[size : size + len(chunk)] = chunk
+        size += len(chunk)
+    del buffer[size:]
+    return bytes(buffer)
+
+
+async def _read(receive: Receive, limit: int) -> bytes:
+    chunks = [chunk async for chunk in _chunks(receive, limit)]
     if len(chunks) == 1:
         return chunks[0]
     return b"".join(chunks)

@@ -186,13 +186,13 @@ class Gate:
         if not allowed:
             raise Refused(403, "this hotkey is not in the validator's allowed_hotkeys")
 
-    def check_fresh(self, signed_at_ns: int) -> None:
+    def check_fresh(self, signed_at_ns: int, resolution_ns: int = 1) -> None:
         """Refuse (401) a request signed outside the window or before the intake started;
         put off (503, ``Retry-After``) one signed in the first ``allowed_skew`` seconds
         after the start, which a previous process with a forgetful nonce store may
         have accepted already."""
         freshness = self.freshness
-        problem = freshness.problem(signed_at_ns)
+        problem = freshness.problem(signed_at_ns, resolution_ns=resolution_ns)
         if problem is not None:
             raise Refused(401, problem)
         wait = freshness.settling(signed_at_ns)
@@ -206,7 +206,9 @@ class Gate:
 
     # -- after the signature -----------------------------------------------------
 
-    async def remember(self, hotkey: str, nonce: int | str, signed_at_ns: int) -> None:
+    async def remember(
+        self, hotkey: str, nonce: int | str, signed_at_ns: int, resolution_ns: int = 1
+    ) -> None:
         """Refuse (401) a replayed nonce, or a request no longer fresh; 503 when the
         nonce store itself fails; 429 (``Retry-After``) without asking the store when
         as many requests as admission control holds (``max_concurrent +
@@ -215,7 +217,7 @@ class Gate:
         Freshness is re-checked here, after the body was read. A store whose
         ``blocking`` is not False is called on a worker thread.
         """
-        self.check_fresh(signed_at_ns)
+        self.check_fresh(signed_at_ns, resolution_ns)
         admission = self._admission
         # Admission control before the store: a store that hangs holds a bounded
         # number of requests, and the rest are told at once to come back.

@@ -103,12 +103,19 @@ class Freshness:
         """How long a nonce must be remembered: ``max_age + allowed_skew`` seconds."""
         return self.max_age + self.allowed_skew
 
-    def problem(self, signed_at_ns: int, now_ns: int | None = None) -> str | None:
-        """Why a request signed at ``signed_at_ns`` is not fresh, or None if it is."""
+    def problem(
+        self, signed_at_ns: int, now_ns: int | None = None, resolution_ns: int = 1
+    ) -> str | None:
+        """Why a request signed at ``signed_at_ns`` is not fresh, or None if it is.
+
+        ``resolution_ns``: a signing time known only to that precision (Epistula's
+        milliseconds) gives ``signed_at_ns`` as its latest moment; it is judged "in the
+        future" from its earliest.
+        """
         now = time.time_ns() if now_ns is None else now_ns
         if now - signed_at_ns > self.max_age * 1e9:
             return f"the request was signed more than {self.max_age:g}s ago"
-        if signed_at_ns - now > self.allowed_skew * 1e9:
+        if signed_at_ns - (resolution_ns - 1) - now > self.allowed_skew * 1e9:
             return f"the request was signed more than {self.allowed_skew:g}s in the future"
         if signed_at_ns < self.started_ns:
             return "the request was signed before this intake started; sign it again"
