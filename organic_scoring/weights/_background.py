@@ -1,12 +1,8 @@
 """One background run at a time: a task of the running event loop, or a thread of its own.
 
-:class:`Background` owns the run of a body coroutine ``body(run)``, which loops until
-``run.stopping`` and waits with ``await run.sleep(seconds)`` (cut short by a stop).
-``start()`` from a coroutine makes it a task of the running loop, from synchronous
-code a thread with its own loop; ``await run_here()`` runs it in the caller's task.
-``stop()`` works from any thread and is idempotent; ``aclose()`` is the same without
-blocking the caller's loop. A run it started itself is cancelled if it does not end
-within the timeout; one the caller awaits is the caller's to cancel.
+The body ``body(run)`` loops until ``run.stopping`` and waits with ``run.sleep``. A run
+:meth:`Background.start` started is cancelled if it outlives a stop's timeout; one the
+caller awaits (:meth:`Background.run_here`) is the caller's to cancel.
 """
 
 from __future__ import annotations

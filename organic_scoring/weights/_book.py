@@ -1,29 +1,10 @@
-"""ScoreBook: one moving-average score per uid, and the weights they add up to.
-
-A validator turns each round of rewards into chain weights in the same few steps:
-fold the rewards into a per-uid exponential moving average, forget a uid whose
-hotkey was replaced, follow the subnet as it grows, normalise, emit. The score book
-does those steps with the edges handled:
-
-- an update moves only the uids it names (nobody decays because they were not
-  queried this round; :meth:`ScoreBook.decay` does that on request);
-- a NaN, an infinity, a duplicate or an unknown uid rejects the whole update and
-  leaves every score as it was;
-- :meth:`ScoreBook.weights` never returns NaN, even when nothing scored above zero;
-- the book survives restarts through :meth:`ScoreBook.save` / :meth:`ScoreBook.load`;
-- one lock guards the state, so a scoring thread and the validator's main thread can
-  share a book, and every reader gets a copy;
-- told which rewards came from organic and which from synthetic samples
-  (``update(..., organic=True/False)``), it tracks each kind apart, checks that each
-  miner answers both alike (:meth:`ScoreBook.consistency`), and can weigh the kinds
-  and penalise a miner that does not (see :meth:`ScoreBook.weights`).
-"""
+"""ScoreBook: one moving-average score per uid, and the weights they add up to."""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,12 +28,9 @@ class ScoreBook:
     Scores start at zero. :meth:`for_metagraph` sizes a book from a metagraph of any
     bittensor major.
 
-    Organic and synthetic. Pass ``organic=True`` or ``organic=False`` to
-    :meth:`update` and the book also keeps, per uid and per kind, a moving average
-    of the same form (:attr:`organic_scores`, :attr:`synthetic_scores`), a count, and
-    the last ``gap_window`` rewards; :meth:`consistency` compares the two kinds per
-    uid. The keyword-only settings below decide how :meth:`weights` uses them; they
-    are settings of this object, not data, so :meth:`save` does not store them and
+    With ``update(..., organic=True/False)`` the book also keeps, per uid and kind, a
+    moving average (:attr:`organic_scores`, :attr:`synthetic_scores`), a count and the
+    last ``gap_window`` rewards. The keyword-only settings below are not saved:
     :meth:`load` takes them again.
 
     Args:
@@ -106,8 +84,7 @@ class ScoreBook:
         self._gap_window = _check_count(gap_window, "gap_window")
         self._gap_min_count = _check_count(gap_min_count, "gap_min_count")
         self._hotkeys: tuple[str, ...] | None = None
-        # Created by the first update that names a kind: a book that never does so
-        # costs nothing for it.
+        # Created by the first update that names a kind.
         self._kinds: KindBook | None = None
         self._lock = threading.Lock()
 
@@ -123,13 +100,8 @@ class ScoreBook:
         gap_window: int = 64,
         gap_min_count: int = 8,
     ) -> ScoreBook:
-        """A book sized for ``metagraph`` that already follows its hotkeys.
-
-        Works with the metagraph of every bittensor major (9/10's ``bt.Metagraph``,
-        whose ``n`` is a numpy array, and 11's, which has no ``n``): it reads only
-        ``metagraph.hotkeys``, then syncs to them (:meth:`sync`), so a later ``sync`` resets
-        the uids whose miner was replaced. The other arguments are the constructor's.
-        """
+        """A book sized for ``metagraph`` (of any major: only ``hotkeys`` is read), synced
+        to its hotkeys. The other arguments are the constructor's."""
         hotkeys = getattr(metagraph, "hotkeys", None)
         if hotkeys is None:
             raise ValueError(
@@ -234,18 +206,13 @@ class ScoreBook:
     ) -> None:
         """Fold one round of rewards into the moving averages of the uids that earned them.
 
-        ``uids`` and ``rewards`` are parallel one-dimensional sequences (lists, tuples or
-        numpy arrays). Only the named uids move; all others keep their score. Raises
-        ValueError, changing nothing, if a uid is not an integer, is negative, is out of
-        range or appears twice, if a reward is not a finite number, or if the lengths
-        differ.
+        ``uids`` and ``rewards`` are parallel 1-D sequences; only the named uids move.
+        ``organic``: True or False (``logs["is_organic_sample"]``) also records the
+        rewards under that kind; None keeps no per-kind record.
 
-        ``organic`` says what the rewards were earned on: True for an organic sample,
-        False for a synthetic one (``logs["is_organic_sample"]`` in ``_log_results``).
-        Either way :attr:`scores` moves as above; with True or False the rewards also
-        go into that kind's record, which :meth:`consistency` and a book with
-        ``organic_weight`` or ``gap_penalty`` use. None (the default) keeps no
-        per-kind record.
+        Raises:
+            ValueError: A uid is not an int, negative, out of range or repeated, a
+                reward is not finite, or the lengths differ. Nothing changed.
         """
         if organic is not None and not isinstance(organic, (bool, np.bool_)):
             raise ValueError(f"organic must be True, False or None, got {organic!r}")
@@ -281,12 +248,9 @@ class ScoreBook:
     def decay(self, factor: float, exclude: Sequence[int] | npt.ArrayLike = ()) -> None:
         """Multiply every score by ``factor`` (in [0, 1]), except the uids in ``exclude``.
 
-        The classic template decays every uid that was not queried on each update;
-        here that is opt-in: ``book.update(uids, rewards); book.decay(0.99, exclude=uids)``.
-        The per-kind moving averages decay alike; the recent rewards the consistency
-        test looks at do not.
+        The per-kind averages decay alike; the recent rewards of each kind do not.
         """
-        factor = _check_factor(factor)
+        factor = _check_unit(factor, "factor")
         index = _as_uids(exclude, "exclude")
         with self._lock:
             scores = self._scores
@@ -300,11 +264,9 @@ class ScoreBook:
     def sync(self, hotkeys: Iterable[str]) -> list[int]:
         """Follow the metagraph: resize to ``len(hotkeys)`` and forget replaced miners.
 
-        Pass ``metagraph.hotkeys``. The book grows with zero scores or shrinks to the
-        new size, and every uid whose hotkey differs from the one recorded by the
-        previous ``sync`` has its score reset to zero (a new miner does not inherit its
-        predecessor's standing, nor its organic/synthetic record). The first ``sync``
-        only records the hotkeys. Returns the uids that were reset.
+        Pass ``metagraph.hotkeys``. New uids start at zero; a uid whose hotkey differs
+        from the previous ``sync`` is reset to zero (per-kind record included). The
+        first ``sync`` only records the hotkeys. Returns the uids that were reset.
         """
         if isinstance(hotkeys, (str, bytes)) or not isinstance(hotkeys, Iterable):
             raise ValueError(f"hotkeys must be a sequence of str, got {type(hotkeys).__name__}")
@@ -357,8 +319,7 @@ class ScoreBook:
 
             weight[u] = max(score[u], 0) / sum over v of max(score[v], 0)
 
-        When no score is above zero the result is all zeros (never NaN); check
-        ``weights.any()`` before emitting.
+        When no score is above zero the result is all zeros (never NaN).
         """
         with self._lock:
             score = self._scores.copy()
@@ -374,17 +335,8 @@ class ScoreBook:
         return _normalise(clipped)
 
     def consistency(self) -> Consistency:
-        """Per uid, the gap between its recent organic and synthetic rewards, and whether
-        it is significant.
-
-        Looks at each uid's last ``gap_window`` rewards of each kind (fed by
-        ``update(..., organic=True/False)``) and returns a
-        :class:`~organic_scoring.weights.Consistency` of arrays by uid: the two means,
-        the lifetime counts, ``gap = organic_mean - synthetic_mean``, Welch's ``t =
-        gap / sqrt(var_o / m + var_s / n)`` over the ``m`` organic and ``n`` synthetic
-        recent rewards, and ``significant = |t| >= gap_threshold`` (needing at least
-        ``gap_min_count`` of each kind). ``.flagged()`` lists the significant uids.
-        """
+        """Per uid, the gap between its last ``gap_window`` organic and synthetic rewards
+        and Welch's t of it (see :class:`~organic_scoring.weights.Consistency`)."""
         with self._lock:
             kinds = self._kinds
             if kinds is None:
@@ -408,13 +360,8 @@ class ScoreBook:
     # -- persistence -----------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the book (scores, hotkeys, alpha, the per-kind record) to ``path``, atomically.
-
-        A crash or error mid-save leaves whatever file was at ``path`` untouched. The
-        format is a versioned numpy ``.npz`` archive, read back by :meth:`load`. The
-        settings (``organic_weight`` and the ``gap_`` ones but ``gap_window``) are not
-        stored: they are given again to :meth:`load`.
-        """
+        """Write the book (scores, hotkeys, alpha, per-kind record) to ``path`` atomically:
+        a failed save leaves the previous file. Settings but ``gap_window`` are not saved."""
         with self._lock:
             scores = self._scores.copy()
             hotkeys = self._hotkeys
@@ -437,13 +384,13 @@ class ScoreBook:
     ) -> ScoreBook:
         """Read a book written by :meth:`save` (of this version or an earlier one).
 
-        The keyword arguments are the constructor's settings. ``gap_window`` defaults
-        to the window stored in the file (64 for a file without a per-kind record); a
-        different one given here for a file that has one raises ValueError.
+        The keyword arguments are the constructor's; ``gap_window`` defaults to the
+        file's (64 without a per-kind record). Loading never runs code from the file.
 
-        Raises :class:`~organic_scoring.weights.ScoreBookFileError` (a ValueError) for
-        a corrupt, truncated, foreign or newer-version file, and FileNotFoundError when
-        there is none. Loading never executes anything from the file.
+        Raises:
+            ScoreBookFileError: A corrupt, truncated, foreign or newer file (a ValueError).
+            FileNotFoundError: There is no file.
+            ValueError: ``gap_window`` differs from the file's.
         """
         stored = _scorebook_file.read(path)
         window = 64 if stored.kinds is None else int(stored.kinds.windows.shape[2])
@@ -497,50 +444,33 @@ def _check_n_uids(n_uids: object) -> int:
     return int(n_uids)
 
 
-def _check_alpha(alpha: object) -> float:
+def _number(value: object, name: str, wanted: str, ok: Callable[[float], bool]) -> float:
+    """``value`` as a float, or ValueError saying ``name`` must be ``wanted``."""
     if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, (int, float, np.integer, np.floating))
-        or not 0.0 < float(alpha) <= 1.0
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not ok(float(value))
     ):
-        raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
-    return float(alpha)
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return float(value)
+
+
+def _check_alpha(alpha: object) -> float:
+    return _number(alpha, "alpha", "a number in (0, 1]", lambda x: 0.0 < x <= 1.0)
 
 
 def _check_unit(value: object, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not 0.0 <= float(value) <= 1.0
-    ):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
+    return _number(value, name, "a number in [0, 1]", lambda x: 0.0 <= x <= 1.0)
 
 
 def _check_positive(value: object, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not 0.0 < float(value) < float("inf")
-    ):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    return _number(value, name, "a finite number > 0", lambda x: 0.0 < x < float("inf"))
 
 
 def _check_count(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
         raise ValueError(f"{name} must be an int >= 2, got {value!r}")
     return int(value)
-
-
-def _check_factor(factor: object) -> float:
-    if (
-        isinstance(factor, bool)
-        or not isinstance(factor, (int, float, np.integer, np.floating))
-        or not 0.0 <= float(factor) <= 1.0
-    ):
-        raise ValueError(f"factor must be a number in [0, 1], got {factor!r}")
-    return float(factor)
 
 
 def _as_uids(uids: Any, name: str) -> npt.NDArray[np.integer[Any]]:

@@ -1,19 +1,11 @@
-"""Where the weight setter meets each bittensor's chain API.
+"""Where the weight setter meets each bittensor's chain API: one :class:`Chain` over
+9/10's ``Subtensor``/``AsyncSubtensor`` and 11's ``Client``/``SyncClient``.
 
-One interface, :class:`Chain`, over three shapes of SDK:
-
-- bittensor 9 and 10: a ``Subtensor`` (blocking: its calls run on a worker thread,
-  one at a time) or an ``AsyncSubtensor`` (awaited). Reads use the SDK's public
-  methods. 10 sends with ``set_weights(max_attempts=1)``. 9 sends with the one-attempt
-  extrinsic functions its ``set_weights`` is built on: 9.12's ``set_weights`` sends a
-  refused extrinsic again and again for as long as the rate limit allows, since its
-  attempt counter only moves when an exception is raised.
-- bittensor 11: an async ``bt.Client`` (awaited) or a blocking ``bt.SyncClient``
-  (``bt.Subtensor`` is one; worker thread). Reads go through its namespaces and
-  ``query``; sends are ``client.execute(bt.SetWeights(...), wallet)``.
-
-Answers are judged into an :data:`~organic_scoring.weights.Outcome` by the chain's
-error name where the SDK gives one, and by the SDK's own words where it does not.
+Blocking handles run on a worker thread, one call at a time. 9 sends with the
+one-attempt extrinsics (9.12's ``set_weights`` resends a refused extrinsic until the
+rate limit runs out), 10 with ``set_weights(max_attempts=1)``, 11 with
+``client.execute(bt.SetWeights(...))``. Answers are judged by the chain's error name,
+else by the SDK's words.
 """
 
 from __future__ import annotations

@@ -1,32 +1,4 @@
-"""The score book's file format, and writing it so a crash never leaves half a file.
-
-A score book file is a numpy ``.npz`` archive (a zip of ``.npy`` arrays) holding:
-
-``format``         the string ``"organic_scoring.scorebook"``, so a stray ``.npz`` is refused
-``version``        the format version, an int: this module writes version 2 and reads 1 and 2
-``scores``         float64, one moving average per uid
-``alpha``          float64 scalar, the smoothing factor
-``has_hotkeys``    bool scalar: were hotkeys recorded (``sync`` was called)?
-``hotkeys``        unicode strings, one per uid (empty when ``has_hotkeys`` is false)
-
-Version 2 adds the per-kind (organic/synthetic) record behind the consistency check:
-
-``has_kinds``      bool scalar: was any reward folded in with ``organic=True/False``?
-``kind_averages``  float64, shape ``(2, n_uids)``: moving averages, synthetic then organic
-``kind_counts``    int64, shape ``(2, n_uids)``: rewards folded in per kind
-``kind_windows``   float64, shape ``(2, n_uids, window)``: the recent rewards, a ring
-                   buffer per uid and kind (the next slot is ``count % window``)
-
-When ``has_kinds`` is false the three ``kind_`` arrays are empty, with shape
-``(2, n_uids, 0)`` for ``kind_windows``. A version 1 file reads as a book without
-a per-kind record.
-
-Every array is a plain numeric or unicode array, and files are read with
-``allow_pickle=False``, so loading a file never runs code from it.
-
-Saving goes through :func:`organic_scoring._atomic.atomic_write`, so the destination
-always holds either the previous complete file or the new complete file.
-"""
+"""The score book's file format (docs/weights.md describes it), written atomically."""
 
 from __future__ import annotations
 
@@ -59,22 +31,10 @@ FORMAT_VERSION = 2
 """The file format version this module writes, and the newest it reads."""
 
 _READS = (1, 2)
+_V1_KEYS = frozenset({"format", "version", "scores", "alpha", "has_hotkeys", "hotkeys"})
 _KEYS = {
-    1: frozenset({"format", "version", "scores", "alpha", "has_hotkeys", "hotkeys"}),
-    2: frozenset(
-        {
-            "format",
-            "version",
-            "scores",
-            "alpha",
-            "has_hotkeys",
-            "hotkeys",
-            "has_kinds",
-            "kind_averages",
-            "kind_counts",
-            "kind_windows",
-        }
-    ),
+    1: _V1_KEYS,
+    2: _V1_KEYS | {"has_kinds", "kind_averages", "kind_counts", "kind_windows"},
 }
 
 
@@ -90,7 +50,7 @@ class StoredBook:
 
 @dataclass(frozen=True)
 class StoredKinds:
-    """The per-kind record of a version 2 file (see the module docs for the shapes)."""
+    """The per-kind record of a version 2 file."""
 
     averages: npt.NDArray[np.float64]
     counts: npt.NDArray[np.int64]

@@ -1,11 +1,4 @@
-"""WeightSetter: weights to the chain when the chain allows, on every bittensor major.
-
-Each attempt reads the chain first (this hotkey's uid and last update, the rate
-limit, the subnet's weights version, its weight limits, commit-reveal), sends only
-what the chain would take, and answers with a
-:class:`~organic_scoring.weights.WeightsResult` whose ``outcome`` says what became
-of it. The background run repeats that, waiting as many blocks as the chain asks.
-"""
+"""WeightSetter: weights to the chain when the chain allows, on every bittensor major."""
 
 from __future__ import annotations
 
@@ -30,7 +23,7 @@ from organic_scoring._defaults import (
 )
 from organic_scoring._log import log
 from organic_scoring.weights._background import Background, Run
-from organic_scoring.weights._book import ScoreBook
+from organic_scoring.weights._book import ScoreBook, _check_unit
 from organic_scoring.weights._chain import ChainState, SendPlan, chain_for, judge
 from organic_scoring.weights._emit import check_weights
 from organic_scoring.weights._result import OUTCOMES, Outcome, WeightSetterStats, WeightsResult
@@ -67,13 +60,7 @@ class _Settings(BaseModel):
         uid, fraction = value
         if isinstance(uid, bool) or not isinstance(uid, (int, np.integer)) or uid < 0:
             raise ValueError(f"the burn uid must be an int >= 0, got {uid!r}")
-        if (
-            isinstance(fraction, bool)
-            or not isinstance(fraction, (int, float, np.integer, np.floating))
-            or not 0.0 <= float(fraction) <= 1.0
-        ):
-            raise ValueError(f"the burn fraction must be a number in [0, 1], got {fraction!r}")
-        return (int(uid), float(fraction))
+        return (int(uid), _check_unit(fraction, "the burn fraction"))
 
 
 class WeightSetter:
@@ -208,13 +195,10 @@ class WeightSetter:
     # -- one attempt ------------------------------------------------------------------
 
     async def set(self, weights: WeightsSource) -> WeightsResult:
-        """Set ``weights`` now if the chain allows it; never raises for the chain's answer.
-
-        ``weights``: a :class:`ScoreBook`, ``{uid: weight}`` (non-negative finite
-        numbers; only proportions matter), a 1-D array indexed by uid, or a
-        function returning a book or a mapping. Sends nothing when no uid has a
-        positive weight, when it is too soon (``"rate_limited"``, with
-        ``retry_in_blocks``), or when the chain would refuse the version key.
+        """Set ``weights`` (a :data:`WeightsSource`; only proportions matter) now if the
+        chain allows it; never raises for the chain's answer. Sends nothing when no uid
+        has a positive weight, when it is too soon (``"rate_limited"``), or when the
+        chain would refuse the version key.
 
         Raises:
             ValueError: ``weights`` holds a negative or non-finite number, or a uid
@@ -438,9 +422,8 @@ class WeightSetter:
     async def run(self, weights: WeightsSource) -> None:
         """Set ``weights`` whenever the chain allows, until :meth:`stop` or cancelled.
 
-        After each attempt it waits the blocks the chain asks for (the rate limit,
-        or what is left of it), or ``retry_blocks`` after a refusal or an error.
-        A ``weights`` that raises ``ValueError`` is logged and tried again later.
+        Between attempts it waits the blocks the chain asks for, or ``retry_blocks``
+        after a refusal, an error or invalid weights (logged).
 
         Raises:
             RuntimeError: The setter is already running.
@@ -463,10 +446,9 @@ class WeightSetter:
         self._background.start(self._body(weights))
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
-        """Stop the background run and wait for it (at most ``timeout`` seconds for an
-        attempt in flight, which is then cancelled if :meth:`start` started it).
-        Idempotent; any thread. On the run's own event loop it only asks for the stop:
-        ``await`` :meth:`aclose` there."""
+        """Stop the background run and wait up to ``timeout`` seconds for an attempt in
+        flight (then cancelled, if :meth:`start` started it). Idempotent; any thread. On
+        the run's own event loop it only asks: ``await`` :meth:`aclose` there."""
         self._background.stop(timeout)
 
     async def aclose(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
