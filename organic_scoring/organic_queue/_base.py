@@ -17,15 +17,10 @@ __all__ = ["OrganicQueueBase"]
 class OrganicQueueBase(ABC):
     """A store of organic samples waiting to be scored.
 
-    Implementations must be thread-safe (intakes add, the loop samples, from
-    different threads). Subclasses implement :meth:`add`, :meth:`sample` and
-    :attr:`size`, and should call :meth:`_notify_added` after each ``add`` so a
-    waiting loop reacts at once. With :attr:`blocking` True (the default) the loop
-    and intakes use the awaitable forms (:meth:`aadd`, :meth:`asample`,
-    :meth:`asize`, :meth:`aack`), which run the plain methods on a worker thread;
-    set it False only for microsecond in-memory calls. Leasing queues override
-    :meth:`ack`; queues shared by several scorers return a lock from
-    :meth:`scorer_lock`.
+    Implementations must be thread-safe. Subclasses implement :meth:`add`,
+    :meth:`sample` and :attr:`size`, and call :meth:`_notify_added` after each ``add``.
+    The loop and intakes use the awaitable forms (``aadd`` ...), which run the plain
+    methods on a worker thread unless :attr:`blocking` is False.
     """
 
     blocking: ClassVar[bool] = True
@@ -44,10 +39,8 @@ class OrganicQueueBase(ABC):
     def sample(self) -> Any:
         """Remove and return one sample, or return None when the queue is empty.
 
-        When an entry left the queue but cannot be handed over (a stored record that
-        no longer decodes, say), raise :class:`~organic_scoring.errors.SampleUnreadable`:
-        the scoring loop reports it as a failed organic sample. Any other exception
-        means nothing left the queue.
+        Raises :class:`~organic_scoring.errors.SampleUnreadable` when an entry left the
+        queue but cannot be handed over; any other exception means nothing left it.
         """
 
     @property
@@ -60,104 +53,65 @@ class OrganicQueueBase(ABC):
         return self.size == 0
 
     def ack(self, sample: Any, *, failed: bool = False) -> None:
-        """The iteration that took ``sample`` has ended; default: nothing to do.
-
-        ``failed`` tells how it ended: False when it was scored, True when it failed
-        and was reported. A queue that keeps the accounting of several processes
-        counts the outcome here.
-        """
+        """The iteration that took ``sample`` has ended (``failed``: it failed and was
+        reported); default: nothing to do."""
         return None
 
     def renew(self, samples: Sequence[Any]) -> None:
-        """The iterations that took ``samples`` still run; default: nothing to do.
-
-        A leasing queue extends their leases, so that a slow iteration's sample is not
-        handed out again meanwhile. The scoring loop calls it a few times per lease.
-        """
+        """The iterations that took ``samples`` still run (a leasing queue extends their
+        leases); default: nothing to do."""
         return None
 
     def count_accepted(self) -> None:
-        """An intake accepted a request (its ``_on_organic_entry`` returned); default:
-        nothing to do.
-
-        A queue shared by several processes (as
-        :class:`~organic_scoring.organic_queue.RedisOrganicQueue`) counts it in its
-        ledger, for ``stats.organic_unaccounted``.
-        :meth:`~organic_scoring.OrganicScoringBase.receive_organic` calls it.
-        """
+        """An intake accepted a request (a shared queue counts it for
+        ``stats.organic_unaccounted``); default: nothing to do."""
         return None
 
     def scorer_lock(self) -> LeaseLock | None:
-        """The lock that lets one scorer at a time use this queue; default: None.
-
-        A queue shared by several processes returns a new :class:`LeaseLock` on a
-        role every scorer of that queue contends for: the scoring loop keeps it for
-        each run and runs iterations only while it holds it. None lets every scorer
-        sample the queue.
-        """
+        """A new lock on the role every scorer of this shared queue contends for (the
+        loop runs iterations only while holding it); default: None, no contention."""
         return None
 
     # -- awaitable forms: off the event loop when the queue blocks ---------------------
 
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.blocking:
+            return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+        return fn(*args, **kwargs)
+
     async def aadd(self, sample: Any) -> None:
         """:meth:`add`, awaitable: on a worker thread when the queue blocks."""
-        if self.blocking:
-            await asyncio.to_thread(self.add, sample)
-        else:
-            self.add(sample)
+        await self._off_loop(self.add, sample)
 
     async def asample(self) -> Any:
         """:meth:`sample`, awaitable: on a worker thread when the queue blocks."""
-        if self.blocking:
-            return await asyncio.to_thread(self.sample)
-        return self.sample()
+        return await self._off_loop(self.sample)
 
     async def asize(self) -> int:
         """:attr:`size`, awaitable: on a worker thread when the queue blocks."""
-        if self.blocking:
-            return await asyncio.to_thread(lambda: self.size)
-        return self.size
+        size: int = await self._off_loop(lambda: self.size)
+        return size
 
     async def aack(self, sample: Any, *, failed: bool = False) -> None:
-        """:meth:`ack`, awaitable: on a worker thread when the queue blocks.
-
-        Skipped entirely when a subclass keeps the do-nothing :meth:`ack`.
-        """
-        if type(self).ack is OrganicQueueBase.ack:
-            return
-        if self.blocking:
-            await asyncio.to_thread(functools.partial(self.ack, sample, failed=failed))
-        else:
-            self.ack(sample, failed=failed)
+        """:meth:`ack`, awaitable (skipped when :meth:`ack` is the default)."""
+        if type(self).ack is not OrganicQueueBase.ack:
+            await self._off_loop(self.ack, sample, failed=failed)
 
     async def arenew(self, samples: Sequence[Any]) -> None:
         """:meth:`renew`, awaitable: on a worker thread when the queue blocks."""
-        if self.blocking:
-            await asyncio.to_thread(self.renew, samples)
-        else:
-            self.renew(samples)
+        await self._off_loop(self.renew, samples)
 
     async def acount_accepted(self) -> None:
-        """:meth:`count_accepted`, awaitable: on a worker thread when the queue blocks.
-
-        Skipped entirely when a subclass keeps the do-nothing :meth:`count_accepted`.
-        """
-        if type(self).count_accepted is OrganicQueueBase.count_accepted:
-            return
-        if self.blocking:
-            await asyncio.to_thread(self.count_accepted)
-        else:
-            self.count_accepted()
+        """:meth:`count_accepted`, awaitable (skipped when it is the default)."""
+        if type(self).count_accepted is not OrganicQueueBase.count_accepted:
+            await self._off_loop(self.count_accepted)
 
     def __len__(self) -> int:
         return self.size
 
     def add_listener(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` (from the adding thread) after every ``add``.
-
-        Listeners must be cheap and must not raise; the scoring loop uses one to
-        wake up when traffic arrives.
-        """
+        """Call ``listener()`` (cheap, never raising) from the adding thread after every
+        ``add``."""
         with self._listeners_lock:
             self._listeners = (*self._listeners, listener)
 

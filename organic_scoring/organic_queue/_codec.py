@@ -1,15 +1,8 @@
 """Organic samples as JSON text and back, for the queues (and datasets) that store them.
 
-A pydantic model is stored as its JSON (``model_dump_json``) with its class's import
-path, ``module:qualname``; decoding imports that class and validates the JSON back
-into it. A JSON value (dict with str keys, list, str, int, float, bool, None,
-nested at most :data:`MAX_DEPTH` levels) is stored as JSON text. Nothing is pickled.
-
-:func:`encode` refuses anything that would not come back as it went in, so every
-stored record can be decoded later; :func:`decode` turns *any* failure into
-:class:`SampleDecodeError`, which carries the stored text so that it can be
-reported instead of lost. Decoding imports the module a stored model names: decode
-only records you trust as much as your code.
+A pydantic model is stored as its JSON with its class path, ``module:qualname``; a JSON
+value as JSON text; nothing is pickled. Decoding imports the module a stored model
+names: decode only records you trust as much as your code.
 """
 
 from __future__ import annotations
@@ -22,19 +15,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from organic_scoring.errors import (
-    SampleDecodeError,
-    SampleNotStorable,
-)
+from organic_scoring.errors import SampleDecodeError, SampleNotStorable
 
 __all__ = ["MAX_DEPTH", "Kind", "SampleDecodeError", "SampleNotStorable", "decode", "encode"]
 
 Kind = Literal["json", "model"]
 
 MAX_DEPTH = 200
-"""The deepest nesting of lists and dicts a stored JSON value may have. Python's
-own JSON reader gives up somewhat deeper than this, depending on the stack left;
-pydantic's reader stops at the same 200."""
+"""The deepest nesting of lists and dicts a stored JSON value may have (pydantic's limit)."""
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 _JSON_HINT = (
@@ -89,10 +77,7 @@ def decode(kind: str, model: str | None, body: str) -> Any:
 
 
 def _check_json(sample: Any) -> None:
-    """Raise unless ``sample`` is a JSON value that comes back from JSON unchanged.
-
-    Iterative, so that no nesting can exhaust the stack while it is checked.
-    """
+    """Raise unless ``sample`` is a JSON value that comes back unchanged (iteratively)."""
     # (value, path to it, depth); a None value marks leaving a container.
     stack: list[tuple[Any, list[str | int], int]] = [(sample, [], 0)]
     open_containers: set[int] = set()

@@ -1,16 +1,7 @@
 """The default organic queue: in memory, bounded, random sampling, O(1) everywhere.
 
-Two orders matter and they disagree. Sampling wants a *uniformly random* waiting
-entry; a full queue wants to drop the *oldest* one. Each entry therefore lives in
-two structures at once:
-
-* ``_slots``, a dense list, so a random index picks a uniformly random entry and
-  removal swaps the last slot into the hole (each entry remembers its index);
-* ``_age``, an :class:`~collections.OrderedDict` used as an insertion-ordered set
-  (a C linked list underneath), so the oldest live entry is its first key and any
-  entry can be unlinked by key.
-
-Every operation touches a constant number of slots and links, whatever the size.
+Each entry lives in a dense list (a random index picks it; removal swaps the last slot
+into the hole) and in an insertion-ordered dict (the oldest is its first key).
 """
 
 from __future__ import annotations
@@ -46,12 +37,9 @@ class QueueCounters:
     max_size: int
     """The bound on ``size``."""
     carried_over: int = 0
-    """Entries already waiting when this queue object opened a persistent store (an
-    earlier life's); 0 for a queue that starts empty. The scorer's accounting counts
-    them like accepted requests."""
+    """Entries already waiting in a persistent store when this object opened it."""
     dropped_earlier: int = 0
-    """The store's ``dropped`` count when this object opened it; the accounting counts
-    only the drops since."""
+    """The store's ``dropped`` count when this object opened it."""
 
 
 class _Slot:

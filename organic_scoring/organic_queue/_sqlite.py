@@ -1,20 +1,9 @@
 """A persistent organic queue: OrganicQueue's guarantees, kept in a SQLite file (WAL).
 
-File format (schema version 1): ``PRAGMA application_id`` marks the file and
-``PRAGMA user_version`` holds the schema version; other files are refused, never
-modified. Tables:
-
-* ``organic_queue_entry``: one row per waiting sample. ``seq`` (rowid) grows with
-  every add (oldest = smallest). ``slot`` is dense and unique, ``0 .. size-1``: a
-  random sample is ``slot = randrange(size)``, and a removal moves the last slot into
-  the hole, so every operation is O(log n).
-* ``organic_queue_meta``: one row with ``added``, ``sampled``, ``dropped``.
-
-Each ``add`` (with its drop) and ``sample`` is one ``BEGIN IMMEDIATE`` transaction.
-Samples are stored by :mod:`organic_scoring.organic_queue._codec` (JSON, never
-pickled); sampling imports the module a stored model names, so open only trusted
-files. The counters cover the file's life; ``carried_over`` and
-``dropped_earlier`` record what this object found on open.
+``PRAGMA application_id`` marks the file and ``user_version`` holds the schema version.
+``organic_queue_entry`` has a row per waiting sample: ``seq`` grows with every add,
+``slot`` is dense (``0 .. size-1``; a removal moves the last slot into the hole), so a
+random sample is ``slot = randrange(size)``. ``organic_queue_meta`` holds the counters.
 """
 
 from __future__ import annotations
@@ -25,7 +14,7 @@ import random
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from organic_scoring._defaults import DEFAULT_QUEUE_SIZE
@@ -82,21 +71,17 @@ class SQLiteOrganicQueue(OrganicQueueBase):
     and JSON values. The queue is :attr:`~OrganicQueueBase.blocking`: in an
     ``async def`` hook use ``await queue.aadd(sample)``.
 
-    ``synchronous="FULL"`` fsyncs every add and sample (survives power loss);
-    ``"NORMAL"`` survives a process crash only. Calls from any thread are
-    serialised on one connection. Several objects may open one file: they share
-    samples and counters, each enforcing its own ``max_size`` (a reopened file
-    over ``max_size`` is trimmed, counted, on open). A file failure after opening
-    (locked past ``timeout``, damaged, read-only) raises
-    :class:`~organic_scoring.errors.QueueUnavailable` and nothing leaves the queue.
-    Use it as a context manager, or call :meth:`close` when done.
+    Several objects may open one file: they share samples and counters, each
+    enforcing its own ``max_size`` (a reopened file over it is trimmed on open). A
+    file failure after opening raises :class:`~organic_scoring.errors.QueueUnavailable`
+    and nothing leaves the queue. Use it as a context manager, or :meth:`close` it.
 
     Args:
         path: The queue file; created when missing or empty. Its directory must exist.
         max_size: The most samples kept waiting; an int, at least 1.
-        seed: Seeds this object's random generator, so a test can replay the order
-            in which samples come out. None draws a fresh seed.
-        synchronous: ``"FULL"`` or ``"NORMAL"``.
+        seed: Seeds this object's random generator; None draws a fresh seed.
+        synchronous: ``"FULL"`` fsyncs every add and sample (survives power loss);
+            ``"NORMAL"`` survives a process crash only.
         timeout: Seconds to wait for another connection's lock on the file.
 
     Raises:
@@ -148,17 +133,12 @@ class SQLiteOrganicQueue(OrganicQueueBase):
     # -- the queue ---------------------------------------------------------------
 
     def add(self, sample: Any) -> None:
-        """Store ``sample``; in a full queue, drop the oldest waiting sample first.
-
-        Returns once the sample is committed to the file.
+        """Store ``sample`` and commit; in a full queue, drop the oldest first.
 
         Raises:
             ValueError: ``sample`` is None (``sample()`` uses None to mean empty).
-            SampleNotStorable: (a ``ValueError``, and a ``TypeError``) ``sample``
-                could not be read back: it is neither a pydantic model nor a JSON
-                value, holds a float that JSON cannot carry (NaN, infinity), contains
-                itself, is nested too deep, or is a model that cannot be imported by
-                name or loaded back from its own JSON. The message names the part.
+            SampleNotStorable: ``sample`` could not be read back (not a pydantic model
+                or JSON value, NaN, a cycle, too deep ...); the message names the part.
             QueueUnavailable: The file failed; nothing was stored.
         """
         if sample is None:
@@ -170,10 +150,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         with self._lock, self._errors(), self._transaction() as conn:
             size = self._size_now(conn)
             drop = max(0, size - self._max_size + 1)
-            for _ in range(drop):
-                seq, slot = conn.execute(_OLDEST).fetchone()
-                _remove(conn, seq, slot, size)
-                size -= 1
+            size = _drop_oldest(conn, drop, size)
             conn.execute(_INSERT, (size, kind, model, body))
             conn.execute(_COUNT_ADD, (drop,))
             self._size_cache = size + 1
@@ -242,11 +219,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         return self.counters().dropped
 
     def counters(self) -> QueueCounters:
-        """All counters and the size, read together in one statement.
-
-        ``added``, ``sampled`` and ``dropped`` cover the file's life;
-        ``carried_over`` and ``dropped_earlier`` are what this object found on open.
-        """
+        """All counters (over the file's life) and the size, read in one statement."""
         with self._lock, self._errors():
             now = self._counters()
         opened = self._opened_with
@@ -336,28 +309,15 @@ class SQLiteOrganicQueue(OrganicQueueBase):
             raise ValueError(f"SQLiteOrganicQueue({self._path!r}) is closed")
         return conn
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of the block's changes are committed, or none."""
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return _transaction(self._connection())
 
     def _trim_on_open(self) -> int:
         """Drop the oldest samples beyond ``max_size``; return how many."""
         with self._lock, self._transaction() as conn:
             size = self._size_now(conn)
             drop = max(0, size - self._max_size)
-            for _ in range(drop):
-                seq, slot = conn.execute(_OLDEST).fetchone()
-                _remove(conn, seq, slot, size)
-                size -= 1
+            size = _drop_oldest(conn, drop, size)
             if drop:
                 conn.execute(_COUNT_DROPS, (drop,))
             self._size_cache = size
@@ -386,28 +346,17 @@ def _open(path: str, synchronous: str, timeout: float) -> sqlite3.Connection:
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
         if problems != ["ok"]:
             raise QueueFileError(f"organic queue file {path!r} is damaged: {'; '.join(problems)}")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(conn):
             # Checked again under the write lock: another process may have created it.
             if _is_new(conn, path):
                 for statement in _CREATE_SCHEMA:
                     conn.execute(statement)
-            # A file we may not write (read-only, on a read-only mount) fails here,
-            # at open, rather than at every later add and sample.
+            # A file we may not write fails here, at open, not at every later call.
             conn.execute(_PROBE_WRITE)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    except QueueFileError:
+    except BaseException as exc:
         conn.close()
-        raise
-    except sqlite3.Error as exc:
-        conn.close()
-        raise QueueFileError(f"cannot use {path!r} as an organic queue: {exc}") from exc
-    except BaseException:
-        conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise QueueFileError(f"cannot use {path!r} as an organic queue: {exc}") from exc
         raise
     return conn
 
@@ -430,6 +379,28 @@ def _is_new(conn: sqlite3.Connection, path: str) -> bool:
         f"{path!r} is a SQLite database but not an organic queue file "
         f"(application_id={application_id}, {objects} schema objects); refusing to touch it"
     )
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: all of the block's changes are committed, or none."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _drop_oldest(conn: sqlite3.Connection, drop: int, size: int) -> int:
+    """Remove the ``drop`` oldest rows of a queue of ``size``; the size left."""
+    for _ in range(drop):
+        seq, slot = conn.execute(_OLDEST).fetchone()
+        _remove(conn, seq, slot, size)
+        size -= 1
+    return size
 
 
 def _size(conn: sqlite3.Connection) -> int:
