@@ -1,14 +1,7 @@
-"""Conversations in the lmsys-chat format, from data the validator already has.
-
-Keeps the original package's ``SynthDatasetConversation`` name, no-argument
-construction and sample shape, but never downloads: it reads a given
-``datasets.Dataset``, sequence of rows, or local file. A row has a ``conversation``
-list of ``{"role", "content"}`` turns.
-"""
+"""Conversations in the lmsys-chat format, from data the validator already has."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -17,6 +10,7 @@ from typing import Any
 
 from organic_scoring.errors import DatasetUnavailable
 from organic_scoring.synth_dataset._base import SynthDatasetBase, SynthDatasetEntry
+from organic_scoring.synth_dataset._jsonl import json_lines
 
 __all__ = ["SynthDatasetConversation"]
 
@@ -34,16 +28,10 @@ _HOW = (
 class SynthDatasetConversation(SynthDatasetBase):
     """Random conversation prefixes from lmsys-chat rows, with a few typos in user turns.
 
-    Each :meth:`sample` picks a row at random, cuts its conversation after a
-    randomly chosen user turn (so the sample always waits for an assistant's
-    answer), and returns a :class:`SynthDatasetEntry` with ``roles``, ``messages``,
-    ``organic=False`` and ``source``. The entry reads like the original package's
-    dict samples too (``sample["messages"]``, ``sample.get("organic")``).
-
-    Built with no data, it behaves as the original did when its download failed: it
-    constructs, :attr:`exception` holds an error saying how to give it data, and
-    :meth:`sample` raises that error. Data that is given but malformed is refused at
-    construction with a :class:`ValueError` naming ``data``.
+    Never downloads. Each :meth:`sample` cuts a random row after a random user turn.
+    Built with no data it behaves as the original did when its download failed:
+    :attr:`exception` says how to give it data and :meth:`sample` raises it. Malformed
+    data raises :class:`ValueError` at construction.
 
     Args:
         data: A ``datasets.Dataset`` (one split) or any sequence of mappings with a
@@ -51,8 +39,7 @@ class SynthDatasetConversation(SynthDatasetBase):
             rows (``.parquet`` files need the ``hf`` extra). None: no data (see above).
         source: The ``source`` of every sample (the original package's, by default).
         typo_rate: Up to this share of a user turn's characters get a typo (a dropped
-            character or a stray space), as the original did to keep samples from
-            matching the public rows verbatim; 0 turns it off.
+            character or a stray space), as in the original; 0 turns it off.
         seed: Seeds this dataset's own random generator, for a reproducible order.
     """
 
@@ -64,9 +51,11 @@ class SynthDatasetConversation(SynthDatasetBase):
         typo_rate: float = 0.02,
         seed: int | None = None,
     ) -> None:
-        if isinstance(typo_rate, bool) or not isinstance(typo_rate, (int, float)):
-            raise ValueError(f"typo_rate must be a number in [0, 1), got {typo_rate!r}")
-        if not 0 <= typo_rate < 1:
+        if (
+            isinstance(typo_rate, bool)
+            or not isinstance(typo_rate, (int, float))
+            or not 0 <= typo_rate < 1
+        ):
             raise ValueError(f"typo_rate must be a number in [0, 1), got {typo_rate!r}")
         self.exception: Exception | None = None
         """Why :meth:`sample` cannot work (no data was given), or None."""
@@ -191,16 +180,9 @@ def _read_file(path: Path) -> Sequence[Any]:
             raise FileNotFoundError(f"data file {path} does not exist")
         return _check_rows(datasets.Dataset.from_parquet(str(path)))
     rows = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {number}: invalid JSON: {exc.msg}") from exc
-            _turns(row, f"{path}, line {number}")
-            rows.append(row)
+    for number, row in json_lines(path):
+        _turns(row, f"{path}, line {number}")
+        rows.append(row)
     if not rows:
         raise ValueError(f"{path}: no rows, the file is empty or only blank lines")
     return rows

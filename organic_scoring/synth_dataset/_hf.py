@@ -1,9 +1,5 @@
-"""An adapter over a Hugging Face ``datasets.Dataset`` the caller has already loaded.
-
-Needs the ``hf`` extra (``pip install 'organic-scoring[hf]'``). ``datasets`` is
-imported only when an adapter is built, never when the package is, and the adapter
-never loads or downloads anything itself: fetching data is the caller's decision.
-"""
+"""An adapter over a loaded Hugging Face ``datasets.Dataset`` (the ``hf`` extra; imported
+when an adapter is built, and never downloading)."""
 
 from __future__ import annotations
 
@@ -28,9 +24,8 @@ class HuggingFaceDataset(SynthDatasetBase):
     * chat format, with ``roles_field=None``: ``messages_field`` holds a list of
       ``{"role": ..., "content": ...}`` dicts, as many chat datasets do.
 
-    Rows are drawn uniformly at random with replacement and converted when drawn,
-    so a large dataset costs nothing up front; a malformed row raises a
-    :class:`ValueError` naming its index.
+    Rows are drawn uniformly with replacement and converted when drawn; a malformed
+    row raises a :class:`ValueError` naming its index.
 
     Args:
         dataset: A map-style ``datasets.Dataset`` (one split, not a ``DatasetDict``).

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -18,11 +20,8 @@ class JsonlDataset(SequenceDataset[SynthDatasetEntry]):
     """Samples uniformly from a JSON Lines file, one :class:`SynthDatasetEntry` per line.
 
     Each non-blank line is a JSON object such as
-    ``{"roles": ["user"], "messages": ["What is a subnet?"]}``; extra keys are kept on
-    the entry. The whole file is read and validated when the dataset is built, so a
-    typo fails at start-up with the file and line number, not hours later inside the
-    loop. Each :meth:`sample` returns a fresh copy, so a hook that edits its sample
-    cannot change the dataset.
+    ``{"roles": ["user"], "messages": ["What is a subnet?"]}``; extra keys are kept. The
+    file is read and validated when the dataset is built; :meth:`sample` returns a copy.
 
     Args:
         path: The ``.jsonl`` file, UTF-8 encoded.
@@ -54,22 +53,27 @@ class JsonlDataset(SequenceDataset[SynthDatasetEntry]):
         return f"JsonlDataset({str(self._path)!r}, {len(self)} entries)"
 
 
-def _read_entries(path: Path) -> list[SynthDatasetEntry]:
-    entries = []
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line; ValueError naming a bad line."""
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}, line {number}: invalid JSON: {exc.msg}") from exc
-            try:
-                entries.append(SynthDatasetEntry.model_validate(data))
-            except ValidationError as exc:
-                raise ValueError(
-                    f"{path}, line {number}: not a valid SynthDatasetEntry: {_explain(exc)}"
-                ) from exc
+
+
+def _read_entries(path: Path) -> list[SynthDatasetEntry]:
+    entries = []
+    for number, data in json_lines(path):
+        try:
+            entries.append(SynthDatasetEntry.model_validate(data))
+        except ValidationError as exc:
+            raise ValueError(
+                f"{path}, line {number}: not a valid SynthDatasetEntry: {_explain(exc)}"
+            ) from exc
     return entries
 
 

@@ -8,6 +8,7 @@ import random
 import re
 import secrets
 import string
+from collections.abc import Callable
 from typing import Any
 
 from organic_scoring.synth_dataset._text import Path, map_strings
@@ -57,24 +58,19 @@ _TOKEN_PREFIX = re.compile(r"^(?:sk|pk|rk|ghp|gho|ghs|github_pat|xox[abpr]|AKIA|
 class Pseudonymizer:
     """A ``redact`` that replaces personal data by consistent, realistic pseudonyms.
 
-    In every string of a sample (every turn and every metadata field; the sample
-    keeps its shape and every other value), it replaces e-mail addresses, IPv4
-    addresses, card-like numbers, phone numbers and secret-like tokens (24 or more
-    letters and digits, or a known key prefix) by stand-ins of the same kind and
-    layout: ``alice@example.org`` becomes something like
-    ``tara.novak@proton.me``, ``+1 (415) 555-0199`` keeps its country code and
-    punctuation with other digits, a card number stays Luhn-valid. The same value
-    always gets the same pseudonym under the same ``key``, across samples and
-    fields, so a conversation stays coherent. Names and street addresses are not
-    recognised.
+    In every string of a sample (the shape and other values kept) it replaces e-mail
+    and IPv4 addresses, card-like and phone numbers and secret-like tokens by stand-ins
+    of the same kind and layout (a card stays Luhn-valid, a phone keeps its country
+    code). The same value gets the same pseudonym under the same ``key``. Names and
+    street addresses are not recognised.
 
     Args:
         key: The secret the pseudonyms are derived from (bytes or str). None draws
             a random one, consistent for this object's life; pass a stored key for
             pseudonyms that stay the same across restarts.
 
-    Use it as ``OrganicReplayDataset(redact=Pseudonymizer(key))``. Call it on a
-    sample to get the redacted copy; the original is not modified.
+    Use it as ``OrganicReplayDataset(redact=Pseudonymizer(key))``; calling it returns
+    a redacted copy.
     """
 
     __slots__ = ("_key",)
@@ -99,17 +95,9 @@ class Pseudonymizer:
         return _ANY.sub(self._replace, text)
 
     def _replace(self, match: re.Match[str]) -> str:
-        kind = match.lastgroup
-        value = match.group()
-        if kind == "email":
-            return self._email(value)
-        if kind == "token":
-            return self._token(value)
-        if kind == "ip":
-            return self._ip(value)
-        if kind == "card":
-            return self._card(value)
-        return self._phone(value)
+        # The group names of _ANY are the names of the methods that replace them.
+        replace: Callable[[str], str] = getattr(self, f"_{match.lastgroup}")
+        return replace(match.group())
 
     def _string(self, path: Path, value: str) -> str:
         return self.text(value)
