@@ -1,11 +1,5 @@
-"""Replacing a file so that a crash never leaves half of one.
-
-:func:`atomic_write` writes a temporary file in the destination's directory, flushes
-and fsyncs it, moves it over the destination with :func:`os.replace` (atomic on POSIX
-and Windows) and then fsyncs the directory, so the destination always holds either
-the previous complete file or the new complete file, and no temporary file is left
-behind on failure.
-"""
+"""Replacing a file so that a crash never leaves half of one: a fsynced temporary file in
+the same directory, :func:`os.replace`, then a fsync of the directory."""
 
 from __future__ import annotations
 

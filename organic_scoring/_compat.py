@@ -1,10 +1,6 @@
-"""The one place that knows which bittensor is installed.
-
-bittensor 9 spells its transport ``bt.axon`` / ``bt.dendrite``; 10 renamed them
-``bt.Axon`` / ``bt.Dendrite``; 11 dropped the axon, the dendrite, ``bt.Synapse`` and
-``bt.logging`` in favour of ``bt.http_auth`` signed HTTP and ``bt.set_weights``.
-Everything else in the package asks this module, never ``bittensor`` directly, for
-anything that differs between those majors. Nothing here touches the network.
+"""The one place that knows which bittensor is installed: 9 (``bt.axon``), 10 (``bt.Axon``)
+or 11 (no axon, synapse or ``bt.logging``; ``bt.http_auth`` and ``bt.set_weights``).
+Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -37,14 +33,8 @@ __all__ = [
 ]
 
 
-def _parse_version(text: str) -> tuple[int, int, int]:
-    parts = [int(p) for p in re.findall(r"\d+", text)[:3]]
-    while len(parts) < 3:
-        parts.append(0)
-    return parts[0], parts[1], parts[2]
-
-
-BT_VERSION: tuple[int, int, int] = _parse_version(str(getattr(bt, "__version__", "0")))
+_PARTS = (*map(int, re.findall(r"\d+", str(getattr(bt, "__version__", "0")))[:3]), 0, 0, 0)
+BT_VERSION: tuple[int, int, int] = (_PARTS[0], _PARTS[1], _PARTS[2])
 """The installed bittensor version as ``(major, minor, patch)``."""
 
 BT_MAJOR: int = BT_VERSION[0]
@@ -100,11 +90,7 @@ def streaming_synapse_class() -> type[Any] | None:
 
 
 def sdk_set_weights() -> Callable[..., Any] | None:
-    """bittensor 11's module-level ``bt.set_weights``; None on 9 and 10.
-
-    On 9 and 10 weights go through a connected ``Subtensor``'s ``set_weights`` method,
-    which the caller owns. Looked up at call time, so a test can stand in for it.
-    """
+    """bittensor 11's ``bt.set_weights``, looked up at call time; None on 9 and 10."""
     if BT_MAJOR < 11:
         return None
     fn: Callable[..., Any] | None = getattr(bt, "set_weights", None)
@@ -129,12 +115,8 @@ def is_async_subtensor(subtensor: Any) -> bool:
 
 
 def library_logger() -> logging.Logger:
-    """Where the library's messages go.
-
-    On 9 and 10 that is bittensor's own logger (``bt.logging``, itself a
-    :class:`logging.Logger`), so messages show at the level the validator set; on 11
-    it is the standard ``organic_scoring`` logger.
-    """
+    """Where the library's messages go: ``bt.logging`` (a :class:`logging.Logger`) on 9
+    and 10, the ``organic_scoring`` logger on 11."""
     machine = getattr(bt, "logging", None)
     if isinstance(machine, logging.Logger):
         return machine
@@ -151,10 +133,7 @@ class Signer(Protocol):
 
 
 def hotkey_signer(wallet: Any) -> Signer:
-    """The hotkey signer of ``wallet``: a ``bt.Wallet``, a keypair, or (11) a ``bt.Signer``.
-
-    Resolved once, so that signing a request does not load the key again.
-    """
+    """The hotkey signer of ``wallet``: a ``bt.Wallet``, a keypair, or (11) a ``bt.Signer``."""
     resolve = getattr(bt, "resolve_signer", None)
     if resolve is not None:  # 11
         signer: Signer = resolve(wallet, role="hotkey")

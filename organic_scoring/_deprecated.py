@@ -1,9 +1,5 @@
-"""Deprecation warnings for the original organic-scoring package's import paths.
-
-Those paths keep working (a validator written for the original package changes
-nothing but its install line); each use warns once with the path to import from
-instead. The warning points at the user's import line, not at importlib or at us.
-"""
+"""Deprecation warnings for the original package's import paths, pointing at the user's
+import line."""
 
 from __future__ import annotations
 
@@ -18,10 +14,8 @@ _PACKAGE = str(Path(__file__).resolve().parent)
 
 
 def warn_moved(old: str, new: str) -> None:
-    """Warn that ``old`` (an original import path) is deprecated; ``new`` says what instead.
-
-    ``new`` is a module path to import from, or a sentence of advice.
-    """
+    """Warn that ``old`` (an original import path) is deprecated; ``new`` is the module
+    to import from instead, or a sentence of advice."""
     advice = new if " " in new else f"import from {new} instead"
     warnings.warn(
         f"{old} is the original organic-scoring package's import path; {advice}",
@@ -31,11 +25,8 @@ def warn_moved(old: str, new: str) -> None:
 
 
 def _importer_level() -> int:
-    """The ``stacklevel`` of the first frame outside this package and importlib.
-
-    :func:`warnings.warn` does not count importlib's bootstrap frames, so neither
-    does this.
-    """
+    """The ``stacklevel`` of the first frame outside this package and importlib (not
+    counting importlib's bootstrap frames, as :func:`warnings.warn` does not)."""
     level = 1
     frame: FrameType | None = sys._getframe(2)  # the caller of warn_moved (level 2)
     while frame is not None:

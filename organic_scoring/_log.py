@@ -1,11 +1,8 @@
 """The library's logger: one object with the usual methods on every bittensor major.
 
-bittensor 9/10's ``bt.logging`` is a :class:`logging.Logger` whose methods take
-``(msg, prefix, suffix, ...)`` rather than ``(msg, *args)``, so messages are
-formatted here before they are handed on, and never with ``%`` arguments. There
-they are tagged ``organic_scoring: ``, since bittensor's logger carries its own
-name; the standard ``organic_scoring`` logger of bittensor 11 already says whose
-message it is (``logging.basicConfig`` prints the name), so it gets no tag.
+bittensor 9/10's ``bt.logging`` methods take ``(msg, prefix, suffix, ...)``, so messages
+are formatted here, never with ``%`` arguments, and tagged ``organic_scoring: `` (the
+``organic_scoring`` logger of bittensor 11 names itself).
 """
 
 from __future__ import annotations
@@ -29,29 +26,24 @@ class _Log:
         self._target = target
         self._prefix = "" if target.name.startswith("organic_scoring") else _PREFIX
 
-    def _emit(self, level: int, msg: str, exc_info: Any = None) -> None:
-        method = {
-            logging.DEBUG: self._target.debug,
-            logging.INFO: self._target.info,
-            logging.WARNING: self._target.warning,
-            logging.ERROR: self._target.error,
-        }[level]
+    def _emit(self, level: str, msg: str, exc_info: Any = None) -> None:
+        method = getattr(self._target, level)  # 9/10's overrides, not Logger.log
         if exc_info is None:
             method(self._prefix + msg)
         else:
             method(self._prefix + msg, exc_info=exc_info)
 
     def debug(self, msg: str) -> None:
-        self._emit(logging.DEBUG, msg)
+        self._emit("debug", msg)
 
     def info(self, msg: str) -> None:
-        self._emit(logging.INFO, msg)
+        self._emit("info", msg)
 
     def warning(self, msg: str, exc_info: Any = None) -> None:
-        self._emit(logging.WARNING, msg, exc_info)
+        self._emit("warning", msg, exc_info)
 
     def error(self, msg: str, exc_info: Any = None) -> None:
-        self._emit(logging.ERROR, msg, exc_info)
+        self._emit("error", msg, exc_info)
 
 
 log = _Log(library_logger())

@@ -1,16 +1,5 @@
-"""Keeping users' words out of what the library keeps and logs: the ``redact`` setting.
-
-Organic samples are real users' requests. With ``redact`` on, the library keeps no
-sample where it could be read back or exported (:attr:`recent_failures`,
-``IterationError.sample``) and its own log lines about a failure carry the
-exception's type and where it was raised, not its message (exception messages often
-quote their input: ``KeyError('…')``, a pydantic error's ``input_value``).
-
-``redact=True`` puts a :class:`Redacted` in place of each sample; a callable decides
-what of a sample may be kept (``lambda s: {"id": s["id"]}``). The hooks themselves
-(``_on_iteration_error``, ``_log_results``) still receive the real sample, to re-queue
-or score it.
-"""
+"""Keeping users' words out of what the library keeps and logs: the ``redact`` setting
+(docs: metrics.md, "Logging without prompts"). The hooks still get the real sample."""
 
 from __future__ import annotations
 

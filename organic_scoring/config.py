@@ -1,10 +1,4 @@
-"""The scoring loop's settings, validated once when the scorer is built.
-
-Every parameter of :class:`~organic_scoring.OrganicScoringBase` that shapes the
-loop lands in :class:`ScoringConfig`. A bad value raises
-:class:`pydantic.ValidationError` (a :class:`ValueError`) that names the parameter
-and what it accepts, at construction, never later inside the loop.
-"""
+"""The scoring loop's settings, validated once when the scorer is built."""
 
 from __future__ import annotations
 
@@ -44,7 +38,8 @@ _NUMBERS = (
 
 
 class ScoringConfig(BaseModel):
-    """Validated settings of the organic scoring loop.
+    """Validated settings of the organic scoring loop; a bad value raises
+    :class:`pydantic.ValidationError` (a :class:`ValueError`) at construction.
 
     Attributes:
         trigger: ``"seconds"`` runs an iteration every period; ``"steps"`` runs one
@@ -55,17 +50,14 @@ class ScoringConfig(BaseModel):
             empty organic queue. Greater than 0 (at least 1 for steps).
         trigger_frequency_min: The floor the period or threshold anneals down to as
             the organic queue grows. Greater than 0; defaults to 2 or
-            ``trigger_frequency``, whichever is smaller. A ``trigger_frequency``
-            below it is accepted with a logged warning, and the loop runs at the
-            floor, as the original package did.
+            ``trigger_frequency``, whichever is smaller (a ``trigger_frequency``
+            below it is logged, and the loop runs at the floor).
         trigger_scaling_factor: Queue entries per unit of period taken off: the
             period is ``max(trigger_frequency - queue_size / trigger_scaling_factor,
             trigger_frequency_min)``. Greater than 0.
         trigger_jitter: ``j`` in [0, 1); ``"seconds"`` only. With ``j > 0`` each
-            period is drawn uniformly from ``[m * (1 - j), m * (1 + j)]`` around the
-            annealed mean ``m`` (:meth:`jittered_mean`), whether the next sample is
-            organic is decided when the wait begins, and arrivals no longer cut a
-            wait short. 0 (the default) keeps the plain periods.
+            period is drawn from ``[m * (1 - j), m * (1 + j)]`` around the mean
+            :meth:`jittered_mean`; 0 (the default) keeps the plain periods.
         seed: Seeds the loop's own random draws (the jittered periods, the choice
             among several datasets), for reproducible runs; None draws fresh ones.
         max_concurrent_iterations: How many iterations may be in flight at once.
@@ -191,21 +183,9 @@ class ScoringConfig(BaseModel):
         return float(int(value)) if self.trigger == "steps" else float(value)
 
     def jittered_mean(self, rate: float, backlog: float) -> float:
-        """The mean period, in seconds, around which a jittered period is drawn.
-
-        With ``f = trigger_frequency``, ``s = trigger_scaling_factor``, ``u =``
-        :data:`JITTER_UTILISATION`, the smoothed organic arrival rate ``rate`` (per
-        second) and the smoothed queue size ``backlog``, the *equivalent backlog* is
-        the larger of the backlog and the queue size at which the plain formula would
-        give a period of ``u / rate``::
-
-            B = max(backlog, s * (f - u / rate))        (just backlog when rate is 0)
-            m = max(f - B / s, trigger_frequency_min)
-
-        So the loop runs about once per ``u / rate`` seconds while that lies between
-        ``trigger_frequency_min`` and ``f``, and a backlog that builds up anyway
-        anneals the period as :meth:`period` does.
-        """
+        """The mean period, in seconds, around which a jittered period is drawn, from the
+        smoothed arrival ``rate`` (per second) and queue size ``backlog`` (the formula is
+        in the docs' probes page)."""
         frequency, scaling = self.trigger_frequency, self.trigger_scaling_factor
         equivalent = backlog
         if rate > 0:

@@ -1,9 +1,7 @@
 """The library's exceptions and failure records.
 
-Every exception the library raises on purpose derives from
-:class:`OrganicScoringError`, so a validator can catch the library's errors in one
-place. Configuration errors are :class:`ValueError` or :class:`TypeError` as well, and
-stage timeouts are :class:`TimeoutError`.
+Every exception the library raises on purpose derives from :class:`OrganicScoringError`;
+configuration errors are :class:`ValueError` or :class:`TypeError` as well.
 """
 
 from __future__ import annotations
@@ -50,21 +48,12 @@ class StageTimeout(OrganicScoringError, TimeoutError):
 
 
 class DatasetUnavailable(OrganicScoringError):
-    """A synthetic dataset has no data to sample; the message says how to give it some.
-
-    :class:`~organic_scoring.synth_dataset.SynthDatasetConversation` built without
-    data keeps one in its ``exception`` attribute and raises it from ``sample()``.
-    """
+    """A synthetic dataset has no data to sample; the message says how to give it some."""
 
 
 class SampleUnreadable(OrganicScoringError):
     """Raised by an organic queue's ``sample()`` when an entry left the queue but could
-    not be handed over (a stored record that no longer decodes, say).
-
-    The scoring loop reports such an entry as a failed organic sample in the
-    ``"sample"`` stage, with :attr:`raw` as the sample. Any other exception from
-    ``sample()`` means that nothing left the queue.
-    """
+    not be handed over; the loop reports it as a failed organic sample (:attr:`raw`)."""
 
     @property
     def raw(self) -> Any:
@@ -73,23 +62,13 @@ class SampleUnreadable(OrganicScoringError):
 
 
 class QueueUnavailable(OrganicScoringError):
-    """The organic queue's store cannot be used right now: a file that is locked,
-    read-only or damaged, a server that is down. Nothing left the queue.
-
-    The scoring loop reports it in the ``"sample"`` stage and scores a synthetic
-    sample instead, retrying the queue after a backoff of its own.
-    """
+    """The organic queue's store cannot be used right now (a locked or damaged file, a
+    server down); nothing left the queue. The loop scores a synthetic sample instead."""
 
 
 class RedisUnavailable(QueueUnavailable, ConnectionError):
-    """Redis could not be reached, or did not carry out an operation.
-
-    Raised by the Redis-backed queue, nonce store and scorer lock: at construction
-    when the server cannot be reached (the message names the URL, password masked),
-    and by any later call during an outage; the objects work again by themselves once
-    the server answers. A :class:`QueueUnavailable`, so the scoring loop treats an
-    outage of a Redis queue like that of any other store, and a ``ConnectionError``.
-    """
+    """Redis could not be reached, or did not carry out an operation (the Redis queue,
+    nonce store and scorer lock work again by themselves once it answers)."""
 
     def __init__(self, message: str, url: str) -> None:
         super().__init__(message)
@@ -98,21 +77,14 @@ class RedisUnavailable(QueueUnavailable, ConnectionError):
 
 
 class ScorerRoleLost(OrganicScoringError):
-    """This scorer is no longer the active one of a shared queue (a standby took the
-    role): the iteration is cancelled, or its weights are not set.
-
-    Reported to ``_on_iteration_error``. An organic sample is left unacknowledged: it
-    comes back when its lease runs out, for the active scorer.
-    """
+    """This scorer is no longer the active one of a shared queue: the iteration is
+    cancelled, or its weights are not set; its organic sample comes back after its lease."""
 
 
 class IterationError(OrganicScoringError):
-    """One iteration failed; raised by :meth:`OrganicScoringBase.loop_iteration`.
-
-    The failure has already been counted and handed to ``_on_iteration_error`` by the
-    time this is raised; ``__cause__`` is what the hook raised. :attr:`sample` is the
-    iteration's sample, redacted when the scorer was built with ``redact``.
-    """
+    """One iteration failed; raised by :meth:`OrganicScoringBase.loop_iteration` after the
+    failure was counted and reported. ``__cause__`` is what the hook raised; ``sample``
+    is redacted under ``redact``."""
 
     def __init__(self, stage: Stage, sample: Any, organic: bool) -> None:
         kind = "organic" if organic else "synthetic"
@@ -142,21 +114,12 @@ class NonceStoreFailure(OrganicScoringError):
 
 
 class SampleNotStorable(OrganicScoringError, ValueError, TypeError):
-    """``add`` refused a sample it could not read back; the message says why.
-
-    Both a :class:`ValueError` and (for code written against earlier releases, where a
-    sample of the wrong type raised it) a :class:`TypeError`.
-    """
+    """``add`` refused a sample it could not read back; the message says why."""
 
 
 class SampleDecodeError(SampleUnreadable, ValueError):
-    """A stored sample could not be turned back into an object.
-
-    Typically the model's class was renamed, moved or changed incompatibly since the
-    sample was stored. The record has left its queue (so that one bad record cannot
-    block it); what was stored is kept here, and the scoring loop reports it as the
-    failed sample (:attr:`raw`).
-    """
+    """A stored sample could not be turned back into an object (its model class changed,
+    say); the record has left its queue and what was stored is kept here."""
 
     def __init__(self, message: str, kind: str, model: str | None, body: str) -> None:
         super().__init__(message)
@@ -174,25 +137,24 @@ class SampleDecodeError(SampleUnreadable, ValueError):
 
 
 class QueueFileError(OrganicScoringError, ValueError):
-    """The file cannot be used as an organic queue.
-
-    It is not a SQLite database, is a database of something else, was written with
-    another schema version, is damaged, cannot be written, or cannot be opened at
-    all. The file is left as it was.
-    """
+    """The file cannot be used as an organic queue (foreign, another schema version,
+    damaged, read-only, unopenable); it is left as it was."""
 
 
-class ReplayFileError(OrganicScoringError, ValueError):
-    """A replay file could not be read: corrupt, foreign or of an unknown version.
-
-    ``path`` is the file in question. A missing file raises :class:`FileNotFoundError`
-    instead, so "start empty when there is no file yet" stays a one-line ``except``.
-    """
+class _FileError(OrganicScoringError, ValueError):
+    _what = "file"
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         self.path = os.fspath(path)
         self.reason = reason
-        super().__init__(f"cannot read replay file {self.path!r}: {reason}")
+        super().__init__(f"cannot read {self._what} {self.path!r}: {reason}")
+
+
+class ReplayFileError(_FileError):
+    """A replay file (``path``) could not be read: corrupt, foreign or of an unknown
+    version. A missing file raises :class:`FileNotFoundError` instead."""
+
+    _what = "replay file"
 
 
 class OrganicRequestError(OrganicScoringError):
@@ -227,17 +189,11 @@ class OrganicRequestError(OrganicScoringError):
         return cls(status_code, body.decode("utf-8", "replace")[:500])
 
 
-class ScoreBookFileError(OrganicScoringError, ValueError):
-    """A score book file could not be read: corrupt, truncated, foreign or of an unknown version.
+class ScoreBookFileError(_FileError):
+    """A score book file (``path``) could not be read: corrupt, truncated, foreign or of an
+    unknown version. A missing file raises :class:`FileNotFoundError` instead."""
 
-    ``path`` is the file in question. A missing file raises :class:`FileNotFoundError`
-    instead, so "start fresh when there is no file yet" stays a one-line ``except``.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"cannot read score book file {self.path!r}: {reason}")
+    _what = "score book file"
 
 
 _SHOWN_FIELD_ERRORS = 3

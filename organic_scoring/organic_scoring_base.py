@@ -1,8 +1,4 @@
-"""The original organic-scoring package's path of ``OrganicScoringBase``, kept as an alias.
-
-Deprecated: importing this module warns; import it as
-``from organic_scoring import OrganicScoringBase``.
-"""
+"""The original package's path of ``OrganicScoringBase``; importing it warns."""
 
 from organic_scoring._deprecated import warn_moved
 from organic_scoring.base import OrganicScoringBase

@@ -1,8 +1,4 @@
-"""The original organic-scoring package's ``utils`` module, kept for ``is_overridden``.
-
-Deprecated: importing this module warns. The library decides on its own which hooks
-a subclass overrides; a validator rarely needs to ask.
-"""
+"""The original package's ``utils`` module, kept for ``is_overridden``; importing it warns."""
 
 from __future__ import annotations
 
@@ -15,12 +11,8 @@ __all__ = ["is_overridden"]
 
 
 def is_overridden(method: Callable[..., Any]) -> bool:
-    """True when the bound ``method`` is not the definition of the class that introduced it.
-
-    ``is_overridden(scorer._blacklist_fn)`` is True when ``type(scorer)`` (or a class
-    between it and :class:`~organic_scoring.OrganicScoringBase`) replaces
-    ``_blacklist_fn``. A plain function, not bound to an instance, is never overridden.
-    """
+    """True when the bound ``method`` is not the definition of the class that introduced
+    it (``is_overridden(scorer._blacklist_fn)``); a plain function never is."""
     owner = getattr(method, "__self__", None)
     name = getattr(method, "__name__", None)
     if owner is None or name is None:

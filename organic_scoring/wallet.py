@@ -1,11 +1,7 @@
 """Throwaway wallets for trying things on one machine, on every bittensor major.
 
-A validator under development needs a hotkey to sign and verify requests long
-before it needs a registered one. :func:`throwaway_wallet` makes a fresh coldkey
-and hotkey pair with no password in a directory of your choice (a temporary one,
-normally), using only calls that bittensor 9, 10 and 11 all have. Nothing here
-touches a chain or the network. Never hold funds in such a wallet: its keys are
-written to disk unencrypted.
+Nothing here touches a chain or the network. Never hold funds in such a wallet: its keys
+are written to disk unencrypted.
 """
 
 from __future__ import annotations

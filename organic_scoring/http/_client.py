@@ -1,8 +1,7 @@
 """The caller's side: signed organic requests to a validator's intake, over httpx.
 
-A request is serialised once and signed (by :class:`~organic_scoring.http.OrganicAuth`,
-as httpx's auth flow) each time it is sent, once it holds one of ``max_in_flight``
-slots: requests that wait for a slot wait unsigned, so they do not go stale in a queue.
+A request is signed (by the auth flow) only once it holds one of ``max_in_flight`` slots,
+so requests waiting for a slot do not go stale.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
@@ -172,12 +170,7 @@ class OrganicClient:
     async def __aenter__(self: _C) -> _C:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
 
@@ -233,12 +226,7 @@ class OrganicStream:
         self._response = response
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             try:
                 await self._response.aclose()

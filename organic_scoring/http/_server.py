@@ -1,15 +1,8 @@
 """Serving an ASGI app from a background thread, for validators without a web server.
 
-uvicorn runs on its own thread and event loop, on a socket bound in the caller's
-thread (so a taken port fails at once, and port 0 yields the chosen port before the
-server starts). :meth:`OrganicServer.stop` asks uvicorn to shut down gracefully,
-waits for the thread, and leaves nothing running. Signal handlers are not touched:
-uvicorn installs none off the main thread.
-
-Whatever HTTP parser is installed, the server parses with h11 and bounds what an
-unauthenticated connection can hold: ``max_header_bytes`` of headers (more: 400) and
-``header_timeout`` seconds to send them, on a new connection and between keep-alive
-requests (slower: the connection is closed).
+uvicorn runs on its own thread and loop, on a socket bound in the caller's thread (a
+taken port fails at once), parsing with h11 within ``max_header_bytes`` and
+``header_timeout``.
 """
 
 from __future__ import annotations
@@ -17,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from types import TracebackType
 from typing import Any
 
 from organic_scoring._defaults import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_HEADER_BYTES
@@ -148,10 +140,8 @@ class OrganicServer:
             self._ready.set()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Shut down: stop accepting, let requests finish, join the thread.
-
-        Idempotent. Called from a request handler (the server's own thread) it only
-        asks for the shutdown and returns.
+        """Shut down: stop accepting, let requests finish, join the thread. Idempotent;
+        from the server's own thread it only asks for the shutdown.
 
         Raises:
             RuntimeError: The thread did not end within ``timeout`` seconds even
@@ -175,12 +165,7 @@ class OrganicServer:
             self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
@@ -242,10 +227,7 @@ def _bounded_h11(header_timeout: float) -> type[asyncio.Protocol]:
 
 
 def _ready_server(config: Any, ready: threading.Event) -> Any:
-    """A ``uvicorn.Server`` that sets ``ready`` once its startup is over, failed or not.
-
-    uvicorn is imported lazily, so the subclass is made here rather than at import.
-    """
+    """A ``uvicorn.Server`` that sets ``ready`` once its startup is over, failed or not."""
     import uvicorn
 
     class Server(uvicorn.Server):  # type: ignore[misc]
@@ -277,10 +259,8 @@ def _bind(host: str, port: int) -> socket.socket:
 def serve_workers(factory: str, host: str, port: int, workers: int) -> None:
     """Serve an app from ``workers`` processes behind one port, until signalled to stop.
 
-    What ``uvicorn --factory FACTORY --workers N`` does: ``factory`` is the import path
-    (``"module:function"``) of a function that builds the app in each worker process,
-    so that each builds its own scorer on the shared queue. Unlike ``uvicorn.run``, the
-    listening socket is closed on the way out. Blocks; run it in a process of its own.
+    ``uvicorn --factory FACTORY --workers N``, closing the socket on the way out:
+    ``factory`` (``"module:function"``) builds the app in each worker. Blocks.
     """
     import uvicorn
     from uvicorn.supervisors import Multiprocess
