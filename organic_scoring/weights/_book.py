@@ -39,10 +39,10 @@ class ScoreBook:
         organic_weight: None (the default) weighs the plain moving average of all
             rewards. A number ``w`` in [0, 1] weighs ``w * organic + (1 - w) *
             synthetic`` per uid instead (see :meth:`weights`).
-        gap_threshold: How large ``|t|`` (Welch's t of a uid's organic against
-            synthetic rewards) must be for its gap to count as significant; > 0.
+        gap_threshold: The ``|t|`` (Welch's t, organic against synthetic) at which a
+            uid's gap is significant; > 0.
         gap_penalty: The share, in [0, 1], taken off the weight of a uid whose gap is
-            significant; 0 (the default) only reports it, 1 zeroes the uid.
+            significant; 0 only reports it.
         gap_window: How many recent rewards of each kind the test looks at; >= 2.
         gap_min_count: The fewest recent rewards of each kind before a uid can be
             flagged; >= 2.
@@ -304,22 +304,11 @@ class ScoreBook:
     def weights(self) -> FloatArray:
         """The scores as weights: negatives clipped to zero, then scaled to sum to one.
 
-        With the default settings the score of uid ``u`` is its moving average
-        ``scores[u]``. With ``organic_weight = w`` it is instead, from the per-kind
-        moving averages ``O[u]`` (:attr:`organic_scores`) and ``S[u]``
-        (:attr:`synthetic_scores`)::
-
-            w * O[u] + (1 - w) * S[u]    when u has rewards of both kinds
-            O[u]  or  S[u]               when it has rewards of one kind only
-            scores[u]                    when it has no per-kind record
-
-        With ``gap_penalty = p > 0``, a uid whose organic/synthetic gap is significant
-        (``consistency().significant[u]``, that is ``|t[u]| >= gap_threshold``) has its
-        clipped score multiplied by ``1 - p``. Then::
-
-            weight[u] = max(score[u], 0) / sum over v of max(score[v], 0)
-
-        When no score is above zero the result is all zeros (never NaN).
+        The score of uid ``u`` is ``scores[u]``; with ``organic_weight = w`` it is
+        ``w * organic_scores[u] + (1 - w) * synthetic_scores[u]`` (the one kind it has,
+        or ``scores[u]`` with neither). With ``gap_penalty = p`` a uid flagged by
+        :meth:`consistency` has its clipped score multiplied by ``1 - p``. All zeros
+        (never NaN) when no score is above zero.
         """
         with self._lock:
             score = self._scores.copy()

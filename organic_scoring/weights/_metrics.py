@@ -1,9 +1,6 @@
-"""Prometheus families of weight setters, read from their stats at scrape time.
-
-One collector per registry exports every setter registered on it, each told apart
-by its labels (``netuid``, ``mechid`` and any given). ``prometheus_client`` (the
-``metrics`` extra) is imported only when a setter is exported.
-"""
+"""Prometheus families of weight setters, read from their stats at scrape time: one
+collector per registry, a setter told apart by its labels; prometheus_client is imported
+only when a setter is exported."""
 
 from __future__ import annotations
 
@@ -70,10 +67,8 @@ class _Collector:
                 attempts.add_metric([*labels, outcome], stats.attempts[outcome])
             gauges = {
                 "organic_scoring_weights_last_success_block": stats.last_success_block,
-                "organic_scoring_weights_last_success_timestamp_seconds": (stats.last_success_time),
-                "organic_scoring_weights_blocks_since_last_update": (
-                    stats.blocks_since_last_update
-                ),
+                "organic_scoring_weights_last_success_timestamp_seconds": stats.last_success_time,
+                "organic_scoring_weights_blocks_since_last_update": stats.blocks_since_last_update,
             }
             for name, value in gauges.items():
                 if value is not None:

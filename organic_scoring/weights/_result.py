@@ -26,26 +26,15 @@ class WeightsResult:
 
     Attributes:
         success: True for ``"set"`` and ``"committed"``.
-        message: What happened, in words; the chain's or the SDK's own text when
-            they answered.
-        raw: What bittensor itself produced: the tuple (9), the
-            ``ExtrinsicResponse`` (10), the ``ExtrinsicResult`` or the raised
-            ``ChainError`` (11), the exception of a failed call; None when nothing
-            was sent.
-        outcome: ``"set"``; ``"committed"`` (commit-reveal subnets: the chain
-            reveals the weights later); ``"rate_limited"`` (too soon: retry in
-            ``retry_in_blocks``); ``"not_permitted"`` (the hotkey may not set
-            weights here: not registered, no validator permit or stake, or not the
-            active scorer); ``"rejected"`` (the weights or the version key were
-            refused, by the chain or before sending); ``"error"`` (the chain could
-            not be reached or answered in a way not understood). When not given:
-            ``"set"`` if ``success``, else ``"error"``.
-        block: The chain's block when the setter read it, just before sending; None
-            when unknown.
-        retry_in_blocks: Blocks until the chain accepts this hotkey's next weights:
-            what is left of the rate-limit window (or of the wait for the epoch's
-            last blocks) when ``"rate_limited"``, the whole window after
-            ``"set"``/``"committed"``; None otherwise.
+        message: What happened; the chain's or the SDK's words when they answered.
+        raw: What bittensor returned or raised; None when nothing was sent.
+        outcome: One of ``"set"``, ``"committed"`` (commit-reveal), ``"rate_limited"``,
+            ``"not_permitted"``, ``"rejected"``, ``"error"`` (the docs' table of
+            outcomes says what each means). Default: ``"set"`` if ``success``, else
+            ``"error"``.
+        block: The chain's block read just before sending; None when unknown.
+        retry_in_blocks: Blocks until the chain accepts this hotkey's next weights
+            (after ``"rate_limited"``, ``"set"`` or ``"committed"``); else None.
     """
 
     success: bool

@@ -78,27 +78,23 @@ class WeightSetter:
         netuid: The subnet.
         wallet: The validator's wallet (its hotkey signs); on 11 anything
             ``bt.resolve_signer`` takes.
-        subtensor: bittensor 9/10: a connected ``bt.Subtensor`` (its blocking calls
-            run on a worker thread, one at a time) or ``bt.AsyncSubtensor`` (awaited,
-            on its own event loop). bittensor 11: a ``bt.Client`` (async),
-            ``bt.SyncClient`` or ``bt.Subtensor`` (blocking).
+        subtensor: bittensor 9/10: a connected ``bt.Subtensor`` or
+            ``bt.AsyncSubtensor``; 11: a ``bt.Client``, ``bt.SyncClient`` or
+            ``bt.Subtensor``. Blocking calls run on a worker thread, one at a time.
         network: bittensor 11 only, instead of ``subtensor``: the setter opens a
             ``bt.SyncClient(network)`` of its own, released by :meth:`close`.
-        version_key: The version key to send; None (the default) reads the subnet's
-            weights version from the chain at every attempt. A key below the
-            subnet's is refused before sending.
+        version_key: The version key to send; None reads the subnet's weights
+            version at every attempt.
         mechid: The subnet mechanism whose weights are set.
         in_last_blocks: Set weights only in the last this many blocks before the
             subnet's next epoch; None: whenever the rate limit allows.
-        burn: ``(uid, fraction)``: give ``fraction`` of the total weight to ``uid``
-            (the subnet owner's, typically) and the rest as the book says; the uid
-            must be in the subnet. With fraction 1 the book is not consulted.
-        active: A function that says whether this process may set weights now
-            (in a fleet: ``scoring.holds_scorer_role``, which checks the scorer
-            lock's fencing token in Redis); called on a worker thread before the
-            reads and again just before each send. None: always.
+        burn: ``(uid, fraction)``: ``fraction`` of the total weight to ``uid``, the
+            rest as the book says.
+        active: Whether this process may set weights now (in a fleet:
+            ``scoring.holds_scorer_role``); asked on a worker thread before the reads
+            and again just before each send. None: always.
         wait_for_inclusion, wait_for_finalization: Whether a send waits for its
-            block (to learn the chain's verdict) or for finality.
+            block (to learn the verdict) or for finality.
         block_time: Seconds per block, for the background run's waits.
         retry_blocks: Blocks the background run waits after a refusal or an error.
 
@@ -210,11 +206,7 @@ class WeightSetter:
         return result
 
     def _lock_here(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        lock = self._locks.get(loop)
-        if lock is None:
-            lock = self._locks[loop] = asyncio.Lock()
-        return lock
+        return self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
     async def _may_send(self) -> bool:
         """``active()``, off the event loop (it may be a Redis round trip); True without."""
@@ -430,8 +422,7 @@ class WeightSetter:
         await self._background.run_here(self._body(weights))
 
     def start(self, weights: WeightsSource) -> None:
-        """Run :meth:`run` in the background: as a task of the running event loop when
-        called from one, otherwise on a thread of its own. :meth:`stop` ends it.
+        """Run :meth:`run` in the background: a task of the running loop, else a thread.
 
         Raises:
             RuntimeError: Already running; or an async client without a running loop
@@ -458,7 +449,7 @@ class WeightSetter:
 
     def close(self) -> None:
         """Stop the background run and release the setter's own client (``network=``).
-        Idempotent. The setter can be used again afterwards; a client is reopened."""
+        Idempotent; the setter stays usable."""
         self.stop()
         self._close_chain()
 
@@ -508,15 +499,9 @@ class WeightSetter:
     def export_metrics(
         self, registry: Any = None, *, labels: Mapping[str, str] | None = None
     ) -> None:
-        """Export this setter's figures to Prometheus (needs ``prometheus_client``).
-
-        Registers, on ``registry`` (default: ``prometheus_client.REGISTRY``), the
-        families ``organic_scoring_weights_attempts_total{outcome}``,
-        ``organic_scoring_weights_last_success_block``,
-        ``organic_scoring_weights_last_success_timestamp_seconds`` and
-        ``organic_scoring_weights_blocks_since_last_update``, labelled ``netuid``
-        and ``mechid`` (plus ``labels``) and read at scrape time. :meth:`close`
-        removes them.
+        """Export this setter's figures (``organic_scoring_weights_*``, labelled ``netuid``,
+        ``mechid`` and ``labels``) on ``registry`` (default: prometheus_client's), read
+        at scrape time; :meth:`close` removes them.
 
         Raises:
             ValueError: This registry already exports a setter with these labels.
