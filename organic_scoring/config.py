@@ -22,10 +22,19 @@ Trigger = Literal["seconds", "steps", "poisson"]
 
 
 _NUMBERS = (
-    "trigger_frequency trigger_frequency_min trigger_scaling_factor query_timeout "
-    "reference_timeout rewards_timeout weights_timeout log_timeout backoff_initial "
-    "backoff_max trigger_jitter stuck_after"
-).split()
+    "trigger_frequency",
+    "trigger_frequency_min",
+    "trigger_scaling_factor",
+    "query_timeout",
+    "reference_timeout",
+    "rewards_timeout",
+    "weights_timeout",
+    "log_timeout",
+    "backoff_initial",
+    "backoff_max",
+    "trigger_jitter",
+    "stuck_after",
+)
 
 
 class ScoringConfig(BaseModel):
