@@ -533,20 +533,21 @@ def _datasets(
     weights: Sequence[float] | None,
 ) -> tuple[SynthDatasetBase, ...]:
     accepts = "a SynthDatasetBase, a sequence of them, or None"
-    if synth_dataset is None:
+    given: object = synth_dataset  # checked as whatever it is, not as annotated
+    if given is None:
         datasets: tuple[Any, ...] = ()
-    elif isinstance(synth_dataset, SynthDatasetBase):
-        datasets = (synth_dataset,)
-    elif isinstance(synth_dataset, str):
+    elif isinstance(given, SynthDatasetBase):
+        datasets = (given,)
+    elif isinstance(given, str):
         raise ValueError(
-            f"synth_dataset must be {accepts}, got the string {synth_dataset!r}: a string is "
+            f"synth_dataset must be {accepts}, got the string {given!r}: a string is "
             "not a dataset (for the bundled one, pass default_dataset() from "
             "organic_scoring.synth_dataset)"
         )
-    elif isinstance(synth_dataset, Sequence) and not isinstance(synth_dataset, bytes):
-        datasets = tuple(synth_dataset)
+    elif isinstance(given, Sequence) and not isinstance(given, bytes):
+        datasets = tuple(given)
     else:
-        raise ValueError(f"synth_dataset must be {accepts}, got {type(synth_dataset).__name__}")
+        raise ValueError(f"synth_dataset must be {accepts}, got {type(given).__name__}")
     for index, dataset in enumerate(datasets):
         if not isinstance(dataset, SynthDatasetBase):
             raise ValueError(

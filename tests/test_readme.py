@@ -24,7 +24,7 @@ import ast
 import importlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from organic_scoring.http import OrganicServer
 from organic_scoring.metrics import PrometheusMetrics
 from organic_scoring.organic_queue import OrganicQueueBase
 from organic_scoring.wallet import throwaway_wallet
+from support.axons import BITTENSOR_WARNINGS
 from support.chain import SetWeightsRecorder, real_metagraph
 from support.identity import hotkey
 from support.loopback import free_port
@@ -259,6 +260,7 @@ def _run(where: str, body: str, namespace: dict[str, Any]) -> None:
 
 @pytest.mark.bittensor  # the docs promise them on every major
 @pytest.mark.usefixtures("no_leaks")
+@BITTENSOR_WARNINGS  # bittensor 9/10's own, from the axon and dendrite blocks
 @pytest.mark.parametrize(("where", "body"), RUN, ids=[where for where, _ in RUN])
 def test_every_block_runs(
     where: str,
@@ -272,7 +274,8 @@ def test_every_block_runs(
     stage = Stage(tmp_path, request, monkeypatch)
     namespace: dict[str, Any] = {}
     try:
-        for name in {name for _, code in [*context(where, body), (where, body)] for name in yours(code)}:
+        given = {name for _, code in [*context(where, body), (where, body)] for name in yours(code)}
+        for name in sorted(given):
             namespace[name] = stage.get(name)
         for before in context(where, body):
             if before[1] == QUICKSTART:
@@ -350,12 +353,12 @@ def bittensor_pins() -> dict[str, list[str]]:
 def test_the_install_lines_paste_as_they_are(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
     assert "<repository URL>" not in text
-    lines = [
-        line.strip() for match in _SHELL.finditer(text) for line in match["body"].splitlines()
-    ]
+    lines = [line.strip() for match in _SHELL.finditer(text) for line in match["body"].splitlines()]
     installs = [i for i, line in enumerate(lines) if re.match(r"pip install '?\.", line)]
     upgrades = [i for i, line in enumerate(lines) if "pip install --upgrade pip" in line]
-    assert installs and upgrades and upgrades[0] < installs[0], "upgrade pip first"
+    assert installs
+    assert upgrades
+    assert upgrades[0] < installs[0], "upgrade pip first"
     commands = {lines[i].partition("#")[2].strip(): lines[i].partition("#")[0] for i in installs}
     (nine,) = [command for comment, command in commands.items() if "bittensor 9" in comment]
     assert all(f'"{pin}"' in nine for pin in bittensor_pins()["9"]), nine
