@@ -370,6 +370,20 @@ def test_the_install_lines_paste_as_they_are(page: Path) -> None:
     assert "git+https://<host>/<owner>/organic-scoring.git@<tag>" in text
 
 
+def test_the_troubleshooting_page_quotes_the_messages_given() -> None:
+    from support.scorers import Recorder
+
+    page = (DOCS / "troubleshooting.md").read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="synth_dataset") as caught:
+        Recorder(synth_dataset="default")
+    assert f"ValueError: {caught.value}" in page
+    for name in ("MyScoring", "YourValidator", "ChatRequest"):
+        assert name in QUICKSTART
+    assert AFTER_QUICKSTART in page
+    for pin in bittensor_pins()["9"]:
+        assert pin in page
+
+
 def test_the_readme_is_a_landing_page() -> None:
     assert len(README.splitlines()) <= README_MAX_LINES
     # It sends readers to the docs pages, and says how to read them as a site.
