@@ -27,6 +27,7 @@ from unittest import mock
 import bittensor as bt
 
 from organic_scoring import OrganicScoringBase
+from organic_scoring.synth_dataset import SynthDatasetEntry
 from organic_scoring.weights import ScoreBook
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -77,22 +78,24 @@ class StreamingChatScoring(OrganicScoringBase):
                 tokens.append(token)
             # Recorded once the whole completion has gone out; bittensor ends the stream
             # after this returns, so the record is queued before the caller sees the end.
-            self._organic_queue.add(
-                {
-                    "prompt": synapse.prompt,
-                    "completion": "".join(tokens),
-                    "caller": synapse.dendrite.hotkey,
-                }
+            # The quick start's sample, with what was served and to whom as extra fields.
+            record = SynthDatasetEntry(
+                roles=["user"],
+                messages=[synapse.prompt],
+                organic=True,
+                completion="".join(tokens),
+                caller=synapse.dendrite.hotkey,
             )
+            self._organic_queue.add(record)
 
         return synapse.create_streaming_response(streamer)
 
-    async def _query_miners(self, sample: dict[str, str]) -> dict[int, str]:
+    async def _query_miners(self, sample: SynthDatasetEntry) -> dict[int, str]:
         # A validator would stream the prompt to its miners here; one pretend miner.
-        return {0: "".join([token async for token in fake_llm(sample["prompt"])])}
+        return {0: "".join([token async for token in fake_llm(sample.messages[-1])])}
 
     async def _generate_rewards(
-        self, sample: dict[str, str], responses: dict[int, str], reference: Any = None
+        self, sample: SynthDatasetEntry, responses: dict[int, str], reference: Any = None
     ) -> dict[int, float]:
         return {uid: float(text == sample["completion"]) for uid, text in responses.items()}
 

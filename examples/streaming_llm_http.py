@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring.http import OrganicClient, caller_hotkey, create_app, serve_in_thread
+from organic_scoring.synth_dataset import SynthDatasetEntry
 from organic_scoring.weights import ScoreBook
 
 
@@ -60,18 +61,24 @@ class StreamingChatScoring(OrganicScoringBase):
                 tokens.append(token)
             # Recorded once the whole completion has gone out, before the caller sees the
             # end. A caller that hangs up early stops this generator at a yield: no record.
-            self._organic_queue.add(
-                {"prompt": request.prompt, "completion": "".join(tokens), "caller": caller}
+            # The quick start's sample, with what was served and to whom as extra fields.
+            record = SynthDatasetEntry(
+                roles=["user"],
+                messages=[request.prompt],
+                organic=True,
+                completion="".join(tokens),
+                caller=caller,
             )
+            self._organic_queue.add(record)
 
         return stream()
 
-    async def _query_miners(self, sample: dict[str, str]) -> dict[int, str]:
+    async def _query_miners(self, sample: SynthDatasetEntry) -> dict[int, str]:
         # A validator would stream the prompt to its miners here; one pretend miner.
-        return {0: "".join([token async for token in fake_llm(sample["prompt"])])}
+        return {0: "".join([token async for token in fake_llm(sample.messages[-1])])}
 
     async def _generate_rewards(
-        self, sample: dict[str, str], responses: dict[int, str], reference: Any = None
+        self, sample: SynthDatasetEntry, responses: dict[int, str], reference: Any = None
     ) -> dict[int, float]:
         return {uid: float(text == sample["completion"]) for uid, text in responses.items()}
 

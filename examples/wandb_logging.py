@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from organic_scoring import OrganicScoringBase
-from organic_scoring.synth_dataset import default_dataset
+from organic_scoring.synth_dataset import SynthDatasetEntry, default_dataset
 
 TIMINGS = (
     "organic_time_sample",
@@ -132,16 +132,16 @@ class _Demo(WandbLogging, OrganicScoringBase):
     """Scores three pretend miners on echoing the prompt, with the wandb mixin."""
 
     async def _on_organic_entry(self, request: str) -> None:
-        self._organic_queue.add(request)
+        self._organic_queue.add(SynthDatasetEntry(roles=["user"], messages=[request], organic=True))
 
-    async def _query_miners(self, sample: Any) -> dict[int, str]:
-        prompt = sample if isinstance(sample, str) else sample.messages[-1]
+    async def _query_miners(self, sample: SynthDatasetEntry) -> dict[int, str]:
+        prompt = sample.messages[-1]
         return {0: prompt, 1: prompt[::-1], 2: ""}
 
     async def _generate_rewards(
-        self, sample: Any, responses: dict[int, str], reference: Any = None
+        self, sample: SynthDatasetEntry, responses: dict[int, str], reference: Any = None
     ) -> dict[int, float]:
-        prompt = sample if isinstance(sample, str) else sample.messages[-1]
+        prompt = sample.messages[-1]
         return {uid: float(answer == prompt) for uid, answer in responses.items()}
 
     async def _set_weights(self, rewards: dict[int, float]) -> None:

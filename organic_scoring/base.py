@@ -138,9 +138,10 @@ class OrganicScoringBase(ABC):
                 slot is stuck, so a standby takes over.
 
         Raises:
-            ValueError: A setting is out of range, or ``redact=True`` meets a replay
-                dataset that would keep raw samples (the message names it).
-            TypeError: ``synth_dataset`` or ``organic_queue`` is of the wrong type.
+            ValueError: A setting is out of range or of the wrong kind (``synth_dataset``
+                included), or ``redact=True`` meets a replay dataset that would keep raw
+                samples (the message names it).
+            TypeError: ``organic_queue`` is of the wrong type.
         """
         config = ScoringConfig.model_validate(
             dict(
@@ -531,20 +532,25 @@ def _datasets(
     synth_dataset: SynthDatasetBase | Sequence[SynthDatasetBase] | None,
     weights: Sequence[float] | None,
 ) -> tuple[SynthDatasetBase, ...]:
-    if synth_dataset is None:
+    accepts = "a SynthDatasetBase, a sequence of them, or None"
+    given: object = synth_dataset  # checked as whatever it is, not as annotated
+    if given is None:
         datasets: tuple[Any, ...] = ()
-    elif isinstance(synth_dataset, SynthDatasetBase):
-        datasets = (synth_dataset,)
-    elif isinstance(synth_dataset, Sequence):
-        datasets = tuple(synth_dataset)
-    else:
-        raise TypeError(
-            "synth_dataset must be a SynthDatasetBase, a sequence of them, or None, "
-            f"got {type(synth_dataset).__name__}"
+    elif isinstance(given, SynthDatasetBase):
+        datasets = (given,)
+    elif isinstance(given, str):
+        raise ValueError(
+            f"synth_dataset must be {accepts}, got the string {given!r}: a string is "
+            "not a dataset (for the bundled one, pass default_dataset() from "
+            "organic_scoring.synth_dataset)"
         )
+    elif isinstance(given, Sequence) and not isinstance(given, bytes):
+        datasets = tuple(given)
+    else:
+        raise ValueError(f"synth_dataset must be {accepts}, got {type(given).__name__}")
     for index, dataset in enumerate(datasets):
         if not isinstance(dataset, SynthDatasetBase):
-            raise TypeError(
+            raise ValueError(
                 f"synth_dataset[{index}] must be a SynthDatasetBase, got {type(dataset).__name__}"
             )
     if weights is not None:

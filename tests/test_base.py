@@ -44,3 +44,18 @@ def test_other_missing_attributes_read_as_usual() -> None:
     assert not hasattr(scorer, "nope")
     assert getattr(scorer, "nope", 5) == 5
     assert not hasattr(Forgetful(), "_OrganicScoringBase__engine")
+
+
+@pytest.mark.parametrize(
+    ("bad", "phrase"),
+    [
+        ("default", "a string is not a dataset"),
+        (b"default", "got bytes"),
+        (5, "got int"),
+        ([object()], r"synth_dataset\[0\] must be a SynthDatasetBase, got object"),
+    ],
+)
+def test_a_bad_synth_dataset_is_a_value_error_naming_it(bad: Any, phrase: str) -> None:
+    with pytest.raises(ValueError, match=phrase) as caught:
+        Recorder(synth_dataset=bad)
+    assert "synth_dataset" in str(caught.value)

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
+from organic_scoring.synth_dataset import SynthDatasetEntry
 from organic_scoring.weights import WeightSetter
 from support.axons import (
     BITTENSOR_WARNINGS,
@@ -429,6 +430,13 @@ def test_template_validator_http_command_line() -> None:
 # -- streaming LLM handlers --------------------------------------------------------------
 
 
+def quick_start_shape(prompt: str, completion: str, caller: str) -> SynthDatasetEntry:
+    """The streaming examples' record: the quick start's sample, with what was served."""
+    return SynthDatasetEntry(
+        roles=["user"], messages=[prompt], organic=True, completion=completion, caller=caller
+    )
+
+
 def expected_reply(example: ModuleType, prompt: str) -> str:
     """The whole completion the example's fake model gives for ``prompt``."""
 
@@ -456,11 +464,7 @@ def test_streaming_axon_handler_streams_in_order_then_queues_the_record(tmp_path
         assert final.completion == expected
         record = scoring.organic_queue.sample()
         assert scoring.organic_queue.size == 0
-    assert record == {
-        "prompt": prompt,
-        "completion": expected,
-        "caller": user.hotkey.ss58_address,
-    }
+    assert record == quick_start_shape(prompt, expected, user.hotkey.ss58_address)
     assert scoring.stats.organic_accepted == 1
 
 
@@ -496,11 +500,8 @@ def test_streaming_http_handler_streams_in_order_then_queues_the_record(tmp_path
     assert len(chunks) >= 1
     assert "".join(chunks) == expected
     assert scoring.organic_queue.size == 1
-    assert scoring.organic_queue.sample() == {
-        "prompt": prompt,
-        "completion": expected,
-        "caller": user.hotkey.ss58_address,
-    }
+    record = scoring.organic_queue.sample()
+    assert record == quick_start_shape(prompt, expected, user.hotkey.ss58_address)
     assert scoring.stats.organic_accepted == 1
 
 
@@ -563,7 +564,8 @@ def test_wandb_logging_logs_timings_and_rewards_but_no_prompt() -> None:
 
     class Watched(example._Demo):  # type: ignore[name-defined,misc]
         async def _query_miners(self, sample: Any) -> Any:
-            prompts.append(sample if isinstance(sample, str) else sample.messages[-1])
+            assert isinstance(sample, SynthDatasetEntry)  # the quick start's shape
+            prompts.append(sample.messages[-1])
             return await super()._query_miners(sample)
 
     scoring = Watched(synth_dataset=example.default_dataset(seed=0))
