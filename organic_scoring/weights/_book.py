@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from organic_scoring._defaults import GAP_FALSE_FLAG_RATE
 from organic_scoring._log import log
 from organic_scoring.weights import _file as _scorebook_file
 from organic_scoring.weights._consistency import ORGANIC, SYNTHETIC, Consistency, KindBook, compare
@@ -61,8 +62,11 @@ class ScoreBook:
         organic_weight: None (the default) weighs the plain moving average of all
             rewards. A number ``w`` in [0, 1] weighs ``w * organic + (1 - w) *
             synthetic`` per uid instead (see :meth:`weights`).
-        gap_threshold: How large ``|t|`` (Welch's t of a uid's organic against
-            synthetic rewards) must be for its gap to count as significant; > 0.
+        gap_false_flag_rate: The chance, in (0, 1), that a uid answering both kinds
+            alike is flagged at one check: its gap counts as significant when the
+            two-sided p-value of Welch's t (organic against synthetic rewards) is at
+            most this. Lower flags fewer honest miners and needs a larger gap or more
+            rewards to flag a gamer.
         gap_penalty: The share, in [0, 1], taken off the weight of a uid whose gap is
             significant; 0 (the default) only reports it, 1 zeroes the uid.
         gap_window: How many recent rewards of each kind the test looks at; >= 2.
@@ -76,7 +80,7 @@ class ScoreBook:
         "_alpha",
         "_gap_min_count",
         "_gap_penalty",
-        "_gap_threshold",
+        "_gap_false_flag_rate",
         "_gap_window",
         "_hotkeys",
         "_kinds",
@@ -91,7 +95,7 @@ class ScoreBook:
         alpha: float = 0.1,
         *,
         organic_weight: float | None = None,
-        gap_threshold: float = 4.0,
+        gap_false_flag_rate: float = GAP_FALSE_FLAG_RATE,
         gap_penalty: float = 0.0,
         gap_window: int = 64,
         gap_min_count: int = 8,
@@ -101,7 +105,7 @@ class ScoreBook:
         self._organic_weight = (
             None if organic_weight is None else _check_unit(organic_weight, "organic_weight")
         )
-        self._gap_threshold = _check_positive(gap_threshold, "gap_threshold")
+        self._gap_false_flag_rate = _check_rate(gap_false_flag_rate, "gap_false_flag_rate")
         self._gap_penalty = _check_unit(gap_penalty, "gap_penalty")
         self._gap_window = _check_count(gap_window, "gap_window")
         self._gap_min_count = _check_count(gap_min_count, "gap_min_count")
@@ -118,7 +122,7 @@ class ScoreBook:
         alpha: float = 0.1,
         *,
         organic_weight: float | None = None,
-        gap_threshold: float = 4.0,
+        gap_false_flag_rate: float = GAP_FALSE_FLAG_RATE,
         gap_penalty: float = 0.0,
         gap_window: int = 64,
         gap_min_count: int = 8,
@@ -140,7 +144,7 @@ class ScoreBook:
             len(hotkeys),
             alpha,
             organic_weight=organic_weight,
-            gap_threshold=gap_threshold,
+            gap_false_flag_rate=gap_false_flag_rate,
             gap_penalty=gap_penalty,
             gap_window=gap_window,
             gap_min_count=gap_min_count,
@@ -201,9 +205,9 @@ class ScoreBook:
         return self._organic_weight
 
     @property
-    def gap_threshold(self) -> float:
-        """The ``|t|`` at which a uid's organic/synthetic gap counts as significant."""
-        return self._gap_threshold
+    def gap_false_flag_rate(self) -> float:
+        """The p-value at or below which a uid's organic/synthetic gap is significant."""
+        return self._gap_false_flag_rate
 
     @property
     def gap_penalty(self) -> float:
@@ -352,7 +356,7 @@ class ScoreBook:
             scores[u]                    when it has no per-kind record
 
         With ``gap_penalty = p > 0``, a uid whose organic/synthetic gap is significant
-        (``consistency().significant[u]``, that is ``|t[u]| >= gap_threshold``) has its
+        (``consistency().significant[u]``, that is ``p[u] <= gap_false_flag_rate``) has its
         clipped score multiplied by ``1 - p``. Then::
 
             weight[u] = max(score[u], 0) / sum over v of max(score[v], 0)
@@ -367,7 +371,7 @@ class ScoreBook:
                 score = _mixed(score, kinds, self._organic_weight)
             flagged = None
             if kinds is not None and self._gap_penalty > 0:
-                flagged = compare(kinds, self._gap_threshold, self._gap_min_count).significant
+                flagged = compare(kinds, self._gap_false_flag_rate, self._gap_min_count).significant
         clipped = np.maximum(score, 0.0)
         if flagged is not None:
             clipped[flagged] *= 1.0 - self._gap_penalty
@@ -382,14 +386,15 @@ class ScoreBook:
         :class:`~organic_scoring.weights.Consistency` of arrays by uid: the two means,
         the lifetime counts, ``gap = organic_mean - synthetic_mean``, Welch's ``t =
         gap / sqrt(var_o / m + var_s / n)`` over the ``m`` organic and ``n`` synthetic
-        recent rewards, and ``significant = |t| >= gap_threshold`` (needing at least
+        recent rewards, its two-sided p-value ``p`` (Student's t with Welch's degrees
+        of freedom), and ``significant = p <= gap_false_flag_rate`` (needing at least
         ``gap_min_count`` of each kind). ``.flagged()`` lists the significant uids.
         """
         with self._lock:
             kinds = self._kinds
             if kinds is None:
                 kinds = KindBook(self._scores.shape[0], self._gap_window)
-            return compare(kinds, self._gap_threshold, self._gap_min_count)
+            return compare(kinds, self._gap_false_flag_rate, self._gap_min_count)
 
     def as_dict(self) -> dict[int, float]:
         """The non-zero weights as ``{uid: weight}``, as bittensor 11's ``bt.set_weights`` takes."""
@@ -430,7 +435,7 @@ class ScoreBook:
         path: str | os.PathLike[str],
         *,
         organic_weight: float | None = None,
-        gap_threshold: float = 4.0,
+        gap_false_flag_rate: float = GAP_FALSE_FLAG_RATE,
         gap_penalty: float = 0.0,
         gap_window: int | None = None,
         gap_min_count: int = 8,
@@ -456,7 +461,7 @@ class ScoreBook:
             int(stored.scores.shape[0]),
             stored.alpha,
             organic_weight=organic_weight,
-            gap_threshold=gap_threshold,
+            gap_false_flag_rate=gap_false_flag_rate,
             gap_penalty=gap_penalty,
             gap_window=window if gap_window is None else gap_window,
             gap_min_count=gap_min_count,
@@ -517,13 +522,13 @@ def _check_unit(value: object, name: str) -> float:
     return float(value)
 
 
-def _check_positive(value: object, name: str) -> float:
+def _check_rate(value: object, name: str) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float, np.integer, np.floating))
-        or not 0.0 < float(value) < float("inf")
+        or not 0.0 < float(value) < 1.0
     ):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
     return float(value)
 
 
