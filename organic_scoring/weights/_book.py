@@ -78,9 +78,9 @@ class ScoreBook:
 
     __slots__ = (
         "_alpha",
+        "_gap_false_flag_rate",
         "_gap_min_count",
         "_gap_penalty",
-        "_gap_false_flag_rate",
         "_gap_window",
         "_hotkeys",
         "_kinds",

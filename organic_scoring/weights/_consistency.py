@@ -33,10 +33,9 @@ say) every honest miner shows a gap; replaying organic traffic as probes
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
-
-import math
 
 import numpy as np
 import numpy.typing as npt
@@ -194,7 +193,8 @@ def t_two_sided(t: FloatArray, df: FloatArray) -> FloatArray:
     with np.errstate(divide="ignore"):
         front = np.exp(aa * np.log(xx) + bb * np.log(yy) - lbeta) / aa
     value = front * _beta_fraction(aa, bb, xx)
-    return np.clip(np.where(direct, value, 1.0 - value), 0.0, 1.0)
+    p: FloatArray = np.clip(np.where(direct, value, 1.0 - value), 0.0, 1.0)
+    return p
 
 
 _lgamma_objects = np.frompyfunc(math.lgamma, 1, 1)
@@ -211,7 +211,7 @@ def _beta_fraction(a: FloatArray, b: FloatArray, x: FloatArray) -> FloatArray:
     c = np.ones_like(x)
     d = 1.0 - qab * x / qap
     d = 1.0 / np.where(np.abs(d) < tiny, tiny, d)
-    h = d.copy()
+    h: FloatArray = d.copy()
     for m in range(1, 10_000):
         m2 = 2.0 * m
         for num in (
