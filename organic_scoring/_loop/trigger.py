@@ -8,7 +8,7 @@ With jitter the period is drawn around the smoothed load (:class:`Load`) and the
 next sample's kind is fixed when the wait begins (:attr:`Trigger.planned`).
 ``"poisson"`` runs at the points of a Poisson process whose rate is fixed: the queue
 neither shortens nor lengthens a wait, and a point missed while no iteration could
-start is dropped. Each point's kind is drawn at random from the smoothed load
+start is dropped. Each point's kind is drawn at random from the smoothed backlog
 (:meth:`Trigger.plan`), not from what waits at that moment, so the gap before a
 query says nothing about its kind.
 """
