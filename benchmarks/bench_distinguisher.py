@@ -42,9 +42,9 @@ settings are the defaults' proportions, ``trigger_frequency_min`` = 2/15 of
 transform (it falls back to the bundled dataset) and (f) the bundled dataset at a
 fixed period. Goals, every query: (b) hands out no exact or normalised repeat; (c)
 keeps content AUC <= 0.6 and timing AUC <= 0.55; the run prints whether each was met
-(and exits 1 when one was not, outside ``--quick``). One run of a scenario sees about
-700 queries, so its AUC moves by a few hundredths from seed to seed; ``--seeds N``
-repeats the runs and sums them up.
+(and exits 1 when one was not, outside ``--quick``). One run of a scenario sees 500 to
+700 queries, so its AUC moves by about 0.05 from seed to seed; ``--seeds N`` repeats
+the runs and judges the goals on the means.
 
 Run ``python -m benchmarks.bench_distinguisher [--all] [--seeds N]`` for the table.
 """

@@ -30,6 +30,16 @@ shorten its period."""
 JITTER_BACKLOG_SMOOTHING = 4.0
 """With jitter, the queue size's averaging time, in units of ``trigger_frequency``."""
 
+POISSON_BACKLOG_GAIN = 0.1
+"""Under ``"poisson"``, the chance of an organic slot per sample of smoothed backlog.
+An organic sample then waits about ``1 / gain`` = 10 slots on average."""
+
+# -- the weights ----------------------------------------------------------------------
+
+GAP_FALSE_FLAG_RATE = 1e-4
+"""``ScoreBook(gap_false_flag_rate=)``: the chance that a miner answering both kinds
+alike is flagged at one check."""
+
 # -- the intake -----------------------------------------------------------------------
 
 DEFAULT_MAX_AGE = 10.0

@@ -16,6 +16,7 @@ from benchmarks import (
     bench_metrics,
     bench_queue,
     bench_redis_queue,
+    bench_weights,
 )
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
 
@@ -114,6 +115,29 @@ def test_bench_distinguisher_rows() -> None:
         f"generator (c): content AUC <= {bench_distinguisher.GOAL_CONTENT}",
         f"generator (c): timing AUC <= {bench_distinguisher.GOAL_TIMING}",
     }
+
+
+def test_bench_weights_detection_rows() -> None:
+    rows = bench_weights.run_detection(quick=True)
+    assert [row["name"] for row in rows] == [
+        f"smallest gap flagged 9 in 10, rate {rate:g}, 64 of each kind"
+        for rate in bench_weights.DETECTION_RATES
+    ]
+    for row in rows:
+        # The check is Welch's t at the stated rate: near the floor of a test that knew
+        # the noise (within the bisection's step and 200 miners' sampling).
+        assert 0.8 < row["ratio"] < 1.25
+        assert math.isclose(row["shirked_share"], row["ours_gap"] / bench_weights.HONEST_MEAN)
+    strict, loose = rows
+    assert strict["ours_gap"] > loose["ours_gap"]  # fewer false flags need a larger gap
+
+
+def test_the_oracle_floor_is_the_z_test_gap() -> None:
+    # With very many rewards the shirked share is tiny and barely moves the variance:
+    # the floor is (z(0.025) + z(0.1)) * sqrt(2 * var / N), var = 21 / 1100 for Beta(7, 3).
+    expected = (1.959964 + 1.281552) * math.sqrt(2 * 21 / 1100 / 1e8)
+    assert bench_weights.oracle_gap(0.05, 10**8) == pytest.approx(expected, rel=0.01)
+    assert bench_weights._normal_quantile(0.025) == pytest.approx(1.959964, abs=1e-6)
 
 
 def test_the_memory_recognises_repeats_splices_and_histories() -> None:

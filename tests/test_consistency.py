@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from organic_scoring.weights import Consistency, ScoreBook
+from organic_scoring.weights._consistency import t_two_sided
 
 HONEST, ORGANIC_BETTER, SYNTHETIC_BETTER, NOISY_HONEST = 0, 1, 2, 3
 
@@ -38,12 +40,13 @@ def test_consistency_flags_miners_that_serve_the_kinds_differently(seed: int) ->
     verdict = _simulate(seed).consistency()
     assert isinstance(verdict, Consistency)
     assert verdict.flagged() == [ORGANIC_BETTER, SYNTHETIC_BETTER]
-    assert verdict.t[ORGANIC_BETTER] >= verdict.threshold
-    assert verdict.t[SYNTHETIC_BETTER] <= -verdict.threshold
+    assert verdict.t[ORGANIC_BETTER] > 0 > verdict.t[SYNTHETIC_BETTER]
+    assert verdict.p[ORGANIC_BETTER] <= verdict.false_flag_rate
+    assert verdict.p[SYNTHETIC_BETTER] <= verdict.false_flag_rate
     assert verdict.gap[ORGANIC_BETTER] == pytest.approx(0.3, abs=0.1)
     assert verdict.gap[SYNTHETIC_BETTER] == pytest.approx(-0.3, abs=0.1)
-    assert abs(verdict.t[HONEST]) < verdict.threshold
-    assert abs(verdict.t[NOISY_HONEST]) < verdict.threshold
+    assert verdict.p[HONEST] > verdict.false_flag_rate
+    assert verdict.p[NOISY_HONEST] > verdict.false_flag_rate
 
 
 def test_the_verdict_reports_its_inputs() -> None:
@@ -51,10 +54,82 @@ def test_the_verdict_reports_its_inputs() -> None:
     verdict = book.consistency()
     assert verdict.organic_count.sum() + verdict.synthetic_count.sum() == 400
     assert (verdict.organic_count + verdict.synthetic_count == 100).all()
-    assert verdict.threshold == 4.0
+    assert verdict.false_flag_rate == 1e-4
     assert verdict.min_count == 8
     with pytest.raises(ValueError, match="read-only"):
         verdict.gap[0] = 1.0
+
+
+def test_the_p_value_is_students_t() -> None:
+    # Closed forms: df = 1 is Cauchy, df = 2 has an algebraic tail; a large df is normal.
+    t = np.array([0.0, 0.5, 1.0, 3.0, 12.0, 300.0])
+    np.testing.assert_allclose(
+        t_two_sided(t, np.ones_like(t)), 1 - 2 / np.pi * np.arctan(t), rtol=1e-9
+    )
+    np.testing.assert_allclose(
+        t_two_sided(t, np.full_like(t, 2.0)), 1 - t / np.sqrt(2 + t**2), rtol=1e-9
+    )
+    normal = [math.erfc(v / math.sqrt(2)) for v in (1.0, 3.0, 5.0)]
+    np.testing.assert_allclose(t_two_sided(np.array([1.0, 3.0, 5.0]), np.full(3, 1e7)), normal,
+                               rtol=1e-4)  # fmt: skip
+    # Known quantiles: |t| = 2.228 at df 10 and 3.291 at df 1e7 leave 5 % and 0.1 %.
+    assert t_two_sided(np.array([2.2281389]), np.array([10.0]))[0] == pytest.approx(0.05, rel=1e-6)
+    assert t_two_sided(np.array([3.2905267]), np.array([1e7]))[0] == pytest.approx(1e-3, rel=1e-4)
+
+
+def _honest_book(rate: float, per_kind: int, draw: str, seed: int, uids: int = 20_000) -> ScoreBook:
+    """``uids`` honest miners (one reward distribution for both kinds), ``per_kind``
+    rewards of each kind, alternating."""
+    rng = np.random.default_rng(seed)
+    book = ScoreBook(uids, gap_false_flag_rate=rate, gap_window=per_kind, gap_min_count=per_kind)
+    everyone = np.arange(uids)
+    for i in range(2 * per_kind):
+        if draw == "normal":
+            rewards = rng.normal(0.6, 0.2, uids)
+        elif draw == "beta":
+            rewards = rng.beta(7.0, 3.0, uids)
+        else:
+            rewards = rng.uniform(0.0, 1.0, uids)
+        book.update(everyone, rewards, organic=bool(i % 2))
+    return book
+
+
+@pytest.mark.parametrize(
+    ("rate", "per_kind", "draw", "low", "high"),
+    [
+        # 20 000 honest uids at 0.01: 200 flags expected, standard deviation 14.
+        (0.01, 64, "normal", 120, 300),
+        (0.01, 10, "normal", 120, 300),
+        (0.01, 64, "beta", 120, 300),
+        (0.01, 64, "uniform", 120, 300),
+        # At 0.001: 20 expected, standard deviation 4.5.
+        (0.001, 64, "normal", 4, 60),
+        (0.001, 10, "beta", 4, 60),
+    ],
+)
+def test_honest_miners_are_flagged_at_the_stated_rate(
+    rate: float, per_kind: int, draw: str, low: int, high: int
+) -> None:
+    # Seeded, so the count is fixed; the bounds are five or more standard deviations
+    # wide on the side a wrong test would go. A fixed |t| >= 4 flags 0.06 % at ten
+    # rewards of each kind whatever rate was meant, and the normal quantile for 0.01
+    # (|t| >= 2.58) flags 2 % there: neither passes both rates.
+    flagged = len(_honest_book(rate, per_kind, draw, seed=per_kind).consistency().flagged())
+    assert low <= flagged <= high
+
+
+def test_a_lower_rate_needs_more_evidence() -> None:
+    rng = np.random.default_rng(4)
+    books = [ScoreBook(1, gap_false_flag_rate=r) for r in (1e-2, 1e-6)]
+    for i in range(128):  # 64 of each kind, 0.06 apart: here t = 4.9, p = 3e-6
+        organic = bool(i % 2)
+        reward = rng.normal(0.7 if organic else 0.64, 0.1)
+        for book in books:
+            book.update([0], [reward], organic=organic)
+    loose, strict = (book.consistency() for book in books)
+    assert loose.p[0] == strict.p[0] < 1e-2
+    assert loose.flagged() == [0]
+    assert strict.flagged() == []
 
 
 def test_too_few_rewards_of_a_kind_are_not_judged() -> None:
@@ -71,6 +146,7 @@ def test_too_few_rewards_of_a_kind_are_not_judged() -> None:
     verdict = book.consistency()
     assert verdict.significant[0]
     assert verdict.t[0] == np.inf  # no spread on either side and different means
+    assert verdict.p[0] == 0.0
 
 
 def test_identical_rewards_on_both_kinds_are_consistent() -> None:
@@ -174,9 +250,13 @@ def test_save_load_round_trip_keeps_the_record_and_takes_settings(tmp_path: Path
     book = _simulate(5, gap_window=32)
     path = tmp_path / "scores.npz"
     book.save(path)
-    loaded = ScoreBook.load(path, organic_weight=0.8, gap_penalty=0.25, gap_threshold=3.0)
+    loaded = ScoreBook.load(path, organic_weight=0.8, gap_penalty=0.25, gap_false_flag_rate=0.01)
     assert loaded.gap_window == 32
-    assert (loaded.organic_weight, loaded.gap_penalty, loaded.gap_threshold) == (0.8, 0.25, 3.0)
+    assert (loaded.organic_weight, loaded.gap_penalty, loaded.gap_false_flag_rate) == (
+        0.8,
+        0.25,
+        0.01,
+    )
     np.testing.assert_array_equal(loaded.organic_scores, book.organic_scores)
     np.testing.assert_array_equal(loaded.synthetic_scores, book.synthetic_scores)
     before, after = book.consistency(), loaded.consistency()
@@ -205,8 +285,9 @@ def test_a_book_without_a_kind_record_round_trips(tmp_path: Path) -> None:
         ({"organic_weight": 1.5}, "organic_weight must be a number in"),
         ({"organic_weight": True}, "organic_weight"),
         ({"gap_penalty": -0.1}, "gap_penalty must be a number in"),
-        ({"gap_threshold": 0}, "gap_threshold must be a finite number > 0"),
-        ({"gap_threshold": float("inf")}, "gap_threshold"),
+        ({"gap_false_flag_rate": 0}, "gap_false_flag_rate must be a number in"),
+        ({"gap_false_flag_rate": 1.0}, "gap_false_flag_rate must be a number in"),
+        ({"gap_false_flag_rate": float("nan")}, "gap_false_flag_rate"),
         ({"gap_window": 1}, "gap_window must be an int >= 2"),
         ({"gap_min_count": 2.0}, "gap_min_count must be an int"),
     ],

@@ -366,8 +366,15 @@ def test_poisson_times_do_not_depend_on_the_queue() -> None:
     loaded = Trigger(config, busy)
     for _ in range(100):
         loaded.arrived()  # arrivals are not even counted
+    for k in range(50):
+        loaded.plan(k * 2.0, 500)  # kinds come from a generator of their own
     assert _points(loaded, 200) == _points(Trigger(config, Unreadable()), 200)
     assert config.period(0) == config.period(10_000) == 2.0
+
+
+def test_without_organic_traffic_every_poisson_slot_is_synthetic() -> None:
+    trigger = Trigger(ScoringConfig(trigger="poisson", trigger_frequency=1, seed=1), Unreadable())
+    assert {trigger.plan(float(k), 0) for k in range(1000)} == {"synthetic"}
 
 
 def test_a_poisson_point_missed_while_busy_is_dropped() -> None:
@@ -410,7 +417,7 @@ def test_a_poisson_wait_ends_at_its_point() -> None:
         return all([await trigger.wait_due(None, never) for _ in range(5)])
 
     assert asyncio.run(asyncio.wait_for(main(), 10))
-    assert trigger.planned is None  # each slot takes what is waiting when it starts
+    assert trigger.planned == "synthetic"  # nothing arrived: each slot plans a probe
 
 
 def test_poisson_refuses_jitter() -> None:

@@ -8,7 +8,9 @@ With jitter the period is drawn around the smoothed load (:class:`Load`) and the
 next sample's kind is fixed when the wait begins (:attr:`Trigger.planned`).
 ``"poisson"`` runs at the points of a Poisson process whose rate is fixed: the queue
 neither shortens nor lengthens a wait, and a point missed while no iteration could
-start is dropped.
+start is dropped. Each point's kind is drawn at random from the smoothed backlog
+(:meth:`Trigger.plan`), not from what waits at that moment, so the gap before a
+query says nothing about its kind.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from organic_scoring._defaults import (
     JITTER_ARRIVAL_LAG,
     JITTER_BACKLOG_SMOOTHING,
     JITTER_RATE_SMOOTHING,
+    POISSON_BACKLOG_GAIN,
 )
 from organic_scoring._log import log
 from organic_scoring.config import ScoringConfig
@@ -213,6 +216,7 @@ class Trigger:
         "_config",
         "_due",
         "_jitter",
+        "_kinds",
         "_load",
         "_lock",
         "_queue",
@@ -238,22 +242,28 @@ class Trigger:
         self.waker = Waker()
         self._jitter = config.trigger_jitter if config.trigger == "seconds" else 0.0
         self._random = rng if rng is not None else random.Random(config.seed)
-        self._load = Load(config) if self._jitter else None
+        poisson = config.trigger == "poisson"
+        self._load = Load(config) if self._jitter or poisson else None
+        # Under "poisson" the kinds come from a generator of their own: drawing one
+        # does not move the points.
+        self._kinds = random.Random(self._random.getrandbits(64)) if poisson else None
         self._due: float | None = None  # the next point of the Poisson process
         self.planned: SampleKind | None = None
-        """With jitter, the kind of sample chosen for the iteration that :meth:`wait_due`
-        last found due (None: whatever is waiting when it starts)."""
+        """With jitter or ``"poisson"``, the kind of sample chosen for the iteration that
+        :meth:`wait_due` last found due (None: whatever is waiting when it starts)."""
 
     @property
     def load(self) -> Load | None:
-        """The smoothed organic load the jittered period follows; None without jitter."""
+        """The smoothed organic load that a jittered period (or, under ``"poisson"``,
+        a slot's kind: the backlog only) follows; None otherwise."""
         return self._load
 
     def arrived(self) -> None:
         """The organic queue's add listener. Safe from any thread, never blocks.
 
         Without jitter it wakes the loop (a burst shortens the wait under way); with
-        jitter it only counts the arrival towards the smoothed load.
+        jitter it only counts the arrival towards the smoothed load; under
+        ``"poisson"`` it does nothing.
         """
         load = self._load
         if self._config.trigger == "poisson":
@@ -377,13 +387,32 @@ class Trigger:
         if self._due is not None:
             self._due += self._random.expovariate(1.0 / self._config.trigger_frequency)
 
+    def plan(self, now: float, size: int) -> SampleKind:
+        """Under ``"poisson"``: the kind of the slot due at ``now``, with ``size`` waiting.
+
+        Organic with chance ``min(1, POISSON_BACKLOG_GAIN * backlog)``, from the
+        smoothed backlog (:meth:`Load.backlog`) as it stood before this slot; ``size``
+        is folded in afterwards, for the slots to come. The backlog settles where
+        organic slots keep pace with the arrivals, so a sample waits about
+        ``1 / POISSON_BACKLOG_GAIN`` slots. An organic slot that finds the queue empty
+        takes a probe.
+        """
+        load, kinds = self._load, self._kinds
+        if load is None or kinds is None:
+            raise RuntimeError("plan() is for trigger='poisson'")
+        chance = POISSON_BACKLOG_GAIN * load.backlog(now)
+        load.backlog(now, size)
+        return "organic" if kinds.random() < chance else "synthetic"
+
     async def _wait_poisson(self, stopping: Callable[[], bool]) -> bool:
-        """Wait for the next point of the Poisson process (:meth:`next_point`)."""
+        """Wait for the next point of the Poisson process (:meth:`next_point`), then
+        choose its kind (:meth:`plan`)."""
         due = self.next_point(time.monotonic())
         while not stopping():
             remaining = due - time.monotonic()
             if remaining <= 0:
                 self.spend()
+                self.planned = self.plan(time.monotonic(), await self._asize())
                 return True
             await self.waker.wait(remaining)
         return False

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from organic_scoring._defaults import GAP_FALSE_FLAG_RATE
 from organic_scoring._log import log
 from organic_scoring.weights import _file as _scorebook_file
 from organic_scoring.weights._consistency import ORGANIC, SYNTHETIC, Consistency, KindBook, compare
@@ -39,8 +40,9 @@ class ScoreBook:
         organic_weight: None (the default) weighs the plain moving average of all
             rewards. A number ``w`` in [0, 1] weighs ``w * organic + (1 - w) *
             synthetic`` per uid instead (see :meth:`weights`).
-        gap_threshold: The ``|t|`` (Welch's t, organic against synthetic) at which a
-            uid's gap is significant; > 0.
+        gap_false_flag_rate: The chance, in (0, 1), that a uid answering both kinds
+            alike is flagged at one check (the two-sided p-value of Welch's t at most
+            this).
         gap_penalty: The share, in [0, 1], taken off the weight of a uid whose gap is
             significant; 0 only reports it.
         gap_window: How many recent rewards of each kind the test looks at; >= 2.
@@ -52,9 +54,9 @@ class ScoreBook:
 
     __slots__ = (
         "_alpha",
+        "_gap_false_flag_rate",
         "_gap_min_count",
         "_gap_penalty",
-        "_gap_threshold",
         "_gap_window",
         "_hotkeys",
         "_kinds",
@@ -69,7 +71,7 @@ class ScoreBook:
         alpha: float = 0.1,
         *,
         organic_weight: float | None = None,
-        gap_threshold: float = 4.0,
+        gap_false_flag_rate: float = GAP_FALSE_FLAG_RATE,
         gap_penalty: float = 0.0,
         gap_window: int = 64,
         gap_min_count: int = 8,
@@ -79,7 +81,7 @@ class ScoreBook:
         self._organic_weight = (
             None if organic_weight is None else _check_unit(organic_weight, "organic_weight")
         )
-        self._gap_threshold = _check_positive(gap_threshold, "gap_threshold")
+        self._gap_false_flag_rate = _check_rate(gap_false_flag_rate, "gap_false_flag_rate")
         self._gap_penalty = _check_unit(gap_penalty, "gap_penalty")
         self._gap_window = _check_count(gap_window, "gap_window")
         self._gap_min_count = _check_count(gap_min_count, "gap_min_count")
@@ -95,7 +97,7 @@ class ScoreBook:
         alpha: float = 0.1,
         *,
         organic_weight: float | None = None,
-        gap_threshold: float = 4.0,
+        gap_false_flag_rate: float = GAP_FALSE_FLAG_RATE,
         gap_penalty: float = 0.0,
         gap_window: int = 64,
         gap_min_count: int = 8,
@@ -112,7 +114,7 @@ class ScoreBook:
             len(hotkeys),
             alpha,
             organic_weight=organic_weight,
-            gap_threshold=gap_threshold,
+            gap_false_flag_rate=gap_false_flag_rate,
             gap_penalty=gap_penalty,
             gap_window=gap_window,
             gap_min_count=gap_min_count,
@@ -173,9 +175,9 @@ class ScoreBook:
         return self._organic_weight
 
     @property
-    def gap_threshold(self) -> float:
-        """The ``|t|`` at which a uid's organic/synthetic gap counts as significant."""
-        return self._gap_threshold
+    def gap_false_flag_rate(self) -> float:
+        """The p-value at or below which a uid's organic/synthetic gap is significant."""
+        return self._gap_false_flag_rate
 
     @property
     def gap_penalty(self) -> float:
@@ -317,20 +319,21 @@ class ScoreBook:
                 score = _mixed(score, kinds, self._organic_weight)
             flagged = None
             if kinds is not None and self._gap_penalty > 0:
-                flagged = compare(kinds, self._gap_threshold, self._gap_min_count).significant
+                flagged = compare(kinds, self._gap_false_flag_rate, self._gap_min_count).significant
         clipped = np.maximum(score, 0.0)
         if flagged is not None:
             clipped[flagged] *= 1.0 - self._gap_penalty
         return _normalise(clipped)
 
     def consistency(self) -> Consistency:
-        """Per uid, the gap between its last ``gap_window`` organic and synthetic rewards
-        and Welch's t of it (see :class:`~organic_scoring.weights.Consistency`)."""
+        """Per uid, the gap between its last ``gap_window`` organic and synthetic rewards,
+        Welch's t of it and its two-sided p-value (see
+        :class:`~organic_scoring.weights.Consistency`)."""
         with self._lock:
             kinds = self._kinds
             if kinds is None:
                 kinds = KindBook(self._scores.shape[0], self._gap_window)
-            return compare(kinds, self._gap_threshold, self._gap_min_count)
+            return compare(kinds, self._gap_false_flag_rate, self._gap_min_count)
 
     def as_dict(self) -> dict[int, float]:
         """The non-zero weights as ``{uid: weight}``, as bittensor 11's ``bt.set_weights`` takes."""
@@ -366,7 +369,7 @@ class ScoreBook:
         path: str | os.PathLike[str],
         *,
         organic_weight: float | None = None,
-        gap_threshold: float = 4.0,
+        gap_false_flag_rate: float = GAP_FALSE_FLAG_RATE,
         gap_penalty: float = 0.0,
         gap_window: int | None = None,
         gap_min_count: int = 8,
@@ -392,7 +395,7 @@ class ScoreBook:
             int(stored.scores.shape[0]),
             stored.alpha,
             organic_weight=organic_weight,
-            gap_threshold=gap_threshold,
+            gap_false_flag_rate=gap_false_flag_rate,
             gap_penalty=gap_penalty,
             gap_window=window if gap_window is None else gap_window,
             gap_min_count=gap_min_count,
@@ -452,8 +455,8 @@ def _check_unit(value: object, name: str) -> float:
     return _number(value, name, "a number in [0, 1]", lambda x: 0.0 <= x <= 1.0)
 
 
-def _check_positive(value: object, name: str) -> float:
-    return _number(value, name, "a finite number > 0", lambda x: 0.0 < x < float("inf"))
+def _check_rate(value: object, name: str) -> float:
+    return _number(value, name, "a number in (0, 1)", lambda x: 0.0 < x < 1.0)
 
 
 def _check_count(value: object, name: str) -> int:

@@ -13,11 +13,17 @@ rewards ``s_1..s_n`` (the last ``window`` of each kind), with means ``mean_o``,
     gap = mean_o - mean_s
     t   = gap / sqrt(var_o / m + var_s / n)          (Welch's t statistic)
 
-and ``u`` is *significant* when ``|t| >= threshold`` and both ``m`` and ``n`` are at
-least ``min_count``. Identical rewards on each side (both variances zero) give
-``t = 0`` when the means agree and ``t = ±inf`` when they differ. With too few
-rewards of either kind ``gap`` and ``t`` are 0. Both directions are flagged: a miner
-that serves real users better than probes, and one that serves probes better.
+    df  = (var_o / m + var_s / n)**2 / ((var_o / m)**2 / (m - 1) + (var_s / n)**2 / (n - 1))
+    p   = P(|T_df| >= |t|)                            (Student's t, two-sided)
+
+and ``u`` is *significant* when ``p <= false_flag_rate`` and both ``m`` and ``n`` are
+at least ``min_count``: a miner whose two kinds of rewards come from one normal
+distribution is flagged at a given check with chance ``false_flag_rate`` (Welch's
+approximation; close for bounded rewards too, see the docs). Identical rewards on each
+side (both variances zero) give ``t = 0, p = 1`` when the means agree and ``t = ±inf,
+p = 0`` when they differ. With too few rewards of either kind ``gap`` and ``t`` are 0
+and ``p`` is 1. Both directions are flagged: a miner that serves real users better
+than probes, and one that serves probes better.
 
 This compares a miner with itself, so it assumes organic and synthetic tasks are
 equally hard. When they are not (probes from a dataset harder than real traffic,
@@ -27,13 +33,14 @@ say) every honest miner shows a gap; replaying organic traffic as probes
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Consistency", "KindBook", "compare"]
+__all__ = ["Consistency", "KindBook", "compare", "t_two_sided"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -46,7 +53,7 @@ SYNTHETIC, ORGANIC = 0, 1
 class Consistency:
     """Per uid, how a miner's recent organic and synthetic rewards compare.
 
-    Every field is a read-only array indexed by uid, except ``threshold`` and
+    Every field is a read-only array indexed by uid, except ``false_flag_rate`` and
     ``min_count``, the settings the verdict used.
     """
 
@@ -62,9 +69,12 @@ class Consistency:
     """``organic_mean - synthetic_mean``; 0 with fewer than ``min_count`` of either."""
     t: FloatArray
     """Welch's t statistic of the gap; 0 with fewer than ``min_count`` of either."""
+    p: FloatArray
+    """The two-sided p-value of ``t`` (Student's t, Welch's degrees of freedom); 1
+    with fewer than ``min_count`` of either."""
     significant: BoolArray
-    """``|t| >= threshold``, with at least ``min_count`` recent rewards of each kind."""
-    threshold: float
+    """``p <= false_flag_rate``, with at least ``min_count`` recent rewards of each kind."""
+    false_flag_rate: float
     min_count: int
 
     def flagged(self) -> list[int]:
@@ -129,7 +139,7 @@ class KindBook:
         return book
 
 
-def compare(book: KindBook, threshold: float, min_count: int) -> Consistency:
+def compare(book: KindBook, false_flag_rate: float, min_count: int) -> Consistency:
     """The per-uid verdict on ``book``'s recent windows (see the module docs)."""
     filled = np.minimum(book.counts, book.window)  # (2, n)
     mask = np.arange(book.window)[None, None, :] < filled[:, :, None]
@@ -139,11 +149,17 @@ def compare(book: KindBook, threshold: float, min_count: int) -> Consistency:
     variances = (deviations**2).sum(axis=2) / np.maximum(filled - 1, 1)
     enough = (filled >= min_count).all(axis=0)
     gap = np.where(enough, means[ORGANIC] - means[SYNTHETIC], 0.0)
-    spread = variances[ORGANIC] / safe[ORGANIC] + variances[SYNTHETIC] / safe[SYNTHETIC]
+    parts = variances / safe  # (2, n): var_o / m and var_s / n
+    spread = parts.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(spread > 0, gap / np.sqrt(spread), np.sign(gap) * np.inf)
+        df = spread**2 / (parts**2 / np.maximum(filled - 1, 1)).sum(axis=0)
     t = np.where(gap == 0.0, 0.0, t)
-    significant = enough & (np.abs(t) >= threshold)
+    p = np.ones_like(t)
+    judged = enough & (spread > 0) & (t != 0.0)
+    p[judged] = t_two_sided(t[judged], df[judged])
+    p[enough & np.isinf(t)] = 0.0
+    significant = enough & (p <= false_flag_rate)
     return Consistency(
         organic_mean=_frozen(np.where(filled[ORGANIC] > 0, means[ORGANIC], 0.0)),
         synthetic_mean=_frozen(np.where(filled[SYNTHETIC] > 0, means[SYNTHETIC], 0.0)),
@@ -151,10 +167,66 @@ def compare(book: KindBook, threshold: float, min_count: int) -> Consistency:
         synthetic_count=_frozen(book.counts[SYNTHETIC].copy()),
         gap=_frozen(gap),
         t=_frozen(t.astype(np.float64)),
+        p=_frozen(p),
         significant=_frozen(significant),
-        threshold=threshold,
+        false_flag_rate=false_flag_rate,
         min_count=min_count,
     )
+
+
+def t_two_sided(t: FloatArray, df: FloatArray) -> FloatArray:
+    """``P(|T| >= |t|)`` for Student's t with ``df`` degrees of freedom, elementwise.
+
+    The regularised incomplete beta ``I_x(df / 2, 1 / 2)`` at ``x = df / (df + t**2)``,
+    by its continued fraction (modified Lentz), on the side where that converges.
+    """
+    t2 = np.asarray(t, dtype=np.float64) ** 2
+    df = np.asarray(df, dtype=np.float64)
+    x = df / (df + t2)
+    y = t2 / (df + t2)  # 1 - x, without the cancellation
+    a, b = df / 2.0, np.full_like(df, 0.5)
+    direct = x < (a + 1.0) / (a + b + 2.0)
+    # Where the fraction for I_x(a, b) converges slowly, 1 - I_y(b, a) instead.
+    aa, bb = np.where(direct, a, b), np.where(direct, b, a)
+    xx, yy = np.where(direct, x, y), np.where(direct, y, x)
+    lbeta = _lgamma(aa) + _lgamma(bb) - _lgamma(aa + bb)
+    with np.errstate(divide="ignore"):
+        front = np.exp(aa * np.log(xx) + bb * np.log(yy) - lbeta) / aa
+    value = front * _beta_fraction(aa, bb, xx)
+    p: FloatArray = np.clip(np.where(direct, value, 1.0 - value), 0.0, 1.0)
+    return p
+
+
+_lgamma_objects = np.frompyfunc(math.lgamma, 1, 1)
+
+
+def _lgamma(values: FloatArray) -> FloatArray:
+    return np.asarray(_lgamma_objects(values), dtype=np.float64)
+
+
+def _beta_fraction(a: FloatArray, b: FloatArray, x: FloatArray) -> FloatArray:
+    """The continued fraction of the incomplete beta function (Numerical Recipes' betacf)."""
+    tiny, eps = 1e-300, 1e-15
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = np.ones_like(x)
+    d = 1.0 - qab * x / qap
+    d = 1.0 / np.where(np.abs(d) < tiny, tiny, d)
+    h: FloatArray = d.copy()
+    for m in range(1, 10_000):
+        m2 = 2.0 * m
+        for num in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / np.where(np.abs(d) < tiny, tiny, d)
+            c = 1.0 + num / c
+            c = np.where(np.abs(c) < tiny, tiny, c)
+            step = d * c
+            h = h * step
+        if not np.any(np.abs(step - 1.0) > eps):
+            break
+    return h
 
 
 def _frozen(array: npt.NDArray[Any]) -> Any:
