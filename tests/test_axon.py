@@ -21,6 +21,7 @@ import pytest
 from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_AXON
 from organic_scoring.axon import attach_axon
+from organic_scoring.intake import IntakeSettings
 from support.axons import (
     BITTENSOR_WARNINGS,
     WAIT,
@@ -430,7 +431,12 @@ def test_freshness_is_the_signed_nonces_whatever_the_timeout_header_says(
 ) -> None:
     def build_short_lived(axon: Any) -> AskScorer:
         scorer = AskScorer()
-        attach_axon(scorer, axon, max_age=0.5, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0)
+        attach_axon(
+            scorer,
+            axon,
+            settings=IntakeSettings(max_age=0.5, allowed_skew=0),
+            allowed_hotkeys=ANY_HOTKEY,
+        )
         return scorer
 
     with serve_scorer(bt_wallets.server, build_short_lived) as (axon, scorer):
@@ -643,10 +649,11 @@ if HAS_AXON:
             return synapse
 
 
-def _attach_screened(**options: Any) -> Any:
+def _attach_screened(**limits: Any) -> Any:
     def attach(axon: Any) -> AskScorer:
         scorer = AskScorer()
-        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0, **options)
+        settings = IntakeSettings(allowed_skew=0, **limits)
+        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
         return scorer
 
     return attach

@@ -7,9 +7,10 @@ waits for the thread, and leaves nothing running. Signal handlers are not touche
 uvicorn installs none off the main thread.
 
 Whatever HTTP parser is installed, the server parses with h11 and bounds what an
-unauthenticated connection can hold: ``max_header_bytes`` of headers (more: 400) and
-``header_timeout`` seconds to send them, on a new connection and between keep-alive
-requests (slower: the connection is closed).
+unauthenticated connection can hold (the intake's
+:class:`~organic_scoring.intake.IntakeSettings`): ``max_header_bytes`` of headers
+(more: 400) and ``header_timeout`` seconds to send them, on a new connection and
+between keep-alive requests (slower: the connection is closed).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from organic_scoring._defaults import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_HEADER_BYTES
+from organic_scoring.intake import IntakeSettings
 
 __all__ = ["OrganicServer", "serve_in_thread", "serve_workers"]
 
@@ -40,8 +41,9 @@ class OrganicServer:
             ``"0.0.0.0"`` (or ``"::"``) for every interface.
         port: The port; 0 lets the system choose (see :attr:`port`).
         graceful_timeout: Seconds in-flight requests get to finish on stop.
-        header_timeout: Seconds a connection has to send a request's headers.
-        max_header_bytes: The most header bytes read for one request.
+        settings: Where ``header_timeout`` and ``max_header_bytes`` come from;
+            default the settings of the intake ``app`` is (from
+            :func:`~organic_scoring.http.create_app`), else ``IntakeSettings()``.
         **uvicorn_options: Passed to ``uvicorn.Config`` (e.g. ``ssl_keyfile``,
             ``ssl_certfile``, ``log_level``, ``access_log``). Logging is left as the
             validator configured it: no ``log_config`` is applied unless given.
@@ -54,17 +56,18 @@ class OrganicServer:
         port: int = 0,
         *,
         graceful_timeout: float = 5.0,
-        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
-        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        settings: IntakeSettings | None = None,
         **uvicorn_options: Any,
     ) -> None:
-        if not header_timeout > 0 or max_header_bytes < 1024:
-            raise ValueError(
-                "header_timeout must be > 0 and max_header_bytes >= 1024, "
-                f"got {header_timeout!r}, {max_header_bytes!r}"
+        if settings is None:
+            intake = getattr(getattr(app, "state", None), "organic_intake", None)
+            found = getattr(intake, "settings", None)
+            settings = found if isinstance(found, IntakeSettings) else IntakeSettings()
+        elif not isinstance(settings, IntakeSettings):
+            raise TypeError(
+                f"settings must be an organic_scoring.intake.IntakeSettings, got {settings!r}"
             )
-        self._header_timeout = header_timeout
-        self._max_header_bytes = max_header_bytes
+        self.settings = settings
         self._app = app
         self.host = host
         self._port = port
@@ -112,8 +115,8 @@ class OrganicServer:
         options: dict[str, Any] = {
             "log_config": None,
             "access_log": False,
-            "http": _bounded_h11(self._header_timeout),
-            "h11_max_incomplete_event_size": self._max_header_bytes,
+            "http": _bounded_h11(self.settings.header_timeout),
+            "h11_max_incomplete_event_size": self.settings.max_header_bytes,
         }
         options.update(self._options)
         config = uvicorn.Config(
