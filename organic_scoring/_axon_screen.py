@@ -20,6 +20,7 @@ and ``bt_header_axon_status_message`` headers, which its dendrite reads into
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import time
@@ -105,6 +106,9 @@ class AxonWire(Wire):
             name = synapse_type.__name__
             raise Refused(422, f"request body does not match {name}: {fields}") from None
         return None  # the caller: bittensor's verified dendrite, set by the verify hook
+
+    def entered(self, claim: Claim, caller: Any) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext(self.synapse)  # ``_blacklist_fn`` sees the synapse
 
     def parse(self, body: bytes) -> Any:
         return self.synapse
