@@ -35,6 +35,7 @@ from support.axons import (
     settled,
 )
 from support.scorers import Recorder
+from support.waiting import wait_until
 
 needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
 pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
@@ -717,6 +718,32 @@ def test_a_body_over_the_limit_or_too_slow_is_refused_before_bittensor(
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + sent[:5])
             assert sock.recv(64).split(b" ", 2)[1] == b"408"
         assert scorer._organic_queue.size == 0
+
+
+@needs_axon
+def test_bodies_read_before_bittensor_checks_the_signature_share_the_budget(
+    bt_wallets: Wallets,
+) -> None:
+    limits = {"max_body_bytes": 2048, "max_unverified_bytes_per_hotkey": 2048}
+    with serve_scorer(bt_wallets.server, _attach_screened(**limits)) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "held")
+        lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 2048"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        with socket.create_connection(("127.0.0.1", axon.port), timeout=WAIT) as sock:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b"{")  # never ends
+            wait_until(lambda: scorer_gate(axon).budget.held == 2048, "the body to be held")
+            url, headers, body = _signed_request(axon, bt_wallets.client, "next")
+            refused = _post(url, headers, body)
+            assert refused.status_code == 429  # this hotkey's share is taken
+            assert refused.headers["retry-after"] == "1"
+        wait_until(lambda: scorer_gate(axon).budget.held == 0, "the share to come back")
+        url, headers, body = _signed_request(axon, bt_wallets.client, "after")
+        assert _post(url, headers, body).status_code == 200
+        assert scorer._organic_queue.size == 1
+
+
+def scorer_gate(axon: Any) -> Any:
+    return axon._organic_scoring_screens["/Ask"].gate
 
 
 @needs_axon
