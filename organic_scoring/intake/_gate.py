@@ -192,7 +192,7 @@ class Gate:
     Args:
         scorer: The scorer whose hooks the gate runs.
         transport: A label for the stats (``"axon"``, ``"btauth/1"``, ``"epistula"``).
-        settings: The limits; default :class:`~organic_scoring.intake.IntakeSettings()`.
+        settings: The limits; default ``IntakeSettings()``.
         nonce_store: Where accepted nonces are kept; default an
             :class:`~organic_scoring.intake.InMemoryNonceStore`. Share one (Redis)
             between processes serving the same hotkey.
