@@ -38,6 +38,7 @@ from organic_scoring import OrganicScoringBase
 from organic_scoring._compat import HAS_AXON, axon_class, dendrite_class, synapse_class
 from organic_scoring.axon import attach_axon
 from organic_scoring.demo._loopback import free_port
+from organic_scoring.intake import IntakeSettings
 from organic_scoring.organic_queue import OrganicQueue
 from organic_scoring.wallet import throwaway_wallet as make_wallet
 
@@ -220,7 +221,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         def setup(axon: Any) -> None:
             # allowed_skew=0: one host, one clock, so no settling window after the start.
             allowed = [client.hotkey.ss58_address]
-            attach_axon(_Intake(), axon, allowed_hotkeys=allowed, allowed_skew=0)
+            attach_axon(
+                _Intake(), axon, allowed_hotkeys=allowed, settings=IntakeSettings(allowed_skew=0)
+            )
             axon.attach(forward_fn=bare)
 
         with _serving(server, setup) as axon:

@@ -38,6 +38,7 @@ from pydantic import BaseModel
 
 from benchmarks._redis import redis_server
 from organic_scoring import ANY_HOTKEY, OrganicScoringBase
+from organic_scoring.intake import IntakeSettings
 
 IN_FLIGHT = 32
 """Requests in flight at once."""
@@ -81,11 +82,10 @@ def app() -> Any:
     built = create_app(
         _Intake(organic_queue=queue),
         hotkey_ss58=settings["hotkey"],
-        max_age=MAX_AGE,
+        # allowed_skew=0: one host, one clock, nothing to settle after start
+        settings=IntakeSettings(max_age=MAX_AGE, max_concurrent=IN_FLIGHT, allowed_skew=0),
         nonce_store=nonces,
-        max_concurrent=IN_FLIGHT,
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,  # one host, one clock: nothing to settle after start
     )
     # Tell the benchmark this worker is ready: requests signed from now on are fresh
     # for it (each intake refuses requests signed before it started).

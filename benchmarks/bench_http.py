@@ -51,6 +51,7 @@ from pydantic import BaseModel
 
 from organic_scoring import ANY_HOTKEY, OrganicScoringBase
 from organic_scoring._compat import HAS_HTTP_AUTH
+from organic_scoring.intake import IntakeSettings
 from organic_scoring.organic_queue import OrganicQueue
 from organic_scoring.wallet import throwaway_wallet as make_wallet
 
@@ -310,9 +311,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 _Intake(organic_queue=OrganicQueue(max_size=QUEUE_SIZE)),
                 hotkey_ss58=receiver,
                 protocol=protocol,
-                max_age=MAX_AGE,
+                # allowed_skew=0: one host, one clock, nothing to settle after start
+                settings=IntakeSettings(max_age=MAX_AGE, allowed_skew=0),
                 allowed_hotkeys=ANY_HOTKEY,
-                allowed_skew=0,  # one host, one clock: nothing to settle after start
             )
             bare_app = _bare_app(protocol, receiver, OrganicQueue(max_size=QUEUE_SIZE))
             sign = _signer(caller, receiver, protocol)
@@ -410,8 +411,8 @@ def run_refusals(quick: bool = False) -> list[dict[str, Any]]:
                 scorer,
                 hotkey_ss58=receiver,
                 protocol=protocol,
-                max_age=MAX_AGE,
-                allowed_skew=0,  # one host, one clock: nothing to settle after start
+                # allowed_skew=0: one host, one clock, nothing to settle after start
+                settings=IntakeSettings(max_age=MAX_AGE, allowed_skew=0),
             )
             store = app.state.organic_intake.nonce_store
             valid = _signer(member, receiver, protocol)

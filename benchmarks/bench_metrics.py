@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from benchmarks.bench_engine import _Noop
 from organic_scoring import ANY_HOTKEY
 from organic_scoring._loop.stats import TIMED
+from organic_scoring.intake import IntakeSettings
 from organic_scoring.metrics import PrometheusMetrics
 from organic_scoring.metrics._exporter import _STAGE_BUCKETS, _TIMED_STAGES
 
@@ -93,9 +94,9 @@ def _intake(n: int, rounds: int) -> dict[str, Any]:
                     scorer,
                     hotkey_ss58=receiver,
                     protocol="epistula",
-                    max_age=MAX_AGE,
+                    # allowed_skew=0: one host, one clock, nothing to settle after start
+                    settings=IntakeSettings(max_age=MAX_AGE, allowed_skew=0),
                     allowed_hotkeys=ANY_HOTKEY,
-                    allowed_skew=0,  # one host, one clock: nothing to settle after start
                 )
             )
             if with_metrics:

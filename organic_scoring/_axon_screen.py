@@ -1,13 +1,17 @@
-"""The axon's cheap refusals, as pure ASGI middleware in front of bittensor's own app.
+"""The axon's wire format, and the gate's cheap steps as pure ASGI middleware in front
+of bittensor's own app.
 
 bittensor's axon (9/10) builds a synapse, logs and answers for every request it
 refuses, however cheap the reason. :class:`AxonScreen` sits outermost on the axon's
-FastAPI app and answers, before any of that runs, what needs no signature check:
-repeated authentication headers (400), an unsigned request (401), a claimed hotkey
-that is not canonical (400) or not allowed (403), a stale or early nonce (401, or 503
-while a restarted intake settles), a declared body over the limit (413), a body that
-is too slow (408) or too long (413), and a body that is not the synapse (400, 422).
-Everything else goes on to bittensor with the body it sent, unchanged.
+FastAPI app and runs the gate's steps up to the body (:meth:`Gate.receive
+<organic_scoring.intake._gate.Gate.receive>`) before any of that: repeated
+authentication headers (400), an unsigned request (401), a claimed hotkey that is not
+canonical (400) or not allowed (403), a stale or early nonce (401, or 503 while a
+restarted intake settles), a declared body over the limit (413), a body that is too
+slow (408), too long (413) or over the unverified-bytes budget (429/503), and a body
+that is not the synapse (400, 422). Everything else goes on to bittensor with the body
+it sent, unchanged; bittensor checks the signature, and the axon's hooks run the rest
+of the gate's steps (:meth:`Gate.proceed <organic_scoring.intake._gate.Gate.proceed>`).
 
 A refusal is JSON ``{"message": ...}`` with bittensor's ``bt_header_axon_status_code``
 and ``bt_header_axon_status_message`` headers, which its dendrite reads into
@@ -16,6 +20,8 @@ and ``bt_header_axon_status_message`` headers, which its dendrite reads into
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import time
 from dataclasses import dataclass
@@ -23,20 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from organic_scoring.intake._body import (
-    BodyTooLarge,
-    BodyTooSlow,
-    ClientGone,
-    InvalidLength,
-    check_declared_length,
-    read_body,
-)
-from organic_scoring.intake._gate import Gate, Refused
+from organic_scoring.intake._body import ClientGone
+from organic_scoring.intake._gate import Claim, Gate, Received, Refused, Wire
 
 if TYPE_CHECKING:  # starlette comes with bittensor 9/10's axon
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["AxonScreen", "Route"]
+__all__ = ["AxonScreen", "AxonWire", "Route", "current_wire"]
 
 _HOTKEY = b"bt_header_dendrite_hotkey"
 _NONCE = b"bt_header_dendrite_nonce"
@@ -46,16 +45,91 @@ _AUTH_PREFIX = b"bt_header_dendrite_"
 
 @dataclass(frozen=True)
 class Route:
-    """One attached synapse type: its gate, its class and its body limits."""
+    """One attached synapse type: its gate and its class."""
 
     gate: Gate
     synapse_type: type[Any]
-    max_body_bytes: int
-    body_timeout: float
+
+
+class AxonWire(Wire):
+    """One axon request: read by the screen, then answered through bittensor's hooks.
+
+    The axon gives no hang-up signal, so a waiting request waits for its turn.
+    """
+
+    def __init__(self, route: Route, scope: Scope, receive: Receive) -> None:
+        self.route = route
+        self.scope = scope
+        self.receive = receive
+        self.began = time.perf_counter()
+        self.received: Received | None = None
+        """Set once the screen passed; its ``caller`` once bittensor verified it."""
+        self.synapse: Any = None
+        """The synapse bittensor built, set by the handler before :meth:`proceed`."""
+        self.response: Any = None
+        self._headers: dict[bytes, bytes] = {}
+
+    def claim(self) -> Claim:
+        seen = self._headers
+        for name, value in self.scope["headers"]:
+            key = name.lower()
+            if key in seen and key.startswith(_AUTH_PREFIX):
+                raise Refused(400, f"the {key.decode('latin-1')} header is repeated")
+            seen[key] = value
+        hotkey, nonce = seen.get(_HOTKEY), seen.get(_NONCE)
+        if not hotkey or not seen.get(_SIGNATURE) or nonce is None:
+            raise Refused(401, "the request is not signed")
+        try:
+            signed_at = int(nonce)
+        except ValueError:
+            raise Refused(401, "the request's nonce is not a number") from None
+        return Claim(hotkey=hotkey.decode("latin-1"), signed_at_ns=signed_at, nonce=signed_at)
+
+    def content_length(self) -> str | None:
+        length = self._headers.get(b"content-length")
+        return None if length is None else length.decode("latin-1")
+
+    def check(self, claim: Claim, body: bytes) -> Any:
+        # The body must be the synapse: bittensor answers one that is not with a 500.
+        # bittensor then parses it again (its route's body-integrity dependency reads
+        # ``request.body()`` and builds the synapse itself, and FastAPI reads the body
+        # for the endpoint): it takes no parsed synapse from outside without replacing
+        # a private dependency of its route, so this one extra parse stays.
+        synapse_type = self.route.synapse_type
+        try:
+            synapse_type.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            errors = exc.errors()
+            if any(error["type"] == "json_invalid" for error in errors):
+                raise Refused(400, "request body is not valid JSON") from None
+            fields = ", ".join(".".join(map(str, e["loc"])) for e in errors[:5])
+            name = synapse_type.__name__
+            raise Refused(422, f"request body does not match {name}: {fields}") from None
+        return None  # the caller: bittensor's verified dendrite, set by the verify hook
+
+    def entered(self, claim: Claim, caller: Any) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext(self.synapse)  # ``_blacklist_fn`` sees the synapse
+
+    def parse(self, body: bytes) -> Any:
+        return self.synapse
+
+    async def respond(self, result: Any) -> int:
+        self.response = self.synapse if result is None else result
+        return 200
+
+
+_current: contextvars.ContextVar[AxonWire | None] = contextvars.ContextVar(
+    "organic_scoring_axon_wire", default=None
+)
+
+
+def current_wire() -> AxonWire | None:
+    """The request the screen passed on to bittensor, inside the axon's hooks."""
+    return _current.get()
 
 
 class AxonScreen:
-    """ASGI middleware: the gate's cheap steps for each attached synapse's route.
+    """ASGI middleware: the gate's steps up to the body for each attached synapse's route.
 
     ``routes`` maps a path (``"/MySynapse"``) to its :class:`Route`; attach_axon adds
     to it after the middleware is installed, before the axon serves.
@@ -70,56 +144,24 @@ class AxonScreen:
         if route is None:
             await self.app(scope, receive, send)
             return
-        began = time.perf_counter()
+        wire = AxonWire(route, scope, receive)
         try:
-            body = await _screen(route, scope, receive)
+            received = await route.gate.receive(wire)
         except Refused as refused:
             await _refuse(send, refused)
-            route.gate.record(refused.status, began)
+            route.gate.record(refused.status, wire.began)
             return
         except ClientGone:
             return
-        await self.app(scope, _replay(body, receive), send)
-
-
-async def _screen(route: Route, scope: Scope, receive: Receive) -> bytes:
-    """Every cheap step; the body, read and checked. Raises :class:`Refused`."""
-    gate = route.gate
-    seen: dict[bytes, bytes] = {}
-    for name, value in scope["headers"]:
-        key = name.lower()
-        if key in seen and key.startswith(_AUTH_PREFIX):
-            raise Refused(400, f"the {key.decode('latin-1')} header is repeated")
-        seen[key] = value
-    hotkey, nonce = seen.get(_HOTKEY), seen.get(_NONCE)
-    if not hotkey or not seen.get(_SIGNATURE) or nonce is None:
-        raise Refused(401, "the request is not signed")
-    gate.screen(gate.identify(hotkey.decode("latin-1")))
-    try:
-        signed_at = int(nonce)
-    except ValueError:
-        raise Refused(401, "the request's nonce is not a number") from None
-    gate.check_fresh(signed_at)
-    limit = route.max_body_bytes
-    try:
-        length = seen.get(b"content-length")
-        declared = check_declared_length(None if length is None else length.decode(), limit)
-        body = await read_body(receive, limit, route.body_timeout, declared)
-    except InvalidLength:
-        raise Refused(400, "invalid Content-Length") from None
-    except BodyTooLarge:
-        raise Refused(413, f"request body exceeds {limit} bytes") from None
-    except BodyTooSlow:
-        raise Refused(408, f"the body did not arrive within {route.body_timeout:g}s") from None
-    try:
-        route.synapse_type.model_validate_json(body or b"{}")
-    except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
-            raise Refused(400, "request body is not valid JSON") from None
-        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:5])
-        name = route.synapse_type.__name__
-        raise Refused(422, f"request body does not match {name}: {fields}") from None
-    return body
+        wire.received = received
+        token = _current.set(wire)
+        try:
+            # The body keeps its share of the unverified-bytes budget until bittensor
+            # has checked its signature (the verify hook releases it) or the request ends.
+            await self.app(scope, _replay(received.body, receive), send)
+        finally:
+            received.release()
+            _current.reset(token)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

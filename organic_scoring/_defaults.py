@@ -61,6 +61,12 @@ checked, over all callers (more: 503)."""
 DEFAULT_UNVERIFIED_BYTES_PER_HOTKEY = 4 << 20
 """4 MiB: the same, per claimed hotkey (more: 429)."""
 
+DEFAULT_MAX_CONCURRENT = 32
+"""Organic requests an intake handles at once."""
+
+DEFAULT_MAX_BACKLOG = 256
+"""Organic requests allowed to wait for a handler slot (more: 429)."""
+
 DEFAULT_HEADER_TIMEOUT = 10.0
 """Seconds a connection of the library's own server has to send a request's headers."""
 

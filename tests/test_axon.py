@@ -21,6 +21,7 @@ import pytest
 from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_AXON
 from organic_scoring.axon import attach_axon
+from organic_scoring.intake import IntakeSettings
 from support.axons import (
     BITTENSOR_WARNINGS,
     WAIT,
@@ -34,6 +35,7 @@ from support.axons import (
     settled,
 )
 from support.scorers import Recorder
+from support.waiting import wait_until
 
 needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
 pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
@@ -430,7 +432,12 @@ def test_freshness_is_the_signed_nonces_whatever_the_timeout_header_says(
 ) -> None:
     def build_short_lived(axon: Any) -> AskScorer:
         scorer = AskScorer()
-        attach_axon(scorer, axon, max_age=0.5, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0)
+        attach_axon(
+            scorer,
+            axon,
+            settings=IntakeSettings(max_age=0.5, allowed_skew=0),
+            allowed_hotkeys=ANY_HOTKEY,
+        )
         return scorer
 
     with serve_scorer(bt_wallets.server, build_short_lived) as (axon, scorer):
@@ -643,10 +650,11 @@ if HAS_AXON:
             return synapse
 
 
-def _attach_screened(**options: Any) -> Any:
+def _attach_screened(**limits: Any) -> Any:
     def attach(axon: Any) -> AskScorer:
         scorer = AskScorer()
-        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0, **options)
+        settings = IntakeSettings(allowed_skew=0, **limits)
+        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
         return scorer
 
     return attach
@@ -710,6 +718,32 @@ def test_a_body_over_the_limit_or_too_slow_is_refused_before_bittensor(
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + sent[:5])
             assert sock.recv(64).split(b" ", 2)[1] == b"408"
         assert scorer._organic_queue.size == 0
+
+
+@needs_axon
+def test_bodies_read_before_bittensor_checks_the_signature_share_the_budget(
+    bt_wallets: Wallets,
+) -> None:
+    limits = {"max_body_bytes": 2048, "max_unverified_bytes_per_hotkey": 2048}
+    with serve_scorer(bt_wallets.server, _attach_screened(**limits)) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "held")
+        lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 2048"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        with socket.create_connection(("127.0.0.1", axon.port), timeout=WAIT) as sock:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b"{")  # never ends
+            wait_until(lambda: scorer_gate(axon).budget.held == 2048, "the body to be held")
+            url, headers, body = _signed_request(axon, bt_wallets.client, "next")
+            refused = _post(url, headers, body)
+            assert refused.status_code == 429  # this hotkey's share is taken
+            assert refused.headers["retry-after"] == "1"
+        wait_until(lambda: scorer_gate(axon).budget.held == 0, "the share to come back")
+        url, headers, body = _signed_request(axon, bt_wallets.client, "after")
+        assert _post(url, headers, body).status_code == 200
+        assert scorer._organic_queue.size == 1
+
+
+def scorer_gate(axon: Any) -> Any:
+    return axon._organic_scoring_screens["/Ask"].gate
 
 
 @needs_axon

@@ -40,6 +40,7 @@ from organic_scoring.http import (
     create_app,
     serve_in_thread,
 )
+from organic_scoring.intake import IntakeSettings
 from support.signed_http import (
     Echo,
     HttpScorer,
@@ -212,14 +213,13 @@ class Service:
         return httpx.post(self.url, content=body, headers=raw, timeout=WAIT)
 
 
-def epistula_app(scorer: Any, wallets: Wallets, **options: Any) -> Starlette:  # noqa: F811
+def epistula_app(scorer: Any, wallets: Wallets, **limits: Any) -> Starlette:  # noqa: F811
     return create_app(
         scorer,
         hotkey_ss58=wallets.validator_hotkey,
         protocol="epistula",
-        **options,
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0, **limits),
     )
 
 
@@ -569,7 +569,7 @@ def test_organic_auth_with_btauth_signs_the_body_and_the_raw_path_with_its_query
         hotkey_ss58=wallets.validator_hotkey,
         protocol="btauth/1",
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
     auth = OrganicAuth(wallets.client, wallets.validator_hotkey, protocol="btauth/1")
     request = httpx.Request("POST", "http://validator/organic?q=a%20b&n=1", json={"text": "x"})

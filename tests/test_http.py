@@ -31,6 +31,7 @@ from organic_scoring.errors import OrganicRequestError
 from organic_scoring.http import OrganicClient, OrganicServer, create_app, serve_in_thread
 from organic_scoring.http._app import OrganicIntake
 from organic_scoring.http._target import request_target
+from organic_scoring.intake import IntakeSettings
 from organic_scoring.intake._admission import AdmissionGate, BacklogFull
 from support.signed_http import (
     Echo,
@@ -80,9 +81,8 @@ def served(wallets: Wallets) -> Iterator[Service]:  # noqa: F811
     app = create_app(
         scorer,
         hotkey_ss58=wallets.validator_hotkey,
-        max_body_bytes=LIMIT,
+        settings=IntakeSettings(max_body_bytes=LIMIT, allowed_skew=0),
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
     )
     with serve_in_thread(app) as server:
         yield Service(scorer, app, server)
@@ -101,10 +101,8 @@ def gated(wallets: Wallets) -> Iterator[Service]:  # noqa: F811
     app = create_app(
         scorer,
         hotkey_ss58=wallets.validator_hotkey,
-        max_concurrent=1,
-        max_backlog=4,
+        settings=IntakeSettings(max_concurrent=1, max_backlog=4, allowed_skew=0),
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
     )
     with serve_in_thread(app) as server:
         yield Service(scorer, app, server)
@@ -122,7 +120,10 @@ def test_signed_request_is_queued_answered_and_scored_by_the_running_loop(
 ) -> None:
     scorer = HttpScorer(trigger_frequency=0.05)
     app = create_app(
-        scorer, hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        allowed_hotkeys=ANY_HOTKEY,
+        settings=IntakeSettings(allowed_skew=0),
     )
     with serve_in_thread(app) as server, scorer:
         url = server.url + "/organic"
@@ -368,7 +369,12 @@ def test_mounted_app_checks_the_full_signed_path_and_allowed_hotkeys(
     wallets: Wallets,  # noqa: F811
 ) -> None:
     scorer = HttpScorer(allowed_hotkeys=[wallets.other_hotkey])
-    organic = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, path="/in", allowed_skew=0)
+    organic = create_app(
+        scorer,
+        hotkey_ss58=wallets.validator_hotkey,
+        path="/in",
+        settings=IntakeSettings(allowed_skew=0),
+    )
     parent = Starlette(routes=[Mount("/api/v1", app=organic)])
     with serve_in_thread(parent) as server:
         url = server.url + "/api/v1/in?lang=en&x=%2F"
@@ -415,7 +421,9 @@ def test_a_subclass_shadowing_config_keeps_allowed_hotkeys(wallets: Wallets) -> 
         config = {"mine": True}
 
     scorer = Shadowing(allowed_hotkeys=[wallets.other_hotkey])
-    app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, allowed_skew=0)
+    app = create_app(
+        scorer, hotkey_ss58=wallets.validator_hotkey, settings=IntakeSettings(allowed_skew=0)
+    )
 
     async def main() -> httpx.Response:
         async with OrganicClient(
@@ -465,10 +473,8 @@ def test_a_full_backlog_answers_429_and_queues_nothing(
     app = create_app(
         scorer,
         hotkey_ss58=wallets.validator_hotkey,
-        max_concurrent=1,
-        max_backlog=1,
+        settings=IntakeSettings(max_concurrent=1, max_backlog=1, allowed_skew=0),
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
     )
     hold = threading.Event()
     scorer.holds["hold"] = hold
@@ -589,7 +595,10 @@ def test_handler_results_become_responses(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = create_app(
-        Shapes(), hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0
+        Shapes(),
+        hotkey_ss58=wallets.validator_hotkey,
+        allowed_hotkeys=ANY_HOTKEY,
+        settings=IntakeSettings(allowed_skew=0),
     )
 
     async def main() -> dict[str, httpx.Response]:
@@ -658,12 +667,10 @@ class Store:
 @pytest.mark.parametrize(
     ("kwargs", "error", "words"),
     [
-        ({"path": "organic"}, ValidationError, "path"),
-        ({"max_concurrent": 0}, ValidationError, "max_concurrent"),
-        ({"max_backlog": -1}, ValidationError, "max_backlog"),
-        ({"max_body_bytes": 1.5}, ValidationError, "max_body_bytes"),
-        ({"max_age": 0}, ValidationError, "max_age"),
-        ({"hotkey_ss58": ""}, ValidationError, "hotkey_ss58"),
+        ({"path": "organic"}, ValueError, "path"),
+        ({"hotkey_ss58": ""}, ValueError, "hotkey_ss58"),
+        ({"protocol": "plain"}, ValueError, "protocol"),
+        ({"settings": {"max_age": 5}}, TypeError, "IntakeSettings"),
         ({"nonce_store": object()}, TypeError, "check_and_store"),
         ({"nonce_store": Store(retention=5)}, ValueError, "keeps nonces for 5s"),
         ({"model": dict}, TypeError, "pydantic model"),
@@ -675,9 +682,13 @@ def test_create_app_refuses_bad_options(
     words: str,
     wallets: Wallets,  # noqa: F811
 ) -> None:
-    options: dict[str, Any] = {"hotkey_ss58": wallets.validator_hotkey, **kwargs}
+    options: dict[str, Any] = {
+        "hotkey_ss58": wallets.validator_hotkey,
+        "settings": IntakeSettings(allowed_skew=0),
+        **kwargs,
+    }
     with pytest.raises(error, match=words):
-        create_app(Shapes(), **options, allowed_hotkeys=ANY_HOTKEY, allowed_skew=0)
+        create_app(Shapes(), **options, allowed_hotkeys=ANY_HOTKEY)
 
 
 def test_create_app_needs_a_scorer_and_a_request_model(wallets: Wallets) -> None:  # noqa: F811
@@ -686,28 +697,28 @@ def test_create_app_needs_a_scorer_and_a_request_model(wallets: Wallets) -> None
             object(),
             hotkey_ss58=wallets.validator_hotkey,
             allowed_hotkeys=ANY_HOTKEY,
-            allowed_skew=0,
+            settings=IntakeSettings(allowed_skew=0),
         )  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="annotated with a pydantic model"):
         create_app(
             Unannotated(),
             hotkey_ss58=wallets.validator_hotkey,
             allowed_hotkeys=ANY_HOTKEY,
-            allowed_skew=0,
+            settings=IntakeSettings(allowed_skew=0),
         )
     app = create_app(
         Unannotated(),
         hotkey_ss58=wallets.validator_hotkey,
         model=Prompt,
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
     assert app.state.organic_intake.model is Prompt
     app = create_app(
         ReturnsAnUnimportedType(),
         hotkey_ss58=wallets.validator_hotkey,
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
     assert app.state.organic_intake.model is Prompt
 
@@ -723,7 +734,7 @@ def test_a_custom_nonce_store_is_used_and_its_failure_is_a_503(
         hotkey_ss58=wallets.validator_hotkey,
         nonce_store=store,
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
 
     async def main() -> list[httpx.Response]:
@@ -755,7 +766,7 @@ def test_server_binds_a_free_port_and_stops_cleanly(wallets: Wallets) -> None:  
         QueueingScorer(),
         hotkey_ss58=wallets.validator_hotkey,
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
     server = serve_in_thread(app, port=0)
     try:
@@ -808,7 +819,7 @@ def test_server_reports_a_taken_port(wallets: Wallets) -> None:  # noqa: F811
         QueueingScorer(),
         hotkey_ss58=wallets.validator_hotkey,
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
     with serve_in_thread(app) as first, pytest.raises(OSError, match="in use"):
         OrganicServer(app, port=first.port).start()
@@ -841,9 +852,8 @@ def target(wallets: Wallets) -> PropertyTarget:  # noqa: F811
     app = create_app(
         scorer,
         hotkey_ss58=wallets.validator_hotkey,
-        max_body_bytes=PROPERTY_LIMIT,
+        settings=IntakeSettings(max_body_bytes=PROPERTY_LIMIT, allowed_skew=0),
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
     )
     return PropertyTarget(scorer, app, wallets, bt.http_auth.InMemoryNonceStore())
 

@@ -13,6 +13,7 @@ from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_HTTP_AUTH
 from organic_scoring.errors import OrganicRequestError
 from organic_scoring.http import OrganicClient, create_app, serve_in_thread
+from organic_scoring.intake import IntakeSettings
 from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
 from support.transports import Job, parity_scorer
 
@@ -39,7 +40,7 @@ def test_a_422_names_its_first_field_errors(wallets: Wallets, protocol: str) -> 
         hotkey_ss58=wallets.validator_hotkey,
         protocol=protocol,
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
 
     async def call(payload: object) -> OrganicRequestError:

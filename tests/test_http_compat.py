@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_HTTP_AUTH
+from organic_scoring.intake import IntakeSettings
 from support.loopback import make_wallet
 from support.scorers import Recorder
 
@@ -32,7 +33,7 @@ def test_the_module_imports_on_every_major() -> None:
     assert callable(http.create_app)
     assert callable(http.serve_in_thread)
     assert http.caller_hotkey() is None
-    assert http.current_caller() is None
+    assert http.current_request() is None
 
 
 class _Prompt(BaseModel):
@@ -56,7 +57,7 @@ def test_an_epistula_intake_builds_and_serves_on_every_major(tmp_path: Path) -> 
         hotkey_ss58=receiver,
         protocol="epistula",
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
     assert app.state.organic_intake.protocol.name == "epistula"
     assert default_protocol() == ("btauth/1" if HAS_HTTP_AUTH else "epistula")
@@ -92,7 +93,7 @@ def test_without_http_auth_btauth_is_a_clear_error_and_epistula_the_default() ->
             hotkey_ss58="5F",
             protocol="btauth/1",
             allowed_hotkeys=ANY_HOTKEY,
-            allowed_skew=0,
+            settings=IntakeSettings(allowed_skew=0),
         )
     with pytest.raises(RuntimeError, match=r"bt\.http_auth.*epistula"):
         OrganicAuth(object(), "5F", protocol="btauth/1")

@@ -21,6 +21,7 @@ import pytest
 from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_HTTP_AUTH
 from organic_scoring.http import OrganicClient, OrganicServer, create_app, serve_in_thread
+from organic_scoring.intake import IntakeSettings
 from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
 from support.transports import Job, parity_scorer
 from support.waiting import WAIT
@@ -38,7 +39,9 @@ LIMIT = 512 * 1024
 @contextmanager
 def served(w: Wallets, protocol: str, **options: Any) -> Iterator[tuple[Any, OrganicServer]]:
     options.setdefault("allowed_hotkeys", ANY_HOTKEY)
-    options.setdefault("allowed_skew", 0)  # one host, one clock: nothing to settle
+    limits = {k: options.pop(k) for k in list(options) if k in IntakeSettings.model_fields}
+    limits.setdefault("allowed_skew", 0)  # one host, one clock: nothing to settle
+    options["settings"] = IntakeSettings(**limits)
     scorer = parity_scorer(Job)
     app = create_app(scorer, hotkey_ss58=w.validator_hotkey, protocol=protocol, **options)
     with serve_in_thread(app) as server:
@@ -193,7 +196,7 @@ def test_a_request_replayed_to_a_restarted_intake_is_refused(
         hotkey_ss58=wallets.validator_hotkey,
         protocol=protocol,
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
     with OrganicServer(app, port=server.port).start():
         assert asyncio.run(post(url, headers)) == 401  # well inside max_age
@@ -314,7 +317,7 @@ def test_a_request_signed_ahead_and_replayed_after_a_restart_is_not_accepted_twi
         hotkey_ss58=wallets.validator_hotkey,
         protocol="epistula",
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=skew,
+        settings=IntakeSettings(allowed_skew=skew),
     )
     with OrganicServer(app, port=server.port).start():
         replayed = httpx.post(url, content=body, headers=headers, timeout=WAIT)
@@ -357,7 +360,7 @@ def test_headers_that_trickle_in_or_never_come_are_cut_off(
 ) -> None:
     scorer = parity_scorer(Job)
     app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)
-    with serve_in_thread(app, header_timeout=0.5) as server:
+    with serve_in_thread(app, settings=IntakeSettings(header_timeout=0.5)) as server:
         idle = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
         slow = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
         with idle, slow:
@@ -370,7 +373,7 @@ def test_headers_that_trickle_in_or_never_come_are_cut_off(
 def test_headers_over_the_limit_are_refused(wallets: Wallets) -> None:  # noqa: F811
     scorer = parity_scorer(Job)
     app = create_app(scorer, hotkey_ss58=wallets.validator_hotkey, allowed_hotkeys=ANY_HOTKEY)
-    with serve_in_thread(app, max_header_bytes=4096) as server:
+    with serve_in_thread(app, settings=IntakeSettings(max_header_bytes=4096)) as server:
         # 8 KiB of headers, not yet finished: more than may be held unparsed.
         start = b"POST /organic HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 8192 + b"\r\n"
         with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock:

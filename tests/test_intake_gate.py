@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from organic_scoring import ANY_HOTKEY
-from organic_scoring.intake import InMemoryNonceStore, permitted_validators
+from organic_scoring.intake import InMemoryNonceStore, IntakeSettings, permitted_validators
 from organic_scoring.intake._gate import Gate, Refused
 from organic_scoring.intake._replay import Freshness
 from organic_scoring.intake._request_type import request_type_of
@@ -181,7 +181,9 @@ def test_a_restart_puts_off_what_the_previous_process_may_have_accepted() -> Non
 
 def test_a_gate_refuses_what_was_signed_before_it_started() -> None:
     signed = time.time_ns()
-    gate = Gate(Hooked(), "test", allowed_hotkeys=ANY_HOTKEY, allowed_skew=0.2)
+    gate = Gate(
+        Hooked(), "test", allowed_hotkeys=ANY_HOTKEY, settings=IntakeSettings(allowed_skew=0.2)
+    )
     refused = refusal(lambda: gate.check_fresh(signed))
     assert (refused.status, refused.message) == (
         401,
@@ -218,7 +220,13 @@ def test_remember_checks_freshness_again_after_the_body() -> None:
     """Headers fresh when they arrived, body trickled past max_age: by then the first
     copy's nonce may be forgotten, so the request must be refused as stale."""
     store = Persistent(retention=12)
-    gate = Gate(Hooked(), "t", allowed_hotkeys=ANY_HOTKEY, max_age=10, nonce_store=store)
+    gate = Gate(
+        Hooked(),
+        "t",
+        allowed_hotkeys=ANY_HOTKEY,
+        settings=IntakeSettings(max_age=10),
+        nonce_store=store,
+    )
     signed = time.time_ns() - int(10.5e9)  # fresh at the headers, stale by now
     assert "more than 10s ago" in refusal(lambda: gate.remember(FRIEND, 7, signed)).message
     assert len(store) == 0  # nothing remembered for a refused request
@@ -229,7 +237,7 @@ def test_a_nonce_store_must_outlast_the_freshness_window() -> None:
         Gate(
             Hooked(),
             "test",
-            max_age=30,
+            settings=IntakeSettings(max_age=30),
             nonce_store=InMemoryNonceStore(retention=10),
             allowed_hotkeys=ANY_HOTKEY,
         )
@@ -336,7 +344,10 @@ def test_hooks_the_scorer_does_not_override_cost_nothing_and_refuse_nothing() ->
     gate = Gate(Plain(), "test", allowed_hotkeys=ANY_HOTKEY)
 
     async def main() -> Any:
-        return await gate.pass_through("subject", lambda: Ask(text="x"), "5Key")
+        request = Ask(text="x")
+        await gate.blacklist("subject", "5Key")
+        await gate.verify(request, "5Key")
+        return request, await gate.priority(request, "5Key")
 
     request, priority = asyncio.run(main())
     assert (request.text, priority) == ("x", 0.0)
@@ -346,7 +357,12 @@ def test_hooks_the_scorer_does_not_override_cost_nothing_and_refuse_nothing() ->
 
 
 def test_admission_orders_waiters_by_priority_and_refuses_past_the_backlog() -> None:
-    gate = Gate(Hooked(), "test", max_concurrent=1, max_backlog=2, allowed_hotkeys=ANY_HOTKEY)
+    gate = Gate(
+        Hooked(),
+        "test",
+        settings=IntakeSettings(max_concurrent=1, max_backlog=2),
+        allowed_hotkeys=ANY_HOTKEY,
+    )
     order: list[str] = []
 
     async def enter(name: str, priority: float, hold: asyncio.Event | None = None) -> None:
@@ -377,7 +393,12 @@ def test_admission_orders_waiters_by_priority_and_refuses_past_the_backlog() -> 
 
 
 def test_a_waiter_whose_caller_leaves_gives_up_its_place() -> None:
-    gate = Gate(Hooked(), "test", max_concurrent=1, max_backlog=2, allowed_hotkeys=ANY_HOTKEY)
+    gate = Gate(
+        Hooked(),
+        "test",
+        settings=IntakeSettings(max_concurrent=1, max_backlog=2),
+        allowed_hotkeys=ANY_HOTKEY,
+    )
 
     async def main() -> bool:
         hold, left = asyncio.Event(), asyncio.Event()

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from organic_scoring import ANY_HOTKEY
 from organic_scoring.errors import IterationError
 from organic_scoring.http import serve_in_thread
+from organic_scoring.intake import IntakeSettings
 from organic_scoring.metrics import PrometheusMetrics, metrics_route, serve_metrics
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
@@ -668,7 +669,7 @@ def test_metrics_beside_the_signed_http_intake_on_one_port(
         hotkey_ss58=wallets.validator_hotkey,
         protocol="epistula",
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
     with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
         app.router.routes.append(metrics_route(metrics))

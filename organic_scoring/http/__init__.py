@@ -7,8 +7,9 @@ scorer's ``_on_organic_entry``. Serve it standalone with :func:`serve_in_thread`
 mount it in an existing Starlette or FastAPI app. Callers (gateways, tests, demos)
 use :class:`OrganicClient`, or any ``httpx`` client with :class:`OrganicAuth`.
 
-Hooks learn who is calling from :func:`caller_hotkey`, :func:`current_caller` and
-:func:`current_request`; ``_blacklist_fn`` receives a :class:`RequestInfo`.
+Hooks learn who is calling from :func:`caller_hotkey` and :func:`current_request`
+(whose ``caller`` is the protocol's record of the caller); ``_blacklist_fn`` receives
+a :class:`RequestInfo`.
 
 Needs the ``http`` extra (``pip install 'organic-scoring[http]'``), on every
 bittensor major; ``protocol="btauth/1"`` needs bittensor 11's ``bt.http_auth`` and
@@ -31,12 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from organic_scoring.http._app import create_app
 from organic_scoring.http._client import OrganicClient, OrganicStream
-from organic_scoring.http._context import (
-    RequestInfo,
-    caller_hotkey,
-    current_caller,
-    current_request,
-)
+from organic_scoring.http._context import RequestInfo, caller_hotkey, current_request
 from organic_scoring.http._epistula import EpistulaCaller
 from organic_scoring.http._server import OrganicServer, serve_in_thread
 from organic_scoring.http._signing import OrganicAuth
@@ -50,7 +46,6 @@ __all__ = [
     "RequestInfo",
     "caller_hotkey",
     "create_app",
-    "current_caller",
     "current_request",
     "serve_in_thread",
 ]

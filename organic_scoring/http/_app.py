@@ -7,7 +7,10 @@ their statuses are in ``docs/intake.md``. Every refusal is a JSON
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -18,40 +21,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from organic_scoring._defaults import (
-    DEFAULT_ALLOWED_SKEW,
-    DEFAULT_BODY_TIMEOUT,
-    DEFAULT_MAX_AGE,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_UNVERIFIED_BYTES,
-    DEFAULT_UNVERIFIED_BYTES_PER_HOTKEY,
-)
 from organic_scoring._log import log
 from organic_scoring.base import OrganicScoringBase
 from organic_scoring.http._context import RequestInfo, _current
-from organic_scoring.http._protocol import header_map
+from organic_scoring.http._protocol import SigningProtocol, header_map
 from organic_scoring.http._responses import error_response, response_for, stream_response
-from organic_scoring.http._settings import IntakeSettings
 from organic_scoring.http._signing import default_protocol, protocol_named
 from organic_scoring.http._target import request_target
-from organic_scoring.intake import NonceStore, Quota
-from organic_scoring.intake._body import (
-    BodyBudget,
-    BodyTooLarge,
-    BodyTooSlow,
-    ClientGone,
-    InvalidLength,
-    OverBudget,
-    check_declared_length,
-    read_body,
-)
-from organic_scoring.intake._gate import Gate, Refused
+from organic_scoring.intake import IntakeSettings, NonceStore, Quota
+from organic_scoring.intake._gate import GONE, Claim, Gate, Refused, Wire
 from organic_scoring.intake._request_type import request_type_of
 
 __all__ = ["OrganicIntake", "create_app"]
 
 _MAX_REPORTED_ERRORS = 50
-_GONE = 499  # counted, never sent: nginx's "client closed request"
 
 
 def create_app(
@@ -61,14 +44,7 @@ def create_app(
     protocol: str | None = None,
     path: str = "/organic",
     model: type[BaseModel] | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    body_timeout: float = DEFAULT_BODY_TIMEOUT,
-    max_concurrent: int = 32,
-    max_backlog: int = 256,
-    max_unverified_bytes: int = DEFAULT_UNVERIFIED_BYTES,
-    max_unverified_bytes_per_hotkey: int = DEFAULT_UNVERIFIED_BYTES_PER_HOTKEY,
-    max_age: float = DEFAULT_MAX_AGE,
-    allowed_skew: float = DEFAULT_ALLOWED_SKEW,
+    settings: IntakeSettings | None = None,
     nonce_store: NonceStore | None = None,
     allowed_hotkeys: Any = None,
     quota: Quota | None = None,
@@ -89,16 +65,8 @@ def create_app(
         path: The route of the intake.
         model: The request model; by default the annotation of
             ``_on_organic_entry``'s first parameter.
-        max_body_bytes: Longer bodies get 413 (default 1 MiB).
-        body_timeout: Seconds to receive the whole body; slower ones get 408.
-        max_concurrent: Requests handled at once.
-        max_backlog: Requests allowed to wait for a slot; more get 429.
-        max_unverified_bytes: Body bytes read at once before their signatures are
-            checked, over all callers (16 MiB); more get 503.
-        max_unverified_bytes_per_hotkey: The same per claimed hotkey (4 MiB); more
-            get 429.
-        max_age: Seconds a signed request stays fresh.
-        allowed_skew: Seconds a caller's clock may run ahead of ours.
+        settings: The limits (:class:`~organic_scoring.intake.IntakeSettings`);
+            default ``IntakeSettings()``.
         nonce_store: Where accepted nonces are kept
             (:class:`~organic_scoring.intake.NonceStore`); default: in memory, for
             this app. Share one (Redis) between processes serving the same hotkey.
@@ -111,10 +79,11 @@ def create_app(
 
     Raises:
         RuntimeError: ``protocol="btauth/1"`` on bittensor 9 or 10.
-        TypeError: ``scoring`` is not a scorer, or no request model can be found.
-        ValueError: An option is out of range (the message names it), the nonce
-            store forgets nonces before they go stale, or nobody said who may call
-            (``allowed_hotkeys``).
+        TypeError: ``scoring`` is not a scorer, ``settings`` not an
+            ``IntakeSettings``, or no request model can be found.
+        ValueError: ``hotkey_ss58``, ``protocol`` or ``path`` is invalid (the message
+            names it), the nonce store forgets nonces before they go stale, or nobody
+            said who may call (``allowed_hotkeys``).
     """
     intake = OrganicIntake(
         scoring,
@@ -122,20 +91,13 @@ def create_app(
         protocol=protocol,
         path=path,
         model=model,
-        max_body_bytes=max_body_bytes,
-        body_timeout=body_timeout,
-        max_concurrent=max_concurrent,
-        max_backlog=max_backlog,
-        max_unverified_bytes=max_unverified_bytes,
-        max_unverified_bytes_per_hotkey=max_unverified_bytes_per_hotkey,
-        max_age=max_age,
-        allowed_skew=allowed_skew,
+        settings=settings,
         nonce_store=nonce_store,
         allowed_hotkeys=allowed_hotkeys,
         quota=quota,
     )
     app = Starlette(
-        routes=[Route(intake.settings.path, intake, methods=["POST"])],
+        routes=[Route(intake.path, intake, methods=["POST"])],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.organic_intake = intake
@@ -163,14 +125,7 @@ class OrganicIntake:
         protocol: str | None = None,
         path: str = "/organic",
         model: type[BaseModel] | None = None,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        body_timeout: float = DEFAULT_BODY_TIMEOUT,
-        max_concurrent: int = 32,
-        max_backlog: int = 256,
-        max_unverified_bytes: int = DEFAULT_UNVERIFIED_BYTES,
-        max_unverified_bytes_per_hotkey: int = DEFAULT_UNVERIFIED_BYTES_PER_HOTKEY,
-        max_age: float = DEFAULT_MAX_AGE,
-        allowed_skew: float = DEFAULT_ALLOWED_SKEW,
+        settings: IntakeSettings | None = None,
         nonce_store: NonceStore | None = None,
         allowed_hotkeys: Any = None,
         quota: Quota | None = None,
@@ -178,23 +133,19 @@ class OrganicIntake:
         """Check the options and look up the scorer's hooks; see :func:`create_app`."""
         if not isinstance(scoring, OrganicScoringBase):
             raise TypeError(f"scoring must be an OrganicScoringBase, got {type(scoring).__name__}")
-        self.settings = IntakeSettings(
-            hotkey_ss58=hotkey_ss58,
-            protocol=default_protocol() if protocol is None else protocol,  # type: ignore[arg-type]
-            path=path,
-            max_body_bytes=max_body_bytes,
-            body_timeout=body_timeout,
-            max_concurrent=max_concurrent,
-            max_backlog=max_backlog,
-            max_age=max_age,
-            allowed_skew=allowed_skew,
-            max_unverified_bytes=max_unverified_bytes,
-            max_unverified_bytes_per_hotkey=max_unverified_bytes_per_hotkey,
+        if not isinstance(hotkey_ss58, str) or not hotkey_ss58:
+            raise ValueError(
+                f"hotkey_ss58 must be the validator's SS58 hotkey, got {hotkey_ss58!r}"
+            )
+        if not isinstance(path, str) or not path.startswith("/") or "?" in path or "#" in path:
+            raise ValueError(
+                f"path must be an absolute path such as '/organic', without a query; got {path!r}"
+            )
+        self.hotkey_ss58 = hotkey_ss58
+        self.path = path
+        self.protocol: SigningProtocol = protocol_named(
+            default_protocol() if protocol is None else protocol
         )
-        self.budget = BodyBudget(
-            self.settings.max_unverified_bytes, self.settings.max_unverified_bytes_per_hotkey
-        )
-        self.protocol = protocol_named(self.settings.protocol)
         if model is None:
             model = request_type_of(scoring, BaseModel, "; or pass model= to create_app")
         elif not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -202,15 +153,17 @@ class OrganicIntake:
         self.model: type[BaseModel] = model
         self.gate = Gate(
             scoring,
-            self.settings.protocol,
-            max_concurrent=self.settings.max_concurrent,
-            max_backlog=self.settings.max_backlog,
-            max_age=self.settings.max_age,
-            allowed_skew=self.settings.allowed_skew,
+            self.protocol.name,
+            settings,
             nonce_store=nonce_store,
             allowed_hotkeys=allowed_hotkeys,
             quota=quota,
         )
+
+    @property
+    def settings(self) -> IntakeSettings:
+        """The intake's limits."""
+        return self.gate.settings
 
     @property
     def nonce_store(self) -> NonceStore:
@@ -231,88 +184,14 @@ class OrganicIntake:
         """Handle one HTTP request (ASGI)."""
         if scope["type"] != "http":
             return  # only HTTP is served; a router never sends anything else here
-        began = time.perf_counter()
-        gate = self.gate
         if scope["method"] != "POST":
+            began = time.perf_counter()
             await error_response(405, "method not allowed", headers={"Allow": "POST"})(
                 scope, receive, send
             )
-            gate.record(405, began)
+            self.gate.record(405, began)
             return
-        try:
-            status = await self._serve(scope, receive, send)
-        except Refused as refused:
-            response = error_response(
-                refused.status, refused.message, headers=refused.headers, detail=refused.detail
-            )
-            await response(scope, receive, send)
-            status = refused.status
-        except ClientGone:
-            status = _GONE
-        gate.record(status, began)
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> int:
-        """Every step; returns the status sent, or raises :class:`Refused`."""
-        settings, gate, protocol = self.settings, self.gate, self.protocol
-        receiver = settings.hotkey_ss58
-        headers = header_map(scope["headers"], protocol)
-        claim = protocol.claim(headers, receiver)
-        gate.screen(gate.identify(claim.hotkey))
-        gate.check_fresh(claim.signed_at_ns, claim.resolution_ns)
-        limit = settings.max_body_bytes
-        try:
-            declared = check_declared_length(headers.get("content-length"), limit)
-        except InvalidLength:
-            raise Refused(400, "invalid Content-Length") from None
-        except BodyTooLarge:
-            # The server discards whatever of the body is still coming; closing the
-            # connection now instead would reset it under a client still writing.
-            raise Refused(413, f"request body exceeds {limit} bytes") from None
-        target = request_target(scope)
-        try:
-            # Held until the signature is checked: unverified bodies share a budget.
-            with self.budget.hold(claim.hotkey, limit if declared is None else declared):
-                body = await read_body(receive, limit, settings.body_timeout, declared)
-                caller = protocol.verify(
-                    claim, headers, body, target=target, receiver=receiver, gate=gate
-                )
-        except OverBudget as over:
-            raise Refused(
-                429 if over.per_hotkey else 503,
-                "too many request bodies are being read for this hotkey, try again later"
-                if over.per_hotkey
-                else "too many request bodies are being read, try again later",
-                headers={"Retry-After": "1"},
-            ) from None
-        except BodyTooLarge:
-            raise Refused(413, f"request body exceeds {limit} bytes") from None
-        except BodyTooSlow:
-            raise Refused(
-                408, f"the request body did not arrive within {settings.body_timeout:g}s"
-            ) from None
-        await gate.remember(claim.hotkey, claim.nonce, claim.signed_at_ns, claim.resolution_ns)
-        await gate.charge(claim.hotkey)
-        client = scope.get("client")
-        info = RequestInfo(
-            hotkey=claim.hotkey,
-            protocol=protocol.name,
-            method="POST",
-            path=target,
-            headers=headers,
-            client=None if client is None else (str(client[0]), int(client[1])),
-            caller=caller,
-        )
-        token = _current.set(info)
-        try:
-            request, priority = await gate.pass_through(
-                info, lambda: self._parse(body), claim.hotkey
-            )
-            async with gate.admitted(priority, lambda: _until_gone(receive)) as admitted:
-                if not admitted:
-                    return _GONE
-                return await self._handle(request, info, scope, receive, send)
-        finally:
-            _current.reset(token)
+        await self.gate.serve(_HttpWire(self, scope, receive, send))
 
     def _parse(self, body: bytes) -> BaseModel:
         try:
@@ -320,10 +199,70 @@ class OrganicIntake:
         except ValidationError as exc:
             raise _invalid_body(exc) from None
 
-    async def _handle(
-        self, request: BaseModel, info: RequestInfo, scope: Scope, receive: Receive, send: Send
-    ) -> int:
-        """Run the handler and send what it returned; the status sent."""
+
+class _HttpWire(Wire):
+    """One signed HTTP request, as the gate reads and answers it."""
+
+    def __init__(self, intake: OrganicIntake, scope: Scope, receive: Receive, send: Send) -> None:
+        self.intake = intake
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.gone = functools.partial(_until_gone, receive)
+        self.target = request_target(scope)
+        self.headers: dict[str, str] = {}
+        self.hotkey = ""  # the verified caller's, once known
+
+    def claim(self) -> Claim:
+        intake = self.intake
+        self.headers = header_map(self.scope["headers"], intake.protocol)
+        return intake.protocol.claim(self.headers, intake.hotkey_ss58)
+
+    def content_length(self) -> str | None:
+        return self.headers.get("content-length")
+
+    def check(self, claim: Claim, body: bytes) -> Any:
+        intake = self.intake
+        return intake.protocol.verify(
+            claim,
+            self.headers,
+            body,
+            target=self.target,
+            receiver=intake.hotkey_ss58,
+            gate=intake.gate,
+        )
+
+    @contextlib.contextmanager
+    def entered(self, claim: Claim, caller: Any) -> Iterator[RequestInfo]:
+        self.hotkey = claim.hotkey
+        client = self.scope.get("client")
+        info = RequestInfo(
+            hotkey=claim.hotkey,
+            protocol=self.intake.protocol.name,
+            method="POST",
+            path=self.target,
+            headers=self.headers,
+            client=None if client is None else (str(client[0]), int(client[1])),
+            caller=caller,
+        )
+        token = _current.set(info)
+        try:
+            yield info
+        finally:
+            _current.reset(token)
+
+    def parse(self, body: bytes) -> BaseModel:
+        return self.intake._parse(body)
+
+    async def refuse(self, refused: Refused) -> None:
+        response = error_response(
+            refused.status, refused.message, headers=refused.headers, detail=refused.detail
+        )
+        await response(self.scope, self.receive, self.send)
+
+    async def respond(self, result: Any) -> int:
+        """Send what the handler returned; the status sent."""
+        scope, receive, send = self.scope, self.receive, self.send
         chunks = None
         sent: list[int] = []
 
@@ -334,7 +273,6 @@ class OrganicIntake:
 
         try:
             try:
-                result = await self.gate.handle(request)
                 response = response_for(result)
                 if response is None:
                     streamed = await stream_response(result)
@@ -342,15 +280,12 @@ class OrganicIntake:
                         response = Response(b"", media_type="text/plain; charset=utf-8")
                     else:
                         response, chunks = streamed
-            except Refused:
-                raise  # the organic queue is unavailable: 503
-            except Exception as exc:
-                self.gate.hook_failed("_on_organic_entry", info.hotkey, exc)
-                response = error_response(500, "internal error")
+            except Exception as exc:  # a stream that fails before its first chunk
+                raise self.intake.gate.hook_failed("_on_organic_entry", self.hotkey, exc) from exc
             try:
                 await response(scope, receive, tracked_send)
             except (ClientDisconnect, OSError):
-                return sent[0] if sent else _GONE  # the caller left; no one to answer
+                return sent[0] if sent else GONE  # the caller left; no one to answer
             except Exception as exc:
                 log.error(f"organic intake: sending the response failed: {exc!r}", exc_info=exc)
                 if not sent:

@@ -2,8 +2,8 @@
 
 The intake sets a context variable once a request's signature has been verified,
 before any hook runs, and keeps it set while the response is produced
-(streamed responses included). Hooks read it with :func:`caller_hotkey`,
-:func:`current_caller` or :func:`current_request`; outside a request they return None.
+(streamed responses included). Hooks read it with :func:`caller_hotkey` or
+:func:`current_request`; outside a request they return None.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RequestInfo", "caller_hotkey", "current_caller", "current_request"]
+__all__ = ["RequestInfo", "caller_hotkey", "current_request"]
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,6 @@ _current: ContextVar[RequestInfo | None] = ContextVar("organic_scoring_http_requ
 def current_request() -> RequestInfo | None:
     """The authenticated request being handled, or None outside the intake."""
     return _current.get()
-
-
-def current_caller() -> Any:
-    """bittensor's ``http_auth.Caller`` of the request being handled, or None."""
-    info = _current.get()
-    return None if info is None else info.caller
 
 
 def caller_hotkey() -> str | None:

@@ -43,7 +43,7 @@ _AUTH_HEADERS = frozenset({_VERSION, _TIMESTAMP, _UUID, _SIGNED_BY, _SIGNED_FOR,
 
 @dataclass(frozen=True)
 class EpistulaCaller:
-    """The authenticated sender of an Epistula request (``current_caller()``)."""
+    """The authenticated sender of an Epistula request (``current_request().caller``)."""
 
     hotkey_ss58: str
     uuid: str

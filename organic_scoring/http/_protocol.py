@@ -16,25 +16,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from organic_scoring._compat import Signer
-from organic_scoring.intake._gate import Gate, Refused
+from organic_scoring.intake._gate import Claim, Gate, Refused
 
 __all__ = ["Claim", "SigningProtocol", "header_map"]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What a request's headers claim, before anything is verified."""
-
-    hotkey: str
-    signed_at_ns: int
-    """When it was signed; the latest moment of it when ``resolution_ns`` > 1."""
-    nonce: int | str
-    resolution_ns: int = 1
-    """How precisely the signing time is known (1: to the nanosecond)."""
 
 
 class SigningProtocol(ABC):
@@ -70,7 +57,7 @@ class SigningProtocol(ABC):
     ) -> Any:
         """Check the signature over ``body``; the app then remembers ``claim.nonce``.
 
-        Returns the protocol's caller record (for ``current_caller()``). Runs on the
+        Returns the protocol's caller record (``current_request().caller``). Runs on the
         event loop: it must not touch the nonce store (which may block).
 
         Raises:

@@ -1,7 +1,8 @@
 """Serving an ASGI app from a background thread, for validators without a web server.
 
 uvicorn runs on its own thread and loop, on a socket bound in the caller's thread (a
-taken port fails at once), parsing with h11 within ``max_header_bytes`` and
+taken port fails at once), parsing with h11 within the intake's
+:class:`~organic_scoring.intake.IntakeSettings` ``max_header_bytes`` and
 ``header_timeout``.
 """
 
@@ -12,7 +13,7 @@ import socket
 import threading
 from typing import Any
 
-from organic_scoring._defaults import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_HEADER_BYTES
+from organic_scoring.intake import IntakeSettings
 
 __all__ = ["OrganicServer", "serve_in_thread", "serve_workers"]
 
@@ -32,8 +33,9 @@ class OrganicServer:
             ``"0.0.0.0"`` (or ``"::"``) for every interface.
         port: The port; 0 lets the system choose (see :attr:`port`).
         graceful_timeout: Seconds in-flight requests get to finish on stop.
-        header_timeout: Seconds a connection has to send a request's headers.
-        max_header_bytes: The most header bytes read for one request.
+        settings: Where ``header_timeout`` and ``max_header_bytes`` come from;
+            default the settings of the intake ``app`` is (from
+            :func:`~organic_scoring.http.create_app`), else ``IntakeSettings()``.
         **uvicorn_options: Passed to ``uvicorn.Config`` (e.g. ``ssl_keyfile``,
             ``ssl_certfile``, ``log_level``, ``access_log``). Logging is left as the
             validator configured it: no ``log_config`` is applied unless given.
@@ -46,17 +48,18 @@ class OrganicServer:
         port: int = 0,
         *,
         graceful_timeout: float = 5.0,
-        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
-        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        settings: IntakeSettings | None = None,
         **uvicorn_options: Any,
     ) -> None:
-        if not header_timeout > 0 or max_header_bytes < 1024:
-            raise ValueError(
-                "header_timeout must be > 0 and max_header_bytes >= 1024, "
-                f"got {header_timeout!r}, {max_header_bytes!r}"
+        if settings is None:
+            intake = getattr(getattr(app, "state", None), "organic_intake", None)
+            found = getattr(intake, "settings", None)
+            settings = found if isinstance(found, IntakeSettings) else IntakeSettings()
+        elif not isinstance(settings, IntakeSettings):
+            raise TypeError(
+                f"settings must be an organic_scoring.intake.IntakeSettings, got {settings!r}"
             )
-        self._header_timeout = header_timeout
-        self._max_header_bytes = max_header_bytes
+        self.settings = settings
         self._app = app
         self.host = host
         self._port = port
@@ -104,8 +107,8 @@ class OrganicServer:
         options: dict[str, Any] = {
             "log_config": None,
             "access_log": False,
-            "http": _bounded_h11(self._header_timeout),
-            "h11_max_incomplete_event_size": self._max_header_bytes,
+            "http": _bounded_h11(self.settings.header_timeout),
+            "h11_max_incomplete_event_size": self.settings.max_header_bytes,
         }
         options.update(self._options)
         config = uvicorn.Config(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -66,9 +66,9 @@ class BodyBudget:
         self.held = 0
         self._by_hotkey: Counter[str] = Counter()
 
-    @contextlib.contextmanager
-    def hold(self, hotkey: str, size: int) -> Iterator[None]:
-        """Hold ``size`` bytes for ``hotkey`` for the block.
+    def take(self, hotkey: str, size: int) -> Callable[[], None]:
+        """Hold ``size`` bytes for ``hotkey`` until the returned function is called
+        (calling it again does nothing).
 
         Raises:
             OverBudget: The hotkey's share, or the whole budget, has no room.
@@ -79,13 +79,28 @@ class BodyBudget:
             raise OverBudget(per_hotkey=False)
         self.held += size
         self._by_hotkey[hotkey] += size
-        try:
-            yield
-        finally:
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if not held:
+                return
+            held = False
             self.held -= size
             self._by_hotkey[hotkey] -= size
             if not self._by_hotkey[hotkey]:
                 del self._by_hotkey[hotkey]
+
+        return release
+
+    @contextlib.contextmanager
+    def hold(self, hotkey: str, size: int) -> Iterator[None]:
+        """:meth:`take` for the block."""
+        release = self.take(hotkey, size)
+        try:
+            yield
+        finally:
+            release()
 
 
 def check_declared_length(value: str | None, limit: int) -> int | None:

@@ -1,40 +1,51 @@
-"""The intake gate: one pipeline behind every transport.
+"""The intake gate: one pipeline behind every transport, its step order written once.
 
-A transport (the axon, btauth/1 HTTP, Epistula HTTP) turns its wire format into the
-gate's inputs and calls these steps in this order; each one refuses by raising
-:class:`Refused` with the status every transport answers with:
+A transport adapts its wire format to a :class:`Wire` (how to read the claim, the
+body and the request, how to answer) and hands it to :meth:`Gate.serve`, which runs
+these steps in this order; each one refuses by raising :class:`Refused` with the
+status every transport answers with:
 
 ==========  =====================================================  ======
 step        what                                                   refusal
 ==========  =====================================================  ======
+claim       the wire reads who claims to have signed, when, with   401/400
+            which nonce (missing or repeated headers)
 identify    the claimed hotkey is an SS58 address (401) written     401/400
             the canonical way, format 42 (400)
 screen      ``allowed_hotkeys`` admits the hotkey, before any       403
             byte of the body is read or any signature verified
 fresh       signed at most ``max_age`` ago, not ahead by more than  401
             ``allowed_skew``, and not before the intake started
-(the transport reads the body and verifies the signature: 401 when it fails)
+length      a declared body longer than ``max_body_bytes``          400/413
+body        read within ``body_timeout``, at most                   408/413
+            ``max_body_bytes``, under the unverified-bytes budget   429/503
+check       the wire checks the body: the signature (401)
 remember    still fresh, and the (hotkey, nonce) pair was never     401
             accepted before (the nonce store failing: 503); no     429
             store call while ``max_concurrent + max_backlog``
             requests are already in it or holding a slot or
             waiting for one
+charge      the hotkey's ``quota`` (429; its store failing: 503)    429
 blacklist   ``_blacklist_fn`` refuses (403); raises (500)
-(the transport parses the request: 400 or 422)
+parse       the wire parses the request                            400/422
 verify      ``_verify_fn`` returns False or raises                  403
 priority    ``_priority_fn``, a number (NaN ranks last); raises     500
 admit       ``max_concurrent`` requests at once, the rest wait,     429
             highest priority first, at most ``max_backlog`` of them
 handle      ``receive_organic(request)``: counted as accepted, or   500
             as a handler error when ``_on_organic_entry`` raises
-            (503 when the organic queue is unavailable)
+            (503 when the organic queue is unavailable); the wire
+            answers with what it returned
 ==========  =====================================================  ======
 
-Cheap steps come first, so an outsider costs no signature check and no nonce.
-``_blacklist_fn`` / ``_verify_fn`` answer with a flag or ``(flag, reason)``;
-``_verify_fn`` returning None accepts. Plain-function hooks run on worker threads;
-while ``max(4, max_concurrent)`` abandoned calls still run, a plain hook's step fails
-at once with :class:`RuntimeError`.
+:meth:`Gate.serve` is :meth:`Gate.receive` (claim to check) then
+:meth:`Gate.proceed` (remember to handle). The axon calls the two halves itself,
+because bittensor's own signature check sits between them. Cheap steps come first,
+so an outsider costs no signature check and no nonce. ``_blacklist_fn`` /
+``_verify_fn`` answer with a flag or ``(flag, reason)``; ``_verify_fn`` returning
+None accepts. Plain-function hooks run on worker threads; while
+``max(4, max_concurrent)`` abandoned calls still run, a plain hook's step fails at
+once with :class:`RuntimeError`.
 """
 
 from __future__ import annotations
@@ -44,18 +55,29 @@ import contextlib
 import functools
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from organic_scoring._defaults import DEFAULT_ALLOWED_SKEW, DEFAULT_MAX_AGE
 from organic_scoring._log import log
 from organic_scoring._loop.hooks import Hook, PlainCalls, overrides, ungrouped
 from organic_scoring._redact import describe_error
 from organic_scoring.base import OrganicScoringBase, runtime
 from organic_scoring.errors import QueueUnavailable
 from organic_scoring.intake._admission import AdmissionGate, BacklogFull
+from organic_scoring.intake._body import (
+    BodyBudget,
+    BodyTooLarge,
+    BodyTooSlow,
+    ClientGone,
+    InvalidLength,
+    OverBudget,
+    check_declared_length,
+    read_body,
+)
 from organic_scoring.intake._identity import AllowedHotkeys, admits, canonical, hotkey_policy
 from organic_scoring.intake._quota import Quota
 from organic_scoring.intake._replay import (
@@ -67,8 +89,15 @@ from organic_scoring.intake._replay import (
     remember,
     store_blocks,
 )
+from organic_scoring.intake._settings import IntakeSettings
 
-__all__ = ["Gate", "Refused"]
+if TYPE_CHECKING:  # starlette comes with every transport
+    from starlette.types import Receive
+
+__all__ = ["GONE", "Claim", "Gate", "Received", "Refused", "Wire"]
+
+GONE = 499
+"""Counted, never sent: the caller hung up (nginx's "client closed request")."""
 
 
 class Refused(Exception):
@@ -89,18 +118,86 @@ class Refused(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What a request's headers claim, before anything is verified."""
+
+    hotkey: str
+    signed_at_ns: int
+    """When it was signed; the latest moment of it when ``resolution_ns`` > 1."""
+    nonce: int | str
+    resolution_ns: int = 1
+    """How precisely the signing time is known (1: to the nanosecond)."""
+
+
+class Wire(ABC):
+    """One request as a transport reads and answers it; the gate decides the rest.
+
+    ``receive`` is the request's ASGI ``receive``; ``gone``, when set, returns once the
+    caller has hung up (a request waiting for a slot then gives its place up).
+    """
+
+    receive: Receive
+    gone: Callable[[], Coroutine[Any, Any, None]] | None = None
+
+    @abstractmethod
+    def claim(self) -> Claim:
+        """The claim, from the headers alone (401 missing or malformed, 400 repeated)."""
+
+    @abstractmethod
+    def content_length(self) -> str | None:
+        """The ``Content-Length`` header, if any."""
+
+    @abstractmethod
+    def check(self, claim: Claim, body: bytes) -> Any:
+        """Check the body before it is trusted (the signature: 401); the caller record."""
+
+    def entered(self, claim: Claim, caller: Any) -> contextlib.AbstractContextManager[Any]:
+        """Held while the verified request is handled; yields what ``_blacklist_fn``
+        receives."""
+        return contextlib.nullcontext(caller)
+
+    @abstractmethod
+    def parse(self, body: bytes) -> Any:
+        """The request ``_verify_fn``, ``_priority_fn`` and the handler receive (400/422)."""
+
+    @abstractmethod
+    async def respond(self, result: Any) -> int:
+        """Answer with what the handler returned; the status answered."""
+
+    async def refuse(self, refused: Refused) -> None:
+        """Answer with a refusal (only :meth:`Gate.serve` asks)."""
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class Received:
+    """A request through :meth:`Gate.receive`: its claim, body and caller record.
+
+    Its body holds a share of the unverified-bytes budget until :meth:`release`."""
+
+    claim: Claim
+    body: bytes
+    caller: Any
+    _release: Callable[[], None] = field(repr=False)
+
+    def release(self) -> None:
+        """The signature is checked: give the body's share of the budget back."""
+        self._release()
+
+
 class Gate:
-    """One scorer's intake pipeline; each transport builds one and calls its steps.
+    """One scorer's intake pipeline; each transport builds one and serves through it.
 
     Args:
         scorer: The scorer whose hooks the gate runs.
         transport: A label for the stats (``"axon"``, ``"btauth/1"``, ``"epistula"``).
-        max_concurrent: Requests handled at once.
-        max_backlog: Requests allowed to wait for a slot; more get 429.
-        max_age, allowed_skew: The freshness window (seconds).
+        settings: The limits; default ``IntakeSettings()``.
         nonce_store: Where accepted nonces are kept; default an
             :class:`~organic_scoring.intake.InMemoryNonceStore`. Share one (Redis)
             between processes serving the same hotkey.
+        allowed_hotkeys: Who may call; default the scorer's ``allowed_hotkeys``.
+        quota: Each hotkey's share; None for no per-caller limit.
 
     The gate belongs to one event loop at a time (the server's).
     """
@@ -109,17 +206,21 @@ class Gate:
         self,
         scorer: OrganicScoringBase,
         transport: str,
+        settings: IntakeSettings | None = None,
         *,
-        max_concurrent: int = 32,
-        max_backlog: int = 256,
-        max_age: float = DEFAULT_MAX_AGE,
-        allowed_skew: float = DEFAULT_ALLOWED_SKEW,
         nonce_store: NonceStore | None = None,
         allowed_hotkeys: Any = None,
         quota: Quota | None = None,
     ) -> None:
         if not isinstance(scorer, OrganicScoringBase):
             raise TypeError(f"scoring must be an OrganicScoringBase, got {type(scorer).__name__}")
+        if settings is None:
+            settings = IntakeSettings()
+        elif not isinstance(settings, IntakeSettings):
+            raise TypeError(
+                f"settings must be an organic_scoring.intake.IntakeSettings, got {settings!r}"
+            )
+        self.settings = settings
         self.transport = transport
         # Read through the base class's descriptor: a subclass may shadow ``config``.
         config = OrganicScoringBase.__dict__["config"].__get__(scorer, type(scorer))
@@ -129,6 +230,7 @@ class Gate:
         if quota is not None and not isinstance(quota, Quota):
             raise TypeError(f"quota must be an organic_scoring.intake.Quota, got {quota!r}")
         self.quota = quota
+        max_age, allowed_skew = settings.max_age, settings.allowed_skew
         if nonce_store is None:
             nonce_store = InMemoryNonceStore(retention=max(60.0, max_age + allowed_skew))
         self.freshness = Freshness(max_age, allowed_skew, time.time_ns(), nonce_store)
@@ -143,11 +245,107 @@ class Gate:
         self._blacklist = _overridden(scorer, "_blacklist_fn")
         self._verify = _overridden(scorer, "_verify_fn")
         self._priority = _overridden(scorer, "_priority_fn")
-        self._admission = AdmissionGate(max_concurrent, max_backlog)
-        self._capacity = max_concurrent + max_backlog
+        self.budget = BodyBudget(
+            settings.max_unverified_bytes, settings.max_unverified_bytes_per_hotkey
+        )
+        self._admission = AdmissionGate(settings.max_concurrent, settings.max_backlog)
+        self._capacity = settings.max_concurrent + settings.max_backlog
         self._remembering = 0  # requests in the nonce store's call now
-        self._plain = PlainCalls(max(4, max_concurrent), "the intake's plain hooks")
+        self._plain = PlainCalls(max(4, settings.max_concurrent), "the intake's plain hooks")
         self._outages = _Outages(transport)
+
+    # -- the pipeline --------------------------------------------------------------
+
+    async def serve(self, wire: Wire) -> int:
+        """Every step in order, refusals answered through ``wire.refuse``; the status
+        answered (:data:`GONE` when the caller hung up), counted in the stats."""
+        began = time.perf_counter()
+        try:
+            received = await self.receive(wire)
+            received.release()  # the wire checked the signature
+            status = await self.proceed(wire, received)
+        except Refused as refused:
+            await wire.refuse(refused)
+            status = refused.status
+        except ClientGone:
+            status = GONE
+        self.record(status, began)
+        return status
+
+    async def receive(self, wire: Wire) -> Received:
+        """The steps up to the body's check: claim, identify, screen, fresh, length,
+        body, check. The body keeps its share of the budget until released.
+
+        Raises:
+            Refused: The step's refusal.
+            ClientGone: The caller hung up during the body.
+        """
+        claim = wire.claim()
+        hotkey = self.identify(claim.hotkey)
+        self.screen(hotkey)
+        self.check_fresh(claim.signed_at_ns, claim.resolution_ns)
+        settings = self.settings
+        limit = settings.max_body_bytes
+        try:
+            declared = check_declared_length(wire.content_length(), limit)
+        except InvalidLength:
+            raise Refused(400, "invalid Content-Length") from None
+        except BodyTooLarge:
+            # The server discards whatever of the body is still coming; closing the
+            # connection now instead would reset it under a client still writing.
+            raise Refused(413, f"request body exceeds {limit} bytes") from None
+        try:
+            release = self.budget.take(hotkey, limit if declared is None else declared)
+        except OverBudget as over:
+            raise Refused(
+                429 if over.per_hotkey else 503,
+                "too many request bodies are being read for this hotkey, try again later"
+                if over.per_hotkey
+                else "too many request bodies are being read, try again later",
+                headers={"Retry-After": "1"},
+            ) from None
+        try:
+            body = await read_body(wire.receive, limit, settings.body_timeout, declared)
+            caller = wire.check(claim, body)
+        except BodyTooLarge:
+            release()
+            raise Refused(413, f"request body exceeds {limit} bytes") from None
+        except BodyTooSlow:
+            release()
+            raise Refused(
+                408, f"the request body did not arrive within {settings.body_timeout:g}s"
+            ) from None
+        except BaseException:
+            release()
+            raise
+        return Received(claim, body, caller, release)
+
+    async def proceed(self, wire: Wire, received: Received) -> int:
+        """The steps after the signature: remember, charge, blacklist, parse, verify,
+        priority, admit, handle; the status ``wire.respond`` answered.
+
+        Raises:
+            Refused: The step's refusal (500 when the handler raised).
+        """
+        claim = received.claim
+        hotkey = claim.hotkey
+        await self.remember(hotkey, claim.nonce, claim.signed_at_ns, claim.resolution_ns)
+        await self.charge(hotkey)
+        with wire.entered(claim, received.caller) as subject:
+            await self.blacklist(subject, hotkey)
+            request = wire.parse(received.body)
+            await self.verify(request, hotkey)
+            priority = await self.priority(request, hotkey)
+            async with self.admitted(priority, wire.gone) as admitted:
+                if not admitted:
+                    return GONE
+                try:
+                    result = await self.handle(request)
+                except Refused:
+                    raise  # the organic queue is unavailable: 503
+                except Exception as exc:
+                    raise self.hook_failed("_on_organic_entry", hotkey, exc) from exc
+                return await wire.respond(result)
 
     @property
     def in_flight(self) -> int:
@@ -368,15 +566,6 @@ class Gate:
             raise
         self._outages.answers("the organic queue")
         return result
-
-    async def pass_through(self, subject: Any, request: Callable[[], Any], hotkey: str) -> Any:
-        """The hook steps every transport shares, in order: blacklist, the request
-        (``request()`` parses it, refusing with 400 or 422), verify, priority; returns
-        the request and its priority as ``(request, priority)``."""
-        await self.blacklist(subject, hotkey)
-        parsed = request()
-        await self.verify(parsed, hotkey)
-        return parsed, await self.priority(parsed, hotkey)
 
     def hook_failed(self, hook: str, hotkey: str, exc: BaseException) -> Refused:
         """Log that ``hook`` raised for ``hotkey``; the 500 to answer with.

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from organic_scoring import ANY_HOTKEY, OrganicScoringBase
+from organic_scoring.intake import IntakeSettings
 
 
 class Ask(BaseModel):
@@ -64,7 +65,7 @@ def main() -> None:
         hotkey_ss58=validator,
         nonce_store=nonces,
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
     server = serve_in_thread(app, host="127.0.0.1", port=port)
     print("ready", flush=True)

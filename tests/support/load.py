@@ -38,6 +38,7 @@ from pydantic import BaseModel
 import organic_scoring
 from organic_scoring import ANY_HOTKEY, OrganicScoringBase
 from organic_scoring._compat import HAS_AXON
+from organic_scoring.intake import IntakeSettings
 from organic_scoring.organic_queue import OrganicQueueBase
 from organic_scoring.synth_dataset import SynthDatasetBase
 from support.axons import offline_dendrite
@@ -442,7 +443,7 @@ def http_intake(
         hotkey_ss58=validator,
         nonce_store=CopyingNonceStore(),
         allowed_hotkeys=ANY_HOTKEY,
-        allowed_skew=0,
+        settings=IntakeSettings(allowed_skew=0),
     )
     with serve_in_thread(app, host="127.0.0.1", port=0, timeout_keep_alive=KEEP_ALIVE) as served:
         url = served.url + "/organic"

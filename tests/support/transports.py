@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
-from organic_scoring.intake import InMemoryNonceStore
+from organic_scoring.intake import InMemoryNonceStore, IntakeSettings
 from organic_scoring.intake._gate import Gate
 from support.scorers import Recorder
 from support.signed_http import Wallets
@@ -170,16 +170,18 @@ def intake(
     **options: Any,
 ) -> Iterator[Driver]:
     """Serve a :class:`ParityScorer` through ``transport``; ``options`` go to the gate
-    (``max_concurrent``, ``max_backlog``, ``nonce_store``: default a
-    :class:`CountingStore`) and the scorer (``allowed_hotkeys``, ``synth_dataset``,
-    ``redact``, ``organic_queue``)."""
+    (:class:`IntakeSettings` fields such as ``max_concurrent``, ``max_backlog``;
+    ``nonce_store``: default a :class:`CountingStore`) and the scorer
+    (``allowed_hotkeys``, ``synth_dataset``, ``redact``, ``organic_queue``)."""
     scorer_options = {
         k: options.pop(k)
         for k in ("allowed_hotkeys", "synth_dataset", "redact", "organic_queue")
         if k in options
     }
     scorer_options.setdefault("allowed_hotkeys", ANY_HOTKEY)
-    options.setdefault("allowed_skew", 0)  # one host, one clock: nothing to settle
+    limits = {k: options.pop(k) for k in list(options) if k in IntakeSettings.model_fields}
+    limits.setdefault("allowed_skew", 0)  # one host, one clock: nothing to settle
+    options["settings"] = IntakeSettings(**limits)
     store = options.pop("nonce_store", None)
     if store is None:
         store = CountingStore()
