@@ -134,9 +134,12 @@ def test_ctrl_c_ends_the_fleet_demo_with_its_summary(redis_url: str, as_json: bo
         assert summary["duration"] < 600
         assert isinstance(summary["iterations"], int)
         assert summary["fleet"]["standby_was_running"]
-        assert err.splitlines()[-1].startswith("interrupted after"), err
+        closing = err.splitlines()[-2:]
     else:
-        assert out.splitlines()[-1].startswith("interrupted after"), out
+        closing = out.splitlines()[-2:]
+    # The closing sentence, then the fleet's accounting, in either mode.
+    assert closing[0].startswith("interrupted after"), closing
+    assert closing[1].startswith("fleet accounting (every process, from Redis): "), closing
     _assert_all_stopped(redis_url, _intake_port(view))
 
 
