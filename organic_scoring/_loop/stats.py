@@ -64,7 +64,7 @@ class ScoringStats:
 
     Every counter is this process's, except ``queue_size``, ``queue_counters`` and
     :attr:`organic_unaccounted`, which are the queue's: on a fleet's shared queue
-    (:class:`RedisOrganicQueue`) the whole fleet's, so a scorer process without an
+    (``RedisOrganicQueue``) the whole fleet's, so a scorer process without an
     intake shows ``organic_accepted`` 0 beside the requests its intake workers queued.
     ``str()`` and ``repr()`` say which is which.
     """
