@@ -21,6 +21,7 @@ __all__ = [
     "StageTimes",
     "StatsObserver",
     "StatsRecorder",
+    "is_fleet_ledger",
 ]
 
 IntakeObserver = Callable[[str, int, float], None]
@@ -146,7 +147,7 @@ class ScoringStats:
         samples known to be waiting when Redis lost its data (``lost``).
         """
         counters = self.queue_counters
-        if _fleet_ledger(counters):
+        if is_fleet_ledger(counters):
             return (
                 counters.get("lost", 0)
                 + counters["accepted"]
@@ -182,7 +183,7 @@ class ScoringStats:
         """
         failed = ", ".join(f"{stage} {count}" for stage, count in self.failures.items())
         counters = self.queue_counters
-        fleet = _fleet_ledger(counters)
+        fleet = is_fleet_ledger(counters)
         iterations = (
             f"iterations{' in this process' if fleet else ''}: {self.iterations} (organic "
             f"{self.organic_iterations}, synthetic {self.synthetic_iterations}), skipped "
@@ -230,7 +231,7 @@ class ScoringStats:
     def __repr__(self) -> str:
         """The dataclass's repr; on a fleet's shared queue ``queue_size`` and
         ``queue_counters`` are marked ``(fleet-wide)``, the rest being this process's."""
-        fleet = _fleet_ledger(self.queue_counters)
+        fleet = is_fleet_ledger(self.queue_counters)
         parts = []
         for each in fields(self):
             value = f"{each.name}={getattr(self, each.name)!r}"
@@ -437,7 +438,7 @@ class StatsRecorder:
         )
 
 
-def _fleet_ledger(counters: Mapping[str, int]) -> bool:
+def is_fleet_ledger(counters: Mapping[str, int]) -> bool:
     """Whether ``counters`` are a shared queue's fleet-wide ledger (RedisOrganicQueue)."""
     return {"accepted", "scored", "failed", "leased", "dropped", "size"} <= counters.keys()
 
