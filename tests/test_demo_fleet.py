@@ -164,7 +164,9 @@ def test_ctrl_c_while_the_fleet_starts_stops_it_quietly(
     assert summary["interrupted"] is True
     assert summary["iterations"] == 0
     assert "Traceback" not in err
-    assert err.splitlines()[-1].startswith("interrupted after"), err
+    closing = err.splitlines()[-2:]
+    assert closing[0].startswith("interrupted after"), err
+    assert closing[1].startswith("fleet accounting (every process, from Redis): 0 accepted")
     _assert_all_stopped(redis_url, _intake_port(err))
 
 
@@ -198,6 +200,7 @@ def test_metrics_port_serves_the_fleet_scorers_metrics(redis_url: str) -> None:
         for name in (
             'organic_scoring_iterations_total{outcome="scored",source="organic"}',
             "organic_scoring_queue_size{}",
+            "organic_scoring_fleet_organic_accepted_total{}",  # the workers' requests
             "organic_scoring_period_seconds{}",
             'organic_scoring_weight{uid="0"}',
         ):
