@@ -80,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         demo.error("--metrics-port needs the metrics extra: pip install 'organic-scoring[metrics]'")
     if args.workers is not None and args.redis is None:
         demo.error("--workers needs --redis: the workers share their queue through Redis")
+    if args.redis is not None:
+        missing = [extra for extra, modules in _FLEET_EXTRAS if not all(map(_found, modules))]
+        if missing:
+            demo.error(
+                f"--redis needs the {' and '.join(missing)} extra{'s' * (len(missing) > 1)}: "
+                f"pip install 'organic-scoring[{','.join(missing)}]'"
+            )
 
     from organic_scoring.demo._intake import choose_intake
 
@@ -112,6 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         protocol=args.protocol,
         metrics_port=args.metrics_port,
     )
+
+
+_FLEET_EXTRAS = (("http", ("starlette", "httpx", "uvicorn")), ("redis", ("redis",)))
+"""What the fleet demo imports, by the extra that brings it."""
+
+
+def _found(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules without a spec
+        return True
 
 
 def _version() -> str:

@@ -251,3 +251,24 @@ def test_fleet_demo_names_an_unreachable_redis(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert "redis://:***@127.0.0.1:1/0" in err
     assert "start a Redis server" in err
+
+
+@pytest.mark.parametrize(
+    ("hidden", "extras"),
+    [(("redis",), "redis"), (("uvicorn",), "http"), (("redis", "httpx"), "http,redis")],
+)
+def test_fleet_demo_without_its_extras_is_a_usage_error(
+    hidden: tuple[str, ...],
+    extras: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in hidden:  # as if not installed: an import of it fails
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--redis", "redis://127.0.0.1:1/0", "--duration", "1"])
+    assert exited.value.code == 2  # as --metrics-port without prometheus_client
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ")
+    assert f"pip install 'organic-scoring[{extras}]'" in err
+    assert "Traceback" not in err

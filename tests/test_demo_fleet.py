@@ -134,9 +134,12 @@ def test_ctrl_c_ends_the_fleet_demo_with_its_summary(redis_url: str, as_json: bo
         assert summary["duration"] < 600
         assert isinstance(summary["iterations"], int)
         assert summary["fleet"]["standby_was_running"]
-        assert err.splitlines()[-1].startswith("interrupted after"), err
+        closing = err.splitlines()[-2:]
     else:
-        assert out.splitlines()[-1].startswith("interrupted after"), out
+        closing = out.splitlines()[-2:]
+    # The closing sentence, then the fleet's accounting, in either mode.
+    assert closing[0].startswith("interrupted after"), closing
+    assert closing[1].startswith("fleet accounting (every process, from Redis): "), closing
     _assert_all_stopped(redis_url, _intake_port(view))
 
 
@@ -161,7 +164,9 @@ def test_ctrl_c_while_the_fleet_starts_stops_it_quietly(
     assert summary["interrupted"] is True
     assert summary["iterations"] == 0
     assert "Traceback" not in err
-    assert err.splitlines()[-1].startswith("interrupted after"), err
+    closing = err.splitlines()[-2:]
+    assert closing[0].startswith("interrupted after"), err
+    assert closing[1].startswith("fleet accounting (every process, from Redis): 0 accepted")
     _assert_all_stopped(redis_url, _intake_port(err))
 
 
@@ -195,6 +200,7 @@ def test_metrics_port_serves_the_fleet_scorers_metrics(redis_url: str) -> None:
         for name in (
             'organic_scoring_iterations_total{outcome="scored",source="organic"}',
             "organic_scoring_queue_size{}",
+            "organic_scoring_fleet_organic_accepted_total{}",  # the workers' requests
             "organic_scoring_period_seconds{}",
             'organic_scoring_weight{uid="0"}',
         ):

@@ -152,18 +152,20 @@ def _check_one_panel(lines: list[str], width: int) -> list[str]:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("width", "height"), [(80, 24), (160, 48)])
+@pytest.mark.parametrize(("width", "height"), [(60, 24), (80, 24), (160, 48)])
 def test_the_live_view_fits_and_redraws_in_place(tmp_path: Path, width: int, height: int) -> None:
     with terminal(tmp_path, _demo("--duration", "8"), width=width, height=height) as term:
         # Redrawn twice a second: by 6 s of 8 the panel has been drawn a dozen times.
         lines = term.wait_for(lambda s: _elapsed(s) >= 6, "a dozen redraws", timeout=120)
         assert _check_one_panel(lines, width) == []
+        # The intake's address is whole (its port readable), not cut to "http://127.…".
+        assert re.search(r"127\.0\.0\.1:\d+(/organic)?\b", "\n".join(lines)), lines
         assert term.wait_exit(timeout=60) == 0
         final = term.screen(history=True)
     after = _check_one_panel(final, width)
     text = "\n".join(after)
     assert text.startswith("done after"), text
-    assert "organic requests received" in text
+    assert "organic requests received" in " ".join(after)  # wrapped on a narrow terminal
     assert "Traceback" not in text
 
 
@@ -181,3 +183,65 @@ def test_ctrl_c_ends_the_live_view_at_once_with_the_summary(tmp_path: Path) -> N
     assert "iterations scored" in text
     assert "Traceback" not in text
     assert "KeyboardInterrupt" not in text
+
+
+def test_the_fleet_summary_ends_with_the_fleet_accounting() -> None:
+    out = io.StringIO()
+    summary = {
+        "duration": 8.0,
+        "iterations": 30,
+        "organic_iterations": 24,
+        "synthetic_iterations": 6,
+        "failed_iterations": 0,
+        "organic_share": 0.8,
+        "organic_received": 26,
+        "fleet": {
+            "accepted": 26,
+            "stored": 26,
+            "scored": 24,
+            "failed": 0,
+            "dropped": 0,
+            "in_flight": 1,
+            "queued": 1,
+            "redelivered": 0,
+            "unaccounted": 0,
+            "standby_was_running": True,
+        },
+    }
+    with LiveView(out, "the title", 8.0) as view:
+        view.summary(summary)
+    lines = out.getvalue().splitlines()
+    assert lines[-2].startswith("done after 8.0s: 30 iterations scored")
+    assert lines[-1] == (
+        "fleet accounting (every process, from Redis): 26 accepted: 24 scored, 0 failed, "
+        "0 dropped, 1 in flight, 1 queued, 0 unaccounted; 0 redelivered; "
+        "the standby was running"
+    )
+
+
+@pytest.mark.parametrize("width", [40, 60, 80])
+def test_the_intake_address_stays_readable_on_a_narrow_terminal(width: int) -> None:
+    url = "http://127.0.0.1:54321/organic"
+    title = (
+        f"organic-scoring demo (fleet): 2 intake workers at {url}, Redis redis://127.0.0.1:6379/0"
+    )
+    console = Console(file=io.StringIO(), width=width, force_terminal=True, record=True)
+    console.print(_Panel(title, 20, None, _frame()))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= min(width - 2, MAX_WIDTH)
+    assert any(url in line for line in lines), "\n".join(lines)  # whole, on one line
+    assert any("redis://127.0.0.1:6379/0" in line for line in lines), "\n".join(lines)
+    assert "…" not in "\n".join(lines)
+
+
+def test_a_fleet_frame_says_what_is_this_process_and_what_is_the_fleet() -> None:
+    frame = dataclasses.replace(_frame(), fleet=True)
+    text = "\n".join(_render(frame, 80))
+    assert "3 scored in this process: 1 organic, 2 synthetic; 0 failed" in text
+    assert "0 waiting, 7 received: the whole fleet's" in text
+    line = plain_line(frame)
+    assert "iterations in this process 3 (organic 1, synthetic 2, failed 0)" in line
+    assert "fleet-wide: received 7, queue 0;" in line
+    # One process alone keeps its words.
+    assert "3 scored: 1 organic" in "\n".join(_render(_frame(), 80))
+    assert "received 7; queue 0;" in plain_line(_frame())

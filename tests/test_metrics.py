@@ -691,3 +691,44 @@ def test_metrics_beside_the_signed_http_intake_on_one_port(
     requests = found["organic_scoring_intake_requests"]
     assert value(requests, "_total", transport="epistula", status="200") == 1
     assert value(found["organic_scoring_organic_accepted"], "_total") == 1
+
+
+# -- a fleet ------------------------------------------------------------------------
+
+
+def test_a_fleet_scorer_says_which_series_are_its_own_and_which_the_fleets(
+    redis_url: str,
+) -> None:
+    from organic_scoring.organic_queue import RedisOrganicQueue
+
+    # An intake worker accepts three requests; the scorer, in another process, scores one.
+    worker = Recorder(organic_queue=RedisOrganicQueue(redis_url, name="sn"))
+    scorer = Recorder(organic_queue=RedisOrganicQueue(redis_url, name="sn"))
+    try:
+        for i in range(3):
+            asyncio.run(worker.receive_organic({"organic": i}))
+        asyncio.run(scorer.loop_iteration())
+        with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
+            found = families(_exposition(metrics))
+    finally:
+        for each in (worker, scorer):
+            queue = each.organic_queue
+            assert isinstance(queue, RedisOrganicQueue)
+            queue.close()
+    assert value(found["organic_scoring_organic_accepted"], "_total") == 0  # this process's
+    assert value(found["organic_scoring_fleet_organic_accepted"], "_total") == 3
+    assert value(found["organic_scoring_fleet_organic_scored"], "_total") == 1
+    assert value(found["organic_scoring_fleet_organic_failed"], "_total") == 0
+    assert value(found["organic_scoring_queue_size"]) == 2
+    assert value(found["organic_scoring_organic_unaccounted"]) == 0
+    for name in ("iterations", "organic_accepted", "organic_handler_errors", "in_flight"):
+        assert "this process" in found[f"organic_scoring_{name}"].documentation, name
+    for name in ("queue_size", "organic_dropped", "organic_unaccounted", "fleet_organic_accepted"):
+        assert "fleet-wide" in found[f"organic_scoring_{name}"].documentation, name
+
+
+def test_a_queue_of_one_process_exports_no_fleet_series() -> None:
+    scorer = Recorder(synth_dataset=Letters("a"))
+    with PrometheusMetrics(scorer, CollectorRegistry()) as metrics:
+        found = families(_exposition(metrics))
+    assert not [name for name in found if "fleet" in name]

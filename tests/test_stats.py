@@ -97,3 +97,45 @@ def test_printed_stats_are_a_few_readable_lines() -> None:
     assert figures
     assert all(len(part.split(".")[1]) <= 2 for part in figures), figures
     assert "mappingproxy" in repr(scorer.stats)  # repr stays the dataclass's, for debugging
+
+
+def test_a_fleet_scorers_stats_say_what_is_this_process_and_what_is_the_fleet() -> None:
+    # The intake workers accepted all 26 requests; this scorer process scored 2 of them.
+    recorder = StatsRecorder()
+    for _ in range(2):
+        recorder.started()
+        recorder.sampled(True)
+        recorder.succeeded(True, (0.001,) * len(TIMED))
+    ledger = {  # what RedisOrganicQueue.counters() reads from Redis
+        "added": 26,
+        "sampled": 3,
+        "dropped": 0,
+        "size": 23,
+        "max_size": 10000,
+        "leased": 1,
+        "acked": 2,
+        "redelivered": 0,
+        "scored": 2,
+        "failed": 0,
+        "accepted": 26,
+        "dead_lettered": 0,
+        "lost": 0,
+        "data_losses": 0,
+    }
+    stats = recorder.snapshot(23, ledger, active=True)
+    lines = str(stats).splitlines()
+    assert lines[0] == (
+        "iterations in this process: 2 (organic 2, synthetic 0), skipped 0, failed 0, in flight 0"
+    )
+    assert lines[1] == (
+        "organic requests in this process: accepted 0, handler errors 0, scored 2, "
+        "failed 0, in flight 0"
+    )
+    assert lines[2] == (
+        "organic requests fleet-wide (the shared queue): accepted 26, scored 2, failed 0, "
+        "dropped 0, in flight 1, queued 23, unaccounted 0, redelivered 0"
+    )
+    assert lines[3].startswith("queue (fleet-wide): added 26, sampled 3")
+    text = repr(stats)
+    assert "organic_accepted=0, " in text
+    assert "queue_size=23 (fleet-wide), queue_counters=mappingproxy(" in text

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -841,3 +842,65 @@ def test_the_book_from_a_file_is_a_source(
     result = asyncio.run(setter.set(lambda: ScoreBook.load(tmp_path / "scores.npz")))
     assert result.outcome == "set"
     assert stored(chain) == {4: U16_MAX}
+
+
+# -- a chain that cannot be reached ----------------------------------------------------------
+
+
+@pytest.fixture
+def unreachable() -> Iterator[str]:
+    """The address of a loopback port that refuses connections (bound, never listening)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"ws://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _unconnected_subtensor(url: str) -> Any:
+    """bittensor 9/10's own ``Subtensor`` for ``url``, not connected when built (as one
+    whose node went away since): its first call tries to connect."""
+    return bt.Subtensor(network=url, **({"_mock": True} if MAJOR == 9 else {"mock": True}))
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_emit_weights_answers_with_a_result_when_the_chain_cannot_be_reached(
+    unreachable: str, wallet: Any
+) -> None:
+    if MAJOR >= 11:  # bt.set_weights raises RpcConnectionError
+        result = emit_weights({1: 1.0}, netuid=1, wallet=wallet, network=unreachable)
+    else:  # Subtensor.set_weights raises ConnectionError
+        subtensor = _unconnected_subtensor(unreachable)
+        result = emit_weights({1: 1.0}, netuid=1, wallet=wallet, subtensor=subtensor)
+    ok, message = result
+    assert not ok
+    assert result.outcome == "error"
+    assert message.startswith("could not set weights: ")
+    assert "ConnectionError" in message
+    assert isinstance(result.raw, Exception)
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_the_setter_answers_with_a_result_when_the_chain_cannot_be_reached(
+    unreachable: str, wallet: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[Any] = []
+    if MAJOR >= 11:  # its own bt.SyncClient(network), the SDK's, kept to close its loop after
+        real_sync_client = bt.SyncClient
+
+        def sync_client(network: str) -> Any:
+            opened.append(real_sync_client(network))
+            return opened[-1]
+
+        monkeypatch.setattr(bt, "SyncClient", sync_client)
+        setter = WeightSetter(1, wallet, network=unreachable)
+    else:
+        setter = WeightSetter(1, wallet, _unconnected_subtensor(unreachable))
+    try:
+        result = asyncio.run(setter.set({1: 1.0}))
+    finally:
+        setter.close()
+        for client in opened:
+            close_sync_client(client)
+    assert result.outcome == "error"
+    assert result.message.startswith("could not read the chain: ")
+    assert "ConnectionError" in result.message
+    assert setter.stats.attempts["error"] == 1

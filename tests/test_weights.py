@@ -598,6 +598,7 @@ class _Recorder:
 
     def __init__(self, real: Callable[..., Any], answer: Callable[[], Any]) -> None:
         self.signature = inspect.signature(real)
+        self.__signature__ = self.signature  # what emit_weights checks keywords against
         self.answer = answer
         self.calls: list[inspect.BoundArguments] = []
 
@@ -614,11 +615,14 @@ def _subtensor_class() -> type[Any]:
 
 
 def _fake_subtensor(answer: Callable[[], Any]) -> tuple[Any, _Recorder]:
-    recorder = _Recorder(_subtensor_class().set_weights, answer)
+    real = _subtensor_class().set_weights
+    recorder = _Recorder(real, answer)
 
     class FakeSubtensor:
         def set_weights(self, *args: Any, **kwargs: Any) -> Any:
             return recorder(self, *args, **kwargs)
+
+        set_weights.__signature__ = inspect.signature(real)  # type: ignore[attr-defined]
 
     return FakeSubtensor(), recorder
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -21,6 +21,7 @@ __all__ = [
     "StageTimes",
     "StatsObserver",
     "StatsRecorder",
+    "is_fleet_ledger",
 ]
 
 IntakeObserver = Callable[[str, int, float], None]
@@ -61,6 +62,12 @@ class ScoringStats:
     exactly one of scored, failed (and reported to ``_on_iteration_error``), dropped by
     the queue's bound, in flight, or still queued; :attr:`organic_unaccounted` is the
     difference, 0 whenever the loop and the intake are at rest.
+
+    Every counter is this process's, except ``queue_size``, ``queue_counters`` and
+    :attr:`organic_unaccounted`, which are the queue's: on a fleet's shared queue
+    (``RedisOrganicQueue``) the whole fleet's, so a scorer process without an
+    intake shows ``organic_accepted`` 0 beside the requests its intake workers queued.
+    ``str()`` and ``repr()`` say which is which.
     """
 
     iterations: int
@@ -80,13 +87,16 @@ class ScoringStats:
     organic_failed: int
     organic_in_flight: int
     organic_accepted: int
-    """Organic requests whose ``_on_organic_entry`` returned (see ``receive_organic``)."""
+    """Organic requests whose ``_on_organic_entry`` returned in this process (see
+    ``receive_organic``); a fleet's count is ``queue_counters["accepted"]``."""
     organic_handler_errors: int
-    """Organic requests whose ``_on_organic_entry`` raised."""
+    """Organic requests whose ``_on_organic_entry`` raised in this process."""
     queue_size: int
-    """Samples waiting in the queue; -1 when the queue could not be read."""
+    """Samples waiting in the queue (a shared queue: fleet-wide); -1 when the queue
+    could not be read."""
     queue_counters: MappingProxyType[str, int]
-    """The queue's own counters (``added``, ``sampled``, ``dropped``), when it keeps them."""
+    """The queue's own counters (``added``, ``sampled``, ``dropped``), when it keeps
+    them; a shared queue's are fleet-wide."""
     active_scorer: bool = False
     """True while this scorer's loop runs iterations: it is running and, on a queue
     shared by several scorers, holds the scorer lock (the others stand by)."""
@@ -137,7 +147,7 @@ class ScoringStats:
         samples known to be waiting when Redis lost its data (``lost``).
         """
         counters = self.queue_counters
-        if {"accepted", "scored", "failed", "leased", "dropped", "size"} <= counters.keys():
+        if is_fleet_ledger(counters):
             return (
                 counters.get("lost", 0)
                 + counters["accepted"]
@@ -166,23 +176,48 @@ class ScoringStats:
         )
 
     def __str__(self) -> str:
-        """A few readable lines: counts, the organic accounting, stage times in ms."""
+        """A few readable lines: counts, the organic accounting, stage times in ms.
+
+        On a fleet's shared queue the lines say what is this process's and what the
+        whole fleet's.
+        """
         failed = ", ".join(f"{stage} {count}" for stage, count in self.failures.items())
         counters = self.queue_counters
-        lines = [
-            f"iterations: {self.iterations} (organic {self.organic_iterations}, synthetic "
-            f"{self.synthetic_iterations}), skipped {self.skipped}, failed "
-            f"{self.failed_iterations}" + (f" ({failed})" if failed else "") + ", in flight "
-            f"{self.in_flight}",
-            f"organic requests: accepted {self.organic_accepted}, scored "
-            f"{self.organic_scored}, failed {self.organic_failed}, in flight "
-            f"{self.organic_in_flight}, queued {self.queue_size}, dropped "
-            f"{counters.get('dropped', '?')}, unaccounted "
-            f"{'?' if self.organic_unaccounted is None else self.organic_unaccounted}, "
-            f"handler errors {self.organic_handler_errors}",
-        ]
+        fleet = is_fleet_ledger(counters)
+        iterations = (
+            f"iterations{' in this process' if fleet else ''}: {self.iterations} (organic "
+            f"{self.organic_iterations}, synthetic {self.synthetic_iterations}), skipped "
+            f"{self.skipped}, failed {self.failed_iterations}"
+            + (f" ({failed})" if failed else "")
+            + f", in flight {self.in_flight}"
+        )
+        if fleet:
+            lines = [
+                iterations,
+                f"organic requests in this process: accepted {self.organic_accepted}, "
+                f"handler errors {self.organic_handler_errors}, scored {self.organic_scored}, "
+                f"failed {self.organic_failed}, in flight {self.organic_in_flight}",
+                f"organic requests fleet-wide (the shared queue): accepted "
+                f"{counters['accepted']}, scored {counters['scored']}, failed "
+                f"{counters['failed']}, dropped {counters['dropped']}, in flight "
+                f"{counters['leased']}, queued {self.queue_size}, unaccounted "
+                f"{self.organic_unaccounted}, redelivered {counters.get('redelivered', 0)}",
+            ]
+        else:
+            lines = [
+                iterations,
+                f"organic requests: accepted {self.organic_accepted}, scored "
+                f"{self.organic_scored}, failed {self.organic_failed}, in flight "
+                f"{self.organic_in_flight}, queued {self.queue_size}, dropped "
+                f"{counters.get('dropped', '?')}, unaccounted "
+                f"{'?' if self.organic_unaccounted is None else self.organic_unaccounted}, "
+                f"handler errors {self.organic_handler_errors}",
+            ]
         if counters:
-            lines.append("queue: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
+            lines.append(
+                f"queue{' (fleet-wide)' if fleet else ''}: "
+                + ", ".join(f"{k} {v}" for k, v in counters.items())
+            )
         if self.stage_times:
             width = max(len(name) for name in self.stage_times)
             lines.append("stage times in ms (p50 / p90 / p99 / max, over the last n):")
@@ -192,6 +227,18 @@ class ScoringStats:
                 )
                 lines.append(f"  {name:<{width}}  {figures}  (n={times.count})")
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        """The dataclass's repr; on a fleet's shared queue ``queue_size`` and
+        ``queue_counters`` are marked ``(fleet-wide)``, the rest being this process's."""
+        fleet = is_fleet_ledger(self.queue_counters)
+        parts = []
+        for each in fields(self):
+            value = f"{each.name}={getattr(self, each.name)!r}"
+            if fleet and each.name in ("queue_size", "queue_counters"):
+                value += " (fleet-wide)"
+            parts.append(value)
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     def as_dict(self) -> dict[str, Any]:
         """The snapshot as plain, JSON-ready data."""
@@ -389,6 +436,11 @@ class StatsRecorder:
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
             intake_requests=MappingProxyType(intake),
         )
+
+
+def is_fleet_ledger(counters: Mapping[str, int]) -> bool:
+    """Whether ``counters`` are a shared queue's fleet-wide ledger (RedisOrganicQueue)."""
+    return {"accepted", "scored", "failed", "leased", "dropped", "size"} <= counters.keys()
 
 
 def _ms(seconds: float) -> str:

@@ -252,6 +252,7 @@ def _simulate(
                     idle_period=config.trigger_frequency,
                     jitter=config.trigger_jitter,
                     top=_top(book, 3),
+                    fleet=True,
                 )
 
             if up:

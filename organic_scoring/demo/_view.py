@@ -40,6 +40,9 @@ class Frame:
     """The largest weights, ``(uid, weight)``, largest first."""
     jitter: float = 0.0
     """``trigger_jitter``: each period is drawn within this share of its mean."""
+    fleet: bool = False
+    """A fleet: the iterations are this process's, the queue and ``received`` the
+    whole fleet's (read from Redis)."""
 
     @property
     def organic_share(self) -> float | None:
@@ -128,26 +131,39 @@ class LiveView:
 def plain_line(frame: Frame) -> str:
     """One frame as a line for a log: counters, share, period, stage times, weights."""
     stats = frame.stats
+    where = " in this process" if frame.fleet else ""
     return (
-        f"[{frame.elapsed:5.1f}s] iterations {_scored(stats)} "
+        f"[{frame.elapsed:5.1f}s] iterations{where} {_scored(stats)} "
         f"(organic {stats.organic_iterations}, synthetic {stats.synthetic_iterations}, "
         f"failed {stats.failed_iterations}); organic share {_share(frame.organic_share)}; "
-        f"received {frame.received}; queue {stats.queue_size}; "
+        f"{'fleet-wide: ' if frame.fleet else ''}received {frame.received}"
+        f"{', ' if frame.fleet else '; '}queue {stats.queue_size}; "
         f"period {frame.period:.2f}s{' mean' if frame.jitter else ''} between iterations; "
         f"stage p50 {_stage_times(stats, ', ')}; top weights {_weights(frame.top, ', ')}"
     )
 
 
 def summary_text(summary: dict[str, Any]) -> str:
-    """The summary as one sentence."""
+    """The summary as one sentence; a fleet's adds a line with its accounting."""
     how = "interrupted" if summary.get("interrupted") else "done"
     share = summary.get("organic_share")
-    return (
+    text = (
         f"{how} after {summary['duration']:.1f}s: {summary['iterations']} iterations scored "
         f"({summary['organic_iterations']} organic, {summary['synthetic_iterations']} "
         f"synthetic, organic share {_share(share)}), {summary['failed_iterations']} failed; "
         f"{summary['organic_received']} organic requests received"
     )
+    fleet = summary.get("fleet")
+    if fleet:
+        standby = "was running" if fleet["standby_was_running"] else "was not running"
+        text += (
+            f"\nfleet accounting (every process, from Redis): {fleet['accepted']} accepted: "
+            f"{fleet['scored']} scored, {fleet['failed']} failed, {fleet['dropped']} dropped, "
+            f"{fleet['in_flight']} in flight, {fleet['queued']} queued, "
+            f"{fleet['unaccounted']} unaccounted; {fleet['redelivered']} redelivered; "
+            f"the standby {standby}"
+        )
+    return text
 
 
 class _Panel:
@@ -170,15 +186,16 @@ class _Panel:
         rows = [
             (
                 "iterations",
-                f"{_scored(stats)} scored: {stats.organic_iterations} organic, "
-                f"{stats.synthetic_iterations} synthetic; {stats.failed_iterations} failed",
+                f"{_scored(stats)} scored{' in this process' if frame.fleet else ''}: "
+                f"{stats.organic_iterations} organic, {stats.synthetic_iterations} "
+                f"synthetic; {stats.failed_iterations} failed",
             ),
             (
                 "organic share",
                 f"{_share(frame.organic_share)} of scored samples came from users",
             ),
             ("period", _period(frame)),
-            ("queue", f"{stats.queue_size} waiting; {frame.received} organic requests received"),
+            ("queue", _queue(frame)),
             ("stage p50", _stage_times(stats, "  ")),
             ("top weights", _weights(frame.top, "  ")),
         ]
@@ -186,7 +203,8 @@ class _Panel:
             rows.append(("metrics", self._note))
         body = Table.grid()
         body.add_column(overflow="fold")
-        body.add_row(Text(self._title, style="dim", overflow="ellipsis", no_wrap=True))
+        # Wrapped, never cut: it holds the intake's address (the port to send to).
+        body.add_row(Text(self._title, style="dim", overflow="fold"))
         if width >= _TWO_COLUMNS:
             table = Table.grid(padding=(0, 2))
             table.add_column(style="bold", no_wrap=True)
@@ -210,6 +228,13 @@ class _Panel:
             width=width,
             expand=False,
         )
+
+
+def _queue(frame: Frame) -> str:
+    waiting = frame.stats.queue_size
+    if frame.fleet:
+        return f"{waiting} waiting, {frame.received} received: the whole fleet's (in Redis)"
+    return f"{waiting} waiting; {frame.received} organic requests received"
 
 
 def _period(frame: Frame) -> str:

@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from organic_scoring._loop.stages import STAGES
-from organic_scoring._loop.stats import TIMED, ScoringStats
+from organic_scoring._loop.stats import TIMED, ScoringStats, is_fleet_ledger
 from organic_scoring.base import OrganicScoringBase, runtime
 
 __all__ = ["PrometheusMetrics"]
@@ -83,9 +83,10 @@ _RESERVED_LABELS = frozenset({"source", "outcome", "stage", "uid", "transport", 
 _FAMILIES: dict[str, tuple[str, str]] = {
     "organic_scoring_iterations": (
         "counter",
-        "Finished iterations, by where the sample came from (organic or synthetic) "
-        "and whether every stage succeeded (scored) or one failed (failed); a "
-        "loop_iteration override that raised counts under failures_total only.",
+        "Finished iterations in this process, by where the sample came from (organic "
+        "or synthetic) and whether every stage succeeded (scored) or one failed "
+        "(failed); a loop_iteration override that raised counts under failures_total "
+        "only.",
     ),
     "organic_scoring_skipped_triggers": (
         "counter",
@@ -102,23 +103,45 @@ _FAMILIES: dict[str, tuple[str, str]] = {
         "Seconds spent in each stage of a scored iteration; query and reference run "
         "side by side; total is the whole iteration up to the log stage.",
     ),
-    "organic_scoring_queue_size": ("gauge", "Organic samples waiting in the queue."),
+    "organic_scoring_queue_size": (
+        "gauge",
+        "Organic samples waiting in the queue (fleet-wide on a shared queue).",
+    ),
     "organic_scoring_organic_accepted": (
         "counter",
-        "Organic requests an intake accepted (their _on_organic_entry returned).",
+        "Organic requests this process's intake accepted (their _on_organic_entry "
+        "returned); 0 in a scorer process without an intake: a fleet's count is "
+        "organic_scoring_fleet_organic_accepted_total.",
     ),
     "organic_scoring_organic_handler_errors": (
         "counter",
-        "Organic requests whose _on_organic_entry raised.",
+        "Organic requests whose _on_organic_entry raised in this process.",
     ),
     "organic_scoring_organic_dropped": (
         "counter",
-        "Organic samples the queue dropped to stay within its bound.",
+        "Organic samples the queue dropped to stay within its bound (fleet-wide on a "
+        "shared queue).",
     ),
     "organic_scoring_organic_unaccounted": (
         "gauge",
         "Accepted organic requests not yet scored, failed, dropped, in flight or "
-        "queued; 0 whenever the intake and the loop are at rest.",
+        "queued (fleet-wide on a shared queue); 0 whenever the intake and the loop "
+        "are at rest.",
+    ),
+    "organic_scoring_fleet_organic_accepted": (
+        "counter",
+        "Organic requests every intake of the fleet accepted, fleet-wide, from the "
+        "shared queue's ledger: the same in every process (read with max, not sum).",
+    ),
+    "organic_scoring_fleet_organic_scored": (
+        "counter",
+        "Organic samples every scorer of the fleet scored, fleet-wide, from the shared "
+        "queue's ledger (read with max, not sum).",
+    ),
+    "organic_scoring_fleet_organic_failed": (
+        "counter",
+        "Organic samples every scorer of the fleet reported failed, fleet-wide, from "
+        "the shared queue's ledger (read with max, not sum).",
     ),
     "organic_scoring_period_seconds": (
         "gauge",
@@ -129,7 +152,7 @@ _FAMILIES: dict[str, tuple[str, str]] = {
         "gauge",
         "The annealed number of steps that starts an iteration (trigger=steps).",
     ),
-    "organic_scoring_in_flight": ("gauge", "Iterations running now."),
+    "organic_scoring_in_flight": ("gauge", "Iterations running now in this process."),
     "organic_scoring_oldest_iteration_seconds": (
         "gauge",
         "Seconds the oldest running iteration has run; 0 when none runs.",
@@ -192,19 +215,24 @@ class PrometheusMetrics:
     ``failures_total{stage}``, ``stage_seconds{stage}`` (histogram, 10 µs to
     2 min), ``queue_size``, ``organic_accepted_total``,
     ``organic_handler_errors_total``, ``organic_dropped_total``,
-    ``organic_unaccounted``, ``period_seconds`` (``trigger="seconds"``) or
-    ``step_threshold`` (``"steps"``), ``in_flight``, ``oldest_iteration_seconds``,
-    ``stuck_iterations``, ``active_scorer``, ``organic_leased``,
+    ``organic_unaccounted``, ``fleet_organic_accepted_total``,
+    ``fleet_organic_scored_total``, ``fleet_organic_failed_total``,
+    ``period_seconds`` (``trigger="seconds"``) or ``step_threshold`` (``"steps"``),
+    ``in_flight``, ``oldest_iteration_seconds``, ``stuck_iterations``,
+    ``active_scorer``, ``organic_leased``,
     ``organic_redelivered_total``, ``organic_dead_lettered_total``,
     ``intake_requests_total{transport, status}``, ``intake_seconds{transport}``
     (histogram, 100 µs to 30 s) and ``weight{uid}``.
 
     ``organic_dropped_total`` and ``organic_unaccounted`` are left out when the
     queue keeps no ``dropped`` counter; the ``leased``, ``redelivered`` and
-    ``dead_lettered`` ones when it keeps no such counter (a leasing queue does). The
-    intake metrics appear once an intake has answered a request; ``transport`` is
-    ``"axon"``, ``"btauth/1"`` or ``"epistula"`` (or a custom intake's name) and
-    ``status`` the HTTP status code as a string.
+    ``dead_lettered`` ones when it keeps no such counter (a leasing queue does), the
+    ``fleet_`` ones without a shared queue's ledger (``RedisOrganicQueue`` keeps one).
+    The loop's and the intake's series are this process's; the queue's are fleet-wide
+    on a shared queue (each series' HELP text says which). The intake metrics
+    appear once an intake has answered a request; ``transport`` is ``"axon"``,
+    ``"btauth/1"`` or ``"epistula"`` (or a custom intake's name) and ``status`` the
+    HTTP status code as a string.
 
     Args:
         scoring: The scorer to export.
@@ -382,6 +410,9 @@ class PrometheusMetrics:
         add("organic_scoring_oldest_iteration_seconds", (), stats.oldest_iteration_age)
         add("organic_scoring_stuck_iterations", (), stats.stuck_iterations)
         add("organic_scoring_active_scorer", (), float(stats.active_scorer))
+        if is_fleet_ledger(stats.queue_counters):
+            for key in ("accepted", "scored", "failed"):
+                add(f"organic_scoring_fleet_organic_{key}", (), stats.queue_counters[key])
         for name, key in (
             ("organic_scoring_organic_leased", "leased"),
             ("organic_scoring_organic_redelivered", "redelivered"),

@@ -46,15 +46,16 @@ def emit_weights(
     - bittensor 11: calls ``bt.set_weights(netuid, {uid: weight}, wallet=wallet,
       **options)``; ``options`` are its keywords (``hotkey``, ``network``,
       ``version_key``, ...). ``subtensor`` must not be given: bittensor 11 keeps its own
-      connection, chosen with ``network=``. A ``ChainError`` becomes an unsuccessful
-      result rather than an exception.
+      connection, chosen with ``network=``.
 
-    When no uid has a positive weight nothing is sent and the result is unsuccessful.
-    Keywords the installed bittensor does not know raise TypeError before anything is
-    sent. Blocking: from async code, run it with ``asyncio.to_thread``. The result's
-    ``outcome`` is judged as :class:`WeightSetter` judges it; ``emit_weights`` itself
-    neither reads the chain nor waits (:class:`WeightSetter` does both, and reads
-    ``version_key`` from the chain).
+    Whatever goes wrong on the way to the chain (a ``ChainError``, a node that cannot
+    be reached, a connection that drops) is an unsuccessful result whose ``message``
+    names it, never an exception. When no uid has a positive weight nothing is sent
+    and the result is unsuccessful. Keywords the installed bittensor does not know
+    raise TypeError before anything is sent. Blocking: from async code, run it with
+    ``asyncio.to_thread``. The result's ``outcome`` is judged as :class:`WeightSetter`
+    judges it; ``emit_weights`` itself neither reads the chain nor waits
+    (:class:`WeightSetter` does both, and reads ``version_key`` from the chain).
 
     Raises:
         TypeError: ``subtensor`` is async (a ``bt.AsyncSubtensor``): use
@@ -108,13 +109,18 @@ def _emit_through_subtensor(
     weights: dict[int, float],
     options: dict[str, Any],
 ) -> WeightsResult:
-    raw = subtensor.set_weights(
-        wallet=wallet,
-        netuid=netuid,
-        uids=np.fromiter(weights.keys(), dtype=np.int64, count=len(weights)),
-        weights=np.fromiter(weights.values(), dtype=np.float32, count=len(weights)),
+    arguments = {
+        "wallet": wallet,
+        "netuid": netuid,
+        "uids": np.fromiter(weights.keys(), dtype=np.int64, count=len(weights)),
+        "weights": np.fromiter(weights.values(), dtype=np.float32, count=len(weights)),
         **options,
-    )
+    }
+    _check_keywords(subtensor.set_weights, arguments)
+    try:
+        raw = subtensor.set_weights(**arguments)
+    except Exception as exc:  # a node that cannot be reached, a dropped connection ...
+        return _failed(exc)
     if inspect.isawaitable(raw):  # an async stand-in the type check did not catch
         getattr(raw, "close", lambda: None)()
         raise TypeError(
@@ -138,11 +144,31 @@ def _emit_through_sdk(
     options: dict[str, Any],
 ) -> WeightsResult:
     chain_error = _compat.chain_error_class() or _NeverRaised
+    _check_keywords(
+        sdk_set_weights, {"netuid": netuid, "weights": weights, "wallet": wallet, **options}
+    )
     try:
         raw = sdk_set_weights(netuid, weights, wallet=wallet, **options)
-    except chain_error as exc:
+    except chain_error as exc:  # the chain's verdict, in its words
         return _result(False, str(exc) or type(exc).__name__, exc)
+    except Exception as exc:  # RpcConnectionError (no node answers), a dropped connection ...
+        return _failed(exc)
     return _result(bool(raw.success), str(raw.message or ""), raw)
+
+
+def _check_keywords(method: Any, arguments: dict[str, Any]) -> None:
+    """Raise TypeError, before anything is sent, for a keyword ``method`` does not take."""
+    try:
+        signature = inspect.signature(method)
+    except (TypeError, ValueError):  # no signature to read: the call itself will tell
+        return
+    signature.bind(**arguments)
+
+
+def _failed(exc: Exception) -> WeightsResult:
+    """An exception on the way to the chain, as an unsuccessful result that names it."""
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return _result(False, f"could not set weights: {reason}", exc)
 
 
 def _result(success: bool, message: str, raw: Any) -> WeightsResult:
