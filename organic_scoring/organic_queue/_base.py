@@ -7,11 +7,17 @@ import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from organic_scoring.organic_queue._lock import LeaseLock
 
 __all__ = ["OrganicQueueBase"]
+
+
+request_key: ContextVar[str | None] = ContextVar("organic_scoring_request_key", default=None)
+"""The request being handled (its hotkey and nonce), set by the intake: a queue that
+adds idempotently keys its add by it."""
 
 
 class OrganicQueueBase(ABC):
@@ -59,8 +65,18 @@ class OrganicQueueBase(ABC):
         """True when no sample is waiting."""
         return self.size == 0
 
-    def ack(self, sample: Any, *, failed: bool = False) -> None:
-        """The iteration that took ``sample`` has ended; default: nothing to do.
+    def take(self) -> tuple[Any, Any] | None:
+        """A waiting sample and its lease token, or None when none waits.
+
+        The scoring loop calls this, and later :meth:`ack` (and :meth:`renew`) with
+        the token. Default: :meth:`sample`, with the sample itself as its token.
+        """
+        sample = self.sample()
+        return None if sample is None else (sample, sample)
+
+    def ack(self, lease: Any, *, failed: bool = False) -> None:
+        """The iteration holding ``lease`` (a token from :meth:`take`) has ended;
+        default: nothing to do.
 
         ``failed`` tells how it ended: False when it was scored, True when it failed
         and was reported. A queue that keeps the accounting of several processes
@@ -68,8 +84,9 @@ class OrganicQueueBase(ABC):
         """
         return None
 
-    def renew(self, samples: Sequence[Any]) -> None:
-        """The iterations that took ``samples`` still run; default: nothing to do.
+    def renew(self, leases: Sequence[Any]) -> None:
+        """The iterations holding ``leases`` (tokens from :meth:`take`) still run;
+        default: nothing to do.
 
         A leasing queue extends their leases, so that a slow iteration's sample is not
         handed out again meanwhile. The scoring loop calls it a few times per lease.
@@ -112,13 +129,24 @@ class OrganicQueueBase(ABC):
             return await asyncio.to_thread(self.sample)
         return self.sample()
 
+    async def atake(self) -> tuple[Any, Any] | None:
+        """:meth:`take`, awaitable: on a worker thread when the queue blocks."""
+        if self.blocking:
+            return await asyncio.to_thread(self.take)
+        return self.take()
+
+    async def adetach(self) -> None:
+        """The running event loop is done with the queue: release what it holds there
+        (a Redis queue's async connections). Default: nothing to do."""
+        return None
+
     async def asize(self) -> int:
         """:attr:`size`, awaitable: on a worker thread when the queue blocks."""
         if self.blocking:
             return await asyncio.to_thread(lambda: self.size)
         return self.size
 
-    async def aack(self, sample: Any, *, failed: bool = False) -> None:
+    async def aack(self, lease: Any, *, failed: bool = False) -> None:
         """:meth:`ack`, awaitable: on a worker thread when the queue blocks.
 
         Skipped entirely when a subclass keeps the do-nothing :meth:`ack`.
@@ -126,16 +154,16 @@ class OrganicQueueBase(ABC):
         if type(self).ack is OrganicQueueBase.ack:
             return
         if self.blocking:
-            await asyncio.to_thread(functools.partial(self.ack, sample, failed=failed))
+            await asyncio.to_thread(functools.partial(self.ack, lease, failed=failed))
         else:
-            self.ack(sample, failed=failed)
+            self.ack(lease, failed=failed)
 
-    async def arenew(self, samples: Sequence[Any]) -> None:
+    async def arenew(self, leases: Sequence[Any]) -> None:
         """:meth:`renew`, awaitable: on a worker thread when the queue blocks."""
         if self.blocking:
-            await asyncio.to_thread(self.renew, samples)
+            await asyncio.to_thread(self.renew, leases)
         else:
-            self.renew(samples)
+            self.renew(leases)
 
     async def acount_accepted(self) -> None:
         """:meth:`count_accepted`, awaitable: on a worker thread when the queue blocks.
