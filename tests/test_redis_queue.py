@@ -407,6 +407,18 @@ def test_a_client_is_used_as_given_and_left_open(redis_url: str) -> None:
         RedisOrganicQueue(object())
 
 
+def test_a_client_without_a_socket_timeout_is_warned_about(
+    redis_url: str, library_log: list[str]
+) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        RedisOrganicQueue(client, name="forever").close()
+    assert any("has no socket_timeout" in line for line in library_log), library_log
+    library_log.clear()
+    with redis.Redis.from_url(redis_url, socket_timeout=1.0) as client:
+        RedisOrganicQueue(client, name="bounded").close()
+    assert not any("socket_timeout" in line for line in library_log), library_log
+
+
 def test_scripts_are_registered_once_per_class(redis_url: str) -> None:
     with redis.Redis.from_url(redis_url) as client:
         first = RedisOrganicQueue(client, name="a")

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable
 
 __all__ = [
@@ -163,6 +164,12 @@ class RedisLink:
         except BaseException:
             self.close()
             raise
+        if _socket_timeout(client, self.cluster) is None:
+            log.warning(
+                f"{what}: the Redis client at {self.url} has no socket_timeout, so a plain "
+                "(not awaited) call to a Redis that hangs waits for ever; make the client "
+                f"with socket_timeout={timeout:g}, or use .from_url()"
+            )
 
     @classmethod
     def from_url(cls, url: str, what: str, *, timeout: float) -> RedisLink:
@@ -340,6 +347,19 @@ def _settings(pool: Any) -> tuple[str, dict[str, Any]] | None:
         if given.get(key) is not None:
             settings[key] = given[key]
     return pool.connection_class.__name__, settings
+
+
+def _socket_timeout(client: Any, cluster: bool) -> float | None:
+    """The client's ``socket_timeout`` (None: none, or it cannot be told)."""
+    try:
+        if cluster:
+            pool = client.get_default_node().redis_connection.connection_pool
+        else:
+            pool = client.connection_pool
+        found = pool.connection_kwargs.get("socket_timeout")
+    except AttributeError:
+        return 0.0  # cannot tell: say nothing
+    return None if found is None else float(found)
 
 
 def _describe(client: Any, cluster: bool) -> str:
