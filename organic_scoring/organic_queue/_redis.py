@@ -91,8 +91,8 @@ class LeasedQueueCounters(QueueCounters):
     """Adds by request key that reached Redis after their intake had answered with an
     error (Redis stalled past the deadline): taken back, or refused on arrival."""
     late: int = 0
-    """Like ``withdrawn``, but the sample had been handed out already: it is scored
-    although its request was answered with an error."""
+    """Like ``withdrawn``, but the sample had left the waiting ones already (handed
+    out, so scored although its request was answered with an error, or dropped)."""
 
     def __eq__(self, other: object) -> bool:
         if type(other) is QueueCounters:
