@@ -77,8 +77,10 @@ def app() -> Any:
     from organic_scoring.organic_queue import RedisOrganicQueue
 
     settings = json.loads(os.environ[_ENV])
-    queue = RedisOrganicQueue(settings["redis"], name=settings["name"], max_size=1_000_000)
-    nonces = RedisNonceStore(settings["redis"], retention=MAX_AGE + 60, namespace=settings["name"])
+    queue = RedisOrganicQueue.from_url(settings["redis"], name=settings["name"], max_size=1_000_000)
+    nonces = RedisNonceStore.from_url(
+        settings["redis"], retention=MAX_AGE + 60, namespace=settings["name"]
+    )
     built = create_app(
         _Intake(organic_queue=queue),
         hotkey_ss58=settings["hotkey"],

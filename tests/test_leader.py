@@ -24,7 +24,7 @@ KEY = "organic-scoring:{organic}:scorer"
 
 @pytest.fixture
 def link(redis_url: str) -> Iterator[RedisLink]:
-    made = RedisLink(redis_url, "test")
+    made = RedisLink.from_url(redis_url, "test", timeout=1.0)
     yield made
     made.close()
 
@@ -88,7 +88,7 @@ def test_release_leaves_someone_elses_lock_alone(link: RedisLink) -> None:
 def test_an_outage_ends_the_belief_after_one_period(tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     server.start()
-    link = RedisLink(server.url, "test")
+    link = RedisLink.from_url(server.url, "test", timeout=1.0)
     try:
         lock = LeaseLock(link, KEY, period=0.5)
         assert lock.acquire()
@@ -159,7 +159,7 @@ def test_keepers_hand_over_on_stop(link: RedisLink, monkeypatch: pytest.MonkeyPa
 def test_the_holder_keeps_the_role_through_an_outage(tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     server.start()
-    link = RedisLink(server.url, "test")
+    link = RedisLink.from_url(server.url, "test", timeout=1.0)
     changes: list[bool] = []
     holder = LeaseKeeper(LeaseLock(link, KEY, period=0.3), on_change=changes.append)
     standby = LeaseKeeper(LeaseLock(link, KEY, period=0.3))

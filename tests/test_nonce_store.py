@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -109,12 +110,30 @@ def test_an_outage_raises_and_the_store_recovers(tmp_path: Path) -> None:
         ({"retention": "60"}, "retention"),
         ({"namespace": ""}, "namespace"),
         ({"url": "http://x"}, "url"),
+        ({"timeout": -1}, "timeout"),
     ],
 )
 def test_bad_parameters_are_named(kwargs: dict[str, object], words: str) -> None:
-    kwargs.setdefault("url", "redis://127.0.0.1:1/0")
+    url = kwargs.pop("url", "redis://127.0.0.1:1/0")
     with pytest.raises(ValueError, match=words):
-        RedisNonceStore(**kwargs)  # type: ignore[arg-type]
+        RedisNonceStore.from_url(url, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_client_is_shared_and_checks_are_awaited_on_an_async_client(redis_url: str) -> None:
+    import redis
+    import redis.asyncio
+
+    async def scenario(store: RedisNonceStore) -> None:
+        assert await store.acheck_and_store(HOTKEY, 5)
+        assert not await store.acheck_and_store(HOTKEY, 5)
+        assert isinstance(store._link._aclients[asyncio.get_running_loop()][0], redis.asyncio.Redis)
+        await store.aclose()
+
+    with redis.Redis.from_url(redis_url) as client:
+        store = RedisNonceStore(client)
+        asyncio.run(scenario(store))
+        assert not store.check_and_store(HOTKEY, 5)  # the sync client is the caller's, still open
+        assert client.ping()
 
 
 def test_bad_arguments_are_refused(redis_url: str) -> None:

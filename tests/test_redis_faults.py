@@ -272,9 +272,9 @@ def test_the_scorer_role_changes_hands_while_redis_refuses_writes(redis_url: str
         _fill(queue)
         with pytest.raises(ConnectionError, match="maxmemory"):
             queue.add({"n": 3})  # refused: the queue does not grow
-        sample = queue.sample()  # but it drains
-        queue.renew([sample])
-        queue.ack(sample)
+        _, lease = queue.take()  # but it drains
+        queue.renew([lease])
+        queue.ack(lease)
         assert (queue.counters().acked, queue.size) == (1, 1)
         assert active.acquire()  # renewed
         fence = active.fence

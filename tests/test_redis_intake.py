@@ -23,6 +23,7 @@ from support.axons import BITTENSOR_WARNINGS
 from support.redis_server import RedisServer, running_redis
 from support.signed_http import Wallets, wallets  # noqa: F401 (fixture)
 from support.transports import TRANSPORTS, intake
+from support.waiting import wait_until
 
 pytestmark = [pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
 
@@ -192,3 +193,45 @@ def test_a_hung_nonce_store_holds_a_bounded_number_of_requests(
     assert statuses == [200, 200, 429, 429, 429, 429]
     assert driver.scorer.handled[0] == "before"
     assert len(driver.scorer.handled) == 3  # the two the store remembered, once resumed
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_hung_queue_answers_503_within_the_deadline_and_keeps_nothing(
+    transport: str,
+    redis_server: RedisServer,
+    wallets: Wallets,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Redis paused (SIGSTOP) while an add is on its way: the intake answers 503 within
+    # the queue's deadline, and the add that runs once Redis resumes is taken back
+    # (or refused), so the client's retry is the only sample scored.
+    with (
+        RedisOrganicQueue.from_url(redis_server.url, timeout=0.5) as queue,
+        intake(transport, wallets, monkeypatch, organic_queue=queue) as driver,
+    ):
+        client = wallets.client
+
+        async def scenario() -> float:
+            assert await driver.send(client, "before") == 200
+            with redis_server.paused():
+                began = asyncio.get_running_loop().time()
+                assert await driver.send(client, "during") == 503
+                took = asyncio.get_running_loop().time() - began
+            await asyncio.sleep(1.0)  # past the fail-fast second after a timeout
+            assert await driver.send(client, "retried") == 200
+            return took
+
+        took = asyncio.run(scenario())
+        assert took < 2.0, took
+        wait_until(lambda: not queue._withdrawals, "the withdrawal to reach Redis")
+        counters = queue.counters()
+        assert (counters.added, counters.size, counters.late) == (2, 2, 0)
+        assert sorted(drain_texts(queue)) == ["before", "retried"]
+
+
+def drain_texts(queue: RedisOrganicQueue) -> list[str]:
+    out = []
+    while (taken := queue.take()) is not None:
+        out.append(taken[0]["text"])
+        queue.ack(taken[1])
+    return out

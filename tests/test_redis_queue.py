@@ -7,6 +7,7 @@ fixture), so it can stop, kill and restart it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -112,7 +113,7 @@ def test_an_entry_that_no_longer_loads_is_reported_and_settled(queues: Any, redi
     with redis.Redis.from_url(redis_url) as client:  # a model class that has since gone away
         client.hset("organic-scoring:{q}:items", "1", b"mgone.module:Vanished\n{}")
     with pytest.raises(SampleDecodeError, match=r"gone\.module:Vanished") as caught:
-        queue.sample()
+        queue.take()
     assert isinstance(caught.value, SampleUnreadable)
     assert caught.value.body == "{}"
     counters = queue.counters()
@@ -127,46 +128,48 @@ def test_ack_deletes_the_lease_and_the_sample(queues: Any) -> None:
     queue = queues()
     queue.add({"n": 1})
     queue.add({"n": 2})
-    taken = queue.sample()
+    taken, token = queue.take()
     assert queue.counters() == LeasedQueueCounters(
         added=2, sampled=1, dropped=0, size=1, max_size=10_000, leased=1, acked=0, redelivered=0
     )
-    queue.ack(taken)
+    queue.ack(token)
     counters = queue.counters()
     assert (counters.leased, counters.acked, counters.size) == (0, 1, 1)
     assert (counters.scored, counters.failed) == (1, 0)
-    queue.ack(queue.sample(), failed=True)
+    queue.ack(queue.take()[1], failed=True)
     counters = queue.counters()
     assert (counters.scored, counters.failed, counters.acked) == (1, 1, 2)
-    queue.ack(taken)  # a second ack of the same sample: nothing left to do
-    queue.ack(dict(taken))  # an equal copy is not the sample that was handed out
-    queue.ack({"n": 3})  # never handed out
-    queue.ack(None)
+    queue.ack(token)  # a second ack of the same lease: nothing left to do
+    queue.ack("999:999")  # never handed out
+    for not_a_token in (taken, None, "7"):
+        with pytest.raises(TypeError, match="lease token"):
+            queue.ack(not_a_token)
     assert queue.counters() == counters
     assert_balanced(counters)
 
 
-def test_only_the_object_that_sampled_can_ack(queues: Any) -> None:
+def test_any_process_holding_the_token_can_ack(queues: Any) -> None:
     first, second = queues(), queues()
     first.add({"n": 1})
-    taken = first.sample()
-    second.ack(taken)
-    assert first.counters().leased == 1
-    first.ack(taken)
-    assert first.counters().acked == 1
+    _, token = first.take()
+    second.ack(token)
+    assert (first.counters().leased, first.counters().acked) == (0, 1)
 
 
-def test_shared_values_are_acked_oldest_lease_first(queues: Any) -> None:
-    # Small ints are one object in Python: two hand-outs of 7 are told apart by age.
+def test_a_lease_is_acked_by_its_token_not_by_its_sample(queues: Any, redis_url: str) -> None:
+    # Small ints are one object in Python: two hand-outs of 7 are the same object, and
+    # only their tokens say which iteration ended.
     queue = queues()
     queue.add(7)
     queue.add(7)
-    a, b = queue.sample(), queue.sample()
+    (a, first), (b, second) = queue.take(), queue.take()
     assert a is b
-    queue.ack(a)
-    queue.ack(b)
-    assert queue.counters().acked == 2
-    assert queue.counters().leased == 0
+    assert first != second
+    queue.ack(second)
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.zrange("organic-scoring:{q}:leases", 0, -1) == [first.encode()]
+    queue.ack(first)
+    assert (queue.counters().acked, queue.counters().leased) == (2, 0)
 
 
 def test_an_expired_lease_puts_the_sample_back(
@@ -175,7 +178,7 @@ def test_an_expired_lease_puts_the_sample_back(
     short = queues(lease=0.2)  # its hand-outs run out quickly
     steady = queues()  # the same queue, leasing for 30 s
     short.add({"n": 1})
-    first = short.sample()
+    first, first_lease = short.take()
     assert steady.is_empty()
     assert steady.counters().leased == 1
     wait_until(lambda: steady.size == 1, "the lease to run out")  # counted as waiting at once
@@ -185,14 +188,14 @@ def test_an_expired_lease_puts_the_sample_back(
     assert_balanced(counters)
 
     with caplog.at_level(logging.DEBUG):
-        short.ack(first)  # too late: the sample is waiting again
+        short.ack(first_lease)  # too late: the sample is waiting again
     assert "after its 0.2s lease ran out" in caplog.text
     assert steady.counters() == counters
 
-    second = steady.sample()
+    second, second_lease = steady.take()
     assert second == first
-    assert second is not first
-    steady.ack(second)
+    assert second_lease != first_lease
+    steady.ack(second_lease)
     counters = steady.counters()
     assert counters == LeasedQueueCounters(
         added=1,
@@ -211,7 +214,7 @@ def test_a_redelivered_sample_respects_the_bound(queues: Any) -> None:
     short = queues(lease=0.2, max_size=2)
     steady = queues(max_size=2)
     short.add("a")
-    taken = short.sample()
+    _, taken = short.take()
     steady.add("b")
     steady.add("c")
     wait_until(lambda: steady.counters().redelivered == 1, "the lease to run out")
@@ -258,11 +261,11 @@ def test_counters_balance_after_any_operations(max_size: int, ops: list[str]) ->
                 if len(waiting) > max_size:
                     waiting.remove(min(waiting))
             elif op == "sample":
-                item = queue.sample()
-                assert (item is None) == (not waiting)
-                if item is not None:
-                    waiting.remove(item["n"])
-                    held.append(item)
+                taken = queue.take()
+                assert (taken is None) == (not waiting)
+                if taken is not None:
+                    waiting.remove(taken[0]["n"])
+                    held.append(taken[1])
             elif held:
                 queue.ack(held.pop(0))
                 acked += 1
@@ -383,12 +386,85 @@ def test_masked_urls(url: str, shown: str) -> None:
         ({"max_size": 0}, "max_size"),
         ({"one_scorer": 1}, "one_scorer"),
         ({"lock_period": 0}, "lock_period"),
+        ({"timeout": 0}, "timeout"),
     ],
 )
 def test_bad_parameters_are_named(kwargs: dict[str, Any], words: str) -> None:
-    kwargs.setdefault("url", "redis://127.0.0.1:1/0")
+    url = kwargs.pop("url", "redis://127.0.0.1:1/0")
     with pytest.raises(ValueError, match=words):
-        RedisOrganicQueue(**kwargs)
+        RedisOrganicQueue.from_url(url, **kwargs)
+
+
+def test_a_client_is_used_as_given_and_left_open(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        with RedisOrganicQueue(client, name="given") as queue:
+            queue.add({"n": 1})
+        assert client.zcard("organic-scoring:{given}:waiting") == 1  # still usable
+    finally:
+        client.close()
+    with pytest.raises(TypeError, match="redis-py client"):
+        RedisOrganicQueue(object())
+
+
+def test_a_client_without_a_socket_timeout_is_warned_about(
+    redis_url: str, library_log: list[str]
+) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        RedisOrganicQueue(client, name="forever").close()
+    assert any("has no socket_timeout" in line for line in library_log), library_log
+    library_log.clear()
+    with redis.Redis.from_url(redis_url, socket_timeout=1.0) as client:
+        RedisOrganicQueue(client, name="bounded").close()
+    assert not any("socket_timeout" in line for line in library_log), library_log
+
+
+def test_scripts_are_registered_once_per_class(redis_url: str) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        first = RedisOrganicQueue(client, name="a")
+        second = RedisOrganicQueue(client, name="b")
+        assert first._scripts is second._scripts
+        client.script_flush()  # a restarted server: the script comes back with one call
+        first.add(1)
+        assert first.size == 1
+        first.close()
+        second.close()
+
+
+def test_the_awaitable_forms_use_an_async_client_per_loop(redis_url: str) -> None:
+    import redis.asyncio
+
+    async def scenario(queue: RedisOrganicQueue) -> None:
+        try:
+            await queue.aadd({"n": 1})
+            await queue.aadd({"n": 2})
+            assert await queue.asize() == 2
+            taken = await queue.atake()
+            assert taken is not None
+            await queue.arenew([taken[1]])
+            await queue.aack(taken[1])
+            await queue.acount_accepted()
+            twin = queue._link._aclients[asyncio.get_running_loop()][0]
+            assert isinstance(twin, redis.asyncio.Redis)
+            counters = queue.counters()
+            assert (counters.added, counters.acked, counters.accepted) == (2, 1, 1)
+        finally:
+            await queue.aclose()
+        assert not queue._link._aclients
+
+    with redis.Redis.from_url(redis_url) as client:
+        queue = RedisOrganicQueue(client, name="async")
+        asyncio.run(scenario(queue))
+        # A loop that ended without closing its client: close() cannot reach it, so
+        # the engine calls adetach() before its loop ends.
+        other = RedisOrganicQueue(client, name="async")
+
+        async def detach() -> None:
+            assert await other.asize() == 1
+            await other.adetach()
+
+        asyncio.run(detach())
+        other.close()
 
 
 def test_without_the_redis_package_the_error_names_the_extra() -> None:
@@ -411,7 +487,7 @@ def test_an_outage_raises_and_the_queue_recovers_by_itself(tmp_path: Path) -> No
         with RedisOrganicQueue(server.url) as queue:
             for i in range(3):
                 queue.add({"n": i})
-            taken = queue.sample()
+            _, taken = queue.take()
             server.kill()
             for call in (lambda: queue.add({"n": 9}), queue.sample, lambda: queue.size):
                 with pytest.raises(RedisUnavailable, match="RedisOrganicQueue"):

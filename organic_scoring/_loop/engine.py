@@ -253,6 +253,8 @@ class Engine:
                 raise
         finally:
             self._queue.remove_listener(self._trigger.arrived)
+            with contextlib.suppress(Exception):
+                await self._queue.adetach()
             if run.keeper is not None:
                 await _stop_keeper(run.keeper)
             waker.unbind()

@@ -192,7 +192,7 @@ class IterationRunner:
         # A queue that neither blocks nor brings its own awaitable forms is called inline.
         self._queue_awaited = queue.blocking or any(
             getattr(type(queue), name) is not getattr(OrganicQueueBase, name)
-            for name in ("asample", "asize")
+            for name in ("asample", "asize", "atake")
         )
         self._queue_failures = 0
         self._queue_retry_at = 0.0
@@ -201,7 +201,8 @@ class IterationRunner:
         self.running: dict[object, float] = {}
         """When each running iteration started (monotonic seconds)."""
         self.leased: dict[object, Any] = {}
-        """The organic sample of each running iteration that has one."""
+        """The lease token of each running iteration's organic sample (see
+        :meth:`OrganicQueueBase.take`)."""
         self._redact = redactor(config.redact)
         self._replays = _replays(datasets)
         if config.redact is True and any(r.redact is None for r in self._replays):
@@ -248,11 +249,12 @@ class IterationRunner:
         started = time.perf_counter()
         stage: Stage = "sample"
         sample: Any = None
+        lease: Any = None
         organic = False
         pair = _Responses()
         try:
             try:
-                sample, organic, source = await self._take_sample()
+                sample, lease, organic, source = await self._take_sample()
             except SampleUnreadable as unreadable:
                 # An entry left the queue but could not be handed over: it is an
                 # organic sample, reported with what the queue held for it.
@@ -263,7 +265,7 @@ class IterationRunner:
                 stats.skipped()
                 return {}
             if organic:
-                self.leased[key] = sample
+                self.leased[key] = lease
             stats.sampled(organic)
             sampled = time.perf_counter()
             stage = "query"
@@ -321,16 +323,16 @@ class IterationRunner:
             record = attempt.get()
             why = record.why if record is not None and record.why is not None else cancelled
             with anyio.CancelScope(shield=True):
-                await self._end_failed(stage, sample, organic, why)
+                await self._end_failed(stage, sample, organic, why, lease)
             raise
         except _StageFailed as failed:
             error = failed.error
-            await self._end_failed(failed.stage, sample, organic, error)
+            await self._end_failed(failed.stage, sample, organic, error, lease)
             if isinstance(error, _FATAL):
                 raise error from None
             raise IterationError(failed.stage, self._kept(sample), organic) from error
         except BaseException as exc:  # the library's own code, a dataset: still reported
-            await self._end_failed(stage, sample, organic, exc)
+            await self._end_failed(stage, sample, organic, exc, lease)
             if isinstance(exc, _FATAL):
                 raise
             raise IterationError(stage, self._kept(sample), organic) from exc
@@ -348,13 +350,14 @@ class IterationRunner:
             ),
         )
         if organic:
-            await self._ack(sample)
+            await self._ack(lease)
         return result if isinstance(result, dict) else logs
 
     # -- the sample ------------------------------------------------------------------
 
-    async def _take_sample(self) -> tuple[Any, bool, str]:
-        """An organic sample if one is waiting (and the queue works), else a synthetic one.
+    async def _take_sample(self) -> tuple[Any, Any, bool, str]:
+        """An organic sample and its lease token if one is waiting (and the queue works),
+        else a synthetic one (and None).
 
         A ``"synthetic"`` plan skips the queue, when there is a dataset to sample.
         """
@@ -362,7 +365,7 @@ class IterationRunner:
         if not skip_queue and time.monotonic() >= self._queue_retry_at:
             queue = self._queue
             try:
-                sample = await queue.asample() if self._queue_awaited else queue.sample()
+                taken = await queue.atake() if self._queue_awaited else queue.take()
             except SampleUnreadable:
                 self._queue_works()
                 raise
@@ -370,15 +373,16 @@ class IterationRunner:
                 await self._queue_broken(exc)
             else:
                 self._queue_works()
-                if sample is not None:
+                if taken is not None:
+                    sample, lease = taken
                     self._offer(sample)
-                    return sample, True, "organic"
+                    return sample, lease, True, "organic"
         dataset = None if self._datasets is None else self._datasets.choose()
         if dataset is None:
-            return None, False, ""
+            return None, None, False, ""
         asample = getattr(dataset, "asample", None)
         drawn = await asample() if callable(asample) else dataset.sample()
-        return drawn, False, type(dataset).__name__
+        return drawn, None, False, type(dataset).__name__
 
     def _offer(self, sample: Any) -> None:
         """Hand an organic sample to every replay dataset; their failures are only logged.
@@ -413,10 +417,10 @@ class IterationRunner:
         except Exception:
             return -1
 
-    async def _ack(self, sample: Any, *, failed: bool = False) -> None:
-        """Tell the queue this organic sample's iteration has ended, and how."""
+    async def _ack(self, lease: Any, *, failed: bool = False) -> None:
+        """Tell the queue the iteration holding ``lease`` has ended, and how."""
         try:
-            await self._queue.aack(sample, failed=failed)
+            await self._queue.aack(lease, failed=failed)
         except Exception as exc:
             log.warning(
                 f"the organic queue could not acknowledge a sample ({exc!r}); a leasing "
@@ -515,9 +519,9 @@ class IterationRunner:
     # -- failures --------------------------------------------------------------------
 
     async def _end_failed(
-        self, stage: Stage, sample: Any, organic: bool, error: BaseException
+        self, stage: Stage, sample: Any, organic: bool, error: BaseException, lease: Any = None
     ) -> None:
-        """Count a failed iteration, report it, and release its organic sample."""
+        """Count a failed iteration, report it, and release its organic sample's lease."""
         record = attempt.get()
         if record is not None:
             record.reported = True
@@ -526,7 +530,7 @@ class IterationRunner:
         # An unreadable entry has left the queue already; a scorer that lost its role
         # leaves the sample to its lease, which brings it back for the active scorer.
         if organic and stage != "sample" and not isinstance(error, ScorerRoleLost):
-            await self._ack(sample, failed=True)
+            await self._ack(lease, failed=True)
 
     async def report_outside(self, sample: Any, error: BaseException) -> None:
         """Count and report a failure that no stage accounts for (``"iteration"``)."""

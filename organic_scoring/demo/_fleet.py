@@ -74,7 +74,7 @@ def _scorer(redis_url: str, name: str, book: ScoreBook | None = None) -> FleetSc
     return FleetScorer(
         miners,
         book or ScoreBook(len(miners), alpha=0.2),
-        organic_queue=RedisOrganicQueue(redis_url, name=name, lock_period=2.0),
+        organic_queue=RedisOrganicQueue.from_url(redis_url, name=name, lock_period=2.0),
         synth_dataset=default_dataset(seed=1),
         trigger="seconds",
         trigger_frequency=1.0,
@@ -92,7 +92,7 @@ def intake_app() -> Any:
 
     settings = json.loads(os.environ[_ENV])
     scorer = _scorer(settings["redis"], settings["name"])
-    nonces = RedisNonceStore(settings["redis"], namespace=settings["name"])
+    nonces = RedisNonceStore.from_url(settings["redis"], namespace=settings["name"])
     return create_app(
         scorer,
         hotkey_ss58=settings["hotkey"],
@@ -132,7 +132,7 @@ def run_fleet_demo(
     name = f"organic-scoring-demo-{uuid.uuid4().hex[:12]}"
     with _interruptible() as interrupted:
         try:
-            probe = RedisOrganicQueue(redis_url, name=name)
+            probe = RedisOrganicQueue.from_url(redis_url, name=name)
         except RedisUnavailable as exc:
             print(f"demo: {exc}; start a Redis server first", file=sys.stderr)
             return 2

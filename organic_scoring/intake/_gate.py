@@ -85,11 +85,11 @@ from organic_scoring.intake._replay import (
     InMemoryNonceStore,
     NonceStore,
     NonceStoreFailure,
+    aremember,
     check_retention,
-    remember,
-    store_blocks,
 )
 from organic_scoring.intake._settings import IntakeSettings
+from organic_scoring.organic_queue._base import request_key
 
 if TYPE_CHECKING:  # starlette comes with every transport
     from starlette.types import Receive
@@ -236,7 +236,6 @@ class Gate:
         self.freshness = Freshness(max_age, allowed_skew, time.time_ns(), nonce_store)
         check_retention(nonce_store, self.freshness.window)
         self.nonce_store: NonceStore = nonce_store
-        self._store_blocks = store_blocks(nonce_store)
         self._redacting = config.redact is not False
         self._stats = runtime(scorer).stats
         self._handler = Hook(
@@ -432,13 +431,11 @@ class Gate:
             self._remembering -= 1
         if not fresh:
             raise Refused(401, "this request was already accepted (a replay)")
+        request_key.set(f"{hotkey}:{nonce}")  # a queue's idempotent add keys by it
 
     async def _remember(self, hotkey: str, nonce: int | str) -> bool:
         try:
-            if self._store_blocks:
-                fresh = await asyncio.to_thread(remember, self.nonce_store, hotkey, nonce)
-            else:
-                fresh = remember(self.nonce_store, hotkey, nonce)
+            fresh = await aremember(self.nonce_store, hotkey, nonce)
         except NonceStoreFailure as exc:
             self._outages.refused("the nonce store", exc.__cause__ or exc)
             raise Refused(503, "replay protection is unavailable, try again later") from exc

@@ -11,6 +11,7 @@ worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
@@ -140,6 +141,20 @@ def remember(store: NonceStore, hotkey: str, nonce: int | str) -> bool:
         return bool(store.check_and_store(hotkey, nonce))
     except Exception as exc:
         raise NonceStoreFailure(f"the nonce store failed: {exc!r}") from exc
+
+
+async def aremember(store: NonceStore, hotkey: str, nonce: int | str) -> bool:
+    """:func:`remember`, awaited: the store's own ``acheck_and_store`` when it has one,
+    else on a worker thread when the store blocks."""
+    check = getattr(store, "acheck_and_store", None)
+    try:
+        if callable(check):
+            return bool(await check(hotkey, nonce))
+    except Exception as exc:
+        raise NonceStoreFailure(f"the nonce store failed: {exc!r}") from exc
+    if store_blocks(store):
+        return await asyncio.to_thread(remember, store, hotkey, nonce)
+    return remember(store, hotkey, nonce)
 
 
 def store_blocks(store: NonceStore) -> bool:

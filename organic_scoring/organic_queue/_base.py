@@ -7,11 +7,17 @@ import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from organic_scoring.organic_queue._lock import LeaseLock
 
 __all__ = ["OrganicQueueBase"]
+
+
+request_key: ContextVar[str | None] = ContextVar("organic_scoring_request_key", default=None)
+"""The request being handled (its hotkey and nonce), set by the intake: a queue that
+adds idempotently keys its add by it."""
 
 
 class OrganicQueueBase(ABC):
@@ -52,14 +58,21 @@ class OrganicQueueBase(ABC):
         """True when no sample is waiting."""
         return self.size == 0
 
-    def ack(self, sample: Any, *, failed: bool = False) -> None:
-        """The iteration that took ``sample`` has ended (``failed``: it failed and was
-        reported); default: nothing to do."""
+    def take(self) -> tuple[Any, Any] | None:
+        """A waiting sample and its lease token, or None when none waits (default:
+        :meth:`sample`, the sample being its own token). The loop later calls
+        :meth:`ack` and :meth:`renew` with the token."""
+        sample = self.sample()
+        return None if sample is None else (sample, sample)
+
+    def ack(self, lease: Any, *, failed: bool = False) -> None:
+        """The iteration holding ``lease`` (a token from :meth:`take`) has ended
+        (``failed``: it failed and was reported); default: nothing to do."""
         return None
 
-    def renew(self, samples: Sequence[Any]) -> None:
-        """The iterations that took ``samples`` still run (a leasing queue extends their
-        leases); default: nothing to do."""
+    def renew(self, leases: Sequence[Any]) -> None:
+        """The iterations holding ``leases`` (tokens from :meth:`take`) still run (a
+        leasing queue extends their leases); default: nothing to do."""
         return None
 
     def count_accepted(self) -> None:
@@ -87,19 +100,29 @@ class OrganicQueueBase(ABC):
         """:meth:`sample`, awaitable: on a worker thread when the queue blocks."""
         return await self._off_loop(self.sample)
 
+    async def atake(self) -> tuple[Any, Any] | None:
+        """:meth:`take`, awaitable: on a worker thread when the queue blocks."""
+        taken: tuple[Any, Any] | None = await self._off_loop(self.take)
+        return taken
+
+    async def adetach(self) -> None:
+        """The running event loop is done with the queue: release what it holds there
+        (a Redis queue's async connections). Default: nothing to do."""
+        return None
+
     async def asize(self) -> int:
         """:attr:`size`, awaitable: on a worker thread when the queue blocks."""
         size: int = await self._off_loop(lambda: self.size)
         return size
 
-    async def aack(self, sample: Any, *, failed: bool = False) -> None:
+    async def aack(self, lease: Any, *, failed: bool = False) -> None:
         """:meth:`ack`, awaitable (skipped when :meth:`ack` is the default)."""
         if type(self).ack is not OrganicQueueBase.ack:
-            await self._off_loop(self.ack, sample, failed=failed)
+            await self._off_loop(self.ack, lease, failed=failed)
 
-    async def arenew(self, samples: Sequence[Any]) -> None:
+    async def arenew(self, leases: Sequence[Any]) -> None:
         """:meth:`renew`, awaitable: on a worker thread when the queue blocks."""
-        await self._off_loop(self.renew, samples)
+        await self._off_loop(self.renew, leases)
 
     async def acount_accepted(self) -> None:
         """:meth:`count_accepted`, awaitable (skipped when it is the default)."""

@@ -22,15 +22,18 @@ leased + acked``, ``sampled == acked + leased + redelivered``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import random
+import re
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from organic_scoring._defaults import (
     DEFAULT_LEASE,
@@ -39,12 +42,17 @@ from organic_scoring._defaults import (
     DEFAULT_QUEUE_SIZE,
 )
 from organic_scoring._log import log
-from organic_scoring.errors import SampleUnreadable
-from organic_scoring.organic_queue._base import OrganicQueueBase
+from organic_scoring.errors import RedisUnavailable, SampleUnreadable
+from organic_scoring.organic_queue._base import OrganicQueueBase, request_key
 from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._lock import LeaseLock
 from organic_scoring.organic_queue._memory import QueueCounters
-from organic_scoring.organic_queue._redis_link import ALLOW_OOM, RedisLink
+from organic_scoring.organic_queue._redis_link import (
+    ALLOW_OOM,
+    COMMAND_TIMEOUT,
+    LuaScript,
+    RedisLink,
+)
 
 __all__ = ["LeasedQueueCounters", "RedisOrganicQueue"]
 
@@ -79,6 +87,12 @@ class LeasedQueueCounters(QueueCounters):
     dead_lettered: int = 0
     """Samples handed out more than ``max_deliveries`` times, moved to the dead-letter
     list instead of being handed out again (each also counted as acked and failed)."""
+    withdrawn: int = 0
+    """Adds by request key that reached Redis after their intake had answered with an
+    error (Redis stalled past the deadline): taken back, or refused on arrival."""
+    late: int = 0
+    """Like ``withdrawn``, but the sample had left the waiting ones already (handed
+    out, so scored although its request was answered with an error, or dropped)."""
 
     def __eq__(self, other: object) -> bool:
         if type(other) is QueueCounters:
@@ -127,21 +141,58 @@ local function reap(max_size)
 end
 """
 
-# ARGV: stored sample, max_size, channel, origin. Announces the add on the channel with
-# the adding object's origin. Returns how many samples were dropped.
+# ARGV: stored sample, max_size, channel, origin, and for an add by request key the
+# key's memory (ms), its key KEYS[8]. Announces the add on the channel with the adding
+# object's origin. Returns how many samples were dropped; -1 when the request key was
+# seen before (a retry: nothing stored), -2 when its add had been withdrawn (counted).
 _ADD = (
     _PRELUDE
     + """
+local request = KEYS[8]
+if request then
+  local seen = redis.call('GET', request)
+  if seen == 'withdrawn' then
+    redis.call('HINCRBY', meta, 'withdrawn', 1)
+    redis.call('SET', request, 'counted', 'PX', ARGV[5])
+    return -2
+  end
+  if seen then return -1 end
+end
 local max_size = tonumber(ARGV[2])
 local dropped = reap(max_size) + trim(max_size - 1)
 local id = redis.call('HINCRBY', meta, 'seq', 1)
 redis.call('ZADD', waiting, id, id)
 redis.call('HSET', items, id, ARGV[1])
 redis.call('HINCRBY', meta, 'added', 1)
+if request then redis.call('SET', request, id, 'PX', ARGV[5]) end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return dropped
 """
 )
+
+# KEYS: as the add's, KEYS[8] the request key. ARGV: the key's memory (ms). The intake
+# answered that request with an error: take back a sample it stored (counted as
+# withdrawn), count one already handed out as late, or mark the key so that an add
+# arriving later is refused (and counted). Returns 1, 2 or 0 respectively.
+_WITHDRAW = """
+local request = KEYS[8]
+local seen = redis.call('GET', request)
+if not seen then
+  redis.call('SET', request, 'withdrawn', 'PX', ARGV[1])
+  return 0
+end
+if seen == 'withdrawn' or seen == 'counted' then return 0 end
+redis.call('SET', request, 'counted', 'PX', ARGV[1])
+if redis.call('ZREM', KEYS[1], seen) == 1 then
+  redis.call('HDEL', KEYS[2], seen)
+  redis.call('HDEL', KEYS[5], seen)
+  redis.call('HINCRBY', KEYS[4], 'added', -1)
+  redis.call('HINCRBY', KEYS[4], 'withdrawn', 1)
+  return 1
+end
+redis.call('HINCRBY', KEYS[4], 'late', 1)
+return 2
+"""
 
 # ARGV: a random number in [0, 1), lease (ms), max_size, max_deliveries.
 # Returns nil when nothing waits, else {lease member, stored sample}, or
@@ -210,18 +261,20 @@ return 1
 )
 
 # ARGV: max_size. Returns {added, sampled, acked, redelivered, dropped, scored, failed,
-# accepted, dead, size, leased, whether the marker exists}.
+# accepted, dead, size, leased, whether the marker exists, withdrawn, late}.
 _COUNTERS = (
     _PRELUDE
     + """
 reap(tonumber(ARGV[1]))
 local m = redis.call('HMGET', meta, 'added', 'sampled', 'acked', 'redelivered', 'dropped',
-                     'scored', 'failed', 'accepted', 'dead')
+                     'scored', 'failed', 'accepted', 'dead', 'withdrawn', 'late')
 local out = {}
 for i = 1, 9 do out[i] = tonumber(m[i]) or 0 end
 out[10] = redis.call('ZCARD', waiting)
 out[11] = redis.call('ZCARD', leases)
 out[12] = redis.call('EXISTS', KEYS[7])
+out[13] = tonumber(m[10]) or 0
+out[14] = tonumber(m[11]) or 0
 return out
 """
 )
@@ -234,6 +287,20 @@ reap(tonumber(ARGV[1]))
 return redis.call('ZCARD', waiting)
 """
 )
+
+
+_TOKEN = re.compile(r"[0-9]+:[0-9]+")
+"""A lease token: the sample's id and the hand-out's number."""
+
+
+def _check_timeout(timeout: object) -> None:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
 
 
 class _DeadLetter(SampleUnreadable):
@@ -250,45 +317,55 @@ class _DeadLetter(SampleUnreadable):
         return self._sample
 
 
-class _Lease:
-    """One hand-out this process has not acknowledged yet."""
-
-    __slots__ = ("done", "expires", "member", "sample")
-
-    def __init__(self, sample: Any, member: bytes, expires: float) -> None:
-        self.sample = sample
-        self.member = member
-        self.expires = expires
-        self.done = False
+def _scripts(oom: bool) -> dict[str, LuaScript]:
+    # Every script but the add may run while Redis refuses writes at maxmemory: the
+    # scorer keeps draining the queue (which frees memory) meanwhile.
+    flag = ALLOW_OOM if oom else ""
+    return {
+        "add": LuaScript(_ADD),
+        "sample": LuaScript(flag + _SAMPLE),
+        "ack": LuaScript(flag + _ACK),
+        "counters": LuaScript(flag + _COUNTERS),
+        "size": LuaScript(flag + _SIZE),
+        "renew": LuaScript(flag + _RENEW),
+        "withdraw": LuaScript(flag + _WITHDRAW),
+    }
 
 
 class RedisOrganicQueue(OrganicQueueBase):
     """A bounded organic queue in Redis, shared by every process that names it.
 
     The contract of :class:`OrganicQueue` (oldest dropped at ``max_size``, uniform
-    ``sample``), with at-least-once delivery: ``sample`` leases for ``lease``
-    seconds, :meth:`ack` with the very object ``sample`` returned (not an equal
-    copy) deletes it, and an expired lease puts the sample back (:attr:`redelivered`).
-    A late ack does nothing and is logged. Only the sampling process can ack.
-    Stores what :class:`SQLiteOrganicQueue` stores. Counters are fleet-wide;
-    ``max_size`` is enforced per object on its adds. Listeners hear adds from every
-    process (other processes' via a channel-following thread). During an outage
-    every call raises :class:`~organic_scoring.errors.RedisUnavailable`; an ``add``
+    ``sample``), with at-least-once delivery: :meth:`take` leases a sample for
+    ``lease`` seconds and hands out its lease token with it, :meth:`ack` with that
+    token deletes it, and an expired lease puts the sample back (:attr:`redelivered`).
+    A late ack does nothing and is logged. Stores what :class:`SQLiteOrganicQueue`
+    stores. Counters are fleet-wide; ``max_size`` is enforced per object on its adds.
+    Listeners hear adds from every process (other processes' via a channel-following
+    thread). During an outage every call raises
+    :class:`~organic_scoring.errors.RedisUnavailable`, within ``timeout``; an ``add``
     that raised may or may not have stored. With ``one_scorer``, scorers sharing the
-    queue coordinate through :meth:`scorer_lock`; a standby takes over within two
-    ``lock_period``. Call :meth:`close` (or use it as a context manager) when done.
+    queue coordinate through :meth:`scorer_lock`; a standby takes over within one
+    ``lock_period``. Call :meth:`close` (or :meth:`aclose`, or use it as a context
+    manager) when done.
 
     While an iteration runs, the scoring loop renews its sample's lease
     (:meth:`renew`), so a slow iteration keeps its sample. A sample handed out
     ``max_deliveries`` times without an ack (its scorers died or hung each time) is
-    not handed out again: :meth:`sample` moves it to the dead letters
+    not handed out again: :meth:`take` moves it to the dead letters
     (:meth:`dead_letters`) and raises :class:`~organic_scoring.errors.SampleUnreadable`
     with it, which the loop reports as a failed organic sample.
 
+    The awaitable forms (:meth:`aadd`, :meth:`atake`, ...) use a ``redis.asyncio``
+    client per event loop, made from ``client``'s settings on first use and closed
+    by :meth:`close`, :meth:`aclose` or :meth:`adetach`. Keys share the hash tag
+    ``{name}``, so the queue works on a Redis Cluster.
+
     Args:
-        url: The server: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://``
-            for TLS, ``unix:///path``.
-        name: The queue's name; every process using the same ``url`` and ``name``
+        client: A redis-py client (``redis.Redis``, ``redis.cluster.RedisCluster``,
+            a Sentinel master); the caller keeps it and closes it. A URL string is
+            read as :meth:`from_url` would.
+        name: The queue's name; every process using the same server and ``name``
             shares the queue. Any non-empty string without braces.
         max_size: The most samples kept waiting; an int, at least 1.
         lease: Seconds a handed-out sample stays leased before it is put back.
@@ -299,19 +376,29 @@ class RedisOrganicQueue(OrganicQueueBase):
         lock_period: Seconds the active scorer's lock lasts unless renewed; a standby
             takes over within one period (and a round trip) of the active scorer dying.
         max_deliveries: How many times a sample may be handed out; at least 1.
+        timeout: Seconds any one awaited call may take before it raises
+            ``RedisUnavailable`` (plain calls: the client's ``socket_timeout``, which
+            :meth:`from_url` sets to this).
 
     Raises:
         ValueError: A parameter is out of range (the message names it).
+        TypeError: ``client`` is not a redis-py client.
         ImportError: The ``redis`` package is missing (install ``organic-scoring[redis]``).
-        RedisUnavailable: The server cannot be reached; the message names the URL
-            with its password masked.
+        RedisUnavailable: The server cannot be reached.
     """
 
     blocking = True  # every call is a round trip to the server
 
+    _REQUEST_MS: ClassVar[int] = 600_000
+    """How long (ms) an add by request key is remembered, for retries and withdrawals."""
+
+    _SCRIPTS: ClassVar[dict[bool, dict[str, LuaScript]]] = {
+        oom: _scripts(oom) for oom in (False, True)
+    }
+
     def __init__(
         self,
-        url: str,
+        client: Any,
         *,
         name: str = "organic",
         max_size: int = DEFAULT_QUEUE_SIZE,
@@ -320,6 +407,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         one_scorer: bool = True,
         lock_period: float = DEFAULT_LOCK_PERIOD,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        timeout: float = COMMAND_TIMEOUT,
     ) -> None:
         if (
             isinstance(max_deliveries, bool)
@@ -349,6 +437,7 @@ class RedisOrganicQueue(OrganicQueueBase):
             raise ValueError(
                 f"lock_period must be a number of seconds, at least 0.01, got {lock_period!r}"
             )
+        _check_timeout(timeout)
         self._one_scorer = one_scorer
         self._max_deliveries = max_deliveries
         self._lock_period = float(lock_period)
@@ -357,17 +446,13 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._lease = float(lease)
         self._lease_ms = max(1, round(self._lease * 1000))
         self._random = random.Random(seed)
-        self._link = RedisLink(url, f"RedisOrganicQueue(name={name!r})")
+        what = f"RedisOrganicQueue(name={name!r})"
+        if isinstance(client, str):
+            self._link = RedisLink.from_url(client, what, timeout=float(timeout))
+        else:
+            self._link = RedisLink(client, what, timeout=float(timeout))
         try:
-            # Every script but the add may run while Redis refuses writes at maxmemory:
-            # the scorer keeps draining the queue (which frees memory) meanwhile.
-            oom = ALLOW_OOM if self._link.script_flags else ""
-            self._add_script = self._link.script(_ADD)
-            self._sample_script = self._link.script(oom + _SAMPLE)
-            self._ack_script = self._link.script(oom + _ACK)
-            self._counters_script = self._link.script(oom + _COUNTERS)
-            self._size_script = self._link.script(oom + _SIZE)
-            self._renew_script = self._link.script(oom + _RENEW)
+            self._scripts = self._SCRIPTS[self._link.script_flags]
         except BaseException:
             self._link.close()
             raise
@@ -377,12 +462,14 @@ class RedisOrganicQueue(OrganicQueueBase):
             for part in ("waiting", "items", "leases", "meta", "tries", "dead", "marker")
         ]
         self._channel = prefix + "added"
+        self._request_prefix = prefix + "request:"
+        self._withdrawals: deque[tuple[float, list[str]]] = deque()
+        self._withdrawer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._origin = uuid.uuid4().hex.encode()
         self._watcher: _AddWatcher | None = None
         self._closed = False
         self._lock = threading.Lock()
-        self._leases: dict[int, list[_Lease]] = {}
-        self._handed: deque[_Lease] = deque()
         self._warned_full = False
         self._warned_late = False
         self._lost = 0
@@ -398,12 +485,97 @@ class RedisOrganicQueue(OrganicQueueBase):
             self._link.close()
             raise
 
+    @classmethod
+    def from_url(cls, url: str, **settings: Any) -> RedisOrganicQueue:
+        """A queue on a client made from ``url`` (``redis://[[user]:password@]host[:port][/db]``,
+        ``rediss://`` for TLS, ``unix:///path``), its connect and socket timeouts set to
+        ``timeout``; the queue owns that client and closes it. ``settings``: as for the
+        class.
+
+        Raises:
+            ValueError: ``url`` is not a Redis URL, or a setting is out of range.
+        """
+        if not isinstance(url, str):
+            raise ValueError(f"url must be a Redis URL string, got {type(url).__name__}")
+        return cls(url, **settings)
+
     # -- the queue ---------------------------------------------------------------
 
-    def add(self, sample: Any) -> None:
+    def _add_args(self, sample: Any, key: str | None) -> tuple[list[str], list[Any]]:
+        if sample is None:
+            raise ValueError("cannot add None: RedisOrganicQueue.sample() returns None for 'empty'")
+        if key is None:
+            key = request_key.get()
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"key must be a str, got {type(key).__name__}")
+        kind, model, body = encode(sample)
+        stored = body if model is None else f"{model}\n{body}"
+        self._check_open()
+        args = [kind[0] + stored, self._max_size, self._channel, self._origin]
+        if key is None:
+            return self._keys, args
+        return [*self._keys, self._request_prefix + key], [*args, self._REQUEST_MS]
+
+    def _add_failed(self, keys: list[str]) -> None:
+        """An add by request key raised: its request is answered with an error, so
+        withdraw it, now or once Redis answers again (on the withdrawing thread)."""
+        if len(keys) <= len(self._keys):
+            return
+        with self._lock:
+            self._withdrawals.append((time.monotonic(), keys))
+            if self._withdrawer is None and not self._closed:
+                self._withdrawer = threading.Thread(
+                    target=self._withdraw_pending,
+                    name=f"organic-scoring-queue-{self._name}-withdraw",
+                    daemon=True,
+                )
+                self._withdrawer.start()
+
+    def _withdraw_pending(self) -> None:
+        while True:
+            with self._lock:
+                if not self._withdrawals or self._closed:
+                    self._withdrawer = None
+                    return
+                since, keys = self._withdrawals[0]
+            if time.monotonic() - since > self._REQUEST_MS / 1000:
+                outcome: Any = None  # remembered no longer: nothing to withdraw
+            else:
+                try:
+                    outcome = self._scripts["withdraw"](self._link, keys, [self._REQUEST_MS])
+                except self._link.errors:
+                    self._stopping.wait(self._link.timeout)
+                    continue
+            with self._lock:
+                self._withdrawals.popleft()
+            if outcome:
+                log.warning(
+                    f"organic queue {self._name!r}: a sample reached Redis after its "
+                    "request was answered with an error; "
+                    + ("it was taken back" if int(outcome) == 1 else "it is being scored")
+                    + " (see counters().withdrawn and .late)"
+                )
+
+    def _added(self, dropped: Any) -> None:
+        if dropped is not None and int(dropped) < 0:
+            return  # a retried request, stored once already, or withdrawn
+        if dropped and not self._warned_full:
+            self._warned_full = True
+            log.warning(
+                f"organic queue {self._name!r} is full (max_size={self._max_size}); dropping "
+                "the oldest samples to make room, see RedisOrganicQueue.counters()"
+            )
+        self._notify_added()
+
+    def add(self, sample: Any, *, key: str | None = None) -> None:
         """Store ``sample``; in a full queue, drop the oldest waiting sample first.
 
-        Returns once the server has stored it.
+        Returns once the server has stored it. With a request ``key`` (by default
+        the one the intake sets for the request being handled: its hotkey and
+        nonce), the add is idempotent: a second add with the key stores nothing.
+        An add by key that raised is withdrawn (now, or once Redis answers again), so
+        a sample that reaches Redis after its request was answered with an error is
+        taken back or counted (``counters().withdrawn``, ``.late``).
 
         Raises:
             ValueError: ``sample`` is None (``sample()`` uses None to mean empty).
@@ -413,43 +585,85 @@ class RedisOrganicQueue(OrganicQueueBase):
             RedisUnavailable: The server did not answer; the sample may or may not
                 have been stored.
         """
-        if sample is None:
-            raise ValueError("cannot add None: RedisOrganicQueue.sample() returns None for 'empty'")
-        kind, model, body = encode(sample)
-        stored = body if model is None else f"{model}\n{body}"
-        self._check_open()
-        with self._link.failures("cannot add a sample"):
-            dropped = self._add_script(
-                self._keys, [kind[0] + stored, self._max_size, self._channel, self._origin]
+        keys, args = self._add_args(sample, key)
+        try:
+            with self._link.failures("cannot add a sample"):
+                dropped = self._scripts["add"](self._link, keys, args)
+        except RedisUnavailable:
+            self._add_failed(keys)
+            raise
+        self._added(dropped)
+
+    async def aadd(self, sample: Any, *, key: str | None = None) -> None:
+        """:meth:`add`, awaitable, on this event loop's async client."""
+        keys, args = self._add_args(sample, key)
+        script = self._scripts["add"]
+        try:
+            dropped = await self._link.run(
+                "cannot add a sample",
+                lambda client: script.acall(client, self._link, keys, args),
+                lambda: script(self._link, keys, args),
             )
-        if dropped and not self._warned_full:
-            self._warned_full = True
-            log.warning(
-                f"organic queue {self._name!r} is full (max_size={self._max_size}); dropping "
-                "the oldest samples to make room, see RedisOrganicQueue.counters()"
-            )
-        self._notify_added()
+        except (RedisUnavailable, asyncio.CancelledError):
+            self._add_failed(keys)
+            raise
+        self._added(dropped)
 
     def sample(self) -> Any:
         """Lease and return a uniformly random waiting sample, or None when none waits.
 
-        Acknowledge it with :meth:`ack` (the same object) when done with it.
+        Its lease cannot be acknowledged (use :meth:`take` for that): it runs out and
+        the sample comes back.
+
+        Raises:
+            SampleUnreadable: See :meth:`take`.
+            RedisUnavailable: The server did not answer; nothing was handed out.
+        """
+        taken = self.take()
+        return None if taken is None else taken[0]
+
+    def _sample_args(self) -> list[Any]:
+        self._check_open()
+        draw = self._random.random()
+        return [repr(draw), self._lease_ms, self._max_size, self._max_deliveries]
+
+    def take(self) -> tuple[Any, str] | None:
+        """Lease a uniformly random waiting sample: ``(sample, lease token)``, or None
+        when none waits. Acknowledge it with :meth:`ack` (the token) when done.
 
         Raises:
             SampleDecodeError: The stored sample could not be loaded back; it has left
                 the queue (counted as acked) and the error carries what was stored.
+            SampleUnreadable: The sample was handed out ``max_deliveries`` times
+                already; it went to the dead letters, and the error carries it.
             RedisUnavailable: The server did not answer; nothing was handed out.
         """
-        self._check_open()
-        draw = self._random.random()
-        started = time.monotonic()
+        args = self._sample_args()
         with self._link.failures("cannot sample"):
-            reply = self._sample_script(
-                self._keys, [repr(draw), self._lease_ms, self._max_size, self._max_deliveries]
-            )
+            reply = self._scripts["sample"](self._link, self._keys, args)
+        return self._taken(reply, self.ack)
+
+    async def atake(self) -> tuple[Any, str] | None:
+        """:meth:`take`, awaitable, on this event loop's async client."""
+        args = self._sample_args()
+        script = self._scripts["sample"]
+        reply = await self._link.run(
+            "cannot sample",
+            lambda client: script.acall(client, self._link, self._keys, args),
+            lambda: script(self._link, self._keys, args),
+        )
+        return self._taken(reply, self.ack)
+
+    async def asample(self) -> Any:
+        """:meth:`sample`, awaitable, on this event loop's async client."""
+        taken = await self.atake()
+        return None if taken is None else taken[0]
+
+    def _taken(self, reply: Any, ack: Callable[..., None]) -> tuple[Any, str] | None:
         if reply is None:
             return None
         member, stored, *dead = reply
+        token = member.decode() if isinstance(member, bytes) else str(member)
         if dead:
             try:
                 item = _load(stored)
@@ -466,38 +680,47 @@ class RedisOrganicQueue(OrganicQueueBase):
         except SampleUnreadable:
             # It has been handed out, and it will never decode: settle it now rather
             # than have it come back after every lease.
-            with self._link.failures("cannot acknowledge an unreadable sample"):
-                self._ack_script(self._keys, [member, self._max_size, "failed"])
+            with contextlib.suppress(RedisUnavailable):
+                ack(token, failed=True)
             raise
-        lease = _Lease(item, member, started + self._lease)
-        with self._lock:
-            self._forget_old(started)
-            self._leases.setdefault(id(item), []).append(lease)
-            self._handed.append(lease)
-        return item
+        return item, token
 
-    def ack(self, sample: Any, *, failed: bool = False) -> None:
-        """The iteration that took ``sample`` has ended: delete its lease and the sample.
+    def _ack_args(self, lease: Any, failed: bool) -> list[Any]:
+        self._check_open()
+        if not isinstance(lease, str) or not _TOKEN.fullmatch(lease):
+            raise TypeError(
+                "RedisOrganicQueue.ack takes the lease token take() handed out with the "
+                f"sample, got {type(lease).__name__}"
+            )
+        return [lease, self._max_size, "failed" if failed else "scored"]
 
-        ``sample`` must be the object :meth:`sample` returned; others are ignored, and
-        an ack after the lease ran out does nothing (logged). ``failed`` is counted
-        with the ack, atomically.
+    def ack(self, lease: Any, *, failed: bool = False) -> None:
+        """The iteration holding ``lease`` (the token :meth:`take` handed out) has
+        ended: delete the lease and the sample. A token whose lease ran out does
+        nothing (logged). ``failed`` is counted with the ack, atomically.
 
         Raises:
+            TypeError: ``lease`` is not a lease token.
             RedisUnavailable: The server did not answer; the lease stays, so the call
                 can be repeated (or the sample comes back when the lease runs out).
         """
-        self._check_open()
-        lease = self._take(sample)
-        if lease is None:
-            return
-        try:
-            with self._link.failures("cannot acknowledge a sample"):
-                outcome = "failed" if failed else "scored"
-                live = self._ack_script(self._keys, [lease.member, self._max_size, outcome])
-        except BaseException:
-            self._put_back(lease)
-            raise
+        args = self._ack_args(lease, failed)
+        with self._link.failures("cannot acknowledge a sample"):
+            live = self._scripts["ack"](self._link, self._keys, args)
+        self._acked(live)
+
+    async def aack(self, lease: Any, *, failed: bool = False) -> None:
+        """:meth:`ack`, awaitable, on this event loop's async client."""
+        args = self._ack_args(lease, failed)
+        script = self._scripts["ack"]
+        live = await self._link.run(
+            "cannot acknowledge a sample",
+            lambda client: script.acall(client, self._link, self._keys, args),
+            lambda: script(self._link, self._keys, args),
+        )
+        self._acked(live)
+
+    def _acked(self, live: Any) -> None:
         if not live:
             level = log.debug if self._warned_late else log.warning
             self._warned_late = True
@@ -507,30 +730,36 @@ class RedisOrganicQueue(OrganicQueueBase):
                 "Make lease= longer than the longest iteration."
             )
 
-    def renew(self, samples: Sequence[Any]) -> None:
-        """Their iterations still run: give each of ``samples`` (objects :meth:`sample`
-        returned) a fresh ``lease``, in one round trip. Others are ignored.
+    def _renew_args(self, leases: Sequence[Any]) -> list[Any] | None:
+        self._check_open()
+        held = [lease for lease in leases if isinstance(lease, str) and _TOKEN.fullmatch(lease)]
+        if not held:
+            return None
+        return [self._lease_ms, self._max_size, *held]
+
+    def renew(self, leases: Sequence[Any]) -> None:
+        """Their iterations still run: give each of ``leases`` (tokens :meth:`take`
+        handed out) a fresh ``lease``, in one round trip. Others are ignored.
 
         Raises:
             RedisUnavailable: The server did not answer; the leases run as they were.
         """
-        self._check_open()
-        with self._lock:
-            held = [
-                lease
-                for sample in samples
-                for lease in self._leases.get(id(sample), ())
-                if lease.sample is sample
-            ]
-        if not held:
+        args = self._renew_args(leases)
+        if args is not None:
+            with self._link.failures("cannot renew leases"):
+                self._scripts["renew"](self._link, self._keys, args)
+
+    async def arenew(self, leases: Sequence[Any]) -> None:
+        """:meth:`renew`, awaitable, on this event loop's async client."""
+        args = self._renew_args(leases)
+        if args is None:
             return
-        started = time.monotonic()
-        with self._link.failures("cannot renew leases"):
-            self._renew_script(
-                self._keys, [self._lease_ms, self._max_size, *(lease.member for lease in held)]
-            )
-        for lease in held:
-            lease.expires = started + self._lease
+        script = self._scripts["renew"]
+        await self._link.run(
+            "cannot renew leases",
+            lambda client: script.acall(client, self._link, self._keys, args),
+            lambda: script(self._link, self._keys, args),
+        )
 
     def dead_letters(self, limit: int = 100) -> list[Any]:
         """Up to ``limit`` dead letters, newest first (a stored text where one no
@@ -560,23 +789,43 @@ class RedisOrganicQueue(OrganicQueueBase):
         with self._link.failures("cannot count an accepted request"):
             self._link.client.hincrby(self._keys[3], "accepted", 1)
 
+    async def acount_accepted(self) -> None:
+        """:meth:`count_accepted`, awaitable, on this event loop's async client."""
+        self._check_open()
+        await self._link.run(
+            "cannot count an accepted request",
+            lambda client: client.hincrby(self._keys[3], "accepted", 1),
+            self.count_accepted,
+        )
+
     @property
     def size(self) -> int:
         """How many samples are waiting, those whose lease ran out included."""
         self._check_open()
         with self._link.failures("cannot read the size"):
-            return int(self._size_script(self._keys, [self._max_size]))
+            return int(self._scripts["size"](self._link, self._keys, [self._max_size]))
+
+    async def asize(self) -> int:
+        """:attr:`size`, awaitable, on this event loop's async client."""
+        self._check_open()
+        script = self._scripts["size"]
+        size = await self._link.run(
+            "cannot read the size",
+            lambda client: script.acall(client, self._link, self._keys, [self._max_size]),
+            lambda: script(self._link, self._keys, [self._max_size]),
+        )
+        return int(size)
 
     def counters(self) -> LeasedQueueCounters:
         """All counters and the size, read together in one atomic script."""
         self._check_open()
         self._check_server()
         with self._link.failures("cannot read the counters"):
-            reply = self._counters_script(self._keys, [self._max_size])
+            reply = self._scripts["counters"](self._link, self._keys, [self._max_size])
         if not int(reply[11]):
             self._data_lost()
             with self._link.failures("cannot read the counters"):
-                reply = self._counters_script(self._keys, [self._max_size])
+                reply = self._scripts["counters"](self._link, self._keys, [self._max_size])
         self._last_held = int(reply[9]) + int(reply[10])
         (added, sampled, acked, redelivered, dropped, scored, failed, accepted, dead) = (
             int(v) for v in reply[:9]
@@ -595,6 +844,8 @@ class RedisOrganicQueue(OrganicQueueBase):
             failed=failed,
             accepted=accepted,
             dead_lettered=dead,
+            withdrawn=int(reply[12]),
+            late=int(reply[13]),
             lost=self._lost,
             data_losses=self._data_losses,
         )
@@ -695,14 +946,29 @@ class RedisOrganicQueue(OrganicQueueBase):
         return self._closed
 
     def close(self) -> None:
-        """Close the connections. Idempotent; the queue cannot be used afterwards.
+        """Close the async clients it made (and the client, if :meth:`from_url` made
+        it). Idempotent; the queue cannot be used afterwards.
 
         Samples this object leased and did not acknowledge come back when their
         leases run out.
         """
         self._closed = True
+        self._stopping.set()
+        with self._lock:
+            withdrawer = self._withdrawer
+        if withdrawer is not None and withdrawer is not threading.current_thread():
+            withdrawer.join()
         self._stop_watching()
         self._link.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaitable: this loop's async client is closed before it returns."""
+        await self._link.aforget()
+        self.close()
+
+    async def adetach(self) -> None:
+        """Close this event loop's async client (another is made if the loop calls again)."""
+        await self._link.aforget()
 
     def __enter__(self) -> RedisOrganicQueue:
         return self
@@ -775,45 +1041,6 @@ class RedisOrganicQueue(OrganicQueueBase):
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"RedisOrganicQueue(name={self._name!r}) is closed")
-
-    def _take(self, sample: Any) -> _Lease | None:
-        """Remove and return the oldest outstanding lease of this very object."""
-        with self._lock:
-            held = self._leases.get(id(sample))
-            if not held:
-                return None
-            for index, lease in enumerate(held):
-                if lease.sample is sample:
-                    del held[index]
-                    if not held:
-                        del self._leases[id(sample)]
-                    lease.done = True
-                    return lease
-        return None
-
-    def _put_back(self, lease: _Lease) -> None:
-        """An ack failed: hold the lease again (and let it be forgotten in time)."""
-        with self._lock:
-            lease.done = False
-            self._leases.setdefault(id(lease.sample), []).insert(0, lease)
-            self._handed.append(lease)
-
-    def _forget_old(self, now: float) -> None:
-        """Forget hand-outs whose lease ran out long ago. Caller holds the lock.
-
-        The server has put those samples back; an ack now would be a no-op anyway.
-        Kept for one more lease period, so a scorer whose clock runs slow still acks.
-        """
-        handed = self._handed
-        while handed and (handed[0].done or handed[0].expires + self._lease < now):
-            lease = handed.popleft()
-            if lease.done:
-                continue
-            held = self._leases.get(id(lease.sample))
-            if held and lease in held:
-                held.remove(lease)
-                if not held:
-                    del self._leases[id(lease.sample)]
 
 
 class _AddWatcher:

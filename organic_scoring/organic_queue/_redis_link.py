@@ -1,45 +1,50 @@
 """Connecting to Redis: the one module that imports the optional ``redis`` package.
 
-``redis`` is imported lazily (the error says how to install it); the server is
-pinged at construction; nothing is retried automatically (a lost reply may hide a
-command that ran); every failure comes out as
-:class:`~organic_scoring.errors.RedisUnavailable`, and broken pool connections are
-replaced, so users recover once the server is back.
+A :class:`RedisLink` wraps a redis-py client the caller passed in (or one made from a
+URL, then owned and closed here), plus, for async callers, one ``redis.asyncio``
+client per event loop made from the same connection settings. Nothing is retried
+automatically (a lost reply may hide a command that ran); every failure, and every
+call past the link's deadline, comes out as
+:class:`~organic_scoring.errors.RedisUnavailable`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import hashlib
 import importlib
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable
-
-if TYPE_CHECKING:
-    import redis
 
 __all__ = [
     "ALLOW_OOM",
     "COMMAND_TIMEOUT",
-    "CONNECT_TIMEOUT",
+    "LuaScript",
     "RedisLink",
     "masked",
     "require_redis",
 ]
 
-CONNECT_TIMEOUT = 2.0
-"""Seconds to wait for a TCP connection to the server."""
-COMMAND_TIMEOUT = 5.0
-"""Seconds to wait for the server's reply to one command."""
+COMMAND_TIMEOUT = 1.0
+"""Seconds a Redis call may take, connecting included, before it counts as failed
+(the default ``timeout`` of the Redis pieces)."""
 
 _SCHEMES = ("redis", "rediss", "unix")
 
 ALLOW_OOM = "#!lua flags=allow-oom\n"
 """The first line of a script that may run while Redis refuses writes at
 ``maxmemory`` (Redis 7 and later; see :attr:`RedisLink.script_flags`)."""
+
+_T = TypeVar("_T")
 
 
 def require_redis(feature: str) -> ModuleType:
@@ -72,48 +77,122 @@ def masked(url: str) -> str:
         return "<unparseable url>"
 
 
+class LuaScript:
+    """A Lua script whose SHA1 is computed once, where the class using it is defined.
+
+    Called with any client (sync or async, single server or Cluster): one EVALSHA,
+    and on a server that does not know it yet (a restart, a new node) a SCRIPT LOAD
+    and the EVALSHA again.
+    """
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+
+    def __call__(self, link: RedisLink, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        client = link.client
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except link.no_script:
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def acall(
+        self, client: Any, link: RedisLink, keys: Sequence[Any], args: Sequence[Any]
+    ) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except link.no_script:
+            await client.script_load(self.source)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+# Connection settings copied from a sync client into its async twin (the rest, such as
+# retry objects and connect callbacks, belong to the sync client).
+_COPIED = (
+    "host", "port", "db", "username", "password", "path", "client_name",
+    "encoding", "encoding_errors", "decode_responses", "credential_provider",
+    "socket_keepalive", "socket_keepalive_options",
+    "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_data",
+    "ssl_check_hostname", "ssl_min_version", "ssl_ciphers",
+)  # fmt: skip
+
+
 class RedisLink:
-    """A client for one server, made and checked once, plus the error translation.
+    """A redis-py client for one server or Cluster, the error translation, and one
+    ``redis.asyncio`` twin per event loop.
 
     Args:
-        url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` for TLS,
-            or ``unix:///path/to/socket``.
+        client: A ``redis.Redis`` or ``redis.cluster.RedisCluster`` (Sentinel's
+            clients too; their async calls then run on a worker thread).
         what: Names the object using the link in error messages.
+        timeout: Seconds any one call may take (async calls are cut off there; sync
+            calls are bounded by the client's ``socket_timeout``).
+        owned: Close ``client`` in :meth:`close` (it was made here).
 
     Raises:
-        ValueError: ``url`` is not a Redis URL.
-        ImportError: The ``redis`` package is not installed.
         RedisUnavailable: The server did not answer a PING.
     """
 
-    def __init__(self, url: str, what: str) -> None:
+    def __init__(self, client: Any, what: str, *, timeout: float, owned: bool = False) -> None:
+        module = require_redis(what)
+        if isinstance(client, (str, bytes)) or not callable(getattr(client, "evalsha", None)):
+            raise TypeError(
+                f"{what} takes a redis-py client (redis.Redis, redis.cluster.RedisCluster); "
+                f"for a URL use .from_url(url), got {type(client).__name__}"
+            )
+        self.client: Any = client
+        self.what = what
+        self.timeout = timeout
+        self.cluster = isinstance(client, module.cluster.RedisCluster)
+        self.url = _describe(client, self.cluster)
+        """Where the server is, password masked: safe to log."""
+        self.errors: type[Exception] = module.exceptions.RedisError
+        self.no_script: type[Exception] = module.exceptions.NoScriptError
+        self._module = module
+        self._owned = owned
+        self._script_flags: bool | None = None
+        self._aclients: dict[asyncio.AbstractEventLoop, tuple[Any, Any]] = {}
+        self._alock = threading.Lock()
+        self._closed = False
+        self._hung_until = 0.0
+        try:
+            with self.failures("cannot reach Redis"):
+                client.ping()
+        except BaseException:
+            self.close()
+            raise
+        if _socket_timeout(client, self.cluster) is None:
+            log.warning(
+                f"{what}: the Redis client at {self.url} has no socket_timeout, so a plain "
+                "(not awaited) call to a Redis that hangs waits for ever; make the client "
+                f"with socket_timeout={timeout:g}, or use .from_url()"
+            )
+
+    @classmethod
+    def from_url(cls, url: str, what: str, *, timeout: float) -> RedisLink:
+        """A link owning a client made from ``url`` (``redis://``, ``rediss://``,
+        ``unix://``), its connect and socket timeouts set to ``timeout``.
+
+        Raises:
+            ValueError: ``url`` is not a Redis URL.
+        """
         if not isinstance(url, str) or urlsplit(url).scheme not in _SCHEMES:
             raise ValueError(
                 f"url must be a Redis URL (redis://host:port/db, rediss://... or "
                 f"unix://...), got {masked(url) if isinstance(url, str) else url!r}"
             )
         module = require_redis(what)
-        self.url = masked(url)
-        """The server's URL, password masked: safe to log."""
-        self.what = what
-        self._script_flags: bool | None = None
-        self.errors: type[Exception] = module.exceptions.RedisError
         retry = module.retry.Retry(module.backoff.NoBackoff(), 0)
         try:
-            self.client: redis.Redis = module.Redis.from_url(
-                url,
-                socket_connect_timeout=CONNECT_TIMEOUT,
-                socket_timeout=COMMAND_TIMEOUT,
-                retry=retry,
+            client = module.Redis.from_url(
+                url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=retry
             )
         except ValueError as exc:
-            raise ValueError(f"url {self.url!r} is not usable: {exc}") from None
-        try:
-            with self.failures("cannot reach Redis"):
-                self.client.ping()
-        except BaseException:
-            self.close()
-            raise
+            raise ValueError(f"url {masked(url)!r} is not usable: {exc}") from None
+        return cls(client, what, timeout=timeout, owned=True)
 
     @property
     def script_flags(self) -> bool:
@@ -124,9 +203,11 @@ class RedisLink:
             try:
                 with self.failures("cannot read the server's version"):
                     info = self.client.info("server")
+                if self.cluster and info and "redis_version" not in info:
+                    info = next(iter(info.values()))
                 version = str(info.get("redis_version", "7"))
                 flags = int(version.split(".")[0]) >= 7
-            except (RedisUnavailable, ValueError):
+            except (RedisUnavailable, ValueError, AttributeError):
                 flags = True
             self._script_flags = flags
         return flags
@@ -141,17 +222,159 @@ class RedisLink:
                 f"{self.what}: {doing} at {self.url}: {type(exc).__name__}: {exc}", self.url
             ) from exc
 
-    def script(self, source: str) -> Any:
-        """Register a Lua script with the client and load it into the server now.
+    # -- async -------------------------------------------------------------------
 
-        Calls then cost one round trip (EVALSHA); a server that lost its script cache
-        (a restart) gets the script again on the next call, transparently.
+    async def run(
+        self, doing: str, call: Callable[[Any], Awaitable[_T]], sync: Callable[[], _T]
+    ) -> _T:
+        """``await call(async_client)`` on this loop's async client, within the deadline;
+        ``sync()`` on a worker thread where no async twin can be made.
+
+        Raises:
+            RedisUnavailable: The server failed, or did not answer within ``timeout``.
         """
-        script = self.client.register_script(source)
-        with self.failures("cannot load a script"):
-            self.client.script_load(source)
-        return script
+        aclient = await self._aclient()
+        if aclient is None:
+            return await asyncio.to_thread(sync)
+        silent = f"{self.what}: {doing} at {self.url}: no answer within {self.timeout:g}s"
+        if time.monotonic() < self._hung_until:
+            # A call just timed out: fail at once for a deadline, so that a caller
+            # making several calls (the scorer) is not held a deadline for each.
+            raise RedisUnavailable(f"{silent} (nor to a call just before)", self.url)
+        try:
+            with self.failures(doing):
+                return await asyncio.wait_for(call(aclient), self.timeout)
+        except asyncio.TimeoutError as exc:
+            self._hung_until = time.monotonic() + self.timeout
+            raise RedisUnavailable(silent, self.url) from exc
+
+    async def _aclient(self) -> Any:
+        loop = asyncio.get_running_loop()
+        with self._alock:
+            if self._closed:
+                raise RedisUnavailable(f"{self.what} is closed", self.url)
+            if loop in self._aclients:
+                return self._aclients[loop][0]
+            made = _async_twin(self._module, self.client, self.timeout)
+            closer = None if made is None else _closing(made)
+            self._aclients[loop] = (made, closer)
+        if closer is not None:
+            # An async generator of this loop: the loop's shutdown_asyncgens() (which
+            # asyncio.run and the scoring thread call before closing it) closes the
+            # client, when nobody else did.
+            await closer.__anext__()
+        return made
+
+    async def aforget(self) -> None:
+        """Close the async client of the running loop (made again if needed)."""
+        with self._alock:
+            _, closer = self._aclients.pop(asyncio.get_running_loop(), (None, None))
+        if closer is not None:
+            await closer.aclose()
 
     def close(self) -> None:
-        """Close the client's connections. Idempotent."""
-        self.client.close()
+        """Close every async twin (those of loops still running, on their loop) and,
+        if owned, the client's connections. Idempotent."""
+        with self._alock:
+            self._closed = True
+            twins, self._aclients = self._aclients, {}
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for loop, (_, closer) in twins.items():
+            if closer is None or loop.is_closed():
+                continue
+            if loop is here:
+                here.create_task(closer.aclose())
+            elif loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(closer.aclose(), loop)
+                try:
+                    future.result(self.timeout)
+                except (concurrent.futures.TimeoutError, Exception):
+                    future.cancel()
+            else:
+                loop.run_until_complete(closer.aclose())
+        if self._owned:
+            self.client.close()
+
+
+async def _closing(aclient: Any) -> AsyncIterator[None]:
+    """Yields once; closes ``aclient`` when closed itself."""
+    try:
+        yield
+    finally:
+        await aclient.aclose()
+
+
+def _async_twin(module: ModuleType, client: Any, timeout: float) -> Any:
+    """A ``redis.asyncio`` client with ``client``'s connection settings, or None when
+    they cannot be carried over (a Sentinel pool, say)."""
+    asyncio_module = importlib.import_module("redis.asyncio")
+    if isinstance(client, module.cluster.RedisCluster):
+        nodes = [
+            importlib.import_module("redis.asyncio.cluster").ClusterNode(node.host, node.port)
+            for node in client.get_nodes()
+        ]
+        node = _settings(client.get_default_node().redis_connection.connection_pool)
+        if node is None:
+            return None
+        shared = {k: v for k, v in node[1].items() if k not in ("host", "port", "db", "path")}
+        return asyncio_module.RedisCluster(startup_nodes=nodes, **shared)
+    found = _settings(getattr(client, "connection_pool", None))
+    if found is None or type(client.connection_pool) is not module.ConnectionPool:
+        return None
+    kind, settings = found
+    connection = {
+        "Connection": asyncio_module.Connection,
+        "SSLConnection": asyncio_module.SSLConnection,
+        "UnixDomainSocketConnection": asyncio_module.UnixDomainSocketConnection,
+    }.get(kind)
+    if connection is None:
+        return None
+    pool = asyncio_module.ConnectionPool(connection_class=connection, **settings)
+    return asyncio_module.Redis.from_pool(pool)
+
+
+def _settings(pool: Any) -> tuple[str, dict[str, Any]] | None:
+    if pool is None:
+        return None
+    given = getattr(pool, "connection_kwargs", None)
+    if not isinstance(given, dict):
+        return None
+    settings = {key: given[key] for key in _COPIED if key in given}
+    for key in ("socket_timeout", "socket_connect_timeout"):
+        if given.get(key) is not None:
+            settings[key] = given[key]
+    return pool.connection_class.__name__, settings
+
+
+def _socket_timeout(client: Any, cluster: bool) -> float | None:
+    """The client's ``socket_timeout`` (None: none, or it cannot be told)."""
+    try:
+        if cluster:
+            pool = client.get_default_node().redis_connection.connection_pool
+        else:
+            pool = client.connection_pool
+        found = pool.connection_kwargs.get("socket_timeout")
+    except AttributeError:
+        return 0.0  # cannot tell: say nothing
+    return None if found is None else float(found)
+
+
+def _describe(client: Any, cluster: bool) -> str:
+    """``redis://host:port/db`` (or ``unix://path``) of ``client``, for messages."""
+    try:
+        if cluster:
+            node = client.get_default_node()
+            return f"redis-cluster://{node.host}:{node.port}"
+        given = client.connection_pool.connection_kwargs
+        if "path" in given:
+            return f"unix://{given['path']}?db={given.get('db', 0)}"
+        scheme = "rediss" if "ssl_cert_reqs" in given else "redis"
+        host, port = given.get("host", "localhost"), given.get("port", 6379)
+        user = given.get("username") or ""
+        auth = f"{user}:***@" if given.get("password") else (f"{user}@" if user else "")
+        return f"{scheme}://{auth}{host}:{port}/{given.get('db', 0)}"
+    except (AttributeError, TypeError):
+        return type(client).__name__

@@ -22,7 +22,7 @@ def main() -> None:
     def report(active: bool) -> None:
         print(json.dumps({"active": active, "at": time.time()}), flush=True)
 
-    link = RedisLink(url, "lease worker")
+    link = RedisLink.from_url(url, "lease worker", timeout=1.0)
     keeper = LeaseKeeper(LeaseLock(link, key, period=period), on_change=report)
     print("ready", flush=True)
     keeper.start()

@@ -74,10 +74,10 @@ def main() -> None:
         threading.Thread(target=watch_stdin, daemon=True).start()
         took: list[Any] = []
         while not stop.is_set():
-            item = queue.sample()
-            if item is not None:
-                took.append(item)
-                queue.ack(item)
+            taken = queue.take()
+            if taken is not None:
+                took.append(taken[0])
+                queue.ack(taken[1])
         Path(args.out).write_text(json.dumps(took))
     else:
         held: list[Any] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -59,8 +60,11 @@ class RedisServer:
     append-only file before it is acknowledged, and a restart brings it all back).
     """
 
-    def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, appendonly: bool = False, extra: tuple[str, ...] = ()
+    ) -> None:
         self.binary = redis_server_binary()
+        self.extra = extra
         self.directory = directory
         self.appendonly = appendonly
         self.port = 0
@@ -90,6 +94,7 @@ class RedisServer:
                 "--appendfsync", "always",
                 "--daemonize", "no",
                 "--logfile", str(self.directory / "redis.log"),
+                *self.extra,
             ]  # fmt: skip
             process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
             deadline = time.monotonic() + WAIT
@@ -124,6 +129,25 @@ class RedisServer:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server go on (SIGCONT)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The server frozen for the block, and resumed after it whatever happens."""
+        self.pause()
+        try:
+            yield
+        finally:
+            self.resume()
 
     def restart(self) -> None:
         """Kill the server and start it again on the same port."""
