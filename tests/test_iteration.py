@@ -686,3 +686,44 @@ def test_a_generated_dataset_is_awaited_and_its_reservoir_is_fed() -> None:
         {"prompt": "fresh 2", "turns": 1},
     ]
     assert sorted(briefs[0]["topics"]) == ["about", "rivers"]  # words of 5+ letters
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0], ids=["no timeout", "timeout"])
+def test_hooks_are_called_positionally_so_an_override_may_rename_parameters(
+    timeout: float | None,
+) -> None:
+    """Every iteration hook gets its arguments by position, ``_log_results`` included:
+    an override's parameter names are its own business (as in the original package)."""
+    seen: dict[str, tuple[Any, ...]] = {}
+
+    class Renamed(Recorder):
+        async def _query_miners(self, prompt: Any) -> Any:
+            return {0: prompt}
+
+        async def _generate_reference(self, item: Any) -> Any:
+            return "ref"
+
+        async def _generate_rewards(self, item: Any, answers: Any, ref: Any = None) -> Any:
+            return {uid: 1.0 for uid in answers}
+
+        async def _set_weights(self, scores: Any) -> None:
+            seen["weights"] = (scores,)
+
+        async def _log_results(  # type: ignore[override]
+            self, timings: dict[str, Any], ref: Any, answers: Any, scores: Any, item: Any
+        ) -> Any:
+            seen["log"] = (ref, answers, scores, item)
+            return timings
+
+    scorer = Renamed(
+        synth_dataset=Letters("a"),
+        query_timeout=timeout,
+        rewards_timeout=timeout,
+        weights_timeout=timeout,
+        log_timeout=timeout,
+    )
+    logs = asyncio.run(scorer.loop_iteration())
+    assert scorer.errors == []
+    assert logs["is_organic_sample"] is False
+    sample = {"synthetic": "a"}
+    assert seen == {"weights": ({0: 1.0},), "log": ("ref", {0: sample}, {0: 1.0}, sample)}

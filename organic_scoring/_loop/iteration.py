@@ -302,15 +302,10 @@ class IterationRunner:
             }
             stage = "log"
             async with serial.log:
+                # Positional, as every hook is called: an override names its own
+                # parameters (the original package called it this way too).
                 result = await self._call(
-                    "log",
-                    config.log_timeout,
-                    hooks.log,
-                    logs=logs,
-                    reference=reference,
-                    responses=responses,
-                    rewards=rewards,
-                    sample=sample,
+                    "log", config.log_timeout, hooks.log, logs, reference, responses, rewards, sample
                 )
         except asyncio.CancelledError as cancelled:
             # stop() ran out of patience: the sample is reported, not lost. A cancel
@@ -462,21 +457,22 @@ class IterationRunner:
         )
 
     async def _call(
-        self, stage: Stage, timeout: float | None, hook: Hook, *args: Any, **kw: Any
+        self, stage: Stage, timeout: float | None, hook: Hook, *args: Any
     ) -> Any:
-        """Call a hook under its stage's timeout; any failure becomes ``_StageFailed``."""
+        """Call a hook, its arguments by position, under its stage's timeout; any failure
+        becomes ``_StageFailed``."""
         if timeout is None and hook.is_async:  # the common case, kept short
             try:
-                return await hook.fn(*args, **kw)
+                return await hook.fn(*args)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
                 raise _StageFailed(stage, exc) from exc
         try:
             if hook.is_async:
-                awaitable = hook.fn(*args, **kw)
+                awaitable = hook.fn(*args)
             else:
-                awaitable = self._in_thread(hook, *args, **kw)
+                awaitable = self._in_thread(hook, *args)
             if timeout is None:
                 return await awaitable
             # The hook runs in this task, so it starts at once: a busy event loop
@@ -490,9 +486,9 @@ class IterationRunner:
             raise _StageFailed(stage, exc) from exc
         raise _StageFailed(stage, StageTimeout(stage, timeout))
 
-    async def _in_thread(self, hook: Hook, *args: Any, **kw: Any) -> Any:
+    async def _in_thread(self, hook: Hook, *args: Any) -> Any:
         lock = hook.serial
-        call = functools.partial(hook.fn, *args, **kw)
+        call = functools.partial(hook.fn, *args)
         if lock is None:
             result = await self.plain.run(call)
         else:
