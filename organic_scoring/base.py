@@ -28,6 +28,7 @@ from organic_scoring.config import Trigger as TriggerName
 from organic_scoring.errors import FailedIteration, QueueUnavailable
 from organic_scoring.intake._identity import ANY_HOTKEY, AnyHotkey
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
+from organic_scoring.organic_queue._base import AddsSeen, adds_seen
 from organic_scoring.synth_dataset import SynthDatasetBase
 from organic_scoring.synth_dataset._mixture import check_weights
 
@@ -335,15 +336,26 @@ class OrganicScoringBase(ABC):
         """Hand one organic request to :meth:`_on_organic_entry`; return its response.
 
         Intakes (built-in and custom) call this for every request that passed their
-        checks; it counts the request as accepted, or as a handler error when the hook
+        checks; it counts the request as accepted, as not queued when the hook returned
+        without adding to the queue (logged once), or as a handler error when the hook
         raises (re-raised), for ``stats.organic_unaccounted``. A fleet queue also
         counts it in its ledger; a failure there is logged, not raised.
         """
+        queue = self._organic_queue
+        seen = AddsSeen()
+        token = adds_seen.set(seen)
         try:
             result = await call_hook(self._on_organic_entry, request)
         except BaseException:
             self.__runtime.stats.handler_failed()
             raise
+        finally:
+            adds_seen.reset(token)
+        # Judged only for a queue known to announce its adds (every queue of the
+        # library), and not for a stream, which may add once it has been sent.
+        if seen.count == 0 and type(queue)._announces_adds and not _is_stream(result):
+            self.__not_queued()
+            return result
         self.__runtime.stats.accepted()
         try:
             await self._organic_queue.acount_accepted()
@@ -353,6 +365,21 @@ class OrganicScoringBase(ABC):
                 f"({type(exc).__name__}); the fleet's organic_unaccounted reads one less"
             )
         return result
+
+    def __not_queued(self) -> None:
+        """Count a request whose handler added nothing to the queue; say so once."""
+        state = self.__runtime
+        state.stats.not_queued()
+        if state.warned_not_queued:
+            return
+        state.warned_not_queued = True
+        log.warning(
+            f"{type(self).__name__}._on_organic_entry returned without adding anything to "
+            "self._organic_queue: the request will not be scored (counted in "
+            "stats.organic_not_queued). A forgotten `await` on "
+            "`self._organic_queue.aadd(...)` does this; a handler that drops requests on "
+            "purpose may ignore this message, logged once per scorer."
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -526,6 +553,11 @@ class OrganicScoringBase(ABC):
         """The last few failed iterations, oldest first, with their samples (redacted
         when ``redact`` is on)."""
         return tuple(self.__runtime.runner.failures)
+
+
+def _is_stream(result: Any) -> bool:
+    """An async iterator, or a response that streams one (a streaming synapse's)."""
+    return hasattr(result, "__aiter__") or hasattr(result, "body_iterator")
 
 
 def _datasets(

@@ -57,7 +57,7 @@ class ScoringStats:
     """A snapshot of the scoring loop's counters.
 
     Organic accounting: every organic request an intake accepted (its
-    ``_on_organic_entry`` returned, so it added its sample to the queue), and every
+    ``_on_organic_entry`` returned after adding its sample to the queue), and every
     sample a persistent queue carried over from an earlier life of the validator, is
     exactly one of scored, failed (and reported to ``_on_iteration_error``), dropped by
     the queue's bound, in flight, or still queued; :attr:`organic_unaccounted` is the
@@ -104,6 +104,10 @@ class ScoringStats:
     """Seconds the oldest running iteration has run; 0 when none runs."""
     stuck_iterations: int = 0
     """Running iterations older than ``stuck_after``."""
+    organic_not_queued: int = 0
+    """Organic requests whose ``_on_organic_entry`` returned without adding anything to
+    the queue (a forgotten ``await``, or a handler that drops on purpose); not counted
+    as accepted."""
     stage_times: MappingProxyType[str, StageTimes] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -184,6 +188,7 @@ class ScoringStats:
         failed = ", ".join(f"{stage} {count}" for stage, count in self.failures.items())
         counters = self.queue_counters
         fleet = is_fleet_ledger(counters)
+        not_queued = f", not queued {self.organic_not_queued}" if self.organic_not_queued else ""
         iterations = (
             f"iterations{' in this process' if fleet else ''}: {self.iterations} (organic "
             f"{self.organic_iterations}, synthetic {self.synthetic_iterations}), skipped "
@@ -196,7 +201,8 @@ class ScoringStats:
                 iterations,
                 f"organic requests in this process: accepted {self.organic_accepted}, "
                 f"handler errors {self.organic_handler_errors}, scored {self.organic_scored}, "
-                f"failed {self.organic_failed}, in flight {self.organic_in_flight}",
+                f"failed {self.organic_failed}, in flight {self.organic_in_flight}"
+                + not_queued,
                 f"organic requests fleet-wide (the shared queue): accepted "
                 f"{counters['accepted']}, scored {counters['scored']}, failed "
                 f"{counters['failed']}, dropped {counters['dropped']}, in flight "
@@ -211,7 +217,7 @@ class ScoringStats:
                 f"{self.organic_in_flight}, queued {self.queue_size}, dropped "
                 f"{counters.get('dropped', '?')}, unaccounted "
                 f"{'?' if self.organic_unaccounted is None else self.organic_unaccounted}, "
-                f"handler errors {self.organic_handler_errors}",
+                f"handler errors {self.organic_handler_errors}" + not_queued,
             ]
         if counters:
             lines.append(
@@ -257,6 +263,7 @@ class ScoringStats:
             "organic_accepted": self.organic_accepted,
             "organic_carried_over": self.organic_carried_over,
             "organic_handler_errors": self.organic_handler_errors,
+            "organic_not_queued": self.organic_not_queued,
             "organic_unaccounted": self.organic_unaccounted,
             "queue_size": self.queue_size,
             "queue_counters": dict(self.queue_counters),
@@ -285,6 +292,7 @@ class StatsRecorder:
         self._organic_in_flight = 0
         self._accepted = 0
         self._handler_errors = 0
+        self._not_queued = 0
         self._intake: dict[str, dict[int, int]] = {}
         self._intake_observers: tuple[IntakeObserver, ...] = ()
         self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in TIMED}
@@ -315,6 +323,10 @@ class StatsRecorder:
     def handler_failed(self) -> None:
         with self._lock:
             self._handler_errors += 1
+
+    def not_queued(self) -> None:
+        with self._lock:
+            self._not_queued += 1
 
     def intake(self, transport: str, status: int, seconds: float) -> None:
         """An intake answered a request with ``status`` after ``seconds``."""
@@ -414,6 +426,7 @@ class StatsRecorder:
                 self._accepted,
                 self._handler_errors,
                 self._failed,
+                self._not_queued,
             )
         return ScoringStats(
             iterations=counts[0],
@@ -433,6 +446,7 @@ class StatsRecorder:
             active_scorer=active,
             oldest_iteration_age=oldest,
             stuck_iterations=stuck,
+            organic_not_queued=counts[11],
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
             intake_requests=MappingProxyType(intake),
         )
