@@ -628,3 +628,54 @@ def test_with_jitter_a_wait_runs_its_course_and_its_sample_was_chosen_when_it_be
     assert scorer.times[1] - scorer.times[0] >= 0.5  # m * (1 - j): not cut short by the burst
     # The backlog the burst left shortens the periods after it.
     assert scorer.sample_rate_dynamic() < 1.0
+
+
+IDLE_STEPS = (
+    "the scoring loop has run no iteration for {after:g}s: trigger='steps' starts one "
+    "every 3 steps and the step counter stands at 1; call increment_step() once per "
+    "validator step (or set_step())"
+)
+IDLE_NOTHING = (
+    "the scoring loop has run no iteration for {after:g}s: every trigger found nothing to "
+    "score (the organic queue was empty and no synth_dataset was given); pass "
+    "synth_dataset= for synthetic samples, or send organic requests to an intake"
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"synth_dataset": Letters("a"), "trigger": "steps", "trigger_frequency": 3}, IDLE_STEPS),
+        ({"trigger_frequency": 0.05}, IDLE_NOTHING),
+    ],
+    ids=["steps never counted", "no dataset and no traffic"],
+)
+def test_a_loop_that_runs_nothing_says_once_what_it_waits_for(
+    settings: dict[str, Any],
+    expected: str,
+    library_log: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from organic_scoring._loop import engine
+
+    after = 0.3
+    monkeypatch.setattr(engine, "IDLE_NOTICE_AFTER", after)
+    scorer = Recorder(**settings)
+    with scorer:
+        scorer.increment_step()
+        wait_until(lambda: any("no iteration" in m for m in library_log), "the idle notice")
+        time.sleep(3 * after)  # a few more rounds of the watch: still said once
+    assert [m for m in library_log if "no iteration" in m] == [expected.format(after=after)]
+    assert scorer.stats.iterations == 0
+
+
+def test_a_loop_that_runs_says_nothing_about_waiting(
+    library_log: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from organic_scoring._loop import engine
+
+    monkeypatch.setattr(engine, "IDLE_NOTICE_AFTER", 0.3)
+    scorer = Recorder(synth_dataset=Letters("a"), trigger_frequency=0.05)
+    with scorer:
+        scorer.done.wait_for(20)  # 1 s of iterations: more than three notice periods
+    assert not [m for m in library_log if "no iteration" in m]

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from organic_scoring._defaults import CANCEL_GRACE, DEFAULT_STOP_TIMEOUT
+from organic_scoring._defaults import CANCEL_GRACE, DEFAULT_STOP_TIMEOUT, IDLE_NOTICE_AFTER
 from organic_scoring._log import log
 from organic_scoring._loop.hooks import ungrouped
 from organic_scoring._loop.iteration import Attempt, IterationRunner, attempt, fencing, planned
@@ -304,6 +304,7 @@ class Engine:
             tick = min(tick, lease / 3)
         renew_failed = False
         all_stuck = False
+        idle = _Idle(self._config, runner)
         # A shared queue's counters are read now and then, so that it notices (and
         # reports) a server that lost its data even when nobody reads the stats.
         counters = getattr(queue, "counters", None) if queue.blocking else None
@@ -328,6 +329,8 @@ class Engine:
                         renew_failed = True
                     else:
                         renew_failed = False
+                if idle.due(run.in_flight > 0):
+                    await self._say_idle(run, idle)
                 stuck = runner.stuck(config.stuck_after)
                 if stuck >= config.max_concurrent_iterations and not all_stuck:
                     all_stuck = True
@@ -345,6 +348,36 @@ class Engine:
                     log.info("an iteration slot is free again")
                     if run.keeper is not None:
                         run.keeper.willing = True
+
+    async def _say_idle(self, run: _Run, idle: _Idle) -> None:
+        """Log what a run that has run nothing for a while is waiting for."""
+        config, keeper = self._config, run.keeper
+        head = f"the scoring loop has run no iteration for {idle.after:g}s: "
+        if keeper is not None and not keeper.active:
+            log.info(head + "this process stands by while another holds the scorer role")
+            return
+        if config.trigger == "steps":
+            threshold = int(await self._trigger.aperiod())
+            why = (
+                f"trigger='steps' starts one every {threshold} step"
+                f"{'' if threshold == 1 else 's'} and the step counter stands at "
+                f"{self._trigger.steps}; call increment_step() once per validator step "
+                "(or set_step())"
+            )
+        elif idle.skipped:
+            source = (
+                "the synthetic datasets returned no sample"
+                if self._runner.has_datasets
+                else "no synth_dataset was given"
+            )
+            why = (
+                f"every trigger found nothing to score (the organic queue was empty and "
+                f"{source}); pass synth_dataset= for synthetic samples, or send organic "
+                "requests to an intake"
+            )
+        else:
+            why = f"waiting for the {config.trigger!r} trigger"
+        log.warning(head + why)
 
     async def _one(self, run: _Run, plan: SampleKind | None) -> None:
         """One call of ``loop_iteration``, whose every outcome is counted and reported.
@@ -446,6 +479,40 @@ class Engine:
                 await asyncio.wait({run.task})
             return
         await asyncio.to_thread(self.stop, timeout)
+
+
+class _Idle:
+    """Whether a run has gone ``after`` seconds without an iteration ending: once."""
+
+    __slots__ = ("_runner", "_since", "_told", "after", "progress", "skipped")
+
+    def __init__(self, config: ScoringConfig, runner: IterationRunner) -> None:
+        after = IDLE_NOTICE_AFTER
+        if config.trigger != "steps":
+            after = max(after, 2 * config.trigger_frequency)
+        self.after = after
+        self._runner = runner
+        self.progress = runner.stats.progress()
+        self._since = time.monotonic()
+        self._told = False
+        self.skipped = False
+        """Whether triggers found nothing to score during the quiet spell."""
+
+    def due(self, busy: bool) -> bool:
+        """True the first time the run has been quiet for :attr:`after` seconds.
+        ``busy``: an iteration is running (the stuck watch covers a long one)."""
+        if self._told:
+            return False
+        ended, skipped = progress = self._runner.stats.progress()
+        now = time.monotonic()
+        if ended != self.progress[0]:
+            self.progress, self._since, self.skipped = progress, now, False
+            return False
+        self.skipped = self.skipped or skipped != self.progress[1]
+        if busy or now - self._since < self.after:
+            return False
+        self._told = True
+        return True
 
 
 def _still_ours(lock: LeaseLock, fence: int | None) -> Callable[[], Awaitable[None]]:

@@ -213,6 +213,16 @@ class IterationRunner:
             )
 
     @property
+    def stats(self) -> StatsRecorder:
+        """The counters this runner moves."""
+        return self._stats
+
+    @property
+    def has_datasets(self) -> bool:
+        """Whether there is a synthetic dataset to fall back on."""
+        return self._datasets is not None
+
+    @property
     def hooks(self) -> _Hooks:
         """The scorer's hooks, resolved on first use (after the subclass's ``__init__``)."""
         hooks = self._hooks

@@ -349,6 +349,11 @@ class StatsRecorder:
         with self._lock:
             self._intake_observers = tuple(o for o in self._intake_observers if o != observer)
 
+    def progress(self) -> tuple[int, int]:
+        """Iterations that ended (scored or failed), and triggers skipped, so far."""
+        with self._lock:
+            return self._iterations + self._failed, self._skipped
+
     def sampled(self, organic: bool) -> None:
         if organic:
             with self._lock:
