@@ -21,11 +21,17 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from organic_scoring._defaults import CANCEL_GRACE, DEFAULT_STOP_TIMEOUT, IDLE_NOTICE_AFTER
+from organic_scoring._defaults import (
+    CANCEL_GRACE,
+    DEFAULT_STOP_TIMEOUT,
+    IDLE_NOTICE_AFTER,
+    LOOP_BLOCKED_AFTER,
+)
 from organic_scoring._log import log
 from organic_scoring._loop.hooks import ungrouped
 from organic_scoring._loop.iteration import Attempt, IterationRunner, attempt, fencing, planned
 from organic_scoring._loop.trigger import SampleKind, Trigger
+from organic_scoring._loop.watchdog import Watchdog
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import IterationError, ScorerRoleLost
 from organic_scoring.organic_queue import OrganicQueueBase
@@ -112,6 +118,7 @@ class Engine:
         self._run: _Run | None = None
         self._failures_in_a_row = 0
         self._resume_at = 0.0
+        self._named: set[str] = set()  # what the watchdog has named as blocking the loop
 
     @property
     def is_running(self) -> bool:
@@ -213,7 +220,12 @@ class Engine:
         waker = self._trigger.waker
         self._failures_in_a_row, self._resume_at = 0, 0.0
         fatal: BaseException | None = None
+        watchdog: Watchdog | None = None
         try:
+            watchdog = Watchdog(
+                run.loop, run.tid, self._runner.hook_codes(), self._block_threshold(), self._blocked
+            )
+            watchdog.start()
             self._queue.add_listener(self._trigger.arrived)
             lock = self._queue.scorer_lock()
             if lock is not None:
@@ -252,6 +264,8 @@ class Engine:
             if reraise:
                 raise
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             self._queue.remove_listener(self._trigger.arrived)
             if run.keeper is not None:
                 await _stop_keeper(run.keeper)
@@ -348,6 +362,39 @@ class Engine:
                     log.info("an iteration slot is free again")
                     if run.keeper is not None:
                         run.keeper.willing = True
+
+    def _block_threshold(self) -> float:
+        """Seconds of event-loop lag the watchdog counts as a block: below the shortest
+        stage timeout, so that a timeout a hook defeated has its culprit named."""
+        config = self._config
+        timeouts = [
+            t
+            for t in (
+                config.query_timeout,
+                config.reference_timeout,
+                config.rewards_timeout,
+                config.weights_timeout,
+                config.log_timeout,
+            )
+            if t is not None
+        ]
+        return max(min([LOOP_BLOCKED_AFTER, *timeouts]), 0.1)
+
+    def _blocked(self, who: str, seconds: float) -> None:
+        """The watchdog saw ``who`` block the event loop for ``seconds`` (on its thread)."""
+        key = who if not who.startswith("code outside") else "outside"
+        if key in self._named:
+            log.debug(f"{who} blocked the scoring loop's event loop for {seconds:.1f}s")
+            return
+        self._named.add(key)
+        log.warning(
+            f"{who} blocked the scoring loop's event loop for {seconds:.1f}s: an async def "
+            "hook that makes a blocking call (time.sleep, requests, a synchronous dendrite "
+            "or chain call) holds up every timeout, stop() and everything else on that loop "
+            "until it returns. Make it a plain def (plain hooks run on a worker thread, "
+            "where timeouts and stop() hold), or move the call off the loop with "
+            "`await asyncio.to_thread(...)`. Logged once per hook."
+        )
 
     async def _say_idle(self, run: _Run, idle: _Idle) -> None:
         """Log what a run that has run nothing for a while is waiting for."""

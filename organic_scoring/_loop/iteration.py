@@ -21,6 +21,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from types import CodeType
 from typing import Any, Protocol
 
 import anyio
@@ -31,6 +32,7 @@ from organic_scoring._loop.hooks import Hook, PlainCalls, ungrouped
 from organic_scoring._loop.stages import Stage
 from organic_scoring._loop.stats import StatsRecorder
 from organic_scoring._loop.trigger import SampleKind
+from organic_scoring._loop.watchdog import code_of
 from organic_scoring._redact import describe_error, redactor
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import (
@@ -221,6 +223,28 @@ class IterationRunner:
     def has_datasets(self) -> bool:
         """Whether there is a synthetic dataset to fall back on."""
         return self._datasets is not None
+
+    def hook_codes(self) -> dict[CodeType, str]:
+        """The code of every ``async def`` hook (the intake's too), to its name as
+        ``Class._hook``: what a :class:`~organic_scoring._loop.watchdog.Watchdog` looks for."""
+        scorer, hooks = self._scorer, self.hooks
+        cls = type(scorer).__name__
+        named: list[tuple[str, Any]] = [
+            (hook.name, hook.fn)
+            for hook in (hooks.query, hooks.reference, hooks.rewards, hooks.weights, hooks.log)
+            if hook is not None and hook.is_async
+        ]
+        named += [
+            (name, getattr(scorer, name, None))
+            for name in (
+                "_on_iteration_error",
+                "_on_organic_entry",
+                "_blacklist_fn",
+                "_priority_fn",
+                "_verify_fn",
+            )
+        ]
+        return {code: f"{cls}.{name}" for name, fn in named for code in code_of(fn)}
 
     @property
     def hooks(self) -> _Hooks:
@@ -478,6 +502,7 @@ class IterationRunner:
                 raise
             except BaseException as exc:
                 raise _StageFailed(stage, exc) from exc
+        ran: float | None = None
         try:
             if hook.is_async:
                 awaitable = hook.fn(*args)
@@ -488,13 +513,19 @@ class IterationRunner:
             # The hook runs in this task, so it starts at once: a busy event loop
             # cannot time it out before it began. The scope takes only its own
             # cancellation; a TimeoutError the hook raises is the hook's failure.
+            begun = time.monotonic()
             with anyio.move_on_after(timeout):
-                return await awaitable
+                result = await awaitable
+                ran = time.monotonic() - begun
+                # An async hook that blocked the event loop (or held off its
+                # cancellation) past its timeout returns late: it failed all the same.
+                if not hook.is_async or ran <= timeout:
+                    return result
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # GeneratorExit, SystemExit, a hook's own BaseException
             raise _StageFailed(stage, exc) from exc
-        raise _StageFailed(stage, StageTimeout(stage, timeout))
+        raise _StageFailed(stage, StageTimeout(stage, timeout, ran=ran))
 
     async def _in_thread(self, hook: Hook, *args: Any) -> Any:
         lock = hook.serial
