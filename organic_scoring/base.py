@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from organic_scoring._defaults import DEFAULT_STOP_TIMEOUT, DEFAULT_STUCK_AFTER
 from organic_scoring._log import log
 from organic_scoring._loop.engine import Engine
-from organic_scoring._loop.hooks import call_hook, overrides
+from organic_scoring._loop.hooks import call_hook, check_signatures, overrides
 from organic_scoring._loop.iteration import IterationRunner
 from organic_scoring._loop.runtime import Runtime
 from organic_scoring._loop.stages import Stage
@@ -142,7 +142,8 @@ class OrganicScoringBase(ABC):
             ValueError: A setting is out of range or of the wrong kind (``synth_dataset``
                 included), or ``redact=True`` meets a replay dataset that would keep raw
                 samples (the message names it).
-            TypeError: ``organic_queue`` is of the wrong type.
+            TypeError: ``organic_queue`` is of the wrong type, or a hook cannot take the
+                arguments it is called with (the message names it).
         """
         config = ScoringConfig.model_validate(
             dict(
@@ -167,6 +168,7 @@ class OrganicScoringBase(ABC):
             )
         )
         datasets = _datasets(synth_dataset, synth_dataset_weights)
+        check_signatures(self)
         if organic_queue is None:
             organic_queue = OrganicQueue()
         elif not isinstance(organic_queue, OrganicQueueBase):

@@ -45,8 +45,7 @@ class StageTimeout(OrganicScoringError, TimeoutError):
         message = f"the {stage} stage exceeded its {timeout:g}s timeout"
         if ran is not None:
             message += (
-                f": its hook returned after {ran:.2f}s, as the event loop could not "
-                "interrupt it"
+                f": its hook returned after {ran:.2f}s, as the event loop could not interrupt it"
             )
         super().__init__(message)
         self.stage = stage

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from typing import Any
 
 import pytest
@@ -135,7 +134,6 @@ def test_a_handler_that_forgets_to_await_the_add_is_named_once_and_counted(
 
     with pytest.warns(RuntimeWarning, match="was never awaited"):
         asyncio.run(main())
-        gc.collect()
     stats = scorer.stats
     assert (stats.organic_not_queued, stats.organic_accepted, stats.queue_size) == (3, 0, 0)
     assert stats.organic_unaccounted == 0

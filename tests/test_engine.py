@@ -701,7 +701,7 @@ def test_a_blocking_call_in_an_async_hook_fails_its_stage_after_the_fact_and_is_
 
     class Blocks(Recorder):
         async def _query_miners(self, sample: Any) -> Any:
-            time.sleep(0.8)  # the mistake: a blocking call inside an async hook
+            time.sleep(0.8)  # noqa: ASYNC251  # the mistake: a blocking call in an async hook
             return {0: sample}
 
     scorer = Blocks(
@@ -733,7 +733,7 @@ def test_a_blocking_hook_without_timeout_is_named_and_not_failed(
 
     class Blocks(Recorder):
         async def _query_miners(self, sample: Any) -> Any:
-            time.sleep(0.8)
+            time.sleep(0.8)  # noqa: ASYNC251  # the mistake under test
             return {0: sample}
 
     scorer = Blocks(synth_dataset=Letters("a"), trigger_frequency=60)
@@ -770,7 +770,7 @@ def test_awaiting_and_plain_hooks_are_never_named_as_blocking(library_log: list[
 def test_loop_iteration_called_directly_reports_a_defeated_timeout() -> None:
     class Blocks(Recorder):
         async def _set_weights(self, rewards: Any) -> None:
-            time.sleep(0.3)
+            time.sleep(0.3)  # noqa: ASYNC251  # the mistake under test
 
     scorer = Blocks(synth_dataset=Letters("a"), weights_timeout=0.1)
     with pytest.raises(IterationError) as raised:

@@ -28,7 +28,7 @@ import anyio
 
 from organic_scoring._defaults import ERROR_HOOK_TIMEOUT
 from organic_scoring._log import log
-from organic_scoring._loop.hooks import Hook, PlainCalls, ungrouped
+from organic_scoring._loop.hooks import Hook, PlainCalls, takes_by_name, ungrouped
 from organic_scoring._loop.stages import Stage
 from organic_scoring._loop.stats import StatsRecorder
 from organic_scoring._loop.trigger import SampleKind
@@ -139,7 +139,7 @@ class _Serial:
 class _Hooks:
     """The scorer's iteration hooks, resolved once: async or plain, overridden or not."""
 
-    __slots__ = ("error", "log", "query", "reference", "rewards", "weights")
+    __slots__ = ("error", "log", "log_by_name", "query", "reference", "rewards", "weights")
 
     def __init__(self, scorer: ScorerHooks, reference_overridden: bool) -> None:
         self.query = Hook(scorer._query_miners, "_query_miners")
@@ -152,6 +152,7 @@ class _Hooks:
         # Plain hooks of the serial stages hold a lock on their worker thread.
         self.weights = Hook(scorer._set_weights, "_set_weights", threading.Lock())
         self.log = Hook(scorer._log_results, "_log_results", threading.Lock())
+        self.log_by_name = takes_by_name(scorer._log_results)
         self.error = Hook(scorer._on_iteration_error, "_on_iteration_error")
 
 
@@ -336,11 +337,28 @@ class IterationRunner:
             }
             stage = "log"
             async with serial.log:
-                # Positional, as every hook is called: an override names its own
-                # parameters (the original package called it this way too).
-                result = await self._call(
-                    "log", config.log_timeout, hooks.log, logs, reference, responses, rewards, sample
-                )
+                if hooks.log_by_name:  # as the original package called it
+                    result = await self._call(
+                        "log",
+                        config.log_timeout,
+                        hooks.log,
+                        logs=logs,
+                        reference=reference,
+                        responses=responses,
+                        rewards=rewards,
+                        sample=sample,
+                    )
+                else:  # an override with parameters of its own names
+                    result = await self._call(
+                        "log",
+                        config.log_timeout,
+                        hooks.log,
+                        logs,
+                        reference,
+                        responses,
+                        rewards,
+                        sample,
+                    )
         except asyncio.CancelledError as cancelled:
             # stop() ran out of patience: the sample is reported, not lost. A cancel
             # scope cancels every await inside it, so the report is shielded (its hook
@@ -491,13 +509,12 @@ class IterationRunner:
         )
 
     async def _call(
-        self, stage: Stage, timeout: float | None, hook: Hook, *args: Any
+        self, stage: Stage, timeout: float | None, hook: Hook, *args: Any, **kw: Any
     ) -> Any:
-        """Call a hook, its arguments by position, under its stage's timeout; any failure
-        becomes ``_StageFailed``."""
+        """Call a hook under its stage's timeout; any failure becomes ``_StageFailed``."""
         if timeout is None and hook.is_async:  # the common case, kept short
             try:
-                return await hook.fn(*args)
+                return await hook.fn(*args, **kw)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
@@ -505,9 +522,9 @@ class IterationRunner:
         ran: float | None = None
         try:
             if hook.is_async:
-                awaitable = hook.fn(*args)
+                awaitable = hook.fn(*args, **kw)
             else:
-                awaitable = self._in_thread(hook, *args)
+                awaitable = self._in_thread(hook, *args, **kw)
             if timeout is None:
                 return await awaitable
             # The hook runs in this task, so it starts at once: a busy event loop
@@ -527,9 +544,9 @@ class IterationRunner:
             raise _StageFailed(stage, exc) from exc
         raise _StageFailed(stage, StageTimeout(stage, timeout, ran=ran))
 
-    async def _in_thread(self, hook: Hook, *args: Any) -> Any:
+    async def _in_thread(self, hook: Hook, *args: Any, **kw: Any) -> Any:
         lock = hook.serial
-        call = functools.partial(hook.fn, *args)
+        call = functools.partial(hook.fn, *args, **kw)
         if lock is None:
             result = await self.plain.run(call)
         else:
