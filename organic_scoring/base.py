@@ -338,9 +338,9 @@ class OrganicScoringBase(ABC):
         """Hand one organic request to :meth:`_on_organic_entry`; return its response.
 
         Intakes (built-in and custom) call this for every request that passed their
-        checks; it counts the request as accepted, as not queued when the hook returned
-        without adding to the queue (logged once), or as a handler error when the hook
-        raises (re-raised), for ``stats.organic_unaccounted``. A fleet queue also
+        checks; it counts the request as accepted (and as not queued when the hook
+        returned without adding to the queue, logged once), or as a handler error when
+        the hook raises (re-raised), for ``stats.organic_unaccounted``. A fleet queue also
         counts it in its ledger; a failure there is logged, not raised.
         """
         queue = self._organic_queue
@@ -353,12 +353,11 @@ class OrganicScoringBase(ABC):
             raise
         finally:
             adds_seen.reset(token)
+        self.__runtime.stats.accepted()
         # Judged only for a queue known to announce its adds (every queue of the
         # library), and not for a stream, which may add once it has been sent.
         if seen.count == 0 and type(queue)._announces_adds and not _is_stream(result):
             self.__not_queued()
-            return result
-        self.__runtime.stats.accepted()
         try:
             await self._organic_queue.acount_accepted()
         except Exception as exc:

@@ -57,7 +57,7 @@ class ScoringStats:
     """A snapshot of the scoring loop's counters.
 
     Organic accounting: every organic request an intake accepted (its
-    ``_on_organic_entry`` returned after adding its sample to the queue), and every
+    ``_on_organic_entry`` returned, so it added its sample to the queue), and every
     sample a persistent queue carried over from an earlier life of the validator, is
     exactly one of scored, failed (and reported to ``_on_iteration_error``), dropped by
     the queue's bound, in flight, or still queued; :attr:`organic_unaccounted` is the
@@ -105,9 +105,9 @@ class ScoringStats:
     stuck_iterations: int = 0
     """Running iterations older than ``stuck_after``."""
     organic_not_queued: int = 0
-    """Organic requests whose ``_on_organic_entry`` returned without adding anything to
-    the queue (a forgotten ``await``, or a handler that drops on purpose); not counted
-    as accepted."""
+    """Accepted organic requests whose ``_on_organic_entry`` returned without adding
+    anything to the queue (a forgotten ``await``, or a handler that drops on purpose):
+    they show in :attr:`organic_unaccounted`, and this says why."""
     stage_times: MappingProxyType[str, StageTimes] = field(
         default_factory=lambda: MappingProxyType({})
     )
