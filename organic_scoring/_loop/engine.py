@@ -382,11 +382,13 @@ class Engine:
 
     def _blocked(self, who: str, seconds: float) -> None:
         """The watchdog saw ``who`` block the event loop for ``seconds`` (on its thread)."""
-        key = who if not who.startswith("code outside") else "outside"
-        if key in self._named:
+        # Named once per hook. Lag with no hook on the stack (a busy machine, a long
+        # garbage collection, the application's own code on a shared loop) stays at
+        # debug level: the watchdog cannot tell what to advise.
+        if who in self._named or who.startswith("code outside"):
             log.debug(f"{who} blocked the scoring loop's event loop for {seconds:.1f}s")
             return
-        self._named.add(key)
+        self._named.add(who)
         log.warning(
             f"{who} blocked the scoring loop's event loop for {seconds:.1f}s: an async def "
             "hook that makes a blocking call (time.sleep, requests, a synchronous dendrite "
