@@ -708,7 +708,10 @@ def test_a_blocking_call_in_an_async_hook_fails_its_stage_after_the_fact_and_is_
         synth_dataset=Letters("a"), query_timeout=0.2, trigger_frequency=0.01, backoff_initial=0.01
     )
     with scorer:
-        assert "organic-scoring-watchdog" in {t.name for t in threading.enumerate()}
+        wait_until(
+            lambda: "organic-scoring-watchdog" in {t.name for t in threading.enumerate()},
+            "the run's watchdog",
+        )
         scorer.done.wait_for(2)
     # The watchdog is the run's: it has ended when stop() returns.
     assert "organic-scoring-watchdog" not in {t.name for t in threading.enumerate()}
