@@ -201,8 +201,7 @@ class ScoringStats:
                 iterations,
                 f"organic requests in this process: accepted {self.organic_accepted}, "
                 f"handler errors {self.organic_handler_errors}, scored {self.organic_scored}, "
-                f"failed {self.organic_failed}, in flight {self.organic_in_flight}"
-                + not_queued,
+                f"failed {self.organic_failed}, in flight {self.organic_in_flight}" + not_queued,
                 f"organic requests fleet-wide (the shared queue): accepted "
                 f"{counters['accepted']}, scored {counters['scored']}, failed "
                 f"{counters['failed']}, dropped {counters['dropped']}, in flight "
