@@ -84,6 +84,14 @@ DEFAULT_LEASE = 30.0
 DEFAULT_MAX_DELIVERIES = 3
 """Times a shared queue hands a sample out before it moves it to its dead letters."""
 
+IDLE_NOTICE_AFTER = 60.0
+"""Seconds without an iteration (at least two periods under ``"seconds"``) after which
+the loop logs, once per run, what it is waiting for."""
+
+LOOP_BLOCKED_AFTER = 0.5
+"""Seconds an ``async def`` hook may block the scoring loop's event loop before the
+watchdog names it (less when a stage timeout is shorter, never under 0.1 s)."""
+
 DEFAULT_STUCK_AFTER = 300.0
 """Seconds an iteration may run before the loop counts it as stuck."""
 

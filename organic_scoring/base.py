@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from organic_scoring._defaults import DEFAULT_STOP_TIMEOUT, DEFAULT_STUCK_AFTER
 from organic_scoring._log import log
 from organic_scoring._loop.engine import Engine
-from organic_scoring._loop.hooks import call_hook, overrides
+from organic_scoring._loop.hooks import call_hook, check_signatures, overrides
 from organic_scoring._loop.iteration import IterationRunner
 from organic_scoring._loop.runtime import Runtime
 from organic_scoring._loop.stages import Stage
@@ -28,6 +28,7 @@ from organic_scoring.config import Trigger as TriggerName
 from organic_scoring.errors import FailedIteration, QueueUnavailable
 from organic_scoring.intake._identity import ANY_HOTKEY, AnyHotkey
 from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
+from organic_scoring.organic_queue._base import AddsSeen, adds_seen
 from organic_scoring.synth_dataset import SynthDatasetBase
 from organic_scoring.synth_dataset._mixture import check_weights
 
@@ -141,7 +142,8 @@ class OrganicScoringBase(ABC):
             ValueError: A setting is out of range or of the wrong kind (``synth_dataset``
                 included), or ``redact=True`` meets a replay dataset that would keep raw
                 samples (the message names it).
-            TypeError: ``organic_queue`` is of the wrong type.
+            TypeError: ``organic_queue`` is of the wrong type, or a hook cannot take the
+                arguments it is called with (the message names it).
         """
         config = ScoringConfig.model_validate(
             dict(
@@ -166,6 +168,7 @@ class OrganicScoringBase(ABC):
             )
         )
         datasets = _datasets(synth_dataset, synth_dataset_weights)
+        check_signatures(self)
         if organic_queue is None:
             organic_queue = OrganicQueue()
         elif not isinstance(organic_queue, OrganicQueueBase):
@@ -335,16 +338,26 @@ class OrganicScoringBase(ABC):
         """Hand one organic request to :meth:`_on_organic_entry`; return its response.
 
         Intakes (built-in and custom) call this for every request that passed their
-        checks; it counts the request as accepted, or as a handler error when the hook
-        raises (re-raised), for ``stats.organic_unaccounted``. A fleet queue also
+        checks; it counts the request as accepted (and as not queued when the hook
+        returned without adding to the queue, logged once), or as a handler error when
+        the hook raises (re-raised), for ``stats.organic_unaccounted``. A fleet queue also
         counts it in its ledger; a failure there is logged, not raised.
         """
+        queue = self._organic_queue
+        seen = AddsSeen()
+        token = adds_seen.set(seen)
         try:
             result = await call_hook(self._on_organic_entry, request)
         except BaseException:
             self.__runtime.stats.handler_failed()
             raise
+        finally:
+            adds_seen.reset(token)
         self.__runtime.stats.accepted()
+        # Judged only for a queue known to announce its adds (every queue of the
+        # library), and not for a stream, which may add once it has been sent.
+        if seen.count == 0 and type(queue)._announces_adds and not _is_stream(result):
+            self.__not_queued()
         try:
             await self._organic_queue.acount_accepted()
         except Exception as exc:
@@ -353,6 +366,21 @@ class OrganicScoringBase(ABC):
                 f"({type(exc).__name__}); the fleet's organic_unaccounted reads one less"
             )
         return result
+
+    def __not_queued(self) -> None:
+        """Count a request whose handler added nothing to the queue; say so once."""
+        state = self.__runtime
+        state.stats.not_queued()
+        if state.warned_not_queued:
+            return
+        state.warned_not_queued = True
+        log.warning(
+            f"{type(self).__name__}._on_organic_entry returned without adding anything to "
+            "self._organic_queue: the request will not be scored (counted in "
+            "stats.organic_not_queued). A forgotten `await` on "
+            "`self._organic_queue.aadd(...)` does this; a handler that drops requests on "
+            "purpose may ignore this message, logged once per scorer."
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -526,6 +554,11 @@ class OrganicScoringBase(ABC):
         """The last few failed iterations, oldest first, with their samples (redacted
         when ``redact`` is on)."""
         return tuple(self.__runtime.runner.failures)
+
+
+def _is_stream(result: Any) -> bool:
+    """An async iterator, or a response that streams one (a streaming synapse's)."""
+    return hasattr(result, "__aiter__") or hasattr(result, "body_iterator")
 
 
 def _datasets(

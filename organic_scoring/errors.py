@@ -41,10 +41,18 @@ class OrganicScoringError(Exception):
 class StageTimeout(OrganicScoringError, TimeoutError):
     """A hook ran longer than its stage's timeout."""
 
-    def __init__(self, stage: Stage, timeout: float) -> None:
-        super().__init__(f"the {stage} stage exceeded its {timeout:g}s timeout")
+    def __init__(self, stage: Stage, timeout: float, *, ran: float | None = None) -> None:
+        message = f"the {stage} stage exceeded its {timeout:g}s timeout"
+        if ran is not None:
+            message += (
+                f": its hook returned after {ran:.2f}s, as the event loop could not interrupt it"
+            )
+        super().__init__(message)
         self.stage = stage
         self.timeout = timeout
+        self.ran = ran
+        """Seconds the hook ran when it returned after its timeout (a blocking call in
+        an ``async def`` hook); None when the timeout cancelled it."""
 
 
 class DatasetUnavailable(OrganicScoringError):

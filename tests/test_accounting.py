@@ -10,7 +10,7 @@ import pytest
 
 from organic_scoring import IterationError
 from organic_scoring.errors import SampleUnreadable
-from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase
+from organic_scoring.organic_queue import OrganicQueue, OrganicQueueBase, SQLiteOrganicQueue
 from support.scorers import Recorder
 
 pytestmark = pytest.mark.python_version
@@ -108,3 +108,115 @@ def test_a_queue_that_fails_without_giving_anything_up_keeps_the_books() -> None
     assert (stats.organic_failed, stats.queue_size, stats.failures["sample"]) == (0, 1, 1)
     assert stats.failed_iterations == 0
     assert stats.organic_unaccounted == 0
+
+
+FORGOT = (
+    "Forgets._on_organic_entry returned without adding anything to self._organic_queue: "
+    "the request will not be scored (counted in stats.organic_not_queued). A forgotten "
+    "`await` on `self._organic_queue.aadd(...)` does this; a handler that drops requests "
+    "on purpose may ignore this message, logged once per scorer."
+)
+
+
+def test_a_handler_that_forgets_to_await_the_add_is_named_once_and_counted(
+    library_log: list[str],
+) -> None:
+    class Forgets(Recorder):
+        async def _on_organic_entry(self, synapse: Any) -> Any:
+            self._organic_queue.aadd(synapse)  # type: ignore[unused-coroutine]  # the mistake
+            return synapse
+
+    scorer = Forgets()
+
+    async def main() -> None:
+        for n in range(3):
+            await scorer.receive_organic(n)
+
+    with pytest.warns(RuntimeWarning, match="was never awaited"):
+        asyncio.run(main())
+    stats = scorer.stats
+    assert (stats.organic_not_queued, stats.organic_accepted, stats.queue_size) == (3, 3, 0)
+    assert stats.organic_unaccounted == 3  # lost, and organic_not_queued says why
+    assert stats.as_dict()["organic_not_queued"] == 3
+    assert "not queued 3" in str(stats).splitlines()[1]
+    assert [m for m in library_log if "_on_organic_entry" in m] == [FORGOT]
+
+
+def test_adds_from_the_handler_count_however_they_reach_the_queue(tmp_path: Any) -> None:
+    """Awaited on a worker thread (a blocking queue), added inline, or added by a plain
+    handler: each is a queued request, and nothing is reported."""
+
+    class Plain(Recorder):
+        def _on_organic_entry(self, synapse: Any) -> Any:  # type: ignore[override]
+            self._organic_queue.add(synapse)
+            return synapse
+
+    class Awaits(Recorder):
+        async def _on_organic_entry(self, synapse: Any) -> Any:
+            await self._organic_queue.aadd(synapse)
+            return synapse
+
+    scorers = [
+        Recorder(),
+        Plain(),
+        Awaits(organic_queue=SQLiteOrganicQueue(tmp_path / "queue.db")),
+    ]
+    for scorer in scorers:
+        asyncio.run(scorer.receive_organic("x"))
+        stats = scorer.stats
+        assert (stats.organic_not_queued, stats.organic_accepted, stats.queue_size) == (0, 1, 1)
+        assert stats.organic_unaccounted == 0
+
+
+def test_a_queue_that_never_announces_its_adds_is_not_judged(library_log: list[str]) -> None:
+    """A custom queue that does not call ``_notify_added`` cannot show what was added:
+    its handler's requests count as accepted, as before, and nothing is logged."""
+
+    class Quiet(OrganicQueueBase):
+        def __init__(self) -> None:
+            self.items: list[Any] = []
+
+        def add(self, sample: Any) -> None:
+            self.items.append(sample)
+
+        def sample(self) -> Any:
+            return self.items.pop() if self.items else None
+
+        @property
+        def size(self) -> int:
+            return len(self.items)
+
+    class Drops(Recorder):
+        async def _on_organic_entry(self, synapse: Any) -> Any:
+            return synapse
+
+    scorer = Drops(organic_queue=Quiet())
+    asyncio.run(scorer.receive_organic(1))
+    assert (scorer.stats.organic_accepted, scorer.stats.organic_not_queued) == (1, 0)
+    assert not [m for m in library_log if "_on_organic_entry" in m]
+
+
+def test_a_handler_that_returns_a_stream_is_not_judged_when_it_returns(
+    library_log: list[str],
+) -> None:
+    """A streaming handler adds its record once the stream has been sent, after it
+    returned: it counts as accepted, and nothing is logged."""
+
+    class Streams(Recorder):
+        async def _on_organic_entry(self, synapse: Any) -> Any:
+            async def stream() -> Any:
+                yield "chunk"
+                self._organic_queue.add(synapse)
+
+            return stream()
+
+    scorer = Streams()
+
+    async def main() -> None:
+        chunks = [chunk async for chunk in await scorer.receive_organic("x")]
+        assert chunks == ["chunk"]
+
+    asyncio.run(main())
+    stats = scorer.stats
+    assert (stats.organic_accepted, stats.organic_not_queued, stats.queue_size) == (1, 0, 1)
+    assert not [m for m in library_log if "_on_organic_entry" in m]

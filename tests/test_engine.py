@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import threading
 import time
 from typing import Any
@@ -11,6 +12,7 @@ from unittest import mock
 
 import pytest
 
+from organic_scoring import IterationError, StageTimeout
 from organic_scoring._loop.trigger import Trigger
 from organic_scoring.organic_queue import OrganicQueue
 from support.scorers import Letters, Recorder, forever
@@ -628,3 +630,158 @@ def test_with_jitter_a_wait_runs_its_course_and_its_sample_was_chosen_when_it_be
     assert scorer.times[1] - scorer.times[0] >= 0.5  # m * (1 - j): not cut short by the burst
     # The backlog the burst left shortens the periods after it.
     assert scorer.sample_rate_dynamic() < 1.0
+
+
+IDLE_STEPS = (
+    "the scoring loop has run no iteration for {after:g}s: trigger='steps' starts one "
+    "every 3 steps and the step counter stands at 1; call increment_step() once per "
+    "validator step (or set_step())"
+)
+IDLE_NOTHING = (
+    "the scoring loop has run no iteration for {after:g}s: every trigger found nothing to "
+    "score (the organic queue was empty and no synth_dataset was given); pass "
+    "synth_dataset= for synthetic samples, or send organic requests to an intake"
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"synth_dataset": Letters("a"), "trigger": "steps", "trigger_frequency": 3}, IDLE_STEPS),
+        ({"trigger_frequency": 0.05}, IDLE_NOTHING),
+    ],
+    ids=["steps never counted", "no dataset and no traffic"],
+)
+def test_a_loop_that_runs_nothing_says_once_what_it_waits_for(
+    settings: dict[str, Any],
+    expected: str,
+    library_log: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from organic_scoring._loop import engine
+
+    after = 0.3
+    monkeypatch.setattr(engine, "IDLE_NOTICE_AFTER", after)
+    scorer = Recorder(**settings)
+    with scorer:
+        scorer.increment_step()
+        wait_until(lambda: any("no iteration" in m for m in library_log), "the idle notice")
+        time.sleep(3 * after)  # a few more rounds of the watch: still said once
+    assert [m for m in library_log if "no iteration" in m] == [expected.format(after=after)]
+    assert scorer.stats.iterations == 0
+
+
+def test_a_loop_that_runs_says_nothing_about_waiting(
+    library_log: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from organic_scoring._loop import engine
+
+    monkeypatch.setattr(engine, "IDLE_NOTICE_AFTER", 0.3)
+    scorer = Recorder(synth_dataset=Letters("a"), trigger_frequency=0.05)
+    with scorer:
+        scorer.done.wait_for(20)  # 1 s of iterations: more than three notice periods
+    assert not [m for m in library_log if "no iteration" in m]
+
+
+BLOCKED = re.compile(
+    r"Blocks\._query_miners blocked the scoring loop's event loop for (\d+\.\d)s: an async "
+    r"def hook that makes a blocking call \(time\.sleep, requests, a synchronous dendrite "
+    r"or chain call\) holds up every timeout, stop\(\) and everything else on that loop "
+    r"until it returns\. Make it a plain def \(plain hooks run on a worker thread, where "
+    r"timeouts and stop\(\) hold\), or move the call off the loop with "
+    r"`await asyncio\.to_thread\(\.\.\.\)`\. Logged once per hook\."
+)
+
+
+def test_a_blocking_call_in_an_async_hook_fails_its_stage_after_the_fact_and_is_named_once(
+    library_log: list[str],
+) -> None:
+    """``time.sleep`` in an ``async def`` hook keeps its timeout from firing: the stage is
+    reported as timed out once it returns, and the watchdog names the hook once."""
+
+    class Blocks(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            time.sleep(0.8)  # noqa: ASYNC251  # the mistake: a blocking call in an async hook
+            return {0: sample}
+
+    scorer = Blocks(
+        synth_dataset=Letters("a"), query_timeout=0.2, trigger_frequency=0.01, backoff_initial=0.01
+    )
+    with scorer:
+        wait_until(
+            lambda: "organic-scoring-watchdog" in {t.name for t in threading.enumerate()},
+            "the run's watchdog",
+        )
+        scorer.done.wait_for(2)
+    # The watchdog is the run's: it has ended when stop() returns.
+    assert "organic-scoring-watchdog" not in {t.name for t in threading.enumerate()}
+    assert scorer.weights_set == []
+    failures = [(stage, type(exc)) for _, stage, exc in scorer.errors]
+    assert failures[:2] == [("query", StageTimeout)] * 2
+    exc = scorer.errors[0][2]
+    assert str(exc) == (
+        "the query stage exceeded its 0.2s timeout: its hook returned after "
+        f"{exc.ran:.2f}s, as the event loop could not interrupt it"
+    )
+    assert exc.ran >= 0.8
+    named = [m for m in library_log if "blocked the scoring loop" in m]
+    assert len(named) == 1, named
+    matched = BLOCKED.fullmatch(named[0])
+    assert matched, named[0]
+    assert 0.6 <= float(matched.group(1)) <= 2.0
+
+
+def test_a_blocking_hook_without_timeout_is_named_and_not_failed(
+    library_log: list[str],
+) -> None:
+    """Without a timeout nothing was defeated: the iteration is scored, and the block is
+    still named (it held up everything else on the loop)."""
+
+    class Blocks(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            time.sleep(0.8)  # noqa: ASYNC251  # the mistake under test
+            return {0: sample}
+
+    scorer = Blocks(synth_dataset=Letters("a"), trigger_frequency=60)
+    with scorer:
+        scorer.done.wait_for(1)
+        wait_until(
+            lambda: any("blocked the scoring loop" in m for m in library_log), "the block's name"
+        )
+    assert scorer.errors == []
+    assert scorer.stats.iterations == 1
+    [named] = [m for m in library_log if "blocked the scoring loop" in m]
+    assert BLOCKED.fullmatch(named), named
+
+
+def test_awaiting_and_plain_hooks_are_never_named_as_blocking(library_log: list[str]) -> None:
+    class Sleeps(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            await asyncio.sleep(0.8)
+            return {0: sample}
+
+        def _generate_rewards(  # type: ignore[override]
+            self, sample: Any, responses: Any, reference: Any = None
+        ) -> Any:
+            time.sleep(0.8)  # a plain hook runs on a worker thread: the loop is free
+            return {uid: 1.0 for uid in responses}
+
+    scorer = Sleeps(synth_dataset=Letters("a"), trigger_frequency=60)
+    with scorer:
+        scorer.done.wait_for(1)
+    assert scorer.errors == []
+    assert not [m for m in library_log if "blocked" in m]
+
+
+def test_loop_iteration_called_directly_reports_a_defeated_timeout() -> None:
+    class Blocks(Recorder):
+        async def _set_weights(self, rewards: Any) -> None:
+            time.sleep(0.3)  # noqa: ASYNC251  # the mistake under test
+
+    scorer = Blocks(synth_dataset=Letters("a"), weights_timeout=0.1)
+    with pytest.raises(IterationError) as raised:
+        asyncio.run(scorer.loop_iteration())
+    assert raised.value.stage == "weights"
+    assert isinstance(raised.value.__cause__, StageTimeout)
+    [(_, stage, exc)] = scorer.errors
+    assert (stage, type(exc)) == ("weights", StageTimeout)

@@ -686,3 +686,94 @@ def test_a_generated_dataset_is_awaited_and_its_reservoir_is_fed() -> None:
         {"prompt": "fresh 2", "turns": 1},
     ]
     assert sorted(briefs[0]["topics"]) == ["about", "rivers"]  # words of 5+ letters
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0], ids=["no timeout", "timeout"])
+def test_hooks_are_called_positionally_so_an_override_may_rename_parameters(
+    timeout: float | None,
+) -> None:
+    """An override's parameter names are its own business: ``_log_results``, called by
+    name when it takes the library's names, is called by position when it does not."""
+    seen: dict[str, tuple[Any, ...]] = {}
+
+    class Renamed(Recorder):
+        async def _query_miners(self, prompt: Any) -> Any:
+            return {0: prompt}
+
+        async def _generate_reference(self, item: Any) -> Any:
+            return "ref"
+
+        async def _generate_rewards(self, item: Any, answers: Any, ref: Any = None) -> Any:
+            return {uid: 1.0 for uid in answers}
+
+        async def _set_weights(self, scores: Any) -> None:
+            seen["weights"] = (scores,)
+
+        async def _log_results(  # type: ignore[override]
+            self, timings: dict[str, Any], ref: Any, answers: Any, scores: Any, item: Any
+        ) -> Any:
+            seen["log"] = (ref, answers, scores, item)
+            return timings
+
+    scorer = Renamed(
+        synth_dataset=Letters("a"),
+        query_timeout=timeout,
+        rewards_timeout=timeout,
+        weights_timeout=timeout,
+        log_timeout=timeout,
+    )
+    logs = asyncio.run(scorer.loop_iteration())
+    assert scorer.errors == []
+    assert logs["is_organic_sample"] is False
+    sample = {"synthetic": "a"}
+    assert seen == {"weights": ({0: 1.0},), "log": ("ref", {0: sample}, {0: 1.0}, sample)}
+
+
+def test_a_log_results_reading_keyword_arguments_gets_them_by_name() -> None:
+    """As the original package called it: code reading ``kwargs["sample"]`` keeps working."""
+    seen: list[Any] = []
+
+    class ReadsKeywords(Recorder):
+        async def _log_results(self, logs: dict[str, Any], **kwargs: Any) -> Any:
+            seen.append((kwargs["sample"], kwargs["reference"]))
+            return logs
+
+    asyncio.run(ReadsKeywords(synth_dataset=Letters("a")).loop_iteration())
+    assert seen == [({"synthetic": "a"}, None)]
+
+
+@pytest.mark.parametrize(
+    ("hook", "expected"),
+    [
+        (
+            "rewards",
+            "Mismatched._generate_rewards(sample, responses) cannot take the arguments the "
+            "library calls it with, by position: _generate_rewards(sample, responses, "
+            "reference): too many positional arguments",
+        ),
+        (
+            "log",
+            "Mismatched._log_results(logs, sample) cannot take the arguments the library "
+            "calls it with, by name (logs=..., reference=..., responses=..., rewards=..., "
+            "sample=...) or by position (logs, reference, responses, rewards, sample): too "
+            "many positional arguments",
+        ),
+    ],
+)
+def test_a_hook_that_cannot_take_its_arguments_is_named_at_construction(
+    hook: str, expected: str
+) -> None:
+    class Mismatched(Recorder):
+        if hook == "rewards":
+
+            async def _generate_rewards(self, sample: Any, responses: Any) -> Any:  # type: ignore[override]
+                return {}
+
+        else:
+
+            async def _log_results(self, logs: Any, sample: Any) -> Any:  # type: ignore[override]
+                return logs
+
+    with pytest.raises(TypeError) as raised:
+        Mismatched()
+    assert str(raised.value) == expected

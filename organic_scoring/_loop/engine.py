@@ -21,11 +21,17 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from organic_scoring._defaults import CANCEL_GRACE, DEFAULT_STOP_TIMEOUT
+from organic_scoring._defaults import (
+    CANCEL_GRACE,
+    DEFAULT_STOP_TIMEOUT,
+    IDLE_NOTICE_AFTER,
+    LOOP_BLOCKED_AFTER,
+)
 from organic_scoring._log import log
 from organic_scoring._loop.hooks import ungrouped
 from organic_scoring._loop.iteration import Attempt, IterationRunner, attempt, fencing, planned
 from organic_scoring._loop.trigger import SampleKind, Trigger
+from organic_scoring._loop.watchdog import Watchdog
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import IterationError, ScorerRoleLost
 from organic_scoring.organic_queue import OrganicQueueBase
@@ -112,6 +118,7 @@ class Engine:
         self._run: _Run | None = None
         self._failures_in_a_row = 0
         self._resume_at = 0.0
+        self._named: set[str] = set()  # what the watchdog has named as blocking the loop
 
     @property
     def is_running(self) -> bool:
@@ -213,7 +220,12 @@ class Engine:
         waker = self._trigger.waker
         self._failures_in_a_row, self._resume_at = 0, 0.0
         fatal: BaseException | None = None
+        watchdog: Watchdog | None = None
         try:
+            watchdog = Watchdog(
+                run.loop, run.tid, self._runner.hook_codes(), self._block_threshold(), self._blocked
+            )
+            watchdog.start()
             self._queue.add_listener(self._trigger.arrived)
             lock = self._queue.scorer_lock()
             if lock is not None:
@@ -252,6 +264,8 @@ class Engine:
             if reraise:
                 raise
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             self._queue.remove_listener(self._trigger.arrived)
             with contextlib.suppress(Exception):
                 await self._queue.adetach()
@@ -306,6 +320,7 @@ class Engine:
             tick = min(tick, lease / 3)
         renew_failed = False
         all_stuck = False
+        idle = _Idle(self._config, runner)
         # A shared queue's counters are read now and then, so that it notices (and
         # reports) a server that lost its data even when nobody reads the stats.
         counters = getattr(queue, "counters", None) if queue.blocking else None
@@ -330,6 +345,8 @@ class Engine:
                         renew_failed = True
                     else:
                         renew_failed = False
+                if idle.due(run.in_flight > 0):
+                    await self._say_idle(run, idle)
                 stuck = runner.stuck(config.stuck_after)
                 if stuck >= config.max_concurrent_iterations and not all_stuck:
                     all_stuck = True
@@ -347,6 +364,71 @@ class Engine:
                     log.info("an iteration slot is free again")
                     if run.keeper is not None:
                         run.keeper.willing = True
+
+    def _block_threshold(self) -> float:
+        """Seconds of event-loop lag the watchdog counts as a block: below the shortest
+        stage timeout, so that a timeout a hook defeated has its culprit named."""
+        config = self._config
+        timeouts = [
+            t
+            for t in (
+                config.query_timeout,
+                config.reference_timeout,
+                config.rewards_timeout,
+                config.weights_timeout,
+                config.log_timeout,
+            )
+            if t is not None
+        ]
+        return max(min([LOOP_BLOCKED_AFTER, *timeouts]), 0.1)
+
+    def _blocked(self, who: str, seconds: float) -> None:
+        """The watchdog saw ``who`` block the event loop for ``seconds`` (on its thread)."""
+        # Named once per hook. Lag with no hook on the stack (a busy machine, a long
+        # garbage collection, the application's own code on a shared loop) stays at
+        # debug level: the watchdog cannot tell what to advise.
+        if who in self._named or who.startswith("code outside"):
+            log.debug(f"{who} blocked the scoring loop's event loop for {seconds:.1f}s")
+            return
+        self._named.add(who)
+        log.warning(
+            f"{who} blocked the scoring loop's event loop for {seconds:.1f}s: an async def "
+            "hook that makes a blocking call (time.sleep, requests, a synchronous dendrite "
+            "or chain call) holds up every timeout, stop() and everything else on that loop "
+            "until it returns. Make it a plain def (plain hooks run on a worker thread, "
+            "where timeouts and stop() hold), or move the call off the loop with "
+            "`await asyncio.to_thread(...)`. Logged once per hook."
+        )
+
+    async def _say_idle(self, run: _Run, idle: _Idle) -> None:
+        """Log what a run that has run nothing for a while is waiting for."""
+        config, keeper = self._config, run.keeper
+        head = f"the scoring loop has run no iteration for {idle.after:g}s: "
+        if keeper is not None and not keeper.active:
+            log.info(head + "this process stands by while another holds the scorer role")
+            return
+        if config.trigger == "steps":
+            threshold = int(await self._trigger.aperiod())
+            why = (
+                f"trigger='steps' starts one every {threshold} step"
+                f"{'' if threshold == 1 else 's'} and the step counter stands at "
+                f"{self._trigger.steps}; call increment_step() once per validator step "
+                "(or set_step())"
+            )
+        elif idle.skipped:
+            source = (
+                "the synthetic datasets returned no sample"
+                if self._runner.has_datasets
+                else "no synth_dataset was given"
+            )
+            why = (
+                f"every trigger found nothing to score (the organic queue was empty and "
+                f"{source}); pass synth_dataset= for synthetic samples, or send organic "
+                "requests to an intake"
+            )
+        else:
+            why = f"waiting for the {config.trigger!r} trigger"
+        log.warning(head + why)
 
     async def _one(self, run: _Run, plan: SampleKind | None) -> None:
         """One call of ``loop_iteration``, whose every outcome is counted and reported.
@@ -448,6 +530,40 @@ class Engine:
                 await asyncio.wait({run.task})
             return
         await asyncio.to_thread(self.stop, timeout)
+
+
+class _Idle:
+    """Whether a run has gone ``after`` seconds without an iteration ending: once."""
+
+    __slots__ = ("_runner", "_since", "_told", "after", "progress", "skipped")
+
+    def __init__(self, config: ScoringConfig, runner: IterationRunner) -> None:
+        after = IDLE_NOTICE_AFTER
+        if config.trigger != "steps":
+            after = max(after, 2 * config.trigger_frequency)
+        self.after = after
+        self._runner = runner
+        self.progress = runner.stats.progress()
+        self._since = time.monotonic()
+        self._told = False
+        self.skipped = False
+        """Whether triggers found nothing to score during the quiet spell."""
+
+    def due(self, busy: bool) -> bool:
+        """True the first time the run has been quiet for :attr:`after` seconds.
+        ``busy``: an iteration is running (the stuck watch covers a long one)."""
+        if self._told:
+            return False
+        ended, skipped = progress = self._runner.stats.progress()
+        now = time.monotonic()
+        if ended != self.progress[0]:
+            self.progress, self._since, self.skipped = progress, now, False
+            return False
+        self.skipped = self.skipped or skipped != self.progress[1]
+        if busy or now - self._since < self.after:
+            return False
+        self._told = True
+        return True
 
 
 def _still_ours(lock: LeaseLock, fence: int | None) -> Callable[[], Awaitable[None]]:

@@ -32,7 +32,33 @@ from organic_scoring._log import log
 if sys.version_info < (3, 11):  # AnyIO depends on this backport on Python 3.10
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["Hook", "PlainCalls", "call_hook", "is_async_callable", "overrides", "ungrouped"]
+__all__ = [
+    "HOOK_CALLS",
+    "Hook",
+    "PlainCalls",
+    "call_hook",
+    "check_signatures",
+    "is_async_callable",
+    "overrides",
+    "takes_by_name",
+    "ungrouped",
+]
+
+HOOK_CALLS: dict[str, tuple[str, ...]] = {
+    "_on_organic_entry": ("request",),
+    "_blacklist_fn": ("request",),
+    "_priority_fn": ("request",),
+    "_verify_fn": ("request",),
+    "_query_miners": ("sample",),
+    "_generate_reference": ("sample",),
+    "_generate_rewards": ("sample", "responses", "reference"),
+    "_set_weights": ("rewards",),
+    "_log_results": ("logs", "reference", "responses", "rewards", "sample"),
+    "_on_iteration_error": ("sample", "stage", "exc"),
+}
+"""What each hook is called with, in order: by position, except ``_log_results``,
+which gets its arguments by name when it accepts them so (as the original package
+called it), else by position."""
 
 
 def is_async_callable(obj: Any) -> bool:
@@ -52,6 +78,61 @@ async def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def _binds(fn: Any, names: tuple[str, ...], *, by_name: bool) -> str | None:
+    """None when ``fn`` accepts ``names`` as arguments (by name or by position), else
+    why not; None as well when ``fn`` has no signature to read."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        if by_name:
+            signature.bind(**dict.fromkeys(names))
+        else:
+            signature.bind(*names)
+    except TypeError as refused:
+        return str(refused)
+    return None
+
+
+def takes_by_name(fn: Any) -> bool:
+    """Whether ``_log_results`` hook ``fn`` accepts its arguments by name."""
+    return _binds(fn, HOOK_CALLS["_log_results"], by_name=True) is None
+
+
+def check_signatures(scorer: object) -> None:
+    """Check that every hook of ``scorer`` accepts the arguments it is called with.
+
+    Raises:
+        TypeError: A hook could not take them; the message names the hook, what it
+            is called with and what does not fit.
+    """
+    cls = type(scorer).__name__
+    for name, names in HOOK_CALLS.items():
+        fn = getattr(scorer, name, None)
+        if fn is None:
+            continue
+        why = _binds(fn, names, by_name=False)
+        if why is None or (name == "_log_results" and takes_by_name(fn)):
+            continue
+        call = ", ".join(names)
+        how = (
+            f"by name ({', '.join(f'{n}=...' for n in names)}) or by position ({call})"
+            if name == "_log_results"
+            else f"by position: {name}({call})"
+        )
+        signature = inspect.signature(fn)
+        plain = signature.replace(
+            parameters=[
+                p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()
+            ],
+            return_annotation=inspect.Signature.empty,
+        )
+        raise TypeError(
+            f"{cls}.{name}{plain} cannot take the arguments the library calls it with, {how}: {why}"
+        )
 
 
 def overrides(scorer: object, base: type, name: str) -> bool:

@@ -21,16 +21,18 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from types import CodeType
 from typing import Any, Protocol
 
 import anyio
 
 from organic_scoring._defaults import ERROR_HOOK_TIMEOUT
 from organic_scoring._log import log
-from organic_scoring._loop.hooks import Hook, PlainCalls, ungrouped
+from organic_scoring._loop.hooks import Hook, PlainCalls, takes_by_name, ungrouped
 from organic_scoring._loop.stages import Stage
 from organic_scoring._loop.stats import StatsRecorder
 from organic_scoring._loop.trigger import SampleKind
+from organic_scoring._loop.watchdog import code_of
 from organic_scoring._redact import describe_error, redactor
 from organic_scoring.config import ScoringConfig
 from organic_scoring.errors import (
@@ -137,7 +139,7 @@ class _Serial:
 class _Hooks:
     """The scorer's iteration hooks, resolved once: async or plain, overridden or not."""
 
-    __slots__ = ("error", "log", "query", "reference", "rewards", "weights")
+    __slots__ = ("error", "log", "log_by_name", "query", "reference", "rewards", "weights")
 
     def __init__(self, scorer: ScorerHooks, reference_overridden: bool) -> None:
         self.query = Hook(scorer._query_miners, "_query_miners")
@@ -150,6 +152,7 @@ class _Hooks:
         # Plain hooks of the serial stages hold a lock on their worker thread.
         self.weights = Hook(scorer._set_weights, "_set_weights", threading.Lock())
         self.log = Hook(scorer._log_results, "_log_results", threading.Lock())
+        self.log_by_name = takes_by_name(scorer._log_results)
         self.error = Hook(scorer._on_iteration_error, "_on_iteration_error")
 
 
@@ -212,6 +215,38 @@ class IterationRunner:
                 "redact= (what of a sample it may keep), or pass redact= a function, "
                 "which is then applied before it keeps anything"
             )
+
+    @property
+    def stats(self) -> StatsRecorder:
+        """The counters this runner moves."""
+        return self._stats
+
+    @property
+    def has_datasets(self) -> bool:
+        """Whether there is a synthetic dataset to fall back on."""
+        return self._datasets is not None
+
+    def hook_codes(self) -> dict[CodeType, str]:
+        """The code of every ``async def`` hook (the intake's too), to its name as
+        ``Class._hook``: what a :class:`~organic_scoring._loop.watchdog.Watchdog` looks for."""
+        scorer, hooks = self._scorer, self.hooks
+        cls = type(scorer).__name__
+        named: list[tuple[str, Any]] = [
+            (hook.name, hook.fn)
+            for hook in (hooks.query, hooks.reference, hooks.rewards, hooks.weights, hooks.log)
+            if hook is not None and hook.is_async
+        ]
+        named += [
+            (name, getattr(scorer, name, None))
+            for name in (
+                "_on_iteration_error",
+                "_on_organic_entry",
+                "_blacklist_fn",
+                "_priority_fn",
+                "_verify_fn",
+            )
+        ]
+        return {code: f"{cls}.{name}" for name, fn in named for code in code_of(fn)}
 
     @property
     def hooks(self) -> _Hooks:
@@ -304,16 +339,28 @@ class IterationRunner:
             }
             stage = "log"
             async with serial.log:
-                result = await self._call(
-                    "log",
-                    config.log_timeout,
-                    hooks.log,
-                    logs=logs,
-                    reference=reference,
-                    responses=responses,
-                    rewards=rewards,
-                    sample=sample,
-                )
+                if hooks.log_by_name:  # as the original package called it
+                    result = await self._call(
+                        "log",
+                        config.log_timeout,
+                        hooks.log,
+                        logs=logs,
+                        reference=reference,
+                        responses=responses,
+                        rewards=rewards,
+                        sample=sample,
+                    )
+                else:  # an override with parameters of its own names
+                    result = await self._call(
+                        "log",
+                        config.log_timeout,
+                        hooks.log,
+                        logs,
+                        reference,
+                        responses,
+                        rewards,
+                        sample,
+                    )
         except asyncio.CancelledError as cancelled:
             # stop() ran out of patience: the sample is reported, not lost. A cancel
             # scope cancels every await inside it, so the report is shielded (its hook
@@ -476,6 +523,7 @@ class IterationRunner:
                 raise
             except BaseException as exc:
                 raise _StageFailed(stage, exc) from exc
+        ran: float | None = None
         try:
             if hook.is_async:
                 awaitable = hook.fn(*args, **kw)
@@ -486,13 +534,19 @@ class IterationRunner:
             # The hook runs in this task, so it starts at once: a busy event loop
             # cannot time it out before it began. The scope takes only its own
             # cancellation; a TimeoutError the hook raises is the hook's failure.
+            begun = time.monotonic()
             with anyio.move_on_after(timeout):
-                return await awaitable
+                result = await awaitable
+                ran = time.monotonic() - begun
+                # An async hook that blocked the event loop (or held off its
+                # cancellation) past its timeout returns late: it failed all the same.
+                if not hook.is_async or ran <= timeout:
+                    return result
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # GeneratorExit, SystemExit, a hook's own BaseException
             raise _StageFailed(stage, exc) from exc
-        raise _StageFailed(stage, StageTimeout(stage, timeout))
+        raise _StageFailed(stage, StageTimeout(stage, timeout, ran=ran))
 
     async def _in_thread(self, hook: Hook, *args: Any, **kw: Any) -> Any:
         lock = hook.serial

@@ -32,3 +32,5 @@ class Runtime:
     engine: Engine
     warned: bool = False
     """Whether ``start()`` has warned that the constructor's axon is open to anyone."""
+    warned_not_queued: bool = False
+    """Whether an ``_on_organic_entry`` that added nothing to the queue was reported."""

@@ -104,6 +104,10 @@ class ScoringStats:
     """Seconds the oldest running iteration has run; 0 when none runs."""
     stuck_iterations: int = 0
     """Running iterations older than ``stuck_after``."""
+    organic_not_queued: int = 0
+    """Accepted organic requests whose ``_on_organic_entry`` returned without adding
+    anything to the queue (a forgotten ``await``, or a handler that drops on purpose):
+    they show in :attr:`organic_unaccounted`, and this says why."""
     stage_times: MappingProxyType[str, StageTimes] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -184,6 +188,7 @@ class ScoringStats:
         failed = ", ".join(f"{stage} {count}" for stage, count in self.failures.items())
         counters = self.queue_counters
         fleet = is_fleet_ledger(counters)
+        not_queued = f", not queued {self.organic_not_queued}" if self.organic_not_queued else ""
         iterations = (
             f"iterations{' in this process' if fleet else ''}: {self.iterations} (organic "
             f"{self.organic_iterations}, synthetic {self.synthetic_iterations}), skipped "
@@ -196,7 +201,7 @@ class ScoringStats:
                 iterations,
                 f"organic requests in this process: accepted {self.organic_accepted}, "
                 f"handler errors {self.organic_handler_errors}, scored {self.organic_scored}, "
-                f"failed {self.organic_failed}, in flight {self.organic_in_flight}",
+                f"failed {self.organic_failed}, in flight {self.organic_in_flight}" + not_queued,
                 f"organic requests fleet-wide (the shared queue): accepted "
                 f"{counters['accepted']}, scored {counters['scored']}, failed "
                 f"{counters['failed']}, dropped {counters['dropped']}, in flight "
@@ -211,7 +216,7 @@ class ScoringStats:
                 f"{self.organic_in_flight}, queued {self.queue_size}, dropped "
                 f"{counters.get('dropped', '?')}, unaccounted "
                 f"{'?' if self.organic_unaccounted is None else self.organic_unaccounted}, "
-                f"handler errors {self.organic_handler_errors}",
+                f"handler errors {self.organic_handler_errors}" + not_queued,
             ]
         if counters:
             lines.append(
@@ -257,6 +262,7 @@ class ScoringStats:
             "organic_accepted": self.organic_accepted,
             "organic_carried_over": self.organic_carried_over,
             "organic_handler_errors": self.organic_handler_errors,
+            "organic_not_queued": self.organic_not_queued,
             "organic_unaccounted": self.organic_unaccounted,
             "queue_size": self.queue_size,
             "queue_counters": dict(self.queue_counters),
@@ -285,6 +291,7 @@ class StatsRecorder:
         self._organic_in_flight = 0
         self._accepted = 0
         self._handler_errors = 0
+        self._not_queued = 0
         self._intake: dict[str, dict[int, int]] = {}
         self._intake_observers: tuple[IntakeObserver, ...] = ()
         self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in TIMED}
@@ -316,6 +323,10 @@ class StatsRecorder:
         with self._lock:
             self._handler_errors += 1
 
+    def not_queued(self) -> None:
+        with self._lock:
+            self._not_queued += 1
+
     def intake(self, transport: str, status: int, seconds: float) -> None:
         """An intake answered a request with ``status`` after ``seconds``."""
         with self._lock:
@@ -336,6 +347,11 @@ class StatsRecorder:
         """Stop telling ``observer``; nothing happens if it was not added."""
         with self._lock:
             self._intake_observers = tuple(o for o in self._intake_observers if o != observer)
+
+    def progress(self) -> tuple[int, int]:
+        """Iterations that ended (scored or failed), and triggers skipped, so far."""
+        with self._lock:
+            return self._iterations + self._failed, self._skipped
 
     def sampled(self, organic: bool) -> None:
         if organic:
@@ -414,6 +430,7 @@ class StatsRecorder:
                 self._accepted,
                 self._handler_errors,
                 self._failed,
+                self._not_queued,
             )
         return ScoringStats(
             iterations=counts[0],
@@ -433,6 +450,7 @@ class StatsRecorder:
             active_scorer=active,
             oldest_iteration_age=oldest,
             stuck_iterations=stuck,
+            organic_not_queued=counts[11],
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
             intake_requests=MappingProxyType(intake),
         )

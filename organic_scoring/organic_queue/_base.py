@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import threading
 from abc import ABC, abstractmethod
@@ -12,7 +13,23 @@ from typing import Any, ClassVar
 
 from organic_scoring.organic_queue._lock import LeaseLock
 
-__all__ = ["OrganicQueueBase"]
+__all__ = ["OrganicQueueBase", "adds_seen"]
+
+
+class AddsSeen:
+    """How many adds the code of one ``receive_organic`` call made (its context)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+adds_seen: contextvars.ContextVar[AddsSeen | None] = contextvars.ContextVar(
+    "organic_scoring_adds_seen", default=None
+)
+"""Set by ``receive_organic`` around ``_on_organic_entry``: :meth:`OrganicQueueBase._notify_added`
+counts into it, from the handler's task or a worker thread that copied its context."""
 
 
 request_key: ContextVar[str | None] = ContextVar("organic_scoring_request_key", default=None)
@@ -36,6 +53,9 @@ class OrganicQueueBase(ABC):
     # every queue, and subclasses need not call ``super().__init__()``.
     _listeners_lock = threading.Lock()
     _listeners: tuple[Callable[[], None], ...] = ()
+    # Set on a class the first time one of its queues calls _notify_added: only then
+    # can an intake tell a handler that added nothing from a queue that never says.
+    _announces_adds: ClassVar[bool] = False
 
     @abstractmethod
     def add(self, sample: Any) -> None:
@@ -145,5 +165,10 @@ class OrganicQueueBase(ABC):
 
     def _notify_added(self) -> None:
         """Tell the listeners a sample was added. Call after each successful ``add``."""
+        if not type(self)._announces_adds:
+            type(self)._announces_adds = True
+        seen = adds_seen.get()
+        if seen is not None:
+            seen.count += 1
         for listener in self._listeners:
             listener()
