@@ -42,7 +42,10 @@ def queue_maker(kind: str, directory: Path) -> Iterator[MakeQueue]:
             return OrganicQueue(**kwargs)
         if kind == "redis":
             name = f"contract-{uuid.uuid4().hex}"
-            redis_queue = RedisOrganicQueue(shared_redis().url, name=name, **kwargs)
+            # The contract's samples are never acked: a lease longer than any test keeps
+            # a slow run (a loaded machine) from seeing them handed out again.
+            kwargs.setdefault("lease", 3600.0)
+            redis_queue = RedisOrganicQueue.from_url(shared_redis().url, name=name, **kwargs)
             made.append(redis_queue)
             return redis_queue
         kwargs.setdefault("synchronous", "NORMAL")
