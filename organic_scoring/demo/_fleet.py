@@ -29,7 +29,7 @@ from organic_scoring.demo._loopback import free_port, make_wallet
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._run import (
     EXIT_INTERRUPTED,
-    REFRESH,
+    _drive,
     _interruptible,
     _metrics,
     _scoring_summary,
@@ -243,9 +243,9 @@ def _simulate(
                 LiveView(view_out, f"organic-scoring demo (fleet): {where}", duration, metrics_url)
             )
 
-            def frame() -> Frame:
+            def frame(elapsed: float) -> Frame:
                 return Frame(
-                    elapsed=time.monotonic() - started if started is not None else 0.0,
+                    elapsed=elapsed,
                     stats=scorer.stats,
                     received=queue.counters().added,
                     period=scorer.sample_rate_dynamic(),
@@ -256,18 +256,7 @@ def _simulate(
                 )
 
             if up:
-                started = time.monotonic()
-                traffic.start()
-                try:
-                    deadline = started + duration
-                    while not interrupted.is_set():
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            break
-                        interrupted.wait(min(REFRESH, left))
-                        view.update(frame())
-                finally:
-                    traffic.stop()
+                started = _drive(traffic, view, frame, interrupted)
                 # Let the fleet finish what it accepted (not after Ctrl-C), then stop it.
                 _wait_for(
                     lambda: _settled(queue), "the queue to drain", interrupted, None, duration + 10
