@@ -190,10 +190,7 @@ class _Panel:
                 f"{stats.organic_iterations} organic, {stats.synthetic_iterations} "
                 f"synthetic; {stats.failed_iterations} failed",
             ),
-            (
-                "organic share",
-                f"{_share(frame.organic_share)} of scored samples came from users",
-            ),
+            ("organic share", f"{_share(frame.organic_share)} of scored samples came from users"),
             ("period", _period(frame)),
             ("queue", _queue(frame)),
             ("stage p50", _stage_times(stats, "  ")),

@@ -481,11 +481,7 @@ def _scraped_families(label_names: tuple[str, ...]) -> dict[str, _Family]:
 def _histogram(name: str, label_names: tuple[str, ...], label: str) -> Histogram:
     """One of the two histograms, unregistered: its collector exposes it."""
     return Histogram(
-        name,
-        _FAMILIES[name][1],
-        [*label_names, label],
-        buckets=_BUCKETS[name],
-        registry=None,
+        name, _FAMILIES[name][1], [*label_names, label], buckets=_BUCKETS[name], registry=None
     )
 
 
