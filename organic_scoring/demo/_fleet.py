@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from organic_scoring._compat import BT_VERSION
-from organic_scoring.demo._loopback import free_port, make_wallet
+from organic_scoring.demo._loopback import free_port
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._run import (
     EXIT_INTERRUPTED,
@@ -39,6 +39,7 @@ from organic_scoring.demo._view import Frame, LiveView
 from organic_scoring.errors import RedisUnavailable
 from organic_scoring.organic_queue import RedisOrganicQueue
 from organic_scoring.synth_dataset import default_dataset
+from organic_scoring.wallet import throwaway_wallet as make_wallet
 from organic_scoring.weights import ScoreBook
 
 __all__ = ["run_fleet_demo"]

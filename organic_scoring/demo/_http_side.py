@@ -12,9 +12,9 @@ from typing import Any
 import bittensor as bt
 from pydantic import BaseModel
 
-from organic_scoring.demo._loopback import make_wallet
 from organic_scoring.demo._scorer import DemoScorer
 from organic_scoring.http import OrganicClient, create_app, serve_in_thread
+from organic_scoring.wallet import throwaway_wallet as make_wallet
 
 __all__ = ["DemoAnswer", "DemoPrompt", "HttpDemoScorer", "http_intake", "user_opener"]
 
