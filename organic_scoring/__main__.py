@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,34 +145,24 @@ def _version() -> str:
     return f"organic-scoring {installed('organic-scoring')} (bittensor {installed('bittensor')})"
 
 
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"expected 1 to 64 worker processes, got {text!r}")
-    return value
+def _number(kind: type, what: str, low: float, high: float, rule: str) -> Any:
+    """An argparse type: ``kind(text)`` within ``[low, high]`` (``rule`` says which)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high or (kind is float and not low < value < high):
+            raise argparse.ArgumentTypeError(f"expected {rule}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
-    return value
+_workers = _number(int, "a number of processes", 1, 64, "1 to 64 worker processes")
+_positive = _number(float, "a number of seconds", 0, float("inf"), "a positive number of seconds")
+_port = _number(int, "a port number", 0, 65535, "a port from 0 to 65535")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ from unittest import mock
 import bittensor as bt
 
 from organic_scoring._compat import axon_class, dendrite_class
-from organic_scoring.demo._loopback import free_port, make_wallet
+from organic_scoring.demo._loopback import free_port
 from organic_scoring.demo._scorer import DemoScorer
+from organic_scoring.wallet import throwaway_wallet as make_wallet
 
 __all__ = ["axon_intake"]
 

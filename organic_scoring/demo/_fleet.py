@@ -19,17 +19,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any, TextIO
 
-from pydantic import BaseModel
-
 from organic_scoring._compat import BT_VERSION
-from organic_scoring.demo._loopback import free_port, make_wallet
+from organic_scoring.demo._loopback import free_port
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._run import (
     EXIT_INTERRUPTED,
-    REFRESH,
+    _drive,
     _interruptible,
     _metrics,
     _scoring_summary,
@@ -41,6 +39,7 @@ from organic_scoring.demo._view import Frame, LiveView
 from organic_scoring.errors import RedisUnavailable
 from organic_scoring.organic_queue import RedisOrganicQueue
 from organic_scoring.synth_dataset import default_dataset
+from organic_scoring.wallet import throwaway_wallet as make_wallet
 from organic_scoring.weights import ScoreBook
 
 __all__ = ["run_fleet_demo"]
@@ -49,29 +48,11 @@ _ENV = "ORGANIC_SCORING_DEMO_FLEET"  # how the intake workers learn their settin
 _READY_TIMEOUT = 60.0  # seconds for the worker processes to import and start serving
 
 
-class FleetPrompt(BaseModel):
-    """An organic request: a prompt."""
+def _scorer(redis_url: str, name: str, book: ScoreBook | None = None) -> DemoScorer:
+    from organic_scoring.demo._http_side import HttpDemoScorer  # needs the http extra
 
-    prompt: str
-
-
-class FleetAnswer(BaseModel):
-    """The intake's answer to it."""
-
-    completion: str
-
-
-class FleetScorer(DemoScorer):
-    """The demo scorer, taking organic traffic over signed HTTP; in an intake worker it
-    only answers and queues, in a scorer process it scores."""
-
-    async def _on_organic_entry(self, request: FleetPrompt) -> FleetAnswer:
-        return FleetAnswer(completion=await self.answer_organic(request.prompt))
-
-
-def _scorer(redis_url: str, name: str, book: ScoreBook | None = None) -> FleetScorer:
     miners = default_miners()
-    return FleetScorer(
+    return HttpDemoScorer(
         miners,
         book or ScoreBook(len(miners), alpha=0.2),
         organic_queue=RedisOrganicQueue.from_url(redis_url, name=name, lock_period=2.0),
@@ -182,7 +163,6 @@ def _simulate(
 ) -> dict[str, Any]:
     """Start the fleet, run the user for ``duration`` seconds (or until ``interrupted``),
     stop everything it started, and sum it up."""
-    from organic_scoring.http import OrganicClient
 
     with tempfile.TemporaryDirectory(prefix="organic-scoring-demo-") as directory:
         validator, user = make_wallet(directory, "validator"), make_wallet(directory, "user")
@@ -200,17 +180,10 @@ def _simulate(
             if isinstance(own := scorer.organic_queue, RedisOrganicQueue):
                 stack.callback(own.close)
             metrics_url = stack.enter_context(_metrics(scorer, book, metrics_port))
+            shared = {"redis": redis_url, "name": name}
+            serving = {"hotkey": hotkey, "port": port, "workers": workers, "protocol": protocol}
             intake = stack.enter_context(
-                _process(
-                    "intake",
-                    redis_url,
-                    name,
-                    hotkey,
-                    port,
-                    workers,
-                    protocol,
-                    user.hotkey.ss58_address,
-                )
+                _process("intake", **shared, **serving, user=user.hotkey.ss58_address)
             )
             up = _wait_for(
                 lambda: _serving(port), "the intake workers to serve", interrupted, intake
@@ -222,20 +195,11 @@ def _simulate(
                     lambda: scorer.stats.active_scorer, "the scorer to take the lock", interrupted
                 )
             if up:
-                standby = stack.enter_context(_process("scorer", redis_url, name))
+                standby = stack.enter_context(_process("scorer", **shared))
 
-            @contextlib.asynccontextmanager
-            async def open_user() -> AsyncIterator[Any]:
-                async with OrganicClient(
-                    user, url, hotkey, protocol=protocol, timeout=5.0
-                ) as client:
+            from organic_scoring.demo._http_side import user_opener
 
-                    async def ask(prompt: str) -> str:
-                        answer = await client.call(FleetPrompt(prompt=prompt), FleetAnswer)
-                        return str(answer.completion)
-
-                    yield ask
-
+            open_user = user_opener(user, url, hotkey, protocol)
             where = f"{workers} intake workers at {url}, Redis {queue.url}"
             traffic = _Traffic(open_user, duration)
             config = scorer.config
@@ -243,9 +207,9 @@ def _simulate(
                 LiveView(view_out, f"organic-scoring demo (fleet): {where}", duration, metrics_url)
             )
 
-            def frame() -> Frame:
+            def frame(elapsed: float) -> Frame:
                 return Frame(
-                    elapsed=time.monotonic() - started if started is not None else 0.0,
+                    elapsed=elapsed,
                     stats=scorer.stats,
                     received=queue.counters().added,
                     period=scorer.sample_rate_dynamic(),
@@ -256,18 +220,7 @@ def _simulate(
                 )
 
             if up:
-                started = time.monotonic()
-                traffic.start()
-                try:
-                    deadline = started + duration
-                    while not interrupted.is_set():
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            break
-                        interrupted.wait(min(REFRESH, left))
-                        view.update(frame())
-                finally:
-                    traffic.stop()
+                started = _drive(traffic, view, frame, interrupted)
                 # Let the fleet finish what it accepted (not after Ctrl-C), then stop it.
                 _wait_for(
                     lambda: _settled(queue), "the queue to drain", interrupted, None, duration + 10
@@ -345,14 +298,14 @@ def _wait_for(
 
 
 @contextlib.contextmanager
-def _process(role: str, *args: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m organic_scoring.demo._fleet ROLE ARGS``; stopped and waited for on exit.
+def _process(role: str, **settings: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m organic_scoring.demo._fleet ROLE SETTINGS``; stopped and waited for on exit.
 
     In a session of its own: a Ctrl-C on the terminal reaches only the demo, which then
     stops its processes in order, however far each has started (a SIGINT while one
     still imports would end it with a KeyboardInterrupt traceback).
     """
-    command = [sys.executable, "-m", "organic_scoring.demo._fleet", role, *map(str, args)]
+    command = [sys.executable, "-m", "organic_scoring.demo._fleet", role, json.dumps(settings)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, start_new_session=True)
     try:
         yield process
@@ -382,18 +335,15 @@ def _forget(queue: Any, name: str) -> None:
             client.delete(*keys)
 
 
-def _serve_intake(
-    redis_url: str, name: str, hotkey: str, port: int, workers: int, protocol: str, user: str
-) -> None:
+def _serve_intake(settings: dict[str, Any]) -> None:
     """What ``uvicorn --workers N --factory organic_scoring.demo._fleet:intake_app`` does,
     closing the listening socket at the end (``uvicorn.run`` leaves that to the exit)."""
     from organic_scoring.http._server import serve_workers
 
-    os.environ[_ENV] = json.dumps(
-        {"redis": redis_url, "name": name, "hotkey": hotkey, "protocol": protocol, "user": user}
-    )
+    os.environ[_ENV] = json.dumps(settings)
     threading.Thread(target=_end_with_stdin, name="demo-intake-stdin", daemon=True).start()
-    serve_workers("organic_scoring.demo._fleet:intake_app", "127.0.0.1", port, workers)
+    app = "organic_scoring.demo._fleet:intake_app"
+    serve_workers(app, "127.0.0.1", settings["port"], settings["workers"])
 
 
 def _end_with_stdin() -> None:
@@ -424,21 +374,13 @@ def _stand_by(redis_url: str, name: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m organic_scoring.demo._fleet")
     parser.add_argument("role", choices=["intake", "scorer"])
-    parser.add_argument("redis")
-    parser.add_argument("name")
-    parser.add_argument("hotkey", nargs="?")
-    parser.add_argument("port", nargs="?", type=int)
-    parser.add_argument("workers", nargs="?", type=int)
-    parser.add_argument("protocol", nargs="?")
-    parser.add_argument("user", nargs="?")
+    parser.add_argument("settings", type=json.loads)
     args = parser.parse_args(argv)
     if args.role == "intake":
-        _serve_intake(
-            args.redis, args.name, args.hotkey, args.port, args.workers, args.protocol, args.user
-        )
+        _serve_intake(args.settings)
     else:
         with contextlib.suppress(KeyboardInterrupt):
-            _stand_by(args.redis, args.name)
+            _stand_by(args.settings["redis"], args.settings["name"])
 
 
 if __name__ == "__main__":

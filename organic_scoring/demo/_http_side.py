@@ -12,11 +12,11 @@ from typing import Any
 import bittensor as bt
 from pydantic import BaseModel
 
-from organic_scoring.demo._loopback import make_wallet
 from organic_scoring.demo._scorer import DemoScorer
 from organic_scoring.http import OrganicClient, create_app, serve_in_thread
+from organic_scoring.wallet import throwaway_wallet as make_wallet
 
-__all__ = ["http_intake"]
+__all__ = ["DemoAnswer", "DemoPrompt", "HttpDemoScorer", "http_intake", "user_opener"]
 
 
 class DemoPrompt(BaseModel):
@@ -41,6 +41,25 @@ class HttpDemoScorer(DemoScorer):
 Ask = Callable[[str], Any]
 
 
+def user_opener(
+    user: Any, url: str, hotkey: str, protocol: str
+) -> Callable[[], contextlib.AbstractAsyncContextManager[Ask]]:
+    """A factory of users: each opens a signing client whose ``ask(prompt)`` sends one
+    organic request to ``url`` and returns the completion."""
+
+    @contextlib.asynccontextmanager
+    async def open_user() -> AsyncIterator[Ask]:
+        async with OrganicClient(user, url, hotkey, protocol=protocol, timeout=5.0) as client:
+
+            async def ask(prompt: str) -> str:
+                answer = await client.call(DemoPrompt(prompt=prompt), DemoAnswer)
+                return str(answer.completion)
+
+            yield ask
+
+    return open_user
+
+
 @contextlib.contextmanager
 def http_intake(
     directory: str, build: Callable[..., DemoScorer], protocol: str | None = None
@@ -60,17 +79,7 @@ def http_intake(
     chosen = app.state.organic_intake.protocol.name
     with serve_in_thread(app, host="127.0.0.1", port=0) as server:
         url = f"{server.url}/organic"
-
-        @contextlib.asynccontextmanager
-        async def open_user() -> AsyncIterator[Ask]:
-            async with OrganicClient(user, url, hotkey, protocol=chosen, timeout=5.0) as client:
-
-                async def ask(prompt: str) -> str:
-                    answer = await client.call(DemoPrompt(prompt=prompt), DemoAnswer)
-                    return str(answer.completion)
-
-                yield ask
-
+        open_user = user_opener(user, url, hotkey, chosen)
         try:
             yield scorer, open_user, f"bittensor {bt.__version__}, {chosen} signed HTTP at {url}"
         finally:

@@ -1,23 +1,10 @@
-"""Wallets and ports for a subnet that lives entirely on 127.0.0.1.
-
-The demo makes throw-away wallets with no password in a temp directory, and binds
-servers to loopback ports only; nothing here touches a chain.
-"""
+"""A free port on 127.0.0.1 for the demo's servers; nothing here touches a chain."""
 
 from __future__ import annotations
 
 import socket
-from pathlib import Path
-from typing import Any
 
-from organic_scoring.wallet import throwaway_wallet
-
-__all__ = ["free_port", "make_wallet"]
-
-
-def make_wallet(directory: Path | str, name: str) -> Any:
-    """A new wallet (coldkey and hotkey, no password) under ``directory``."""
-    return throwaway_wallet(directory, name)
+__all__ = ["free_port"]
 
 
 def free_port() -> int:

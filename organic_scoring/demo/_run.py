@@ -163,20 +163,11 @@ def _simulate(
         _metrics(scorer, book, metrics_port) as metrics_url,
     ):
         traffic = _Traffic(open_user, duration)
-        started = time.monotonic()
         with LiveView(view_out, where, duration, metrics_url) as view:
             scorer.start()
-            traffic.start()
             try:
-                deadline = started + duration
-                while not interrupted.is_set():
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    interrupted.wait(min(REFRESH, left))
-                    view.update(_frame(scorer, book, time.monotonic() - started))
+                started = _drive(traffic, view, lambda at: _frame(scorer, book, at), interrupted)
             finally:
-                traffic.stop()
                 scorer.stop()
             view.update(_frame(scorer, book, time.monotonic() - started))
             view.close()
@@ -196,6 +187,21 @@ def _simulate(
                 summary["metrics_url"] = metrics_url
             view.summary(summary)
         return summary
+
+
+def _drive(traffic: _Traffic, view: LiveView, frame: Any, interrupted: threading.Event) -> float:
+    """Send traffic and redraw ``frame(elapsed)`` until its duration passes or Ctrl-C;
+    return when it started."""
+    started = time.monotonic()
+    traffic.start()
+    try:
+        deadline = started + traffic.duration
+        while not interrupted.is_set() and (left := deadline - time.monotonic()) > 0:
+            interrupted.wait(min(REFRESH, left))
+            view.update(frame(time.monotonic() - started))
+    finally:
+        traffic.stop()
+    return started
 
 
 def _scoring_summary(stats: ScoringStats, book: ScoreBook, miners: int) -> dict[str, Any]:
@@ -279,7 +285,7 @@ class _Traffic:
 
     def __init__(self, open_user: Any, duration: float) -> None:
         self._open_user = open_user
-        self._duration = duration
+        self.duration = duration
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="demo-user", daemon=True)
         self._random = random.Random(7)

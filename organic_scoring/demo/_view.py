@@ -190,10 +190,7 @@ class _Panel:
                 f"{stats.organic_iterations} organic, {stats.synthetic_iterations} "
                 f"synthetic; {stats.failed_iterations} failed",
             ),
-            (
-                "organic share",
-                f"{_share(frame.organic_share)} of scored samples came from users",
-            ),
+            ("organic share", f"{_share(frame.organic_share)} of scored samples came from users"),
             ("period", _period(frame)),
             ("queue", _queue(frame)),
             ("stage p50", _stage_times(stats, "  ")),
@@ -267,11 +264,7 @@ def _stage_times(stats: ScoringStats, sep: str) -> str:
 
 def _ms(seconds: float) -> str:
     ms = seconds * 1000
-    if ms >= 100:
-        return f"{ms:.0f}ms"
-    if ms >= 1:
-        return f"{ms:.1f}ms"
-    return f"{ms:.2f}ms"
+    return f"{ms:.{0 if ms >= 100 else 1 if ms >= 1 else 2}f}ms"
 
 
 def _weights(top: Sequence[tuple[int, float]], sep: str) -> str:

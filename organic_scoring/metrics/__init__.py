@@ -1,27 +1,8 @@
-"""Prometheus metrics for the scoring loop (and the intakes): the ``metrics`` extra.
+"""Prometheus metrics for the scoring loop and the intakes (the ``metrics`` extra).
 
-::
-
-    from organic_scoring.metrics import PrometheusMetrics, serve_metrics
-
-    metrics = PrometheusMetrics(scoring)      # registers on prometheus_client's REGISTRY
-    metrics.track(book)                       # optional: export a ScoreBook's weights
-    server = serve_metrics(metrics, "127.0.0.1", 9108)   # GET /metrics from a thread
-    ...
-    server.stop()
-
-Or serve ``/metrics`` beside the signed-HTTP intake::
-
-    app = create_app(scoring, hotkey_ss58=hotkey)
-    app.router.routes.append(metrics_route(metrics))
-
-Every metric is named ``organic_scoring_*`` (see :class:`PrometheusMetrics`). Counters
-and gauges are read from the scorer when Prometheus scrapes, so keeping them current
-costs the scoring loop nothing; the stage-time and intake histograms are
-prometheus_client ``Histogram``s, observed when an iteration ends and when an intake
-answers.
-
-Needs the ``metrics`` extra (``pip install 'organic-scoring[metrics]'``).
+:class:`PrometheusMetrics` exports a scorer; :func:`serve_metrics` serves a registry on a
+port of its own, :func:`metrics_route` beside the signed-HTTP intake. The metrics guide
+in the docs lists every series and shows both ways.
 """
 
 from __future__ import annotations

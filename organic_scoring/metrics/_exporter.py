@@ -24,52 +24,12 @@ from organic_scoring.base import OrganicScoringBase, runtime
 
 __all__ = ["PrometheusMetrics"]
 
-_STAGE_BUCKETS: tuple[float, ...] = (
-    0.00001,
-    0.000025,
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    120.0,
-)
+_BOUNDS = "1e-5 2.5e-5 5e-5 1e-4 2.5e-4 5e-4 .001 .0025 .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10 30"
+_STAGE_BUCKETS: tuple[float, ...] = (*map(float, _BOUNDS.split()), 60.0, 120.0)
 """Bucket bounds (seconds) of ``organic_scoring_stage_seconds``: 10 µs hooks to 2 min
 miner queries, about three buckets per decade."""
 
-_INTAKE_BUCKETS: tuple[float, ...] = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-)
+_INTAKE_BUCKETS: tuple[float, ...] = _STAGE_BUCKETS[3:-2]
 """Bucket bounds (seconds) of ``organic_scoring_intake_seconds``."""
 
 _TIMED_STAGES: tuple[str, ...] = (*STAGES, "total")
@@ -209,30 +169,8 @@ _BUCKETS = {
 class PrometheusMetrics:
     """Exports one scorer's loop, intake and weights as Prometheus metrics.
 
-    Metrics (all prefixed ``organic_scoring_``; counters end in ``_total``):
-
-    ``iterations_total{source, outcome}``, ``skipped_triggers_total``,
-    ``failures_total{stage}``, ``stage_seconds{stage}`` (histogram, 10 µs to
-    2 min), ``queue_size``, ``organic_accepted_total``,
-    ``organic_handler_errors_total``, ``organic_dropped_total``,
-    ``organic_unaccounted``, ``fleet_organic_accepted_total``,
-    ``fleet_organic_scored_total``, ``fleet_organic_failed_total``,
-    ``period_seconds`` (``trigger="seconds"``) or ``step_threshold`` (``"steps"``),
-    ``in_flight``, ``oldest_iteration_seconds``, ``stuck_iterations``,
-    ``active_scorer``, ``organic_leased``,
-    ``organic_redelivered_total``, ``organic_dead_lettered_total``,
-    ``intake_requests_total{transport, status}``, ``intake_seconds{transport}``
-    (histogram, 100 µs to 30 s) and ``weight{uid}``.
-
-    ``organic_dropped_total`` and ``organic_unaccounted`` are left out when the
-    queue keeps no ``dropped`` counter; the ``leased``, ``redelivered`` and
-    ``dead_lettered`` ones when it keeps no such counter (a leasing queue does), the
-    ``fleet_`` ones without a shared queue's ledger (``RedisOrganicQueue`` keeps one).
-    The loop's and the intake's series are this process's; the queue's are fleet-wide
-    on a shared queue (each series' HELP text says which). The intake metrics
-    appear once an intake has answered a request; ``transport`` is ``"axon"``,
-    ``"btauth/1"`` or ``"epistula"`` (or a custom intake's name) and ``status`` the
-    HTTP status code as a string.
+    The metrics, their labels and when each series appears are listed in the
+    metrics guide of the docs (``docs/metrics.md``); every series carries ``labels``.
 
     Args:
         scoring: The scorer to export.
@@ -543,11 +481,7 @@ def _scraped_families(label_names: tuple[str, ...]) -> dict[str, _Family]:
 def _histogram(name: str, label_names: tuple[str, ...], label: str) -> Histogram:
     """One of the two histograms, unregistered: its collector exposes it."""
     return Histogram(
-        name,
-        _FAMILIES[name][1],
-        [*label_names, label],
-        buckets=_BUCKETS[name],
-        registry=None,
+        name, _FAMILIES[name][1], [*label_names, label], buckets=_BUCKETS[name], registry=None
     )
 
 

@@ -61,9 +61,7 @@ class _MetricsServer:
 
 
 def serve_metrics(
-    metrics: PrometheusMetrics | CollectorRegistry,
-    host: str = "127.0.0.1",
-    port: int = 0,
+    metrics: PrometheusMetrics | CollectorRegistry, host: str = "127.0.0.1", port: int = 0
 ) -> _MetricsServer:
     """Serve ``metrics`` (its registry, or a registry) over HTTP from a background thread.
 

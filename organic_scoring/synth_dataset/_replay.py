@@ -140,30 +140,28 @@ class OrganicReplayDataset(SynthDatasetBase):
         self._random = random.Random(seed)
         self._transform_random = random.Random(self._random.getrandbits(64))
         self._lock = threading.Lock()
-        self._samples: list[Any] = []
-        self._serials: list[int] = []
-        self._digests: list[bytes] = []  # each stored sample's request digest
-        self._ticks: list[int] = []  # when each stored sample arrived
+        # Per slot: the sample, its serial, its request digest and when it arrived.
+        self._samples: list[Any]
+        self._serials: list[int]
+        self._digests: list[bytes]
+        self._ticks: list[int]
         self._distinct: Counter[bytes] = Counter()
+        self._last: tuple[int, int] | None  # (slot, serial) handed out last
+        self._empty()
         self._next_serial = itertools.count()
         self._tick = 0
         self._seen = 0
-        self._last: tuple[int, int] | None = None  # (slot, serial) handed out last
         self._sent = Sent(remember)
 
     # -- feeding -------------------------------------------------------------------
 
     def offer(self, sample: Any) -> bool:
-        """Offer one organic sample to the reservoir; True if it was stored.
+        """Offer one organic sample (the scorer offers each it takes); True if stored.
 
-        The sample is remembered as sent (it went to miners), as it came and as
-        ``redact`` returns it. ``redact`` runs first; a None from it (or a None
-        sample) is not counted and not stored. Otherwise the sample counts as seen
-        and is kept with the probability that keeps the reservoir uniform (always,
-        until ``capacity`` samples are stored). What is kept is a deep copy, so later
-        changes to the offered object do not reach the reservoir.
-
-        The scorer calls this for every organic sample it takes from the queue.
+        The sample is remembered as sent, as it came and as ``redact`` returns it. A
+        None sample, or a None from ``redact``, is neither counted nor stored; any other
+        counts as seen and a deep copy is kept with the probability that keeps the
+        reservoir uniform (always, until ``capacity`` are stored).
 
         Raises:
             Whatever ``redact`` raises, or :func:`copy.deepcopy` for an object that
@@ -209,6 +207,12 @@ class OrganicReplayDataset(SynthDatasetBase):
             self._ticks[slot] = tick
         self._distinct[key] += 1
 
+    def _empty(self) -> None:
+        """Drop every stored sample; locked."""
+        self._samples, self._serials, self._digests, self._ticks = [], [], [], []
+        self._distinct.clear()
+        self._last = None
+
     def _remember(self, sample: Any) -> None:
         """Remember ``sample`` as sent: its request and every opening of its conversations."""
         sent = self._sent
@@ -232,12 +236,10 @@ class OrganicReplayDataset(SynthDatasetBase):
     def sample(self) -> Any:
         """A new probe made of a stored sample by ``transform``, or one of ``fallback``.
 
-        A stored sample is drawn uniformly among those eligible: not the one a probe
-        was made of last time, not one of the last ``cooldown`` to arrive, and only
-        once ``min_samples`` distinct samples are stored. Its transform must give a
-        request that never went out and no history that did; a few samples are
-        tried, then ``fallback`` is sampled (not transformed; None without one).
-        Whatever is handed out is remembered as sent.
+        Draws uniformly among eligible samples (not the last one used, not one of the
+        last ``cooldown`` to arrive, once ``min_samples`` distinct ones are stored); a
+        transform that repeats what went out is tried on a few, then ``fallback`` is
+        sampled (None without one). What is handed out is remembered as sent.
         """
         with self._lock:
             self._tick += 1
@@ -340,9 +342,8 @@ class OrganicReplayDataset(SynthDatasetBase):
         What went out stays remembered: miners remember it too.
         """
         with self._lock:
-            self._samples, self._serials, self._digests, self._ticks = [], [], [], []
-            self._distinct.clear()
-            self._seen, self._last = 0, None
+            self._empty()
+            self._seen = 0
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -385,13 +386,10 @@ class OrganicReplayDataset(SynthDatasetBase):
     def load(self, path: str | os.PathLike[str]) -> int:
         """Replace the reservoir with the one saved at ``path``; return how many are stored.
 
-        Every sample read goes through ``redact`` (a None from it leaves that sample
-        out), so a file saved before redaction, or with another, is redacted now.
-        A file that holds more samples than this dataset's ``capacity`` keeps a
-        uniform random subset of them. A stored sample that no longer loads (its
-        model class was renamed, say) is left out with a warning. What the file
-        remembers as sent is remembered again (when it was saved with the same
-        ``remember``), and so is every sample read.
+        Every sample read goes through ``redact`` (None leaves it out); more than
+        ``capacity`` keeps a uniform random subset; one that no longer decodes is left
+        out with a warning. What the file remembers as sent (with the same
+        ``remember``) and every sample read are remembered as sent.
 
         Raises:
             FileNotFoundError: There is no file at ``path``.
@@ -439,13 +437,11 @@ class OrganicReplayDataset(SynthDatasetBase):
             )
         samples = [kept[index] for index in sorted(kept)]
         with self._lock:
-            self._samples, self._serials, self._digests, self._ticks = [], [], [], []
-            self._distinct.clear()
+            self._empty()
             old = self._tick - self._cooldown - 1  # long arrived: replayable at once
             for sample in samples:
                 self._store(len(self._samples), sample, request_digest(sample), old)
             self._seen = max(seen, len(samples))
-            self._last = None
             return len(samples)
 
 

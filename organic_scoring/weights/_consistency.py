@@ -1,34 +1,8 @@
 """Organic against synthetic rewards, per miner: do they answer both kinds alike?
 
-Miners that can tell a validator's probes from real users serve the two differently:
-well on whichever they believe is scored, cheaply on the rest. :class:`KindBook`
-keeps, per uid and per kind (organic, synthetic), a moving average of the rewards,
-how many were folded in, and the most recent ``window`` rewards themselves, and
-:func:`compare` turns the windows into a per-uid verdict.
-
-The test. For uid ``u`` with recent organic rewards ``o_1..o_m`` and synthetic
-rewards ``s_1..s_n`` (the last ``window`` of each kind), with means ``mean_o``,
-``mean_s`` and sample variances ``var_o``, ``var_s``::
-
-    gap = mean_o - mean_s
-    t   = gap / sqrt(var_o / m + var_s / n)          (Welch's t statistic)
-
-    df  = (var_o / m + var_s / n)**2 / ((var_o / m)**2 / (m - 1) + (var_s / n)**2 / (n - 1))
-    p   = P(|T_df| >= |t|)                            (Student's t, two-sided)
-
-and ``u`` is *significant* when ``p <= false_flag_rate`` and both ``m`` and ``n`` are
-at least ``min_count``: a miner whose two kinds of rewards come from one normal
-distribution is flagged at a given check with chance ``false_flag_rate`` (Welch's
-approximation; close for bounded rewards too, see the docs). Identical rewards on each
-side (both variances zero) give ``t = 0, p = 1`` when the means agree and ``t = ±inf,
-p = 0`` when they differ. With too few rewards of either kind ``gap`` and ``t`` are 0
-and ``p`` is 1. Both directions are flagged: a miner that serves real users better
-than probes, and one that serves probes better.
-
-This compares a miner with itself, so it assumes organic and synthetic tasks are
-equally hard. When they are not (probes from a dataset harder than real traffic,
-say) every honest miner shows a gap; replaying organic traffic as probes
-(:class:`~organic_scoring.synth_dataset.OrganicReplayDataset`) makes the two alike.
+:class:`KindBook` keeps, per uid and kind, a moving average, a count and the last
+``window`` rewards; :func:`compare` runs Welch's t-test on the windows per uid. The
+probes guide in the docs gives the formulas and how to choose ``false_flag_rate``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,4 @@
-"""Put weights on chain through whichever bittensor the validator installed.
-
-bittensor 9 and 10 set weights with a connected subtensor's
-``subtensor.set_weights(wallet=, netuid=, uids=, weights=, ...)``; 9 returns a
-``(success, message)`` tuple and 10 an ``ExtrinsicResponse`` that unpacks the same
-way. bittensor 11 has the module-level ``bt.set_weights(netuid, {uid: weight},
-wallet=, ...)``, which manages its own connection and raises ``ChainError`` on
-failure. :func:`emit_weights` hides the difference and answers with one
-:class:`WeightsResult` on every major.
-"""
+"""Put weights on chain through whichever bittensor is installed (9, 10 or 11)."""
 
 from __future__ import annotations
 
@@ -103,11 +94,7 @@ def emit_weights(
 
 
 def _emit_through_subtensor(
-    subtensor: Any,
-    wallet: Any,
-    netuid: int,
-    weights: dict[int, float],
-    options: dict[str, Any],
+    subtensor: Any, wallet: Any, netuid: int, weights: dict[int, float], options: dict[str, Any]
 ) -> WeightsResult:
     arguments = {
         "wallet": wallet,

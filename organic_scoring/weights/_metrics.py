@@ -80,12 +80,12 @@ def _families(label_names: tuple[str, ...]) -> dict[str, Any]:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     names = list(label_names)
-    families: dict[str, Any] = {}
-    for name, documentation in FAMILIES.items():
-        if name == "organic_scoring_weights_attempts":
-            families[name] = CounterMetricFamily(name, documentation, labels=[*names, "outcome"])
-        else:
-            families[name] = GaugeMetricFamily(name, documentation, labels=names)
+    families: dict[str, Any] = {
+        name: GaugeMetricFamily(name, documentation, labels=names)
+        for name, documentation in FAMILIES.items()
+    }
+    name = "organic_scoring_weights_attempts"
+    families[name] = CounterMetricFamily(name, FAMILIES[name], labels=[*names, "outcome"])
     return families
 
 
