@@ -45,7 +45,7 @@ from organic_scoring.weights import ScoreBook
 __all__ = ["run_fleet_demo"]
 
 _ENV = "ORGANIC_SCORING_DEMO_FLEET"  # how the intake workers learn their settings
-_READY_TIMEOUT = 60.0  # seconds for the worker processes to import and start serving
+_READY_TIMEOUT = 120.0  # seconds for the worker processes to import and start serving
 
 
 def _scorer(redis_url: str, name: str, book: ScoreBook | None = None) -> DemoScorer:
