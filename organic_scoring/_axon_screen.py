@@ -37,10 +37,11 @@ if TYPE_CHECKING:  # starlette comes with bittensor 9/10's axon
 
 __all__ = ["AxonScreen", "AxonWire", "Route", "current_wire"]
 
-_HOTKEY = b"bt_header_dendrite_hotkey"
-_NONCE = b"bt_header_dendrite_nonce"
-_SIGNATURE = b"bt_header_dendrite_signature"
+_HOTKEY = b"hotkey"
+_NONCE = b"nonce"
+_SIGNATURE = b"signature"
 _AUTH_PREFIX = b"bt_header_dendrite_"
+_AXON_PREFIX = b"bt_header_axon_"  # bittensor tests for it first
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,22 @@ class AxonWire(Wire):
 
     def claim(self) -> Claim:
         seen = self._headers
+        dendrite: dict[bytes, bytes] = {}
         for name, value in self.scope["headers"]:
             key = name.lower()
-            if key in seen and key.startswith(_AUTH_PREFIX):
-                raise Refused(400, f"the {key.decode('latin-1')} header is repeated")
             seen[key] = value
-        hotkey, nonce = seen.get(_HOTKEY), seen.get(_NONCE)
-        if not hotkey or not seen.get(_SIGNATURE) or nonce is None:
+            # Read the dendrite's fields as bittensor does: from any header whose name
+            # *contains* the prefix (the last one winning there), so a second spelling
+            # cannot carry another hotkey past the screen.
+            if _AXON_PREFIX in key or _AUTH_PREFIX not in key:
+                continue
+            field = key.split(_AUTH_PREFIX)[1]
+            if field in dendrite:
+                name = (_AUTH_PREFIX + field).decode("latin-1")
+                raise Refused(400, f"the {name} header is repeated")
+            dendrite[field] = value
+        hotkey, nonce = dendrite.get(_HOTKEY), dendrite.get(_NONCE)
+        if not hotkey or not dendrite.get(_SIGNATURE) or nonce is None:
             raise Refused(401, "the request is not signed")
         try:
             signed_at = int(nonce)

@@ -53,16 +53,15 @@ SMUGGLED = ["x-bt_header_dendrite_hotkey", "zbt_header_dendrite_hotkey"]
 
 @needs_axon
 @pytest.mark.parametrize("name", SMUGGLED)
-def test_axon_a_hotkey_smuggled_past_the_screen_is_refused(
-    bt_wallets: Wallets, name: str
-) -> None:
+def test_axon_a_hotkey_smuggled_past_the_screen_is_refused(bt_wallets: Wallets, name: str) -> None:
     """The screen checks one hotkey against the allow-list, bittensor verifies another:
     an outsider signing with its own key must not get in by naming an allowed one."""
     allowed = bt_wallets.client.hotkey.ss58_address
 
     def attach(axon: Any) -> Any:
         scorer = AskScorer()
-        attach_axon(scorer, axon, allowed_hotkeys=[allowed], settings=IntakeSettings(allowed_skew=0))
+        settings = IntakeSettings(allowed_skew=0)
+        attach_axon(scorer, axon, allowed_hotkeys=[allowed], settings=settings)
         return scorer
 
     with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
