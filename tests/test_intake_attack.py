@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_AXON
 from organic_scoring.axon import attach_axon
 from organic_scoring.intake import IntakeSettings
@@ -73,3 +76,48 @@ def test_axon_a_hotkey_smuggled_past_the_screen_is_refused(bt_wallets: Wallets, 
             response = http.post(url, headers=raw, json=body)
         assert scorer._organic_queue.size == 0, scorer._organic_queue.sample()
         assert response.status_code in (400, 401)
+
+
+def _trickle_after_refusal(port: int, head: bytes, seconds: float) -> tuple[bytes, float | None]:
+    """Send ``head``, read the refusal's status line, then keep sending a body byte
+    every 0.2 s: the status, and after how long the server closed (None: it had not
+    after ``seconds``)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(head)
+        status = sock.recv(64).split(b" ", 2)[1]
+        sock.settimeout(0.2)
+        began = time.monotonic()
+        while time.monotonic() - began < seconds:
+            try:
+                sock.sendall(b" ")
+                if sock.recv(4096) == b"":
+                    return status, time.monotonic() - began
+            except TimeoutError:
+                continue
+            except OSError:
+                return status, time.monotonic() - began
+        return status, None
+
+
+@needs_axon
+def test_axon_a_body_too_slow_does_not_hold_the_connection_after_its_408(
+    bt_wallets: Wallets,
+) -> None:
+    """After the 408, bittensor's server discards what still comes and every byte puts
+    its keep-alive timeout off: a trickler held the connection for as long as it liked."""
+
+    def attach(axon: Any) -> Any:
+        scorer = AskScorer()
+        settings = IntakeSettings(allowed_skew=0, max_body_bytes=4096, body_timeout=0.5)
+        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+        url, headers, body = _signed(axon, bt_wallets.client, "slow")
+        lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 4096"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode() + b"{"
+        status, closed_after = _trickle_after_refusal(axon.port, head, 8.0)
+        assert status == b"408"
+        assert closed_after is not None and closed_after < 2.0
+        assert scorer._organic_queue.size == 0
