@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_AXON
 from organic_scoring.axon import attach_axon
 from organic_scoring.intake import IntakeSettings
@@ -100,24 +99,28 @@ def _trickle_after_refusal(port: int, head: bytes, seconds: float) -> tuple[byte
 
 
 @needs_axon
-def test_axon_a_body_too_slow_does_not_hold_the_connection_after_its_408(
-    bt_wallets: Wallets,
+@pytest.mark.parametrize(("who", "status"), [("client", b"408"), ("stranger", b"403")])
+def test_axon_a_refused_caller_does_not_hold_the_connection_by_trickling_its_body(
+    bt_wallets: Wallets, who: str, status: bytes
 ) -> None:
-    """After the 408, bittensor's server discards what still comes and every byte puts
-    its keep-alive timeout off: a trickler held the connection for as long as it liked."""
+    """After a refusal (408 for a body too slow, 403 before the body), bittensor's
+    server discards what still comes and every byte puts its keep-alive timeout off: a
+    trickler held the connection for as long as it liked."""
+    allowed = bt_wallets.client.hotkey.ss58_address
 
     def attach(axon: Any) -> Any:
         scorer = AskScorer()
         settings = IntakeSettings(allowed_skew=0, max_body_bytes=4096, body_timeout=0.5)
-        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
+        attach_axon(scorer, axon, allowed_hotkeys=[allowed], settings=settings)
         return scorer
 
     with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
-        url, headers, body = _signed(axon, bt_wallets.client, "slow")
+        _, headers, _ = _signed(axon, getattr(bt_wallets, who), "slow")
         lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 4096"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode() + b"{"
-        status, closed_after = _trickle_after_refusal(axon.port, head, 8.0)
-        assert status == b"408"
-        assert closed_after is not None and closed_after < 2.0
+        answered, closed_after = _trickle_after_refusal(axon.port, head, 8.0)
+        assert answered == status
+        assert closed_after is not None
+        assert closed_after < 2.0
         assert scorer._organic_queue.size == 0
