@@ -154,11 +154,15 @@ class AxonScreen:
         if route is None:
             await self.app(scope, receive, send)
             return
-        wire = AxonWire(route, scope, receive)
+        ended: list[bool] = []
+        wire = AxonWire(route, scope, _tracked(receive, ended))
         try:
             received = await route.gate.receive(wire)
         except Refused as refused:
-            await _refuse(send, refused)
+            # A body left unread would be discarded by bittensor's server for as long
+            # as the caller sends it, each byte putting the keep-alive timeout off:
+            # close the connection with the refusal instead.
+            await _refuse(send, refused, close=not ended)
             route.gate.record(refused.status, wire.began)
             return
         except ClientGone:
@@ -188,7 +192,19 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-async def _refuse(send: Send, refused: Refused) -> None:
+def _tracked(receive: Receive, ended: list[bool]) -> Receive:
+    """``receive``, appending to ``ended`` once the body's last part arrived."""
+
+    async def tracked() -> Message:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            ended.append(True)
+        return message
+
+    return tracked
+
+
+async def _refuse(send: Send, refused: Refused, *, close: bool = False) -> None:
     body = json.dumps({"message": refused.message}).encode()
     headers = [
         (b"content-type", b"application/json"),
@@ -197,5 +213,7 @@ async def _refuse(send: Send, refused: Refused) -> None:
         (b"bt_header_axon_status_message", refused.message.encode("latin-1", "replace")),
     ]
     headers += [(k.lower().encode(), v.encode()) for k, v in refused.headers.items()]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": refused.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
