@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_AXON
 from organic_scoring.axon import attach_axon
 from organic_scoring.intake import IntakeSettings
@@ -123,4 +125,54 @@ def test_axon_a_refused_caller_does_not_hold_the_connection_by_trickling_its_bod
         assert answered == status
         assert closed_after is not None
         assert closed_after < 2.0
+        assert scorer._organic_queue.size == 0
+
+
+def _rewrite_prompt(headers: dict[str, str], body: Any) -> tuple[dict[str, str], bytes]:
+    return headers, json.dumps({**body, "prompt": "rewritten on the way"}).encode()
+
+
+def _no_content_type(headers: dict[str, str], body: Any) -> tuple[dict[str, str], bytes]:
+    return {k: v for k, v in headers.items() if k != "content-type"}, json.dumps(body).encode()
+
+
+def _header(name: str, value: str) -> Any:
+    def edit(headers: dict[str, str], body: Any) -> tuple[dict[str, str], bytes]:
+        return {**headers, name: value}, json.dumps(body).encode()
+
+    return edit
+
+
+MALFORMED = {
+    "body-rewritten": _rewrite_prompt,
+    "no-content-type": _no_content_type,
+    "timeout": _header("timeout", "soon"),
+    "total_size": _header("total_size", "big"),
+    "header_size": _header("header_size", "big"),
+    "dendrite-port": _header("bt_header_dendrite_port", "http"),
+    "dendrite-version": _header("bt_header_dendrite_version", "v1"),
+    "axon-port": _header("bt_header_axon_port", "http"),
+}
+
+
+@needs_axon
+@pytest.mark.parametrize("edit", list(MALFORMED.values()), ids=list(MALFORMED))
+def test_axon_a_malformed_request_of_an_allowed_caller_gets_4xx_not_500(
+    bt_wallets: Wallets, edit: Any
+) -> None:
+    """A body rewritten after signing, or an unsigned header bittensor cannot parse, made
+    bittensor answer 500 (and log an ERROR with the headers)."""
+
+    def attach(axon: Any) -> Any:
+        scorer = AskScorer()
+        settings = IntakeSettings(allowed_skew=0)
+        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+        url, headers, body = _signed(axon, bt_wallets.client, "typed")
+        headers, content = edit({"content-type": "application/json", **headers}, body)
+        with httpx.Client(timeout=WAIT) as http:
+            response = http.post(url, headers=headers, content=content)
+        assert 400 <= response.status_code < 500, response.text
         assert scorer._organic_queue.size == 0
