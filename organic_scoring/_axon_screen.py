@@ -106,8 +106,10 @@ class AxonWire(Wire):
         # for the endpoint): it takes no parsed synapse from outside without replacing
         # a private dependency of its route, so this one extra parse stays.
         synapse_type = self.route.synapse_type
+        if not _is_json(self._headers.get(b"content-type")):
+            raise Refused(415, "the body must be JSON (Content-Type: application/json)")
         try:
-            synapse_type.model_validate_json(body or b"{}")
+            synapse = synapse_type.model_validate_json(body or b"{}")
         except ValidationError as exc:
             errors = exc.errors()
             if any(error["type"] == "json_invalid" for error in errors):
@@ -115,6 +117,18 @@ class AxonWire(Wire):
             fields = ", ".join(".".join(map(str, e["loc"])) for e in errors[:5])
             name = synapse_type.__name__
             raise Refused(422, f"request body does not match {name}: {fields}") from None
+        # bittensor builds the synapse from the (unsigned) headers too, and compares the
+        # body's hash with the computed_body_hash header; it answers 500 to a failure of
+        # either, so they are refused here first.
+        from starlette.datastructures import Headers  # with bittensor 9/10's axon
+
+        headers = Headers(scope=self.scope)
+        try:
+            synapse_type.from_headers(headers)
+        except Exception:
+            raise Refused(400, "the bittensor headers do not describe the synapse") from None
+        if synapse.body_hash != headers.get("computed_body_hash", ""):
+            raise Refused(400, "the body's hash is not its computed_body_hash header")
         return None  # the caller: bittensor's verified dendrite, set by the verify hook
 
     def entered(self, claim: Claim, caller: Any) -> contextlib.AbstractContextManager[Any]:
@@ -190,6 +204,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    """Whether a ``Content-Type`` says JSON, as FastAPI reads it (bittensor answers any
+    other body with a 500)."""
+    if content_type is None:
+        return False
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
 
 
 def _tracked(receive: Receive, ended: list[bool]) -> Receive:
