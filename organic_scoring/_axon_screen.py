@@ -9,7 +9,9 @@ authentication headers (400), an unsigned request (401), a claimed hotkey that i
 canonical (400) or not allowed (403), a stale or early nonce (401, or 503 while a
 restarted intake settles), a declared body over the limit (413), a body that is too
 slow (408), too long (413) or over the unverified-bytes budget (429/503), and a body
-that is not the synapse (400, 422). Everything else goes on to bittensor with the body
+that is not the synapse (400, 422; 415 without a JSON content type; 400 when its hash
+is not the ``computed_body_hash`` header or the headers do not build the synapse). A
+refusal that leaves the body unread closes the connection. Everything else goes on to bittensor with the body
 it sent, unchanged; bittensor checks the signature, and the axon's hooks run the rest
 of the gate's steps (:meth:`Gate.proceed <organic_scoring.intake._gate.Gate.proceed>`).
 
