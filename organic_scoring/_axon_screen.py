@@ -11,9 +11,9 @@ restarted intake settles), a declared body over the limit (413), a body that is 
 slow (408), too long (413) or over the unverified-bytes budget (429/503), and a body
 that is not the synapse (400, 422; 415 without a JSON content type; 400 when its hash
 is not the ``computed_body_hash`` header or the headers do not build the synapse). A
-refusal that leaves the body unread closes the connection. Everything else goes on to bittensor with the body
-it sent, unchanged; bittensor checks the signature, and the axon's hooks run the rest
-of the gate's steps (:meth:`Gate.proceed <organic_scoring.intake._gate.Gate.proceed>`).
+refusal that leaves the body unread closes the connection. Everything else goes on
+to bittensor with the body it sent, unchanged; bittensor checks the signature, and the
+axon's hooks run the rest of the gate's steps (:meth:`Gate.proceed <organic_scoring.intake._gate.Gate.proceed>`).
 
 A refusal is JSON ``{"message": ...}`` with bittensor's ``bt_header_axon_status_code``
 and ``bt_header_axon_status_message`` headers, which its dendrite reads into
