@@ -13,7 +13,8 @@ that is not the synapse (400, 422; 415 without a JSON content type; 400 when its
 is not the ``computed_body_hash`` header or the headers do not build the synapse). A
 refusal that leaves the body unread closes the connection. Everything else goes on
 to bittensor with the body it sent, unchanged; bittensor checks the signature, and the
-axon's hooks run the rest of the gate's steps (:meth:`Gate.proceed <organic_scoring.intake._gate.Gate.proceed>`).
+axon's hooks run the rest of the gate's steps
+(:meth:`Gate.proceed <organic_scoring.intake._gate.Gate.proceed>`).
 
 A refusal is JSON ``{"message": ...}`` with bittensor's ``bt_header_axon_status_code``
 and ``bt_header_axon_status_message`` headers, which its dendrite reads into
