@@ -176,3 +176,30 @@ def test_axon_a_malformed_request_of_an_allowed_caller_gets_4xx_not_500(
             response = http.post(url, headers=headers, content=content)
         assert 400 <= response.status_code < 500, response.text
         assert scorer._organic_queue.size == 0
+
+
+@needs_axon
+@pytest.mark.parametrize("path", ["/Ask/", "/Ask/more", "/Ask/%2e%2e"])
+def test_axon_a_path_bittensor_reads_as_the_synapse_is_screened(
+    bt_wallets: Wallets, path: str
+) -> None:
+    """bittensor names the synapse by the path's first segment; the screen matched the
+    whole path, so an outsider's flood on "/Ask/" skipped it and reached bittensor,
+    which built a synapse and logged an ERROR for each refusal."""
+    allowed = bt_wallets.client.hotkey.ss58_address
+
+    def attach(axon: Any) -> Any:
+        scorer = AskScorer()
+        settings = IntakeSettings(allowed_skew=0)
+        attach_axon(scorer, axon, allowed_hotkeys=[allowed], settings=settings)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+        url, headers, body = _signed(axon, bt_wallets.stranger, "flood")
+        with httpx.Client(timeout=WAIT) as http:
+            response = http.post(url.removesuffix("/Ask") + path, headers=headers, json=body)
+        assert response.status_code == 403
+        assert response.json() == {
+            "message": "this hotkey is not in the validator's allowed_hotkeys"
+        }
+        assert scorer._organic_queue.size == 0
