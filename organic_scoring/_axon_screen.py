@@ -167,7 +167,7 @@ class AxonScreen:
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
+        route = self.routes.get(_synapse_path(scope)) if scope["type"] == "http" else None
         if route is None:
             await self.app(scope, receive, send)
             return
@@ -193,6 +193,15 @@ class AxonScreen:
         finally:
             received.release()
             _current.reset(token)
+
+
+def _synapse_path(scope: Scope) -> str:
+    """``"/" + `` the synapse name bittensor reads from the request's path: its first
+    segment (``/Ask/more`` is ``Ask``'s request to bittensor's middleware too)."""
+    from starlette.datastructures import URL  # with bittensor 9/10's axon
+
+    parts = URL(scope=scope).path.split("/")
+    return "/" + parts[1] if len(parts) > 1 else ""
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
