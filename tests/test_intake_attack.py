@@ -8,11 +8,13 @@ import socket
 import time
 from typing import Any
 
+import bittensor as bt
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from organic_scoring import ANY_HOTKEY
-from organic_scoring._compat import HAS_AXON
+from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
 from organic_scoring.axon import attach_axon
 from organic_scoring.intake import IntakeSettings
 from support.axons import (
@@ -23,6 +25,7 @@ from support.axons import (
     offline_dendrite,
     serve_scorer,
 )
+from support.loopback import make_wallet
 from support.scorers import Recorder
 
 needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
@@ -37,6 +40,18 @@ if HAS_AXON:
         async def _on_organic_entry(self, synapse: Ask) -> Ask:
             self._organic_queue.add({"prompt": synapse.prompt, "hotkey": synapse.dendrite.hotkey})
             return synapse
+
+
+class Job(BaseModel):
+    """The organic request over signed HTTP."""
+
+    text: str
+
+
+class JobScorer(Recorder):
+    async def _on_organic_entry(self, job: Job) -> Job:
+        self._organic_queue.add(job)
+        return job
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +218,31 @@ def test_axon_a_path_bittensor_reads_as_the_synapse_is_screened(
             "message": "this hotkey is not in the validator's allowed_hotkeys"
         }
         assert scorer._organic_queue.size == 0
+
+
+@pytest.mark.skipif(not HAS_HTTP_AUTH, reason="btauth/1 needs bittensor 11")
+def test_btauth_a_replay_under_another_spelling_of_its_nonce_is_refused(tmp_path: Any) -> None:
+    """``int()`` reads ``+n``, ``0n`` and ``n_m`` as the nonce n: each spelling
+    of a captured request's nonce is the same nonce to the store."""
+    from organic_scoring.http import create_app, serve_in_thread
+
+    validator, client = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "client")
+    receiver = validator.hotkey.ss58_address
+    scorer = JobScorer(allowed_hotkeys=ANY_HOTKEY)
+    app = create_app(
+        scorer, hotkey_ss58=receiver, protocol="btauth/1", settings=IntakeSettings(allowed_skew=0)
+    )
+    body = b'{"text": "once"}'
+    with serve_in_thread(app) as server, httpx.Client(timeout=WAIT) as http:
+        headers = dict(
+            bt.http_auth.sign(
+                client.hotkey, method="POST", path="/organic", body=body, receiver_ss58=receiver
+            )
+        )
+        url = server.url + "/organic"
+        assert http.post(url, content=body, headers=headers).status_code == 200
+        nonce = headers["X-Bittensor-Nonce"]
+        for spelling in (f"+{nonce}", f"0{nonce}", f"{nonce[:4]}_{nonce[4:]}"):
+            edited = {**headers, "X-Bittensor-Nonce": spelling}
+            assert http.post(url, content=body, headers=edited).status_code == 401, spelling
+    assert scorer._organic_queue.size == 1
