@@ -9,9 +9,12 @@ authentication headers (400), an unsigned request (401), a claimed hotkey that i
 canonical (400) or not allowed (403), a stale or early nonce (401, or 503 while a
 restarted intake settles), a declared body over the limit (413), a body that is too
 slow (408), too long (413) or over the unverified-bytes budget (429/503), and a body
-that is not the synapse (400, 422). Everything else goes on to bittensor with the body
-it sent, unchanged; bittensor checks the signature, and the axon's hooks run the rest
-of the gate's steps (:meth:`Gate.proceed <organic_scoring.intake._gate.Gate.proceed>`).
+that is not the synapse (400, 422; 415 without a JSON content type; 400 when its hash
+is not the ``computed_body_hash`` header or the headers do not build the synapse). A
+refusal that leaves the body unread closes the connection. Everything else goes on
+to bittensor with the body it sent, unchanged; bittensor checks the signature, and the
+axon's hooks run the rest of the gate's steps
+(:meth:`Gate.proceed <organic_scoring.intake._gate.Gate.proceed>`).
 
 A refusal is JSON ``{"message": ...}`` with bittensor's ``bt_header_axon_status_code``
 and ``bt_header_axon_status_message`` headers, which its dendrite reads into
@@ -37,10 +40,11 @@ if TYPE_CHECKING:  # starlette comes with bittensor 9/10's axon
 
 __all__ = ["AxonScreen", "AxonWire", "Route", "current_wire"]
 
-_HOTKEY = b"bt_header_dendrite_hotkey"
-_NONCE = b"bt_header_dendrite_nonce"
-_SIGNATURE = b"bt_header_dendrite_signature"
+_HOTKEY = b"hotkey"
+_NONCE = b"nonce"
+_SIGNATURE = b"signature"
 _AUTH_PREFIX = b"bt_header_dendrite_"
+_AXON_PREFIX = b"bt_header_axon_"  # bittensor tests for it first
 
 
 @dataclass(frozen=True)
@@ -71,13 +75,22 @@ class AxonWire(Wire):
 
     def claim(self) -> Claim:
         seen = self._headers
+        dendrite: dict[bytes, bytes] = {}
         for name, value in self.scope["headers"]:
             key = name.lower()
-            if key in seen and key.startswith(_AUTH_PREFIX):
-                raise Refused(400, f"the {key.decode('latin-1')} header is repeated")
             seen[key] = value
-        hotkey, nonce = seen.get(_HOTKEY), seen.get(_NONCE)
-        if not hotkey or not seen.get(_SIGNATURE) or nonce is None:
+            # Read the dendrite's fields as bittensor does: from any header whose name
+            # *contains* the prefix (the last one winning there), so a second spelling
+            # cannot carry another hotkey past the screen.
+            if _AXON_PREFIX in key or _AUTH_PREFIX not in key:
+                continue
+            field = key.split(_AUTH_PREFIX)[1]
+            if field in dendrite:
+                name = (_AUTH_PREFIX + field).decode("latin-1")
+                raise Refused(400, f"the {name} header is repeated")
+            dendrite[field] = value
+        hotkey, nonce = dendrite.get(_HOTKEY), dendrite.get(_NONCE)
+        if not hotkey or not dendrite.get(_SIGNATURE) or nonce is None:
             raise Refused(401, "the request is not signed")
         try:
             signed_at = int(nonce)
@@ -96,8 +109,10 @@ class AxonWire(Wire):
         # for the endpoint): it takes no parsed synapse from outside without replacing
         # a private dependency of its route, so this one extra parse stays.
         synapse_type = self.route.synapse_type
+        if not _is_json(self._headers.get(b"content-type")):
+            raise Refused(415, "the body must be JSON (Content-Type: application/json)")
         try:
-            synapse_type.model_validate_json(body or b"{}")
+            synapse = synapse_type.model_validate_json(body or b"{}")
         except ValidationError as exc:
             errors = exc.errors()
             if any(error["type"] == "json_invalid" for error in errors):
@@ -105,6 +120,18 @@ class AxonWire(Wire):
             fields = ", ".join(".".join(map(str, e["loc"])) for e in errors[:5])
             name = synapse_type.__name__
             raise Refused(422, f"request body does not match {name}: {fields}") from None
+        # bittensor builds the synapse from the (unsigned) headers too, and compares the
+        # body's hash with the computed_body_hash header; it answers 500 to a failure of
+        # either, so they are refused here first.
+        from starlette.datastructures import Headers  # with bittensor 9/10's axon
+
+        headers = Headers(scope=self.scope)
+        try:
+            synapse_type.from_headers(headers)
+        except Exception:
+            raise Refused(400, "the bittensor headers do not describe the synapse") from None
+        if synapse.body_hash != headers.get("computed_body_hash", ""):
+            raise Refused(400, "the body's hash is not its computed_body_hash header")
         return None  # the caller: bittensor's verified dendrite, set by the verify hook
 
     def entered(self, claim: Claim, caller: Any) -> contextlib.AbstractContextManager[Any]:
@@ -140,15 +167,19 @@ class AxonScreen:
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(scope.get("path", "")) if scope["type"] == "http" else None
+        route = self.routes.get(_synapse_path(scope)) if scope["type"] == "http" else None
         if route is None:
             await self.app(scope, receive, send)
             return
-        wire = AxonWire(route, scope, receive)
+        ended: list[bool] = []
+        wire = AxonWire(route, scope, _tracked(receive, ended))
         try:
             received = await route.gate.receive(wire)
         except Refused as refused:
-            await _refuse(send, refused)
+            # A body left unread would be discarded by bittensor's server for as long
+            # as the caller sends it, each byte putting the keep-alive timeout off:
+            # close the connection with the refusal instead.
+            await _refuse(send, refused, close=not ended)
             route.gate.record(refused.status, wire.began)
             return
         except ClientGone:
@@ -162,6 +193,15 @@ class AxonScreen:
         finally:
             received.release()
             _current.reset(token)
+
+
+def _synapse_path(scope: Scope) -> str:
+    """``"/" + `` the synapse name bittensor reads from the request's path: its first
+    segment (``/Ask/more`` is ``Ask``'s request to bittensor's middleware too)."""
+    from starlette.datastructures import URL  # with bittensor 9/10's axon
+
+    parts = URL(scope=scope).path.split("/")
+    return "/" + parts[1] if len(parts) > 1 else ""
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -178,7 +218,30 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-async def _refuse(send: Send, refused: Refused) -> None:
+def _is_json(content_type: bytes | None) -> bool:
+    """Whether a ``Content-Type`` says JSON, as FastAPI reads it (bittensor answers any
+    other body with a 500)."""
+    if content_type is None:
+        return False
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+def _tracked(receive: Receive, ended: list[bool]) -> Receive:
+    """``receive``, appending to ``ended`` once the body's last part arrived."""
+
+    async def tracked() -> Message:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            ended.append(True)
+        return message
+
+    return tracked
+
+
+async def _refuse(send: Send, refused: Refused, *, close: bool = False) -> None:
     body = json.dumps({"message": refused.message}).encode()
     headers = [
         (b"content-type", b"application/json"),
@@ -187,5 +250,7 @@ async def _refuse(send: Send, refused: Refused) -> None:
         (b"bt_header_axon_status_message", refused.message.encode("latin-1", "replace")),
     ]
     headers += [(k.lower().encode(), v.encode()) for k, v in refused.headers.items()]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": refused.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -168,6 +168,10 @@ def _verify(axon: Any, gate: Gate, synapse_type: type[Any]) -> Callable[..., Awa
         try:
             if wire is None or wire.received is None:
                 raise Refused(401, "the request did not pass the organic intake's screen")
+            claim = wire.received.claim
+            dendrite = synapse.dendrite
+            if dendrite is None or dendrite.hotkey != claim.hotkey or dendrite.nonce != claim.nonce:
+                raise Refused(401, "the signed caller is not the one the screen admitted")
             await default_verify(synapse)  # the signature, over the synapse's hash fields
         except Exception as exc:
             if wire is not None:

@@ -1,0 +1,248 @@
+"""Attacks on the intake from a hostile caller's side, each against a real server on
+127.0.0.1: what a request that should be refused gets, and whether it was queued."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+import bittensor as bt
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from organic_scoring import ANY_HOTKEY
+from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
+from organic_scoring.axon import attach_axon
+from organic_scoring.intake import IntakeSettings
+from support.axons import (
+    BITTENSOR_WARNINGS,
+    WAIT,
+    Wallets,
+    make_wallets,
+    offline_dendrite,
+    serve_scorer,
+)
+from support.loopback import make_wallet
+from support.scorers import Recorder
+
+needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
+pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
+
+if HAS_AXON:
+    from support.axons import Ask
+
+    class AskScorer(Recorder):
+        """Queues the prompt with the hotkey bittensor verified."""
+
+        async def _on_organic_entry(self, synapse: Ask) -> Ask:
+            self._organic_queue.add({"prompt": synapse.prompt, "hotkey": synapse.dendrite.hotkey})
+            return synapse
+
+
+class Job(BaseModel):
+    """The organic request over signed HTTP."""
+
+    text: str
+
+
+class JobScorer(Recorder):
+    async def _on_organic_entry(self, job: Job) -> Job:
+        self._organic_queue.add(job)
+        return job
+
+
+@pytest.fixture(scope="module")
+def bt_wallets(tmp_path_factory: pytest.TempPathFactory) -> Wallets:
+    return make_wallets(tmp_path_factory.mktemp("wallets"))
+
+
+def _signed(axon: Any, wallet: Any, prompt: str) -> tuple[str, dict[str, str], Any]:
+    dendrite = offline_dendrite(wallet)
+    synapse = dendrite.preprocess_synapse_for_request(axon.info(), Ask(prompt=prompt), timeout=WAIT)
+    return f"http://127.0.0.1:{axon.port}/Ask", synapse.to_headers(), synapse.model_dump()
+
+
+# bittensor reads any header whose name *contains* ``bt_header_dendrite_`` as a
+# dendrite field (the last one wins); the screen read only the exact names.
+SMUGGLED = ["x-bt_header_dendrite_hotkey", "zbt_header_dendrite_hotkey"]
+
+
+@needs_axon
+@pytest.mark.parametrize("name", SMUGGLED)
+def test_axon_a_hotkey_smuggled_past_the_screen_is_refused(bt_wallets: Wallets, name: str) -> None:
+    """The screen checks one hotkey against the allow-list, bittensor verifies another:
+    an outsider signing with its own key must not get in by naming an allowed one."""
+    allowed = bt_wallets.client.hotkey.ss58_address
+
+    def attach(axon: Any) -> Any:
+        scorer = AskScorer()
+        settings = IntakeSettings(allowed_skew=0)
+        attach_axon(scorer, axon, allowed_hotkeys=[allowed], settings=settings)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+        url, headers, body = _signed(axon, bt_wallets.stranger, "smuggled")
+        raw = [(k, v) for k, v in headers.items() if k != "bt_header_dendrite_hotkey"]
+        raw.insert(0, ("bt_header_dendrite_hotkey", allowed))  # what the screen reads
+        raw.append((name, headers["bt_header_dendrite_hotkey"]))  # what bittensor reads
+        with httpx.Client(timeout=WAIT) as http:
+            response = http.post(url, headers=raw, json=body)
+        assert scorer._organic_queue.size == 0, scorer._organic_queue.sample()
+        assert response.status_code in (400, 401)
+
+
+def _trickle_after_refusal(port: int, head: bytes, seconds: float) -> tuple[bytes, float | None]:
+    """Send ``head``, read the refusal's status line, then keep sending a body byte
+    every 0.2 s: the status, and after how long the server closed (None: it had not
+    after ``seconds``)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(head)
+        status = sock.recv(64).split(b" ", 2)[1]
+        sock.settimeout(0.2)
+        began = time.monotonic()
+        while time.monotonic() - began < seconds:
+            try:
+                sock.sendall(b" ")
+                if sock.recv(4096) == b"":
+                    return status, time.monotonic() - began
+            except TimeoutError:
+                continue
+            except OSError:
+                return status, time.monotonic() - began
+        return status, None
+
+
+@needs_axon
+@pytest.mark.parametrize(("who", "status"), [("client", b"408"), ("stranger", b"403")])
+def test_axon_a_refused_caller_does_not_hold_the_connection_by_trickling_its_body(
+    bt_wallets: Wallets, who: str, status: bytes
+) -> None:
+    """After a refusal (408 for a body too slow, 403 before the body), bittensor's
+    server discards what still comes and every byte puts its keep-alive timeout off: a
+    trickler held the connection for as long as it liked."""
+    allowed = bt_wallets.client.hotkey.ss58_address
+
+    def attach(axon: Any) -> Any:
+        scorer = AskScorer()
+        settings = IntakeSettings(allowed_skew=0, max_body_bytes=4096, body_timeout=0.5)
+        attach_axon(scorer, axon, allowed_hotkeys=[allowed], settings=settings)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+        _, headers, _ = _signed(axon, getattr(bt_wallets, who), "slow")
+        lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 4096"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode() + b"{"
+        answered, closed_after = _trickle_after_refusal(axon.port, head, 8.0)
+        assert answered == status
+        assert closed_after is not None
+        assert closed_after < 2.0
+        assert scorer._organic_queue.size == 0
+
+
+def _rewrite_prompt(headers: dict[str, str], body: Any) -> tuple[dict[str, str], bytes]:
+    return headers, json.dumps({**body, "prompt": "rewritten on the way"}).encode()
+
+
+def _no_content_type(headers: dict[str, str], body: Any) -> tuple[dict[str, str], bytes]:
+    return {k: v for k, v in headers.items() if k != "content-type"}, json.dumps(body).encode()
+
+
+def _header(name: str, value: str) -> Any:
+    def edit(headers: dict[str, str], body: Any) -> tuple[dict[str, str], bytes]:
+        return {**headers, name: value}, json.dumps(body).encode()
+
+    return edit
+
+
+MALFORMED = {
+    "body-rewritten": _rewrite_prompt,
+    "no-content-type": _no_content_type,
+    "timeout": _header("timeout", "soon"),
+    "total_size": _header("total_size", "big"),
+    "header_size": _header("header_size", "big"),
+    "dendrite-port": _header("bt_header_dendrite_port", "http"),
+    "dendrite-version": _header("bt_header_dendrite_version", "v1"),
+    "axon-port": _header("bt_header_axon_port", "http"),
+}
+
+
+@needs_axon
+@pytest.mark.parametrize("edit", list(MALFORMED.values()), ids=list(MALFORMED))
+def test_axon_a_malformed_request_of_an_allowed_caller_gets_4xx_not_500(
+    bt_wallets: Wallets, edit: Any
+) -> None:
+    """A body rewritten after signing, or an unsigned header bittensor cannot parse, made
+    bittensor answer 500 (and log an ERROR with the headers)."""
+
+    def attach(axon: Any) -> Any:
+        scorer = AskScorer()
+        settings = IntakeSettings(allowed_skew=0)
+        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+        url, headers, body = _signed(axon, bt_wallets.client, "typed")
+        headers, content = edit({"content-type": "application/json", **headers}, body)
+        with httpx.Client(timeout=WAIT) as http:
+            response = http.post(url, headers=headers, content=content)
+        assert 400 <= response.status_code < 500, response.text
+        assert scorer._organic_queue.size == 0
+
+
+@needs_axon
+@pytest.mark.parametrize("path", ["/Ask/", "/Ask/more", "/Ask/%2e%2e"])
+def test_axon_a_path_bittensor_reads_as_the_synapse_is_screened(
+    bt_wallets: Wallets, path: str
+) -> None:
+    """bittensor names the synapse by the path's first segment; the screen matched the
+    whole path, so an outsider's flood on "/Ask/" skipped it and reached bittensor,
+    which built a synapse and logged an ERROR for each refusal."""
+    allowed = bt_wallets.client.hotkey.ss58_address
+
+    def attach(axon: Any) -> Any:
+        scorer = AskScorer()
+        settings = IntakeSettings(allowed_skew=0)
+        attach_axon(scorer, axon, allowed_hotkeys=[allowed], settings=settings)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+        url, headers, body = _signed(axon, bt_wallets.stranger, "flood")
+        with httpx.Client(timeout=WAIT) as http:
+            response = http.post(url.removesuffix("/Ask") + path, headers=headers, json=body)
+        assert response.status_code == 403
+        assert response.json() == {
+            "message": "this hotkey is not in the validator's allowed_hotkeys"
+        }
+        assert scorer._organic_queue.size == 0
+
+
+@pytest.mark.skipif(not HAS_HTTP_AUTH, reason="btauth/1 needs bittensor 11")
+def test_btauth_a_replay_under_another_spelling_of_its_nonce_is_refused(tmp_path: Any) -> None:
+    """``int()`` reads ``+n``, ``0n`` and ``n_m`` as the nonce n: each spelling
+    of a captured request's nonce is the same nonce to the store."""
+    from organic_scoring.http import create_app, serve_in_thread
+
+    validator, client = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "client")
+    receiver = validator.hotkey.ss58_address
+    scorer = JobScorer(allowed_hotkeys=ANY_HOTKEY)
+    app = create_app(
+        scorer, hotkey_ss58=receiver, protocol="btauth/1", settings=IntakeSettings(allowed_skew=0)
+    )
+    body = b'{"text": "once"}'
+    with serve_in_thread(app) as server, httpx.Client(timeout=WAIT) as http:
+        headers = dict(
+            bt.http_auth.sign(
+                client.hotkey, method="POST", path="/organic", body=body, receiver_ss58=receiver
+            )
+        )
+        url = server.url + "/organic"
+        assert http.post(url, content=body, headers=headers).status_code == 200
+        nonce = headers["X-Bittensor-Nonce"]
+        for spelling in (f"+{nonce}", f"0{nonce}", f"{nonce[:4]}_{nonce[4:]}"):
+            edited = {**headers, "X-Bittensor-Nonce": spelling}
+            assert http.post(url, content=body, headers=edited).status_code == 401, spelling
+    assert scorer._organic_queue.size == 1
