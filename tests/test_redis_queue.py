@@ -140,8 +140,8 @@ def test_ack_deletes_the_lease_and_the_sample(queues: Any) -> None:
     counters = queue.counters()
     assert (counters.scored, counters.failed, counters.acked) == (1, 1, 2)
     queue.ack(token)  # a second ack of the same lease: nothing left to do
-    queue.ack("999:999")  # never handed out
-    for not_a_token in (taken, None, "7"):
+    queue.ack("999:999:1@q")  # never handed out
+    for not_a_token in (taken, None, "7", "999:999"):
         with pytest.raises(TypeError, match="lease token"):
             queue.ack(not_a_token)
     assert queue.counters() == counters
@@ -167,7 +167,9 @@ def test_a_lease_is_acked_by_its_token_not_by_its_sample(queues: Any, redis_url:
     assert first != second
     queue.ack(second)
     with redis.Redis.from_url(redis_url) as client:
-        assert client.zrange("organic-scoring:{q}:leases", 0, -1) == [first.encode()]
+        assert client.zrange("organic-scoring:{q}:leases", 0, -1) == [
+            first.removesuffix("@q").encode()
+        ]
     queue.ack(first)
     assert (queue.counters().acked, queue.counters().leased) == (2, 0)
 
