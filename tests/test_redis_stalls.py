@@ -136,3 +136,22 @@ def test_the_scorer_falls_back_to_synthetic_samples_within_a_second(
     finally:
         queue.close()
     assert first < 1.6, first
+
+
+def test_a_late_sample_scored_without_an_accepted_request_keeps_the_ledger_at_zero(
+    redis_url: str,
+) -> None:
+    # The intake answered 503, so the request was never counted as accepted; its add
+    # reached Redis and was handed out (and scored) before the withdrawal came. The
+    # ledger counts it as late: organic_unaccounted must not go below 0 for it.
+    with RedisOrganicQueue.from_url(redis_url, name="ledger") as queue:
+        scorer = Recorder(organic_queue=queue)  # not started: its stats read the ledger
+        queue.add({"n": 0})
+        queue.count_accepted()  # one request accepted and stored as usual
+        keys = [*queue._keys, queue._request_prefix + f"{HOTKEY}:9"]
+        queue.add({"n": 1}, key=f"{HOTKEY}:9")  # the 503'd request's add
+        while (taken := queue.take()) is not None:
+            queue.ack(taken[1])
+        assert queue._scripts["withdraw"](queue._link, keys, [60_000]) == 2
+        assert queue.counters().late == 1
+        assert scorer.stats.organic_unaccounted == 0
