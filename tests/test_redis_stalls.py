@@ -155,3 +155,20 @@ def test_a_late_sample_scored_without_an_accepted_request_keeps_the_ledger_at_ze
         assert queue._scripts["withdraw"](queue._link, keys, [60_000]) == 2
         assert queue.counters().late == 1
         assert scorer.stats.organic_unaccounted == 0
+
+
+def test_a_handler_that_adds_several_samples_for_one_request_stores_each(
+    redis_url: str,
+) -> None:
+    # The intake sets the request's key for _on_organic_entry; a handler that queues
+    # one sample per item of a batch request must not lose all but the first.
+    with RedisOrganicQueue.from_url(redis_url, name="batch") as queue:
+
+        async def handler() -> None:
+            request_key.set(f"{HOTKEY}:11")  # as the intake does for the request
+            for item in ("a", "b", "c"):
+                await queue.aadd({"item": item})
+            await queue.aadd({"item": "a"})  # the same sample again: a retry, once
+
+        asyncio.run(handler())
+        assert (queue.counters().added, queue.size) == (3, 3)
