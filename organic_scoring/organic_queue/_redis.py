@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 import random
 import re
@@ -514,12 +515,15 @@ class RedisOrganicQueue(OrganicQueueBase):
     def _add_args(self, sample: Any, key: str | None) -> tuple[list[str], list[Any]]:
         if sample is None:
             raise ValueError("cannot add None: RedisOrganicQueue.sample() returns None for 'empty'")
-        if key is None:
-            key = request_key.get()
+        request = request_key.get() if key is None else None
         if key is not None and not isinstance(key, str):
             raise TypeError(f"key must be a str, got {type(key).__name__}")
         kind, model, body = encode(sample)
         stored = body if model is None else f"{model}\n{body}"
+        if request is not None:
+            # The request's key and what is stored: a retry stores once, while a
+            # handler that queues several samples for one request stores each.
+            key = f"{request}:{hashlib.sha1(stored.encode()).hexdigest()[:16]}"
         self._check_open()
         args = [kind[0] + stored, self._max_size, self._channel, self._origin]
         if key is None:
@@ -581,8 +585,9 @@ class RedisOrganicQueue(OrganicQueueBase):
         """Store ``sample``; in a full queue, drop the oldest waiting sample first.
 
         Returns once the server has stored it. With a request ``key`` (by default
-        the one the intake sets for the request being handled: its hotkey and
-        nonce), the add is idempotent: a second add with the key stores nothing.
+        the one the intake sets for the request being handled, its hotkey and
+        nonce, with a digest of the sample), the add is idempotent: a second add
+        with the key stores nothing.
         An add by key that raised is withdrawn (now, or once Redis answers again), so
         a sample that reaches Redis after its request was answered with an error is
         taken back or counted (``counters().withdrawn``, ``.late``).
