@@ -172,3 +172,25 @@ def test_a_handler_that_adds_several_samples_for_one_request_stores_each(
 
         asyncio.run(handler())
         assert (queue.counters().added, queue.size) == (3, 3)
+
+
+def test_a_queue_closed_with_withdrawals_pending_says_so(
+    redis_server: RedisServer, library_log: list[str]
+) -> None:
+    # Closed while Redis still hangs: the withdrawal of a 503'd add cannot be made, and
+    # the add may still land and be scored uncounted. That must not pass in silence.
+    queue = RedisOrganicQueue.from_url(redis_server.url, name="closing", timeout=0.3)
+
+    async def add_during_a_stall() -> None:
+        await queue.asize()
+        redis_server.pause()
+        with pytest.raises(RedisUnavailable):
+            await queue.aadd({"n": 1}, key=f"{HOTKEY}:12")
+        await queue.adetach()
+
+    try:
+        asyncio.run(add_during_a_stall())
+        queue.close()
+    finally:
+        redis_server.resume()
+    assert any("not withdrawn" in m and "1 sample" in m for m in library_log), library_log
