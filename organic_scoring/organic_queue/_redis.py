@@ -981,6 +981,14 @@ class RedisOrganicQueue(OrganicQueueBase):
             withdrawer = self._withdrawer
         if withdrawer is not None and withdrawer is not threading.current_thread():
             withdrawer.join()
+        with self._lock:
+            pending, self._withdrawals = len(self._withdrawals), deque()
+        if pending:
+            log.warning(
+                f"organic queue {self._name!r}: closed with {pending} sample(s) not "
+                "withdrawn: their requests were answered with an error, and each may "
+                "still reach Redis and be scored, uncounted (Redis did not answer)"
+            )
         self._stop_watching()
         self._link.close()
 
