@@ -356,3 +356,40 @@ def test_a_weight_setter_sends_only_while_this_process_holds_the_fenced_role(
             assert not scorer.holds_scorer_role()
     finally:
         queue.close()
+
+
+def test_a_token_from_before_a_data_loss_does_not_ack_a_new_lease(
+    redis_server: RedisServer,
+) -> None:
+    # An iteration holds a lease while Redis restarts without persistence; after the
+    # restart the queue's ids and hand-out numbers start over. The old iteration's
+    # late ack must not settle the lease of a new sample held by another iteration.
+    with RedisOrganicQueue(redis_server.url, name="epoch") as queue:
+        queue.add({"old": 1})
+        _, stale = queue.take()
+        redis_server.restart()
+        wait_until(lambda: _answers(queue), "Redis to answer again")
+        queue.add({"new": 1})
+        sample, fresh = queue.take()
+        assert sample == {"new": 1}
+        queue.ack(stale)  # the old iteration ends
+        counters = queue.counters()
+        assert (counters.leased, counters.acked) == (1, 0), (stale, fresh)
+        queue.ack(fresh)
+        assert queue.counters().acked == 1
+
+
+def test_a_token_of_another_queue_does_not_ack_this_queues_lease(redis_url: str) -> None:
+    with (
+        RedisOrganicQueue(redis_url, name="left") as left,
+        RedisOrganicQueue(redis_url, name="right") as right,
+    ):
+        left.add({"side": "left"})
+        right.add({"side": "right"})
+        (_, theirs), (_, mine) = left.take(), right.take()
+        with pytest.raises(ValueError, match="another queue"):
+            right.ack(theirs)
+        assert right.counters().leased == 1
+        right.ack(mine)
+        left.ack(theirs)
+        assert (left.counters().acked, right.counters().acked) == (1, 1)

@@ -8,6 +8,7 @@ fixture), so it can stop, kill and restart it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import subprocess
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 
 from organic_scoring import OrganicScoringError
 from organic_scoring.errors import RedisUnavailable, SampleDecodeError, SampleUnreadable
+from organic_scoring.intake import RedisNonceStore
 from organic_scoring.organic_queue import LeasedQueueCounters, QueueCounters, RedisOrganicQueue
 from organic_scoring.organic_queue._redis_link import masked
 from support.loopback import free_port
@@ -140,8 +142,8 @@ def test_ack_deletes_the_lease_and_the_sample(queues: Any) -> None:
     counters = queue.counters()
     assert (counters.scored, counters.failed, counters.acked) == (1, 1, 2)
     queue.ack(token)  # a second ack of the same lease: nothing left to do
-    queue.ack("999:999")  # never handed out
-    for not_a_token in (taken, None, "7"):
+    queue.ack("999:999:1@q")  # never handed out
+    for not_a_token in (taken, None, "7", "999:999"):
         with pytest.raises(TypeError, match="lease token"):
             queue.ack(not_a_token)
     assert queue.counters() == counters
@@ -167,7 +169,9 @@ def test_a_lease_is_acked_by_its_token_not_by_its_sample(queues: Any, redis_url:
     assert first != second
     queue.ack(second)
     with redis.Redis.from_url(redis_url) as client:
-        assert client.zrange("organic-scoring:{q}:leases", 0, -1) == [first.encode()]
+        assert client.zrange("organic-scoring:{q}:leases", 0, -1) == [
+            first.removesuffix("@q").encode()
+        ]
     queue.ack(first)
     assert (queue.counters().acked, queue.counters().leased) == (2, 0)
 
@@ -561,3 +565,21 @@ def _following(queue: RedisOrganicQueue) -> bool:
     with redis.Redis.from_url(queue.url) as client:
         counts = dict(client.pubsub_numsub(f"organic-scoring:{{{queue.name}}}:added"))
     return bool(counts and next(iter(counts.values())) > 0)
+
+
+def test_a_queue_closed_by_a_with_block_inside_a_coroutine_leaks_no_connection(
+    redis_url: str,
+) -> None:
+    # close() (here from __exit__) runs on the loop's own thread, so it cannot await
+    # the async client's close; asyncio.run then cancels what it scheduled. The client
+    # must be closed all the same (pytest turns the unclosed-connection
+    # ResourceWarning into an error).
+    async def main() -> None:
+        with RedisOrganicQueue.from_url(redis_url, name="inside") as queue:
+            await queue.aadd({"n": 1})
+            assert await queue.asize() == 1
+        with RedisNonceStore.from_url(redis_url) as store:
+            assert await store.acheck_and_store("hotkey", 1)
+
+    asyncio.run(main())
+    gc.collect()

@@ -136,3 +136,61 @@ def test_the_scorer_falls_back_to_synthetic_samples_within_a_second(
     finally:
         queue.close()
     assert first < 1.6, first
+
+
+def test_a_late_sample_scored_without_an_accepted_request_keeps_the_ledger_at_zero(
+    redis_url: str,
+) -> None:
+    # The intake answered 503, so the request was never counted as accepted; its add
+    # reached Redis and was handed out (and scored) before the withdrawal came. The
+    # ledger counts it as late: organic_unaccounted must not go below 0 for it.
+    with RedisOrganicQueue.from_url(redis_url, name="ledger") as queue:
+        scorer = Recorder(organic_queue=queue)  # not started: its stats read the ledger
+        queue.add({"n": 0})
+        queue.count_accepted()  # one request accepted and stored as usual
+        keys = [*queue._keys, queue._request_prefix + f"{HOTKEY}:9"]
+        queue.add({"n": 1}, key=f"{HOTKEY}:9")  # the 503'd request's add
+        while (taken := queue.take()) is not None:
+            queue.ack(taken[1])
+        assert queue._scripts["withdraw"](queue._link, keys, [60_000]) == 2
+        assert queue.counters().late == 1
+        assert scorer.stats.organic_unaccounted == 0
+
+
+def test_a_handler_that_adds_several_samples_for_one_request_stores_each(
+    redis_url: str,
+) -> None:
+    # The intake sets the request's key for _on_organic_entry; a handler that queues
+    # one sample per item of a batch request must not lose all but the first.
+    with RedisOrganicQueue.from_url(redis_url, name="batch") as queue:
+
+        async def handler() -> None:
+            request_key.set(f"{HOTKEY}:11")  # as the intake does for the request
+            for item in ("a", "b", "c"):
+                await queue.aadd({"item": item})
+            await queue.aadd({"item": "a"})  # the same sample again: a retry, once
+
+        asyncio.run(handler())
+        assert (queue.counters().added, queue.size) == (3, 3)
+
+
+def test_a_queue_closed_with_withdrawals_pending_says_so(
+    redis_server: RedisServer, library_log: list[str]
+) -> None:
+    # Closed while Redis still hangs: the withdrawal of a 503'd add cannot be made, and
+    # the add may still land and be scored uncounted. That must not pass in silence.
+    queue = RedisOrganicQueue.from_url(redis_server.url, name="closing", timeout=0.3)
+
+    async def add_during_a_stall() -> None:
+        await queue.asize()
+        redis_server.pause()
+        with pytest.raises(RedisUnavailable):
+            await queue.aadd({"n": 1}, key=f"{HOTKEY}:12")
+        await queue.adetach()
+
+    try:
+        asyncio.run(add_during_a_stall())
+        queue.close()
+    finally:
+        redis_server.resume()
+    assert any("not withdrawn" in m and "1 sample" in m for m in library_log), library_log

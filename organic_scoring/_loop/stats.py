@@ -148,12 +148,14 @@ class ScoringStats:
 
         With a fleet queue (:class:`RedisOrganicQueue`) the fleet-wide ledger is read
         instead: ``accepted - (scored + failed + dropped + leased + size)``, plus the
-        samples known to be waiting when Redis lost its data (``lost``).
+        samples known to be waiting when Redis lost its data (``lost``) and those
+        whose request was answered with an error after they left the waiting (``late``).
         """
         counters = self.queue_counters
         if is_fleet_ledger(counters):
             return (
                 counters.get("lost", 0)
+                + counters.get("late", 0)
                 + counters["accepted"]
                 - (
                     counters["scored"]

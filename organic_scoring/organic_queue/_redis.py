@@ -4,10 +4,12 @@ Keys of a queue named ``N`` start with ``organic-scoring:{N}:`` (a Cluster hash 
 
 * ``waiting``: sorted set of waiting sample ids, scored by id (oldest = lowest).
 * ``items``: hash, id to stored sample, for waiting and leased samples.
-* ``leases``: sorted set of ``"id:token"`` scored by lease expiry (server ms); the
-  token is the hand-out's number.
+* ``leases``: sorted set of ``"id:number:epoch"`` scored by lease expiry (server
+  ms): the hand-out's number, and the server time (µs) of the first hand-out since
+  the data began, so that ids and numbers reused after a data loss do not match.
 * ``meta``: hash with ``seq`` and the counters ``added``, ``sampled``, ``acked``,
-  ``redelivered``, ``dropped``, ``scored``, ``failed``, ``accepted``, ``dead``.
+  ``redelivered``, ``dropped``, ``scored``, ``failed``, ``accepted``, ``dead``, and
+  ``epoch``.
 * ``tries``: hash, id to how many times the sample was handed out.
 * ``dead``: list of dead letters (stored samples handed out more than
   ``max_deliveries`` times), newest first, at most ``max_size`` long.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 import random
 import re
@@ -209,7 +212,14 @@ local rank = math.min(math.floor(tonumber(ARGV[1]) * count), count - 1)
 local id = redis.call('ZRANGE', waiting, rank, rank)[1]
 redis.call('ZREM', waiting, id)
 local token = redis.call('HINCRBY', meta, 'sampled', 1)
-local member = id .. ':' .. token
+-- The epoch (server time of the first hand-out since the data began) keeps a token
+-- from before a data loss, when ids and hand-out numbers start over, from matching.
+local epoch = redis.call('HGET', meta, 'epoch')
+if not epoch then
+  epoch = clock[1] .. string.format('%06d', tonumber(clock[2]))
+  redis.call('HSET', meta, 'epoch', epoch)
+end
+local member = id .. ':' .. token .. ':' .. epoch
 local stored = redis.call('HGET', items, id)
 local delivered = redis.call('HINCRBY', tries, id, 1)
 if delivered > tonumber(ARGV[4]) then
@@ -289,8 +299,9 @@ return redis.call('ZCARD', waiting)
 )
 
 
-_TOKEN = re.compile(r"[0-9]+:[0-9]+")
-"""A lease token: the sample's id and the hand-out's number."""
+_TOKEN = re.compile(r"([0-9]+:[0-9]+:[0-9]+)@(.*)", re.DOTALL)
+"""A lease token: the lease member (the sample's id, the hand-out's number, the
+epoch), then ``@`` and the queue's name."""
 
 
 def _check_timeout(timeout: object) -> None:
@@ -504,12 +515,15 @@ class RedisOrganicQueue(OrganicQueueBase):
     def _add_args(self, sample: Any, key: str | None) -> tuple[list[str], list[Any]]:
         if sample is None:
             raise ValueError("cannot add None: RedisOrganicQueue.sample() returns None for 'empty'")
-        if key is None:
-            key = request_key.get()
+        request = request_key.get() if key is None else None
         if key is not None and not isinstance(key, str):
             raise TypeError(f"key must be a str, got {type(key).__name__}")
         kind, model, body = encode(sample)
         stored = body if model is None else f"{model}\n{body}"
+        if request is not None:
+            # The request's key and what is stored: a retry stores once, while a
+            # handler that queues several samples for one request stores each.
+            key = f"{request}:{hashlib.sha1(stored.encode()).hexdigest()[:16]}"
         self._check_open()
         args = [kind[0] + stored, self._max_size, self._channel, self._origin]
         if key is None:
@@ -571,8 +585,9 @@ class RedisOrganicQueue(OrganicQueueBase):
         """Store ``sample``; in a full queue, drop the oldest waiting sample first.
 
         Returns once the server has stored it. With a request ``key`` (by default
-        the one the intake sets for the request being handled: its hotkey and
-        nonce), the add is idempotent: a second add with the key stores nothing.
+        the one the intake sets for the request being handled, its hotkey and
+        nonce, with a digest of the sample), the add is idempotent: a second add
+        with the key stores nothing.
         An add by key that raised is withdrawn (now, or once Redis answers again), so
         a sample that reaches Redis after its request was answered with an error is
         taken back or counted (``counters().withdrawn``, ``.late``).
@@ -663,7 +678,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         if reply is None:
             return None
         member, stored, *dead = reply
-        token = member.decode() if isinstance(member, bytes) else str(member)
+        token = (member.decode() if isinstance(member, bytes) else str(member)) + "@" + self._name
         if dead:
             try:
                 item = _load(stored)
@@ -687,12 +702,18 @@ class RedisOrganicQueue(OrganicQueueBase):
 
     def _ack_args(self, lease: Any, failed: bool) -> list[Any]:
         self._check_open()
-        if not isinstance(lease, str) or not _TOKEN.fullmatch(lease):
+        found = _TOKEN.fullmatch(lease) if isinstance(lease, str) else None
+        if found is None:
             raise TypeError(
                 "RedisOrganicQueue.ack takes the lease token take() handed out with the "
                 f"sample, got {type(lease).__name__}"
             )
-        return [lease, self._max_size, "failed" if failed else "scored"]
+        if found[2] != self._name:
+            raise ValueError(
+                f"organic queue {self._name!r}: a lease token of another queue "
+                f"({found[2]!r}) cannot be acknowledged here"
+            )
+        return [found[1], self._max_size, "failed" if failed else "scored"]
 
     def ack(self, lease: Any, *, failed: bool = False) -> None:
         """The iteration holding ``lease`` (the token :meth:`take` handed out) has
@@ -701,6 +722,7 @@ class RedisOrganicQueue(OrganicQueueBase):
 
         Raises:
             TypeError: ``lease`` is not a lease token.
+            ValueError: ``lease`` is a token of another queue (name).
             RedisUnavailable: The server did not answer; the lease stays, so the call
                 can be repeated (or the sample comes back when the lease runs out).
         """
@@ -732,7 +754,8 @@ class RedisOrganicQueue(OrganicQueueBase):
 
     def _renew_args(self, leases: Sequence[Any]) -> list[Any] | None:
         self._check_open()
-        held = [lease for lease in leases if isinstance(lease, str) and _TOKEN.fullmatch(lease)]
+        matches = (_TOKEN.fullmatch(lease) for lease in leases if isinstance(lease, str))
+        held = [found[1] for found in matches if found is not None and found[2] == self._name]
         if not held:
             return None
         return [self._lease_ms, self._max_size, *held]
@@ -958,6 +981,14 @@ class RedisOrganicQueue(OrganicQueueBase):
             withdrawer = self._withdrawer
         if withdrawer is not None and withdrawer is not threading.current_thread():
             withdrawer.join()
+        with self._lock:
+            pending, self._withdrawals = len(self._withdrawals), deque()
+        if pending:
+            log.warning(
+                f"organic queue {self._name!r}: closed with {pending} sample(s) not "
+                "withdrawn: their requests were answered with an error, and each may "
+                "still reach Redis and be scored, uncounted (Redis did not answer)"
+            )
         self._stop_watching()
         self._link.close()
 

@@ -282,11 +282,11 @@ class RedisLink:
             here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             here = None
-        for loop, (_, closer) in twins.items():
+        for loop, (made, closer) in twins.items():
             if closer is None or loop.is_closed():
                 continue
             if loop is here:
-                here.create_task(closer.aclose())
+                _close_soon(here, made, closer)
             elif loop.is_running():
                 future = asyncio.run_coroutine_threadsafe(closer.aclose(), loop)
                 try:
@@ -304,7 +304,29 @@ async def _closing(aclient: Any) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        _closing_soon.pop(id(aclient), None)
         await aclient.aclose()
+
+
+_closing_soon: dict[int, AsyncIterator[None]] = {}
+"""Closers :func:`_close_soon` scheduled, by their client's id, kept until they ran."""
+
+
+def _close_soon(loop: asyncio.AbstractEventLoop, aclient: Any, closer: AsyncIterator[None]) -> None:
+    """Close ``closer`` (a :func:`_closing`) on ``loop``, the running one, from plain
+    code: in a task, or, when the loop ends first (``asyncio.run`` cancels tasks not
+    yet started), in its ``shutdown_asyncgens()``, which finds it because it is
+    referenced here until then. A task cancelled midway finishes the close."""
+    _closing_soon[id(aclient)] = closer
+
+    async def close() -> None:
+        try:
+            await closer.aclose()  # type: ignore[attr-defined]
+        except asyncio.CancelledError:
+            await aclient.aclose()  # the loop is ending: close before it does
+            raise
+
+    loop.create_task(close())
 
 
 def _async_twin(module: ModuleType, client: Any, timeout: float) -> Any:
