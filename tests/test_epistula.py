@@ -457,7 +457,7 @@ def test_a_replayed_request_is_refused(service: Service, wallets: Wallets) -> No
     first, again, in_capitals = (service.post(BODY, h) for h in (headers, headers, shouted))
     assert first.status_code == 200, first.text
     assert again.status_code == 401
-    assert "already accepted" in again.json()["error"]
+    assert "nonce was already used" in again.json()["error"]
     assert in_capitals.status_code == 401, "a UUID is the same UUID in capitals"
     assert service.scorer.organic_queue.size == before + 1
 

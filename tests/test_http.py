@@ -299,7 +299,7 @@ def test_a_replayed_request_is_refused(service: Service, wallets: Wallets) -> No
     first, again = asyncio.run(main())
     assert first.status_code == 200
     assert again.status_code == 401
-    assert "already accepted" in again.json()["error"]
+    assert "nonce was already used" in again.json()["error"]
     assert service.scorer.organic_queue.size == before + 1
 
 

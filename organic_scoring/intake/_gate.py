@@ -430,7 +430,10 @@ class Gate:
         finally:
             self._remembering -= 1
         if not fresh:
-            raise Refused(401, "this request was already accepted (a replay)")
+            raise Refused(
+                401,
+                "this request's nonce was already used (a replay): sign it again with a new nonce",
+            )
         request_key.set(f"{hotkey}:{nonce}")  # a queue's idempotent add keys by it
 
     async def _remember(self, hotkey: str, nonce: int | str) -> bool:
