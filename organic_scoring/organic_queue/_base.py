@@ -53,9 +53,15 @@ class OrganicQueueBase(ABC):
     # every queue, and subclasses need not call ``super().__init__()``.
     _listeners_lock = threading.Lock()
     _listeners: tuple[Callable[[], None], ...] = ()
-    # Set on a class the first time one of its queues calls _notify_added: only then
-    # can an intake tell a handler that added nothing from a queue that never says.
+    # True on the library's queues; on any other class that defines add, set the first
+    # time one of its queues calls _notify_added: only then can an intake tell a handler
+    # that added nothing from a queue that never says.
     _announces_adds: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "add" in vars(cls) and "_announces_adds" not in vars(cls):
+            cls._announces_adds = False  # its own add: unknown until it announces
 
     @abstractmethod
     def add(self, sample: Any) -> None:

@@ -388,6 +388,7 @@ class RedisOrganicQueue(OrganicQueueBase):
     """
 
     blocking = True  # every call is a round trip to the server
+    _announces_adds = True  # calls _notify_added after every add
 
     _REQUEST_MS: ClassVar[int] = 600_000
     """How long (ms) an add by request key is remembered, for retries and withdrawals."""
