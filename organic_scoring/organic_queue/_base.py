@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -62,6 +63,11 @@ class OrganicQueueBase(ABC):
         super().__init_subclass__(**kwargs)
         if "add" in vars(cls) and "_announces_adds" not in vars(cls):
             cls._announces_adds = False  # its own add: unknown until it announces
+        if inspect.isfunction(vars(cls).get("size")):
+            raise TypeError(
+                f"{cls.__name__}.size must be a property: put @property above "
+                "`def size(self)` (the loop reads queue.size, it does not call it)"
+            )
 
     @abstractmethod
     def add(self, sample: Any) -> None:
