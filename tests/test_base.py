@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from support.scorers import Recorder
+from organic_scoring.synth_dataset import default_dataset
+from support.scorers import Letters, Recorder
 
 pytestmark = pytest.mark.python_version
 
@@ -53,6 +54,9 @@ def test_other_missing_attributes_read_as_usual() -> None:
         (b"default", "got bytes"),
         (5, "got int"),
         ([object()], r"synth_dataset\[0\] must be a SynthDatasetBase, got object"),
+        (Letters, r"got the class Letters: pass an instance, Letters\(\.\.\.\)"),
+        (default_dataset, r"got the function default_dataset: call it, default_dataset\(\)"),
+        ([default_dataset], r"synth_dataset\[0\] .* got the function default_dataset: call"),
     ],
 )
 def test_a_bad_synth_dataset_is_a_value_error_naming_it(bad: Any, phrase: str) -> None:
