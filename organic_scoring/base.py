@@ -7,6 +7,7 @@ attributes; the read-only views may be shadowed by subclass attributes (see
 
 from __future__ import annotations
 
+import inspect
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -580,15 +581,24 @@ def _datasets(
     elif isinstance(given, Sequence) and not isinstance(given, bytes):
         datasets = tuple(given)
     else:
-        raise ValueError(f"synth_dataset must be {accepts}, got {type(given).__name__}")
+        raise ValueError(f"synth_dataset must be {accepts}, got {_what(given)}")
     for index, dataset in enumerate(datasets):
         if not isinstance(dataset, SynthDatasetBase):
             raise ValueError(
-                f"synth_dataset[{index}] must be a SynthDatasetBase, got {type(dataset).__name__}"
+                f"synth_dataset[{index}] must be a SynthDatasetBase, got {_what(dataset)}"
             )
     if weights is not None:
         check_weights(weights, len(datasets), name="synth_dataset_weights")
     return datasets
+
+
+def _what(given: object) -> str:
+    """What was passed where a dataset belongs, with the fix for a class or a function."""
+    if isinstance(given, type):
+        return f"the class {given.__name__}: pass an instance, {given.__name__}(...)"
+    if inspect.isfunction(given):
+        return f"the function {given.__name__}: call it, {given.__name__}()"
+    return type(given).__name__
 
 
 def runtime(scoring: OrganicScoringBase) -> Runtime:
