@@ -8,6 +8,7 @@ attributes; the read-only views may be shadowed by subclass attributes (see
 from __future__ import annotations
 
 import inspect
+import operator
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -454,11 +455,11 @@ class OrganicScoringBase(ABC):
         Only the ``"steps"`` trigger uses the counter; under ``"seconds"`` this is
         harmless and has no effect on when iterations run.
         """
-        self.__runtime.trigger.increment(n)
+        self.__runtime.trigger.increment(_steps("increment_step", n))
 
     def set_step(self, step: int) -> None:
         """Set the step counter to ``step``; wakes the loop at once. Safe from any thread."""
-        self.__runtime.trigger.set_step(step)
+        self.__runtime.trigger.set_step(_steps("set_step", step))
 
     def sample_rate_dynamic(self) -> float:
         """The current annealed period in seconds, or step threshold (an int) for steps.
@@ -590,6 +591,16 @@ def _datasets(
     if weights is not None:
         check_weights(weights, len(datasets), name="synth_dataset_weights")
     return datasets
+
+
+def _steps(method: str, n: object) -> int:
+    """``n`` as an int (numpy integers included), or a TypeError naming the call."""
+    try:
+        return operator.index(n)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{method}() takes an int step count, got {type(n).__name__} {n!r:.40}"
+        ) from None
 
 
 def _what(given: object) -> str:
