@@ -55,3 +55,30 @@ def test_a_custom_queue_whose_size_lacks_property_is_refused_where_it_is_written
             return 0
 
     assert Fine().size == 0
+
+
+def test_a_custom_queue_with_async_def_add_or_sample_is_refused_where_it_is_written() -> None:
+    """``async def add`` made every add a coroutine that never ran: requests vanished
+    with no word (such a queue never announces an add); ``async def sample`` handed
+    the hooks a coroutine."""
+    with pytest.raises(TypeError, match=r"AsyncAdd\.add must be a plain def"):
+
+        class AsyncAdd(OrganicQueueBase):
+            async def add(self, sample: Any) -> None: ...  # type: ignore[override]
+
+            def sample(self) -> Any: ...
+
+            @property
+            def size(self) -> int:
+                return 0
+
+    with pytest.raises(TypeError, match=r"AsyncSample\.sample must be a plain def"):
+
+        class AsyncSample(OrganicQueueBase):
+            def add(self, sample: Any) -> None: ...
+
+            async def sample(self) -> Any: ...  # type: ignore[override]
+
+            @property
+            def size(self) -> int:
+                return 0
