@@ -63,6 +63,13 @@ class OrganicQueueBase(ABC):
         super().__init_subclass__(**kwargs)
         if "add" in vars(cls) and "_announces_adds" not in vars(cls):
             cls._announces_adds = False  # its own add: unknown until it announces
+        for name in ("add", "sample"):
+            if inspect.iscoroutinefunction(vars(cls).get(name)):
+                raise TypeError(
+                    f"{cls.__name__}.{name} must be a plain def, not async def: the "
+                    f"awaitable a{name} runs it on a worker thread (or inline when "
+                    "blocking = False), and nothing would await its coroutine"
+                )
         if inspect.isfunction(vars(cls).get("size")):
             raise TypeError(
                 f"{cls.__name__}.size must be a property: put @property above "
