@@ -7,6 +7,8 @@ attributes; the read-only views may be shadowed by subclass attributes (see
 
 from __future__ import annotations
 
+import inspect
+import operator
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -453,11 +455,11 @@ class OrganicScoringBase(ABC):
         Only the ``"steps"`` trigger uses the counter; under ``"seconds"`` this is
         harmless and has no effect on when iterations run.
         """
-        self.__runtime.trigger.increment(n)
+        self.__runtime.trigger.increment(_steps("increment_step", n))
 
     def set_step(self, step: int) -> None:
         """Set the step counter to ``step``; wakes the loop at once. Safe from any thread."""
-        self.__runtime.trigger.set_step(step)
+        self.__runtime.trigger.set_step(_steps("set_step", step))
 
     def sample_rate_dynamic(self) -> float:
         """The current annealed period in seconds, or step threshold (an int) for steps.
@@ -580,15 +582,34 @@ def _datasets(
     elif isinstance(given, Sequence) and not isinstance(given, bytes):
         datasets = tuple(given)
     else:
-        raise ValueError(f"synth_dataset must be {accepts}, got {type(given).__name__}")
+        raise ValueError(f"synth_dataset must be {accepts}, got {_what(given)}")
     for index, dataset in enumerate(datasets):
         if not isinstance(dataset, SynthDatasetBase):
             raise ValueError(
-                f"synth_dataset[{index}] must be a SynthDatasetBase, got {type(dataset).__name__}"
+                f"synth_dataset[{index}] must be a SynthDatasetBase, got {_what(dataset)}"
             )
     if weights is not None:
         check_weights(weights, len(datasets), name="synth_dataset_weights")
     return datasets
+
+
+def _steps(method: str, n: object) -> int:
+    """``n`` as an int (numpy integers included), or a TypeError naming the call."""
+    try:
+        return operator.index(n)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{method}() takes an int step count, got {type(n).__name__} {n!r:.40}"
+        ) from None
+
+
+def _what(given: object) -> str:
+    """What was passed where a dataset belongs, with the fix for a class or a function."""
+    if isinstance(given, type):
+        return f"the class {given.__name__}: pass an instance, {given.__name__}(...)"
+    if inspect.isfunction(given):
+        return f"the function {given.__name__}: call it, {given.__name__}()"
+    return type(given).__name__
 
 
 def runtime(scoring: OrganicScoringBase) -> Runtime:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -140,6 +142,61 @@ def test_a_handler_that_forgets_to_await_the_add_is_named_once_and_counted(
     assert stats.as_dict()["organic_not_queued"] == 3
     assert "not queued 3" in str(stats).splitlines()[1]
     assert [m for m in library_log if "_on_organic_entry" in m] == [FORGOT]
+
+
+FIRST_REQUEST = """
+import asyncio, sys, tempfile, warnings
+from organic_scoring import OrganicScoringBase
+from organic_scoring.organic_queue import OrganicQueue, SQLiteOrganicQueue
+
+warnings.simplefilter("ignore", RuntimeWarning)  # the never-awaited coroutine
+
+
+class Forgets(OrganicScoringBase):
+    async def _on_organic_entry(self, request):
+        self._organic_queue.aadd(request)
+        return request
+
+    async def _query_miners(self, sample): ...
+    async def _generate_rewards(self, sample, responses, reference=None): ...
+    async def _set_weights(self, rewards): ...
+
+
+path = tempfile.mkdtemp() + "/queue.db"
+for queue in (OrganicQueue(), SQLiteOrganicQueue(path)):
+    scorer = Forgets(organic_queue=queue)
+    asyncio.run(scorer.receive_organic("x"))
+    print(scorer.stats.organic_not_queued)
+"""
+
+
+def test_a_forgotten_await_is_seen_on_the_first_request_of_a_process() -> None:
+    """The newcomer's case: the handler never added anything, so no queue of the
+    library has announced an add in this interpreter yet; the mistake is still seen."""
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_REQUEST], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]
+    assert "_on_organic_entry returned without adding anything" in done.stderr
+
+
+def test_a_subclass_with_its_own_add_is_judged_only_once_it_announces() -> None:
+    """A subclass of a library queue that replaces ``add`` and never calls
+    ``_notify_added`` cannot show its adds; the parent's announcing does not count."""
+
+    class Own(OrganicQueue):
+        def __init__(self) -> None:
+            super().__init__()
+            self.kept: list[Any] = []
+
+        def add(self, sample: Any) -> None:
+            self.kept.append(sample)
+
+    OrganicQueue().add("announce")  # the parent class has announced an add
+    scorer = Recorder(organic_queue=Own())
+    asyncio.run(scorer.receive_organic(1))
+    assert (scorer.stats.organic_accepted, scorer.stats.organic_not_queued) == (1, 0)
 
 
 def test_adds_from_the_handler_count_however_they_reach_the_queue(tmp_path: Any) -> None:

@@ -14,7 +14,7 @@ import pytest
 from organic_scoring import IterationError, StageTimeout
 from organic_scoring._loop.iteration import planned
 from organic_scoring.organic_queue import OrganicQueue
-from organic_scoring.synth_dataset import MixtureDataset, OrganicReplayDataset
+from organic_scoring.synth_dataset import MixtureDataset, OrganicReplayDataset, SynthDatasetBase
 from support.scorers import Letters, Recorder, forever
 from support.waiting import WAIT, Counter, until
 
@@ -777,3 +777,19 @@ def test_a_hook_that_cannot_take_its_arguments_is_named_at_construction(
     with pytest.raises(TypeError) as raised:
         Mismatched()
     assert str(raised.value) == expected
+
+
+def test_a_dataset_whose_sample_is_async_def_hands_its_result_to_the_hooks() -> None:
+    """A newcomer writes ``async def sample``: the hooks got the coroutine as the
+    sample (``'coroutine' object has no attribute ...`` in every stage) and Python
+    warned that it was never awaited."""
+
+    class Awaited(SynthDatasetBase):
+        async def sample(self) -> Any:  # type: ignore[override]
+            await asyncio.sleep(0)
+            return {"synthetic": "async"}
+
+    scorer = Recorder(synth_dataset=Awaited())
+    asyncio.run(scorer.loop_iteration())
+    assert scorer.samples == [{"synthetic": "async"}]
+    assert scorer.errors == []

@@ -38,6 +38,26 @@ def test_an_add_by_request_key_is_stored_once(redis_url: str) -> None:
         assert (counters.added, counters.size) == (5, 5)
 
 
+def test_a_retried_request_is_not_taken_for_a_forgotten_await(
+    redis_url: str, library_log: list[str]
+) -> None:
+    """The handler did add the retry; Redis stored it once already. Neither is a
+    handler that returned without adding (organic_not_queued, the forgotten-await
+    message)."""
+    with RedisOrganicQueue.from_url(redis_url, name="retried") as queue:
+        scorer = Recorder(organic_queue=queue)
+
+        async def request() -> None:
+            request_key.set(f"{HOTKEY}:7")  # in this task's context, as the intake does
+            await scorer.receive_organic({"n": 7})
+
+        asyncio.run(request())
+        asyncio.run(request())  # the client's retry of the same request
+        assert (scorer.stats.organic_accepted, queue.size) == (2, 1)
+        assert scorer.stats.organic_not_queued == 0
+        assert not [m for m in library_log if "_on_organic_entry" in m]
+
+
 def test_every_awaited_call_answers_within_the_deadline_while_redis_hangs(
     redis_server: RedisServer,
 ) -> None:

@@ -429,6 +429,8 @@ class IterationRunner:
             return None, None, False, ""
         asample = getattr(dataset, "asample", None)
         drawn = await asample() if callable(asample) else dataset.sample()
+        if inspect.isawaitable(drawn):
+            drawn = await drawn  # an ``async def sample``
         return drawn, None, False, type(dataset).__name__
 
     def _offer(self, sample: Any) -> None:

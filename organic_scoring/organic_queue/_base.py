@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -53,9 +54,27 @@ class OrganicQueueBase(ABC):
     # every queue, and subclasses need not call ``super().__init__()``.
     _listeners_lock = threading.Lock()
     _listeners: tuple[Callable[[], None], ...] = ()
-    # Set on a class the first time one of its queues calls _notify_added: only then
-    # can an intake tell a handler that added nothing from a queue that never says.
+    # True on the library's queues; on any other class that defines add, set the first
+    # time one of its queues calls _notify_added: only then can an intake tell a handler
+    # that added nothing from a queue that never says.
     _announces_adds: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "add" in vars(cls) and "_announces_adds" not in vars(cls):
+            cls._announces_adds = False  # its own add: unknown until it announces
+        for name in ("add", "sample"):
+            if inspect.iscoroutinefunction(vars(cls).get(name)):
+                raise TypeError(
+                    f"{cls.__name__}.{name} must be a plain def, not async def: the "
+                    f"awaitable a{name} runs it on a worker thread (or inline when "
+                    "blocking = False), and nothing would await its coroutine"
+                )
+        if inspect.isfunction(vars(cls).get("size")):
+            raise TypeError(
+                f"{cls.__name__}.size must be a property: put @property above "
+                "`def size(self)` (the loop reads queue.size, it does not call it)"
+            )
 
     @abstractmethod
     def add(self, sample: Any) -> None:

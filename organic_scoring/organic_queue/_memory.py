@@ -65,6 +65,7 @@ class OrganicQueue(OrganicQueueBase):
     """
 
     blocking = False  # every call is a few list and dict operations under a lock
+    _announces_adds = True  # calls _notify_added after every add
 
     def __init__(self, max_size: int = DEFAULT_QUEUE_SIZE, seed: int | None = None) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:

@@ -46,7 +46,7 @@ from organic_scoring._defaults import (
 )
 from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable, SampleUnreadable
-from organic_scoring.organic_queue._base import OrganicQueueBase, request_key
+from organic_scoring.organic_queue._base import OrganicQueueBase, adds_seen, request_key
 from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._lock import LeaseLock
 from organic_scoring.organic_queue._memory import QueueCounters
@@ -399,6 +399,7 @@ class RedisOrganicQueue(OrganicQueueBase):
     """
 
     blocking = True  # every call is a round trip to the server
+    _announces_adds = True  # calls _notify_added after every add
 
     _REQUEST_MS: ClassVar[int] = 600_000
     """How long (ms) an add by request key is remembered, for retries and withdrawals."""
@@ -572,7 +573,12 @@ class RedisOrganicQueue(OrganicQueueBase):
 
     def _added(self, dropped: Any) -> None:
         if dropped is not None and int(dropped) < 0:
-            return  # a retried request, stored once already, or withdrawn
+            # A retried request, stored once already, or withdrawn: the handler did
+            # add it, so it is not one that forgot to (nothing new for the listeners).
+            seen = adds_seen.get()
+            if seen is not None:
+                seen.count += 1
+            return
         if dropped and not self._warned_full:
             self._warned_full = True
             log.warning(

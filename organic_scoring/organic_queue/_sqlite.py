@@ -89,6 +89,8 @@ class SQLiteOrganicQueue(OrganicQueueBase):
             is damaged or read-only, or cannot be opened.
     """
 
+    _announces_adds = True  # calls _notify_added after every add
+
     def __init__(
         self,
         path: str | os.PathLike[str],

@@ -74,4 +74,7 @@ class SynthDatasetBase(ABC):
 
     @abstractmethod
     def sample(self) -> Any:
-        """Return one sample (a :class:`SynthDatasetEntry` or anything the hooks take)."""
+        """Return one sample (a :class:`SynthDatasetEntry` or anything the hooks take).
+
+        The loop calls it on its event loop; it may be ``async def``.
+        """
