@@ -213,16 +213,12 @@ def test_adds_from_the_handler_count_however_they_reach_the_queue(tmp_path: Any)
             await self._organic_queue.aadd(synapse)
             return synapse
 
-    scorers = [
-        Recorder(),
-        Plain(),
-        Awaits(organic_queue=SQLiteOrganicQueue(tmp_path / "queue.db")),
-    ]
-    for scorer in scorers:
-        asyncio.run(scorer.receive_organic("x"))
-        stats = scorer.stats
-        assert (stats.organic_not_queued, stats.organic_accepted, stats.queue_size) == (0, 1, 1)
-        assert stats.organic_unaccounted == 0
+    with SQLiteOrganicQueue(tmp_path / "queue.db") as on_disk:
+        for scorer in (Recorder(), Plain(), Awaits(organic_queue=on_disk)):
+            asyncio.run(scorer.receive_organic("x"))
+            stats = scorer.stats
+            assert (stats.organic_not_queued, stats.organic_accepted, stats.queue_size) == (0, 1, 1)
+            assert stats.organic_unaccounted == 0
 
 
 def test_a_queue_that_never_announces_its_adds_is_not_judged(library_log: list[str]) -> None:

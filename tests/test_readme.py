@@ -30,6 +30,7 @@ from typing import Any
 
 import bittensor as bt
 import pytest
+import redis
 
 from organic_scoring import OrganicScoringBase
 from organic_scoring._compat import BT_MAJOR, HAS_AXON
@@ -289,7 +290,7 @@ def test_every_block_runs(
         for value in namespace.values():
             if isinstance(value, (OrganicScoringBase, OrganicServer)):
                 value.stop()
-            elif isinstance(value, (PrometheusMetrics, OrganicQueueBase)):
+            elif isinstance(value, (PrometheusMetrics, OrganicQueueBase, redis.Redis)):
                 getattr(value, "close", lambda: None)()
         stage.close()
     capsys.readouterr()
