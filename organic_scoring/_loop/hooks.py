@@ -158,13 +158,10 @@ class Hook:
 class PlainCalls:
     """Runs plain functions on AnyIO worker threads, ``limit`` at a time per event loop.
 
-    Cancelling the caller (a stage timeout, ``stop()``) *abandons* the call: Python
-    cannot stop a thread, so the function runs on to its end on its own and its
-    result is dropped. AnyIO frees the caller's place at once, so abandoned calls
-    are counted: while ``limit`` of them still run, :meth:`run` refuses new calls
-    with a :class:`RuntimeError` instead of starting yet another thread. A call
-    abandoned before its thread took it up never starts. The function sees the
-    caller's context variables.
+    Cancelling the caller (a stage timeout, ``stop()``) abandons the call: it runs on,
+    its result dropped. While ``limit`` abandoned calls still run, :meth:`run` raises
+    :class:`RuntimeError`; a call abandoned before its thread took it up never
+    starts. The function sees the caller's context variables.
     """
 
     __slots__ = ("_abandoned", "_limit", "_limiters", "_lock", "name")
