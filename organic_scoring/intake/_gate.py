@@ -369,13 +369,10 @@ class Gate:
     async def remember(
         self, hotkey: str, nonce: int | str, signed_at_ns: int, resolution_ns: int = 1
     ) -> None:
-        """Refuse (401) a replayed nonce, or a request no longer fresh; 503 when the
-        nonce store itself fails; 429 (``Retry-After``) without asking the store when
-        as many requests as admission control holds (``max_concurrent +
-        max_backlog``) are in the store's call, in a slot or waiting for one.
-
-        Freshness is re-checked here, after the body was read. A store whose
-        ``blocking`` is not False is called on a worker thread.
+        """Refuse a replayed nonce or a request no longer fresh (401), a failing store
+        (503), or, without asking the store, one past ``max_concurrent + max_backlog``
+        (429, ``Retry-After``). A store whose ``blocking`` is not False is called on a
+        worker thread.
         """
         self.check_fresh(signed_at_ns, resolution_ns)
         admission = self._admission
