@@ -1,24 +1,14 @@
 """The axon's wire format, and the gate's cheap steps as pure ASGI middleware in front
 of bittensor's own app.
 
-bittensor's axon (9/10) builds a synapse, logs and answers for every request it
-refuses, however cheap the reason. :class:`AxonScreen` sits outermost on the axon's
-FastAPI app and runs the gate's steps up to the body (:meth:`Gate.receive
-<organic_scoring.intake._gate.Gate.receive>`) before any of that: repeated
-authentication headers (400), an unsigned request (401), a claimed hotkey that is not
-canonical (400) or not allowed (403), a stale or early nonce (401, or 503 while a
-restarted intake settles), a declared body over the limit (413), a body that is too
-slow (408), too long (413) or over the unverified-bytes budget (429/503), and a body
-that is not the synapse (400, 422; 415 without a JSON content type; 400 when its hash
-is not the ``computed_body_hash`` header or the headers do not build the synapse). A
-refusal that leaves the body unread closes the connection. Everything else goes on
-to bittensor with the body it sent, unchanged; bittensor checks the signature, and the
-axon's hooks run the rest of the gate's steps
-(:meth:`Gate.proceed <organic_scoring.intake._gate.Gate.proceed>`).
-
-A refusal is JSON ``{"message": ...}`` with bittensor's ``bt_header_axon_status_code``
-and ``bt_header_axon_status_message`` headers, which its dendrite reads into
-``synapse.dendrite.status_code`` and ``status_message``.
+:class:`AxonScreen` sits outermost on a bittensor 9/10 axon's FastAPI app and runs the
+gate's steps up to the body (:meth:`Gate.receive
+<organic_scoring.intake._gate.Gate.receive>`), plus the synapse's parse and body hash
+(400, 422; 415 without a JSON content type), before bittensor builds a synapse for a
+request it would refuse anyway. A refusal that leaves the body unread closes the
+connection; anything else reaches bittensor unchanged. A refusal is JSON
+``{"message": ...}`` with bittensor's ``bt_header_axon_status_code`` and
+``bt_header_axon_status_message`` headers.
 """
 
 from __future__ import annotations
@@ -104,10 +94,7 @@ class AxonWire(Wire):
 
     def check(self, claim: Claim, body: bytes) -> Any:
         # The body must be the synapse: bittensor answers one that is not with a 500.
-        # bittensor then parses it again (its route's body-integrity dependency reads
-        # ``request.body()`` and builds the synapse itself, and FastAPI reads the body
-        # for the endpoint): it takes no parsed synapse from outside without replacing
-        # a private dependency of its route, so this one extra parse stays.
+        # bittensor parses it again itself (it takes no parsed synapse from outside).
         synapse_type = self.route.synapse_type
         if not _is_json(self._headers.get(b"content-type")):
             raise Refused(415, "the body must be JSON (Content-Type: application/json)")

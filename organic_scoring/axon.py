@@ -1,12 +1,9 @@
 """Organic intake through a bittensor 9/10 axon: a thin adapter to the intake gate.
 
-The gate's steps up to the body run in :class:`~organic_scoring._axon_screen.AxonScreen`,
-ASGI middleware in front of bittensor's app; bittensor then checks the signature in
-the ``verify_fn`` (``default_verify``), and the handler runs the rest of the gate's
-steps on the synapse with the verified ``dendrite``. bittensor asserts exact hook
-signatures when attaching (one parameter named ``synapse``, blacklist annotated
-``typing.Tuple[bool, str]``, verify ``-> None``), so the adapters have those whatever
-the scorer's hooks look like.
+:class:`~organic_scoring._axon_screen.AxonScreen` runs the gate's steps up to the body;
+bittensor checks the signature in the ``verify_fn``; the handler runs the rest. The
+adapters have the exact hook signatures bittensor asserts when attaching, whatever the
+scorer's hooks look like.
 """
 
 from __future__ import annotations

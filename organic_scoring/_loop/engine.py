@@ -86,12 +86,8 @@ the run, which would wait for them; they ask for the stop and return."""
 
 
 class _Fatal(Exception):
-    """Carries a ``SystemExit`` or ``KeyboardInterrupt`` out of an iteration task.
-
-    asyncio would raise those straight out of the event loop, past the run; wrapped,
-    they travel through the task group like any failure (cancelling the rest) and are
-    re-raised once the run has wound down.
-    """
+    """Carries a ``SystemExit`` or ``KeyboardInterrupt`` through the task group (which
+    cancels the rest), to be re-raised once the run has wound down."""
 
     def __init__(self, error: BaseException) -> None:
         super().__init__(repr(error))

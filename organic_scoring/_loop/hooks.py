@@ -1,15 +1,9 @@
 """Calling a scorer's hooks: sync or async sorted once, overridden or not.
 
-A hook is normally ``async def``; a plain ``def`` works too. Which of the two a
-hook is gets decided once, when it is resolved (as Starlette does for endpoints),
-never per call: :class:`Hook` keeps the answer. The scoring loop and the intake run
-plain hooks on AnyIO worker threads (:class:`PlainCalls`) so that stage timeouts and
-``stop()`` hold for them; a plain function that returns an awaitable (a decorated
-coroutine function, say) has that awaitable awaited as well.
-
-Hooks that run side by side run in AnyIO task groups, which raise what their tasks
-raised inside an exception group; :func:`ungrouped` turns that back into the one
-exception a caller expects.
+:class:`Hook` decides once whether a hook is ``async def`` or plain; plain hooks run
+on AnyIO worker threads (:class:`PlainCalls`) so that stage timeouts and ``stop()``
+hold for them, and an awaitable they return is awaited too. :func:`ungrouped` turns a
+task group's exception group back into the one exception a caller expects.
 """
 
 from __future__ import annotations
@@ -164,13 +158,10 @@ class Hook:
 class PlainCalls:
     """Runs plain functions on AnyIO worker threads, ``limit`` at a time per event loop.
 
-    Cancelling the caller (a stage timeout, ``stop()``) *abandons* the call: Python
-    cannot stop a thread, so the function runs on to its end on its own and its
-    result is dropped. AnyIO frees the caller's place at once, so abandoned calls
-    are counted: while ``limit`` of them still run, :meth:`run` refuses new calls
-    with a :class:`RuntimeError` instead of starting yet another thread. A call
-    abandoned before its thread took it up never starts. The function sees the
-    caller's context variables.
+    Cancelling the caller (a stage timeout, ``stop()``) abandons the call: it runs on,
+    its result dropped. While ``limit`` abandoned calls still run, :meth:`run` raises
+    :class:`RuntimeError`; a call abandoned before its thread took it up never
+    starts. The function sees the caller's context variables.
     """
 
     __slots__ = ("_abandoned", "_limit", "_limiters", "_lock", "name")

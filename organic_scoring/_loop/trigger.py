@@ -1,16 +1,10 @@
 """When the next iteration is due: the step counter, the annealed period, and wake-ups.
 
-``"seconds"`` waits a period from the previous iteration's start; ``"steps"`` waits
-for the counter to reach a threshold (surplus carries over). Both anneal with the
-queue size (:meth:`ScoringConfig.period`). Increments, queue adds and stop requests
-wake the wait from any thread. A queue whose size cannot be read counts as empty.
-With jitter the period is drawn around the smoothed load (:class:`Load`) and the
-next sample's kind is fixed when the wait begins (:attr:`Trigger.planned`).
-``"poisson"`` runs at the points of a Poisson process whose rate is fixed: the queue
-neither shortens nor lengthens a wait, and a point missed while no iteration could
-start is dropped. Each point's kind is drawn at random from the smoothed backlog
-(:meth:`Trigger.plan`), not from what waits at that moment, so the gap before a
-query says nothing about its kind.
+``"seconds"`` waits a period from the previous iteration's start, ``"steps"`` for the
+counter to reach a threshold (surplus carries over); both anneal with the queue size
+(:meth:`ScoringConfig.period`). ``"poisson"`` runs at the points of a fixed-rate
+Poisson process (see ``docs/probes.md``). A queue whose size cannot be read counts
+as empty.
 """
 
 from __future__ import annotations
@@ -373,10 +367,8 @@ class Trigger:
     def next_point(self, now: float) -> float:
         """Under ``"poisson"``: when the next iteration is due, as of ``now``.
 
-        The gaps between points are exponential with mean ``trigger_frequency``,
-        drawn from the trigger's own generator and nothing else. A point already
-        past (no iteration could start then) is dropped: the next one is drawn
-        from ``now``, which for a Poisson process is the same thing.
+        Gaps are exponential with mean ``trigger_frequency``, from the trigger's own
+        generator; a point already past is dropped (the next is drawn from ``now``).
         """
         if self._due is None or self._due < now:
             self._due = now + self._random.expovariate(1.0 / self._config.trigger_frequency)

@@ -1,12 +1,9 @@
 """Watching the scoring loop's event loop from outside it, for hooks that block it.
 
-No timeout and no cancellation can take effect while an ``async def`` hook makes a
-blocking call: the event loop is not running. A :class:`Watchdog` thread posts a
-probe to the loop every ``threshold / 4`` seconds; a probe that waits ``threshold``
-seconds or more means the loop is blocked, and the loop thread's stack tells which
-hook holds it (looked at on each tick while a probe waits; the last look counts).
-When the probe finally runs, the block is over and ``on_block`` hears of it (on the
-watchdog's thread).
+A :class:`Watchdog` thread posts a probe to the loop every ``threshold / 4`` seconds; a
+probe that waits ``threshold`` seconds or more means the loop is blocked, and the loop
+thread's stack (last looked at while the probe waited) tells which hook holds it.
+``on_block`` hears of it once the probe runs, on the watchdog's thread.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """Epistula v2: the signed-HTTP protocol of bittensor gateways, on every bittensor major.
 
-Headers of a request (all required here; a request must name its receiver):
-
-- ``Epistula-Version``: ``2``
-- ``Epistula-Timestamp``: when it was signed, milliseconds since the Unix epoch
-- ``Epistula-Uuid``: a fresh UUID per request; the replay key
-- ``Epistula-Signed-By``: the caller's ss58 hotkey
-- ``Epistula-Signed-For``: the receiver's (the validator's) ss58 hotkey
-- ``Epistula-Request-Signature``: ``0x`` and the hex of the caller's sr25519 signature
-  of the UTF-8 text ``f"{sha256(body).hexdigest()}.{uuid}.{timestamp}.{signed_for}"``
-
-Gateways also send ``Epistula-Secret-Signature-0/1/2`` (signatures of time buckets,
-for receivers that check them instead); they are ignored, not refused. Freshness,
-the start-time watermark and replay protection (by UUID, in the same nonce store as
-btauth/1) are the intake gate's, as strict as for btauth/1. Signing and verifying
-need only an sr25519 keypair, which bittensor 9, 10 and 11 all ship.
+The caller signs ``f"{sha256(body).hexdigest()}.{uuid}.{timestamp}.{signed_for}"``
+with sr25519 and sends it in ``Epistula-*`` headers, all required here (the table is
+in ``docs/intake.md``); ``Epistula-Secret-Signature-0/1/2`` are ignored. Freshness and
+replay protection (by UUID) are the intake gate's, as for btauth/1.
 """
 
 from __future__ import annotations

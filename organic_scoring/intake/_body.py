@@ -1,12 +1,9 @@
 """Reading a request body under a size limit, a time limit and a memory budget.
 
-A declared ``Content-Length`` above the limit is refused before a byte is read; a
-body without one (chunked) is refused as soon as what arrived passes the limit. A
-body that has not arrived whole within the time limit is given up (408), and what
-had arrived of it is dropped with it. Bodies read before their signature is checked
-hold a share of a :class:`BodyBudget` (in all, and per claimed hotkey) until it is:
-callers that trickle forged bodies cannot hold more memory than the budget, and a
-declared body is read into one buffer of its size, returned whole when dropped.
+A declared ``Content-Length`` over the limit is refused before a byte is read, a
+chunked body once what arrived passes it; a body not whole within the time limit is
+given up (408). Bodies read before their signature is checked hold a share of a
+:class:`BodyBudget` (in all, and per claimed hotkey) until it is.
 """
 
 from __future__ import annotations

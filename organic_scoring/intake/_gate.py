@@ -1,51 +1,14 @@
 """The intake gate: one pipeline behind every transport, its step order written once.
 
-A transport adapts its wire format to a :class:`Wire` (how to read the claim, the
-body and the request, how to answer) and hands it to :meth:`Gate.serve`, which runs
-these steps in this order; each one refuses by raising :class:`Refused` with the
-status every transport answers with:
-
-==========  =====================================================  ======
-step        what                                                   refusal
-==========  =====================================================  ======
-claim       the wire reads who claims to have signed, when, with   401/400
-            which nonce (missing or repeated headers)
-identify    the claimed hotkey is an SS58 address (401) written     401/400
-            the canonical way, format 42 (400)
-screen      ``allowed_hotkeys`` admits the hotkey, before any       403
-            byte of the body is read or any signature verified
-fresh       signed at most ``max_age`` ago, not ahead by more than  401
-            ``allowed_skew``, and not before the intake started
-length      a declared body longer than ``max_body_bytes``          400/413
-body        read within ``body_timeout``, at most                   408/413
-            ``max_body_bytes``, under the unverified-bytes budget   429/503
-check       the wire checks the body: the signature (401)
-remember    still fresh, and the (hotkey, nonce) pair was never     401
-            accepted before (the nonce store failing: 503); no     429
-            store call while ``max_concurrent + max_backlog``
-            requests are already in it or holding a slot or
-            waiting for one
-charge      the hotkey's ``quota`` (429; its store failing: 503)    429
-blacklist   ``_blacklist_fn`` refuses (403); raises (500)
-parse       the wire parses the request                            400/422
-verify      ``_verify_fn`` returns False or raises                  403
-priority    ``_priority_fn``, a number (NaN ranks last); raises     500
-admit       ``max_concurrent`` requests at once, the rest wait,     429
-            highest priority first, at most ``max_backlog`` of them
-handle      ``receive_organic(request)``: counted as accepted, or   500
-            as a handler error when ``_on_organic_entry`` raises
-            (503 when the organic queue is unavailable); the wire
-            answers with what it returned
-==========  =====================================================  ======
-
-:meth:`Gate.serve` is :meth:`Gate.receive` (claim to check) then
-:meth:`Gate.proceed` (remember to handle). The axon calls the two halves itself,
-because bittensor's own signature check sits between them. Cheap steps come first,
-so an outsider costs no signature check and no nonce. ``_blacklist_fn`` /
-``_verify_fn`` answer with a flag or ``(flag, reason)``; ``_verify_fn`` returning
-None accepts. Plain-function hooks run on worker threads; while
-``max(4, max_concurrent)`` abandoned calls still run, a plain hook's step fails at
-once with :class:`RuntimeError`.
+A transport adapts its wire format to a :class:`Wire` and hands it to
+:meth:`Gate.serve`, which runs the steps claim, identify, screen, fresh, length, body,
+check (:meth:`Gate.receive`), then remember, charge, blacklist, parse, verify,
+priority, admit, handle (:meth:`Gate.proceed`); each refuses by raising
+:class:`Refused` with its status (the table is in ``docs/intake.md``). The axon calls
+the two halves itself, because bittensor's own signature check sits between them.
+Plain-function hooks run on worker threads; while ``max(4, max_concurrent)``
+abandoned calls still run, a plain hook's step fails at once with
+:class:`RuntimeError`.
 """
 
 from __future__ import annotations
@@ -406,13 +369,10 @@ class Gate:
     async def remember(
         self, hotkey: str, nonce: int | str, signed_at_ns: int, resolution_ns: int = 1
     ) -> None:
-        """Refuse (401) a replayed nonce, or a request no longer fresh; 503 when the
-        nonce store itself fails; 429 (``Retry-After``) without asking the store when
-        as many requests as admission control holds (``max_concurrent +
-        max_backlog``) are in the store's call, in a slot or waiting for one.
-
-        Freshness is re-checked here, after the body was read. A store whose
-        ``blocking`` is not False is called on a worker thread.
+        """Refuse a replayed nonce or a request no longer fresh (401), a failing store
+        (503), or, without asking the store, one past ``max_concurrent + max_backlog``
+        (429, ``Retry-After``). A store whose ``blocking`` is not False is called on a
+        worker thread.
         """
         self.check_fresh(signed_at_ns, resolution_ns)
         admission = self._admission

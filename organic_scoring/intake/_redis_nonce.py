@@ -10,7 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from organic_scoring.organic_queue._redis_link import COMMAND_TIMEOUT, RedisLink
+from organic_scoring.organic_queue._redis_link import (
+    COMMAND_TIMEOUT,
+    RedisLink,
+    check_timeout,
+)
 
 __all__ = ["RedisNonceStore"]
 
@@ -69,21 +73,12 @@ class RedisNonceStore:
             )
         if not isinstance(namespace, str) or not namespace:
             raise ValueError(f"namespace must be a non-empty string, got {namespace!r}")
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        check_timeout(timeout)
         self.retention = float(retention)
         """Seconds a nonce is remembered (read by ``bt.http_auth.verify``)."""
         self._retention_ms = max(1, round(self.retention * 1000))
         self._prefix = f"{namespace}:nonce:"
-        if isinstance(client, str):
-            self._link = RedisLink.from_url(client, "RedisNonceStore", timeout=float(timeout))
-        else:
-            self._link = RedisLink(client, "RedisNonceStore", timeout=float(timeout))
+        self._link = RedisLink.connect(client, "RedisNonceStore", timeout=float(timeout))
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> RedisNonceStore:

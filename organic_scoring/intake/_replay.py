@@ -1,12 +1,10 @@
 """Replay protection that survives a restart: a freshness window, a start-time
 watermark, and a pluggable store of nonces already seen.
 
-A request is fresh when signed at most ``max_age`` ago, at most ``allowed_skew``
-ahead, and not before the intake started (the watermark needs no storage). The
-store protocol is bittensor 11's ``http_auth.NonceStore`` widened to string nonces:
-``check_and_store(hotkey, nonce) -> bool``. An optional ``retention`` must cover the
-window; ``blocking = False`` stores are called inline on the event loop, others on a
-worker thread.
+The store protocol is bittensor 11's ``http_auth.NonceStore`` widened to string
+nonces: ``check_and_store(hotkey, nonce) -> bool``. An optional ``retention`` must
+cover the window; ``blocking = False`` stores are called inline on the event loop,
+others on a worker thread.
 """
 
 from __future__ import annotations

@@ -1,16 +1,11 @@
 """One active scorer among many: a lease lock in Redis, and the thread that keeps it.
 
-The lock is redis-py's :class:`redis.lock.Lock` on one key holding the holder's
-token (host, pid, random tail): taken only when free, renewed/released only while
-the key still holds our token. Each acquisition also increments a fence counter
-beside the key, and the holder keeps the number it got: :meth:`LeaseLock.check`
-tells, atomically in Redis, whether the key still holds our token *and* the fence
-is still ours, so work begun under an earlier tenure can be refused. A holder
-believes it holds the lock for ``period`` less a drift margin, counted from
-*before* the acquiring request was sent, so two holders never overlap unless clock
-rates differ by more than the margin.
-:class:`LeaseKeeper` renews (or a standby retries) every third of a period; a
-standby also tries just after the holder's key is due to expire.
+:class:`LeaseLock` is redis-py's :class:`redis.lock.Lock` plus a fence counter bumped
+on each acquisition; :meth:`LeaseLock.check` tells atomically whether the key still
+holds our token under our fence. A holder counts its ``period`` (less a drift margin)
+from before the acquiring request, so two holders never overlap unless clock rates
+differ by more than the margin. :class:`LeaseKeeper` renews (or a standby retries)
+every third of a period.
 """
 
 from __future__ import annotations

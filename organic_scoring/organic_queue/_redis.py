@@ -55,6 +55,7 @@ from organic_scoring.organic_queue._redis_link import (
     COMMAND_TIMEOUT,
     LuaScript,
     RedisLink,
+    check_timeout,
 )
 
 __all__ = ["LeasedQueueCounters", "RedisOrganicQueue"]
@@ -304,16 +305,6 @@ _TOKEN = re.compile(r"([0-9]+:[0-9]+:[0-9]+)@(.*)", re.DOTALL)
 epoch), then ``@`` and the queue's name."""
 
 
-def _check_timeout(timeout: object) -> None:
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
-
-
 class _DeadLetter(SampleUnreadable):
     """A sample handed out ``max_deliveries`` times without an ack: it went to the
     dead-letter list instead of a fourth (or later) iteration."""
@@ -360,17 +351,11 @@ class RedisOrganicQueue(OrganicQueueBase):
     ``lock_period``. Call :meth:`close` (or :meth:`aclose`, or use it as a context
     manager) when done.
 
-    While an iteration runs, the scoring loop renews its sample's lease
-    (:meth:`renew`), so a slow iteration keeps its sample. A sample handed out
-    ``max_deliveries`` times without an ack (its scorers died or hung each time) is
-    not handed out again: :meth:`take` moves it to the dead letters
-    (:meth:`dead_letters`) and raises :class:`~organic_scoring.errors.SampleUnreadable`
-    with it, which the loop reports as a failed organic sample.
-
-    The awaitable forms (:meth:`aadd`, :meth:`atake`, ...) use a ``redis.asyncio``
-    client per event loop, made from ``client``'s settings on first use and closed
-    by :meth:`close`, :meth:`aclose` or :meth:`adetach`. Keys share the hash tag
-    ``{name}``, so the queue works on a Redis Cluster.
+    A sample handed out ``max_deliveries`` times without an ack goes to
+    :meth:`dead_letters` instead, and :meth:`take` raises
+    :class:`~organic_scoring.errors.SampleUnreadable` with it. The awaitable forms
+    (:meth:`aadd`, :meth:`atake`, ...) use a ``redis.asyncio`` client per event loop.
+    Keys share the hash tag ``{name}`` (Redis Cluster works). See ``docs/fleet.md``.
 
     Args:
         client: A redis-py client (``redis.Redis``, ``redis.cluster.RedisCluster``,
@@ -449,7 +434,7 @@ class RedisOrganicQueue(OrganicQueueBase):
             raise ValueError(
                 f"lock_period must be a number of seconds, at least 0.01, got {lock_period!r}"
             )
-        _check_timeout(timeout)
+        check_timeout(timeout)
         self._one_scorer = one_scorer
         self._max_deliveries = max_deliveries
         self._lock_period = float(lock_period)
@@ -459,10 +444,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._lease_ms = max(1, round(self._lease * 1000))
         self._random = random.Random(seed)
         what = f"RedisOrganicQueue(name={name!r})"
-        if isinstance(client, str):
-            self._link = RedisLink.from_url(client, what, timeout=float(timeout))
-        else:
-            self._link = RedisLink(client, what, timeout=float(timeout))
+        self._link = RedisLink.connect(client, what, timeout=float(timeout))
         try:
             self._scripts = self._SCRIPTS[self._link.script_flags]
         except BaseException:
@@ -530,6 +512,18 @@ class RedisOrganicQueue(OrganicQueueBase):
         if key is None:
             return self._keys, args
         return [*self._keys, self._request_prefix + key], [*args, self._REQUEST_MS]
+
+    async def _arun(
+        self, name: str, doing: str, args: list[Any], keys: list[str] | None = None
+    ) -> Any:
+        """Script ``name`` on this event loop's async client (:meth:`RedisLink.run`)."""
+        script = self._scripts[name]
+        keys = self._keys if keys is None else keys
+        return await self._link.run(
+            doing,
+            lambda client: script.acall(client, self._link, keys, args),
+            lambda: script(self._link, keys, args),
+        )
 
     def _add_failed(self, keys: list[str]) -> None:
         """An add by request key raised: its request is answered with an error, so
@@ -618,13 +612,8 @@ class RedisOrganicQueue(OrganicQueueBase):
     async def aadd(self, sample: Any, *, key: str | None = None) -> None:
         """:meth:`add`, awaitable, on this event loop's async client."""
         keys, args = self._add_args(sample, key)
-        script = self._scripts["add"]
         try:
-            dropped = await self._link.run(
-                "cannot add a sample",
-                lambda client: script.acall(client, self._link, keys, args),
-                lambda: script(self._link, keys, args),
-            )
+            dropped = await self._arun("add", "cannot add a sample", args, keys)
         except (RedisUnavailable, asyncio.CancelledError):
             self._add_failed(keys)
             raise
@@ -666,13 +655,7 @@ class RedisOrganicQueue(OrganicQueueBase):
 
     async def atake(self) -> tuple[Any, str] | None:
         """:meth:`take`, awaitable, on this event loop's async client."""
-        args = self._sample_args()
-        script = self._scripts["sample"]
-        reply = await self._link.run(
-            "cannot sample",
-            lambda client: script.acall(client, self._link, self._keys, args),
-            lambda: script(self._link, self._keys, args),
-        )
+        reply = await self._arun("sample", "cannot sample", self._sample_args())
         return self._taken(reply, self.ack)
 
     async def asample(self) -> Any:
@@ -740,12 +723,7 @@ class RedisOrganicQueue(OrganicQueueBase):
     async def aack(self, lease: Any, *, failed: bool = False) -> None:
         """:meth:`ack`, awaitable, on this event loop's async client."""
         args = self._ack_args(lease, failed)
-        script = self._scripts["ack"]
-        live = await self._link.run(
-            "cannot acknowledge a sample",
-            lambda client: script.acall(client, self._link, self._keys, args),
-            lambda: script(self._link, self._keys, args),
-        )
+        live = await self._arun("ack", "cannot acknowledge a sample", args)
         self._acked(live)
 
     def _acked(self, live: Any) -> None:
@@ -781,14 +759,8 @@ class RedisOrganicQueue(OrganicQueueBase):
     async def arenew(self, leases: Sequence[Any]) -> None:
         """:meth:`renew`, awaitable, on this event loop's async client."""
         args = self._renew_args(leases)
-        if args is None:
-            return
-        script = self._scripts["renew"]
-        await self._link.run(
-            "cannot renew leases",
-            lambda client: script.acall(client, self._link, self._keys, args),
-            lambda: script(self._link, self._keys, args),
-        )
+        if args is not None:
+            await self._arun("renew", "cannot renew leases", args)
 
     def dead_letters(self, limit: int = 100) -> list[Any]:
         """Up to ``limit`` dead letters, newest first (a stored text where one no
@@ -837,13 +809,7 @@ class RedisOrganicQueue(OrganicQueueBase):
     async def asize(self) -> int:
         """:attr:`size`, awaitable, on this event loop's async client."""
         self._check_open()
-        script = self._scripts["size"]
-        size = await self._link.run(
-            "cannot read the size",
-            lambda client: script.acall(client, self._link, self._keys, [self._max_size]),
-            lambda: script(self._link, self._keys, [self._max_size]),
-        )
-        return int(size)
+        return int(await self._arun("size", "cannot read the size", [self._max_size]))
 
     def counters(self) -> LeasedQueueCounters:
         """All counters and the size, read together in one atomic script."""

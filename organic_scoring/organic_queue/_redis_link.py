@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import importlib
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -30,6 +31,7 @@ __all__ = [
     "COMMAND_TIMEOUT",
     "LuaScript",
     "RedisLink",
+    "check_timeout",
     "masked",
     "require_redis",
 ]
@@ -45,6 +47,17 @@ ALLOW_OOM = "#!lua flags=allow-oom\n"
 ``maxmemory`` (Redis 7 and later; see :attr:`RedisLink.script_flags`)."""
 
 _T = TypeVar("_T")
+
+
+def check_timeout(timeout: object) -> None:
+    """Refuse (ValueError) a ``timeout`` that is not a finite number of seconds > 0."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
 
 
 def require_redis(feature: str) -> ModuleType:
@@ -170,6 +183,13 @@ class RedisLink:
                 "(not awaited) call to a Redis that hangs waits for ever; make the client "
                 f"with socket_timeout={timeout:g}, or use .from_url()"
             )
+
+    @classmethod
+    def connect(cls, client: Any, what: str, *, timeout: float) -> RedisLink:
+        """A link on ``client``, or (:meth:`from_url`) on one made from a URL string."""
+        if isinstance(client, str):
+            return cls.from_url(client, what, timeout=timeout)
+        return cls(client, what, timeout=timeout)
 
     @classmethod
     def from_url(cls, url: str, what: str, *, timeout: float) -> RedisLink:
