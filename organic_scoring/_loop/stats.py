@@ -31,6 +31,20 @@ server's thread; it must be quick and must not block."""
 TIMED = ("sample", "query", "reference", "responses", "rewards", "weights", "log", "total")
 """The durations one iteration reports to :meth:`StatsRecorder.succeeded`, in this order."""
 _WINDOW = 512
+_COUNTS = (
+    "iterations",
+    "organic_iterations",
+    "synthetic_iterations",
+    "skipped",
+    "failed_iterations",
+    "in_flight",
+    "organic_scored",
+    "organic_failed",
+    "organic_in_flight",
+    "organic_accepted",
+    "organic_handler_errors",
+    "organic_not_queued",
+)
 
 StatsObserver = Callable[[tuple[float, ...]], object]
 """Told of every scored iteration: called with its durations in :data:`TIMED` order.
@@ -281,19 +295,8 @@ class StatsRecorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._iterations = 0
-        self._organic = 0
-        self._synthetic = 0
-        self._skipped = 0
-        self._failed = 0
+        self._counts = dict.fromkeys(_COUNTS, 0)  # named as ScoringStats's fields
         self._failures: dict[str, int] = dict.fromkeys((*STAGES, "iteration"), 0)
-        self._in_flight = 0
-        self._organic_scored = 0
-        self._organic_failed = 0
-        self._organic_in_flight = 0
-        self._accepted = 0
-        self._handler_errors = 0
-        self._not_queued = 0
         self._intake: dict[str, dict[int, int]] = {}
         self._intake_observers: tuple[IntakeObserver, ...] = ()
         self._times: dict[str, deque[float]] = {k: deque(maxlen=_WINDOW) for k in TIMED}
@@ -313,21 +316,22 @@ class StatsRecorder:
                 observers.remove(observer)
             self._observers = tuple(observers)
 
-    def started(self) -> None:
+    def _move(self, **by: int) -> None:
         with self._lock:
-            self._in_flight += 1
+            for name, n in by.items():
+                self._counts[name] += n
+
+    def started(self) -> None:
+        self._move(in_flight=1)
 
     def accepted(self) -> None:
-        with self._lock:
-            self._accepted += 1
+        self._move(organic_accepted=1)
 
     def handler_failed(self) -> None:
-        with self._lock:
-            self._handler_errors += 1
+        self._move(organic_handler_errors=1)
 
     def not_queued(self) -> None:
-        with self._lock:
-            self._not_queued += 1
+        self._move(organic_not_queued=1)
 
     def intake(self, transport: str, status: int, seconds: float) -> None:
         """An intake answered a request with ``status`` after ``seconds``."""
@@ -353,48 +357,46 @@ class StatsRecorder:
     def progress(self) -> tuple[int, int]:
         """Iterations that ended (scored or failed), and triggers skipped, so far."""
         with self._lock:
-            return self._iterations + self._failed, self._skipped
+            c = self._counts
+            return c["iterations"] + c["failed_iterations"], c["skipped"]
 
     def sampled(self, organic: bool) -> None:
         if organic:
-            with self._lock:
-                self._organic_in_flight += 1
+            self._move(organic_in_flight=1)
 
     def skipped(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
-            self._skipped += 1
+        self._move(in_flight=-1, skipped=1)
 
     def succeeded(self, organic: bool, times: tuple[float, ...]) -> None:
         """An iteration ran every stage; ``times`` are its durations in :data:`TIMED` order."""
         with self._lock:
-            self._in_flight -= 1
-            self._iterations += 1
+            c = self._counts
+            c["in_flight"] -= 1
+            c["iterations"] += 1
             if organic:
-                self._organic += 1
-                self._organic_in_flight -= 1
-                self._organic_scored += 1
+                c["organic_iterations"] += 1
+                c["organic_in_flight"] -= 1
+                c["organic_scored"] += 1
             else:
-                self._synthetic += 1
+                c["synthetic_iterations"] += 1
             for window, value in zip(self._windows, times):  # noqa: B905 - both len(TIMED)
                 window.append(value)
-        observers = self._observers  # an empty tuple costs one test when nobody listens
-        if observers:
-            for observer in observers:
-                try:
-                    observer(times)
-                except Exception as exc:  # an observer's bug must not fail the iteration
-                    log.error(f"a stats observer raised {exc!r}", exc_info=exc)
+        for observer in self._observers:
+            try:
+                observer(times)
+            except Exception as exc:  # an observer's bug must not fail the iteration
+                log.error(f"a stats observer raised {exc!r}", exc_info=exc)
 
     def failed(self, stage: Stage, organic: bool) -> None:
         """An iteration ended in a failure in ``stage``."""
         with self._lock:
-            self._in_flight -= 1
-            self._failed += 1
+            c = self._counts
+            c["in_flight"] -= 1
+            c["failed_iterations"] += 1
             self._failures[stage] += 1
             if organic:
-                self._organic_in_flight -= 1
-                self._organic_failed += 1
+                c["organic_in_flight"] -= 1
+                c["organic_failed"] += 1
 
     def fault(self, stage: Stage, *, failed_iteration: bool) -> None:
         """A failure was reported outside an iteration the runner had started.
@@ -405,7 +407,7 @@ class StatsRecorder:
         with self._lock:
             self._failures[stage] += 1
             if failed_iteration:
-                self._failed += 1
+                self._counts["failed_iterations"] += 1
 
     def snapshot(
         self,
@@ -417,42 +419,18 @@ class StatsRecorder:
         stuck: int = 0,
     ) -> ScoringStats:
         with self._lock:
+            counts: dict[str, Any] = dict(self._counts)
             failures = {k: v for k, v in self._failures.items() if v}
             intake = {t: MappingProxyType(dict(by)) for t, by in self._intake.items()}
             times = {k: list(v) for k, v in self._times.items() if v}
-            counts = (
-                self._iterations,
-                self._organic,
-                self._synthetic,
-                self._skipped,
-                self._in_flight,
-                self._organic_scored,
-                self._organic_failed,
-                self._organic_in_flight,
-                self._accepted,
-                self._handler_errors,
-                self._failed,
-                self._not_queued,
-            )
         return ScoringStats(
-            iterations=counts[0],
-            organic_iterations=counts[1],
-            synthetic_iterations=counts[2],
-            skipped=counts[3],
-            failed_iterations=counts[10],
+            **counts,
             failures=MappingProxyType(failures),
-            in_flight=counts[4],
-            organic_scored=counts[5],
-            organic_failed=counts[6],
-            organic_in_flight=counts[7],
-            organic_accepted=counts[8],
-            organic_handler_errors=counts[9],
             queue_size=queue_size,
             queue_counters=MappingProxyType(dict(queue_counters)),
             active_scorer=active,
             oldest_iteration_age=oldest,
             stuck_iterations=stuck,
-            organic_not_queued=counts[11],
             stage_times=MappingProxyType({k: _percentiles(v) for k, v in times.items()}),
             intake_requests=MappingProxyType(intake),
         )
