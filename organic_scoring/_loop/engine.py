@@ -16,6 +16,7 @@ import contextvars
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -43,38 +44,24 @@ _FATAL = (SystemExit, KeyboardInterrupt)
 _LOOK_EVERY = 5.0  # seconds between reads of a blocking queue's counters
 
 
+@dataclass(eq=False, slots=True)
 class _Run:
     """The state of one run, shared between its loop and whoever stops it."""
 
-    __slots__ = (
-        "drain_timeout",
-        "finished",
-        "in_flight",
-        "iterations",
-        "keeper",
-        "loop",
-        "settled",
-        "stop_requested",
-        "task",
-        "thread",
-        "tid",
-    )
-
-    def __init__(self) -> None:
-        self.keeper: LeaseKeeper | None = None  # the scorer lock, for a shared queue
-        # Whether the run knows if it needs the scorer lock (and has its keeper): until
-        # then it is not the active scorer, whatever it will turn out to be.
-        self.settled = False
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.tid: int | None = None  # the thread the run's event loop runs on
-        self.thread: threading.Thread | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.stop_requested = False
-        self.drain_timeout = DEFAULT_STOP_TIMEOUT
-        self.finished = threading.Event()
-        self.in_flight = 0  # iterations started and not yet ended
-        # The running iterations: what to cancel when the scorer role is lost.
-        self.iterations: dict[Attempt, tuple[anyio.CancelScope, int | None]] = {}
+    keeper: LeaseKeeper | None = None  # the scorer lock, for a shared queue
+    # Whether the run knows if it needs the scorer lock (and has its keeper): until
+    # then it is not the active scorer, whatever it will turn out to be.
+    settled: bool = False
+    loop: asyncio.AbstractEventLoop | None = None
+    tid: int | None = None  # the thread the run's event loop runs on
+    thread: threading.Thread | None = None
+    task: asyncio.Task[None] | None = None
+    stop_requested: bool = False
+    drain_timeout: float = DEFAULT_STOP_TIMEOUT
+    finished: threading.Event = field(default_factory=threading.Event)
+    in_flight: int = 0  # iterations started and not yet ended
+    # The running iterations: what to cancel when the scorer role is lost.
+    iterations: dict[Attempt, tuple[anyio.CancelScope, int | None]] = field(default_factory=dict)
 
 
 _inside: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
@@ -364,18 +351,9 @@ class Engine:
     def _block_threshold(self) -> float:
         """Seconds of event-loop lag the watchdog counts as a block: below the shortest
         stage timeout, so that a timeout a hook defeated has its culprit named."""
-        config = self._config
-        timeouts = [
-            t
-            for t in (
-                config.query_timeout,
-                config.reference_timeout,
-                config.rewards_timeout,
-                config.weights_timeout,
-                config.log_timeout,
-            )
-            if t is not None
-        ]
+        c = self._config
+        stages = (c.query_timeout, c.reference_timeout, c.rewards_timeout, c.weights_timeout)
+        timeouts = [t for t in (*stages, c.log_timeout) if t is not None]
         return max(min([LOOP_BLOCKED_AFTER, *timeouts]), 0.1)
 
     def _blocked(self, who: str, seconds: float) -> None:
