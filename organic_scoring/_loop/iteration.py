@@ -11,6 +11,7 @@ sample, and the queue backs off. Timeouts are AnyIO cancel scopes (Python 3.10).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -21,6 +22,8 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any, Protocol
 
@@ -28,7 +31,7 @@ import anyio
 
 from organic_scoring._defaults import ERROR_HOOK_TIMEOUT
 from organic_scoring._log import log
-from organic_scoring._loop.hooks import Hook, PlainCalls, takes_by_name, ungrouped
+from organic_scoring._loop.hooks import HOOK_CALLS, Hook, PlainCalls, takes_by_name, ungrouped
 from organic_scoring._loop.stages import Stage
 from organic_scoring._loop.stats import StatsRecorder
 from organic_scoring._loop.trigger import SampleKind
@@ -76,15 +79,13 @@ class ScorerHooks(Protocol):
     def _on_iteration_error(self, sample: Any, stage: Stage, exc: BaseException) -> Any: ...
 
 
+@dataclass(eq=False, slots=True)
 class Attempt:
     """What the engine learns from one call of ``loop_iteration``: was it reported?
     And what the engine tells it: why it was cancelled, when it knows."""
 
-    __slots__ = ("reported", "why")
-
-    def __init__(self) -> None:
-        self.reported = False
-        self.why: BaseException | None = None
+    reported: bool = False
+    why: BaseException | None = None
 
 
 attempt: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
@@ -113,27 +114,23 @@ class _StageFailed(Exception):
         self.error = error
 
 
+@dataclass(slots=True)
 class _Responses:
     """What ``_query_miners`` and ``_generate_reference`` returned, and how long each
     took; a time stays None until its hook has returned."""
 
-    __slots__ = ("query", "query_time", "reference", "reference_time")
-
-    def __init__(self) -> None:
-        self.query: Any = None
-        self.reference: Any = None
-        self.query_time: float | None = None
-        self.reference_time: float | None = None
+    query: Any = None
+    reference: Any = None
+    query_time: float | None = None
+    reference_time: float | None = None
 
 
+@dataclass(slots=True)
 class _Serial:
     """Per-event-loop locks that keep ``_set_weights`` and ``_log_results`` serial."""
 
-    __slots__ = ("log", "weights")
-
-    def __init__(self) -> None:
-        self.weights = asyncio.Lock()
-        self.log = asyncio.Lock()
+    weights: asyncio.Lock = field(default_factory=asyncio.Lock)
+    log: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class _Hooks:
@@ -199,7 +196,6 @@ class IterationRunner:
         )
         self._queue_failures = 0
         self._queue_retry_at = 0.0
-        self._last_serial: tuple[Callable[[], Any], _Serial | None] = (lambda: None, None)
         self.failures: deque[FailedIteration] = deque(maxlen=_KEEP_FAILURES)
         self.running: dict[object, float] = {}
         """When each running iteration started (monotonic seconds)."""
@@ -339,28 +335,11 @@ class IterationRunner:
             }
             stage = "log"
             async with serial.log:
+                args: tuple[Any, ...] = (logs, reference, responses, rewards, sample)
+                named: dict[str, Any] = {}
                 if hooks.log_by_name:  # as the original package called it
-                    result = await self._call(
-                        "log",
-                        config.log_timeout,
-                        hooks.log,
-                        logs=logs,
-                        reference=reference,
-                        responses=responses,
-                        rewards=rewards,
-                        sample=sample,
-                    )
-                else:  # an override with parameters of its own names
-                    result = await self._call(
-                        "log",
-                        config.log_timeout,
-                        hooks.log,
-                        logs,
-                        reference,
-                        responses,
-                        rewards,
-                        sample,
-                    )
+                    args, named = (), dict(zip(HOOK_CALLS["_log_results"], args, strict=True))
+                result = await self._call("log", config.log_timeout, hooks.log, *args, **named)
         except asyncio.CancelledError as cancelled:
             # stop() ran out of patience: the sample is reported, not lost. A cancel
             # scope cancels every await inside it, so the report is shielded (its hook
@@ -508,23 +487,19 @@ class IterationRunner:
         stage = "query or reference"
         if isinstance(error, _StageFailed):
             stage, error = error.stage, error.error
+        self._log_error(f"the {stage} stage failed too", error)
+
+    def _log_error(self, head: str, error: BaseException) -> None:
+        """Log ``error`` after ``head``: with its traceback, or redacted."""
         redacting = self._redact is not None
         log.error(
-            f"the {stage} stage failed too: {describe_error(error, redacting)}",
-            exc_info=None if redacting else error,
+            f"{head}: {describe_error(error, redacting)}", exc_info=None if redacting else error
         )
 
     async def _call(
         self, stage: Stage, timeout: float | None, hook: Hook, *args: Any, **kw: Any
     ) -> Any:
         """Call a hook under its stage's timeout; any failure becomes ``_StageFailed``."""
-        if timeout is None and hook.is_async:  # the common case, kept short
-            try:
-                return await hook.fn(*args, **kw)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                raise _StageFailed(stage, exc) from exc
         ran: float | None = None
         try:
             if hook.is_async:
@@ -551,25 +526,17 @@ class IterationRunner:
         raise _StageFailed(stage, StageTimeout(stage, timeout, ran=ran))
 
     async def _in_thread(self, hook: Hook, *args: Any, **kw: Any) -> Any:
-        lock = hook.serial
         call = functools.partial(hook.fn, *args, **kw)
-        if lock is None:
-            result = await self.plain.run(call)
-        else:
-            result = await self.plain.run(_holding, lock, call)
+        result = await self.plain.run(_holding, hook.serial or contextlib.nullcontext(), call)
         if inspect.isawaitable(result):
             result = await result
         return result
 
     def _serial_for_loop(self) -> _Serial:
         loop = asyncio.get_running_loop()
-        last_loop, serial = self._last_serial
-        if last_loop() is loop and serial is not None:
-            return serial
         serial = self._serial.get(loop)
         if serial is None:
             serial = self._serial[loop] = _Serial()
-        self._last_serial = (weakref.ref(loop), serial)
         return serial
 
     # -- failures --------------------------------------------------------------------
@@ -600,11 +567,8 @@ class IterationRunner:
         try:
             await self._call("log", timeout, self.hooks.error, sample, stage, error)
         except _StageFailed as failed:
-            redacting = self._redact is not None
-            log.error(
-                f"_on_iteration_error raised while reporting a {stage} failure: "
-                f"{describe_error(failed.error, redacting)}",
-                exc_info=None if redacting else failed.error,
+            self._log_error(
+                f"_on_iteration_error raised while reporting a {stage} failure", failed.error
             )
 
     def _kept(self, sample: Any) -> Any:
@@ -637,6 +601,6 @@ def _derived(seed: int | None) -> int | None:
     return None if seed is None else random.Random(seed).getrandbits(64)
 
 
-def _holding(lock: threading.Lock, call: Callable[[], Any]) -> Any:
+def _holding(lock: AbstractContextManager[Any], call: Callable[[], Any]) -> Any:
     with lock:
         return call()
