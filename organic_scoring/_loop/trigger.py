@@ -109,20 +109,6 @@ class Load:
     Times are :func:`time.monotonic` seconds, passed in so tests can drive it.
     """
 
-    __slots__ = (
-        "_backlog",
-        "_backlog_at",
-        "_backlog_tau",
-        "_bucket",
-        "_config",
-        "_lag",
-        "_lock",
-        "_pending",
-        "_rate",
-        "_rate_at",
-        "_rate_tau",
-    )
-
     def __init__(self, config: ScoringConfig) -> None:
         frequency = config.trigger_frequency
         self._config = config
@@ -205,21 +191,6 @@ class Trigger:
         rng: The generator jittered periods are drawn from; default: one seeded with
             ``config.seed``.
     """
-
-    __slots__ = (
-        "_config",
-        "_due",
-        "_jitter",
-        "_kinds",
-        "_load",
-        "_lock",
-        "_queue",
-        "_random",
-        "_size_failing",
-        "_steps",
-        "planned",
-        "waker",
-    )
 
     def __init__(
         self,
@@ -330,10 +301,20 @@ class Trigger:
         a True return has set :attr:`planned`.
         """
         self.planned = None
-        if self._config.trigger == "poisson":
-            return await self._wait_poisson(stopping)
+        if self._config.trigger == "poisson":  # the next point, then its kind
+            if not await self._until(self.next_point(time.monotonic()), stopping):
+                return False
+            self.spend()
+            self.planned = self.plan(time.monotonic(), await self._asize())
+            return True
         if self._load is not None and last_start is not None:
-            return await self._wait_jittered(self._load, last_start, stopping)
+            # Jittered: the period and the kind are chosen as the wait begins.
+            size = await self._asize()
+            due = last_start + self.draw(self._load.mean(time.monotonic(), size))
+            if not await self._until(due, stopping):
+                return False
+            self.planned = "organic" if size > 0 else "synthetic"
+            return True
         seconds = self._config.trigger == "seconds"
         while not stopping():
             if seconds:
@@ -349,17 +330,11 @@ class Trigger:
                 await self.waker.wait(None)
         return False
 
-    async def _wait_jittered(
-        self, load: Load, last_start: float, stopping: Callable[[], bool]
-    ) -> bool:
-        """The wait begins: draw its period and choose the kind, then sit it out."""
-        size = await self._asize()
-        due = last_start + self.draw(load.mean(time.monotonic(), size))
-        planned: SampleKind = "organic" if size > 0 else "synthetic"
+    async def _until(self, due: float, stopping: Callable[[], bool]) -> bool:
+        """Wait until monotonic time ``due``; False if ``stopping()`` became true first."""
         while not stopping():
             remaining = due - time.monotonic()
             if remaining <= 0:
-                self.planned = planned
                 return True
             await self.waker.wait(remaining)
         return False
@@ -395,19 +370,6 @@ class Trigger:
         chance = POISSON_BACKLOG_GAIN * load.backlog(now)
         load.backlog(now, size)
         return "organic" if kinds.random() < chance else "synthetic"
-
-    async def _wait_poisson(self, stopping: Callable[[], bool]) -> bool:
-        """Wait for the next point of the Poisson process (:meth:`next_point`), then
-        choose its kind (:meth:`plan`)."""
-        due = self.next_point(time.monotonic())
-        while not stopping():
-            remaining = due - time.monotonic()
-            if remaining <= 0:
-                self.spend()
-                self.planned = self.plan(time.monotonic(), await self._asize())
-                return True
-            await self.waker.wait(remaining)
-        return False
 
     def _take_threshold(self, threshold: int) -> bool:
         with self._lock:
