@@ -77,11 +77,16 @@ class ScoreBook:
         gap_min_count: int = 8,
     ) -> None:
         self._scores: FloatArray = np.zeros(_check_n_uids(n_uids), dtype=np.float64)
-        self._alpha = _check_alpha(alpha)
+        self._alpha = _number(alpha, "alpha", "a number in (0, 1]", lambda x: 0.0 < x <= 1.0)
         self._organic_weight = (
             None if organic_weight is None else _check_unit(organic_weight, "organic_weight")
         )
-        self._gap_false_flag_rate = _check_rate(gap_false_flag_rate, "gap_false_flag_rate")
+        self._gap_false_flag_rate = _number(
+            gap_false_flag_rate,
+            "gap_false_flag_rate",
+            "a number in (0, 1)",
+            lambda x: 0.0 < x < 1.0,
+        )
         self._gap_penalty = _check_unit(gap_penalty, "gap_penalty")
         self._gap_window = _check_count(gap_window, "gap_window")
         self._gap_min_count = _check_count(gap_min_count, "gap_min_count")
@@ -236,7 +241,7 @@ class ScoreBook:
             scores[index] = alpha * values + (1.0 - alpha) * scores[index]
             if organic is not None:
                 if self._kinds is None:
-                    self._kinds = KindBook(scores.shape[0], self._gap_window)
+                    self._kinds = KindBook.empty(scores.shape[0], self._gap_window)
                 self._kinds.update(index, values, bool(organic), alpha)
 
     def update_from(self, rewards: Mapping[int, float], *, organic: bool | None = None) -> None:
@@ -332,7 +337,7 @@ class ScoreBook:
         with self._lock:
             kinds = self._kinds
             if kinds is None:
-                kinds = KindBook(self._scores.shape[0], self._gap_window)
+                kinds = KindBook.empty(self._scores.shape[0], self._gap_window)
             return compare(kinds, self._gap_false_flag_rate, self._gap_min_count)
 
     def as_dict(self) -> dict[int, float]:
@@ -357,10 +362,7 @@ class ScoreBook:
         with self._lock:
             scores = self._scores.copy()
             hotkeys = self._hotkeys
-            kinds = None
-            if self._kinds is not None:
-                copy = self._kinds.copy()
-                kinds = _scorebook_file.StoredKinds(copy.averages, copy.counts, copy.windows)
+            kinds = None if self._kinds is None else self._kinds.copy()
         _scorebook_file.write(path, scores, self._alpha, hotkeys, kinds)
 
     @classmethod
@@ -385,7 +387,7 @@ class ScoreBook:
             ValueError: ``gap_window`` differs from the file's.
         """
         stored = _scorebook_file.read(path)
-        window = 64 if stored.kinds is None else int(stored.kinds.windows.shape[2])
+        window = 64 if stored.kinds is None else stored.kinds.window
         if gap_window is not None and stored.kinds is not None and gap_window != window:
             raise ValueError(
                 f"gap_window={gap_window!r} differs from the window of {window} recent "
@@ -402,12 +404,7 @@ class ScoreBook:
         )
         book._scores = stored.scores
         book._hotkeys = stored.hotkeys
-        if stored.kinds is not None:
-            kinds = KindBook(0, window)
-            kinds.averages = stored.kinds.averages
-            kinds.counts = stored.kinds.counts
-            kinds.windows = stored.kinds.windows
-            book._kinds = kinds
+        book._kinds = stored.kinds
         return book
 
 
@@ -447,16 +444,8 @@ def _number(value: object, name: str, wanted: str, ok: Callable[[float], bool]) 
     return float(value)
 
 
-def _check_alpha(alpha: object) -> float:
-    return _number(alpha, "alpha", "a number in (0, 1]", lambda x: 0.0 < x <= 1.0)
-
-
 def _check_unit(value: object, name: str) -> float:
     return _number(value, name, "a number in [0, 1]", lambda x: 0.0 <= x <= 1.0)
-
-
-def _check_rate(value: object, name: str) -> float:
-    return _number(value, name, "a number in (0, 1)", lambda x: 0.0 < x < 1.0)
 
 
 def _check_count(value: object, name: str) -> int:

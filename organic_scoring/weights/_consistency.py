@@ -56,19 +56,26 @@ class Consistency:
         return [int(uid) for uid in np.flatnonzero(self.significant)]
 
 
+@dataclass(eq=False)
 class KindBook:
     """Per-uid, per-kind moving averages, counts and recent rewards. Not thread-safe.
 
     The owner (:class:`~organic_scoring.weights.ScoreBook`) holds the lock and checks
-    the input; this class only does the arithmetic.
+    the input; this class only does the arithmetic. Also the record a score book file
+    stores.
     """
 
-    __slots__ = ("averages", "counts", "windows")
+    averages: FloatArray  # (2, n_uids)
+    counts: IntArray  # (2, n_uids)
+    windows: FloatArray  # (2, n_uids, window)
 
-    def __init__(self, n_uids: int, window: int) -> None:
-        self.averages: FloatArray = np.zeros((2, n_uids), dtype=np.float64)
-        self.counts: IntArray = np.zeros((2, n_uids), dtype=np.int64)
-        self.windows: FloatArray = np.zeros((2, n_uids, window), dtype=np.float64)
+    @classmethod
+    def empty(cls, n_uids: int, window: int) -> KindBook:
+        return cls(
+            np.zeros((2, n_uids), dtype=np.float64),
+            np.zeros((2, n_uids), dtype=np.int64),
+            np.zeros((2, n_uids, window), dtype=np.float64),
+        )
 
     @property
     def window(self) -> int:
@@ -98,7 +105,7 @@ class KindBook:
 
     def resized(self, n_uids: int) -> KindBook:
         """A copy for ``n_uids`` uids: new ones start empty, extra ones are cut."""
-        book = KindBook(n_uids, self.window)
+        book = KindBook.empty(n_uids, self.window)
         keep = min(n_uids, self.averages.shape[1])
         book.averages[:, :keep] = self.averages[:, :keep]
         book.counts[:, :keep] = self.counts[:, :keep]
@@ -106,11 +113,7 @@ class KindBook:
         return book
 
     def copy(self) -> KindBook:
-        book = KindBook(0, self.window)
-        book.averages = self.averages.copy()
-        book.counts = self.counts.copy()
-        book.windows = self.windows.copy()
-        return book
+        return KindBook(self.averages.copy(), self.counts.copy(), self.windows.copy())
 
 
 def compare(book: KindBook, false_flag_rate: float, min_count: int) -> Consistency:

@@ -13,13 +13,13 @@ from numpy.lib.npyio import NpzFile
 
 from organic_scoring._atomic import atomic_write
 from organic_scoring.errors import ScoreBookFileError
+from organic_scoring.weights._consistency import KindBook
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "ScoreBookFileError",
     "StoredBook",
-    "StoredKinds",
     "read",
     "write",
 ]
@@ -45,16 +45,7 @@ class StoredBook:
     scores: npt.NDArray[np.float64]
     alpha: float
     hotkeys: tuple[str, ...] | None
-    kinds: StoredKinds | None = None
-
-
-@dataclass(frozen=True)
-class StoredKinds:
-    """The per-kind record of a version 2 file."""
-
-    averages: npt.NDArray[np.float64]
-    counts: npt.NDArray[np.int64]
-    windows: npt.NDArray[np.float64]
+    kinds: KindBook | None = None
 
 
 def write(
@@ -62,15 +53,13 @@ def write(
     scores: npt.NDArray[np.float64],
     alpha: float,
     hotkeys: tuple[str, ...] | None,
-    kinds: StoredKinds | None = None,
+    kinds: KindBook | None = None,
 ) -> None:
     """Atomically replace the file at ``path`` with a score book holding these values."""
     n_uids = int(np.asarray(scores).shape[0])
     if kinds is None:
-        kinds = StoredKinds(
-            averages=np.zeros((2, 0)),
-            counts=np.zeros((2, 0), dtype=np.int64),
-            windows=np.zeros((2, n_uids, 0)),
+        kinds = KindBook(
+            np.zeros((2, 0)), np.zeros((2, 0), dtype=np.int64), np.zeros((2, n_uids, 0))
         )
         has_kinds = False
     else:
@@ -164,7 +153,7 @@ def _check(path: str | os.PathLike[str], entries: dict[str, npt.NDArray[Any]]) -
 
 def _check_kinds(
     path: str | os.PathLike[str], entries: dict[str, npt.NDArray[Any]], n_uids: int
-) -> StoredKinds | None:
+) -> KindBook | None:
     has_kinds = entries["has_kinds"]
     if has_kinds.shape != () or has_kinds.dtype.kind != "b":
         raise ScoreBookFileError(path, "has_kinds must be a boolean")
@@ -194,10 +183,8 @@ def _check_kinds(
         raise ScoreBookFileError(path, "the per-kind record contains NaN or infinity")
     if (counts < 0).any():
         raise ScoreBookFileError(path, "kind_counts must not be negative")
-    return StoredKinds(
-        averages=averages.astype(np.float64),
-        counts=counts.astype(np.int64),
-        windows=windows.astype(np.float64),
+    return KindBook(
+        averages.astype(np.float64), counts.astype(np.int64), windows.astype(np.float64)
     )
 
 
