@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from organic_scoring._defaults import CANCEL_GRACE
 from organic_scoring._log import log
 
-__all__ = ["Background", "Run"]
+__all__ = ["Background", "Run", "running_loop"]
 
 
 @dataclass
@@ -75,10 +75,7 @@ class Background:
 
     def start(self, body: Body) -> None:
         """Run ``body`` as a task of the running loop, else on a thread of its own."""
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
+        loop = running_loop()
         run = self._claim()
         run.owned = True
         if loop is not None:
@@ -98,7 +95,7 @@ class Background:
     def stop(self, timeout: float) -> None:
         """Ask the run to stop and wait for it; from the run's own loop, only ask."""
         run = self._request_stop()
-        if run is None or run.loop is None or _on_loop_thread(run.loop):
+        if run is None or run.loop is None or running_loop() is run.loop:
             return
         if not run.finished.wait(timeout):
             task = run.task
@@ -185,8 +182,9 @@ class Background:
         await body(run)
 
 
-def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running on this thread, or None."""
     try:
-        return asyncio.get_running_loop() is loop
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return False
+        return None

@@ -25,7 +25,7 @@ import numpy as np
 from organic_scoring import _compat
 from organic_scoring.weights._result import Outcome
 
-__all__ = ["Chain", "ChainState", "SendPlan", "Verdict", "chain_for", "judge"]
+__all__ = ["Chain", "ChainState", "SendPlan", "Verdict", "chain_for", "judge", "say", "unpack"]
 
 U16_MAX = 65535
 
@@ -471,13 +471,7 @@ def judge(raw: Any, *, committed: bool = False) -> Verdict:
     """The outcome of what a send returned (or raised), on any major."""
     if isinstance(raw, BaseException):
         return _judge_exception(raw)
-    success = getattr(raw, "success", None)
-    if success is not None:  # 10's ExtrinsicResponse, 11's ExtrinsicResult
-        message = str(getattr(raw, "message", None) or "")
-        error = getattr(raw, "error", None)
-    else:  # 9's (success, message)
-        success, message = raw
-        message, error = str(message or ""), None
+    success, message, error = unpack(raw)
     if success:
         done: Outcome = "committed" if committed else "set"
         return Verdict(done, message or ("weights committed" if committed else "weights set"))
@@ -516,6 +510,21 @@ def _judge_exception(exc: BaseException, message: str = "") -> Verdict:
 
 
 _CONNECTION_ERRORS = frozenset({"RpcConnectionError", "ConnectionNotReady"})
+
+
+def unpack(raw: Any) -> tuple[bool, str, Any]:
+    """``(success, message, error)`` of what a send returned: 10's ExtrinsicResponse,
+    11's ExtrinsicResult (``success``, ``message``, ``error``) or 9's ``(success, message)``."""
+    success = getattr(raw, "success", None)
+    if success is None:
+        success, message = raw
+        return bool(success), str(message or ""), None
+    return bool(success), str(getattr(raw, "message", None) or ""), getattr(raw, "error", None)
+
+
+def say(exc: BaseException) -> str:
+    """``Type: message``, or the type alone when the message is empty."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _describe(error: Any) -> str:

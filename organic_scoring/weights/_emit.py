@@ -11,7 +11,7 @@ import numpy as np
 from organic_scoring import _compat
 from organic_scoring._log import log
 from organic_scoring.weights._book import ScoreBook
-from organic_scoring.weights._chain import judge
+from organic_scoring.weights._chain import judge, say, unpack
 from organic_scoring.weights._result import WeightsResult
 
 __all__ = ["WeightsResult", "check_weights", "emit_weights"]
@@ -114,13 +114,8 @@ def _emit_through_subtensor(
             "subtensor.set_weights returned an awaitable: the subtensor is async; use "
             "organic_scoring.weights.WeightSetter, which awaits it"
         )
-    success = getattr(raw, "success", None)
-    if success is not None:  # bittensor 10's ExtrinsicResponse
-        message = str(getattr(raw, "message", None) or "")
-    else:
-        success, message = raw  # bittensor 9's (bool, str)
-        message = str(message or "")
-    return _result(bool(success), message, raw)
+    success, message, _ = unpack(raw)  # bittensor 10's ExtrinsicResponse, 9's (bool, str)
+    return _result(success, message, raw)
 
 
 def _emit_through_sdk(
@@ -154,8 +149,7 @@ def _check_keywords(method: Any, arguments: dict[str, Any]) -> None:
 
 def _failed(exc: Exception) -> WeightsResult:
     """An exception on the way to the chain, as an unsuccessful result that names it."""
-    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return _result(False, f"could not set weights: {reason}", exc)
+    return _result(False, f"could not set weights: {say(exc)}", exc)
 
 
 def _result(success: bool, message: str, raw: Any) -> WeightsResult:

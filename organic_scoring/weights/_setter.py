@@ -21,9 +21,9 @@ from organic_scoring._defaults import (
     DEFAULT_STOP_TIMEOUT,
 )
 from organic_scoring._log import log
-from organic_scoring.weights._background import Background, Run
+from organic_scoring.weights._background import Background, Run, running_loop
 from organic_scoring.weights._book import ScoreBook, _check_unit
-from organic_scoring.weights._chain import ChainState, SendPlan, chain_for, judge
+from organic_scoring.weights._chain import ChainState, SendPlan, chain_for, judge, say
 from organic_scoring.weights._emit import check_weights
 from organic_scoring.weights._result import OUTCOMES, Outcome, WeightSetterStats, WeightsResult
 
@@ -233,7 +233,7 @@ class WeightSetter:
             hotkey = self._hotkey_address()
         except Exception as exc:
             return WeightsResult(
-                False, f"cannot use the wallet's hotkey: {_say(exc)}", exc, outcome="error"
+                False, f"cannot use the wallet's hotkey: {say(exc)}", exc, outcome="error"
             )
         try:
             state = await self._chain.read(
@@ -241,7 +241,7 @@ class WeightSetter:
             )
         except Exception as exc:
             return WeightsResult(
-                False, f"could not read the chain: {_say(exc)}", exc, outcome="error"
+                False, f"could not read the chain: {say(exc)}", exc, outcome="error"
             )
         with self._stats_lock:
             self._since = state.since_last_update
@@ -255,7 +255,7 @@ class WeightSetter:
         except Exception as exc:
             log.error(f"weight setter: fitting the weights failed: {exc!r}", exc_info=exc)
             return WeightsResult(
-                False, f"could not fit the weights: {_say(exc)}", exc, outcome="error"
+                False, f"could not fit the weights: {say(exc)}", exc, outcome="error"
             )
         if not await self._may_send():  # again: the reads take time
             return WeightsResult(
@@ -281,16 +281,15 @@ class WeightSetter:
         except Exception as exc:
             raw = exc
             verdict = judge(exc)
-        retry = verdict.retry_in_blocks
-        if verdict.outcome in ("set", "committed"):
+        retry, message = verdict.retry_in_blocks, verdict.message
+        done = verdict.outcome in ("set", "committed")
+        if done:
             retry = state.rate_limit + self._chain.gap_extra
+            message = f"{message} ({len(uids)} uids, version_key {version}, block {state.block})"
         elif verdict.outcome == "rate_limited" and retry is None:
             retry = await self._blocks_left(state)
-        message = verdict.message
-        if verdict.outcome in ("set", "committed"):
-            message = f"{message} ({len(uids)} uids, version_key {version}, block {state.block})"
         return WeightsResult(
-            verdict.outcome in ("set", "committed"),
+            done,
             message,
             raw,
             outcome=verdict.outcome,
@@ -428,7 +427,7 @@ class WeightSetter:
             RuntimeError: Already running; or an async client without a running loop
                 (it belongs to its event loop: start from a coroutine on it).
         """
-        if self._chain.is_async and not _in_a_loop():
+        if self._chain.is_async and running_loop() is None:
             raise RuntimeError(
                 "this subtensor is async and belongs to its event loop: call start() from a "
                 "coroutine on that loop, or await setter.run(weights)"
@@ -524,15 +523,3 @@ def _weights_of(weights: Any) -> dict[int, float]:
             raise ValueError(f"a weights array must be 1-D (indexed by uid), got {weights.ndim}-D")
         weights = dict(enumerate(weights.tolist()))
     return check_weights(weights)
-
-
-def _in_a_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-def _say(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
