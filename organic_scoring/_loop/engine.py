@@ -141,7 +141,8 @@ class Engine:
         if loop is not None:
             run.loop, run.tid = loop, threading.get_ident()
             run.task = loop.create_task(self._main(run, reraise=False), name="organic-scoring")
-            run.task.add_done_callback(_retrieve)
+            # The run has logged its exception: mark it as seen.
+            run.task.add_done_callback(lambda task: task.cancelled() or task.exception())
             return
         ready = threading.Event()
         run.thread = threading.Thread(
@@ -252,8 +253,12 @@ class Engine:
             self._queue.remove_listener(self._trigger.arrived)
             with contextlib.suppress(Exception):
                 await self._queue.adetach()
-            if run.keeper is not None:
-                await _stop_keeper(run.keeper)
+            if run.keeper is not None:  # release the scorer lock (a round trip), off the loop
+                try:
+                    await asyncio.to_thread(run.keeper.stop)
+                except asyncio.CancelledError:
+                    run.keeper.stop()  # returns at once if the worker thread has it in hand already
+                    raise
             waker.unbind()
             _inside.reset(token)
             self._release(run)
@@ -552,18 +557,3 @@ def _still_ours(lock: LeaseLock, fence: int | None) -> Callable[[], Awaitable[No
             )
 
     return check
-
-
-async def _stop_keeper(keeper: LeaseKeeper) -> None:
-    """Stop keeping the scorer lock and release it (one round trip), off the event loop."""
-    try:
-        await asyncio.to_thread(keeper.stop)
-    except asyncio.CancelledError:
-        keeper.stop()  # returns at once if the worker thread has it in hand already
-        raise
-
-
-def _retrieve(task: asyncio.Task[None]) -> None:
-    """Mark a run task's exception as seen: the run has logged it already."""
-    if not task.cancelled():
-        task.exception()
