@@ -332,17 +332,13 @@ class ClientChain(Chain):
     def handle(self, value: Any) -> None:
         self._handle = value
 
-    async def _block(self) -> int:
-        client = self.handle
-        if self.is_async:
-            return int(await client.block())
-        return int(await self.call(lambda: client.block))
-
     async def read(self, hotkey: str, netuid: int, mechid: int, *, epoch: bool) -> ChainState:
         import bittensor as bt
 
         client = self.handle
-        block = await self._block()
+        block = int(
+            await client.block() if self.is_async else await self.call(lambda: client.block)
+        )
         uid = await self.call(client.neurons.uid, hotkey, netuid)
         if uid is None:
             return ChainState(block=block, uid=None)

@@ -200,13 +200,10 @@ class WeightSetter:
                 that is not an int >= 0. Nothing was sent.
         """
         chosen = _weights_of(weights)
-        async with self._lock_here():
+        async with self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
             result = await self._attempt(chosen)
         self._record(result)
         return result
-
-    def _lock_here(self) -> asyncio.Lock:
-        return self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
     async def _may_send(self) -> bool:
         """``active()``, off the event loop (it may be a Redis round trip); True without."""
