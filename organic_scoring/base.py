@@ -147,28 +147,9 @@ class OrganicScoringBase(ABC):
             TypeError: ``organic_queue`` is of the wrong type, or a hook cannot take the
                 arguments it is called with (the message names it).
         """
-        config = ScoringConfig.model_validate(
-            dict(
-                trigger=trigger,
-                trigger_frequency=trigger_frequency,
-                trigger_frequency_min=trigger_frequency_min,
-                trigger_scaling_factor=trigger_scaling_factor,
-                max_concurrent_iterations=max_concurrent_iterations,
-                query_timeout=query_timeout,
-                reference_timeout=reference_timeout,
-                rewards_timeout=rewards_timeout,
-                weights_timeout=weights_timeout,
-                log_timeout=log_timeout,
-                backoff_initial=backoff_initial,
-                backoff_max=backoff_max,
-                allowed_hotkeys=allowed_hotkeys,
-                trigger_jitter=trigger_jitter,
-                seed=seed,
-                redact=redact,
-                stuck_after=stuck_after,
-                release_when_stuck=release_when_stuck,
-            )
-        )
+        # The settings are ScoringConfig's fields, passed on by name.
+        settings = {k: v for k, v in locals().items() if k in ScoringConfig.model_fields}
+        config = ScoringConfig.model_validate(settings)
         datasets = _datasets(synth_dataset, synth_dataset_weights)
         check_signatures(self)
         if organic_queue is None:
