@@ -456,12 +456,7 @@ def _check_count(value: object, name: str) -> int:
 
 def _as_uids(uids: Any, name: str) -> npt.NDArray[np.integer[Any]]:
     """A one-dimensional integer array of ``uids``, or ValueError naming ``name``."""
-    try:
-        array = np.asarray(uids)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise ValueError(f"{name} must be a one-dimensional sequence of ints ({exc})") from None
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be a one-dimensional sequence of ints, got {uids!r}")
+    array = _one_dimensional(uids, name, "ints")
     if array.dtype.kind not in "iu":
         if array.size == 0:
             return np.empty(0, dtype=np.intp)
@@ -470,15 +465,20 @@ def _as_uids(uids: Any, name: str) -> npt.NDArray[np.integer[Any]]:
 
 
 def _as_rewards(rewards: Any) -> FloatArray:
-    try:
-        array = np.asarray(rewards)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise ValueError(f"rewards must be a one-dimensional sequence of numbers ({exc})") from None
-    if array.ndim != 1:
-        raise ValueError(f"rewards must be a one-dimensional sequence of numbers, got {rewards!r}")
+    array = _one_dimensional(rewards, "rewards", "numbers")
     if array.dtype.kind not in "biuf" and array.size:
         raise ValueError(f"rewards must be real numbers, got values of dtype {array.dtype}")
     return array.astype(np.float64, copy=False)
+
+
+def _one_dimensional(values: Any, name: str, what: str) -> npt.NDArray[Any]:
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"{name} must be a one-dimensional sequence of {what} ({exc})") from None
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a one-dimensional sequence of {what}, got {values!r}")
+    return array
 
 
 def _check_in_range(index: npt.NDArray[np.integer[Any]], n_uids: int, name: str) -> None:

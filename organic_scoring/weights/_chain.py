@@ -211,8 +211,7 @@ class SubtensorChain(Chain):
         if epoch:
             calls.append((st.get_next_epoch_start_block, (netuid,)))
         answers = await self.many(*calls)
-        since, limit, hyper, commit_reveal, min_allowed, max_limit, n = answers[:7]
-        rest = answers[7:]
+        since, limit, hyper, commit_reveal, min_allowed, max_limit, n, *rest = answers
         mechanisms = int(rest.pop(0)) if mechid else None
         next_epoch = rest.pop(0) if epoch else None
         version = getattr(hyper, "weights_version", None)
@@ -356,8 +355,7 @@ class ClientChain(Chain):
         if epoch:
             calls.append((client.epochs.blocks_until_next_epoch, (netuid,)))
         answers = await self.many(*calls)
-        since, limit, version, commit_reveal, min_allowed, max_limit, subnet = answers[:7]
-        rest = answers[7:]
+        since, limit, version, commit_reveal, min_allowed, max_limit, subnet, *rest = answers
         mechanisms = int(rest.pop(0)) if mechid else None
         to_epoch = rest.pop(0) if epoch else None
         return ChainState(

@@ -121,16 +121,8 @@ class WeightSetter:
         block_time: float = DEFAULT_BLOCK_TIME,
         retry_blocks: int = DEFAULT_RETRY_BLOCKS,
     ) -> None:
-        self._settings = _Settings(
-            netuid=netuid,
-            mechid=mechid,
-            version_key=version_key,
-            in_last_blocks=in_last_blocks,
-            burn=burn,
-            wait_for_inclusion=wait_for_inclusion,
-            wait_for_finalization=wait_for_finalization,
-            block_time=block_time,
-            retry_blocks=retry_blocks,
+        self._settings = _Settings(  # the arguments named as its fields
+            **{k: v for k, v in locals().items() if k in _Settings.model_fields}
         )
         if wallet is None:
             raise ValueError("wallet is required: its hotkey signs the weights")
