@@ -355,15 +355,9 @@ class Trigger:
             self._due += self._random.expovariate(1.0 / self._config.trigger_frequency)
 
     def plan(self, now: float, size: int) -> SampleKind:
-        """Under ``"poisson"``: the kind of the slot due at ``now``, with ``size`` waiting.
-
-        Organic with chance ``min(1, POISSON_BACKLOG_GAIN * backlog)``, from the
-        smoothed backlog (:meth:`Load.backlog`) as it stood before this slot; ``size``
-        is folded in afterwards, for the slots to come. The backlog settles where
-        organic slots keep pace with the arrivals, so a sample waits about
-        ``1 / POISSON_BACKLOG_GAIN`` slots. An organic slot that finds the queue empty
-        takes a probe.
-        """
+        """Under ``"poisson"``: the kind of the slot due at ``now``, with ``size`` waiting:
+        organic with chance ``min(1, POISSON_BACKLOG_GAIN * backlog)`` of the backlog as
+        it stood before this slot (``size`` is folded in after). See docs/probes.md."""
         load, kinds = self._load, self._kinds
         if load is None or kinds is None:
             raise RuntimeError("plan() is for trigger='poisson'")

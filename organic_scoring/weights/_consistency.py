@@ -174,11 +174,7 @@ def t_two_sided(t: FloatArray, df: FloatArray) -> FloatArray:
     return p
 
 
-_lgamma_objects = np.frompyfunc(math.lgamma, 1, 1)
-
-
-def _lgamma(values: FloatArray) -> FloatArray:
-    return np.asarray(_lgamma_objects(values), dtype=np.float64)
+_lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
 
 
 def _beta_fraction(a: FloatArray, b: FloatArray, x: FloatArray) -> FloatArray:

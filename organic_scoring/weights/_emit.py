@@ -39,18 +39,14 @@ def emit_weights(
       ``version_key``, ...). ``subtensor`` must not be given: bittensor 11 keeps its own
       connection, chosen with ``network=``.
 
-    Whatever goes wrong on the way to the chain (a ``ChainError``, a node that cannot
-    be reached, a connection that drops) is an unsuccessful result whose ``message``
-    names it, never an exception. When no uid has a positive weight nothing is sent
-    and the result is unsuccessful. Keywords the installed bittensor does not know
-    raise TypeError before anything is sent. Blocking: from async code, run it with
-    ``asyncio.to_thread``. The result's ``outcome`` is judged as :class:`WeightSetter`
-    judges it; ``emit_weights`` itself neither reads the chain nor waits
-    (:class:`WeightSetter` does both, and reads ``version_key`` from the chain).
+    Blocking. A failure on the way to the chain is an unsuccessful result naming it,
+    never an exception; with no positive weight nothing is sent. The ``outcome`` is
+    judged as :class:`WeightSetter` judges it.
 
     Raises:
         TypeError: ``subtensor`` is async (a ``bt.AsyncSubtensor``): use
-            :class:`WeightSetter`, which awaits it.
+            :class:`WeightSetter`, which awaits it. Or a keyword the installed
+            bittensor does not take (nothing was sent).
     """
     if isinstance(netuid, bool) or not isinstance(netuid, (int, np.integer)) or netuid < 0:
         raise ValueError(f"netuid must be an int >= 0, got {netuid!r}")
