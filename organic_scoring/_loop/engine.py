@@ -1,11 +1,8 @@
-"""The scoring loop and its lifecycle: who runs it, how it waits, how it stops.
+"""The scoring loop's lifecycle: who runs it, how it waits, how it stops.
 
-One :class:`Engine` per scorer, at most one *run* at a time; a run owns its
-iterations through an AnyIO task group, so nothing outlives it. Cancelled iterations
-report themselves before the run ends; ``SystemExit``/``KeyboardInterrupt`` from a
-hook stop the run and propagate to its owner. ``start()`` gives a daemon thread from
-sync code, a task inside a running loop. With a shared queue the run keeps its
-``scorer_lock()`` on a :class:`LeaseKeeper` and iterates only while holding it.
+One :class:`Engine` per scorer, at most one run at a time, which owns its iterations
+through an AnyIO task group (docs/loop.md, "Lifecycle"). With a shared queue the run
+iterates only while its :class:`LeaseKeeper` holds the queue's ``scorer_lock()``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""Calling a scorer's hooks: sync or async sorted once, overridden or not.
-
-:class:`Hook` decides once whether a hook is ``async def`` or plain; plain hooks run
-on AnyIO worker threads (:class:`PlainCalls`) so that stage timeouts and ``stop()``
-hold for them, and an awaitable they return is awaited too. :func:`ungrouped` turns a
-task group's exception group back into the one exception a caller expects.
+"""Calling a scorer's hooks: async or plain sorted once (:class:`Hook`), plain ones on
+worker threads (:class:`PlainCalls`), a task group's errors unwrapped (:func:`ungrouped`).
 """
 
 from __future__ import annotations

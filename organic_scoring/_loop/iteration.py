@@ -1,11 +1,7 @@
 """One iteration of the scoring loop: sample, query and reference, rewards, weights, log.
 
-Whatever a stage raises is counted, kept, handed to ``_on_iteration_error`` and
-raised as :class:`~organic_scoring.errors.IterationError` (cancellation,
-``SystemExit`` and ``KeyboardInterrupt`` as themselves). Organic samples are offered
-to every :class:`~organic_scoring.synth_dataset.OrganicReplayDataset`. A failing queue
-is reported in the ``"sample"`` stage, the iteration goes on with a synthetic
-sample, and the queue backs off. Timeouts are AnyIO cancel scopes (Python 3.10).
+What becomes of each failure is on docs/loop.md ("When something fails"). Timeouts
+are AnyIO cancel scopes (Python 3.10).
 """
 
 from __future__ import annotations

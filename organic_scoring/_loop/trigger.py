@@ -1,10 +1,8 @@
 """When the next iteration is due: the step counter, the annealed period, and wake-ups.
 
-``"seconds"`` waits a period from the previous iteration's start, ``"steps"`` for the
-counter to reach a threshold (surplus carries over); both anneal with the queue size
-(:meth:`ScoringConfig.period`). ``"poisson"`` runs at the points of a fixed-rate
-Poisson process (see ``docs/probes.md``). A queue whose size cannot be read counts
-as empty.
+The triggers are described on docs/loop.md ("How the loop decides") and
+docs/probes.md (jitter, ``"poisson"``). A queue whose size cannot be read counts as
+empty.
 """
 
 from __future__ import annotations
