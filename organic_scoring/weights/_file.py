@@ -30,9 +30,8 @@ FORMAT_NAME = "organic_scoring.scorebook"
 FORMAT_VERSION = 2
 """The file format version this module writes, and the newest it reads."""
 
-_READS = (1, 2)
 _V1_KEYS = frozenset({"format", "version", "scores", "alpha", "has_hotkeys", "hotkeys"})
-_KEYS = {
+_KEYS = {  # the versions read, and the entries each must hold
     1: _V1_KEYS,
     2: _V1_KEYS | {"has_kinds", "kind_averages", "kind_counts", "kind_windows"},
 }
@@ -111,11 +110,11 @@ def _check(path: str | os.PathLike[str], entries: dict[str, npt.NDArray[Any]]) -
     version = entries.get("version")
     if version is None or version.shape != () or version.dtype.kind not in "iu":
         raise ScoreBookFileError(path, "the format version is missing or malformed")
-    if int(version) not in _READS:
+    if int(version) not in _KEYS:
         raise ScoreBookFileError(
             path,
             f"unknown format version {int(version)}; this library reads versions "
-            f"{', '.join(map(str, _READS))}",
+            f"{', '.join(map(str, _KEYS))}",
         )
     missing = sorted(_KEYS[int(version)] - entries.keys())
     if missing:
