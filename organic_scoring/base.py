@@ -286,15 +286,12 @@ class OrganicScoringBase(ABC):
         The default logs the failure with its traceback (with ``redact``: type and
         frames only); the last few failures are kept in :attr:`recent_failures`.
         """
-        if self.__runtime.config.redact is False:
-            log.error(
-                f"organic scoring iteration failed in the {stage} stage: {exc!r}", exc_info=exc
-            )
-        else:
-            log.error(
-                f"organic scoring iteration failed in the {stage} stage: "
-                f"{describe_error(exc, True)}"
-            )
+        redacting = self.__runtime.config.redact is not False
+        log.error(
+            f"organic scoring iteration failed in the {stage} stage: "
+            f"{describe_error(exc, redacting)}",
+            exc_info=None if redacting else exc,
+        )
 
     async def _blacklist_fn(self, synapse: Any) -> tuple[bool, str]:
         """Return ``(True, reason)`` to refuse an organic request. Default: allow all.
