@@ -121,7 +121,7 @@ def _emit_through_sdk(
     weights: dict[int, float],
     options: dict[str, Any],
 ) -> WeightsResult:
-    chain_error = _compat.chain_error_class() or _NeverRaised
+    chain_error = _compat.chain_error_class() or ()  # ``except ()`` catches nothing
     _check_keywords(
         sdk_set_weights, {"netuid": netuid, "weights": weights, "wallet": wallet, **options}
     )
@@ -152,10 +152,6 @@ def _result(success: bool, message: str, raw: Any) -> WeightsResult:
     """The SDK's answer, its outcome judged as the weight setter judges it."""
     outcome = judge(raw).outcome if not success else "set"
     return WeightsResult(success, message, raw, outcome=outcome)
-
-
-class _NeverRaised(Exception):
-    """Stands in for ChainError where bittensor has none, so ``except`` catches nothing."""
 
 
 def check_weights(weights: object) -> dict[int, float]:
