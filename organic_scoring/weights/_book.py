@@ -285,11 +285,8 @@ class ScoreBook:
             old = self._hotkeys
             size = len(new)
             scores = self._scores
-            if size != scores.shape[0]:
-                resized = np.zeros(size, dtype=np.float64)
-                keep = min(size, scores.shape[0])
-                resized[:keep] = scores[:keep]
-                scores = resized
+            if size != scores.shape[0]:  # cut, or grow with zeros
+                scores = np.pad(scores[:size], (0, max(0, size - scores.shape[0])))
             reset: list[int] = []
             if old is not None:
                 reset = [uid for uid, (a, b) in enumerate(zip(old, new, strict=False)) if a != b]
