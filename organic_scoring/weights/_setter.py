@@ -211,9 +211,7 @@ class WeightSetter:
     async def _attempt(self, chosen: dict[int, float]) -> WeightsResult:
         s = self._settings
         if not await self._may_send():
-            return WeightsResult(
-                False, "not the active scorer: nothing was sent", outcome="not_permitted"
-            )
+            return WeightsResult(False, _NOT_ACTIVE, outcome="not_permitted")
         positive = {uid: weight for uid, weight in chosen.items() if weight > 0.0}
         burn_all = s.burn is not None and s.burn[1] == 1.0
         if not positive and not burn_all:
@@ -247,12 +245,7 @@ class WeightSetter:
                 False, f"could not fit the weights: {say(exc)}", exc, outcome="error"
             )
         if not await self._may_send():  # again: the reads take time
-            return WeightsResult(
-                False,
-                "not the active scorer: nothing was sent",
-                outcome="not_permitted",
-                block=state.block,
-            )
+            return WeightsResult(False, _NOT_ACTIVE, outcome="not_permitted", block=state.block)
         plan = SendPlan(
             netuid=s.netuid,
             mechid=s.mechid,
@@ -500,6 +493,7 @@ class WeightSetter:
 
 
 _NOTHING_TO_SEND = "no uid has a positive weight: nothing was sent"
+_NOT_ACTIVE = "not the active scorer: nothing was sent"
 
 
 def _weights_of(weights: Any) -> dict[int, float]:
