@@ -23,7 +23,12 @@ from typing import Any
 from organic_scoring._defaults import DEFAULT_LOCK_PERIOD
 from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable
-from organic_scoring.organic_queue._redis_link import ALLOW_OOM, RedisLink, require_redis
+from organic_scoring.organic_queue._redis_link import (
+    ALLOW_OOM,
+    RedisLink,
+    check_seconds,
+    require_redis,
+)
 
 __all__ = ["LeaseKeeper", "LeaseLock"]
 
@@ -125,15 +130,8 @@ class LeaseLock:
     """
 
     def __init__(self, link: RedisLink, key: str, *, period: float = DEFAULT_LOCK_PERIOD) -> None:
-        if (
-            isinstance(period, bool)
-            or not isinstance(period, (int, float))
-            or not math.isfinite(period)
-            or period < 0.001
-        ):
-            raise ValueError(f"period must be a number of seconds, at least 0.001, got {period!r}")
         self.key = key
-        self.period = float(period)
+        self.period = check_seconds("period", period, 0.001)
         self.token = _token()
         """This holder's identity, stored in the key while it holds the lock."""
         self._link = link

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import math
 import random
 import re
 import threading
@@ -46,7 +45,12 @@ from organic_scoring._defaults import (
 )
 from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable, SampleUnreadable
-from organic_scoring.organic_queue._base import OrganicQueueBase, adds_seen, request_key
+from organic_scoring.organic_queue._base import (
+    OrganicQueueBase,
+    adds_seen,
+    check_count,
+    request_key,
+)
 from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._lock import LeaseLock
 from organic_scoring.organic_queue._memory import QueueCounters
@@ -55,6 +59,7 @@ from organic_scoring.organic_queue._redis_link import (
     COMMAND_TIMEOUT,
     LuaScript,
     RedisLink,
+    check_seconds,
     check_timeout,
 )
 
@@ -406,41 +411,19 @@ class RedisOrganicQueue(OrganicQueueBase):
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         timeout: float = COMMAND_TIMEOUT,
     ) -> None:
-        if (
-            isinstance(max_deliveries, bool)
-            or not isinstance(max_deliveries, int)
-            or max_deliveries < 1
-        ):
-            raise ValueError(f"max_deliveries must be an int of at least 1, got {max_deliveries!r}")
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
-        if (
-            isinstance(lease, bool)
-            or not isinstance(lease, (int, float))
-            or not math.isfinite(lease)
-            or lease < 0.001
-        ):
-            raise ValueError(f"lease must be a number of seconds, at least 0.001, got {lease!r}")
+        check_count("max_deliveries", max_deliveries)
+        check_count("max_size", max_size)
+        self._lease = check_seconds("lease", lease, 0.001)
         if not isinstance(name, str) or not name or "{" in name or "}" in name:
             raise ValueError(f"name must be a non-empty string without braces, got {name!r}")
         if not isinstance(one_scorer, bool):
             raise ValueError(f"one_scorer must be True or False, got {one_scorer!r}")
-        if (
-            isinstance(lock_period, bool)
-            or not isinstance(lock_period, (int, float))
-            or not math.isfinite(lock_period)
-            or lock_period < 0.01
-        ):
-            raise ValueError(
-                f"lock_period must be a number of seconds, at least 0.01, got {lock_period!r}"
-            )
+        self._lock_period = check_seconds("lock_period", lock_period, 0.01)
         check_timeout(timeout)
         self._one_scorer = one_scorer
         self._max_deliveries = max_deliveries
-        self._lock_period = float(lock_period)
         self._name = name
         self._max_size = max_size
-        self._lease = float(lease)
         self._lease_ms = max(1, round(self._lease * 1000))
         self._random = random.Random(seed)
         what = f"RedisOrganicQueue(name={name!r})"

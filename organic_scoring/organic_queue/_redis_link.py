@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from organic_scoring._log import log
@@ -31,6 +31,7 @@ __all__ = [
     "COMMAND_TIMEOUT",
     "LuaScript",
     "RedisLink",
+    "check_seconds",
     "check_timeout",
     "masked",
     "require_redis",
@@ -49,15 +50,21 @@ ALLOW_OOM = "#!lua flags=allow-oom\n"
 _T = TypeVar("_T")
 
 
+def _finite(value: object) -> TypeGuard[float]:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def check_timeout(timeout: object) -> None:
     """Refuse (ValueError) a ``timeout`` that is not a finite number of seconds > 0."""
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
+    if not (_finite(timeout) and timeout > 0):
         raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+
+
+def check_seconds(name: str, value: object, least: float) -> float:
+    """``value`` as a float; ValueError unless it is a finite number of seconds >= ``least``."""
+    if not (_finite(value) and value >= least):
+        raise ValueError(f"{name} must be a number of seconds, at least {least:g}, got {value!r}")
+    return float(value)
 
 
 def require_redis(feature: str) -> ModuleType:

@@ -20,7 +20,7 @@ from typing import Any
 from organic_scoring._defaults import DEFAULT_QUEUE_SIZE
 from organic_scoring._log import log
 from organic_scoring.errors import QueueFileError, QueueUnavailable
-from organic_scoring.organic_queue._base import OrganicQueueBase
+from organic_scoring.organic_queue._base import OrganicQueueBase, check_count
 from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._memory import QueueCounters
 
@@ -100,8 +100,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         synchronous: str = "FULL",
         timeout: float = 5.0,
     ) -> None:
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
+        check_count("max_size", max_size)
         mode = synchronous.upper() if isinstance(synchronous, str) else None
         if mode not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
