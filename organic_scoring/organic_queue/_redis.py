@@ -276,8 +276,7 @@ return 1
 """
 )
 
-# ARGV: max_size. Returns {added, sampled, acked, redelivered, dropped, scored, failed,
-# accepted, dead, size, leased, whether the marker exists, withdrawn, late}.
+# ARGV: max_size. Returns the numbers _COUNTERS_REPLY names ("marker": whether it exists).
 _COUNTERS = (
     _PRELUDE
     + """
@@ -294,6 +293,10 @@ out[14] = tonumber(m[11]) or 0
 return out
 """
 )
+_COUNTERS_REPLY = (
+    "added", "sampled", "acked", "redelivered", "dropped", "scored", "failed", "accepted",
+    "dead_lettered", "size", "leased", "marker", "withdrawn", "late",
+)  # fmt: skip
 
 # ARGV: max_size. Returns the number of waiting samples.
 _SIZE = (
@@ -496,6 +499,11 @@ class RedisOrganicQueue(OrganicQueueBase):
             return self._keys, args
         return [*self._keys, self._request_prefix + key], [*args, self._REQUEST_MS]
 
+    def _run(self, name: str, doing: str, args: list[Any], keys: list[str] | None = None) -> Any:
+        """Script ``name`` on the client, its failures raised as RedisUnavailable."""
+        with self._link.failures(doing):
+            return self._scripts[name](self._link, self._keys if keys is None else keys, args)
+
     async def _arun(
         self, name: str, doing: str, args: list[Any], keys: list[str] | None = None
     ) -> Any:
@@ -585,8 +593,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         """
         keys, args = self._add_args(sample, key)
         try:
-            with self._link.failures("cannot add a sample"):
-                dropped = self._scripts["add"](self._link, keys, args)
+            dropped = self._run("add", "cannot add a sample", args, keys)
         except RedisUnavailable:
             self._add_failed(keys)
             raise
@@ -631,22 +638,18 @@ class RedisOrganicQueue(OrganicQueueBase):
                 already; it went to the dead letters, and the error carries it.
             RedisUnavailable: The server did not answer; nothing was handed out.
         """
-        args = self._sample_args()
-        with self._link.failures("cannot sample"):
-            reply = self._scripts["sample"](self._link, self._keys, args)
-        return self._taken(reply, self.ack)
+        return self._taken(self._run("sample", "cannot sample", self._sample_args()))
 
     async def atake(self) -> tuple[Any, str] | None:
         """:meth:`take`, awaitable, on this event loop's async client."""
-        reply = await self._arun("sample", "cannot sample", self._sample_args())
-        return self._taken(reply, self.ack)
+        return self._taken(await self._arun("sample", "cannot sample", self._sample_args()))
 
     async def asample(self) -> Any:
         """:meth:`sample`, awaitable, on this event loop's async client."""
         taken = await self.atake()
         return None if taken is None else taken[0]
 
-    def _taken(self, reply: Any, ack: Callable[..., None]) -> tuple[Any, str] | None:
+    def _taken(self, reply: Any) -> tuple[Any, str] | None:
         if reply is None:
             return None
         member, stored, *dead = reply
@@ -668,7 +671,7 @@ class RedisOrganicQueue(OrganicQueueBase):
             # It has been handed out, and it will never decode: settle it now rather
             # than have it come back after every lease.
             with contextlib.suppress(RedisUnavailable):
-                ack(token, failed=True)
+                self.ack(token, failed=True)
             raise
         return item, token
 
@@ -698,16 +701,12 @@ class RedisOrganicQueue(OrganicQueueBase):
             RedisUnavailable: The server did not answer; the lease stays, so the call
                 can be repeated (or the sample comes back when the lease runs out).
         """
-        args = self._ack_args(lease, failed)
-        with self._link.failures("cannot acknowledge a sample"):
-            live = self._scripts["ack"](self._link, self._keys, args)
-        self._acked(live)
+        self._acked(self._run("ack", "cannot acknowledge a sample", self._ack_args(lease, failed)))
 
     async def aack(self, lease: Any, *, failed: bool = False) -> None:
         """:meth:`ack`, awaitable, on this event loop's async client."""
         args = self._ack_args(lease, failed)
-        live = await self._arun("ack", "cannot acknowledge a sample", args)
-        self._acked(live)
+        self._acked(await self._arun("ack", "cannot acknowledge a sample", args))
 
     def _acked(self, live: Any) -> None:
         if not live:
@@ -736,8 +735,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         """
         args = self._renew_args(leases)
         if args is not None:
-            with self._link.failures("cannot renew leases"):
-                self._scripts["renew"](self._link, self._keys, args)
+            self._run("renew", "cannot renew leases", args)
 
     async def arenew(self, leases: Sequence[Any]) -> None:
         """:meth:`renew`, awaitable, on this event loop's async client."""
@@ -786,8 +784,7 @@ class RedisOrganicQueue(OrganicQueueBase):
     def size(self) -> int:
         """How many samples are waiting, those whose lease ran out included."""
         self._check_open()
-        with self._link.failures("cannot read the size"):
-            return int(self._scripts["size"](self._link, self._keys, [self._max_size]))
+        return int(self._run("size", "cannot read the size", [self._max_size]))
 
     async def asize(self) -> int:
         """:attr:`size`, awaitable, on this event loop's async client."""
@@ -798,34 +795,15 @@ class RedisOrganicQueue(OrganicQueueBase):
         """All counters and the size, read together in one atomic script."""
         self._check_open()
         self._check_server()
-        with self._link.failures("cannot read the counters"):
-            reply = self._scripts["counters"](self._link, self._keys, [self._max_size])
+        reply = self._run("counters", "cannot read the counters", [self._max_size])
         if not int(reply[11]):
             self._data_lost()
-            with self._link.failures("cannot read the counters"):
-                reply = self._scripts["counters"](self._link, self._keys, [self._max_size])
-        self._last_held = int(reply[9]) + int(reply[10])
-        (added, sampled, acked, redelivered, dropped, scored, failed, accepted, dead) = (
-            int(v) for v in reply[:9]
-        )
-        size, leased = int(reply[9]), int(reply[10])
+            reply = self._run("counters", "cannot read the counters", [self._max_size])
+        counted = dict(zip(_COUNTERS_REPLY, map(int, reply), strict=True))
+        del counted["marker"]
+        self._last_held = counted["size"] + counted["leased"]
         return LeasedQueueCounters(
-            added=added,
-            sampled=sampled,
-            dropped=dropped,
-            size=size,
-            max_size=self._max_size,
-            leased=leased,
-            acked=acked,
-            redelivered=redelivered,
-            scored=scored,
-            failed=failed,
-            accepted=accepted,
-            dead_lettered=dead,
-            withdrawn=int(reply[12]),
-            late=int(reply[13]),
-            lost=self._lost,
-            data_losses=self._data_losses,
+            max_size=self._max_size, lost=self._lost, data_losses=self._data_losses, **counted
         )
 
     def scorer_lock(self) -> LeaseLock | None:

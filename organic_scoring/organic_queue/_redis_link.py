@@ -365,7 +365,7 @@ def _async_twin(module: ModuleType, client: Any, timeout: float) -> Any:
             importlib.import_module("redis.asyncio.cluster").ClusterNode(node.host, node.port)
             for node in client.get_nodes()
         ]
-        node = _settings(client.get_default_node().redis_connection.connection_pool)
+        node = _settings(_pool(client, cluster=True))
         if node is None:
             return None
         shared = {k: v for k, v in node[1].items() if k not in ("host", "port", "db", "path")}
@@ -386,8 +386,6 @@ def _async_twin(module: ModuleType, client: Any, timeout: float) -> Any:
 
 
 def _settings(pool: Any) -> tuple[str, dict[str, Any]] | None:
-    if pool is None:
-        return None
     given = getattr(pool, "connection_kwargs", None)
     if not isinstance(given, dict):
         return None
@@ -398,14 +396,17 @@ def _settings(pool: Any) -> tuple[str, dict[str, Any]] | None:
     return pool.connection_class.__name__, settings
 
 
+def _pool(client: Any, cluster: bool) -> Any:
+    """The connection pool of ``client`` (a Cluster's: its default node's)."""
+    if cluster:
+        return client.get_default_node().redis_connection.connection_pool
+    return client.connection_pool
+
+
 def _socket_timeout(client: Any, cluster: bool) -> float | None:
     """The client's ``socket_timeout`` (None: none, or it cannot be told)."""
     try:
-        if cluster:
-            pool = client.get_default_node().redis_connection.connection_pool
-        else:
-            pool = client.connection_pool
-        found = pool.connection_kwargs.get("socket_timeout")
+        found = _pool(client, cluster).connection_kwargs.get("socket_timeout")
     except AttributeError:
         return 0.0  # cannot tell: say nothing
     return None if found is None else float(found)
