@@ -11,6 +11,7 @@ every third of a period.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import socket
@@ -48,15 +49,11 @@ if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 return 1
 """
 
-_fenced_locks: dict[bool, type] = {}
 
-
+@functools.cache
 def _fenced_lock_class(allow_oom: bool) -> type:
     """redis-py's Lock, taken with a fence number, its scripts flagged ``allow-oom`` or
     not; each class is made (and its scripts registered) once per process."""
-    made = _fenced_locks.get(allow_oom)
-    if made is not None:
-        return made
     base = require_redis("the scorer lock").lock.Lock
     flags = ALLOW_OOM if allow_oom else ""  # a standby must take over at maxmemory
 
@@ -101,7 +98,6 @@ def _fenced_lock_class(allow_oom: bool) -> type:
                 )
             )
 
-    _fenced_locks[allow_oom] = FencedLock
     return FencedLock
 
 
@@ -291,12 +287,15 @@ class LeaseKeeper:
             return
         self._stop.set()
         thread.join(timeout)
+        self._give_up("stopped")
+
+    def _give_up(self, why: str) -> None:
         self._holding_through_outage = False
         try:
             self.lock.release()
         except RedisUnavailable as exc:
             log.warning(f"{self.what} lock {self.lock.key}: {exc}; it expires by itself")
-        self._changed(False, "stopped")
+        self._changed(False, why)
 
     def _run(self) -> None:
         self._tick()
@@ -306,12 +305,7 @@ class LeaseKeeper:
     def _tick(self) -> None:
         if not self.willing:
             if self._was_active:
-                try:
-                    self.lock.release()
-                except RedisUnavailable as exc:
-                    log.warning(f"{self.what} lock {self.lock.key}: {exc}; it expires by itself")
-                self._holding_through_outage = False
-                self._changed(False, "giving it up")
+                self._give_up("giving it up")
             return
         try:
             if self._was_active or time.monotonic() >= self._defer_until:
