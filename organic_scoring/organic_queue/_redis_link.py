@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import hashlib
 import importlib
 import math
@@ -173,7 +174,6 @@ class RedisLink:
         self.no_script: type[Exception] = module.exceptions.NoScriptError
         self._module = module
         self._owned = owned
-        self._script_flags: bool | None = None
         self._aclients: dict[asyncio.AbstractEventLoop, tuple[Any, Any]] = {}
         self._alock = threading.Lock()
         self._closed = False
@@ -221,23 +221,18 @@ class RedisLink:
             raise ValueError(f"url {masked(url)!r} is not usable: {exc}") from None
         return cls(client, what, timeout=timeout, owned=True)
 
-    @property
+    @functools.cached_property
     def script_flags(self) -> bool:
         """True when the server reads flags in a script's first line (Redis 7 and
         later): ``#!lua flags=allow-oom``, say. Asked once."""
-        flags = self._script_flags
-        if flags is None:
-            try:
-                with self.failures("cannot read the server's version"):
-                    info = self.client.info("server")
-                if self.cluster and info and "redis_version" not in info:
-                    info = next(iter(info.values()))
-                version = str(info.get("redis_version", "7"))
-                flags = int(version.split(".")[0]) >= 7
-            except (RedisUnavailable, ValueError, AttributeError):
-                flags = True
-            self._script_flags = flags
-        return flags
+        try:
+            with self.failures("cannot read the server's version"):
+                info = self.client.info("server")
+            if self.cluster and info and "redis_version" not in info:
+                info = next(iter(info.values()))
+            return int(str(info.get("redis_version", "7")).split(".")[0]) >= 7
+        except (RedisUnavailable, ValueError, AttributeError):
+            return True
 
     @contextmanager
     def failures(self, doing: str) -> Iterator[None]:
@@ -374,14 +369,9 @@ def _async_twin(module: ModuleType, client: Any, timeout: float) -> Any:
     if found is None or type(client.connection_pool) is not module.ConnectionPool:
         return None
     kind, settings = found
-    connection = {
-        "Connection": asyncio_module.Connection,
-        "SSLConnection": asyncio_module.SSLConnection,
-        "UnixDomainSocketConnection": asyncio_module.UnixDomainSocketConnection,
-    }.get(kind)
-    if connection is None:
+    if kind not in ("Connection", "SSLConnection", "UnixDomainSocketConnection"):
         return None
-    pool = asyncio_module.ConnectionPool(connection_class=connection, **settings)
+    pool = asyncio_module.ConnectionPool(connection_class=getattr(asyncio_module, kind), **settings)
     return asyncio_module.Redis.from_pool(pool)
 
 
