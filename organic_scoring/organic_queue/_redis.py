@@ -348,22 +348,15 @@ class RedisOrganicQueue(OrganicQueueBase):
     The contract of :class:`OrganicQueue` (oldest dropped at ``max_size``, uniform
     ``sample``), with at-least-once delivery: :meth:`take` leases a sample for
     ``lease`` seconds and hands out its lease token with it, :meth:`ack` with that
-    token deletes it, and an expired lease puts the sample back (:attr:`redelivered`).
-    A late ack does nothing and is logged. Stores what :class:`SQLiteOrganicQueue`
-    stores. Counters are fleet-wide; ``max_size`` is enforced per object on its adds.
-    Listeners hear adds from every process (other processes' via a channel-following
-    thread). During an outage every call raises
-    :class:`~organic_scoring.errors.RedisUnavailable`, within ``timeout``; an ``add``
-    that raised may or may not have stored. With ``one_scorer``, scorers sharing the
-    queue coordinate through :meth:`scorer_lock`; a standby takes over within one
-    ``lock_period``. Call :meth:`close` (or :meth:`aclose`, or use it as a context
-    manager) when done.
-
-    A sample handed out ``max_deliveries`` times without an ack goes to
-    :meth:`dead_letters` instead, and :meth:`take` raises
-    :class:`~organic_scoring.errors.SampleUnreadable` with it. The awaitable forms
-    (:meth:`aadd`, :meth:`atake`, ...) use a ``redis.asyncio`` client per event loop.
-    Keys share the hash tag ``{name}`` (Redis Cluster works). See ``docs/fleet.md``.
+    token deletes it, and an expired lease puts the sample back (:attr:`redelivered`);
+    after ``max_deliveries`` hand-outs it goes to :meth:`dead_letters` instead. Stores
+    what :class:`SQLiteOrganicQueue` stores. Counters are fleet-wide; ``max_size`` is
+    enforced per object on its adds. Listeners hear adds from every process (other
+    processes' via a channel-following thread). During an outage every call raises
+    :class:`~organic_scoring.errors.RedisUnavailable`, within ``timeout``. With
+    ``one_scorer``, scorers sharing the queue coordinate through :meth:`scorer_lock`.
+    Call :meth:`close` (or :meth:`aclose`, or use it as a context manager) when done.
+    See ``docs/queues.md`` and ``docs/fleet.md``.
 
     Args:
         client: A redis-py client (``redis.Redis``, ``redis.cluster.RedisCluster``,
