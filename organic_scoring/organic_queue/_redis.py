@@ -617,8 +617,7 @@ class RedisOrganicQueue(OrganicQueueBase):
 
     def _sample_args(self) -> list[Any]:
         self._check_open()
-        draw = self._random.random()
-        return [repr(draw), self._lease_ms, self._max_size, self._max_deliveries]
+        return [repr(self._random.random()), self._lease_ms, self._max_size, self._max_deliveries]
 
     def take(self) -> tuple[Any, str] | None:
         """Lease a uniformly random waiting sample: ``(sample, lease token)``, or None
@@ -648,15 +647,11 @@ class RedisOrganicQueue(OrganicQueueBase):
         member, stored, *dead = reply
         token = (member.decode() if isinstance(member, bytes) else str(member)) + "@" + self._name
         if dead:
-            try:
-                item = _load(stored)
-            except SampleUnreadable as unreadable:
-                item = unreadable.raw
             raise _DeadLetter(
                 f"organic queue {self._name!r}: a sample was handed out {int(dead[0])} "
                 "times and never acknowledged (its iterations hung, or their scorers "
                 "died); it was moved to the dead letters, see dead_letters()",
-                item,
+                _load_or_raw(stored),
             )
         try:
             item = _load(stored)
@@ -746,13 +741,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._check_open()
         with self._link.failures("cannot read the dead letters"):
             stored = self._link.client.lrange(self._keys[5], 0, max(0, limit - 1))
-        out = []
-        for one in stored:
-            try:
-                out.append(_load(one if isinstance(one, bytes) else one.encode()))
-            except SampleUnreadable as unreadable:
-                out.append(unreadable.raw)
-        return out
+        return [_load_or_raw(one if isinstance(one, bytes) else one.encode()) for one in stored]
 
     def count_accepted(self) -> None:
         """Count one request accepted by an intake, in the fleet's ledger (one round trip).
@@ -1058,3 +1047,11 @@ def _load(stored: bytes) -> Any:
         model, _, body = rest.partition("\n")
         return decode("model", model, body)
     return decode("json" if kind == "j" else kind, None, rest)
+
+
+def _load_or_raw(stored: bytes) -> Any:
+    """The stored sample, or what was stored when it no longer loads."""
+    try:
+        return _load(stored)
+    except SampleUnreadable as unreadable:
+        return unreadable.raw
