@@ -307,14 +307,15 @@ class LeaseKeeper:
             if self._was_active:
                 self._give_up("giving it up")
             return
+        # Renew (or retry) every third of a period; a standby also looks again just after
+        # the holder's key expires, so it takes over within a period of the holder dying.
+        self._next_tick = self.lock.period / 3
         try:
-            if self._was_active or time.monotonic() >= self._defer_until:
-                active = self.lock.acquire()
-            else:
-                active = False
+            active = (
+                self._was_active or time.monotonic() >= self._defer_until
+            ) and self.lock.acquire()
             other, left = (None, None) if active else self.lock.holder_and_expiry()
         except RedisUnavailable as exc:
-            self._next_tick = self.lock.period / 3
             if not self._failing:
                 kept = "; keeping the role until it answers" if self._was_active else ""
                 log.warning(f"{self.what} lock {self.lock.key}: {exc}; retrying{kept}")
@@ -324,9 +325,6 @@ class LeaseKeeper:
                 self._defer_until = math.inf
             return
         self._holding_through_outage = False
-        # Renew every third of a period; a standby also looks again just after the
-        # holder's key expires, so it takes over within a period of the holder dying.
-        self._next_tick = self.lock.period / 3
         if left is not None and time.monotonic() >= self._defer_until:
             self._next_tick = min(self._next_tick, left + _EXPIRY_SLACK)
         if self._failing:
