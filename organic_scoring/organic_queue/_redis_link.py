@@ -355,10 +355,7 @@ def _async_twin(module: ModuleType, client: Any, timeout: float) -> Any:
     they cannot be carried over (a Sentinel pool, say)."""
     asyncio_module = importlib.import_module("redis.asyncio")
     if isinstance(client, module.cluster.RedisCluster):
-        nodes = [
-            importlib.import_module("redis.asyncio.cluster").ClusterNode(node.host, node.port)
-            for node in client.get_nodes()
-        ]
+        nodes = [asyncio_module.cluster.ClusterNode(n.host, n.port) for n in client.get_nodes()]
         node = _settings(_pool(client, cluster=True))
         if node is None:
             return None
