@@ -424,11 +424,6 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._random = random.Random(seed)
         what = f"RedisOrganicQueue(name={name!r})"
         self._link = RedisLink.connect(client, what, timeout=float(timeout))
-        try:
-            self._scripts = self._SCRIPTS[self._link.script_flags]
-        except BaseException:
-            self._link.close()
-            raise
         prefix = f"organic-scoring:{{{name}}}:"
         self._keys = [
             prefix + part
@@ -451,6 +446,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._run_id: str | None = None
         self._run_id_checked = 0.0
         try:
+            self._scripts = self._SCRIPTS[self._link.script_flags]
             with self._link.failures("cannot mark the queue"):
                 self._link.client.set(self._keys[6], self._origin, nx=True)
             self._check_server(at_start=True)
