@@ -7,12 +7,12 @@ on a Redis Cluster).
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 from organic_scoring.organic_queue._redis_link import (
     COMMAND_TIMEOUT,
     RedisLink,
+    check_seconds,
     check_timeout,
 )
 
@@ -62,19 +62,11 @@ class RedisNonceStore:
         namespace: str = "organic-scoring",
         timeout: float = COMMAND_TIMEOUT,
     ) -> None:
-        if (
-            isinstance(retention, bool)
-            or not isinstance(retention, (int, float))
-            or not math.isfinite(retention)
-            or retention < 0.001
-        ):
-            raise ValueError(
-                f"retention must be a number of seconds, at least 0.001, got {retention!r}"
-            )
+        retention = check_seconds("retention", retention, 0.001)
         if not isinstance(namespace, str) or not namespace:
             raise ValueError(f"namespace must be a non-empty string, got {namespace!r}")
         check_timeout(timeout)
-        self.retention = float(retention)
+        self.retention = retention
         """Seconds a nonce is remembered (read by ``bt.http_auth.verify``)."""
         self._retention_ms = max(1, round(self.retention * 1000))
         self._prefix = f"{namespace}:nonce:"

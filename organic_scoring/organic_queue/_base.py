@@ -14,7 +14,13 @@ from typing import Any, ClassVar
 
 from organic_scoring.organic_queue._lock import LeaseLock
 
-__all__ = ["OrganicQueueBase", "adds_seen"]
+__all__ = ["OrganicQueueBase", "adds_seen", "check_count"]
+
+
+def check_count(name: str, value: object) -> None:
+    """Refuse (ValueError) anything but an int of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int of at least 1, got {value!r}")
 
 
 class AddsSeen:

@@ -78,15 +78,15 @@ def decode(kind: str, model: str | None, body: str) -> Any:
 
 def _check_json(sample: Any) -> None:
     """Raise unless ``sample`` is a JSON value that comes back unchanged (iteratively)."""
-    # (value, path to it, depth); a None value marks leaving a container.
+    # (value, path to it, depth); depth -1 marks leaving the container whose id is value.
     stack: list[tuple[Any, list[str | int], int]] = [(sample, [], 0)]
     open_containers: set[int] = set()
     while stack:
         value, where, depth = stack.pop()
-        kind = type(value)
-        if kind is _Leave:
-            open_containers.discard(value.ident)
+        if depth < 0:
+            open_containers.discard(value)
             continue
+        kind = type(value)
         if kind in _JSON_SCALARS:
             if kind is float and not math.isfinite(value):
                 raise SampleNotStorable(
@@ -105,7 +105,7 @@ def _check_json(sample: Any) -> None:
         if id(value) in open_containers:
             raise SampleNotStorable(f"{_where(where)} contains itself")
         open_containers.add(id(value))
-        stack.append((_Leave(id(value)), where, depth))
+        stack.append((id(value), where, -1))
         if kind is dict:
             for key, item in value.items():
                 if type(key) is not str:
@@ -116,15 +116,6 @@ def _check_json(sample: Any) -> None:
                 stack.append((item, [*where, key], depth + 1))
         else:
             stack.extend((item, [*where, index], depth + 1) for index, item in enumerate(value))
-
-
-class _Leave:
-    """Pushed after a container's items: popping it closes that container again."""
-
-    __slots__ = ("ident",)
-
-    def __init__(self, ident: int) -> None:
-        self.ident = ident
 
 
 def _where(path: list[str | int]) -> str:

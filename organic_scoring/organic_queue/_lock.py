@@ -11,6 +11,7 @@ every third of a period.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import socket
@@ -23,7 +24,12 @@ from typing import Any
 from organic_scoring._defaults import DEFAULT_LOCK_PERIOD
 from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable
-from organic_scoring.organic_queue._redis_link import ALLOW_OOM, RedisLink, require_redis
+from organic_scoring.organic_queue._redis_link import (
+    ALLOW_OOM,
+    RedisLink,
+    check_seconds,
+    require_redis,
+)
 
 __all__ = ["LeaseKeeper", "LeaseLock"]
 
@@ -43,15 +49,11 @@ if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 return 1
 """
 
-_fenced_locks: dict[bool, type] = {}
 
-
+@functools.cache
 def _fenced_lock_class(allow_oom: bool) -> type:
     """redis-py's Lock, taken with a fence number, its scripts flagged ``allow-oom`` or
     not; each class is made (and its scripts registered) once per process."""
-    made = _fenced_locks.get(allow_oom)
-    if made is not None:
-        return made
     base = require_redis("the scorer lock").lock.Lock
     flags = ALLOW_OOM if allow_oom else ""  # a standby must take over at maxmemory
 
@@ -96,7 +98,6 @@ def _fenced_lock_class(allow_oom: bool) -> type:
                 )
             )
 
-    _fenced_locks[allow_oom] = FencedLock
     return FencedLock
 
 
@@ -125,15 +126,8 @@ class LeaseLock:
     """
 
     def __init__(self, link: RedisLink, key: str, *, period: float = DEFAULT_LOCK_PERIOD) -> None:
-        if (
-            isinstance(period, bool)
-            or not isinstance(period, (int, float))
-            or not math.isfinite(period)
-            or period < 0.001
-        ):
-            raise ValueError(f"period must be a number of seconds, at least 0.001, got {period!r}")
         self.key = key
-        self.period = float(period)
+        self.period = check_seconds("period", period, 0.001)
         self.token = _token()
         """This holder's identity, stored in the key while it holds the lock."""
         self._link = link
@@ -293,12 +287,15 @@ class LeaseKeeper:
             return
         self._stop.set()
         thread.join(timeout)
+        self._give_up("stopped")
+
+    def _give_up(self, why: str) -> None:
         self._holding_through_outage = False
         try:
             self.lock.release()
         except RedisUnavailable as exc:
             log.warning(f"{self.what} lock {self.lock.key}: {exc}; it expires by itself")
-        self._changed(False, "stopped")
+        self._changed(False, why)
 
     def _run(self) -> None:
         self._tick()
@@ -308,21 +305,17 @@ class LeaseKeeper:
     def _tick(self) -> None:
         if not self.willing:
             if self._was_active:
-                try:
-                    self.lock.release()
-                except RedisUnavailable as exc:
-                    log.warning(f"{self.what} lock {self.lock.key}: {exc}; it expires by itself")
-                self._holding_through_outage = False
-                self._changed(False, "giving it up")
+                self._give_up("giving it up")
             return
+        # Renew (or retry) every third of a period; a standby also looks again just after
+        # the holder's key expires, so it takes over within a period of the holder dying.
+        self._next_tick = self.lock.period / 3
         try:
-            if self._was_active or time.monotonic() >= self._defer_until:
-                active = self.lock.acquire()
-            else:
-                active = False
+            active = (
+                self._was_active or time.monotonic() >= self._defer_until
+            ) and self.lock.acquire()
             other, left = (None, None) if active else self.lock.holder_and_expiry()
         except RedisUnavailable as exc:
-            self._next_tick = self.lock.period / 3
             if not self._failing:
                 kept = "; keeping the role until it answers" if self._was_active else ""
                 log.warning(f"{self.what} lock {self.lock.key}: {exc}; retrying{kept}")
@@ -332,9 +325,6 @@ class LeaseKeeper:
                 self._defer_until = math.inf
             return
         self._holding_through_outage = False
-        # Renew every third of a period; a standby also looks again just after the
-        # holder's key expires, so it takes over within a period of the holder dying.
-        self._next_tick = self.lock.period / 3
         if left is not None and time.monotonic() >= self._defer_until:
             self._next_tick = min(self._next_tick, left + _EXPIRY_SLACK)
         if self._failing:

@@ -14,7 +14,7 @@ from typing import Any
 
 from organic_scoring._defaults import DEFAULT_QUEUE_SIZE
 from organic_scoring._log import log
-from organic_scoring.organic_queue._base import OrganicQueueBase
+from organic_scoring.organic_queue._base import OrganicQueueBase, check_count
 
 __all__ = ["OrganicQueue", "QueueCounters"]
 
@@ -68,8 +68,7 @@ class OrganicQueue(OrganicQueueBase):
     _announces_adds = True  # calls _notify_added after every add
 
     def __init__(self, max_size: int = DEFAULT_QUEUE_SIZE, seed: int | None = None) -> None:
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
+        check_count("max_size", max_size)
         self._max_size = max_size
         self._random = random.Random(seed)
         self._lock = threading.Lock()

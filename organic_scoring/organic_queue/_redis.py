@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import math
 import random
 import re
 import threading
@@ -46,7 +45,12 @@ from organic_scoring._defaults import (
 )
 from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable, SampleUnreadable
-from organic_scoring.organic_queue._base import OrganicQueueBase, adds_seen, request_key
+from organic_scoring.organic_queue._base import (
+    OrganicQueueBase,
+    adds_seen,
+    check_count,
+    request_key,
+)
 from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._lock import LeaseLock
 from organic_scoring.organic_queue._memory import QueueCounters
@@ -55,6 +59,7 @@ from organic_scoring.organic_queue._redis_link import (
     COMMAND_TIMEOUT,
     LuaScript,
     RedisLink,
+    check_seconds,
     check_timeout,
 )
 
@@ -271,8 +276,7 @@ return 1
 """
 )
 
-# ARGV: max_size. Returns {added, sampled, acked, redelivered, dropped, scored, failed,
-# accepted, dead, size, leased, whether the marker exists, withdrawn, late}.
+# ARGV: max_size. Returns the numbers _COUNTERS_REPLY names ("marker": whether it exists).
 _COUNTERS = (
     _PRELUDE
     + """
@@ -289,6 +293,10 @@ out[14] = tonumber(m[11]) or 0
 return out
 """
 )
+_COUNTERS_REPLY = (
+    "added", "sampled", "acked", "redelivered", "dropped", "scored", "failed", "accepted",
+    "dead_lettered", "size", "leased", "marker", "withdrawn", "late",
+)  # fmt: skip
 
 # ARGV: max_size. Returns the number of waiting samples.
 _SIZE = (
@@ -340,22 +348,15 @@ class RedisOrganicQueue(OrganicQueueBase):
     The contract of :class:`OrganicQueue` (oldest dropped at ``max_size``, uniform
     ``sample``), with at-least-once delivery: :meth:`take` leases a sample for
     ``lease`` seconds and hands out its lease token with it, :meth:`ack` with that
-    token deletes it, and an expired lease puts the sample back (:attr:`redelivered`).
-    A late ack does nothing and is logged. Stores what :class:`SQLiteOrganicQueue`
-    stores. Counters are fleet-wide; ``max_size`` is enforced per object on its adds.
-    Listeners hear adds from every process (other processes' via a channel-following
-    thread). During an outage every call raises
-    :class:`~organic_scoring.errors.RedisUnavailable`, within ``timeout``; an ``add``
-    that raised may or may not have stored. With ``one_scorer``, scorers sharing the
-    queue coordinate through :meth:`scorer_lock`; a standby takes over within one
-    ``lock_period``. Call :meth:`close` (or :meth:`aclose`, or use it as a context
-    manager) when done.
-
-    A sample handed out ``max_deliveries`` times without an ack goes to
-    :meth:`dead_letters` instead, and :meth:`take` raises
-    :class:`~organic_scoring.errors.SampleUnreadable` with it. The awaitable forms
-    (:meth:`aadd`, :meth:`atake`, ...) use a ``redis.asyncio`` client per event loop.
-    Keys share the hash tag ``{name}`` (Redis Cluster works). See ``docs/fleet.md``.
+    token deletes it, and an expired lease puts the sample back (:attr:`redelivered`);
+    after ``max_deliveries`` hand-outs it goes to :meth:`dead_letters` instead. Stores
+    what :class:`SQLiteOrganicQueue` stores. Counters are fleet-wide; ``max_size`` is
+    enforced per object on its adds. Listeners hear adds from every process (other
+    processes' via a channel-following thread). During an outage every call raises
+    :class:`~organic_scoring.errors.RedisUnavailable`, within ``timeout``. With
+    ``one_scorer``, scorers sharing the queue coordinate through :meth:`scorer_lock`.
+    Call :meth:`close` (or :meth:`aclose`, or use it as a context manager) when done.
+    See ``docs/queues.md`` and ``docs/fleet.md``.
 
     Args:
         client: A redis-py client (``redis.Redis``, ``redis.cluster.RedisCluster``,
@@ -406,50 +407,23 @@ class RedisOrganicQueue(OrganicQueueBase):
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         timeout: float = COMMAND_TIMEOUT,
     ) -> None:
-        if (
-            isinstance(max_deliveries, bool)
-            or not isinstance(max_deliveries, int)
-            or max_deliveries < 1
-        ):
-            raise ValueError(f"max_deliveries must be an int of at least 1, got {max_deliveries!r}")
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
-        if (
-            isinstance(lease, bool)
-            or not isinstance(lease, (int, float))
-            or not math.isfinite(lease)
-            or lease < 0.001
-        ):
-            raise ValueError(f"lease must be a number of seconds, at least 0.001, got {lease!r}")
+        check_count("max_deliveries", max_deliveries)
+        check_count("max_size", max_size)
+        self._lease = check_seconds("lease", lease, 0.001)
         if not isinstance(name, str) or not name or "{" in name or "}" in name:
             raise ValueError(f"name must be a non-empty string without braces, got {name!r}")
         if not isinstance(one_scorer, bool):
             raise ValueError(f"one_scorer must be True or False, got {one_scorer!r}")
-        if (
-            isinstance(lock_period, bool)
-            or not isinstance(lock_period, (int, float))
-            or not math.isfinite(lock_period)
-            or lock_period < 0.01
-        ):
-            raise ValueError(
-                f"lock_period must be a number of seconds, at least 0.01, got {lock_period!r}"
-            )
+        self._lock_period = check_seconds("lock_period", lock_period, 0.01)
         check_timeout(timeout)
         self._one_scorer = one_scorer
         self._max_deliveries = max_deliveries
-        self._lock_period = float(lock_period)
         self._name = name
         self._max_size = max_size
-        self._lease = float(lease)
         self._lease_ms = max(1, round(self._lease * 1000))
         self._random = random.Random(seed)
         what = f"RedisOrganicQueue(name={name!r})"
         self._link = RedisLink.connect(client, what, timeout=float(timeout))
-        try:
-            self._scripts = self._SCRIPTS[self._link.script_flags]
-        except BaseException:
-            self._link.close()
-            raise
         prefix = f"organic-scoring:{{{name}}}:"
         self._keys = [
             prefix + part
@@ -472,6 +446,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._run_id: str | None = None
         self._run_id_checked = 0.0
         try:
+            self._scripts = self._SCRIPTS[self._link.script_flags]
             with self._link.failures("cannot mark the queue"):
                 self._link.client.set(self._keys[6], self._origin, nx=True)
             self._check_server(at_start=True)
@@ -512,6 +487,11 @@ class RedisOrganicQueue(OrganicQueueBase):
         if key is None:
             return self._keys, args
         return [*self._keys, self._request_prefix + key], [*args, self._REQUEST_MS]
+
+    def _run(self, name: str, doing: str, args: list[Any], keys: list[str] | None = None) -> Any:
+        """Script ``name`` on the client, its failures raised as RedisUnavailable."""
+        with self._link.failures(doing):
+            return self._scripts[name](self._link, self._keys if keys is None else keys, args)
 
     async def _arun(
         self, name: str, doing: str, args: list[Any], keys: list[str] | None = None
@@ -602,8 +582,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         """
         keys, args = self._add_args(sample, key)
         try:
-            with self._link.failures("cannot add a sample"):
-                dropped = self._scripts["add"](self._link, keys, args)
+            dropped = self._run("add", "cannot add a sample", args, keys)
         except RedisUnavailable:
             self._add_failed(keys)
             raise
@@ -634,8 +613,7 @@ class RedisOrganicQueue(OrganicQueueBase):
 
     def _sample_args(self) -> list[Any]:
         self._check_open()
-        draw = self._random.random()
-        return [repr(draw), self._lease_ms, self._max_size, self._max_deliveries]
+        return [repr(self._random.random()), self._lease_ms, self._max_size, self._max_deliveries]
 
     def take(self) -> tuple[Any, str] | None:
         """Lease a uniformly random waiting sample: ``(sample, lease token)``, or None
@@ -648,36 +626,28 @@ class RedisOrganicQueue(OrganicQueueBase):
                 already; it went to the dead letters, and the error carries it.
             RedisUnavailable: The server did not answer; nothing was handed out.
         """
-        args = self._sample_args()
-        with self._link.failures("cannot sample"):
-            reply = self._scripts["sample"](self._link, self._keys, args)
-        return self._taken(reply, self.ack)
+        return self._taken(self._run("sample", "cannot sample", self._sample_args()))
 
     async def atake(self) -> tuple[Any, str] | None:
         """:meth:`take`, awaitable, on this event loop's async client."""
-        reply = await self._arun("sample", "cannot sample", self._sample_args())
-        return self._taken(reply, self.ack)
+        return self._taken(await self._arun("sample", "cannot sample", self._sample_args()))
 
     async def asample(self) -> Any:
         """:meth:`sample`, awaitable, on this event loop's async client."""
         taken = await self.atake()
         return None if taken is None else taken[0]
 
-    def _taken(self, reply: Any, ack: Callable[..., None]) -> tuple[Any, str] | None:
+    def _taken(self, reply: Any) -> tuple[Any, str] | None:
         if reply is None:
             return None
         member, stored, *dead = reply
         token = (member.decode() if isinstance(member, bytes) else str(member)) + "@" + self._name
         if dead:
-            try:
-                item = _load(stored)
-            except SampleUnreadable as unreadable:
-                item = unreadable.raw
             raise _DeadLetter(
                 f"organic queue {self._name!r}: a sample was handed out {int(dead[0])} "
                 "times and never acknowledged (its iterations hung, or their scorers "
                 "died); it was moved to the dead letters, see dead_letters()",
-                item,
+                _load_or_raw(stored),
             )
         try:
             item = _load(stored)
@@ -685,7 +655,7 @@ class RedisOrganicQueue(OrganicQueueBase):
             # It has been handed out, and it will never decode: settle it now rather
             # than have it come back after every lease.
             with contextlib.suppress(RedisUnavailable):
-                ack(token, failed=True)
+                self.ack(token, failed=True)
             raise
         return item, token
 
@@ -715,16 +685,12 @@ class RedisOrganicQueue(OrganicQueueBase):
             RedisUnavailable: The server did not answer; the lease stays, so the call
                 can be repeated (or the sample comes back when the lease runs out).
         """
-        args = self._ack_args(lease, failed)
-        with self._link.failures("cannot acknowledge a sample"):
-            live = self._scripts["ack"](self._link, self._keys, args)
-        self._acked(live)
+        self._acked(self._run("ack", "cannot acknowledge a sample", self._ack_args(lease, failed)))
 
     async def aack(self, lease: Any, *, failed: bool = False) -> None:
         """:meth:`ack`, awaitable, on this event loop's async client."""
         args = self._ack_args(lease, failed)
-        live = await self._arun("ack", "cannot acknowledge a sample", args)
-        self._acked(live)
+        self._acked(await self._arun("ack", "cannot acknowledge a sample", args))
 
     def _acked(self, live: Any) -> None:
         if not live:
@@ -753,8 +719,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         """
         args = self._renew_args(leases)
         if args is not None:
-            with self._link.failures("cannot renew leases"):
-                self._scripts["renew"](self._link, self._keys, args)
+            self._run("renew", "cannot renew leases", args)
 
     async def arenew(self, leases: Sequence[Any]) -> None:
         """:meth:`renew`, awaitable, on this event loop's async client."""
@@ -772,13 +737,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._check_open()
         with self._link.failures("cannot read the dead letters"):
             stored = self._link.client.lrange(self._keys[5], 0, max(0, limit - 1))
-        out = []
-        for one in stored:
-            try:
-                out.append(_load(one if isinstance(one, bytes) else one.encode()))
-            except SampleUnreadable as unreadable:
-                out.append(unreadable.raw)
-        return out
+        return [_load_or_raw(one if isinstance(one, bytes) else one.encode()) for one in stored]
 
     def count_accepted(self) -> None:
         """Count one request accepted by an intake, in the fleet's ledger (one round trip).
@@ -803,8 +762,7 @@ class RedisOrganicQueue(OrganicQueueBase):
     def size(self) -> int:
         """How many samples are waiting, those whose lease ran out included."""
         self._check_open()
-        with self._link.failures("cannot read the size"):
-            return int(self._scripts["size"](self._link, self._keys, [self._max_size]))
+        return int(self._run("size", "cannot read the size", [self._max_size]))
 
     async def asize(self) -> int:
         """:attr:`size`, awaitable, on this event loop's async client."""
@@ -815,34 +773,15 @@ class RedisOrganicQueue(OrganicQueueBase):
         """All counters and the size, read together in one atomic script."""
         self._check_open()
         self._check_server()
-        with self._link.failures("cannot read the counters"):
-            reply = self._scripts["counters"](self._link, self._keys, [self._max_size])
+        reply = self._run("counters", "cannot read the counters", [self._max_size])
         if not int(reply[11]):
             self._data_lost()
-            with self._link.failures("cannot read the counters"):
-                reply = self._scripts["counters"](self._link, self._keys, [self._max_size])
-        self._last_held = int(reply[9]) + int(reply[10])
-        (added, sampled, acked, redelivered, dropped, scored, failed, accepted, dead) = (
-            int(v) for v in reply[:9]
-        )
-        size, leased = int(reply[9]), int(reply[10])
+            reply = self._run("counters", "cannot read the counters", [self._max_size])
+        counted = dict(zip(_COUNTERS_REPLY, map(int, reply), strict=True))
+        del counted["marker"]
+        self._last_held = counted["size"] + counted["leased"]
         return LeasedQueueCounters(
-            added=added,
-            sampled=sampled,
-            dropped=dropped,
-            size=size,
-            max_size=self._max_size,
-            leased=leased,
-            acked=acked,
-            redelivered=redelivered,
-            scored=scored,
-            failed=failed,
-            accepted=accepted,
-            dead_lettered=dead,
-            withdrawn=int(reply[12]),
-            late=int(reply[13]),
-            lost=self._lost,
-            data_losses=self._data_losses,
+            max_size=self._max_size, lost=self._lost, data_losses=self._data_losses, **counted
         )
 
     def scorer_lock(self) -> LeaseLock | None:
@@ -1104,3 +1043,11 @@ def _load(stored: bytes) -> Any:
         model, _, body = rest.partition("\n")
         return decode("model", model, body)
     return decode("json" if kind == "j" else kind, None, rest)
+
+
+def _load_or_raw(stored: bytes) -> Any:
+    """The stored sample, or what was stored when it no longer loads."""
+    try:
+        return _load(stored)
+    except SampleUnreadable as unreadable:
+        return unreadable.raw

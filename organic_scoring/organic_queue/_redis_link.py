@@ -11,7 +11,7 @@ call past the link's deadline, comes out as
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import functools
 import hashlib
 import importlib
 import math
@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from organic_scoring._log import log
@@ -31,6 +31,7 @@ __all__ = [
     "COMMAND_TIMEOUT",
     "LuaScript",
     "RedisLink",
+    "check_seconds",
     "check_timeout",
     "masked",
     "require_redis",
@@ -49,15 +50,21 @@ ALLOW_OOM = "#!lua flags=allow-oom\n"
 _T = TypeVar("_T")
 
 
+def _finite(value: object) -> TypeGuard[float]:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def check_timeout(timeout: object) -> None:
     """Refuse (ValueError) a ``timeout`` that is not a finite number of seconds > 0."""
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
+    if not (_finite(timeout) and timeout > 0):
         raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+
+
+def check_seconds(name: str, value: object, least: float) -> float:
+    """``value`` as a float; ValueError unless it is a finite number of seconds >= ``least``."""
+    if not (_finite(value) and value >= least):
+        raise ValueError(f"{name} must be a number of seconds, at least {least:g}, got {value!r}")
+    return float(value)
 
 
 def require_redis(feature: str) -> ModuleType:
@@ -166,7 +173,6 @@ class RedisLink:
         self.no_script: type[Exception] = module.exceptions.NoScriptError
         self._module = module
         self._owned = owned
-        self._script_flags: bool | None = None
         self._aclients: dict[asyncio.AbstractEventLoop, tuple[Any, Any]] = {}
         self._alock = threading.Lock()
         self._closed = False
@@ -214,23 +220,18 @@ class RedisLink:
             raise ValueError(f"url {masked(url)!r} is not usable: {exc}") from None
         return cls(client, what, timeout=timeout, owned=True)
 
-    @property
+    @functools.cached_property
     def script_flags(self) -> bool:
         """True when the server reads flags in a script's first line (Redis 7 and
         later): ``#!lua flags=allow-oom``, say. Asked once."""
-        flags = self._script_flags
-        if flags is None:
-            try:
-                with self.failures("cannot read the server's version"):
-                    info = self.client.info("server")
-                if self.cluster and info and "redis_version" not in info:
-                    info = next(iter(info.values()))
-                version = str(info.get("redis_version", "7"))
-                flags = int(version.split(".")[0]) >= 7
-            except (RedisUnavailable, ValueError, AttributeError):
-                flags = True
-            self._script_flags = flags
-        return flags
+        try:
+            with self.failures("cannot read the server's version"):
+                info = self.client.info("server")
+            if self.cluster and info and "redis_version" not in info:
+                info = next(iter(info.values()))
+            return int(str(info.get("redis_version", "7")).split(".")[0]) >= 7
+        except (RedisUnavailable, ValueError, AttributeError):
+            return True
 
     @contextmanager
     def failures(self, doing: str) -> Iterator[None]:
@@ -311,7 +312,7 @@ class RedisLink:
                 future = asyncio.run_coroutine_threadsafe(closer.aclose(), loop)
                 try:
                     future.result(self.timeout)
-                except (concurrent.futures.TimeoutError, Exception):
+                except Exception:  # it timed out, or the close failed
                     future.cancel()
             else:
                 loop.run_until_complete(closer.aclose())
@@ -354,11 +355,8 @@ def _async_twin(module: ModuleType, client: Any, timeout: float) -> Any:
     they cannot be carried over (a Sentinel pool, say)."""
     asyncio_module = importlib.import_module("redis.asyncio")
     if isinstance(client, module.cluster.RedisCluster):
-        nodes = [
-            importlib.import_module("redis.asyncio.cluster").ClusterNode(node.host, node.port)
-            for node in client.get_nodes()
-        ]
-        node = _settings(client.get_default_node().redis_connection.connection_pool)
+        nodes = [asyncio_module.cluster.ClusterNode(n.host, n.port) for n in client.get_nodes()]
+        node = _settings(_pool(client, cluster=True))
         if node is None:
             return None
         shared = {k: v for k, v in node[1].items() if k not in ("host", "port", "db", "path")}
@@ -367,20 +365,13 @@ def _async_twin(module: ModuleType, client: Any, timeout: float) -> Any:
     if found is None or type(client.connection_pool) is not module.ConnectionPool:
         return None
     kind, settings = found
-    connection = {
-        "Connection": asyncio_module.Connection,
-        "SSLConnection": asyncio_module.SSLConnection,
-        "UnixDomainSocketConnection": asyncio_module.UnixDomainSocketConnection,
-    }.get(kind)
-    if connection is None:
+    if kind not in ("Connection", "SSLConnection", "UnixDomainSocketConnection"):
         return None
-    pool = asyncio_module.ConnectionPool(connection_class=connection, **settings)
+    pool = asyncio_module.ConnectionPool(connection_class=getattr(asyncio_module, kind), **settings)
     return asyncio_module.Redis.from_pool(pool)
 
 
 def _settings(pool: Any) -> tuple[str, dict[str, Any]] | None:
-    if pool is None:
-        return None
     given = getattr(pool, "connection_kwargs", None)
     if not isinstance(given, dict):
         return None
@@ -391,14 +382,17 @@ def _settings(pool: Any) -> tuple[str, dict[str, Any]] | None:
     return pool.connection_class.__name__, settings
 
 
+def _pool(client: Any, cluster: bool) -> Any:
+    """The connection pool of ``client`` (a Cluster's: its default node's)."""
+    if cluster:
+        return client.get_default_node().redis_connection.connection_pool
+    return client.connection_pool
+
+
 def _socket_timeout(client: Any, cluster: bool) -> float | None:
     """The client's ``socket_timeout`` (None: none, or it cannot be told)."""
     try:
-        if cluster:
-            pool = client.get_default_node().redis_connection.connection_pool
-        else:
-            pool = client.connection_pool
-        found = pool.connection_kwargs.get("socket_timeout")
+        found = _pool(client, cluster).connection_kwargs.get("socket_timeout")
     except AttributeError:
         return 0.0  # cannot tell: say nothing
     return None if found is None else float(found)

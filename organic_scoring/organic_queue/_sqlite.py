@@ -14,13 +14,14 @@ import random
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from organic_scoring._defaults import DEFAULT_QUEUE_SIZE
 from organic_scoring._log import log
 from organic_scoring.errors import QueueFileError, QueueUnavailable
-from organic_scoring.organic_queue._base import OrganicQueueBase
+from organic_scoring.organic_queue._base import OrganicQueueBase, check_count
 from organic_scoring.organic_queue._codec import SampleDecodeError, decode, encode
 from organic_scoring.organic_queue._memory import QueueCounters
 
@@ -100,8 +101,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         synchronous: str = "FULL",
         timeout: float = 5.0,
     ) -> None:
-        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
+        check_count("max_size", max_size)
         mode = synchronous.upper() if isinstance(synchronous, str) else None
         if mode not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
@@ -149,7 +149,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
             )
         kind, model, body = encode(sample)
         self._warn_on_event_loop()
-        with self._lock, self._errors(), self._transaction() as conn:
+        with self._lock, self._errors(), _transaction(self._connection()) as conn:
             size = self._size_now(conn)
             drop = max(0, size - self._max_size + 1)
             size = _drop_oldest(conn, drop, size)
@@ -173,7 +173,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
                 left the queue and the error carries what was stored (``raw``).
             QueueUnavailable: The file failed; nothing left the queue.
         """
-        with self._lock, self._errors(), self._transaction() as conn:
+        with self._lock, self._errors(), _transaction(self._connection()) as conn:
             size = self._size_now(conn)
             if size == 0:
                 return None
@@ -225,15 +225,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         with self._lock, self._errors():
             now = self._counters()
         opened = self._opened_with
-        return QueueCounters(
-            added=now.added,
-            sampled=now.sampled,
-            dropped=now.dropped,
-            size=now.size,
-            max_size=self._max_size,
-            carried_over=opened.size,
-            dropped_earlier=opened.dropped,
-        )
+        return replace(now, carried_over=opened.size, dropped_earlier=opened.dropped)
 
     def _counters(self) -> QueueCounters:
         added, sampled, dropped, last = self._connection().execute(_COUNTERS).fetchone()
@@ -311,12 +303,9 @@ class SQLiteOrganicQueue(OrganicQueueBase):
             raise ValueError(f"SQLiteOrganicQueue({self._path!r}) is closed")
         return conn
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        return _transaction(self._connection())
-
     def _trim_on_open(self) -> int:
         """Drop the oldest samples beyond ``max_size``; return how many."""
-        with self._lock, self._transaction() as conn:
+        with self._lock, _transaction(self._connection()) as conn:
             size = self._size_now(conn)
             drop = max(0, size - self._max_size)
             size = _drop_oldest(conn, drop, size)
