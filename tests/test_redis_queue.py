@@ -14,6 +14,7 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -507,6 +508,66 @@ def test_an_outage_raises_and_the_queue_recovers_by_itself(tmp_path: Path) -> No
             assert len(drain(queue)) == 3
     finally:
         server.stop()
+
+
+def test_an_outage_on_the_worker_thread_path_raises_redis_unavailable(
+    redis_server: RedisServer,
+) -> None:
+    """A client with no async twin (a BlockingConnectionPool here, a Sentinel's
+    elsewhere) runs the awaitable forms on a worker thread; an outage there is still
+    RedisUnavailable, which the intake answers 503 and the scorer falls back from."""
+    pool = redis.BlockingConnectionPool.from_url(redis_server.url, socket_timeout=1.0)
+    client = redis.Redis(connection_pool=pool)
+
+    async def scenario(queue: RedisOrganicQueue, store: RedisNonceStore) -> list[Any]:
+        await queue.aadd({"n": 1})
+        assert queue._link._aclients[asyncio.get_running_loop()][0] is None  # no twin
+        redis_server.kill()
+        calls = [
+            lambda: queue.aadd({"n": 2}),
+            queue.atake,
+            lambda: queue.asize(),
+            queue.acount_accepted,
+            lambda: store.acheck_and_store("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", 1),
+        ]
+        raised = []
+        for call in calls:
+            with pytest.raises(RedisUnavailable) as caught:
+                await call()
+            raised.append(caught.value)
+        return raised
+
+    try:
+        queue = RedisOrganicQueue(client, name="threaded")
+        store = RedisNonceStore(client)
+        try:
+            raised = asyncio.run(scenario(queue, store))
+        finally:
+            queue.close()
+        assert all(redis_server.url in str(exc) for exc in raised)
+    finally:
+        client.close()
+
+
+def test_the_worker_thread_path_answers_within_the_deadline(redis_server: RedisServer) -> None:
+    """A Redis that hangs: the awaitable forms answer at the queue's deadline (0.5 s),
+    not at the client's own socket timeout (5 s here)."""
+    pool = redis.BlockingConnectionPool.from_url(redis_server.url, socket_timeout=5.0)
+    client = redis.Redis(connection_pool=pool)
+
+    async def scenario(queue: RedisOrganicQueue) -> float:
+        await queue.asize()
+        with redis_server.paused():
+            began = time.monotonic()
+            with pytest.raises(RedisUnavailable, match="no answer within 0.5s"):
+                await queue.asize()
+            return time.monotonic() - began
+
+    try:
+        with RedisOrganicQueue(client, name="hangs", timeout=0.5) as queue:
+            assert asyncio.run(scenario(queue)) < 5.0
+    finally:
+        client.close()
 
 
 def test_a_closed_queue_refuses_calls(queues: Any) -> None:

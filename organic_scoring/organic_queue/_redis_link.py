@@ -248,23 +248,24 @@ class RedisLink:
     async def run(
         self, doing: str, call: Callable[[Any], Awaitable[_T]], sync: Callable[[], _T]
     ) -> _T:
-        """``await call(async_client)`` on this loop's async client, within the deadline;
-        ``sync()`` on a worker thread where no async twin can be made.
+        """``await call(async_client)`` on this loop's async client, or ``sync()`` on a
+        worker thread where no async twin can be made; either within the deadline.
 
         Raises:
             RedisUnavailable: The server failed, or did not answer within ``timeout``.
         """
         aclient = await self._aclient()
-        if aclient is None:
-            return await asyncio.to_thread(sync)
         silent = f"{self.what}: {doing} at {self.url}: no answer within {self.timeout:g}s"
         if time.monotonic() < self._hung_until:
             # A call just timed out: fail at once for a deadline, so that a caller
             # making several calls (the scorer) is not held a deadline for each.
             raise RedisUnavailable(f"{silent} (nor to a call just before)", self.url)
+        # Without an async twin the call runs on a worker thread, which the deadline
+        # abandons (the client's socket_timeout ends it) rather than waits for.
+        pending = asyncio.to_thread(sync) if aclient is None else call(aclient)
         try:
             with self.failures(doing):
-                return await asyncio.wait_for(call(aclient), self.timeout)
+                return await asyncio.wait_for(pending, self.timeout)
         except asyncio.TimeoutError as exc:
             self._hung_until = time.monotonic() + self.timeout
             raise RedisUnavailable(silent, self.url) from exc
