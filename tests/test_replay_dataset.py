@@ -417,6 +417,27 @@ def test_a_probe_is_never_a_request_that_went_out_even_recased() -> None:
     assert probes == [f"fallback {n}" for n in range(1, 11)]
 
 
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        lambda s: s.rstrip("?") + ".",  # punctuation
+        lambda s: s.replace(" ", " \u200b", 1),  # a zero-width space
+        lambda s: s.replace("a", "\uff41"),  # full-width letters (NFKC)
+        lambda s: s.replace("e", "e\u0301"),  # an accent
+    ],
+    ids=["punctuation", "zero-width", "full-width", "accent"],
+)
+def test_a_probe_is_never_a_request_that_went_out_in_disguise(disguise: Any) -> None:
+    # A miner compares what it reads: punctuation, invisible characters and look-alike
+    # forms do not make a remembered request new.
+    dataset = _filled(
+        [{"prompt": "How do I find the wallet file on my machine?"}],
+        transform=lambda s, rng: {"prompt": disguise(s["prompt"])},
+        fallback=Counting("fallback"),
+    )
+    assert dataset.sample() == "fallback 1"
+
+
 def test_a_probe_never_repeats_an_earlier_probe() -> None:
     dataset = _filled(
         [{"prompt": "how do I sort a list"}, {"prompt": "how do I reverse a string"}],

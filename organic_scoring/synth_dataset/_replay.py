@@ -71,9 +71,10 @@ class OrganicReplayDataset(SynthDatasetBase):
     The scorer offers it every organic sample it takes from the queue;
     :meth:`sample` returns one, changed by ``transform`` (:func:`splice_words` is
     one change for text). What it hands out is never a request that already went
-    out (an offered sample or an earlier probe, compared by their texts with case
-    and whitespace normalised) nor carries a conversation history that did; when
-    ``transform`` cannot make such a probe, :meth:`sample` falls back.
+    out (an offered sample or an earlier probe, compared by their texts with case,
+    whitespace, punctuation and look-alike forms normalised) nor carries a
+    conversation history that did; when ``transform`` cannot make such a probe,
+    :meth:`sample` falls back.
 
     Args:
         capacity: The most samples kept; an int, at least 1. Memory is bounded by it.

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,9 +39,23 @@ Path = tuple[str, ...]
 """Where a string sits: dict keys and model field names; list positions are left out."""
 
 
+_NON_WORD = re.compile(r"[\W_]+")
+_INVISIBLE = frozenset(("Mn", "Me", "Cf"))  # accents and other marks, zero-width characters
+
+
 def normalise(text: str) -> str:
-    """Case folded, whitespace runs made one space, stripped."""
-    return " ".join(text.casefold().split())
+    """What a miner comparing texts would compare: case folded, compatibility forms
+    (NFKC: full-width letters, ligatures) and accents reduced to plain letters,
+    zero-width characters dropped, and every run of whitespace and punctuation made
+    one space, stripped."""
+    folded = text.casefold()
+    if not folded.isascii():
+        folded = "".join(
+            c
+            for c in unicodedata.normalize("NFKD", folded)
+            if unicodedata.category(c) not in _INVISIBLE
+        )
+    return " ".join(_NON_WORD.sub(" ", folded).split())
 
 
 def is_text(value: str) -> bool:
