@@ -20,6 +20,7 @@ from organic_scoring.synth_dataset import (
     SequenceDataset,
     SynthDatasetBase,
     SynthDatasetEntry,
+    splice_words,
 )
 
 # Upper 0.1% point of the chi-square distribution with 39 degrees of freedom.
@@ -500,6 +501,46 @@ def test_a_multi_turn_probe_never_reuses_a_history_that_went_out() -> None:
     probe = dataset.sample()
     assert probe != "f 1"
     assert [m["role"] for m in probe["messages"]] == ["user", "assistant", "user"]
+
+
+def test_a_probe_never_carries_a_message_that_went_out_verbatim() -> None:
+    # A message a miner received, handed out again under a new history or beside
+    # rewritten metadata, is still a message it remembers.
+    prompt = SynthDatasetEntry(
+        roles=["user"],
+        messages=["Quantum entanglement explained simply"],
+        note="the user is on the mobile app today via wifi",
+    )
+    donor = {"note": "the user is on the desktop app now"}
+    dataset = _filled(
+        [prompt],
+        transform=lambda s, rng: splice_words(s, donor, rng),  # only the note splices
+        fallback=Counting("f"),
+    )
+    assert dataset.sample() == "f 1"
+
+    def retouch(*indices: int) -> Any:
+        def transform(sample: Any, rng: random.Random) -> Any:
+            for index in indices:
+                sample["messages"][index]["content"] += f" ({rng.getrandbits(32)})"
+            return sample
+
+        return transform
+
+    chat = _chat(
+        "what is a subnet",
+        "a market for one task",
+        "how do I register one",
+        "use btcli subnets register",
+        "what does it cost",
+    )
+    for changed in [(0,), (0, 4), (3, 4), (0, 1, 3, 4)]:
+        dataset = _filled([chat], transform=retouch(*changed), fallback=Counting("f"))
+        assert dataset.sample() == "f 1", changed
+
+    # The first turn (a system prompt, say) may recur; every other turn is new.
+    dataset = _filled([chat], transform=retouch(1, 2, 3, 4), fallback=Counting("f"))
+    assert dataset.sample() != "f 1"
 
 
 def test_a_probe_is_never_the_opening_turn_of_a_conversation_that_went_out() -> None:

@@ -35,7 +35,13 @@ from organic_scoring.organic_queue._codec import (
 )
 from organic_scoring.synth_dataset._base import SynthDatasetBase
 from organic_scoring.synth_dataset._sent import Sent
-from organic_scoring.synth_dataset._text import digest, request_digest, texts, turn_lists
+from organic_scoring.synth_dataset._text import (
+    digest,
+    message_turns,
+    request_digest,
+    texts,
+    turn_lists,
+)
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "OrganicReplayDataset", "ReplayFileError"]
 
@@ -63,6 +69,10 @@ _ATTEMPTS = 4
 
 def _history_digest(turns: list[list[str]]) -> bytes:
     return digest(b"history", ["\x1f".join(turn) for turn in turns])
+
+
+def _message_digest(turn: list[str]) -> bytes:
+    return digest(b"message", ["\x1f".join(turn)])
 
 
 class OrganicReplayDataset(SynthDatasetBase):
@@ -215,22 +225,32 @@ class OrganicReplayDataset(SynthDatasetBase):
         self._last = None
 
     def _remember(self, sample: Any) -> None:
-        """Remember ``sample`` as sent: its request and every opening of its conversations."""
+        """Remember ``sample`` as sent: its request, every opening of its conversations
+        and every message in it but their first turns."""
         sent = self._sent
         sent.add(request_digest(sample))
         for turns in turn_lists(sample):
             for end in range(1, len(turns) + 1):
                 sent.add(_history_digest(turns[:end]))
+        for message in message_turns(sample)[1]:
+            sent.add(_message_digest(message))
 
     def _repeats(self, sample: Any) -> bool:
-        """Whether ``sample`` is a request, or carries a history, that already went out."""
+        """Whether ``sample`` is a request, or carries a history or a message, that
+        already went out."""
         key = request_digest(sample)
         if key in self._sent or key in self._distinct:
             return True
         found = texts(sample)
         if len(found) == 1 and _history_digest([found]) in self._sent:
             return True  # the opening turn of a conversation that went out
-        return any(_history_digest(turns[:-1]) in self._sent for turns in turn_lists(sample))
+        if any(_history_digest(turns[:-1]) in self._sent for turns in turn_lists(sample)):
+            return True
+        # A message that went out, under a new history or beside new metadata: a
+        # miner remembers it. (A conversation's first turn, often a system prompt
+        # every request shares, is not remembered as one.)
+        openers, messages = message_turns(sample)
+        return any(_message_digest(turn) in self._sent for turn in openers + messages)
 
     # -- sampling ------------------------------------------------------------------
 

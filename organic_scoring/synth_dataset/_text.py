@@ -25,6 +25,7 @@ __all__ = [
     "digest",
     "is_text",
     "map_strings",
+    "message_turns",
     "normalise",
     "request_digest",
     "strings",
@@ -104,14 +105,15 @@ def request_digest(sample: Any) -> bytes:
     return digest(b"request", texts(sample) or [repr(sample)])
 
 
-def turn_lists(sample: Any) -> list[list[list[str]]]:
-    """Each conversation in ``sample``: a list of turns, each turn its texts."""
+def _lists(sample: Any, least: int) -> list[list[list[str]]]:
+    """Each list of ``least`` or more turns in ``sample`` (outermost first), each turn
+    its texts; what such a list holds is not looked into further."""
     found: list[list[list[str]]] = []
 
     def visit(value: Any) -> None:
         if (
             isinstance(value, list)
-            and len(value) >= 2
+            and len(value) >= least
             and all(isinstance(item, (str, dict, BaseModel)) for item in value)
         ):
             turns = [
@@ -126,6 +128,32 @@ def turn_lists(sample: Any) -> list[list[list[str]]]:
 
     visit(sample)
     return found
+
+
+def turn_lists(sample: Any) -> list[list[list[str]]]:
+    """Each conversation in ``sample``: a list of turns, each turn its texts."""
+    return _lists(sample, 2)
+
+
+def message_turns(sample: Any) -> tuple[list[list[str]], list[list[str]]]:
+    """``(openers, messages)`` of ``sample``, each turn its texts.
+
+    ``openers`` are the first turns of its conversations (often a system prompt, which
+    every request shares). ``messages`` are their other turns and every lone message
+    (the one item, holding a text, of a list such as ``messages=[prompt]``); a sample
+    with neither has each of its texts as a message.
+    """
+    openers: list[list[str]] = []
+    messages: list[list[str]] = []
+    for found in _lists(sample, 1):
+        if len(found) == 1:
+            messages.append(found[0])
+        else:
+            openers.append(found[0])
+            messages.extend(found[1:])
+    if not openers and not messages:
+        messages = [[text] for text in texts(sample)]
+    return openers, messages
 
 
 def map_strings(sample: Any, change: Callable[[Path, str], str], path: Path = ()) -> Any:
