@@ -630,6 +630,22 @@ def test_a_sample_that_just_arrived_is_not_replayed_within_the_cooldown() -> Non
     assert "new 0" in later
 
 
+def test_peek_waits_as_replay_does() -> None:
+    # A splice's other half and a generated probe's brief come from peek(): a request
+    # that just arrived must not reach a miner through them either.
+    dataset = OrganicReplayDataset(100, min_samples=3, cooldown=2, seed=8)
+    dataset.offer("old a")
+    dataset.offer("old b")
+    assert dataset.peek() is None  # fewer than min_samples distinct samples
+    dataset.offer("old c")
+    dataset.offer("old d")
+    dataset.offer("old e")
+    assert {dataset.peek() for _ in range(80)} == {"old a", "old b", "old c"}
+    for n in range(20):
+        dataset.offer(f"new {n}")
+        assert all(not dataset.peek().startswith(f"new {n}") for _ in range(20))
+
+
 def test_the_scorer_default_waits_before_replaying_the_first_organic_sample() -> None:
     dataset = OrganicReplayDataset(transform=_tagged, fallback=Counting("f"), seed=7)
     dataset.offer("the very first request")

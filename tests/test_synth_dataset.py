@@ -551,7 +551,7 @@ class StandIn:
 def test_a_brief_describes_a_stored_sample_without_its_text() -> None:
     from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
 
-    reservoir = OrganicReplayDataset(10, seed=1)
+    reservoir = OrganicReplayDataset(10, seed=1, min_samples=1, cooldown=0)
     reservoir.offer(_organic(1))
     brief = GeneratedDataset(StandIn(), reservoir=reservoir, seed=2).brief()
     assert brief["turns"] == 3
@@ -587,7 +587,7 @@ def test_a_brief_describes_a_stored_sample_without_its_text() -> None:
 def test_generated_probes_are_new_and_shaped_like_organic_traffic() -> None:
     from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
 
-    reservoir = OrganicReplayDataset(10, seed=1)
+    reservoir = OrganicReplayDataset(10, seed=1, min_samples=1, cooldown=0)
     for n in range(3):
         reservoir.offer(_organic(n))
     generator = StandIn()
@@ -601,7 +601,7 @@ def test_generated_probes_are_new_and_shaped_like_organic_traffic() -> None:
 def test_a_generated_repeat_or_failure_falls_back() -> None:
     from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
 
-    reservoir = OrganicReplayDataset(10, seed=1)
+    reservoir = OrganicReplayDataset(10, seed=1, min_samples=1, cooldown=0)
     reservoir.offer(_organic(1))
     copying = GeneratedDataset(
         lambda brief: _organic(1), reservoir=reservoir, fallback=SequenceDataset(["fallback"])

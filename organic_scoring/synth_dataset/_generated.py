@@ -32,8 +32,10 @@ class GeneratedDataset(SynthDatasetBase):
     Each draw makes a *brief* from one sample of ``reservoir`` chosen at random, a
     description that copies no text of it (see :meth:`brief`), and hands it to
     ``generate(brief)``, which returns a new request in the sample's shape (or None).
-    With an empty reservoir the brief is ``{"topics": [], "words": None, "turns": 1,
-    "script": None, "template": None}``: the generator writes from its own ideas.
+    The sample is drawn as replay draws one (none until the reservoir holds its
+    ``min_samples`` distinct samples, none that arrived within its ``cooldown``); without
+    one the brief is ``{"topics": [], "words": None, "turns": 1, "script": None,
+    "template": None}``: the generator writes from its own ideas.
 
     Args:
         generate: ``generate(brief)`` returns the probe, or None when it has none; a

@@ -315,13 +315,29 @@ class OrganicReplayDataset(SynthDatasetBase):
     def peek(self) -> Any:
         """A deep copy of one stored sample chosen at random, untransformed; None when empty.
 
-        For transforms that recombine stored samples (see :func:`splice_words`); it
-        does not count as handed out.
+        For transforms that recombine stored samples (see :func:`splice_words`) and for
+        :class:`GeneratedDataset` briefs; it does not count as handed out. It waits as
+        replay does: None until ``min_samples`` distinct samples are stored, and never
+        a sample within its ``cooldown``.
         """
         with self._lock:
-            if not self._samples:
+            if len(self._distinct) < self._min_samples:
                 return None
-            chosen = self._samples[self._transform_random.randrange(len(self._samples))]
+            # As a draw now would see it (a draw counts a tick first).
+            size, ticks, newest = len(self._samples), self._ticks, self._tick - self._cooldown
+            rng = self._transform_random
+            slot: int | None = None
+            for _ in range(8):  # cheap while most are past their cooldown
+                drawn = rng.randrange(size)
+                if ticks[drawn] <= newest:
+                    slot = drawn
+                    break
+            else:
+                slots = [slot for slot in range(size) if ticks[slot] <= newest]
+                slot = rng.choice(slots) if slots else None
+            if slot is None:
+                return None
+            chosen = self._samples[slot]
         return copy.deepcopy(chosen)
 
     # -- state ---------------------------------------------------------------------
