@@ -564,6 +564,20 @@ def test_the_raw_and_the_redacted_request_both_count_as_sent() -> None:
     assert dataset.sample() == "f 1"  # it would give the organic request back
 
 
+def test_a_request_remembered_twice_costs_the_memory_of_one() -> None:
+    # Each offer is remembered as it came and as redacted (the same texts here): the
+    # second copy must not push older requests out of a small memory.
+    organic = [{"prompt": f"tell me about topic {n}"} for n in range(4)]
+    dataset = _filled(
+        organic,
+        redact=lambda s: dict(s),
+        remember=6,  # a prompt costs two digests: three requests fill it
+        transform=lambda s, rng: {"prompt": "tell me about topic 0", "note": "sent again"},
+        fallback=Counting("f"),
+    )
+    assert dataset.sample() == "f 1"  # the first request is still remembered
+
+
 def test_what_went_out_is_remembered_across_save_and_load(tmp_path: Path) -> None:
     def suffix(sample: Any, rng: random.Random) -> Any:
         return {"prompt": sample["prompt"] + " please"}

@@ -61,7 +61,7 @@ DEFAULT_COOLDOWN = 4
 """Offers and draws a newly stored sample waits before it may be replayed."""
 
 DEFAULT_REMEMBER = 250_000
-"""Requests remembered as sent (at least)."""
+"""Digests of what went out remembered (at least): a request costs one to a few."""
 
 _ATTEMPTS = 4
 """Stored samples tried per draw before the fallback is sampled."""
@@ -105,8 +105,10 @@ class OrganicReplayDataset(SynthDatasetBase):
         min_samples: No replay until this many distinct samples are stored.
         cooldown: A stored sample is not replayed until this many more offers and
             draws have passed through this dataset (about as many loop iterations).
-        remember: The most requests remembered as sent (at least the last this
-            many, in a fixed memory of about 3.6 bytes each).
+        remember: How many digests of what went out are remembered: at least the last
+            this many, in a fixed memory of about 3.6 bytes each. A request costs one
+            for itself and one per opening and message of it not remembered yet (a
+            single prompt two, a conversation about two per turn it adds).
 
     Thread-safe; ``transform`` and ``redact`` run outside the lock, on the scorer's
     event loop, so keep them quick.
@@ -227,13 +229,12 @@ class OrganicReplayDataset(SynthDatasetBase):
     def _remember(self, sample: Any) -> None:
         """Remember ``sample`` as sent: its request, every opening of its conversations
         and every message in it but their first turns."""
-        sent = self._sent
-        sent.add(request_digest(sample))
+        keys = [request_digest(sample)]
         for turns in turn_lists(sample):
-            for end in range(1, len(turns) + 1):
-                sent.add(_history_digest(turns[:end]))
-        for message in message_turns(sample)[1]:
-            sent.add(_message_digest(message))
+            keys.extend(_history_digest(turns[:end]) for end in range(1, len(turns) + 1))
+        keys.extend(_message_digest(message) for message in message_turns(sample)[1])
+        for key in dict.fromkeys(keys):  # each once: a repeat costs no memory
+            self._sent.add(key)
 
     def _repeats(self, sample: Any) -> bool:
         """Whether ``sample`` is a request, or carries a history or a message, that
