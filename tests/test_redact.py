@@ -234,6 +234,21 @@ def test_pseudonyms_replace_every_personal_value_in_every_field() -> None:
     assert PERSONAL["user"] == "alice@example.org"  # the original is untouched
 
 
+def test_pseudonyms_reach_dict_keys_and_sets() -> None:
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    sample = {
+        "prompt": "summarise the thread",
+        "metadata": {"alice@example.org": {"seen": 3}, "cc": {"bob@example.org"}},
+    }
+    redacted = Pseudonymizer(b"key one")(sample)
+    assert "@example.org" not in repr(redacted)
+    assert len(redacted["metadata"]) == 2
+    (address,) = redacted["metadata"]["cc"]
+    assert isinstance(redacted["metadata"]["cc"], set)
+    assert address.count("@") == 1
+
+
 def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
     import re
 

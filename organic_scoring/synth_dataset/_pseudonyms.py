@@ -58,11 +58,11 @@ _TOKEN_PREFIX = re.compile(r"^(?:sk|pk|rk|ghp|gho|ghs|github_pat|xox[abpr]|AKIA|
 class Pseudonymizer:
     """A ``redact`` that replaces personal data by consistent, realistic pseudonyms.
 
-    In every string of a sample (the shape and other values kept) it replaces e-mail
-    and IPv4 addresses, card-like and phone numbers and secret-like tokens by stand-ins
-    of the same kind and layout (a card stays Luhn-valid, a phone keeps its country
-    code). The same value gets the same pseudonym under the same ``key``. Names and
-    street addresses are not recognised.
+    In every string of a sample (dict keys and set members too; the shape and other
+    values kept) it replaces e-mail and IPv4 addresses, card-like and phone numbers and
+    secret-like tokens by stand-ins of the same kind and layout (a card stays
+    Luhn-valid, a phone keeps its country code). The same value gets the same
+    pseudonym under the same ``key``. Names and street addresses are not recognised.
 
     Args:
         key: The secret the pseudonyms are derived from (bytes or str). None draws
@@ -85,7 +85,7 @@ class Pseudonymizer:
         self._key = key
 
     def __call__(self, sample: Any) -> Any:
-        return map_strings(sample, self._string)
+        return map_strings(sample, self._string, every=True)
 
     def __repr__(self) -> str:
         return "Pseudonymizer(key=<hidden>)"

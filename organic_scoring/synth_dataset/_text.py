@@ -156,17 +156,23 @@ def message_turns(sample: Any) -> tuple[list[list[str]], list[list[str]]]:
     return openers, messages
 
 
-def map_strings(sample: Any, change: Callable[[Path, str], str], path: Path = ()) -> Any:
+def map_strings(
+    sample: Any, change: Callable[[Path, str], str], path: Path = (), *, every: bool = False
+) -> Any:
     """``sample`` rebuilt with every string ``s`` at ``path`` replaced by ``change(path, s)``.
 
     Containers keep their type; a model is copied with its changed fields; anything
-    else is returned as it is.
+    else is returned as it is. With ``every``, string dict keys (at the dict's path)
+    and the strings in sets are changed too.
     """
     if isinstance(sample, str):
         return change(path, sample)
     if isinstance(sample, dict):
         rebuilt = {
-            key: map_strings(item, change, (*path, str(key))) for key, item in sample.items()
+            (change(path, key) if every and isinstance(key, str) else key): map_strings(
+                item, change, (*path, str(key)), every=every
+            )
+            for key, item in sample.items()
         }
         if type(sample) is dict:
             return rebuilt
@@ -175,11 +181,15 @@ def map_strings(sample: Any, change: Callable[[Path, str], str], path: Path = ()
         copied.update(rebuilt)
         return copied
     if isinstance(sample, list):
-        return type(sample)(map_strings(item, change, path) for item in sample)
+        return type(sample)(map_strings(item, change, path, every=every) for item in sample)
     if isinstance(sample, tuple):
-        items = [map_strings(item, change, path) for item in sample]
+        items = [map_strings(item, change, path, every=every) for item in sample]
         return type(sample)(*items) if hasattr(sample, "_fields") else type(sample)(items)
+    if every and isinstance(sample, (set, frozenset)):
+        return type(sample)(map_strings(item, change, path, every=every) for item in sample)
     if isinstance(sample, BaseModel):
-        update = {name: map_strings(item, change, (*path, name)) for name, item in sample}
+        update = {
+            name: map_strings(item, change, (*path, name), every=every) for name, item in sample
+        }
         return sample.model_copy(update=update)
     return sample
