@@ -249,6 +249,20 @@ def test_pseudonyms_reach_dict_keys_and_sets() -> None:
     assert address.count("@") == 1
 
 
+@pytest.mark.parametrize(
+    "address", ["józef.nowak@poczta.pl", "maría@correo.es", "иван@почта.рф", "jörg@müller.de"]
+)
+def test_an_address_with_accented_letters_is_replaced_whole(address: str) -> None:
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    redacted = Pseudonymizer(b"key one").text(f"escribe a {address} hoy")
+    stand_in = re.fullmatch(r"escribe a (\S+) hoy", redacted)
+    assert stand_in is not None
+    assert re.fullmatch(r"[a-z0-9._]+@[a-z0-9.-]+\.[a-z]{2,}", stand_in.group(1))
+
+
 def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
     import re
 
