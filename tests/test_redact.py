@@ -263,6 +263,25 @@ def test_an_address_with_accented_letters_is_replaced_whole(address: str) -> Non
     assert re.fullmatch(r"[a-z0-9._]+@[a-z0-9.-]+\.[a-z]{2,}", stand_in.group(1))
 
 
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("my key is AKIAIOSFODNN7EXAMPLE, keep it", "IOSFODNN7EXAMPLE"),  # 20 characters
+        ("reset: https://example.com/reset?token=ab12cd34ef56&lang=en", "ab12cd34ef56"),
+        ("the wifi password: hunter2 works", "hunter2"),
+        ('config: password="Tr0ub4dor&3"', "Tr0ub4dor"),
+    ],
+)
+def test_short_keys_and_stated_secrets_are_replaced(text: str, secret: str) -> None:
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    redacted = Pseudonymizer(b"key one").text(text)
+    assert secret not in redacted
+    assert len(redacted) == len(text)  # same layout
+    # Words that only name a secret are left alone.
+    assert Pseudonymizer(b"key one").text("the token: is invalid") == "the token: is invalid"
+
+
 def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
     import re
 

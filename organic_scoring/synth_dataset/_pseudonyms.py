@@ -39,14 +39,25 @@ _IPV4 = re.compile(
 )
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,5}(?!\w)")
+_PREFIXES = r"sk|pk|rk|ghp|gho|ghs|github_pat|xox[abpr]|AKIA|ASIA|hf|glpat"
 _TOKEN = re.compile(
-    r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{24,}(?![A-Za-z0-9_-])"
+    r"(?<![A-Za-z0-9_-])(?:"
+    r"(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{24,}"
+    rf"|(?:{_PREFIXES})[-_]?(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{{12,}}"  # an AWS key id is 20
+    r")(?![A-Za-z0-9_-])"
+)
+# A value given as a password, token or key ("password: hunter2", "?token=ab12cd"):
+# six characters or more, not all small letters (so "token: is" stays as it is).
+_SECRET = re.compile(
+    r"(?i:\b(?:password|passwd|pwd|passphrase|token|api[_-]?key|secret|access[_-]?key)"
+    r"\s*[:=]\s*[\"']?)(?![a-z]+(?![^\s&#\"',;]))[^\s&#\"',;]{6,}"
 )
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 _ANY = re.compile(
     "|".join(
         f"(?P<{name}>{pattern.pattern})"
         for name, pattern in (
+            ("secret", _SECRET),
             ("email", _EMAIL),
             ("token", _TOKEN),
             ("ip", _IPV4),
@@ -55,16 +66,18 @@ _ANY = re.compile(
         )
     )
 )
-_TOKEN_PREFIX = re.compile(r"^(?:sk|pk|rk|ghp|gho|ghs|github_pat|xox[abpr]|AKIA|hf|glpat)[-_]?")
+_TOKEN_PREFIX = re.compile(rf"^(?:{_PREFIXES})[-_]?")
 
 
 class Pseudonymizer:
     """A ``redact`` that replaces personal data by consistent, realistic pseudonyms.
 
     In every string of a sample (dict keys and set members too; the shape and other
-    values kept) it replaces e-mail and IPv4 addresses, card-like and phone numbers and
-    secret-like tokens by stand-ins of the same kind and layout (a card stays
-    Luhn-valid, a phone keeps its country code). The same value gets the same
+    values kept) it replaces e-mail and IPv4 addresses, card-like and phone numbers,
+    secret-like tokens (long mixed ones, and keys with a known prefix such as ``sk-``
+    or ``AKIA``) and values given as a password, token or key (``password: hunter2``)
+    by stand-ins of the same kind and layout (a card stays Luhn-valid, a phone keeps
+    its country code). The same value gets the same
     pseudonym under the same ``key``. Names and street addresses are not recognised.
 
     Args:
@@ -154,10 +167,19 @@ class Pseudonymizer:
         changed = (str(rng.randrange(10)) if c.isdigit() else c for c in value[keep:])
         return value[:keep] + "".join(changed)
 
+    def _secret(self, value: str) -> str:
+        named = re.match(r"[^:=]*[:=]\s*[\"']?", value)
+        keep = named.end() if named else 0
+        return value[:keep] + self._swapped("secret", value[keep:])
+
     def _token(self, value: str) -> str:
-        rng = self._random("token", value)
         prefix = _TOKEN_PREFIX.match(value)
         keep = prefix.end() if prefix else 0
+        return value[:keep] + self._swapped("token", value[keep:])
+
+    def _swapped(self, kind: str, value: str) -> str:
+        """``value`` with each letter and digit replaced by a random one of its kind."""
+        rng = self._random(kind, value)
 
         def swap(c: str) -> str:
             if c.isdigit():
@@ -168,4 +190,4 @@ class Pseudonymizer:
                 return rng.choice(string.ascii_lowercase)
             return c
 
-        return value[:keep] + "".join(swap(c) for c in value[keep:])
+        return "".join(swap(c) for c in value)
