@@ -282,6 +282,21 @@ def test_short_keys_and_stated_secrets_are_replaced(text: str, secret: str) -> N
     assert Pseudonymizer(b"key one").text("the token: is invalid") == "the token: is invalid"
 
 
+@pytest.mark.parametrize("run", ["a", "7", "ab."])
+def test_a_long_prompt_is_redacted_in_linear_time(run: str) -> None:
+    # redact runs on the scorer's event loop for every organic request: a long run of
+    # letters or digits (a pasted blob) must not stall it (it took 5 s at 50 000
+    # characters, 80 s at 200 000, growing with the square of the length).
+    import time
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    text = run * (50_000 // len(run))
+    started = time.perf_counter()
+    assert Pseudonymizer(b"key one").text(text) == text
+    assert time.perf_counter() - started < 1.0
+
+
 def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
     import re
 

@@ -31,8 +31,8 @@ _DOMAINS = (
 )  # fmt: skip
 
 _LETTER = "A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"  # Latin, Greek, Cyrillic
-_EMAIL = re.compile(
-    rf"[{_LETTER}0-9._%+-]+@[{_LETTER}0-9-]+(?:\.[{_LETTER}0-9-]+)*\.[{_LETTER}]{{2,}}"
+_EMAIL = re.compile(  # starts where a run of its letters starts: linear, not quadratic
+    rf"(?<![{_LETTER}0-9._%+-])[{_LETTER}0-9._%+-]+@[{_LETTER}0-9-]+(?:\.[{_LETTER}0-9-]+)*\.[{_LETTER}]{{2,}}"
 )
 _IPV4 = re.compile(
     r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"
