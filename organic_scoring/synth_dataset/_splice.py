@@ -31,7 +31,8 @@ def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
     """The start of ``text`` joined to the end of ``other`` at a place where they agree.
 
     Words are compared without case and surrounding punctuation. The join is made
-    where the two share a run of words, longest runs preferred, so every word pair
+    where the two share a run of words, longest runs preferred (a word found more
+    than 32 times in ``other`` is tried at 32 of its places, spread evenly), so every word pair
     (and, where they share two words, every word triple) of the result already
     occurs in one of the two inputs: the result reads like the traffic it came
     from, yet is neither input. The text's layout is kept: everything before the
@@ -79,14 +80,41 @@ def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
     return result if changed else None
 
 
+_PAIRS_PER_WORD = 32
+"""Places in the other text tried per word: repetitive texts stay quick."""
+
+_MODULUS = (1 << 61) - 1
+_BASE = 1_000_003
+
+
+def _hashes(ids: list[int]) -> list[int]:
+    """``out[i]``: a hash of ``ids[:i]`` (a prefix), for ``i`` in ``0..len(ids)``."""
+    out = [0]
+    for value in ids:
+        out.append((out[-1] * _BASE + value) % _MODULUS)
+    return out
+
+
 def _splice_text(text: str, other: str, rng: random.Random) -> str | None:
     a = [(m.start(), _key(m.group())) for m in _WORD.finditer(text)]
     b = [(m.start(), _key(m.group())) for m in _WORD.finditer(other)]
     a_keys, b_keys = [k for _, k in a], [k for _, k in b]
+    # Whether a join gives back an input, in constant time from hashed prefixes and
+    # suffixes (a collision only skips a join): it took time cubic in the length of
+    # a repetitive text (the same word over and over), on the scorer's event loop.
+    ids: dict[str, int] = {}
+    a_ids = [ids.setdefault(k, len(ids) + 1) for k in a_keys]
+    b_ids = [ids.setdefault(k, len(ids) + 1) for k in b_keys]
+    a_prefix, b_prefix = _hashes(a_ids), _hashes(b_ids)
+    a_suffix, b_suffix = _hashes(a_ids[::-1])[::-1], _hashes(b_ids[::-1])[::-1]
     by_overlap: dict[int, list[tuple[int, int]]] = {}
     positions: dict[str, list[int]] = {}
     for j, word in enumerate(b_keys):
         positions.setdefault(word, []).append(j)
+    for found in positions.values():
+        if len(found) > _PAIRS_PER_WORD:
+            step = len(found) / _PAIRS_PER_WORD
+            found[:] = [found[int(n * step)] for n in range(_PAIRS_PER_WORD)]
     for i, word in enumerate(a_keys):
         for j in positions.get(word, ()):
             overlap = 1
@@ -97,8 +125,9 @@ def _splice_text(text: str, other: str, rng: random.Random) -> str | None:
                 and a_keys[i - overlap] == b_keys[j - overlap]
             ):
                 overlap += 1
-            joined = a_keys[:i] + b_keys[j:]
-            if joined != a_keys and joined != b_keys:
+            gives_a = len(a_keys) - i == len(b_keys) - j and a_suffix[i] == b_suffix[j]
+            gives_b = i == j and a_prefix[i] == b_prefix[j]
+            if not gives_a and not gives_b:
                 by_overlap.setdefault(overlap, []).append((i, j))
     if not by_overlap:
         return None
