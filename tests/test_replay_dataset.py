@@ -616,6 +616,19 @@ def test_a_version_1_file_still_loads_and_its_samples_count_as_sent(tmp_path: Pa
     assert dataset.sample() == "f 1"
 
 
+def test_a_long_conversation_is_remembered_in_linear_time() -> None:
+    # offer() remembers every opening of a conversation, on the scorer's event loop:
+    # digesting each opening afresh took time quadratic in the turns (8 s for 600
+    # turns of 500 characters).
+    import time
+
+    turns = [{"role": "user", "content": f"word {n} " * 60} for n in range(600)]
+    dataset = OrganicReplayDataset(10)
+    started = time.perf_counter()
+    dataset.offer({"messages": turns})
+    assert time.perf_counter() - started < 2.0
+
+
 # -- cold start (issue 24) ---------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ from organic_scoring.synth_dataset._sent import Sent
 from organic_scoring.synth_dataset._text import (
     digest,
     message_turns,
+    prefix_digests,
     request_digest,
     texts,
     turn_lists,
@@ -231,7 +232,8 @@ class OrganicReplayDataset(SynthDatasetBase):
         and every message in it but their first turns."""
         keys = [request_digest(sample)]
         for turns in turn_lists(sample):
-            keys.extend(_history_digest(turns[:end]) for end in range(1, len(turns) + 1))
+            # Every opening, in one pass: one digest per prefix was quadratic in turns.
+            keys.extend(prefix_digests(b"history", ["\x1f".join(turn) for turn in turns]))
         keys.extend(_message_digest(message) for message in message_turns(sample)[1])
         for key in dict.fromkeys(keys):  # each once: a repeat costs no memory
             self._sent.add(key)

@@ -27,6 +27,7 @@ __all__ = [
     "map_strings",
     "message_turns",
     "normalise",
+    "prefix_digests",
     "request_digest",
     "strings",
     "texts",
@@ -97,6 +98,16 @@ def digest(tag: bytes, parts: list[str]) -> bytes:
     for part in parts:
         hasher.update(b"\x1e" + normalise(part).encode("utf-8", "surrogatepass"))
     return hasher.digest()
+
+
+def prefix_digests(tag: bytes, parts: list[str]) -> list[bytes]:
+    """``digest(tag, parts[:n])`` for ``n`` from 1 to ``len(parts)``, in one pass."""
+    hasher = hashlib.blake2b(tag, digest_size=16)
+    found = []
+    for part in parts:
+        hasher.update(b"\x1e" + normalise(part).encode("utf-8", "surrogatepass"))
+        found.append(hasher.digest())
+    return found
 
 
 def request_digest(sample: Any) -> bytes:
