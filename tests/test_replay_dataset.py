@@ -543,6 +543,41 @@ def test_a_probe_never_carries_a_message_that_went_out_verbatim() -> None:
     assert dataset.sample() != "f 1"
 
 
+def test_a_system_prompt_every_request_shares_does_not_block_replay() -> None:
+    # [system, question] probes were refused for carrying a history (the system
+    # prompt) that went out: replay of the commonest chat shape always fell back.
+    system = "You are a helpful assistant for the Bittensor network."
+    organic = [_system_chat(system, f"how do I stake on subnet {n}") for n in range(5)]
+    dataset = _filled(
+        organic,
+        transform=lambda s, rng: {
+            **s,
+            "messages": [
+                s["messages"][0],
+                {"role": "user", "content": f"new question {rng.getrandbits(32)}"},
+            ],
+        },
+        fallback=Counting("f"),
+    )
+    probe = dataset.sample()
+    assert probe != "f 1"
+    assert probe["messages"][0]["content"] == system
+    # A first turn that went out in one conversation only is still its history.
+    alone = _filled(
+        [_system_chat("what is a subnet exactly", "it is a market")],
+        transform=lambda s, rng: {
+            **s,
+            "messages": [s["messages"][0], {"role": "user", "content": "something new"}],
+        },
+        fallback=Counting("f"),
+    )
+    assert alone.sample() == "f 1"
+
+
+def _system_chat(first: str, second: str) -> dict[str, Any]:
+    return {"messages": [{"role": "system", "content": first}, {"role": "user", "content": second}]}
+
+
 def test_a_probe_is_never_the_opening_turn_of_a_conversation_that_went_out() -> None:
     dataset = _filled(
         [_chat("how do I sort a list", "use sorted(items)", "and in reverse order?")],

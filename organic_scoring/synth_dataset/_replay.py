@@ -72,6 +72,10 @@ def _history_digest(turns: list[list[str]]) -> bytes:
     return digest(b"history", ["\x1f".join(turn) for turn in turns])
 
 
+def _shared_digest(turn: list[str]) -> bytes:
+    return digest(b"shared", ["\x1f".join(turn)])
+
+
 def _message_digest(turn: list[str]) -> bytes:
     return digest(b"message", ["\x1f".join(turn)])
 
@@ -233,7 +237,12 @@ class OrganicReplayDataset(SynthDatasetBase):
         keys = [request_digest(sample)]
         for turns in turn_lists(sample):
             # Every opening, in one pass: one digest per prefix was quadratic in turns.
-            keys.extend(prefix_digests(b"history", ["\x1f".join(turn) for turn in turns]))
+            openings = prefix_digests(b"history", ["\x1f".join(turn) for turn in turns])
+            if openings[0] in self._sent and openings[1] not in self._sent:
+                # Its first turn went out before with another second turn: shared by
+                # several conversations, as a system prompt is.
+                keys.append(_shared_digest(turns[0]))
+            keys.extend(openings)
         keys.extend(_message_digest(message) for message in message_turns(sample)[1])
         for key in dict.fromkeys(keys):  # each once: a repeat costs no memory
             self._sent.add(key)
@@ -247,8 +256,11 @@ class OrganicReplayDataset(SynthDatasetBase):
         found = texts(sample)
         if len(found) == 1 and _history_digest([found]) in self._sent:
             return True  # the opening turn of a conversation that went out
-        if any(_history_digest(turns[:-1]) in self._sent for turns in turn_lists(sample)):
-            return True
+        for turns in turn_lists(sample):
+            if len(turns) == 2 and _shared_digest(turns[0]) in self._sent:
+                continue  # a first turn many requests share (a system prompt)
+            if _history_digest(turns[:-1]) in self._sent:
+                return True
         # A message that went out, under a new history or beside new metadata: a
         # miner remembers it. (A conversation's first turn, often a system prompt
         # every request shares, is not remembered as one.)

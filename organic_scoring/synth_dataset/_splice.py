@@ -43,8 +43,10 @@ def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
     ``text`` may also be a whole sample (a dict, list, tuple or pydantic model, as
     many levels deep as it goes) and ``other`` another: then every text in it
     (every turn of a conversation, its metadata left alone) is spliced with a text
-    of ``other`` (one at the same place first), and the sample is returned in its
-    own shape, or None when no text of it could be changed. It is meant as an
+    of ``other`` (the one at the same place first, the same turn of a conversation;
+    then one of the same field), and the sample is returned in its own shape, or
+    None when no text of it could be changed. A text both samples hold (a system
+    prompt) is left as it is and lends nothing to the others. It is meant as an
     :class:`OrganicReplayDataset` ``transform``, with another stored sample drawn by
     :meth:`OrganicReplayDataset.peek`::
 
@@ -55,20 +57,29 @@ def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
         return _splice_text(text, other, rng) if isinstance(other, str) else None
     if other is None:
         return None
-    donors: dict[Path, list[str]] = {}
+    # A text both samples hold (a system prompt every request carries) stays as it
+    # is and lends nothing: spliced, it would be a system prompt no request has, or
+    # a question ending in one.
+    shared = {_keys(value) for _, value in strings(text) if is_text(value)}
+    at: dict[Path, list[str]] = {}  # by place, list positions included
+    near: dict[Path, list[str]] = {}  # by field, any position
     every: list[str] = []
-    for path, value in strings(other):
-        if is_text(value):
-            donors.setdefault(path, []).append(value)
+    for place, value in strings(other, positions=True):
+        if is_text(value) and _keys(value) not in shared:
+            at.setdefault(place, []).append(value)
+            near.setdefault(_field(place), []).append(value)
             every.append(value)
+    shared &= {_keys(value) for _, value in strings(other) if is_text(value)}
     changed = False
 
-    def splice(path: Path, value: str) -> str:
+    def splice(place: Path, value: str) -> str:
         nonlocal changed
-        if not is_text(value):
+        if not is_text(value) or _keys(value) in shared:
             return value
-        near = donors.get(path, [])
-        for candidates in (near, [d for d in every if d not in near]):
+        first = at.get(place, [])
+        second = [d for d in near.get(_field(place), []) if d not in first]
+        rest = [d for d in every if d not in first and d not in second]
+        for candidates in (first, second, rest):
             for donor in rng.sample(candidates, len(candidates)):
                 spliced = _splice_text(value, donor, rng)
                 if spliced is not None:
@@ -76,8 +87,17 @@ def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
                     return spliced
         return value
 
-    result = map_strings(text, splice)
+    result = map_strings(text, splice, positions=True)
     return result if changed else None
+
+
+def _keys(text: str) -> tuple[str, ...]:
+    return tuple(_key(word) for word in text.split())
+
+
+def _field(place: Path) -> Path:
+    """``place`` without its list positions."""
+    return tuple(part for part in place if not part.startswith("#"))
 
 
 _PAIRS_PER_WORD = 32

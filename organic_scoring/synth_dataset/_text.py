@@ -65,25 +65,26 @@ def is_text(value: str) -> bool:
     return len(stripped) >= TEXT_LENGTH or any(c.isspace() for c in stripped)
 
 
-def _children(value: Any) -> Iterator[tuple[str | None, Any]]:
+def _children(value: Any, positions: bool = False) -> Iterator[tuple[str | None, Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
             yield str(key), item
     elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield None, item
+        for index, item in enumerate(value):
+            yield (f"#{index}" if positions else None), item
     elif isinstance(value, BaseModel):
         for name, item in value:
             yield name, item
 
 
-def strings(sample: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
-    """Every string of ``sample`` with its path, depth first, in order."""
+def strings(sample: Any, path: Path = (), *, positions: bool = False) -> Iterator[tuple[Path, str]]:
+    """Every string of ``sample`` with its path, depth first, in order; with
+    ``positions``, list positions are in the path too (``"#0"``, ``"#1"``, ...)."""
     if isinstance(sample, str):
         yield path, sample
         return
-    for key, item in _children(sample):
-        yield from strings(item, path if key is None else (*path, key))
+    for key, item in _children(sample, positions):
+        yield from strings(item, path if key is None else (*path, key), positions=positions)
 
 
 def texts(sample: Any) -> list[str]:
@@ -168,20 +169,27 @@ def message_turns(sample: Any) -> tuple[list[list[str]], list[list[str]]]:
 
 
 def map_strings(
-    sample: Any, change: Callable[[Path, str], str], path: Path = (), *, every: bool = False
+    sample: Any,
+    change: Callable[[Path, str], str],
+    path: Path = (),
+    *,
+    every: bool = False,
+    positions: bool = False,
 ) -> Any:
     """``sample`` rebuilt with every string ``s`` at ``path`` replaced by ``change(path, s)``.
 
     Containers keep their type; a model is copied with its changed fields; anything
     else is returned as it is. With ``every``, string dict keys (at the dict's path)
-    and the strings in sets are changed too.
+    and the strings in sets are changed too; with ``positions``, paths hold list
+    positions as :func:`strings` gives them.
     """
+    deeper = {"every": every, "positions": positions}
     if isinstance(sample, str):
         return change(path, sample)
     if isinstance(sample, dict):
         rebuilt = {
             (change(path, key) if every and isinstance(key, str) else key): map_strings(
-                item, change, (*path, str(key)), every=every
+                item, change, (*path, str(key)), **deeper
             )
             for key, item in sample.items()
         }
@@ -191,16 +199,17 @@ def map_strings(
         copied.clear()
         copied.update(rebuilt)
         return copied
-    if isinstance(sample, list):
-        return type(sample)(map_strings(item, change, path, every=every) for item in sample)
-    if isinstance(sample, tuple):
-        items = [map_strings(item, change, path, every=every) for item in sample]
+    if isinstance(sample, (list, tuple)):
+        items = [
+            map_strings(item, change, (*path, f"#{index}") if positions else path, **deeper)
+            for index, item in enumerate(sample)
+        ]
+        if isinstance(sample, list):
+            return type(sample)(items)
         return type(sample)(*items) if hasattr(sample, "_fields") else type(sample)(items)
     if every and isinstance(sample, (set, frozenset)):
-        return type(sample)(map_strings(item, change, path, every=every) for item in sample)
+        return type(sample)(map_strings(item, change, path, **deeper) for item in sample)
     if isinstance(sample, BaseModel):
-        update = {
-            name: map_strings(item, change, (*path, name), every=every) for name, item in sample
-        }
+        update = {name: map_strings(item, change, (*path, name), **deeper) for name, item in sample}
         return sample.model_copy(update=update)
     return sample
