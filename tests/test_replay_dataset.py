@@ -574,6 +574,26 @@ def test_a_system_prompt_every_request_shares_does_not_block_replay() -> None:
     assert alone.sample() == "f 1"
 
 
+def test_a_system_prompt_beside_the_prompt_does_not_block_replay() -> None:
+    # The same with the system prompt in a field of its own: a text that went out in
+    # several requests may recur; one request's own text may not.
+    system = "You are a helpful assistant for the Bittensor network."
+    organic = [{"system": system, "prompt": f"how do I stake on subnet {n}"} for n in range(5)]
+
+    def new_prompt(sample: Any, rng: random.Random) -> Any:
+        return {**sample, "prompt": f"new question {rng.getrandbits(32)}"}
+
+    probe = _filled(organic, transform=new_prompt, fallback=Counting("f")).sample()
+    assert probe != "f 1"
+    assert probe["system"] == system
+
+    def new_system(sample: Any, rng: random.Random) -> Any:
+        return {**sample, "system": f"You are terse {rng.getrandbits(32)}"}
+
+    dataset = _filled(organic, transform=new_system, fallback=Counting("f"))
+    assert dataset.sample() == "f 1"  # the old prompt beside a new system prompt
+
+
 def _system_chat(first: str, second: str) -> dict[str, Any]:
     return {"messages": [{"role": "system", "content": first}, {"role": "user", "content": second}]}
 

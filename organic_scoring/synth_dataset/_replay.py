@@ -235,6 +235,7 @@ class OrganicReplayDataset(SynthDatasetBase):
         """Remember ``sample`` as sent: its request, every opening of its conversations
         and every message in it but their first turns."""
         keys = [request_digest(sample)]
+        new_request = keys[0] not in self._sent
         for turns in turn_lists(sample):
             # Every opening, in one pass: one digest per prefix was quadratic in turns.
             openings = prefix_digests(b"history", ["\x1f".join(turn) for turn in turns])
@@ -243,7 +244,14 @@ class OrganicReplayDataset(SynthDatasetBase):
                 # several conversations, as a system prompt is.
                 keys.append(_shared_digest(turns[0]))
             keys.extend(openings)
-        keys.extend(_message_digest(message) for message in message_turns(sample)[1])
+        _, messages, loose = message_turns(sample)
+        for message in messages:
+            key = _message_digest(message)
+            if loose and new_request and key in self._sent:
+                # A loose text that went out in another request (a system prompt
+                # beside the prompt, a fixed instruction): shared, not one request's.
+                keys.append(_shared_digest(message))
+            keys.append(key)
         for key in dict.fromkeys(keys):  # each once: a repeat costs no memory
             self._sent.add(key)
 
@@ -264,8 +272,12 @@ class OrganicReplayDataset(SynthDatasetBase):
         # A message that went out, under a new history or beside new metadata: a
         # miner remembers it. (A conversation's first turn, often a system prompt
         # every request shares, is not remembered as one.)
-        openers, messages = message_turns(sample)
-        return any(_message_digest(turn) in self._sent for turn in openers + messages)
+        openers, messages, loose = message_turns(sample)
+        sent = self._sent
+        return any(
+            _message_digest(turn) in sent and not (loose and _shared_digest(turn) in sent)
+            for turn in openers + messages
+        )
 
     # -- sampling ------------------------------------------------------------------
 

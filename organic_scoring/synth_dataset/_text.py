@@ -147,13 +147,13 @@ def turn_lists(sample: Any) -> list[list[list[str]]]:
     return _lists(sample, 2)
 
 
-def message_turns(sample: Any) -> tuple[list[list[str]], list[list[str]]]:
-    """``(openers, messages)`` of ``sample``, each turn its texts.
+def message_turns(sample: Any) -> tuple[list[list[str]], list[list[str]], bool]:
+    """``(openers, messages, loose)`` of ``sample``, each turn its texts.
 
     ``openers`` are the first turns of its conversations (often a system prompt, which
     every request shares). ``messages`` are their other turns and every lone message
     (the one item, holding a text, of a list such as ``messages=[prompt]``); a sample
-    with neither has each of its texts as a message.
+    with neither has each of its texts as a message, and ``loose`` is True.
     """
     openers: list[list[str]] = []
     messages: list[list[str]] = []
@@ -163,9 +163,9 @@ def message_turns(sample: Any) -> tuple[list[list[str]], list[list[str]]]:
         else:
             openers.append(found[0])
             messages.extend(found[1:])
-    if not openers and not messages:
-        messages = [[text] for text in texts(sample)]
-    return openers, messages
+    if openers or messages:
+        return openers, messages, False
+    return openers, [[text] for text in texts(sample)], True
 
 
 def map_strings(
