@@ -632,3 +632,30 @@ def test_an_async_generator_is_awaited_by_asample() -> None:
     assert dataset.sample() == {"prompt": "written just now"}  # outside a loop
     plain = GeneratedDataset(lambda brief: {"prompt": "from a thread"})
     assert asyncio.run(plain.asample()) == {"prompt": "from a thread"}
+
+
+def test_generated_probes_may_keep_the_system_prompt_every_request_shares() -> None:
+    # A probe [system, new question] carried a history (the system prompt) that had
+    # gone out, so every generated probe of the commonest chat shape was dropped.
+    from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
+
+    system = "You are a helpful assistant for the Bittensor network."
+
+    def chat(question: str) -> dict[str, Any]:
+        return {
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": question},
+            ]
+        }
+
+    reservoir = OrganicReplayDataset(10, seed=1, min_samples=1, cooldown=0)
+    for n in range(5):
+        reservoir.offer(chat(f"how do I stake on subnet {n}"))
+    written = iter(range(100))
+    dataset = GeneratedDataset(
+        lambda brief: chat(f"a new question number {next(written)}"),
+        reservoir=reservoir,
+        fallback=SequenceDataset(["fallback"]),
+    )
+    assert all(dataset.sample() != "fallback" for _ in range(5))
