@@ -659,3 +659,25 @@ def test_generated_probes_may_keep_the_system_prompt_every_request_shares() -> N
         fallback=SequenceDataset(["fallback"]),
     )
     assert all(dataset.sample() != "fallback" for _ in range(5))
+
+
+def test_a_brief_template_keeps_long_metadata() -> None:
+    # Strings of 24 characters or more count as text, so the template emptied a long
+    # model name, an id and a timestamp: metadata it says it keeps.
+    from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
+
+    metadata = {
+        "model": "meta-llama/Meta-Llama-3.1-8B-Instruct",
+        "request_id": "3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2c",
+        "created": "2026-12-07T12:25:07.123456+00:00",
+    }
+    reservoir = OrganicReplayDataset(10, min_samples=1, cooldown=0)
+    reservoir.offer(
+        {
+            "messages": [{"role": "user", "content": "a_single_long_word_prompt_of_many_letters"}],
+            "note": "what the user wrote in a note",
+            **metadata,
+        }
+    )
+    template = GeneratedDataset(lambda brief: None, reservoir=reservoir).brief()["template"]
+    assert template == {"messages": [{"role": "user", "content": ""}], "note": "", **metadata}

@@ -16,7 +16,14 @@ import anyio.to_thread
 from organic_scoring._log import log
 from organic_scoring.synth_dataset._base import SynthDatasetBase
 from organic_scoring.synth_dataset._replay import OrganicReplayDataset
-from organic_scoring.synth_dataset._text import is_text, map_strings, texts, turn_lists
+from organic_scoring.synth_dataset._text import (
+    Path,
+    is_text,
+    map_strings,
+    message_turns,
+    texts,
+    turn_lists,
+)
 
 __all__ = ["GeneratedDataset"]
 
@@ -80,7 +87,8 @@ class GeneratedDataset(SynthDatasetBase):
         last text in words; ``turns``: how many turns its conversation has (1 for a
         single prompt); ``script``: the writing system most of its letters are in
         (``"LATIN"``, ``"CYRILLIC"``, ``"CJK"``, ...); ``template``: the sample with
-        every text emptied, its labels and metadata kept (the shape to fill in).
+        its turns and other prose emptied, its labels and metadata kept (the shape to
+        fill in; a model name, an id or a timestamp stays as it was).
         """
         sample = self._reservoir.peek() if self._reservoir is not None else None
         if sample is None:
@@ -93,7 +101,7 @@ class GeneratedDataset(SynthDatasetBase):
             "words": len(found[-1].split()) if found else 0,
             "turns": max((len(turns) for turns in conversations), default=1),
             "script": _script(" ".join(found)),
-            "template": map_strings(sample, lambda path, s: "" if is_text(s) else s),
+            "template": _template(sample),
         }
 
     def sample(self) -> Any:
@@ -142,6 +150,23 @@ class GeneratedDataset(SynthDatasetBase):
         if made is None and self._fallback is not None:
             return self._fallback.sample()
         return made
+
+
+def _template(sample: Any) -> Any:
+    """``sample`` with its texts emptied: its turns and messages, and elsewhere the
+    strings with whitespace in them. A long string without any outside the turns (a
+    model name, an id, a timestamp) is metadata, and kept."""
+    openers, messages, loose = message_turns(sample)
+    turns = {text for turn in openers + messages for text in turn}
+
+    def blank(path: Path, text: str) -> str:
+        if not is_text(text):
+            return text
+        if loose or text in turns or any(c.isspace() for c in text.strip()):
+            return ""
+        return text
+
+    return map_strings(sample, blank)
 
 
 def _failed(exc: Exception) -> None:
