@@ -701,6 +701,18 @@ def test_no_replay_until_min_samples_distinct_samples_are_stored() -> None:
     assert not dataset.sample().startswith("f ")
 
 
+def test_a_reservoir_smaller_than_min_samples_still_replays_once_full() -> None:
+    # OrganicReplayDataset(20) with the default min_samples of 50 could never hold
+    # enough samples: every probe came from the fallback, without a word.
+    dataset = OrganicReplayDataset(20, transform=_tagged, fallback=Counting("f"), cooldown=0)
+    assert dataset.min_samples == 20
+    for n in range(19):
+        dataset.offer(f"question {n}")
+    assert dataset.sample().startswith("f ")
+    dataset.offer("question 19")
+    assert not dataset.sample().startswith("f ")
+
+
 def test_a_sample_that_just_arrived_is_not_replayed_within_the_cooldown() -> None:
     dataset = _filled([f"old {n}" for n in range(20)], transform=_tagged, cooldown=4, seed=6)
     for round_ in range(30):

@@ -107,7 +107,8 @@ class OrganicReplayDataset(SynthDatasetBase):
             which makes the scorer skip that trigger.
         seed: Seeds this dataset's random generators (the reservoir, the choice of
             sample, and the ``rng`` handed to ``transform``).
-        min_samples: No replay until this many distinct samples are stored.
+        min_samples: No replay until this many distinct samples are stored (at most
+            ``capacity``: a reservoir cannot hold more, and would never replay).
         cooldown: A stored sample is not replayed until this many more offers and
             draws have passed through this dataset (about as many loop iterations).
         remember: How many digests of what went out are remembered: at least the last
@@ -153,7 +154,7 @@ class OrganicReplayDataset(SynthDatasetBase):
         self._transform = transform
         self._redact = redact
         self._fallback = fallback
-        self._min_samples = min_samples
+        self._min_samples = min(min_samples, capacity)
         self._cooldown = cooldown
         self._random = random.Random(seed)
         self._transform_random = random.Random(self._random.getrandbits(64))
