@@ -681,3 +681,20 @@ def test_a_brief_template_keeps_long_metadata() -> None:
     )
     template = GeneratedDataset(lambda brief: None, reservoir=reservoir).brief()["template"]
     assert template == {"messages": [{"role": "user", "content": ""}], "note": "", **metadata}
+
+
+def test_a_brief_of_a_chinese_prompt_does_not_copy_it() -> None:
+    # Written without spaces, the whole prompt was one "word of five letters or
+    # more": the topic was the prompt itself, and, shorter than 24 characters with no
+    # space, it was no "text", so the template kept it as it was.
+    from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
+
+    prompt = "请问如何在子网上注册矿工并质押"
+    reservoir = OrganicReplayDataset(10, min_samples=1, cooldown=0)
+    reservoir.offer(SynthDatasetEntry(roles=["user"], messages=[prompt]))
+    brief = GeneratedDataset(lambda brief: None, reservoir=reservoir, seed=1).brief()
+    assert brief["script"] == "CJK"
+    assert brief["template"].messages == [""]
+    assert len(brief["topics"]) == 4
+    assert all(len(topic) == 2 and topic in prompt for topic in brief["topics"])
+    assert brief["words"] == 8

@@ -17,6 +17,7 @@ from organic_scoring._log import log
 from organic_scoring.synth_dataset._base import SynthDatasetBase
 from organic_scoring.synth_dataset._replay import OrganicReplayDataset
 from organic_scoring.synth_dataset._text import (
+    UNSPACED,
     Path,
     is_text,
     map_strings,
@@ -30,6 +31,7 @@ __all__ = ["GeneratedDataset"]
 Generate = Callable[[dict[str, Any]], Any | Awaitable[Any]]
 
 _WORD = re.compile(r"[^\W\d_]{5,}")
+_UNSPACED_RUN = re.compile(f"{UNSPACED.pattern}+")
 _TOPICS = 4
 
 
@@ -83,9 +85,10 @@ class GeneratedDataset(SynthDatasetBase):
     def brief(self) -> dict[str, Any]:
         """What the next probe should look like, from one stored sample, without its text.
 
-        ``topics``: up to four content words of it; ``words``: the length of its
-        last text in words; ``turns``: how many turns its conversation has (1 for a
-        single prompt); ``script``: the writing system most of its letters are in
+        ``topics``: up to four content words of it (pairs of letters in Chinese,
+        Japanese or Thai); ``words``: the length of its last text in words (two such
+        letters counting one); ``turns``: how many turns its conversation has (1 for
+        a single prompt); ``script``: the writing system most of its letters are in
         (``"LATIN"``, ``"CYRILLIC"``, ``"CJK"``, ...); ``template``: the sample with
         its turns and other prose emptied, its labels and metadata kept (the shape to
         fill in; a model name, an id or a timestamp stays as it was).
@@ -94,11 +97,11 @@ class GeneratedDataset(SynthDatasetBase):
         if sample is None:
             return {"topics": [], "words": None, "turns": 1, "script": None, "template": None}
         found = texts(sample)
-        words = sorted({w.casefold() for text in found for w in _WORD.findall(text)})
+        words = sorted({w.casefold() for text in found for w in _topic_words(text)})
         conversations = turn_lists(sample)
         return {
             "topics": self._random.sample(words, min(_TOPICS, len(words))),
-            "words": len(found[-1].split()) if found else 0,
+            "words": _length(found[-1]) if found else 0,
             "turns": max((len(turns) for turns in conversations), default=1),
             "script": _script(" ".join(found)),
             "template": _template(sample),
@@ -167,6 +170,21 @@ def _template(sample: Any) -> Any:
         return text
 
     return map_strings(sample, blank)
+
+
+def _length(text: str) -> int:
+    """``text``'s length in words, two letters of a script without spaces counting one."""
+    unspaced = len(UNSPACED.findall(text))
+    return len(UNSPACED.sub(" ", text).split()) + (unspaced + 1) // 2
+
+
+def _topic_words(text: str) -> list[str]:
+    """Words of five letters or more; in a script written without spaces, pairs of
+    letters (a whole run there is a sentence: the topic would be the prompt itself)."""
+    found = _WORD.findall(UNSPACED.sub(" ", text))
+    for run in _UNSPACED_RUN.findall(text):
+        found.extend(run[start : start + 2] for start in range(0, len(run) - 1, 2))
+    return found
 
 
 def _failed(exc: Exception) -> None:

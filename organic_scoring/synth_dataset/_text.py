@@ -2,7 +2,8 @@
 
 A sample is walked through dicts (in their order), lists, tuples and pydantic models
 (their fields, then their extra fields); other objects are opaque. A *text* is a
-string with whitespace inside it or of at least :data:`TEXT_LENGTH` characters (a
+string with whitespace inside it, of at least :data:`TEXT_LENGTH` characters, or with
+four letters or more of a script written without spaces (Chinese, Japanese, Thai: a
 prompt, a turn), as opposed to a label (a role, a model name); a sample with no text
 counts its labels as its text. A *turn list* is a list of two or more items that are
 strings, dicts or models, at least one of them holding a text: a conversation.
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 
 __all__ = [
     "TEXT_LENGTH",
+    "UNSPACED",
     "Path",
     "digest",
     "is_text",
@@ -60,9 +62,20 @@ def normalise(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", folded).split())
 
 
+UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u0f00-\u0fff\u1000-\u109f\u1780-\u17ff"  # Thai, Lao, Tibetan, Myanmar, Khmer
+    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"  # kana, Han
+)
+"""A letter of a script written without spaces between words."""
+
+
 def is_text(value: str) -> bool:
     stripped = value.strip()
-    return len(stripped) >= TEXT_LENGTH or any(c.isspace() for c in stripped)
+    return (
+        len(stripped) >= TEXT_LENGTH
+        or any(c.isspace() for c in stripped)
+        or len(UNSPACED.findall(stripped)) >= 4  # a sentence with no space in it
+    )
 
 
 def _children(value: Any, positions: bool = False) -> Iterator[tuple[str | None, Any]]:
