@@ -297,6 +297,52 @@ def test_a_long_prompt_is_redacted_in_linear_time(run: str) -> None:
     assert time.perf_counter() - started < 1.0
 
 
+@pytest.mark.parametrize(
+    ("value", "form"),
+    [
+        ("9fceb02d0ae598e95dc970b74767f19372d61af8", r"[0-9a-f]{40}"),  # a commit
+        (
+            "3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2c",
+            r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-b[0-9a-f]{3}-[0-9a-f]{12}",
+        ),
+        ("0x52908400098527886e0f7030069857d2e4169ee7", r"0x[0-9a-f]{40}"),  # an address
+        ("sk-proj-abcdEFGH1234ijklMNOP5678qrst", r"sk-proj-[A-Za-z0-9]{28}"),
+    ],
+)
+def test_a_token_stand_in_is_written_as_the_token_was(value: str, form: str) -> None:
+    # A stand-in outside the value's alphabet (a commit hash with a "q" in it, a
+    # UUID of no version, "1x..." for an address) is a token no user pasted.
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    stand_in = Pseudonymizer(b"key one").text(value)
+    assert stand_in != value
+    assert re.fullmatch(form, stand_in), stand_in
+
+
+def test_a_bittensor_address_stand_in_has_a_valid_checksum() -> None:
+    import hashlib
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+    def checks_out(address: str) -> bool:
+        number = 0
+        for c in address:
+            number = number * 58 + alphabet.index(c)
+        raw = number.to_bytes(35, "big")
+        return hashlib.blake2b(b"SS58PRE" + raw[:33], digest_size=64).digest()[:2] == raw[33:]
+
+    address = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    assert checks_out(address)
+    stand_in = Pseudonymizer(b"key one").text(f"my coldkey is {address}.").split()[-1][:-1]
+    assert stand_in != address
+    assert stand_in.startswith("5")
+    assert checks_out(stand_in)
+
+
 def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
     import re
 

@@ -39,7 +39,7 @@ _IPV4 = re.compile(
 )
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,5}(?!\w)")
-_PREFIXES = r"sk|pk|rk|ghp|gho|ghs|github_pat|xox[abpr]|AKIA|ASIA|hf|glpat"
+_PREFIXES = r"sk-proj|sk-ant-api\d\d|sk|pk|rk|ghp|gho|ghs|github_pat|xox[abpr]|AKIA|ASIA|hf|glpat"
 _TOKEN = re.compile(
     r"(?<![A-Za-z0-9_-])(?:"
     r"(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{24,}"
@@ -178,16 +178,66 @@ class Pseudonymizer:
         return value[:keep] + self._swapped("token", value[keep:])
 
     def _swapped(self, kind: str, value: str) -> str:
-        """``value`` with each letter and digit replaced by a random one of its kind."""
+        """``value`` with each letter and digit replaced by a random one of its kind,
+        from the alphabet the value is written in (hexadecimal, base58, or any); an
+        SS58 address (a Bittensor key) becomes another with a valid checksum."""
         rng = self._random(kind, value)
+        address = _ss58(value, rng)
+        if address is not None:
+            return address
+        kept: set[int] = set()  # positions that say what the value is
+        if value[:2] in ("0x", "0X"):
+            kept = {0, 1}  # a hexadecimal number, an Ethereum address
+        elif _UUID.fullmatch(value):
+            kept = {14, 19}  # a UUID's version and variant
+        chars = {c for i, c in enumerate(value) if i not in kept} - set("-_")
+        digits, upper, lower = string.digits, string.ascii_uppercase, string.ascii_lowercase
+        if chars <= _HEX:
+            upper, lower = "ABCDEF", "abcdef"
+        elif chars <= _BASE58:
+            digits, upper, lower = "123456789", _BASE58_UPPER, _BASE58_LOWER
 
         def swap(c: str) -> str:
             if c.isdigit():
-                return rng.choice(string.digits)
+                return rng.choice(digits)
             if c.isupper():
-                return rng.choice(string.ascii_uppercase)
+                return rng.choice(upper)
             if c.islower():
-                return rng.choice(string.ascii_lowercase)
+                return rng.choice(lower)
             return c
 
-        return "".join(swap(c) for c in value)
+        return "".join(c if i in kept else swap(c) for i, c in enumerate(value))
+
+
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
+)
+_HEX = frozenset(string.hexdigits)
+_BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_BASE58 = frozenset(_BASE58_ALPHABET)
+_BASE58_UPPER = "".join(c for c in _BASE58_ALPHABET if c.isupper())
+_BASE58_LOWER = "".join(c for c in _BASE58_ALPHABET if c.islower())
+
+
+def _ss58_checksum(data: bytes) -> bytes:
+    return hashlib.blake2b(b"SS58PRE" + data, digest_size=64).digest()[:2]
+
+
+def _ss58(value: str, rng: random.Random) -> str | None:
+    """Another SS58 address of the same network for ``value`` if it is one (a valid
+    checksum), else None: a miner can check the checksum of what it reads."""
+    if not 46 <= len(value) <= 48 or not set(value) <= _BASE58:
+        return None
+    number = 0
+    for c in value:
+        number = number * 58 + _BASE58_ALPHABET.index(c)
+    raw = number.to_bytes(35, "big") if number < 1 << 280 else b""
+    if len(raw) != 35 or raw[0] >= 64 or _ss58_checksum(raw[:33]) != raw[33:]:
+        return None
+    data = raw[:1] + rng.randbytes(32)
+    number = int.from_bytes(data + _ss58_checksum(data), "big")
+    encoded = ""
+    while number:
+        number, digit = divmod(number, 58)
+        encoded = _BASE58_ALPHABET[digit] + encoded
+    return encoded
