@@ -343,6 +343,25 @@ def test_a_bittensor_address_stand_in_has_a_valid_checksum() -> None:
     assert checks_out(stand_in)
 
 
+@pytest.mark.parametrize(
+    "number", ["(415) 555-0199", "+1 212 555 0147", "07700 900123", "+44 20 7946 0958"]
+)
+def test_a_phone_stand_in_keeps_the_first_digit_of_each_group(number: str) -> None:
+    # Random digits gave area codes and exchanges starting with 0 or 1 and national
+    # numbers without their trunk 0: numbers no plan has, which a miner can check.
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    stand_in = Pseudonymizer(b"key one").text(number)
+    assert stand_in != number
+    assert len(stand_in) == len(number)
+    first = re.compile(r"(?<!\d)\d")
+    assert [m.group() for m in first.finditer(stand_in)] == [
+        m.group() for m in first.finditer(number)
+    ]
+
+
 def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
     import re
 

@@ -164,7 +164,13 @@ class Pseudonymizer:
         keep = 0
         if value.startswith("+"):  # the country code stays
             keep = len(re.match(r"\+\(?\d{1,3}", value).group())  # type: ignore[union-attr]
-        changed = (str(rng.randrange(10)) if c.isdigit() else c for c in value[keep:])
+        # The first digit of each group stays: numbering plans rule on it (a North
+        # American area code or exchange never starts with 0 or 1, a trunk prefix is 0,
+        # a mobile range has its own), and a miner can check a number's plan.
+        changed, previous = [], ""
+        for c in value[keep:]:
+            changed.append(str(rng.randrange(10)) if c.isdigit() and previous.isdigit() else c)
+            previous = c
         return value[:keep] + "".join(changed)
 
     def _secret(self, value: str) -> str:
