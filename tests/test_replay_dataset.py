@@ -594,6 +594,26 @@ def test_a_system_prompt_beside_the_prompt_does_not_block_replay() -> None:
     assert dataset.sample() == "f 1"  # the old prompt beside a new system prompt
 
 
+def test_a_redacted_copy_does_not_make_its_prompt_shared() -> None:
+    # Offered as it came and as redacted, one request is remembered twice; when the
+    # redaction changed another text, the second copy looked like a new request
+    # carrying the same prompt, so the prompt counted as shared and could go out again.
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    organic = {
+        "prompt": "how do I stake on subnet seven",
+        "note": "from alice@example.org this morning",
+    }
+
+    def new_note(sample: Any, rng: random.Random) -> Any:
+        return {**sample, "note": f"from someone else {rng.getrandbits(32)}"}
+
+    dataset = _filled(
+        [organic], redact=Pseudonymizer(b"key"), transform=new_note, fallback=Counting("f")
+    )
+    assert dataset.sample() == "f 1"
+
+
 def _system_chat(first: str, second: str) -> dict[str, Any]:
     return {"messages": [{"role": "system", "content": first}, {"role": "user", "content": second}]}
 

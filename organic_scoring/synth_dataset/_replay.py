@@ -193,7 +193,7 @@ class OrganicReplayDataset(SynthDatasetBase):
             sample = self._redact(sample)
             if sample is None:
                 return False
-            self._remember(sample)
+            self._remember(sample, copy_of_last=True)
         key = request_digest(sample)
         with self._lock:
             self._tick += 1
@@ -232,15 +232,17 @@ class OrganicReplayDataset(SynthDatasetBase):
         self._distinct.clear()
         self._last = None
 
-    def _remember(self, sample: Any) -> None:
+    def _remember(self, sample: Any, copy_of_last: bool = False) -> None:
         """Remember ``sample`` as sent: its request, every opening of its conversations
-        and every message in it but their first turns."""
+        and every message in it but their first turns. ``copy_of_last``: it is the
+        redacted copy of the request just remembered, not another request (what it
+        shares with that one is not shared by two requests)."""
         keys = [request_digest(sample)]
-        new_request = keys[0] not in self._sent
+        new_request = not copy_of_last and keys[0] not in self._sent
         for turns in turn_lists(sample):
             # Every opening, in one pass: one digest per prefix was quadratic in turns.
             openings = prefix_digests(b"history", ["\x1f".join(turn) for turn in turns])
-            if openings[0] in self._sent and openings[1] not in self._sent:
+            if new_request and openings[0] in self._sent and openings[1] not in self._sent:
                 # Its first turn went out before with another second turn: shared by
                 # several conversations, as a system prompt is.
                 keys.append(_shared_digest(turns[0]))
@@ -494,7 +496,7 @@ class OrganicReplayDataset(SynthDatasetBase):
                 sample = self._redact(sample)
                 if sample is None:
                     continue
-                self._remember(sample)
+                self._remember(sample, copy_of_last=True)
             kept[index] = sample
         if left_out > 1:
             log.warning(
