@@ -671,6 +671,18 @@ def test_what_went_out_is_remembered_across_save_and_load(tmp_path: Path) -> Non
     assert [restarted.sample() for _ in range(3)] == ["f 1", "f 2", "f 3"]
 
 
+def test_loaded_samples_wait_out_the_cooldown(tmp_path: Path) -> None:
+    # A replay file does not say when its samples arrived: the newest may have come
+    # just before a restart, and were replayable at once after it.
+    _filled([f"question {n}" for n in range(5)]).save(tmp_path / "r.json")
+    dataset = OrganicReplayDataset(
+        10, transform=_tagged, min_samples=1, cooldown=2, fallback=Counting("f")
+    )
+    dataset.load(tmp_path / "r.json")
+    assert [dataset.sample() for _ in range(2)] == ["f 1", "f 2"]
+    assert not dataset.sample().startswith("f ")
+
+
 def test_a_version_1_file_still_loads_and_its_samples_count_as_sent(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     path.write_text(

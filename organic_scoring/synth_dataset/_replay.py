@@ -505,9 +505,10 @@ class OrganicReplayDataset(SynthDatasetBase):
         samples = [kept[index] for index in sorted(kept)]
         with self._lock:
             self._empty()
-            old = self._tick - self._cooldown - 1  # long arrived: replayable at once
+            # The file does not say when its samples arrived: the last ones may have come
+            # a period before a restart. All wait out the cooldown, as if just arrived.
             for sample in samples:
-                self._store(len(self._samples), sample, request_digest(sample), old)
+                self._store(len(self._samples), sample, request_digest(sample), self._tick)
             self._seen = max(seen, len(samples))
             return len(samples)
 
