@@ -362,6 +362,39 @@ def test_a_phone_stand_in_keeps_the_first_digit_of_each_group(number: str) -> No
     ]
 
 
+@pytest.mark.parametrize(
+    ("value", "form"),
+    [
+        ("172.17.0.2", r"172\.(1[6-9]|2\d|3[01])\.\d+\.\d+"),  # a container's
+        ("192.168.1.20", r"192\.168\.\d+\.\d+"),
+        ("8.8.4.4", r"(?!10\.|127\.|172\.|192\.|169\.|100\.)\d+\.\d+\.\d+\.\d+"),
+        ("5555 4444 3333 1111", r"5555 \d{4} \d{4} \d{4}"),  # Mastercard
+        ("3782 822463 10005", r"3782 \d{6} \d{5}"),  # American Express
+    ],
+)
+def test_a_stand_in_stays_in_the_range_of_its_value(value: str, form: str) -> None:
+    # A private address became a public one, and a card kept only its first digit
+    # (3 followed by anything is no issuer's range): values a miner can check.
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    stand_in = Pseudonymizer(b"key one").text(value)
+    assert stand_in != value
+    assert re.fullmatch(form, stand_in), stand_in
+
+
+def test_private_addresses_stay_private() -> None:
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    pseudonymize = Pseudonymizer(b"key one").text
+    for n in range(1, 30):
+        stand_in = pseudonymize(f"172.17.0.{n}")
+        assert re.fullmatch(r"172\.(1[6-9]|2\d|3[01])\.\d+\.\d+", stand_in), stand_in
+
+
 def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
     import re
 

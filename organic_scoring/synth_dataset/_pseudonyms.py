@@ -134,18 +134,28 @@ class Pseudonymizer:
 
     def _ip(self, value: str) -> str:
         rng = self._random("ip", value)
-        first = value.split(".")[0]
-        head = first if first in ("10", "127", "192", "172") else str(rng.randrange(11, 224))
-        rest = [rng.randrange(1, 255) for _ in range(3)]
-        if head == "192":
-            rest[0] = 168
-        return ".".join([head, *map(str, rest)])
+        first, second = value.split(".")[:2]
+        # A private or special range stays one (a stand-in for 172.17.0.2 that is a
+        # public address is no container's); a public address stays public.
+        head: list[str]
+        if first in ("10", "127"):
+            head = [first]
+        elif (first, second) in (("192", "168"), ("169", "254")):
+            head = [first, second]
+        elif first == "172" and 16 <= int(second) <= 31:
+            head = [first, str(rng.randrange(16, 32))]
+        elif first == "100" and 64 <= int(second) <= 127:
+            head = [first, str(rng.randrange(64, 128))]
+        else:
+            head = [str(rng.choice(_PUBLIC_FIRST))]
+        rest = [str(rng.randrange(1, 255)) for _ in range(4 - len(head))]
+        return ".".join([*head, *rest])
 
     def _card(self, value: str) -> str:
         rng = self._random("card", value)
         digits = [c for c in value if c.isdigit()]
         body = [str(rng.randrange(10)) for _ in digits[:-1]]
-        body[0] = digits[0]  # keep the network's leading digit
+        body[:4] = digits[:4]  # the issuer's range (Visa 4, Amex 34/37, Mastercard 2221-2720)
         total = 0
         for index, digit in enumerate(reversed(body)):
             number = int(digit) * (2 if index % 2 == 0 else 1)
@@ -218,6 +228,7 @@ class Pseudonymizer:
 _UUID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}"
 )
+_PUBLIC_FIRST = tuple(n for n in range(11, 224) if n not in (100, 127, 169, 172, 192))
 _HEX = frozenset(string.hexdigits)
 _BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _BASE58 = frozenset(_BASE58_ALPHABET)
