@@ -395,6 +395,29 @@ def test_private_addresses_stay_private() -> None:
         assert re.fullmatch(r"172\.(1[6-9]|2\d|3[01])\.\d+\.\d+", stand_in), stand_in
 
 
+@pytest.mark.parametrize(
+    ("url", "password", "kept"),
+    [
+        ("postgres://admin:S3cret@db.internal:5432/app", "S3cret", "@db.internal:5432/app"),
+        ("redis://:hunter22@localhost:6379/0", "hunter22", "@localhost:6379/0"),
+        (
+            "mongodb+srv://bob:pa55w0rd!@cluster0.mongodb.net/x",
+            "pa55w0rd",
+            "@cluster0.mongodb.net/x",
+        ),
+    ],
+)
+def test_the_password_in_a_url_is_replaced_and_the_host_kept(
+    url: str, password: str, kept: str
+) -> None:
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    redacted = Pseudonymizer(b"key one").text(f"my DATABASE_URL is {url} ok")
+    assert password not in redacted
+    assert redacted.endswith(f"{kept} ok")
+    assert len(redacted) == len(f"my DATABASE_URL is {url} ok")
+
+
 def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
     import re
 

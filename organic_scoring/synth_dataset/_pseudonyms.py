@@ -46,6 +46,9 @@ _TOKEN = re.compile(
     rf"|(?:{_PREFIXES})[-_]?(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{{12,}}"  # an AWS key id is 20
     r")(?![A-Za-z0-9_-])"
 )
+# The password in a URL ("postgres://admin:S3cret@db:5432/app"): read as an e-mail
+# address, it left the host replaced and punctuated passwords in place.
+_USERINFO = re.compile(r"(?i:(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://)[^\s:/@]*:[^\s/@]+@")
 # A value given as a password, token or key ("password: hunter2", "?token=ab12cd"):
 # six characters or more, not all small letters (so "token: is" stays as it is).
 _SECRET = re.compile(
@@ -57,6 +60,7 @@ _ANY = re.compile(
     "|".join(
         f"(?P<{name}>{pattern.pattern})"
         for name, pattern in (
+            ("userinfo", _USERINFO),
             ("secret", _SECRET),
             ("email", _EMAIL),
             ("token", _TOKEN),
@@ -182,6 +186,10 @@ class Pseudonymizer:
             changed.append(str(rng.randrange(10)) if c.isdigit() and previous.isdigit() else c)
             previous = c
         return value[:keep] + "".join(changed)
+
+    def _userinfo(self, value: str) -> str:
+        colon = value.index(":", value.index("://") + 3)
+        return value[: colon + 1] + self._swapped("secret", value[colon + 1 : -1]) + "@"
 
     def _secret(self, value: str) -> str:
         named = re.match(r"[^:=]*[:=]\s*[\"']?", value)
