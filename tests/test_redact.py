@@ -418,6 +418,25 @@ def test_the_password_in_a_url_is_replaced_and_the_host_kept(
     assert len(redacted) == len(f"my DATABASE_URL is {url} ok")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mi contraseña: hunter22 gracias",
+        "mein Passwort = hunter22 danke",
+        "мой пароль: hunter22 спасибо",
+        "mon mot de passe : hunter22 merci",
+        "我的密码\uff1ahunter22\uff0c谢谢",
+        "パスワード: hunter22 です",
+    ],
+)
+def test_a_password_given_in_another_language_is_replaced(text: str) -> None:
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    redacted = Pseudonymizer(b"key one").text(text)
+    assert "hunter22" not in redacted
+    assert len(redacted) == len(text)
+
+
 def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
     import re
 

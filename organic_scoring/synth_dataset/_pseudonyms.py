@@ -51,9 +51,18 @@ _TOKEN = re.compile(
 _USERINFO = re.compile(r"(?i:(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://)[^\s:/@]*:[^\s/@]+@")
 # A value given as a password, token or key ("password: hunter2", "?token=ab12cd"):
 # six characters or more, not all small letters (so "token: is" stays as it is).
+_SECRET_NAMES = (
+    "password|passwd|pwd|passphrase|token|api[_-]?key|secret|access[_-]?key"
+    # the same in the languages users write in
+    "|passwort|kennwort|contrase\u00f1a|contrasena|clave|mot de passe|senha|parola|has\u0142o"
+    "|wachtwoord|l\u00f6senord|\u043f\u0430\u0440\u043e\u043b\u044c"
+)
+_SECRET_NAMES_UNSPACED = (  # no word boundary before them in text without spaces
+    "\u5bc6\u7801|\u5bc6\u78bc|\u30d1\u30b9\u30ef\u30fc\u30c9|\ube44\ubc00\ubc88\ud638"
+)
 _SECRET = re.compile(
-    r"(?i:\b(?:password|passwd|pwd|passphrase|token|api[_-]?key|secret|access[_-]?key)"
-    r"\s*[:=]\s*[\"']?)(?![a-z]+(?![^\s&#\"',;]))[^\s&#\"',;]{6,}"
+    rf"(?i:(?:(?<!\w)(?:{_SECRET_NAMES})|{_SECRET_NAMES_UNSPACED})"
+    r"\s*[:=\uff1a]\s*[\"']?)(?![a-z]+(?![^\s&#\"',;]))[^\s&#\"',;\u3001\u3002\uff0c]{6,}"
 )
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 _ANY = re.compile(
@@ -192,7 +201,7 @@ class Pseudonymizer:
         return value[: colon + 1] + self._swapped("secret", value[colon + 1 : -1]) + "@"
 
     def _secret(self, value: str) -> str:
-        named = re.match(r"[^:=]*[:=]\s*[\"']?", value)
+        named = re.match(r"[^:=\uff1a]*[:=\uff1a]\s*[\"']?", value)
         keep = named.end() if named else 0
         return value[:keep] + self._swapped("secret", value[keep:])
 
