@@ -614,6 +614,30 @@ def test_a_redacted_copy_does_not_make_its_prompt_shared() -> None:
     assert dataset.sample() == "f 1"
 
 
+def test_a_tag_every_request_carries_does_not_block_replay() -> None:
+    # A one-item list of text in the metadata (tags=["machine learning"]) is read as
+    # a lone message: once it had gone out, every probe that kept it was refused.
+    organic = [
+        SynthDatasetEntry(
+            roles=["user"], messages=[f"how do I train model {n}"], tags=["machine learning"]
+        )
+        for n in range(5)
+    ]
+
+    def new_prompt(sample: Any, rng: random.Random) -> Any:
+        return sample.model_copy(update={"messages": [f"new question {rng.getrandbits(32)}"]})
+
+    probe = _filled(organic, transform=new_prompt, fallback=Counting("f")).sample()
+    assert probe != "f 1"
+    assert probe.tags == ["machine learning"]
+
+    def new_tags(sample: Any, rng: random.Random) -> Any:
+        return sample.model_copy(update={"tags": [f"new tag {rng.getrandbits(32)}"]})
+
+    dataset = _filled(organic, transform=new_tags, fallback=Counting("f"))
+    assert dataset.sample() == "f 1"  # the old prompt under a new tag
+
+
 def _system_chat(first: str, second: str) -> dict[str, Any]:
     return {"messages": [{"role": "system", "content": first}, {"role": "user", "content": second}]}
 

@@ -159,13 +159,12 @@ def _template(sample: Any) -> Any:
     """``sample`` with its texts emptied: its turns and messages, and elsewhere the
     strings with whitespace in them. A long string without any outside the turns (a
     model name, an id, a timestamp) is metadata, and kept."""
-    openers, messages, loose = message_turns(sample)
-    turns = {text for turn in openers + messages for text in turn}
+    prose = {text for found in message_turns(sample) for turn in found for text in turn}
 
     def blank(path: Path, text: str) -> str:
         if not is_text(text):
             return text
-        if loose or text in turns or any(c.isspace() for c in text.strip()):
+        if text in prose or any(c.isspace() for c in text.strip()):
             return ""
         return text
 

@@ -247,13 +247,14 @@ class OrganicReplayDataset(SynthDatasetBase):
                 # several conversations, as a system prompt is.
                 keys.append(_shared_digest(turns[0]))
             keys.extend(openings)
-        _, messages, loose = message_turns(sample)
-        for message in messages:
-            key = _message_digest(message)
-            if loose and new_request and key in self._sent:
-                # A loose text that went out in another request (a system prompt
-                # beside the prompt, a fixed instruction): shared, not one request's.
-                keys.append(_shared_digest(message))
+        _, turns, singles = message_turns(sample)
+        keys.extend(_message_digest(turn) for turn in turns)
+        for single in singles:
+            key = _message_digest(single)
+            if new_request and key in self._sent:
+                # A text outside a conversation that went out in another request (a
+                # system prompt beside the prompt, a tag): shared, not one request's.
+                keys.append(_shared_digest(single))
             keys.append(key)
         for key in dict.fromkeys(keys):  # each once: a repeat costs no memory
             self._sent.add(key)
@@ -275,11 +276,11 @@ class OrganicReplayDataset(SynthDatasetBase):
         # A message that went out, under a new history or beside new metadata: a
         # miner remembers it. (A conversation's first turn, often a system prompt
         # every request shares, is not remembered as one.)
-        openers, messages, loose = message_turns(sample)
+        openers, turns, singles = message_turns(sample)
         sent = self._sent
-        return any(
-            _message_digest(turn) in sent and not (loose and _shared_digest(turn) in sent)
-            for turn in openers + messages
+        return any(_message_digest(turn) in sent for turn in openers + turns) or any(
+            _message_digest(single) in sent and _shared_digest(single) not in sent
+            for single in singles
         )
 
     # -- sampling ------------------------------------------------------------------

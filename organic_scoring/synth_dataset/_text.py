@@ -160,25 +160,26 @@ def turn_lists(sample: Any) -> list[list[list[str]]]:
     return _lists(sample, 2)
 
 
-def message_turns(sample: Any) -> tuple[list[list[str]], list[list[str]], bool]:
-    """``(openers, messages, loose)`` of ``sample``, each turn its texts.
+def message_turns(sample: Any) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    """``(openers, turns, singles)`` of ``sample``, each its texts.
 
     ``openers`` are the first turns of its conversations (often a system prompt, which
-    every request shares). ``messages`` are their other turns and every lone message
-    (the one item, holding a text, of a list such as ``messages=[prompt]``); a sample
-    with neither has each of its texts as a message, and ``loose`` is True.
+    every request shares), ``turns`` their other turns. ``singles`` are its lone
+    messages (the one item, holding a text, of a list such as ``messages=[prompt]``);
+    a sample with no conversation and no lone message has each text as one.
     """
     openers: list[list[str]] = []
-    messages: list[list[str]] = []
+    turns: list[list[str]] = []
+    singles: list[list[str]] = []
     for found in _lists(sample, 1):
         if len(found) == 1:
-            messages.append(found[0])
+            singles.append(found[0])
         else:
             openers.append(found[0])
-            messages.extend(found[1:])
-    if openers or messages:
-        return openers, messages, False
-    return openers, [[text] for text in texts(sample)], True
+            turns.extend(found[1:])
+    if not openers and not singles:
+        singles = [[text] for text in texts(sample)]
+    return openers, turns, singles
 
 
 def map_strings(
