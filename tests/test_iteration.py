@@ -665,7 +665,7 @@ def test_hooks_under_a_timeout_start_at_once_in_the_iterations_own_task() -> Non
 def test_a_generated_dataset_is_awaited_and_its_reservoir_is_fed() -> None:
     from organic_scoring.synth_dataset import GeneratedDataset
 
-    replay = OrganicReplayDataset(10, seed=1)
+    replay = OrganicReplayDataset(10, seed=1, min_samples=1, cooldown=0)  # brief at once
     briefs: list[Any] = []
 
     async def generate(brief: Any) -> dict[str, Any]:

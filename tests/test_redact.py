@@ -234,6 +234,209 @@ def test_pseudonyms_replace_every_personal_value_in_every_field() -> None:
     assert PERSONAL["user"] == "alice@example.org"  # the original is untouched
 
 
+def test_pseudonyms_reach_dict_keys_and_sets() -> None:
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    sample = {
+        "prompt": "summarise the thread",
+        "metadata": {"alice@example.org": {"seen": 3}, "cc": {"bob@example.org"}},
+    }
+    redacted = Pseudonymizer(b"key one")(sample)
+    assert "@example.org" not in repr(redacted)
+    assert len(redacted["metadata"]) == 2
+    (address,) = redacted["metadata"]["cc"]
+    assert isinstance(redacted["metadata"]["cc"], set)
+    assert address.count("@") == 1
+
+
+@pytest.mark.parametrize(
+    "address", ["józef.nowak@poczta.pl", "maría@correo.es", "иван@почта.рф", "jörg@müller.de"]
+)
+def test_an_address_with_accented_letters_is_replaced_whole(address: str) -> None:
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    redacted = Pseudonymizer(b"key one").text(f"escribe a {address} hoy")
+    stand_in = re.fullmatch(r"escribe a (\S+) hoy", redacted)
+    assert stand_in is not None
+    assert re.fullmatch(r"[a-z0-9._]+@[a-z0-9.-]+\.[a-z]{2,}", stand_in.group(1))
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("my key is AKIAIOSFODNN7EXAMPLE, keep it", "IOSFODNN7EXAMPLE"),  # 20 characters
+        ("reset: https://example.com/reset?token=ab12cd34ef56&lang=en", "ab12cd34ef56"),
+        ("the wifi password: hunter2 works", "hunter2"),
+        ('config: password="Tr0ub4dor&3"', "Tr0ub4dor"),
+    ],
+)
+def test_short_keys_and_stated_secrets_are_replaced(text: str, secret: str) -> None:
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    redacted = Pseudonymizer(b"key one").text(text)
+    assert secret not in redacted
+    assert len(redacted) == len(text)  # same layout
+    # Words that only name a secret are left alone.
+    assert Pseudonymizer(b"key one").text("the token: is invalid") == "the token: is invalid"
+
+
+@pytest.mark.parametrize("run", ["a", "7", "ab."])
+def test_a_long_prompt_is_redacted_in_linear_time(run: str) -> None:
+    # redact runs on the scorer's event loop for every organic request: a long run of
+    # letters or digits (a pasted blob) must not stall it (it took 5 s at 50 000
+    # characters, 80 s at 200 000, growing with the square of the length).
+    import time
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    text = run * (50_000 // len(run))
+    started = time.perf_counter()
+    assert Pseudonymizer(b"key one").text(text) == text
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("value", "form"),
+    [
+        ("9fceb02d0ae598e95dc970b74767f19372d61af8", r"[0-9a-f]{40}"),  # a commit
+        (
+            "3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2c",
+            r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-b[0-9a-f]{3}-[0-9a-f]{12}",
+        ),
+        ("0x52908400098527886e0f7030069857d2e4169ee7", r"0x[0-9a-f]{40}"),  # an address
+        ("sk-proj-abcdEFGH1234ijklMNOP5678qrst", r"sk-proj-[A-Za-z0-9]{28}"),
+    ],
+)
+def test_a_token_stand_in_is_written_as_the_token_was(value: str, form: str) -> None:
+    # A stand-in outside the value's alphabet (a commit hash with a "q" in it, a
+    # UUID of no version, "1x..." for an address) is a token no user pasted.
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    stand_in = Pseudonymizer(b"key one").text(value)
+    assert stand_in != value
+    assert re.fullmatch(form, stand_in), stand_in
+
+
+def test_a_bittensor_address_stand_in_has_a_valid_checksum() -> None:
+    import hashlib
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+    def checks_out(address: str) -> bool:
+        number = 0
+        for c in address:
+            number = number * 58 + alphabet.index(c)
+        raw = number.to_bytes(35, "big")
+        return hashlib.blake2b(b"SS58PRE" + raw[:33], digest_size=64).digest()[:2] == raw[33:]
+
+    address = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    assert checks_out(address)
+    stand_in = Pseudonymizer(b"key one").text(f"my coldkey is {address}.").split()[-1][:-1]
+    assert stand_in != address
+    assert stand_in.startswith("5")
+    assert checks_out(stand_in)
+
+
+@pytest.mark.parametrize(
+    "number", ["(415) 555-0199", "+1 212 555 0147", "07700 900123", "+44 20 7946 0958"]
+)
+def test_a_phone_stand_in_keeps_the_first_digit_of_each_group(number: str) -> None:
+    # Random digits gave area codes and exchanges starting with 0 or 1 and national
+    # numbers without their trunk 0: numbers no plan has, which a miner can check.
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    stand_in = Pseudonymizer(b"key one").text(number)
+    assert stand_in != number
+    assert len(stand_in) == len(number)
+    first = re.compile(r"(?<!\d)\d")
+    assert [m.group() for m in first.finditer(stand_in)] == [
+        m.group() for m in first.finditer(number)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "form"),
+    [
+        ("172.17.0.2", r"172\.(1[6-9]|2\d|3[01])\.\d+\.\d+"),  # a container's
+        ("192.168.1.20", r"192\.168\.\d+\.\d+"),
+        ("8.8.4.4", r"(?!10\.|127\.|172\.|192\.|169\.|100\.)\d+\.\d+\.\d+\.\d+"),
+        ("5555 4444 3333 1111", r"5555 \d{4} \d{4} \d{4}"),  # Mastercard
+        ("3782 822463 10005", r"3782 \d{6} \d{5}"),  # American Express
+    ],
+)
+def test_a_stand_in_stays_in_the_range_of_its_value(value: str, form: str) -> None:
+    # A private address became a public one, and a card kept only its first digit
+    # (3 followed by anything is no issuer's range): values a miner can check.
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    stand_in = Pseudonymizer(b"key one").text(value)
+    assert stand_in != value
+    assert re.fullmatch(form, stand_in), stand_in
+
+
+def test_private_addresses_stay_private() -> None:
+    import re
+
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    pseudonymize = Pseudonymizer(b"key one").text
+    for n in range(1, 30):
+        stand_in = pseudonymize(f"172.17.0.{n}")
+        assert re.fullmatch(r"172\.(1[6-9]|2\d|3[01])\.\d+\.\d+", stand_in), stand_in
+
+
+@pytest.mark.parametrize(
+    ("url", "password", "kept"),
+    [
+        ("postgres://admin:S3cret@db.internal:5432/app", "S3cret", "@db.internal:5432/app"),
+        ("redis://:hunter22@localhost:6379/0", "hunter22", "@localhost:6379/0"),
+        (
+            "mongodb+srv://bob:pa55w0rd!@cluster0.mongodb.net/x",
+            "pa55w0rd",
+            "@cluster0.mongodb.net/x",
+        ),
+    ],
+)
+def test_the_password_in_a_url_is_replaced_and_the_host_kept(
+    url: str, password: str, kept: str
+) -> None:
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    redacted = Pseudonymizer(b"key one").text(f"my DATABASE_URL is {url} ok")
+    assert password not in redacted
+    assert redacted.endswith(f"{kept} ok")
+    assert len(redacted) == len(f"my DATABASE_URL is {url} ok")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mi contraseña: hunter22 gracias",
+        "mein Passwort = hunter22 danke",
+        "мой пароль: hunter22 спасибо",
+        "mon mot de passe : hunter22 merci",
+        "我的密码\uff1ahunter22\uff0c谢谢",
+        "パスワード: hunter22 です",
+    ],
+)
+def test_a_password_given_in_another_language_is_replaced(text: str) -> None:
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    redacted = Pseudonymizer(b"key one").text(text)
+    assert "hunter22" not in redacted
+    assert len(redacted) == len(text)
+
+
 def test_pseudonyms_are_realistic_and_keep_the_layout() -> None:
     import re
 

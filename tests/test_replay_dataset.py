@@ -20,6 +20,7 @@ from organic_scoring.synth_dataset import (
     SequenceDataset,
     SynthDatasetBase,
     SynthDatasetEntry,
+    splice_words,
 )
 
 # Upper 0.1% point of the chi-square distribution with 39 degrees of freedom.
@@ -417,6 +418,27 @@ def test_a_probe_is_never_a_request_that_went_out_even_recased() -> None:
     assert probes == [f"fallback {n}" for n in range(1, 11)]
 
 
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        lambda s: s.rstrip("?") + ".",  # punctuation
+        lambda s: s.replace(" ", " \u200b", 1),  # a zero-width space
+        lambda s: s.replace("a", "\uff41"),  # full-width letters (NFKC)
+        lambda s: s.replace("e", "e\u0301"),  # an accent
+    ],
+    ids=["punctuation", "zero-width", "full-width", "accent"],
+)
+def test_a_probe_is_never_a_request_that_went_out_in_disguise(disguise: Any) -> None:
+    # A miner compares what it reads: punctuation, invisible characters and look-alike
+    # forms do not make a remembered request new.
+    dataset = _filled(
+        [{"prompt": "How do I find the wallet file on my machine?"}],
+        transform=lambda s, rng: {"prompt": disguise(s["prompt"])},
+        fallback=Counting("fallback"),
+    )
+    assert dataset.sample() == "fallback 1"
+
+
 def test_a_probe_never_repeats_an_earlier_probe() -> None:
     dataset = _filled(
         [{"prompt": "how do I sort a list"}, {"prompt": "how do I reverse a string"}],
@@ -481,6 +503,145 @@ def test_a_multi_turn_probe_never_reuses_a_history_that_went_out() -> None:
     assert [m["role"] for m in probe["messages"]] == ["user", "assistant", "user"]
 
 
+def test_a_probe_never_carries_a_message_that_went_out_verbatim() -> None:
+    # A message a miner received, handed out again under a new history or beside
+    # rewritten metadata, is still a message it remembers.
+    prompt = SynthDatasetEntry(
+        roles=["user"],
+        messages=["Quantum entanglement explained simply"],
+        note="the user is on the mobile app today via wifi",
+    )
+    donor = {"note": "the user is on the desktop app now"}
+    dataset = _filled(
+        [prompt],
+        transform=lambda s, rng: splice_words(s, donor, rng),  # only the note splices
+        fallback=Counting("f"),
+    )
+    assert dataset.sample() == "f 1"
+
+    def retouch(*indices: int) -> Any:
+        def transform(sample: Any, rng: random.Random) -> Any:
+            for index in indices:
+                sample["messages"][index]["content"] += f" ({rng.getrandbits(32)})"
+            return sample
+
+        return transform
+
+    chat = _chat(
+        "what is a subnet",
+        "a market for one task",
+        "how do I register one",
+        "use btcli subnets register",
+        "what does it cost",
+    )
+    for changed in [(0,), (0, 4), (3, 4), (0, 1, 3, 4)]:
+        dataset = _filled([chat], transform=retouch(*changed), fallback=Counting("f"))
+        assert dataset.sample() == "f 1", changed
+
+    # The first turn (a system prompt, say) may recur; every other turn is new.
+    dataset = _filled([chat], transform=retouch(1, 2, 3, 4), fallback=Counting("f"))
+    assert dataset.sample() != "f 1"
+
+
+def test_a_system_prompt_every_request_shares_does_not_block_replay() -> None:
+    # [system, question] probes were refused for carrying a history (the system
+    # prompt) that went out: replay of the commonest chat shape always fell back.
+    system = "You are a helpful assistant for the Bittensor network."
+    organic = [_system_chat(system, f"how do I stake on subnet {n}") for n in range(5)]
+    dataset = _filled(
+        organic,
+        transform=lambda s, rng: {
+            **s,
+            "messages": [
+                s["messages"][0],
+                {"role": "user", "content": f"new question {rng.getrandbits(32)}"},
+            ],
+        },
+        fallback=Counting("f"),
+    )
+    probe = dataset.sample()
+    assert probe != "f 1"
+    assert probe["messages"][0]["content"] == system
+    # A first turn that went out in one conversation only is still its history.
+    alone = _filled(
+        [_system_chat("what is a subnet exactly", "it is a market")],
+        transform=lambda s, rng: {
+            **s,
+            "messages": [s["messages"][0], {"role": "user", "content": "something new"}],
+        },
+        fallback=Counting("f"),
+    )
+    assert alone.sample() == "f 1"
+
+
+def test_a_system_prompt_beside_the_prompt_does_not_block_replay() -> None:
+    # The same with the system prompt in a field of its own: a text that went out in
+    # several requests may recur; one request's own text may not.
+    system = "You are a helpful assistant for the Bittensor network."
+    organic = [{"system": system, "prompt": f"how do I stake on subnet {n}"} for n in range(5)]
+
+    def new_prompt(sample: Any, rng: random.Random) -> Any:
+        return {**sample, "prompt": f"new question {rng.getrandbits(32)}"}
+
+    probe = _filled(organic, transform=new_prompt, fallback=Counting("f")).sample()
+    assert probe != "f 1"
+    assert probe["system"] == system
+
+    def new_system(sample: Any, rng: random.Random) -> Any:
+        return {**sample, "system": f"You are terse {rng.getrandbits(32)}"}
+
+    dataset = _filled(organic, transform=new_system, fallback=Counting("f"))
+    assert dataset.sample() == "f 1"  # the old prompt beside a new system prompt
+
+
+def test_a_redacted_copy_does_not_make_its_prompt_shared() -> None:
+    # Offered as it came and as redacted, one request is remembered twice; when the
+    # redaction changed another text, the second copy looked like a new request
+    # carrying the same prompt, so the prompt counted as shared and could go out again.
+    from organic_scoring.synth_dataset import Pseudonymizer
+
+    organic = {
+        "prompt": "how do I stake on subnet seven",
+        "note": "from alice@example.org this morning",
+    }
+
+    def new_note(sample: Any, rng: random.Random) -> Any:
+        return {**sample, "note": f"from someone else {rng.getrandbits(32)}"}
+
+    dataset = _filled(
+        [organic], redact=Pseudonymizer(b"key"), transform=new_note, fallback=Counting("f")
+    )
+    assert dataset.sample() == "f 1"
+
+
+def test_a_tag_every_request_carries_does_not_block_replay() -> None:
+    # A one-item list of text in the metadata (tags=["machine learning"]) is read as
+    # a lone message: once it had gone out, every probe that kept it was refused.
+    organic = [
+        SynthDatasetEntry(
+            roles=["user"], messages=[f"how do I train model {n}"], tags=["machine learning"]
+        )
+        for n in range(5)
+    ]
+
+    def new_prompt(sample: Any, rng: random.Random) -> Any:
+        return sample.model_copy(update={"messages": [f"new question {rng.getrandbits(32)}"]})
+
+    probe = _filled(organic, transform=new_prompt, fallback=Counting("f")).sample()
+    assert probe != "f 1"
+    assert probe.tags == ["machine learning"]
+
+    def new_tags(sample: Any, rng: random.Random) -> Any:
+        return sample.model_copy(update={"tags": [f"new tag {rng.getrandbits(32)}"]})
+
+    dataset = _filled(organic, transform=new_tags, fallback=Counting("f"))
+    assert dataset.sample() == "f 1"  # the old prompt under a new tag
+
+
+def _system_chat(first: str, second: str) -> dict[str, Any]:
+    return {"messages": [{"role": "system", "content": first}, {"role": "user", "content": second}]}
+
+
 def test_a_probe_is_never_the_opening_turn_of_a_conversation_that_went_out() -> None:
     dataset = _filled(
         [_chat("how do I sort a list", "use sorted(items)", "and in reverse order?")],
@@ -502,6 +663,20 @@ def test_the_raw_and_the_redacted_request_both_count_as_sent() -> None:
     assert dataset.sample() == "f 1"  # it would give the organic request back
 
 
+def test_a_request_remembered_twice_costs_the_memory_of_one() -> None:
+    # Each offer is remembered as it came and as redacted (the same texts here): the
+    # second copy must not push older requests out of a small memory.
+    organic = [{"prompt": f"tell me about topic {n}"} for n in range(4)]
+    dataset = _filled(
+        organic,
+        redact=lambda s: dict(s),
+        remember=6,  # a prompt costs two digests: three requests fill it
+        transform=lambda s, rng: {"prompt": "tell me about topic 0", "note": "sent again"},
+        fallback=Counting("f"),
+    )
+    assert dataset.sample() == "f 1"  # the first request is still remembered
+
+
 def test_what_went_out_is_remembered_across_save_and_load(tmp_path: Path) -> None:
     def suffix(sample: Any, rng: random.Random) -> Any:
         return {"prompt": sample["prompt"] + " please"}
@@ -518,6 +693,18 @@ def test_what_went_out_is_remembered_across_save_and_load(tmp_path: Path) -> Non
     )
     assert restarted.load(tmp_path / "r.json") == 3
     assert [restarted.sample() for _ in range(3)] == ["f 1", "f 2", "f 3"]
+
+
+def test_loaded_samples_wait_out_the_cooldown(tmp_path: Path) -> None:
+    # A replay file does not say when its samples arrived: the newest may have come
+    # just before a restart, and were replayable at once after it.
+    _filled([f"question {n}" for n in range(5)]).save(tmp_path / "r.json")
+    dataset = OrganicReplayDataset(
+        10, transform=_tagged, min_samples=1, cooldown=2, fallback=Counting("f")
+    )
+    dataset.load(tmp_path / "r.json")
+    assert [dataset.sample() for _ in range(2)] == ["f 1", "f 2"]
+    assert not dataset.sample().startswith("f ")
 
 
 def test_a_version_1_file_still_loads_and_its_samples_count_as_sent(tmp_path: Path) -> None:
@@ -540,6 +727,19 @@ def test_a_version_1_file_still_loads_and_its_samples_count_as_sent(tmp_path: Pa
     assert dataset.sample() == "f 1"
 
 
+def test_a_long_conversation_is_remembered_in_linear_time() -> None:
+    # offer() remembers every opening of a conversation, on the scorer's event loop:
+    # digesting each opening afresh took time quadratic in the turns (8 s for 600
+    # turns of 500 characters).
+    import time
+
+    turns = [{"role": "user", "content": f"word {n} " * 60} for n in range(600)]
+    dataset = OrganicReplayDataset(10)
+    started = time.perf_counter()
+    dataset.offer({"messages": turns})
+    assert time.perf_counter() - started < 2.0
+
+
 # -- cold start (issue 24) ---------------------------------------------------------------
 
 
@@ -557,6 +757,18 @@ def test_no_replay_until_min_samples_distinct_samples_are_stored() -> None:
     assert not dataset.sample().startswith("f ")
 
 
+def test_a_reservoir_smaller_than_min_samples_still_replays_once_full() -> None:
+    # OrganicReplayDataset(20) with the default min_samples of 50 could never hold
+    # enough samples: every probe came from the fallback, without a word.
+    dataset = OrganicReplayDataset(20, transform=_tagged, fallback=Counting("f"), cooldown=0)
+    assert dataset.min_samples == 20
+    for n in range(19):
+        dataset.offer(f"question {n}")
+    assert dataset.sample().startswith("f ")
+    dataset.offer("question 19")
+    assert not dataset.sample().startswith("f ")
+
+
 def test_a_sample_that_just_arrived_is_not_replayed_within_the_cooldown() -> None:
     dataset = _filled([f"old {n}" for n in range(20)], transform=_tagged, cooldown=4, seed=6)
     for round_ in range(30):
@@ -566,6 +778,22 @@ def test_a_sample_that_just_arrived_is_not_replayed_within_the_cooldown() -> Non
     # ... and is replayed after it.
     later = {_base(dataset.sample()) for _ in range(400)}
     assert "new 0" in later
+
+
+def test_peek_waits_as_replay_does() -> None:
+    # A splice's other half and a generated probe's brief come from peek(): a request
+    # that just arrived must not reach a miner through them either.
+    dataset = OrganicReplayDataset(100, min_samples=3, cooldown=2, seed=8)
+    dataset.offer("old a")
+    dataset.offer("old b")
+    assert dataset.peek() is None  # fewer than min_samples distinct samples
+    dataset.offer("old c")
+    dataset.offer("old d")
+    dataset.offer("old e")
+    assert {dataset.peek() for _ in range(80)} == {"old a", "old b", "old c"}
+    for n in range(20):
+        dataset.offer(f"new {n}")
+        assert all(not dataset.peek().startswith(f"new {n}") for _ in range(20))
 
 
 def test_the_scorer_default_waits_before_replaying_the_first_organic_sample() -> None:

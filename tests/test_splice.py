@@ -110,3 +110,43 @@ def test_a_sample_with_nothing_to_splice_gives_none() -> None:
     assert splice_words({"prompt": "alpha beta"}, {"prompt": "gamma delta"}, rng) is None
     assert splice_words({"prompt": "alpha beta"}, None, rng) is None
     assert splice_words("alpha beta", {"prompt": "alpha gamma"}, rng) is None
+
+
+def test_a_repetitive_text_splices_quickly() -> None:
+    # The transform runs on the scorer's event loop: a pasted run of one word (a log,
+    # a column of zeros) took time cubic in its length (8 s at 1 000 words).
+    import time
+
+    text, other = "ha " * 1000 + "end one", "ha " * 1000 + "end two"
+    started = time.perf_counter()
+    spliced = splice_words(text, other, random.Random(1))
+    assert time.perf_counter() - started < 1.0
+    assert spliced not in (None, text, other)
+
+
+def test_a_shared_system_prompt_is_kept_and_lends_nothing() -> None:
+    # Every request carries the same system prompt: spliced with a question, it
+    # became a system prompt no request has ("You are a do?"), and a question could
+    # end in the system prompt. It is kept, and each turn splices with the same turn.
+    system = "You are a helpful assistant for the Bittensor network."
+    rng = random.Random(3)
+    for n in range(50):
+        sample = {
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": f"how do I stake on subnet {n} with btcli"},
+            ]
+        }
+        other = {
+            "messages": [
+                {"role": "system", "content": system},
+                {
+                    "role": "user",
+                    "content": f"where do I register on subnet {n + 1} for the network",
+                },
+            ]
+        }
+        spliced = splice_words(sample, other, rng)
+        assert spliced is not None
+        assert spliced["messages"][0]["content"] == system
+        assert "assistant" not in spliced["messages"][1]["content"]

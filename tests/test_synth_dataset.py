@@ -551,7 +551,7 @@ class StandIn:
 def test_a_brief_describes_a_stored_sample_without_its_text() -> None:
     from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
 
-    reservoir = OrganicReplayDataset(10, seed=1)
+    reservoir = OrganicReplayDataset(10, seed=1, min_samples=1, cooldown=0)
     reservoir.offer(_organic(1))
     brief = GeneratedDataset(StandIn(), reservoir=reservoir, seed=2).brief()
     assert brief["turns"] == 3
@@ -587,7 +587,7 @@ def test_a_brief_describes_a_stored_sample_without_its_text() -> None:
 def test_generated_probes_are_new_and_shaped_like_organic_traffic() -> None:
     from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
 
-    reservoir = OrganicReplayDataset(10, seed=1)
+    reservoir = OrganicReplayDataset(10, seed=1, min_samples=1, cooldown=0)
     for n in range(3):
         reservoir.offer(_organic(n))
     generator = StandIn()
@@ -601,7 +601,7 @@ def test_generated_probes_are_new_and_shaped_like_organic_traffic() -> None:
 def test_a_generated_repeat_or_failure_falls_back() -> None:
     from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
 
-    reservoir = OrganicReplayDataset(10, seed=1)
+    reservoir = OrganicReplayDataset(10, seed=1, min_samples=1, cooldown=0)
     reservoir.offer(_organic(1))
     copying = GeneratedDataset(
         lambda brief: _organic(1), reservoir=reservoir, fallback=SequenceDataset(["fallback"])
@@ -632,3 +632,69 @@ def test_an_async_generator_is_awaited_by_asample() -> None:
     assert dataset.sample() == {"prompt": "written just now"}  # outside a loop
     plain = GeneratedDataset(lambda brief: {"prompt": "from a thread"})
     assert asyncio.run(plain.asample()) == {"prompt": "from a thread"}
+
+
+def test_generated_probes_may_keep_the_system_prompt_every_request_shares() -> None:
+    # A probe [system, new question] carried a history (the system prompt) that had
+    # gone out, so every generated probe of the commonest chat shape was dropped.
+    from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
+
+    system = "You are a helpful assistant for the Bittensor network."
+
+    def chat(question: str) -> dict[str, Any]:
+        return {
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": question},
+            ]
+        }
+
+    reservoir = OrganicReplayDataset(10, seed=1, min_samples=1, cooldown=0)
+    for n in range(5):
+        reservoir.offer(chat(f"how do I stake on subnet {n}"))
+    written = iter(range(100))
+    dataset = GeneratedDataset(
+        lambda brief: chat(f"a new question number {next(written)}"),
+        reservoir=reservoir,
+        fallback=SequenceDataset(["fallback"]),
+    )
+    assert all(dataset.sample() != "fallback" for _ in range(5))
+
+
+def test_a_brief_template_keeps_long_metadata() -> None:
+    # Strings of 24 characters or more count as text, so the template emptied a long
+    # model name, an id and a timestamp: metadata it says it keeps.
+    from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
+
+    metadata = {
+        "model": "meta-llama/Meta-Llama-3.1-8B-Instruct",
+        "request_id": "3f2b8c1e-9a4d-4e6f-b1c2-7d8e9f0a1b2c",
+        "created": "2026-12-07T12:25:07.123456+00:00",
+    }
+    reservoir = OrganicReplayDataset(10, min_samples=1, cooldown=0)
+    reservoir.offer(
+        {
+            "messages": [{"role": "user", "content": "a_single_long_word_prompt_of_many_letters"}],
+            "note": "what the user wrote in a note",
+            **metadata,
+        }
+    )
+    template = GeneratedDataset(lambda brief: None, reservoir=reservoir).brief()["template"]
+    assert template == {"messages": [{"role": "user", "content": ""}], "note": "", **metadata}
+
+
+def test_a_brief_of_a_chinese_prompt_does_not_copy_it() -> None:
+    # Written without spaces, the whole prompt was one "word of five letters or
+    # more": the topic was the prompt itself, and, shorter than 24 characters with no
+    # space, it was no "text", so the template kept it as it was.
+    from organic_scoring.synth_dataset import GeneratedDataset, OrganicReplayDataset
+
+    prompt = "请问如何在子网上注册矿工并质押"
+    reservoir = OrganicReplayDataset(10, min_samples=1, cooldown=0)
+    reservoir.offer(SynthDatasetEntry(roles=["user"], messages=[prompt]))
+    brief = GeneratedDataset(lambda brief: None, reservoir=reservoir, seed=1).brief()
+    assert brief["script"] == "CJK"
+    assert brief["template"].messages == [""]
+    assert len(brief["topics"]) == 4
+    assert all(len(topic) == 2 and topic in prompt for topic in brief["topics"])
+    assert brief["words"] == 8

@@ -16,13 +16,22 @@ import anyio.to_thread
 from organic_scoring._log import log
 from organic_scoring.synth_dataset._base import SynthDatasetBase
 from organic_scoring.synth_dataset._replay import OrganicReplayDataset
-from organic_scoring.synth_dataset._text import is_text, map_strings, texts, turn_lists
+from organic_scoring.synth_dataset._text import (
+    UNSPACED,
+    Path,
+    is_text,
+    map_strings,
+    message_turns,
+    texts,
+    turn_lists,
+)
 
 __all__ = ["GeneratedDataset"]
 
 Generate = Callable[[dict[str, Any]], Any | Awaitable[Any]]
 
 _WORD = re.compile(r"[^\W\d_]{5,}")
+_UNSPACED_RUN = re.compile(f"{UNSPACED.pattern}+")
 _TOPICS = 4
 
 
@@ -32,8 +41,10 @@ class GeneratedDataset(SynthDatasetBase):
     Each draw makes a *brief* from one sample of ``reservoir`` chosen at random, a
     description that copies no text of it (see :meth:`brief`), and hands it to
     ``generate(brief)``, which returns a new request in the sample's shape (or None).
-    With an empty reservoir the brief is ``{"topics": [], "words": None, "turns": 1,
-    "script": None, "template": None}``: the generator writes from its own ideas.
+    The sample is drawn as replay draws one (none until the reservoir holds its
+    ``min_samples`` distinct samples, none that arrived within its ``cooldown``); without
+    one the brief is ``{"topics": [], "words": None, "turns": 1, "script": None,
+    "template": None}``: the generator writes from its own ideas.
 
     Args:
         generate: ``generate(brief)`` returns the probe, or None when it has none; a
@@ -74,24 +85,26 @@ class GeneratedDataset(SynthDatasetBase):
     def brief(self) -> dict[str, Any]:
         """What the next probe should look like, from one stored sample, without its text.
 
-        ``topics``: up to four content words of it; ``words``: the length of its
-        last text in words; ``turns``: how many turns its conversation has (1 for a
-        single prompt); ``script``: the writing system most of its letters are in
+        ``topics``: up to four content words of it (pairs of letters in Chinese,
+        Japanese or Thai); ``words``: the length of its last text in words (two such
+        letters counting one); ``turns``: how many turns its conversation has (1 for
+        a single prompt); ``script``: the writing system most of its letters are in
         (``"LATIN"``, ``"CYRILLIC"``, ``"CJK"``, ...); ``template``: the sample with
-        every text emptied, its labels and metadata kept (the shape to fill in).
+        its turns and other prose emptied, its labels and metadata kept (the shape to
+        fill in; a model name, an id or a timestamp stays as it was).
         """
         sample = self._reservoir.peek() if self._reservoir is not None else None
         if sample is None:
             return {"topics": [], "words": None, "turns": 1, "script": None, "template": None}
         found = texts(sample)
-        words = sorted({w.casefold() for text in found for w in _WORD.findall(text)})
+        words = sorted({w.casefold() for text in found for w in _topic_words(text)})
         conversations = turn_lists(sample)
         return {
             "topics": self._random.sample(words, min(_TOPICS, len(words))),
-            "words": len(found[-1].split()) if found else 0,
+            "words": _length(found[-1]) if found else 0,
             "turns": max((len(turns) for turns in conversations), default=1),
             "script": _script(" ".join(found)),
-            "template": map_strings(sample, lambda path, s: "" if is_text(s) else s),
+            "template": _template(sample),
         }
 
     def sample(self) -> Any:
@@ -140,6 +153,37 @@ class GeneratedDataset(SynthDatasetBase):
         if made is None and self._fallback is not None:
             return self._fallback.sample()
         return made
+
+
+def _template(sample: Any) -> Any:
+    """``sample`` with its texts emptied: its turns and messages, and elsewhere the
+    strings with whitespace in them. A long string without any outside the turns (a
+    model name, an id, a timestamp) is metadata, and kept."""
+    prose = {text for found in message_turns(sample) for turn in found for text in turn}
+
+    def blank(path: Path, text: str) -> str:
+        if not is_text(text):
+            return text
+        if text in prose or any(c.isspace() for c in text.strip()):
+            return ""
+        return text
+
+    return map_strings(sample, blank)
+
+
+def _length(text: str) -> int:
+    """``text``'s length in words, two letters of a script without spaces counting one."""
+    unspaced = len(UNSPACED.findall(text))
+    return len(UNSPACED.sub(" ", text).split()) + (unspaced + 1) // 2
+
+
+def _topic_words(text: str) -> list[str]:
+    """Words of five letters or more; in a script written without spaces, pairs of
+    letters (a whole run there is a sentence: the topic would be the prompt itself)."""
+    found = _WORD.findall(UNSPACED.sub(" ", text))
+    for run in _UNSPACED_RUN.findall(text):
+        found.extend(run[start : start + 2] for start in range(0, len(run) - 1, 2))
+    return found
 
 
 def _failed(exc: Exception) -> None:

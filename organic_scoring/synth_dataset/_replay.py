@@ -35,7 +35,14 @@ from organic_scoring.organic_queue._codec import (
 )
 from organic_scoring.synth_dataset._base import SynthDatasetBase
 from organic_scoring.synth_dataset._sent import Sent
-from organic_scoring.synth_dataset._text import digest, request_digest, texts, turn_lists
+from organic_scoring.synth_dataset._text import (
+    digest,
+    message_turns,
+    prefix_digests,
+    request_digest,
+    texts,
+    turn_lists,
+)
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "OrganicReplayDataset", "ReplayFileError"]
 
@@ -55,7 +62,7 @@ DEFAULT_COOLDOWN = 4
 """Offers and draws a newly stored sample waits before it may be replayed."""
 
 DEFAULT_REMEMBER = 250_000
-"""Requests remembered as sent (at least)."""
+"""Digests of what went out remembered (at least): a request costs one to a few."""
 
 _ATTEMPTS = 4
 """Stored samples tried per draw before the fallback is sampled."""
@@ -65,15 +72,24 @@ def _history_digest(turns: list[list[str]]) -> bytes:
     return digest(b"history", ["\x1f".join(turn) for turn in turns])
 
 
+def _shared_digest(turn: list[str]) -> bytes:
+    return digest(b"shared", ["\x1f".join(turn)])
+
+
+def _message_digest(turn: list[str]) -> bytes:
+    return digest(b"message", ["\x1f".join(turn)])
+
+
 class OrganicReplayDataset(SynthDatasetBase):
     """Synthetic samples drawn from past organic traffic; never one a miner received.
 
     The scorer offers it every organic sample it takes from the queue;
     :meth:`sample` returns one, changed by ``transform`` (:func:`splice_words` is
     one change for text). What it hands out is never a request that already went
-    out (an offered sample or an earlier probe, compared by their texts with case
-    and whitespace normalised) nor carries a conversation history that did; when
-    ``transform`` cannot make such a probe, :meth:`sample` falls back.
+    out (an offered sample or an earlier probe, compared by their texts with case,
+    whitespace, punctuation and look-alike forms normalised) nor carries a
+    conversation history that did; when ``transform`` cannot make such a probe,
+    :meth:`sample` falls back.
 
     Args:
         capacity: The most samples kept; an int, at least 1. Memory is bounded by it.
@@ -91,11 +107,14 @@ class OrganicReplayDataset(SynthDatasetBase):
             which makes the scorer skip that trigger.
         seed: Seeds this dataset's random generators (the reservoir, the choice of
             sample, and the ``rng`` handed to ``transform``).
-        min_samples: No replay until this many distinct samples are stored.
+        min_samples: No replay until this many distinct samples are stored (at most
+            ``capacity``: a reservoir cannot hold more, and would never replay).
         cooldown: A stored sample is not replayed until this many more offers and
             draws have passed through this dataset (about as many loop iterations).
-        remember: The most requests remembered as sent (at least the last this
-            many, in a fixed memory of about 3.6 bytes each).
+        remember: How many digests of what went out are remembered: at least the last
+            this many, in a fixed memory of about 3.6 bytes each. A request costs one
+            for itself and one per opening and message of it not remembered yet (a
+            single prompt two, a conversation about two per turn it adds).
 
     Thread-safe; ``transform`` and ``redact`` run outside the lock, on the scorer's
     event loop, so keep them quick.
@@ -135,7 +154,7 @@ class OrganicReplayDataset(SynthDatasetBase):
         self._transform = transform
         self._redact = redact
         self._fallback = fallback
-        self._min_samples = min_samples
+        self._min_samples = min(min_samples, capacity)
         self._cooldown = cooldown
         self._random = random.Random(seed)
         self._transform_random = random.Random(self._random.getrandbits(64))
@@ -174,7 +193,7 @@ class OrganicReplayDataset(SynthDatasetBase):
             sample = self._redact(sample)
             if sample is None:
                 return False
-            self._remember(sample)
+            self._remember(sample, copy_of_last=True)
         key = request_digest(sample)
         with self._lock:
             self._tick += 1
@@ -213,23 +232,56 @@ class OrganicReplayDataset(SynthDatasetBase):
         self._distinct.clear()
         self._last = None
 
-    def _remember(self, sample: Any) -> None:
-        """Remember ``sample`` as sent: its request and every opening of its conversations."""
-        sent = self._sent
-        sent.add(request_digest(sample))
+    def _remember(self, sample: Any, copy_of_last: bool = False) -> None:
+        """Remember ``sample`` as sent: its request, every opening of its conversations
+        and every message in it but their first turns. ``copy_of_last``: it is the
+        redacted copy of the request just remembered, not another request (what it
+        shares with that one is not shared by two requests)."""
+        keys = [request_digest(sample)]
+        new_request = not copy_of_last and keys[0] not in self._sent
         for turns in turn_lists(sample):
-            for end in range(1, len(turns) + 1):
-                sent.add(_history_digest(turns[:end]))
+            # Every opening, in one pass: one digest per prefix was quadratic in turns.
+            openings = prefix_digests(b"history", ["\x1f".join(turn) for turn in turns])
+            if new_request and openings[0] in self._sent and openings[1] not in self._sent:
+                # Its first turn went out before with another second turn: shared by
+                # several conversations, as a system prompt is.
+                keys.append(_shared_digest(turns[0]))
+            keys.extend(openings)
+        _, turns, singles = message_turns(sample)
+        keys.extend(_message_digest(turn) for turn in turns)
+        for single in singles:
+            key = _message_digest(single)
+            if new_request and key in self._sent:
+                # A text outside a conversation that went out in another request (a
+                # system prompt beside the prompt, a tag): shared, not one request's.
+                keys.append(_shared_digest(single))
+            keys.append(key)
+        for key in dict.fromkeys(keys):  # each once: a repeat costs no memory
+            self._sent.add(key)
 
     def _repeats(self, sample: Any) -> bool:
-        """Whether ``sample`` is a request, or carries a history, that already went out."""
+        """Whether ``sample`` is a request, or carries a history or a message, that
+        already went out."""
         key = request_digest(sample)
         if key in self._sent or key in self._distinct:
             return True
         found = texts(sample)
         if len(found) == 1 and _history_digest([found]) in self._sent:
             return True  # the opening turn of a conversation that went out
-        return any(_history_digest(turns[:-1]) in self._sent for turns in turn_lists(sample))
+        for turns in turn_lists(sample):
+            if len(turns) == 2 and _shared_digest(turns[0]) in self._sent:
+                continue  # a first turn many requests share (a system prompt)
+            if _history_digest(turns[:-1]) in self._sent:
+                return True
+        # A message that went out, under a new history or beside new metadata: a
+        # miner remembers it. (A conversation's first turn, often a system prompt
+        # every request shares, is not remembered as one.)
+        openers, turns, singles = message_turns(sample)
+        sent = self._sent
+        return any(_message_digest(turn) in sent for turn in openers + turns) or any(
+            _message_digest(single) in sent and _shared_digest(single) not in sent
+            for single in singles
+        )
 
     # -- sampling ------------------------------------------------------------------
 
@@ -294,13 +346,29 @@ class OrganicReplayDataset(SynthDatasetBase):
     def peek(self) -> Any:
         """A deep copy of one stored sample chosen at random, untransformed; None when empty.
 
-        For transforms that recombine stored samples (see :func:`splice_words`); it
-        does not count as handed out.
+        For transforms that recombine stored samples (see :func:`splice_words`) and for
+        :class:`GeneratedDataset` briefs; it does not count as handed out. It waits as
+        replay does: None until ``min_samples`` distinct samples are stored, and never
+        a sample within its ``cooldown``.
         """
         with self._lock:
-            if not self._samples:
+            if len(self._distinct) < self._min_samples:
                 return None
-            chosen = self._samples[self._transform_random.randrange(len(self._samples))]
+            # As a draw now would see it (a draw counts a tick first).
+            size, ticks, newest = len(self._samples), self._ticks, self._tick - self._cooldown
+            rng = self._transform_random
+            slot: int | None = None
+            for _ in range(8):  # cheap while most are past their cooldown
+                drawn = rng.randrange(size)
+                if ticks[drawn] <= newest:
+                    slot = drawn
+                    break
+            else:
+                slots = [slot for slot in range(size) if ticks[slot] <= newest]
+                slot = rng.choice(slots) if slots else None
+            if slot is None:
+                return None
+            chosen = self._samples[slot]
         return copy.deepcopy(chosen)
 
     # -- state ---------------------------------------------------------------------
@@ -429,7 +497,7 @@ class OrganicReplayDataset(SynthDatasetBase):
                 sample = self._redact(sample)
                 if sample is None:
                     continue
-                self._remember(sample)
+                self._remember(sample, copy_of_last=True)
             kept[index] = sample
         if left_out > 1:
             log.warning(
@@ -438,9 +506,10 @@ class OrganicReplayDataset(SynthDatasetBase):
         samples = [kept[index] for index in sorted(kept)]
         with self._lock:
             self._empty()
-            old = self._tick - self._cooldown - 1  # long arrived: replayable at once
+            # The file does not say when its samples arrived: the last ones may have come
+            # a period before a restart. All wait out the cooldown, as if just arrived.
             for sample in samples:
-                self._store(len(self._samples), sample, request_digest(sample), old)
+                self._store(len(self._samples), sample, request_digest(sample), self._tick)
             self._seen = max(seen, len(samples))
             return len(samples)
 

@@ -45,8 +45,12 @@ class Sent:
         return [(first + i * step) % bits for i in range(self._hashes)]
 
     def add(self, key: bytes) -> None:
+        """Remember ``key``; one the newer generation already holds costs nothing."""
         positions = self._positions(key)
         with self._lock:
+            newer = self._newer
+            if all(newer[p >> 3] & (1 << (p & 7)) for p in positions):
+                return
             if self._count >= self._capacity:
                 self._older, self._newer = self._newer, bytearray(len(self._newer))
                 self._count = 0

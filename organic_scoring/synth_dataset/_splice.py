@@ -31,7 +31,8 @@ def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
     """The start of ``text`` joined to the end of ``other`` at a place where they agree.
 
     Words are compared without case and surrounding punctuation. The join is made
-    where the two share a run of words, longest runs preferred, so every word pair
+    where the two share a run of words, longest runs preferred (a word found more
+    than 32 times in ``other`` is tried at 32 of its places, spread evenly), so every word pair
     (and, where they share two words, every word triple) of the result already
     occurs in one of the two inputs: the result reads like the traffic it came
     from, yet is neither input. The text's layout is kept: everything before the
@@ -42,8 +43,10 @@ def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
     ``text`` may also be a whole sample (a dict, list, tuple or pydantic model, as
     many levels deep as it goes) and ``other`` another: then every text in it
     (every turn of a conversation, its metadata left alone) is spliced with a text
-    of ``other`` (one at the same place first), and the sample is returned in its
-    own shape, or None when no text of it could be changed. It is meant as an
+    of ``other`` (the one at the same place first, the same turn of a conversation;
+    then one of the same field), and the sample is returned in its own shape, or
+    None when no text of it could be changed. A text both samples hold (a system
+    prompt) is left as it is and lends nothing to the others. It is meant as an
     :class:`OrganicReplayDataset` ``transform``, with another stored sample drawn by
     :meth:`OrganicReplayDataset.peek`::
 
@@ -54,20 +57,29 @@ def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
         return _splice_text(text, other, rng) if isinstance(other, str) else None
     if other is None:
         return None
-    donors: dict[Path, list[str]] = {}
+    # A text both samples hold (a system prompt every request carries) stays as it
+    # is and lends nothing: spliced, it would be a system prompt no request has, or
+    # a question ending in one.
+    shared = {_keys(value) for _, value in strings(text) if is_text(value)}
+    at: dict[Path, list[str]] = {}  # by place, list positions included
+    near: dict[Path, list[str]] = {}  # by field, any position
     every: list[str] = []
-    for path, value in strings(other):
-        if is_text(value):
-            donors.setdefault(path, []).append(value)
+    for place, value in strings(other, positions=True):
+        if is_text(value) and _keys(value) not in shared:
+            at.setdefault(place, []).append(value)
+            near.setdefault(_field(place), []).append(value)
             every.append(value)
+    shared &= {_keys(value) for _, value in strings(other) if is_text(value)}
     changed = False
 
-    def splice(path: Path, value: str) -> str:
+    def splice(place: Path, value: str) -> str:
         nonlocal changed
-        if not is_text(value):
+        if not is_text(value) or _keys(value) in shared:
             return value
-        near = donors.get(path, [])
-        for candidates in (near, [d for d in every if d not in near]):
+        first = at.get(place, [])
+        second = [d for d in near.get(_field(place), []) if d not in first]
+        rest = [d for d in every if d not in first and d not in second]
+        for candidates in (first, second, rest):
             for donor in rng.sample(candidates, len(candidates)):
                 spliced = _splice_text(value, donor, rng)
                 if spliced is not None:
@@ -75,18 +87,54 @@ def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
                     return spliced
         return value
 
-    result = map_strings(text, splice)
+    result = map_strings(text, splice, positions=True)
     return result if changed else None
+
+
+def _keys(text: str) -> tuple[str, ...]:
+    return tuple(_key(word) for word in text.split())
+
+
+def _field(place: Path) -> Path:
+    """``place`` without its list positions."""
+    return tuple(part for part in place if not part.startswith("#"))
+
+
+_PAIRS_PER_WORD = 32
+"""Places in the other text tried per word: repetitive texts stay quick."""
+
+_MODULUS = (1 << 61) - 1
+_BASE = 1_000_003
+
+
+def _hashes(ids: list[int]) -> list[int]:
+    """``out[i]``: a hash of ``ids[:i]`` (a prefix), for ``i`` in ``0..len(ids)``."""
+    out = [0]
+    for value in ids:
+        out.append((out[-1] * _BASE + value) % _MODULUS)
+    return out
 
 
 def _splice_text(text: str, other: str, rng: random.Random) -> str | None:
     a = [(m.start(), _key(m.group())) for m in _WORD.finditer(text)]
     b = [(m.start(), _key(m.group())) for m in _WORD.finditer(other)]
     a_keys, b_keys = [k for _, k in a], [k for _, k in b]
+    # Whether a join gives back an input, in constant time from hashed prefixes and
+    # suffixes (a collision only skips a join): it took time cubic in the length of
+    # a repetitive text (the same word over and over), on the scorer's event loop.
+    ids: dict[str, int] = {}
+    a_ids = [ids.setdefault(k, len(ids) + 1) for k in a_keys]
+    b_ids = [ids.setdefault(k, len(ids) + 1) for k in b_keys]
+    a_prefix, b_prefix = _hashes(a_ids), _hashes(b_ids)
+    a_suffix, b_suffix = _hashes(a_ids[::-1])[::-1], _hashes(b_ids[::-1])[::-1]
     by_overlap: dict[int, list[tuple[int, int]]] = {}
     positions: dict[str, list[int]] = {}
     for j, word in enumerate(b_keys):
         positions.setdefault(word, []).append(j)
+    for found in positions.values():
+        if len(found) > _PAIRS_PER_WORD:
+            step = len(found) / _PAIRS_PER_WORD
+            found[:] = [found[int(n * step)] for n in range(_PAIRS_PER_WORD)]
     for i, word in enumerate(a_keys):
         for j in positions.get(word, ()):
             overlap = 1
@@ -97,8 +145,9 @@ def _splice_text(text: str, other: str, rng: random.Random) -> str | None:
                 and a_keys[i - overlap] == b_keys[j - overlap]
             ):
                 overlap += 1
-            joined = a_keys[:i] + b_keys[j:]
-            if joined != a_keys and joined != b_keys:
+            gives_a = len(a_keys) - i == len(b_keys) - j and a_suffix[i] == b_suffix[j]
+            gives_b = i == j and a_prefix[i] == b_prefix[j]
+            if not gives_a and not gives_b:
                 by_overlap.setdefault(overlap, []).append((i, j))
     if not by_overlap:
         return None
