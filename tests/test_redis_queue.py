@@ -559,7 +559,7 @@ def test_the_worker_thread_path_answers_within_the_deadline(redis_server: RedisS
         await queue.asize()
         with redis_server.paused():
             began = time.monotonic()
-            with pytest.raises(RedisUnavailable, match="no answer within 0.5s"):
+            with pytest.raises(RedisUnavailable, match=r"no answer within 0\.5s"):
                 await queue.asize()
             return time.monotonic() - began
 
