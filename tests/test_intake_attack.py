@@ -12,6 +12,7 @@ import bittensor as bt
 import httpx
 import pytest
 from pydantic import BaseModel
+from starlette.routing import Route
 
 from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
@@ -246,3 +247,71 @@ def test_btauth_a_replay_under_another_spelling_of_its_nonce_is_refused(tmp_path
             edited = {**headers, "X-Bittensor-Nonce": spelling}
             assert http.post(url, content=body, headers=edited).status_code == 401, spelling
     assert scorer._organic_queue.size == 1
+
+
+class Ranked(BaseModel):
+    """A request whose caller sets its own rank."""
+
+    text: str
+    rank: int = 0
+
+
+class Ambiguous:
+    """A hook verdict that cannot be read as a flag (a numpy array, say)."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value of an array with more than one element is ambiguous")
+
+
+class RankingScorer(Recorder):
+    """Ranks by the request's ``rank``; the path ``/blacklist`` and the text
+    ``"verify"`` get an unreadable verdict from the hook of that name."""
+
+    def _blacklist_fn(self, info: Any) -> Any:
+        return Ambiguous() if info.path.endswith("blacklist") else False
+
+    def _verify_fn(self, request: Ranked) -> Any:
+        return Ambiguous() if request.text == "verify" else True
+
+    async def _priority_fn(self, request: Ranked) -> int:
+        return request.rank
+
+    async def _on_organic_entry(self, request: Ranked) -> Ranked:
+        self._organic_queue.add(request)
+        return request
+
+
+def _ranking_server(tmp_path: Any) -> tuple[RankingScorer, Any, Any, str]:
+    """A btauth/1 intake for a :class:`RankingScorer`, also routed at ``/blacklist``."""
+    from organic_scoring.http import create_app, serve_in_thread
+
+    validator, client = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "client")
+    receiver = validator.hotkey.ss58_address
+    scorer = RankingScorer(allowed_hotkeys=ANY_HOTKEY)
+    settings = IntakeSettings(allowed_skew=0)
+    app = create_app(scorer, hotkey_ss58=receiver, protocol="btauth/1", settings=settings)
+    app.router.routes.append(Route("/blacklist", app.state.organic_intake, methods=["POST"]))
+    return scorer, serve_in_thread(app), client, receiver
+
+
+def _post(
+    http: httpx.Client, server: Any, client: Any, receiver: str, path: str, payload: Any
+) -> Any:
+    body = json.dumps(payload).encode()
+    headers = bt.http_auth.sign(
+        client.hotkey, method="POST", path=path, body=body, receiver_ss58=receiver
+    )
+    return http.post(server.url + path, content=body, headers=dict(headers))
+
+
+@pytest.mark.skipif(not HAS_HTTP_AUTH, reason="btauth/1 needs bittensor 11")
+def test_btauth_a_priority_past_floats_range_ranks_as_infinity_not_a_crash(tmp_path: Any) -> None:
+    """``_priority_fn`` passing on a caller's int field past float's range raised
+    OverflowError out of the gate: a plain-text 500, the connection dropped."""
+    scorer, server, client, receiver = _ranking_server(tmp_path)
+    with server, httpx.Client(timeout=WAIT) as http:
+        for rank in (10**400, -(10**400)):
+            answer = _post(http, server, client, receiver, "/organic", {"text": "x", "rank": rank})
+            assert answer.status_code == 200, answer.text
+        assert _post(http, server, client, receiver, "/organic", {"text": "y"}).status_code == 200
+    assert scorer._organic_queue.size == 3

@@ -320,7 +320,15 @@ def test_verify_verdicts_and_a_plain_hook_runs_off_the_loop(
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(3, 3.0), (2.5, 2.5), (-1, -1.0), (math.inf, math.inf), (math.nan, -math.inf)],
+    [
+        (3, 3.0),
+        (2.5, 2.5),
+        (-1, -1.0),
+        (math.inf, math.inf),
+        (math.nan, -math.inf),
+        (10**400, math.inf),
+        (-(10**400), -math.inf),
+    ],
 )
 def test_priority_is_a_float_and_nan_ranks_last(value: Any, expected: float) -> None:
     assert asyncio.run(

@@ -457,7 +457,8 @@ class Gate:
             raise Refused(403, reason)
 
     async def priority(self, request: Any, hotkey: str) -> float:
-        """``_priority_fn(request)`` as a float (0.0 when not overridden; NaN ranks last).
+        """``_priority_fn(request)`` as a float (0.0 when not overridden; NaN ranks last,
+        an int past float's range as an infinity).
 
         Raises:
             Refused: 500 when the hook raises or returns something that is not a number.
@@ -470,7 +471,10 @@ class Gate:
                 raise TypeError(f"_priority_fn must return a number, got {value!r}")
         except Exception as exc:
             raise self.hook_failed("_priority_fn", hotkey, exc) from exc
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int past float's range (a caller's own number, say)
+            return math.inf if value > 0 else -math.inf
         return -math.inf if math.isnan(value) else value
 
     @contextlib.asynccontextmanager
