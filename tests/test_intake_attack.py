@@ -315,3 +315,20 @@ def test_btauth_a_priority_past_floats_range_ranks_as_infinity_not_a_crash(tmp_p
             assert answer.status_code == 200, answer.text
         assert _post(http, server, client, receiver, "/organic", {"text": "y"}).status_code == 200
     assert scorer._organic_queue.size == 3
+
+
+@pytest.mark.skipif(not HAS_HTTP_AUTH, reason="btauth/1 needs bittensor 11")
+def test_btauth_a_hook_verdict_that_cannot_be_read_is_the_hook_failing_not_a_crash(
+    tmp_path: Any,
+) -> None:
+    """A verdict whose truth value raises (a numpy array) escaped the gate: a plain-text
+    500 and a dropped connection. It is the hook failing: 500 from ``_blacklist_fn``,
+    403 from ``_verify_fn``, and the connection serves the next request."""
+    scorer, server, client, receiver = _ranking_server(tmp_path)
+    with server, httpx.Client(timeout=WAIT) as http:
+        answer = _post(http, server, client, receiver, "/blacklist", {"text": "x"})
+        assert (answer.status_code, answer.json()) == (500, {"error": "internal error"})
+        answer = _post(http, server, client, receiver, "/organic", {"text": "verify"})
+        assert answer.status_code == 403, answer.text
+        assert _post(http, server, client, receiver, "/organic", {"text": "y"}).status_code == 200
+    assert scorer._organic_queue.size == 1

@@ -436,9 +436,9 @@ class Gate:
             return
         try:
             result = await self._call(self._blacklist, subject)
-        except Exception as exc:
+            reason = _refusal(result, refuse_when=True, default="blacklisted")
+        except Exception as exc:  # a verdict that cannot be read fails the hook too
             raise self.hook_failed("_blacklist_fn", hotkey, exc) from exc
-        reason = _refusal(result, refuse_when=True, default="blacklisted")
         if reason is not None:
             raise Refused(403, reason)
 
@@ -448,11 +448,11 @@ class Gate:
             return
         try:
             result = await self._call(self._verify, request)
-        except Exception as exc:
+            reason = _refusal(result, refuse_when=False, default="rejected by the validator")
+        except Exception as exc:  # a verdict that cannot be read fails the hook too
             error = describe_error(exc, self._redacting)
             log.debug(f"organic intake: _verify_fn raised {error} for {hotkey}")
             raise Refused(403, "rejected by the validator") from exc
-        reason = _refusal(result, refuse_when=False, default="rejected by the validator")
         if reason is not None:
             raise Refused(403, reason)
 
