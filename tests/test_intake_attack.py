@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import bittensor as bt
@@ -28,6 +30,7 @@ from support.axons import (
 )
 from support.loopback import make_wallet
 from support.scorers import Recorder
+from support.waiting import until, wait_until
 
 needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
 pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
@@ -332,3 +335,61 @@ def test_btauth_a_hook_verdict_that_cannot_be_read_is_the_hook_failing_not_a_cra
         assert answer.status_code == 403, answer.text
         assert _post(http, server, client, receiver, "/organic", {"text": "y"}).status_code == 200
     assert scorer._organic_queue.size == 1
+
+
+class SlowVerifier(Recorder):
+    """An async ``_verify_fn`` that waits until ``opened`` is set (an external check
+    that has stalled), counting who is inside it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.opened = threading.Event()
+        self.inside = 0
+        self.most_inside = 0
+        super().__init__(**kwargs)
+
+    async def _verify_fn(self, job: Job) -> bool:
+        self.inside += 1
+        self.most_inside = max(self.most_inside, self.inside)
+        try:
+            await until(self.opened.is_set, "the stalled check to resume")
+        finally:
+            self.inside -= 1
+        return True
+
+    async def _on_organic_entry(self, job: Job) -> Job:
+        self._organic_queue.add(job)
+        return job
+
+
+@pytest.mark.skipif(not HAS_HTTP_AUTH, reason="btauth/1 needs bittensor 11")
+def test_btauth_requests_in_a_stalled_hook_count_against_the_backlog(tmp_path: Any) -> None:
+    """Requests past the nonce store but still in ``_blacklist_fn``, ``_verify_fn`` or
+    ``_priority_fn`` counted nowhere: with a hook that stalls, every signed request
+    piled up there with its body, past ``max_concurrent + max_backlog``. They count
+    now, and the rest get 429 at once."""
+    from organic_scoring.http import create_app, serve_in_thread
+
+    validator, client = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "client")
+    receiver = validator.hotkey.ss58_address
+    scorer = SlowVerifier(allowed_hotkeys=ANY_HOTKEY)
+    settings = IntakeSettings(allowed_skew=0, max_concurrent=1, max_backlog=1)
+    app = create_app(scorer, hotkey_ss58=receiver, protocol="btauth/1", settings=settings)
+
+    def post(i: int) -> int:
+        body = json.dumps({"text": f"job {i}"}).encode()
+        headers = bt.http_auth.sign(
+            client.hotkey, method="POST", path="/organic", body=body, receiver_ss58=receiver
+        )
+        answer = httpx.post(
+            server.url + "/organic", content=body, headers=dict(headers), timeout=WAIT
+        )
+        return answer.status_code
+
+    with serve_in_thread(app) as server, ThreadPoolExecutor(6) as pool:
+        answers = [pool.submit(post, i) for i in range(6)]
+        wait_until(lambda: sum(a.done() for a in answers) >= 4, "the refusals")
+        assert scorer.most_inside <= 2
+        scorer.opened.set()
+        statuses = sorted(a.result() for a in answers)
+    assert statuses == [200, 200, 429, 429, 429, 429]
+    assert scorer._organic_queue.size == 2

@@ -212,7 +212,9 @@ class Gate:
         )
         self._admission = AdmissionGate(settings.max_concurrent, settings.max_backlog)
         self._capacity = settings.max_concurrent + settings.max_backlog
-        self._remembering = 0  # requests in the nonce store's call now
+        # Requests past the capacity check not yet in a slot or waiting for one: in the
+        # nonce store's call or in the hooks before admission.
+        self._pending = 0
         self._plain = PlainCalls(max(4, settings.max_concurrent), "the intake's plain hooks")
         self._outages = _Outages(transport)
 
@@ -292,22 +294,32 @@ class Gate:
         claim = received.claim
         hotkey = claim.hotkey
         await self.remember(hotkey, claim.nonce, claim.signed_at_ns, claim.resolution_ns)
-        await self.charge(hotkey)
-        with wire.entered(claim, received.caller) as subject:
-            await self.blacklist(subject, hotkey)
-            request = wire.parse(received.body)
-            await self.verify(request, hotkey)
-            priority = await self.priority(request, hotkey)
-            async with self.admitted(priority, wire.gone) as admitted:
-                if not admitted:
-                    return GONE
-                try:
-                    result = await self.handle(request)
-                except Refused:
-                    raise  # the organic queue is unavailable: 503
-                except Exception as exc:
-                    raise self.hook_failed("_on_organic_entry", hotkey, exc) from exc
-                return await wire.respond(result)
+        # Until admission takes it, the request counts against the capacity here: a hook
+        # that stalls holds at most max_concurrent + max_backlog requests and their bodies.
+        self._pending += 1
+        pending = True
+        try:
+            await self.charge(hotkey)
+            with wire.entered(claim, received.caller) as subject:
+                await self.blacklist(subject, hotkey)
+                request = wire.parse(received.body)
+                await self.verify(request, hotkey)
+                priority = await self.priority(request, hotkey)
+                self._pending -= 1
+                pending = False
+                async with self.admitted(priority, wire.gone) as admitted:
+                    if not admitted:
+                        return GONE
+                    try:
+                        result = await self.handle(request)
+                    except Refused:
+                        raise  # the organic queue is unavailable: 503
+                    except Exception as exc:
+                        raise self.hook_failed("_on_organic_entry", hotkey, exc) from exc
+                    return await wire.respond(result)
+        finally:
+            if pending:
+                self._pending -= 1
 
     @property
     def in_flight(self) -> int:
@@ -371,24 +383,25 @@ class Gate:
     ) -> None:
         """Refuse a replayed nonce or a request no longer fresh (401), a failing store
         (503), or, without asking the store, one past ``max_concurrent + max_backlog``
-        (429, ``Retry-After``). A store whose ``blocking`` is not False is called on a
-        worker thread.
+        requests in the store's call, in the hooks before admission, in a slot or
+        waiting for one (429, ``Retry-After``). A store whose ``blocking`` is not False
+        is called on a worker thread.
         """
         self.check_fresh(signed_at_ns, resolution_ns)
         admission = self._admission
         # Admission control before the store: a store that hangs holds a bounded
         # number of requests, and the rest are told at once to come back.
-        if self._remembering + admission.active + admission.waiting >= self._capacity:
+        if self._pending + admission.active + admission.waiting >= self._capacity:
             raise Refused(
                 429,
                 "too many organic requests waiting, try again later",
                 headers={"Retry-After": "1"},
             )
-        self._remembering += 1
+        self._pending += 1
         try:
             fresh = await self._remember(hotkey, nonce)
         finally:
-            self._remembering -= 1
+            self._pending -= 1
         if not fresh:
             raise Refused(
                 401,
