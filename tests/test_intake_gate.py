@@ -510,3 +510,19 @@ def test_a_millisecond_timestamp_is_in_the_future_only_from_its_earliest_moment(
     assert "in the future" in str(fresh.problem(latest, now))
     assert fresh.problem(latest, now, resolution_ns=1_000_000) is None
     assert "in the future" in str(fresh.problem(latest + 1_000_000, now, resolution_ns=1_000_000))
+
+
+def test_a_millisecond_timestamp_goes_stale_from_its_earliest_moment() -> None:
+    """Judged from its last nanosecond, an Epistula request accepted at the edge of
+    allowed_skew stayed fresh up to a millisecond longer than ``max_age +
+    allowed_skew`` after it was accepted: a store keeping nonces exactly that long
+    (which check_retention accepts) had forgotten it, and a replay got in."""
+    started = 1_000_000_000_000_000_000
+    fresh = Freshness(max_age=10, allowed_skew=2, started_ns=started, store=Persistent())
+    accepted = started + 5_000_000_000
+    earliest = accepted + 2_000_000_000  # as far ahead as allowed_skew lets it be
+    latest = earliest + 999_999
+    assert fresh.problem(latest, accepted, resolution_ns=1_000_000) is None
+    forgotten = accepted + int(fresh.window * 1e9)  # a store with retention == window
+    assert fresh.problem(latest, forgotten, resolution_ns=1_000_000) is None
+    assert "ago" in str(fresh.problem(latest, forgotten + 1, resolution_ns=1_000_000))

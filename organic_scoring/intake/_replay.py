@@ -109,12 +109,14 @@ class Freshness:
 
         ``resolution_ns``: a signing time known only to that precision (Epistula's
         milliseconds) gives ``signed_at_ns`` as its latest moment; it is judged "in the
-        future" from its earliest.
+        future" and stale from its earliest, so it stays fresh no longer than ``window``
+        after it was accepted (as long as a store must remember it).
         """
         now = time.time_ns() if now_ns is None else now_ns
-        if now - signed_at_ns > self.max_age * 1e9:
+        earliest = signed_at_ns - (resolution_ns - 1)
+        if now - earliest > self.max_age * 1e9:
             return f"the request was signed more than {self.max_age:g}s ago"
-        if signed_at_ns - (resolution_ns - 1) - now > self.allowed_skew * 1e9:
+        if earliest - now > self.allowed_skew * 1e9:
             return f"the request was signed more than {self.allowed_skew:g}s in the future"
         if signed_at_ns < self.started_ns:
             return "the request was signed before this intake started; sign it again"
