@@ -13,7 +13,7 @@ from typing import Any
 import bittensor as bt
 import httpx
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from starlette.routing import Route
 
 from organic_scoring import ANY_HOTKEY
@@ -393,3 +393,46 @@ def test_btauth_requests_in_a_stalled_hook_count_against_the_backlog(tmp_path: A
         statuses = sorted(a.result() for a in answers)
     assert statuses == [200, 200, 429, 429, 429, 429]
     assert scorer._organic_queue.size == 2
+
+
+class Looked(BaseModel):
+    """A request model whose validator has a bug: a KeyError for any text but "known"."""
+
+    text: str
+
+    @field_validator("text")
+    @classmethod
+    def _look_up(cls, text: str) -> str:
+        return {"known": text}[text]
+
+
+class LookedScorer(Recorder):
+    async def _on_organic_entry(self, request: Looked) -> Looked:
+        self._organic_queue.add(request)
+        return request
+
+
+@pytest.mark.skipif(not HAS_HTTP_AUTH, reason="btauth/1 needs bittensor 11")
+def test_btauth_a_model_validator_that_raises_is_a_counted_500_not_a_crash(tmp_path: Any) -> None:
+    """pydantic turns only ValueError and AssertionError into a ValidationError: any
+    other exception of the model's validator, on a caller's input, escaped the gate as
+    a plain-text 500, dropped the connection and was left out of the stats."""
+    from organic_scoring.http import create_app, serve_in_thread
+
+    validator, client = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "client")
+    receiver = validator.hotkey.ss58_address
+    scorer = LookedScorer(allowed_hotkeys=ANY_HOTKEY)
+    settings = IntakeSettings(allowed_skew=0)
+    app = create_app(scorer, hotkey_ss58=receiver, protocol="btauth/1", settings=settings)
+    with serve_in_thread(app) as server, httpx.Client(timeout=WAIT) as http:
+        for text, status in (("unknown", 500), ("known", 200)):  # the same connection
+            body = json.dumps({"text": text}).encode()
+            headers = bt.http_auth.sign(
+                client.hotkey, method="POST", path="/organic", body=body, receiver_ss58=receiver
+            )
+            answer = http.post(server.url + "/organic", content=body, headers=dict(headers))
+            assert answer.status_code == status, answer.text
+        assert answer.status_code == 200
+    assert scorer._organic_queue.size == 1
+    counted = {500: 1, 200: 1}  # each counted once its answer is sent
+    wait_until(lambda: dict(scorer.stats.intake_requests["btauth/1"]) == counted, "the counts")

@@ -252,7 +252,13 @@ class _HttpWire(Wire):
             _current.reset(token)
 
     def parse(self, body: bytes) -> BaseModel:
-        return self.intake._parse(body)
+        try:
+            return self.intake._parse(body)
+        except Refused:
+            raise
+        except Exception as exc:  # a validator's own bug (pydantic wraps only ValueError)
+            model = self.intake.model.__name__
+            raise self.intake.gate.hook_failed(f"{model}'s validation", self.hotkey, exc) from exc
 
     async def refuse(self, refused: Refused) -> None:
         response = error_response(
