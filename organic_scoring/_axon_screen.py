@@ -107,6 +107,9 @@ class AxonWire(Wire):
             fields = ", ".join(".".join(map(str, e["loc"])) for e in errors[:5])
             name = synapse_type.__name__
             raise Refused(422, f"request body does not match {name}: {fields}") from None
+        except Exception as exc:  # a validator's own bug (pydantic wraps only ValueError)
+            name = f"{synapse_type.__name__}'s validation"
+            raise self.route.gate.hook_failed(name, claim.hotkey, exc) from exc
         # bittensor builds the synapse from the (unsigned) headers too, and compares the
         # body's hash with the computed_body_hash header; it answers 500 to a failure of
         # either, so they are refused here first.

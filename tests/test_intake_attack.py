@@ -45,6 +45,19 @@ if HAS_AXON:
             self._organic_queue.add({"prompt": synapse.prompt, "hotkey": synapse.dendrite.hotkey})
             return synapse
 
+    class Look(Ask):
+        """A synapse whose validator has a bug: a KeyError for any prompt but "known"."""
+
+        @field_validator("prompt")
+        @classmethod
+        def _look_up(cls, prompt: str) -> str:
+            return {"known": prompt, "": prompt}[prompt]
+
+    class LookScorer(Recorder):
+        async def _on_organic_entry(self, synapse: Look) -> Look:
+            self._organic_queue.add({"prompt": synapse.prompt})
+            return synapse
+
 
 class Job(BaseModel):
     """The organic request over signed HTTP."""
@@ -436,3 +449,33 @@ def test_btauth_a_model_validator_that_raises_is_a_counted_500_not_a_crash(tmp_p
     assert scorer._organic_queue.size == 1
     counted = {500: 1, 200: 1}  # each counted once its answer is sent
     wait_until(lambda: dict(scorer.stats.intake_requests["btauth/1"]) == counted, "the counts")
+
+
+@needs_axon
+def test_axon_a_synapse_validator_that_raises_is_a_counted_500_not_a_crash(
+    bt_wallets: Wallets,
+) -> None:
+    """The screen parses the synapse before bittensor checks the signature: a validator
+    raising anything but ValueError on the body (any caller's, signed or not) escaped the
+    screen as a plain-text 500 with a traceback logged, uncounted."""
+
+    def attach(axon: Any) -> Any:
+        scorer = LookScorer()
+        settings = IntakeSettings(allowed_skew=0)
+        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+        with httpx.Client(timeout=WAIT) as http:
+            for prompt, status in (("unknown", 500), ("known", 200)):
+                dendrite = offline_dendrite(bt_wallets.client)
+                synapse = dendrite.preprocess_synapse_for_request(
+                    axon.info(), Look(prompt="known"), timeout=WAIT
+                )
+                body = {**synapse.model_dump(), "prompt": prompt}
+                url = f"http://127.0.0.1:{axon.port}/Look"
+                response = http.post(url, headers=synapse.to_headers(), json=body)
+                assert response.status_code == status, response.text
+        assert scorer._organic_queue.size == 1
+        counted = {500: 1, 200: 1}  # each counted once its answer is sent
+        wait_until(lambda: dict(scorer.stats.intake_requests["axon"]) == counted, "the counts")
