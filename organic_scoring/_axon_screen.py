@@ -68,6 +68,10 @@ class AxonWire(Wire):
         dendrite: dict[bytes, bytes] = {}
         for name, value in self.scope["headers"]:
             key = name.lower()
+            if key == b"content-type" and key in seen:
+                # The screen and bittensor's app would each read one of them (the app
+                # the first): one body, judged JSON by one and not by the other.
+                raise Refused(400, "the content-type header is repeated")
             seen[key] = value
             # Read the dendrite's fields as bittensor does: from any header whose name
             # *contains* the prefix (the last one winning there), so a second spelling

@@ -479,3 +479,36 @@ def test_axon_a_synapse_validator_that_raises_is_a_counted_500_not_a_crash(
         assert scorer._organic_queue.size == 1
         counted = {500: 1, 200: 1}  # each counted once its answer is sent
         wait_until(lambda: dict(scorer.stats.intake_requests["axon"]) == counted, "the counts")
+
+
+@needs_axon
+@pytest.mark.parametrize(
+    "types",
+    [("text/plain", "application/json"), ("application/x-www-form-urlencoded", "application/json")],
+)
+def test_axon_a_second_content_type_does_not_carry_a_non_json_body_past_the_screen(
+    bt_wallets: Wallets, types: tuple[str, str]
+) -> None:
+    """The screen read the last Content-Type header, bittensor's app the first: a JSON
+    one after another passed the screen's 415 and bittensor answered 500, logged an
+    ERROR, and the answer went uncounted."""
+
+    def attach(axon: Any) -> Any:
+        scorer = AskScorer()
+        settings = IntakeSettings(allowed_skew=0)
+        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
+        return scorer
+
+    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+        url, headers, body = _signed(axon, bt_wallets.client, "typed")
+        sent = [("content-type", kind) for kind in types] + list(headers.items())
+        with httpx.Client(timeout=WAIT) as http:
+            response = http.post(url, headers=sent, content=json.dumps(body).encode())
+        assert 400 <= response.status_code < 500, response.text
+        assert scorer._organic_queue.size == 0
+        status = response.status_code  # counted once the answer is sent
+
+        def counted() -> bool:
+            return dict(scorer.stats.intake_requests.get("axon", {})) == {status: 1}
+
+        wait_until(counted, "the refusal's count")
