@@ -512,3 +512,39 @@ def test_axon_a_second_content_type_does_not_carry_a_non_json_body_past_the_scre
             return dict(scorer.stats.intake_requests.get("axon", {})) == {status: 1}
 
         wait_until(counted, "the refusal's count")
+
+
+@pytest.mark.skipif(not HAS_HTTP_AUTH, reason="btauth/1 needs bittensor 11")
+def test_btauth_a_chunked_body_longer_than_its_content_length_is_a_400(tmp_path: Any) -> None:
+    """With Transfer-Encoding: chunked and a Content-Length both sent, the server frames
+    the body by its chunks: one longer than the declared length got 413 "exceeds
+    1048576 bytes", for a 13-byte body. The request is malformed: 400."""
+    from organic_scoring.http import create_app, serve_in_thread
+
+    validator, client = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "client")
+    receiver = validator.hotkey.ss58_address
+    scorer = JobScorer(allowed_hotkeys=ANY_HOTKEY)
+    settings = IntakeSettings(allowed_skew=0)
+    app = create_app(scorer, hotkey_ss58=receiver, protocol="btauth/1", settings=settings)
+    body = b'{"text": "x"}'
+    with serve_in_thread(app) as server:
+        headers = bt.http_auth.sign(
+            client.hotkey, method="POST", path="/organic", body=body, receiver_ss58=receiver
+        )
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = (
+            (
+                "POST /organic HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n"
+                f"Transfer-Encoding: chunked\r\n{head}\r\n{len(body):x}\r\n"
+            ).encode()
+            + body
+            + b"\r\n0\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock:
+            sock.sendall(request)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert b"longer than its Content-Length" in answer
+    assert scorer._organic_queue.size == 0

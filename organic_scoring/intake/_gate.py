@@ -273,6 +273,8 @@ class Gate:
             caller = wire.check(claim, body)
         except BodyTooLarge:
             release()
+            if declared is not None:  # framed by its chunks, past the length it declared
+                raise Refused(400, "request body is longer than its Content-Length") from None
             raise Refused(413, f"request body exceeds {limit} bytes") from None
         except BodyTooSlow:
             release()
