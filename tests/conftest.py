@@ -20,6 +20,7 @@ import contextlib
 import gc
 import logging
 import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Generator, Iterator
@@ -153,6 +154,20 @@ def _stop_shared_redis() -> Iterator[None]:
     """Stop the per-process shared redis-server (support.redis_server.shared_redis) at the end."""
     yield
     stop_shared_redis()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drain_bittensor_logging() -> Iterator[None]:
+    """bt.logging (9/10) prints from a listener thread fed through a multiprocessing
+    queue, so a record logged by the last tests could reach the terminal at exit, past
+    pytest's capture. Stopping the listener drains the queue while output is still
+    captured; it is started again for bittensor's own stop at exit."""
+    yield
+    bt = sys.modules.get("bittensor")
+    listener = getattr(getattr(bt, "logging", None), "_listener", None)
+    if listener is not None and getattr(listener, "_thread", None) is not None:
+        listener.stop()
+        listener.start()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -33,6 +33,21 @@ from support.scorers import Recorder
 from support.waiting import until, wait_until
 
 needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
+
+
+def attacher(scorer_class: type, allowed: Any, **settings: Any) -> Any:
+    """What serve_scorer attaches: a fresh ``scorer_class`` on the axon, with
+    ``allowed`` as its allow-list and ``allowed_skew=0`` besides ``settings``."""
+
+    def attach(axon: Any) -> Any:
+        scorer = scorer_class()
+        intake = IntakeSettings(allowed_skew=0, **settings)
+        attach_axon(scorer, axon, allowed_hotkeys=allowed, settings=intake)
+        return scorer
+
+    return attach
+
+
 pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]
 
 if HAS_AXON:
@@ -94,13 +109,7 @@ def test_axon_a_hotkey_smuggled_past_the_screen_is_refused(bt_wallets: Wallets, 
     an outsider signing with its own key must not get in by naming an allowed one."""
     allowed = bt_wallets.client.hotkey.ss58_address
 
-    def attach(axon: Any) -> Any:
-        scorer = AskScorer()
-        settings = IntakeSettings(allowed_skew=0)
-        attach_axon(scorer, axon, allowed_hotkeys=[allowed], settings=settings)
-        return scorer
-
-    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+    with serve_scorer(bt_wallets.server, attacher(AskScorer, [allowed])) as (axon, scorer):
         url, headers, body = _signed(axon, bt_wallets.stranger, "smuggled")
         raw = [(k, v) for k, v in headers.items() if k != "bt_header_dendrite_hotkey"]
         raw.insert(0, ("bt_header_dendrite_hotkey", allowed))  # what the screen reads
@@ -142,13 +151,9 @@ def test_axon_a_refused_caller_does_not_hold_the_connection_by_trickling_its_bod
     trickler held the connection for as long as it liked."""
     allowed = bt_wallets.client.hotkey.ss58_address
 
-    def attach(axon: Any) -> Any:
-        scorer = AskScorer()
-        settings = IntakeSettings(allowed_skew=0, max_body_bytes=4096, body_timeout=0.5)
-        attach_axon(scorer, axon, allowed_hotkeys=[allowed], settings=settings)
-        return scorer
-
-    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+    with serve_scorer(
+        bt_wallets.server, attacher(AskScorer, [allowed], max_body_bytes=4096, body_timeout=0.5)
+    ) as (axon, scorer):
         _, headers, _ = _signed(axon, getattr(bt_wallets, who), "slow")
         lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 4096"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -195,13 +200,7 @@ def test_axon_a_malformed_request_of_an_allowed_caller_gets_4xx_not_500(
     """A body rewritten after signing, or an unsigned header bittensor cannot parse, made
     bittensor answer 500 (and log an ERROR with the headers)."""
 
-    def attach(axon: Any) -> Any:
-        scorer = AskScorer()
-        settings = IntakeSettings(allowed_skew=0)
-        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
-        return scorer
-
-    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+    with serve_scorer(bt_wallets.server, attacher(AskScorer, ANY_HOTKEY)) as (axon, scorer):
         url, headers, body = _signed(axon, bt_wallets.client, "typed")
         headers, content = edit({"content-type": "application/json", **headers}, body)
         with httpx.Client(timeout=WAIT) as http:
@@ -220,13 +219,7 @@ def test_axon_a_path_bittensor_reads_as_the_synapse_is_screened(
     which built a synapse and logged an ERROR for each refusal."""
     allowed = bt_wallets.client.hotkey.ss58_address
 
-    def attach(axon: Any) -> Any:
-        scorer = AskScorer()
-        settings = IntakeSettings(allowed_skew=0)
-        attach_axon(scorer, axon, allowed_hotkeys=[allowed], settings=settings)
-        return scorer
-
-    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+    with serve_scorer(bt_wallets.server, attacher(AskScorer, [allowed])) as (axon, scorer):
         url, headers, body = _signed(axon, bt_wallets.stranger, "flood")
         with httpx.Client(timeout=WAIT) as http:
             response = http.post(url.removesuffix("/Ask") + path, headers=headers, json=body)
@@ -459,13 +452,7 @@ def test_axon_a_synapse_validator_that_raises_is_a_counted_500_not_a_crash(
     raising anything but ValueError on the body (any caller's, signed or not) escaped the
     screen as a plain-text 500 with a traceback logged, uncounted."""
 
-    def attach(axon: Any) -> Any:
-        scorer = LookScorer()
-        settings = IntakeSettings(allowed_skew=0)
-        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
-        return scorer
-
-    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+    with serve_scorer(bt_wallets.server, attacher(LookScorer, ANY_HOTKEY)) as (axon, scorer):
         with httpx.Client(timeout=WAIT) as http:
             for prompt, status in (("unknown", 500), ("known", 200)):
                 dendrite = offline_dendrite(bt_wallets.client)
@@ -493,13 +480,7 @@ def test_axon_a_second_content_type_does_not_carry_a_non_json_body_past_the_scre
     one after another passed the screen's 415 and bittensor answered 500, logged an
     ERROR, and the answer went uncounted."""
 
-    def attach(axon: Any) -> Any:
-        scorer = AskScorer()
-        settings = IntakeSettings(allowed_skew=0)
-        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
-        return scorer
-
-    with serve_scorer(bt_wallets.server, attach) as (axon, scorer):
+    with serve_scorer(bt_wallets.server, attacher(AskScorer, ANY_HOTKEY)) as (axon, scorer):
         url, headers, body = _signed(axon, bt_wallets.client, "typed")
         sent = [("content-type", kind) for kind in types] + list(headers.items())
         with httpx.Client(timeout=WAIT) as http:
