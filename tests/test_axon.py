@@ -27,6 +27,7 @@ from support.axons import (
     WAIT,
     Wallets,
     astream,
+    attacher,
     make_wallets,
     offline_dendrite,
     query,
@@ -651,13 +652,7 @@ if HAS_AXON:
 
 
 def _attach_screened(**limits: Any) -> Any:
-    def attach(axon: Any) -> AskScorer:
-        scorer = AskScorer()
-        settings = IntakeSettings(allowed_skew=0, **limits)
-        attach_axon(scorer, axon, allowed_hotkeys=ANY_HOTKEY, settings=settings)
-        return scorer
-
-    return attach
+    return attacher(AskScorer, ANY_HOTKEY, **limits)
 
 
 def _post(url: str, headers: Any, body: Any) -> httpx.Response:

@@ -18,12 +18,12 @@ from starlette.routing import Route
 
 from organic_scoring import ANY_HOTKEY
 from organic_scoring._compat import HAS_AXON, HAS_HTTP_AUTH
-from organic_scoring.axon import attach_axon
 from organic_scoring.intake import IntakeSettings
 from support.axons import (
     BITTENSOR_WARNINGS,
     WAIT,
     Wallets,
+    attacher,
     make_wallets,
     offline_dendrite,
     serve_scorer,
@@ -33,19 +33,6 @@ from support.scorers import Recorder
 from support.waiting import until, wait_until
 
 needs_axon = pytest.mark.skipif(not HAS_AXON, reason="bittensor 11 has no axon")
-
-
-def attacher(scorer_class: type, allowed: Any, **settings: Any) -> Any:
-    """What serve_scorer attaches: a fresh ``scorer_class`` on the axon, with
-    ``allowed`` as its allow-list and ``allowed_skew=0`` besides ``settings``."""
-
-    def attach(axon: Any) -> Any:
-        scorer = scorer_class()
-        intake = IntakeSettings(allowed_skew=0, **settings)
-        attach_axon(scorer, axon, allowed_hotkeys=allowed, settings=intake)
-        return scorer
-
-    return attach
 
 
 pytestmark = [pytest.mark.bittensor, pytest.mark.usefixtures("no_leaks"), BITTENSOR_WARNINGS]

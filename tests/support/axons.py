@@ -169,6 +169,21 @@ def running_axon(wallet: Any, setup: Callable[[Any], None] | None = None) -> Ite
         axon.thread_pool.shutdown(wait=True)
 
 
+def attacher(scorer_class: Callable[[], _S], allowed: Any, **settings: Any) -> Callable[[Any], _S]:
+    """A ``build`` for :func:`serve_scorer`: a fresh ``scorer_class()`` attached to the
+    axon with ``allowed`` as its allow-list and ``allowed_skew=0`` besides ``settings``."""
+    from organic_scoring.axon import attach_axon
+    from organic_scoring.intake import IntakeSettings
+
+    def attach(axon: Any) -> _S:
+        scorer = scorer_class()
+        intake = IntakeSettings(allowed_skew=0, **settings)
+        attach_axon(scorer, axon, allowed_hotkeys=allowed, settings=intake)
+        return scorer
+
+    return attach
+
+
 @contextmanager
 def serve_scorer(wallet: Any, build: Callable[[Any], _S]) -> Iterator[tuple[Any, _S]]:
     """A started axon and the scorer ``build(axon)`` attached to it.
