@@ -110,7 +110,7 @@ def digest(tag: bytes, parts: list[str]) -> bytes:
     """A 16-byte digest of normalised ``parts``, in its own ``tag`` namespace."""
     hasher = hashlib.blake2b(tag, digest_size=16)
     for part in parts:
-        hasher.update(b"\x1e" + normalise(part).encode("utf-8", "surrogatepass"))
+        hasher.update(_encoded(part))
     return hasher.digest()
 
 
@@ -119,9 +119,14 @@ def prefix_digests(tag: bytes, parts: list[str]) -> list[bytes]:
     hasher = hashlib.blake2b(tag, digest_size=16)
     found = []
     for part in parts:
-        hasher.update(b"\x1e" + normalise(part).encode("utf-8", "surrogatepass"))
+        hasher.update(_encoded(part))
         found.append(hasher.digest())
     return found
+
+
+def _encoded(part: str) -> bytes:
+    """One part as :func:`digest` and :func:`prefix_digests` hash it."""
+    return b"\x1e" + normalise(part).encode("utf-8", "surrogatepass")
 
 
 def request_digest(sample: Any) -> bytes:
