@@ -1,27 +1,18 @@
-"""What the intake answers: JSON errors, and the handler's return value as a response.
-
-Errors are ``{"error": "..."}`` with a message that is safe to show the caller.
-A handler may return a pydantic model (sent as JSON), a dict or list (JSON), None
-(204), a Starlette ``Response`` (sent as is), or an async iterator of str or bytes
-(streamed). A stream is started only once its first chunk exists, so a handler that
-fails before producing anything still gets a clean 500; a failure after that is
-logged and ends the stream early (the status line has already gone out).
-"""
+"""What the intake answers: JSON errors, and the handler's return value as a response
+(the shapes a handler may return are in ``docs/intake.md``)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from organic_scoring._log import log
 
 __all__ = ["UnsupportedResult", "error_response", "response_for", "stream_response"]
 
-_JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
 _BYTES = "application/octet-stream"
 
@@ -41,8 +32,7 @@ def error_response(
     content: dict[str, Any] = {"error": message}
     if detail is not None:
         content["detail"] = detail
-    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(body, status_code=status, headers=headers, media_type=_JSON)
+    return JSONResponse(content, status_code=status, headers=headers)
 
 
 def response_for(result: Any) -> Response | None:
@@ -52,14 +42,13 @@ def response_for(result: Any) -> Response | None:
         UnsupportedResult: The result is none of the shapes a handler may return.
     """
     if isinstance(result, BaseModel):
-        return Response(result.model_dump_json(), media_type=_JSON)
+        return Response(result.model_dump_json(), media_type=JSONResponse.media_type)
     if isinstance(result, Response):
         return result
     if result is None:
         return Response(status_code=204)
     if isinstance(result, (dict, list)):
-        body = json.dumps(result, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        return Response(body.encode(), media_type=_JSON)
+        return JSONResponse(result)
     if hasattr(result, "__aiter__"):
         return None
     raise UnsupportedResult(
