@@ -1,8 +1,4 @@
-"""The caller's side: signed organic requests to a validator's intake, over httpx.
-
-A request is signed (by the auth flow) only once it holds one of ``max_in_flight`` slots,
-so requests waiting for a slot do not go stale.
-"""
+"""The caller's side: signed organic requests to a validator's intake, over httpx."""
 
 from __future__ import annotations
 

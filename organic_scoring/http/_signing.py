@@ -1,14 +1,4 @@
-"""Signing organic requests: the protocol by name, and an ``httpx.Auth`` for any client.
-
-:class:`OrganicAuth` signs a request's exact body bytes and the raw path it will be
-sent to, the way the intake checks them, so that any ``httpx`` client can talk to an
-intake::
-
-    auth = OrganicAuth(wallet, receiver=validator_hotkey, protocol="epistula")
-    httpx.post(url, content=body, auth=auth)
-
-:class:`~organic_scoring.http.OrganicClient` uses it too.
-"""
+"""Signing organic requests: the protocol by name, and an ``httpx.Auth`` for any client."""
 
 from __future__ import annotations
 
