@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import threading
 import time
@@ -22,7 +23,7 @@ from organic_scoring._defaults import (
 )
 from organic_scoring._log import log
 from organic_scoring.weights._background import Background, Run, running_loop
-from organic_scoring.weights._book import ScoreBook, _check_unit
+from organic_scoring.weights._book import ScoreBook, _check_unit, check_int
 from organic_scoring.weights._chain import ChainState, SendPlan, chain_for, judge, say
 from organic_scoring.weights._emit import check_weights
 from organic_scoring.weights._result import OUTCOMES, Outcome, WeightSetterStats, WeightsResult
@@ -57,9 +58,7 @@ class _Settings(BaseModel):
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             raise ValueError("burn must be a (uid, fraction) pair")
         uid, fraction = value
-        if isinstance(uid, bool) or not isinstance(uid, (int, np.integer)) or uid < 0:
-            raise ValueError(f"the burn uid must be an int >= 0, got {uid!r}")
-        return (int(uid), _check_unit(fraction, "the burn fraction"))
+        return (check_int(uid, "the burn uid"), _check_unit(fraction, "the burn fraction"))
 
 
 class WeightSetter:
@@ -361,9 +360,8 @@ class WeightSetter:
             since, limit = await self._chain.rate(state.uid, self._settings.netuid)
         except Exception:
             return 1
-        if since is None:
-            return 1
-        return max(1, limit + self._chain.gap_extra - since)
+        fresh = dataclasses.replace(state, since_last_update=since, rate_limit=limit)
+        return max(1, self._chain.wait_blocks(fresh))
 
     def _hotkey_address(self) -> str:
         if self._hotkey is None:
