@@ -1,9 +1,5 @@
-"""``PrometheusMetrics``: the scoring loop's state as ``organic_scoring_*`` metrics.
-
-Most values are read at scrape time by a custom collector (one per registry, shared
-by scorers with different constant labels); only stage and intake durations are
-recorded as they happen, into histograms.
-"""
+"""``PrometheusMetrics``: the scoring loop's state as ``organic_scoring_*`` metrics, read
+at scrape time by one collector per registry (durations go into histograms)."""
 
 from __future__ import annotations
 
@@ -11,16 +7,16 @@ import re
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from organic_scoring._loop.stages import STAGES
 from organic_scoring._loop.stats import TIMED, ScoringStats, is_fleet_ledger
 from organic_scoring.base import OrganicScoringBase, runtime
+from organic_scoring.weights._metrics import registry_or_default
 
 __all__ = ["PrometheusMetrics"]
 
@@ -196,13 +192,7 @@ class PrometheusMetrics:
     ) -> None:
         if not isinstance(scoring, OrganicScoringBase):
             raise TypeError(f"scoring must be an OrganicScoringBase, got {type(scoring).__name__}")
-        if registry is None:
-            registry = REGISTRY
-        elif not isinstance(registry, CollectorRegistry):
-            raise TypeError(
-                f"registry must be a prometheus_client CollectorRegistry or None, "
-                f"got {type(registry).__name__}"
-            )
+        registry = registry_or_default(registry)
         self._labels = _check_labels(labels)
         self._scoring = scoring
         self._registry = registry
@@ -270,12 +260,7 @@ class PrometheusMetrics:
     def __enter__(self) -> PrometheusMetrics:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

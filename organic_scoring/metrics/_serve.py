@@ -1,11 +1,9 @@
-"""Serving the metrics: on a port of their own (``serve_metrics``), or as a route beside
-the signed-HTTP intake (``metrics_route``). Neither authenticates its callers: expose
-them only where your Prometheus can reach them and the public cannot."""
+"""Serving the metrics: on a port of their own, or as a route beside the signed-HTTP intake
+(neither authenticates its callers)."""
 
 from __future__ import annotations
 
 import threading
-from types import TracebackType
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -51,12 +49,7 @@ class _MetricsServer:
     def __enter__(self) -> _MetricsServer:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 

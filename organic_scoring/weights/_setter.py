@@ -487,7 +487,8 @@ class WeightSetter:
         """
         from organic_scoring.weights._metrics import export
 
-        self._metrics.append(export(self, registry, labels or {}))
+        own = {"netuid": str(self.netuid), "mechid": str(self.mechid)}
+        self._metrics.append(export(lambda: self.stats, own, registry, labels or {}))
 
 
 _NOTHING_TO_SEND = "no uid has a positive weight: nothing was sent"
