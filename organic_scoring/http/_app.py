@@ -44,12 +44,8 @@ def create_app(
     allowed_hotkeys: Any = None,
     quota: Quota | None = None,
 ) -> Starlette:
-    """Build the signed-HTTP organic intake for ``scoring`` as a Starlette app.
-
-    Serve it alone (:func:`~organic_scoring.http.serve_in_thread`, or any ASGI
-    server), or mount it in an existing Starlette or FastAPI app
-    (``Mount("/prefix", app)`` / ``app.mount(...)``); btauth/1 callers then sign the
-    full path, prefix included. It answers ``POST path`` only (other methods: 405).
+    """Build the signed-HTTP organic intake for ``scoring`` as a Starlette app, to serve
+    alone or mount. It answers ``POST path`` only (other methods: 405);
     ``app.state.organic_intake`` is the :class:`OrganicIntake` behind the route.
 
     Args:

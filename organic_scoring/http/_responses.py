@@ -36,11 +36,8 @@ def error_response(
 
 
 def response_for(result: Any) -> Response | None:
-    """The response for a handler's non-streaming result; None for an async iterator.
-
-    Raises:
-        UnsupportedResult: The result is none of the shapes a handler may return.
-    """
+    """The response for a handler's non-streaming result; None for an async iterator;
+    UnsupportedResult for any other shape."""
     if isinstance(result, BaseModel):
         return Response(result.model_dump_json(), media_type=JSONResponse.media_type)
     if isinstance(result, Response):
@@ -108,12 +105,8 @@ class _Chunks:
 
 
 async def stream_response(result: Any) -> tuple[StreamingResponse, _Chunks] | None:
-    """Start the handler's stream: the response and its chunks, or None if empty.
-
-    The first chunk is awaited here, so an exception before it reaches the caller
-    of this function (a 500), not the wire. The caller must ``aclose()`` the chunks
-    after sending, whether or not the client stayed.
-    """
+    """Start the handler's stream (its first chunk awaited here, so that a failure before
+    it is a 500): the response and its chunks, which the caller must ``aclose()``."""
     iterator: AsyncIterator[Any] = result.__aiter__()
     try:
         first_item = await iterator.__anext__()

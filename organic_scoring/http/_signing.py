@@ -21,12 +21,8 @@ def default_protocol() -> str:
 
 
 def protocol_named(name: str | None) -> SigningProtocol:
-    """The protocol called ``name`` (None: :func:`default_protocol`).
-
-    Raises:
-        ValueError: An unknown name.
-        RuntimeError: ``"btauth/1"`` on bittensor 9 or 10, which lack ``bt.http_auth``.
-    """
+    """The protocol called ``name`` (None: the default); ValueError for an unknown name,
+    RuntimeError for ``"btauth/1"`` on bittensor 9 or 10."""
     chosen = default_protocol() if name is None else name
     if chosen == "btauth/1":
         return BtAuth()

@@ -172,10 +172,8 @@ class PrometheusMetrics:
         scoring: The scorer to export.
         registry: Where to register; default: ``prometheus_client.REGISTRY``, which
             ``prometheus_client.start_http_server`` also serves.
-        labels: Constant labels added to every series, e.g. ``{"scorer": "text"}``.
-            Needed to share one registry between several scorers (each with other
-            values for the same label names); Prometheus's own ``instance`` and
-            ``job`` labels already tell the processes of a fleet apart.
+        labels: Constant labels added to every series, e.g. ``{"scorer": "text"}``;
+            scorers sharing a registry need the same label names, other values.
 
     Raises:
         TypeError: ``scoring`` is not a scorer or ``registry`` not a registry.

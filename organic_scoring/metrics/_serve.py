@@ -89,10 +89,8 @@ def serve_metrics(
 def metrics_route(metrics: PrometheusMetrics | CollectorRegistry, path: str = "/metrics") -> Any:
     """A Starlette ``Route`` answering ``GET`` (and ``HEAD``) at ``path`` with the metrics.
 
-    Add it to the intake's app (``app.router.routes.append(...)``) or list it in
-    ``Starlette(routes=[...])``. Collecting runs on a worker thread, never on the event
-    loop that serves the intake (it reads the organic queue, which may be a round trip
-    to SQLite or Redis). Needs starlette (the ``http`` extra).
+    Add it to the intake's app (``app.router.routes.append(...)``). Collects on a worker
+    thread, off the event loop. Needs starlette (the ``http`` extra).
     """
     try:
         from starlette.concurrency import run_in_threadpool

@@ -39,9 +39,8 @@ def emit_weights(
       ``version_key``, ...). ``subtensor`` must not be given: bittensor 11 keeps its own
       connection, chosen with ``network=``.
 
-    Blocking. A failure on the way to the chain is an unsuccessful result naming it,
-    never an exception; with no positive weight nothing is sent. The ``outcome`` is
-    judged as :class:`WeightSetter` judges it.
+    Blocking. A failure on the way to the chain is an unsuccessful result, never an
+    exception; with no positive weight nothing is sent.
 
     Raises:
         TypeError: ``subtensor`` is async (a ``bt.AsyncSubtensor``): use

@@ -62,16 +62,8 @@ class _Settings(BaseModel):
 
 
 class WeightSetter:
-    """Sets weights on chain when the chain allows it, on bittensor 9, 10 and 11.
-
-    ::
-
-        setter = WeightSetter(netuid, wallet, subtensor)        # 9/10: Subtensor or AsyncSubtensor
-        setter = WeightSetter(netuid, wallet, network="finney")  # 11: a client of its own
-        result = await setter.set(book)                          # once; see result.outcome
-        setter.start(book)                                       # or in the background
-        ...
-        setter.stop()
+    """Sets weights on chain when the chain allows it, on bittensor 9, 10 and 11: once
+    (:meth:`set`) or in the background (:meth:`start`, :meth:`run`).
 
     Args:
         netuid: The subnet.
