@@ -22,7 +22,7 @@ from organic_scoring.base import OrganicScoringBase
 from organic_scoring.http._context import RequestInfo, _current
 from organic_scoring.http._protocol import SigningProtocol, header_map
 from organic_scoring.http._responses import error_response, response_for, stream_response
-from organic_scoring.http._signing import default_protocol, protocol_named
+from organic_scoring.http._signing import protocol_named
 from organic_scoring.intake import IntakeSettings, NonceStore, Quota
 from organic_scoring.intake._gate import GONE, Claim, Gate, Refused, Wire
 from organic_scoring.intake._request_type import request_type_of
@@ -124,9 +124,7 @@ class OrganicIntake:
             )
         self.hotkey_ss58 = hotkey_ss58
         self.path = path
-        self.protocol: SigningProtocol = protocol_named(
-            default_protocol() if protocol is None else protocol
-        )
+        self.protocol: SigningProtocol = protocol_named(protocol)
         if model is None:
             model = request_type_of(scoring, BaseModel, "; or pass model= to create_app")
         elif not (isinstance(model, type) and issubclass(model, BaseModel)):

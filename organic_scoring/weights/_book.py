@@ -334,19 +334,12 @@ class ScoreBook:
 
     @classmethod
     def load(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        organic_weight: float | None = None,
-        gap_false_flag_rate: float = GAP_FALSE_FLAG_RATE,
-        gap_penalty: float = 0.0,
-        gap_window: int | None = None,
-        gap_min_count: int = 8,
+        cls, path: str | os.PathLike[str], *, gap_window: int | None = None, **settings: Any
     ) -> ScoreBook:
         """Read a book written by :meth:`save` (of this version or an earlier one).
 
-        The keyword arguments are the constructor's; ``gap_window`` defaults to the
-        file's (64 without a per-kind record). Loading never runs code from the file.
+        ``settings`` are the constructor's keyword arguments; ``gap_window`` defaults to
+        the file's (64 without a per-kind record). Loading never runs code from the file.
 
         Raises:
             ScoreBookFileError: A corrupt, truncated, foreign or newer file (a ValueError).
@@ -363,11 +356,8 @@ class ScoreBook:
         book = cls(
             int(stored.scores.shape[0]),
             stored.alpha,
-            organic_weight=organic_weight,
-            gap_false_flag_rate=gap_false_flag_rate,
-            gap_penalty=gap_penalty,
             gap_window=window if gap_window is None else gap_window,
-            gap_min_count=gap_min_count,
+            **settings,
         )
         book._scores = stored.scores
         book._hotkeys = stored.hotkeys
