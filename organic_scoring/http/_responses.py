@@ -22,11 +22,7 @@ class UnsupportedResult(TypeError):
 
 
 def error_response(
-    status: int,
-    message: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    detail: Any = None,
+    status: int, message: str, *, headers: Mapping[str, str] | None = None, detail: Any = None
 ) -> Response:
     """A JSON error: ``{"error": message}``, plus ``detail`` when given."""
     content: dict[str, Any] = {"error": message}

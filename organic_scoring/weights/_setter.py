@@ -16,11 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from organic_scoring import _compat
-from organic_scoring._defaults import (
-    DEFAULT_BLOCK_TIME,
-    DEFAULT_RETRY_BLOCKS,
-    DEFAULT_STOP_TIMEOUT,
-)
+from organic_scoring._defaults import DEFAULT_BLOCK_TIME, DEFAULT_RETRY_BLOCKS, DEFAULT_STOP_TIMEOUT
 from organic_scoring._log import log
 from organic_scoring.weights._background import Background, Run, running_loop
 from organic_scoring.weights._book import ScoreBook, _check_unit, check_int
@@ -262,12 +258,7 @@ class WeightSetter:
         elif verdict.outcome == "rate_limited" and retry is None:
             retry = await self._blocks_left(state)
         return WeightsResult(
-            done,
-            message,
-            raw,
-            outcome=verdict.outcome,
-            block=state.block,
-            retry_in_blocks=retry,
+            done, message, raw, outcome=verdict.outcome, block=state.block, retry_in_blocks=retry
         )
 
     def _check(self, state: ChainState, positive: dict[int, float]) -> WeightsResult | None:
