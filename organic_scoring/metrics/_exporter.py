@@ -210,12 +210,10 @@ class PrometheusMetrics:
             for stage in _TIMED_STAGES
         )
         self._recorder = runtime(scoring).stats
-        self._observer = self._observe_stages
-        self._recorder.add_observer(self._observer)
+        self._recorder.add_observer(self._observe_stages)
         # Intake answers are counted by the scorer's stats (read at scrape time); only
         # their durations are recorded here.
-        self._intake_observer = self._observe_intake
-        self._recorder.add_intake_observer(self._intake_observer)
+        self._recorder.add_intake_observer(self._observe_intake)
 
     # -- what the user calls ------------------------------------------------------
 
@@ -251,8 +249,8 @@ class PrometheusMetrics:
             if self._closed:
                 return
             self._closed = True
-        self._recorder.remove_observer(self._observer)
-        self._recorder.remove_intake_observer(self._intake_observer)
+        self._recorder.remove_observer(self._observe_stages)  # bound methods compare equal
+        self._recorder.remove_intake_observer(self._observe_intake)
         _leave(self._registry, self, tuple(self._intake_children))
 
     def __enter__(self) -> PrometheusMetrics:
