@@ -29,8 +29,7 @@ from organic_scoring import ANY_HOTKEY, OrganicScoringBase
 from organic_scoring._compat import HAS_HTTP_AUTH
 from organic_scoring.errors import OrganicRequestError
 from organic_scoring.http import OrganicClient, OrganicServer, create_app, serve_in_thread
-from organic_scoring.http._app import OrganicIntake
-from organic_scoring.http._target import request_target
+from organic_scoring.http._app import OrganicIntake, request_target
 from organic_scoring.intake import IntakeSettings
 from organic_scoring.intake._admission import AdmissionGate, BacklogFull
 from support.signed_http import (

@@ -1,19 +1,8 @@
 """Organic intake over signed HTTP: btauth/1 (bittensor 11) and Epistula v2 (any).
 
-The validator side is an ASGI app built on Starlette, :func:`create_app`, a thin
-adapter over the intake gate (:mod:`organic_scoring.intake`): it checks each
-request's signature before any hook runs and hands the parsed request to the
-scorer's ``_on_organic_entry``. Serve it standalone with :func:`serve_in_thread`, or
-mount it in an existing Starlette or FastAPI app. Callers (gateways, tests, demos)
-use :class:`OrganicClient`, or any ``httpx`` client with :class:`OrganicAuth`.
-
-Hooks learn who is calling from :func:`caller_hotkey` and :func:`current_request`
-(whose ``caller`` is the protocol's record of the caller); ``_blacklist_fn`` receives
-a :class:`RequestInfo`.
-
-Needs the ``http`` extra (``pip install 'organic-scoring[http]'``), on every
-bittensor major; ``protocol="btauth/1"`` needs bittensor 11's ``bt.http_auth`` and
-says so clearly on 9 and 10.
+The validator serves :func:`create_app` (an ASGI app on Starlette, over the intake gate);
+callers use :class:`OrganicClient`, or any ``httpx`` client with :class:`OrganicAuth`.
+Needs the ``http`` extra (``pip install 'organic-scoring[http]'``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""The organic intake as an ASGI app: signed HTTP in, ``_on_organic_entry`` out.
-
-A thin adapter over the intake gate (:mod:`organic_scoring.intake`); the steps and
-their statuses are in ``docs/intake.md``. Every refusal is a JSON
-``{"error": "..."}``. Serves one asyncio event loop at a time.
-"""
+"""The organic intake as an ASGI app over the intake gate: signed HTTP in,
+``_on_organic_entry`` out. Serves one asyncio event loop at a time."""
 
 from __future__ import annotations
 
@@ -26,8 +22,7 @@ from organic_scoring.base import OrganicScoringBase
 from organic_scoring.http._context import RequestInfo, _current
 from organic_scoring.http._protocol import SigningProtocol, header_map
 from organic_scoring.http._responses import error_response, response_for, stream_response
-from organic_scoring.http._signing import default_protocol, protocol_named
-from organic_scoring.http._target import request_target
+from organic_scoring.http._signing import protocol_named
 from organic_scoring.intake import IntakeSettings, NonceStore, Quota
 from organic_scoring.intake._gate import GONE, Claim, Gate, Refused, Wire
 from organic_scoring.intake._request_type import request_type_of
@@ -49,12 +44,8 @@ def create_app(
     allowed_hotkeys: Any = None,
     quota: Quota | None = None,
 ) -> Starlette:
-    """Build the signed-HTTP organic intake for ``scoring`` as a Starlette app.
-
-    Serve it alone (:func:`~organic_scoring.http.serve_in_thread`, or any ASGI
-    server), or mount it in an existing Starlette or FastAPI app
-    (``Mount("/prefix", app)`` / ``app.mount(...)``); btauth/1 callers then sign the
-    full path, prefix included. It answers ``POST path`` only (other methods: 405).
+    """Build the signed-HTTP organic intake for ``scoring`` as a Starlette app, to serve
+    alone or mount. It answers ``POST path`` only (other methods: 405);
     ``app.state.organic_intake`` is the :class:`OrganicIntake` behind the route.
 
     Args:
@@ -85,17 +76,7 @@ def create_app(
             names it), the nonce store forgets nonces before they go stale, or nobody
             said who may call (``allowed_hotkeys``).
     """
-    intake = OrganicIntake(
-        scoring,
-        hotkey_ss58=hotkey_ss58,
-        protocol=protocol,
-        path=path,
-        model=model,
-        settings=settings,
-        nonce_store=nonce_store,
-        allowed_hotkeys=allowed_hotkeys,
-        quota=quota,
-    )
+    intake = OrganicIntake(**locals())  # the arguments, as they came
     app = Starlette(
         routes=[Route(intake.path, intake, methods=["POST"])],
         exception_handlers={HTTPException: _http_error},
@@ -143,9 +124,7 @@ class OrganicIntake:
             )
         self.hotkey_ss58 = hotkey_ss58
         self.path = path
-        self.protocol: SigningProtocol = protocol_named(
-            default_protocol() if protocol is None else protocol
-        )
+        self.protocol: SigningProtocol = protocol_named(protocol)
         if model is None:
             model = request_type_of(scoring, BaseModel, "; or pass model= to create_app")
         elif not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -192,12 +171,6 @@ class OrganicIntake:
             self.gate.record(405, began)
             return
         await self.gate.serve(_HttpWire(self, scope, receive, send))
-
-    def _parse(self, body: bytes) -> BaseModel:
-        try:
-            return self.model.model_validate_json(body)
-        except ValidationError as exc:
-            raise _invalid_body(exc) from None
 
 
 class _HttpWire(Wire):
@@ -253,9 +226,9 @@ class _HttpWire(Wire):
 
     def parse(self, body: bytes) -> BaseModel:
         try:
-            return self.intake._parse(body)
-        except Refused:
-            raise
+            return self.intake.model.model_validate_json(body)
+        except ValidationError as exc:
+            raise _invalid_body(exc) from None
         except Exception as exc:  # a validator's own bug (pydantic wraps only ValueError)
             model = self.intake.model.__name__
             raise self.intake.gate.hook_failed(f"{model}'s validation", self.hotkey, exc) from exc
@@ -321,3 +294,17 @@ def _invalid_body(exc: ValidationError) -> Refused:
         for error in errors[:_MAX_REPORTED_ERRORS]
     ]
     return Refused(422, "request body does not match the schema", detail=detail)
+
+
+def request_target(scope: Scope) -> str:
+    """The request target the client signed: the path as sent (``raw_path``, escapes
+    kept), plus ``?query``; a mount prefix a server stripped (``root_path``) is put back."""
+    raw = scope.get("raw_path")
+    path: str = bytes(raw).split(b"?", 1)[0].decode("latin-1") if raw else scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and not (path == root or path.startswith(root.rstrip("/") + "/")):
+        path = root.rstrip("/") + path
+    query = scope.get("query_string", b"")
+    if query:
+        path = f"{path}?{bytes(query).decode('latin-1')}"
+    return path

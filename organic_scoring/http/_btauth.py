@@ -1,13 +1,7 @@
 """``btauth/1``: bittensor 11's signed HTTP (``bt.http_auth``), as the intake uses it.
 
-The caller signs, with its hotkey, a payload binding the protocol version, the
-method, the request target, the sha256 of the body, a nanosecond timestamp nonce,
-its own hotkey and the receiver's (``X-Bittensor-*`` headers). bittensor defines the
-payload and checks the signature; this module reads the claim from the headers first
-(so that an outsider or a stale request is refused before the body is read). Replays
-are judged by the gate, in one place for every transport and off the event loop
-when its store blocks: bittensor is handed a store that accepts every nonce, which
-it consults only once the signature verified, and the app then asks the gate.
+bittensor checks the signature; replays are the gate's to judge, so bittensor gets a
+nonce store that accepts every nonce (it asks only once the signature verified).
 """
 
 from __future__ import annotations
@@ -94,17 +88,12 @@ class BtAuth(SigningProtocol):
 
 
 class _GateStore:
-    """bittensor's nonce-store protocol, deferring to the gate: accepts every nonce.
-
-    ``bt.http_auth.verify`` consults its store only after the signature verified; the
-    app then has the gate remember the nonce (and refuse a replay).
-    """
+    """bittensor's nonce-store protocol, deferring to the gate: accepts every nonce."""
 
     __slots__ = ("retention",)
 
     def __init__(self, gate: Gate) -> None:
-        # bittensor checks the store's retention on every call; the gate checked its
-        # store once, at construction.
+        # bittensor checks the retention at every call; the gate checked its store once.
         self.retention = gate.freshness.window
 
     def check_and_store(self, hotkey_ss58: str, nonce_ns: int) -> bool:

@@ -1,8 +1,4 @@
-"""The caller's side: signed organic requests to a validator's intake, over httpx.
-
-A request is signed (by the auth flow) only once it holds one of ``max_in_flight`` slots,
-so requests waiting for a slot do not go stale.
-"""
+"""The caller's side: signed organic requests to a validator's intake, over httpx."""
 
 from __future__ import annotations
 
@@ -42,12 +38,8 @@ def encode_payload(payload: Any) -> bytes:
 
 
 class OrganicClient:
-    """Sends signed organic requests to a validator's intake (async, httpx).
-
-    Use it as ``async with OrganicClient(wallet, url, validator_hotkey) as client:``,
-    then ``await client.call(request)`` for the parsed answer, ``await
-    client.send(request)`` for the raw :class:`httpx.Response`, or ``async with
-    client.stream(request) as chunks`` for a streamed answer.
+    """Sends signed organic requests to a validator's intake (async, httpx; an async
+    context manager).
 
     Args:
         wallet: Whose hotkey signs: a ``bt.Wallet``, a keypair, or a ``bt.Signer``.

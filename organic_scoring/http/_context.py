@@ -1,10 +1,4 @@
-"""Who is calling: the authenticated request, visible to hooks while it is handled.
-
-The intake sets a context variable once a request's signature has been verified,
-before any hook runs, and keeps it set while the response is produced
-(streamed responses included). Hooks read it with :func:`caller_hotkey` or
-:func:`current_request`; outside a request they return None.
-"""
+"""Who is calling: the authenticated request, visible to hooks while it is handled."""
 
 from __future__ import annotations
 
@@ -50,7 +44,11 @@ _current: ContextVar[RequestInfo | None] = ContextVar("organic_scoring_http_requ
 
 
 def current_request() -> RequestInfo | None:
-    """The authenticated request being handled, or None outside the intake."""
+    """The authenticated request being handled, or None outside the intake.
+
+    Set once the signature verified, before any hook runs, until the response (streamed
+    too) has been sent.
+    """
     return _current.get()
 
 

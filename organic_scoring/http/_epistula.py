@@ -1,10 +1,5 @@
-"""Epistula v2: the signed-HTTP protocol of bittensor gateways, on every bittensor major.
-
-The caller signs ``f"{sha256(body).hexdigest()}.{uuid}.{timestamp}.{signed_for}"``
-with sr25519 and sends it in ``Epistula-*`` headers, all required here (the table is
-in ``docs/intake.md``); ``Epistula-Secret-Signature-0/1/2`` are ignored. Freshness and
-replay protection (by UUID) are the intake gate's, as for btauth/1.
-"""
+"""Epistula v2: the signed-HTTP protocol of bittensor gateways, on every bittensor major
+(``docs/intake.md`` has its headers); freshness and replays are the gate's to judge."""
 
 from __future__ import annotations
 
@@ -72,10 +67,8 @@ class Epistula(SigningProtocol):
             raise Refused(401, "missing Epistula-Signed-For: requests must name their receiver")
         if signed_for != receiver:
             raise Refused(401, "the request is not signed for this validator's hotkey")
-        # The timestamp names the millisecond the request was signed in: take its last
-        # nanosecond, or a request signed in the very millisecond the intake started
-        # would count as signed before it. (One signed in that millisecond but before
-        # the start could not have reached the intake that ran before this one.)
+        # The signing millisecond's last nanosecond, or a request signed in the very
+        # millisecond the intake started would count as signed before it.
         return Claim(
             hotkey=signed_by,
             signed_at_ns=int(timestamp) * 1_000_000 + 999_999,

@@ -1,16 +1,5 @@
-"""What a signed-HTTP protocol provides the intake and the client.
-
-The intake asks a protocol for three things, in this order, so that a request that
-cannot be accepted costs as little as possible:
-
-1. :meth:`SigningProtocol.claim`, from the headers alone: who claims to have signed,
-   when, with which nonce, for whom. Missing, malformed or repeated authentication
-   headers, and a request signed for another receiver, are refused here (401, or 400
-   for a repeated header) before any byte of the body is read.
-2. :meth:`SigningProtocol.verify`, once the body is in: the signature over it, and
-   (through the gate) the nonce never accepted before.
-3. :meth:`SigningProtocol.sign`, on the caller's side: the headers for one request.
-"""
+"""What a signed-HTTP protocol provides the intake (``claim`` from the headers before the
+body is read, then ``verify``) and the client (``sign``)."""
 
 from __future__ import annotations
 
@@ -32,17 +21,12 @@ class SigningProtocol(ABC):
 
     @abstractmethod
     def is_auth_header(self, name: str) -> bool:
-        """True for a (lower-case) header name the protocol authenticates with; such a
-        header sent twice is refused rather than read as "the last one wins"."""
+        """True for a (lower-case) header name the protocol authenticates with."""
 
     @abstractmethod
     def claim(self, headers: Mapping[str, str], receiver: str) -> Claim:
-        """Read the claim from the (lower-cased) headers.
-
-        Raises:
-            Refused: 401 when a header is missing or malformed, or the request is not
-                signed for ``receiver``.
-        """
+        """The claim in the (lower-cased) headers; Refused (401) when a header is missing
+        or malformed, or the request is not signed for ``receiver``."""
 
     @abstractmethod
     def verify(
@@ -55,14 +39,8 @@ class SigningProtocol(ABC):
         receiver: str,
         gate: Gate,
     ) -> Any:
-        """Check the signature over ``body``; the app then remembers ``claim.nonce``.
-
-        Returns the protocol's caller record (``current_request().caller``). Runs on the
-        event loop: it must not touch the nonce store (which may block).
-
-        Raises:
-            Refused: 401 for a bad signature.
-        """
+        """The caller record (``current_request().caller``) once the signature over
+        ``body`` verifies, else Refused (401). Runs on the event loop: no nonce store."""
 
     @abstractmethod
     def sign(self, signer: Signer, *, target: str, body: bytes, receiver: str) -> dict[str, str]:
@@ -70,11 +48,8 @@ class SigningProtocol(ABC):
 
 
 def header_map(raw: list[tuple[bytes, bytes]], protocol: SigningProtocol) -> dict[str, str]:
-    """ASGI headers as a dict of lower-case names.
-
-    Raises:
-        Refused: 400 when one of the protocol's authentication headers is repeated.
-    """
+    """ASGI headers as a dict of lower-case names; Refused (400) for a repeated
+    authentication header (not read as "the last one wins")."""
     headers: dict[str, str] = {}
     for key, value in raw:
         name = key.decode("latin-1").lower()

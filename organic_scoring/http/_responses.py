@@ -1,27 +1,18 @@
-"""What the intake answers: JSON errors, and the handler's return value as a response.
-
-Errors are ``{"error": "..."}`` with a message that is safe to show the caller.
-A handler may return a pydantic model (sent as JSON), a dict or list (JSON), None
-(204), a Starlette ``Response`` (sent as is), or an async iterator of str or bytes
-(streamed). A stream is started only once its first chunk exists, so a handler that
-fails before producing anything still gets a clean 500; a failure after that is
-logged and ends the stream early (the status line has already gone out).
-"""
+"""What the intake answers: JSON errors, and the handler's return value as a response
+(the shapes a handler may return are in ``docs/intake.md``)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from organic_scoring._log import log
 
 __all__ = ["UnsupportedResult", "error_response", "response_for", "stream_response"]
 
-_JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
 _BYTES = "application/octet-stream"
 
@@ -31,35 +22,26 @@ class UnsupportedResult(TypeError):
 
 
 def error_response(
-    status: int,
-    message: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    detail: Any = None,
+    status: int, message: str, *, headers: Mapping[str, str] | None = None, detail: Any = None
 ) -> Response:
     """A JSON error: ``{"error": message}``, plus ``detail`` when given."""
     content: dict[str, Any] = {"error": message}
     if detail is not None:
         content["detail"] = detail
-    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(body, status_code=status, headers=headers, media_type=_JSON)
+    return JSONResponse(content, status_code=status, headers=headers)
 
 
 def response_for(result: Any) -> Response | None:
-    """The response for a handler's non-streaming result; None for an async iterator.
-
-    Raises:
-        UnsupportedResult: The result is none of the shapes a handler may return.
-    """
+    """The response for a handler's non-streaming result; None for an async iterator;
+    UnsupportedResult for any other shape."""
     if isinstance(result, BaseModel):
-        return Response(result.model_dump_json(), media_type=_JSON)
+        return Response(result.model_dump_json(), media_type=JSONResponse.media_type)
     if isinstance(result, Response):
         return result
     if result is None:
         return Response(status_code=204)
     if isinstance(result, (dict, list)):
-        body = json.dumps(result, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        return Response(body.encode(), media_type=_JSON)
+        return JSONResponse(result)
     if hasattr(result, "__aiter__"):
         return None
     raise UnsupportedResult(
@@ -119,12 +101,8 @@ class _Chunks:
 
 
 async def stream_response(result: Any) -> tuple[StreamingResponse, _Chunks] | None:
-    """Start the handler's stream: the response and its chunks, or None if empty.
-
-    The first chunk is awaited here, so an exception before it reaches the caller
-    of this function (a 500), not the wire. The caller must ``aclose()`` the chunks
-    after sending, whether or not the client stayed.
-    """
+    """Start the handler's stream (its first chunk awaited here, so that a failure before
+    it is a 500): the response and its chunks, which the caller must ``aclose()``."""
     iterator: AsyncIterator[Any] = result.__aiter__()
     try:
         first_item = await iterator.__anext__()

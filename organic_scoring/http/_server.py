@@ -1,10 +1,5 @@
-"""Serving an ASGI app from a background thread, for validators without a web server.
-
-uvicorn runs on its own thread and loop, on a socket bound in the caller's thread (a
-taken port fails at once), parsing with h11 within the intake's
-:class:`~organic_scoring.intake.IntakeSettings` ``max_header_bytes`` and
-``header_timeout``.
-"""
+"""Serving an ASGI app with uvicorn from a background thread, on a socket bound in the
+caller's thread (a taken port fails at once)."""
 
 from __future__ import annotations
 
@@ -245,9 +240,8 @@ def _ready_server(config: Any, ready: threading.Event) -> Any:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must say TCP: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
-    # connections whose socket says so, and with it on every small response waits
-    # for the peer's delayed ACK (some 40 ms).
+    # proto must say TCP, or asyncio leaves Nagle's algorithm on (TCP_NODELAY off) and
+    # every small response waits for the peer's delayed ACK (some 40 ms).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

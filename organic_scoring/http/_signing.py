@@ -1,14 +1,4 @@
-"""Signing organic requests: the protocol by name, and an ``httpx.Auth`` for any client.
-
-:class:`OrganicAuth` signs a request's exact body bytes and the raw path it will be
-sent to, the way the intake checks them, so that any ``httpx`` client can talk to an
-intake::
-
-    auth = OrganicAuth(wallet, receiver=validator_hotkey, protocol="epistula")
-    httpx.post(url, content=body, auth=auth)
-
-:class:`~organic_scoring.http.OrganicClient` uses it too.
-"""
+"""Signing organic requests: the protocol by name, and an ``httpx.Auth`` for any client."""
 
 from __future__ import annotations
 
@@ -31,12 +21,8 @@ def default_protocol() -> str:
 
 
 def protocol_named(name: str | None) -> SigningProtocol:
-    """The protocol called ``name`` (None: :func:`default_protocol`).
-
-    Raises:
-        ValueError: An unknown name.
-        RuntimeError: ``"btauth/1"`` on bittensor 9 or 10, which lack ``bt.http_auth``.
-    """
+    """The protocol called ``name`` (None: the default); ValueError for an unknown name,
+    RuntimeError for ``"btauth/1"`` on bittensor 9 or 10."""
     chosen = default_protocol() if name is None else name
     if chosen == "btauth/1":
         return BtAuth()

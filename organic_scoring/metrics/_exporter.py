@@ -1,9 +1,5 @@
-"""``PrometheusMetrics``: the scoring loop's state as ``organic_scoring_*`` metrics.
-
-Most values are read at scrape time by a custom collector (one per registry, shared
-by scorers with different constant labels); only stage and intake durations are
-recorded as they happen, into histograms.
-"""
+"""``PrometheusMetrics``: the scoring loop's state as ``organic_scoring_*`` metrics, read
+at scrape time by one collector per registry (durations go into histograms)."""
 
 from __future__ import annotations
 
@@ -11,16 +7,16 @@ import re
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from organic_scoring._loop.stages import STAGES
 from organic_scoring._loop.stats import TIMED, ScoringStats, is_fleet_ledger
 from organic_scoring.base import OrganicScoringBase, runtime
+from organic_scoring.weights._metrics import registry_or_default
 
 __all__ = ["PrometheusMetrics"]
 
@@ -176,10 +172,8 @@ class PrometheusMetrics:
         scoring: The scorer to export.
         registry: Where to register; default: ``prometheus_client.REGISTRY``, which
             ``prometheus_client.start_http_server`` also serves.
-        labels: Constant labels added to every series, e.g. ``{"scorer": "text"}``.
-            Needed to share one registry between several scorers (each with other
-            values for the same label names); Prometheus's own ``instance`` and
-            ``job`` labels already tell the processes of a fleet apart.
+        labels: Constant labels added to every series, e.g. ``{"scorer": "text"}``;
+            scorers sharing a registry need the same label names, other values.
 
     Raises:
         TypeError: ``scoring`` is not a scorer or ``registry`` not a registry.
@@ -196,13 +190,7 @@ class PrometheusMetrics:
     ) -> None:
         if not isinstance(scoring, OrganicScoringBase):
             raise TypeError(f"scoring must be an OrganicScoringBase, got {type(scoring).__name__}")
-        if registry is None:
-            registry = REGISTRY
-        elif not isinstance(registry, CollectorRegistry):
-            raise TypeError(
-                f"registry must be a prometheus_client CollectorRegistry or None, "
-                f"got {type(registry).__name__}"
-            )
+        registry = registry_or_default(registry)
         self._labels = _check_labels(labels)
         self._scoring = scoring
         self._registry = registry
@@ -222,12 +210,10 @@ class PrometheusMetrics:
             for stage in _TIMED_STAGES
         )
         self._recorder = runtime(scoring).stats
-        self._observer = self._observe_stages
-        self._recorder.add_observer(self._observer)
+        self._recorder.add_observer(self._observe_stages)
         # Intake answers are counted by the scorer's stats (read at scrape time); only
         # their durations are recorded here.
-        self._intake_observer = self._observe_intake
-        self._recorder.add_intake_observer(self._intake_observer)
+        self._recorder.add_intake_observer(self._observe_intake)
 
     # -- what the user calls ------------------------------------------------------
 
@@ -263,19 +249,14 @@ class PrometheusMetrics:
             if self._closed:
                 return
             self._closed = True
-        self._recorder.remove_observer(self._observer)
-        self._recorder.remove_intake_observer(self._intake_observer)
+        self._recorder.remove_observer(self._observe_stages)  # bound methods compare equal
+        self._recorder.remove_intake_observer(self._observe_intake)
         _leave(self._registry, self, tuple(self._intake_children))
 
     def __enter__(self) -> PrometheusMetrics:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -1,11 +1,9 @@
-"""Serving the metrics: on a port of their own (``serve_metrics``), or as a route beside
-the signed-HTTP intake (``metrics_route``). Neither authenticates its callers: expose
-them only where your Prometheus can reach them and the public cannot."""
+"""Serving the metrics: on a port of their own, or as a route beside the signed-HTTP intake
+(neither authenticates its callers)."""
 
 from __future__ import annotations
 
 import threading
-from types import TracebackType
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -51,12 +49,7 @@ class _MetricsServer:
     def __enter__(self) -> _MetricsServer:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
@@ -96,10 +89,8 @@ def serve_metrics(
 def metrics_route(metrics: PrometheusMetrics | CollectorRegistry, path: str = "/metrics") -> Any:
     """A Starlette ``Route`` answering ``GET`` (and ``HEAD``) at ``path`` with the metrics.
 
-    Add it to the intake's app (``app.router.routes.append(...)``) or list it in
-    ``Starlette(routes=[...])``. Collecting runs on a worker thread, never on the event
-    loop that serves the intake (it reads the organic queue, which may be a round trip
-    to SQLite or Redis). Needs starlette (the ``http`` extra).
+    Add it to the intake's app (``app.router.routes.append(...)``). Collects on a worker
+    thread, off the event loop. Needs starlette (the ``http`` extra).
     """
     try:
         from starlette.concurrency import run_in_threadpool

@@ -1,9 +1,5 @@
 """One background run at a time: a task of the running event loop, or a thread of its own.
-
-The body ``body(run)`` loops until ``run.stopping`` and waits with ``run.sleep``. A run
-:meth:`Background.start` started is cancelled if it outlives a stop's timeout; one the
-caller awaits (:meth:`Background.run_here`) is the caller's to cancel.
-"""
+``body(run)`` loops until ``run.stopping`` and waits with ``run.sleep``."""
 
 from __future__ import annotations
 

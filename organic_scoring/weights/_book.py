@@ -27,12 +27,7 @@ class ScoreBook:
     9/10's ``metagraph.n``, a numpy integer) and ``alpha`` the weight of a new reward:
     after ``update([u], [r])``, ``scores[u] == alpha * r + (1 - alpha) * previous``.
     Scores start at zero. :meth:`for_metagraph` sizes a book from a metagraph of any
-    bittensor major.
-
-    With ``update(..., organic=True/False)`` the book also keeps, per uid and kind, a
-    moving average (:attr:`organic_scores`, :attr:`synthetic_scores`), a count and the
-    last ``gap_window`` rewards. The keyword-only settings below are not saved:
-    :meth:`load` takes them again.
+    bittensor major. The keyword-only settings are not saved: :meth:`load` takes them.
 
     Args:
         n_uids: How many uids to track, an int >= 0.
@@ -88,42 +83,24 @@ class ScoreBook:
             lambda x: 0.0 < x < 1.0,
         )
         self._gap_penalty = _check_unit(gap_penalty, "gap_penalty")
-        self._gap_window = _check_count(gap_window, "gap_window")
-        self._gap_min_count = _check_count(gap_min_count, "gap_min_count")
+        self._gap_window = check_int(gap_window, "gap_window", 2)
+        self._gap_min_count = check_int(gap_min_count, "gap_min_count", 2)
         self._hotkeys: tuple[str, ...] | None = None
         # Created by the first update that names a kind.
         self._kinds: KindBook | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def for_metagraph(
-        cls,
-        metagraph: Any,
-        alpha: float = 0.1,
-        *,
-        organic_weight: float | None = None,
-        gap_false_flag_rate: float = GAP_FALSE_FLAG_RATE,
-        gap_penalty: float = 0.0,
-        gap_window: int = 64,
-        gap_min_count: int = 8,
-    ) -> ScoreBook:
+    def for_metagraph(cls, metagraph: Any, alpha: float = 0.1, **settings: Any) -> ScoreBook:
         """A book sized for ``metagraph`` (of any major: only ``hotkeys`` is read), synced
-        to its hotkeys. The other arguments are the constructor's."""
+        to its hotkeys. ``settings`` are the constructor's keyword arguments."""
         hotkeys = getattr(metagraph, "hotkeys", None)
         if hotkeys is None:
             raise ValueError(
                 "metagraph must have hotkeys (a bittensor metagraph), "
                 f"got {type(metagraph).__name__}"
             )
-        book = cls(
-            len(hotkeys),
-            alpha,
-            organic_weight=organic_weight,
-            gap_false_flag_rate=gap_false_flag_rate,
-            gap_penalty=gap_penalty,
-            gap_window=gap_window,
-            gap_min_count=gap_min_count,
-        )
+        book = cls(len(hotkeys), alpha, **settings)
         book.sync(hotkeys)
         return book
 
@@ -306,14 +283,9 @@ class ScoreBook:
     # -- weights ---------------------------------------------------------------------------
 
     def weights(self) -> FloatArray:
-        """The scores as weights: negatives clipped to zero, then scaled to sum to one.
-
-        The score of uid ``u`` is ``scores[u]``; with ``organic_weight = w`` it is
-        ``w * organic_scores[u] + (1 - w) * synthetic_scores[u]`` (the one kind it has,
-        or ``scores[u]`` with neither). With ``gap_penalty = p`` a uid flagged by
-        :meth:`consistency` has its clipped score multiplied by ``1 - p``. All zeros
-        (never NaN) when no score is above zero.
-        """
+        """The scores as weights: negatives clipped to zero, then scaled to sum to one (all
+        zeros, never NaN, when no score is above zero). ``organic_weight`` and
+        ``gap_penalty`` weigh the kinds and penalise a flagged uid (``docs/probes.md``)."""
         with self._lock:
             score = self._scores.copy()
             kinds = self._kinds
@@ -345,10 +317,8 @@ class ScoreBook:
 
     def top(self, k: int) -> list[tuple[int, float]]:
         """The ``k`` best uids as ``(uid, score)`` pairs, best first (ties by lower uid)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-            raise ValueError(f"k must be an int >= 0, got {k!r}")
         scores = self.scores
-        order = np.argsort(-scores, kind="stable")[: int(k)]
+        order = np.argsort(-scores, kind="stable")[: check_int(k, "k")]
         return [(int(uid), float(scores[uid])) for uid in order]
 
     # -- persistence -----------------------------------------------------------------------
@@ -364,19 +334,12 @@ class ScoreBook:
 
     @classmethod
     def load(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        organic_weight: float | None = None,
-        gap_false_flag_rate: float = GAP_FALSE_FLAG_RATE,
-        gap_penalty: float = 0.0,
-        gap_window: int | None = None,
-        gap_min_count: int = 8,
+        cls, path: str | os.PathLike[str], *, gap_window: int | None = None, **settings: Any
     ) -> ScoreBook:
         """Read a book written by :meth:`save` (of this version or an earlier one).
 
-        The keyword arguments are the constructor's; ``gap_window`` defaults to the
-        file's (64 without a per-kind record). Loading never runs code from the file.
+        ``settings`` are the constructor's keyword arguments; ``gap_window`` defaults to
+        the file's (64 without a per-kind record). Loading never runs code from the file.
 
         Raises:
             ScoreBookFileError: A corrupt, truncated, foreign or newer file (a ValueError).
@@ -393,11 +356,8 @@ class ScoreBook:
         book = cls(
             int(stored.scores.shape[0]),
             stored.alpha,
-            organic_weight=organic_weight,
-            gap_false_flag_rate=gap_false_flag_rate,
-            gap_penalty=gap_penalty,
             gap_window=window if gap_window is None else gap_window,
-            gap_min_count=gap_min_count,
+            **settings,
         )
         book._scores = stored.scores
         book._hotkeys = stored.hotkeys
@@ -425,9 +385,13 @@ def _check_n_uids(n_uids: object) -> int:
     if isinstance(n_uids, np.ndarray) and n_uids.size == 1 and n_uids.dtype.kind in "iu":
         # bittensor 9/10's metagraph.n: a 0-d array (or [0] before the first sync).
         n_uids = n_uids.reshape(()).item()
-    if isinstance(n_uids, bool) or not isinstance(n_uids, (int, np.integer)) or n_uids < 0:
-        raise ValueError(f"n_uids must be an int >= 0, got {n_uids!r}")
-    return int(n_uids)
+    return check_int(n_uids, "n_uids")
+
+
+def check_int(value: object, name: str, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
 
 
 def _number(value: object, name: str, wanted: str, ok: Callable[[float], bool]) -> float:
@@ -443,12 +407,6 @@ def _number(value: object, name: str, wanted: str, ok: Callable[[float], bool]) 
 
 def _check_unit(value: object, name: str) -> float:
     return _number(value, name, "a number in [0, 1]", lambda x: 0.0 <= x <= 1.0)
-
-
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
-        raise ValueError(f"{name} must be an int >= 2, got {value!r}")
-    return int(value)
 
 
 def _as_uids(uids: Any, name: str) -> npt.NDArray[np.integer[Any]]:

@@ -1,12 +1,6 @@
 """Where the weight setter meets each bittensor's chain API: one :class:`Chain` over
-9/10's ``Subtensor``/``AsyncSubtensor`` and 11's ``Client``/``SyncClient``.
-
-Blocking handles run on a worker thread, one call at a time. 9 sends with the
-one-attempt extrinsics (9.12's ``set_weights`` resends a refused extrinsic until the
-rate limit runs out), 10 with ``set_weights(max_attempts=1)``, 11 with
-``client.execute(bt.SetWeights(...))``. Answers are judged by the chain's error name,
-else by the SDK's words.
-"""
+9/10's ``Subtensor``/``AsyncSubtensor`` and 11's ``Client``/``SyncClient``; answers are
+judged by the chain's error name, else by the SDK's words."""
 
 from __future__ import annotations
 
@@ -97,9 +91,7 @@ class Chain(abc.ABC):
 
     is_async: bool
     gap_extra: int = 0
-    """Blocks past the rate limit before a send goes out: 10's ``set_weights`` only
-    sends once more blocks than the limit have passed; the chain itself and the
-    other majors take exactly the limit."""
+    """Blocks past the rate limit before a send goes out (1 on bittensor 10)."""
 
     def __init__(self, handle: Any, *, is_async: bool) -> None:
         self.handle = handle
@@ -143,9 +135,7 @@ class Chain(abc.ABC):
 
     @staticmethod
     def pad(weights: dict[int, float], state: ChainState) -> dict[int, float]:
-        """At least ``min_allowed_weights`` non-zero weights: the subnet's other uids get
-        the smallest weight that survives the chain's u16 quantisation (one unit of the
-        largest). A weight on this hotkey's own uid alone is exempt, as on chain."""
+        """Padded to ``min_allowed_weights`` non-zero weights (docs/weights.md says how)."""
         nonzero = [uid for uid, weight in weights.items() if weight > 0.0]
         if len(nonzero) >= state.min_allowed_weights or nonzero == [state.uid]:
             return weights
@@ -237,9 +227,7 @@ class SubtensorChain(Chain):
         return (None if since is None else int(since)), int(limit or 0)
 
     def fit(self, weights: dict[int, float], state: ChainState) -> tuple[list[int], list[float]]:
-        # The SDK's own helper clips to max_weight_limit and normalises. It takes a
-        # vector indexed by uid. Its own padding (1e-5 each) does not survive u16
-        # quantisation, so the padding is done beforehand.
+        # The SDK's helper clips and normalises; its padding (1e-5) quantises to 0.
         from bittensor.utils.weight_utils import process_weights
 
         padded = self.pad(weights, state)
@@ -306,8 +294,7 @@ class SubtensorChain(Chain):
 
 
 class ClientChain(Chain):
-    """A bittensor 11 ``bt.Client`` (async) or ``bt.SyncClient`` (blocking), or a
-    ``bt.SyncClient`` of its own for ``network``, opened on first use."""
+    """A bittensor 11 ``bt.Client`` or ``bt.SyncClient``, or one of its own for ``network``."""
 
     _handle: Any
 
@@ -381,9 +368,7 @@ class ClientChain(Chain):
         return (None if since is None else int(since)), int(limit or 0)
 
     def fit(self, weights: dict[int, float], state: ChainState) -> tuple[list[int], list[float]]:
-        # bt.SetWeights clips to max_weight_limit and quantises to u16 itself, and
-        # refuses fewer non-zero weights than min_allowed_weights: only the padding
-        # is left to do.
+        # bt.SetWeights clips and quantises itself, and refuses too few weights.
         padded = self.pad(weights, state)
         uids = sorted(padded)
         return uids, [padded[uid] for uid in uids]

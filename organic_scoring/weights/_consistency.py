@@ -1,9 +1,5 @@
 """Organic against synthetic rewards, per miner: do they answer both kinds alike?
-
-:class:`KindBook` keeps, per uid and kind, a moving average, a count and the last
-``window`` rewards; :func:`compare` runs Welch's t-test on the windows per uid. The
-probes guide in the docs gives the formulas and how to choose ``false_flag_rate``.
-"""
+(Welch's t-test per uid; ``docs/probes.md`` gives the formulas.)"""
 
 from __future__ import annotations
 
@@ -58,12 +54,8 @@ class Consistency:
 
 @dataclass(eq=False)
 class KindBook:
-    """Per-uid, per-kind moving averages, counts and recent rewards. Not thread-safe.
-
-    The owner (:class:`~organic_scoring.weights.ScoreBook`) holds the lock and checks
-    the input; this class only does the arithmetic. Also the record a score book file
-    stores.
-    """
+    """Per-uid, per-kind moving averages, counts and recent rewards; the arithmetic only
+    (the score book holds the lock and checks the input)."""
 
     averages: FloatArray  # (2, n_uids)
     counts: IntArray  # (2, n_uids)
@@ -117,7 +109,7 @@ class KindBook:
 
 
 def compare(book: KindBook, false_flag_rate: float, min_count: int) -> Consistency:
-    """The per-uid verdict on ``book``'s recent windows (see the module docs)."""
+    """The per-uid verdict on ``book``'s recent windows."""
     filled = np.minimum(book.counts, book.window)  # (2, n)
     mask = np.arange(book.window)[None, None, :] < filled[:, :, None]
     safe = np.maximum(filled, 1)

@@ -10,7 +10,7 @@ import numpy as np
 
 from organic_scoring import _compat
 from organic_scoring._log import log
-from organic_scoring.weights._book import ScoreBook
+from organic_scoring.weights._book import ScoreBook, check_int
 from organic_scoring.weights._chain import judge, say, unpack
 from organic_scoring.weights._result import WeightsResult
 
@@ -39,18 +39,15 @@ def emit_weights(
       ``version_key``, ...). ``subtensor`` must not be given: bittensor 11 keeps its own
       connection, chosen with ``network=``.
 
-    Blocking. A failure on the way to the chain is an unsuccessful result naming it,
-    never an exception; with no positive weight nothing is sent. The ``outcome`` is
-    judged as :class:`WeightSetter` judges it.
+    Blocking. A failure on the way to the chain is an unsuccessful result, never an
+    exception; with no positive weight nothing is sent.
 
     Raises:
         TypeError: ``subtensor`` is async (a ``bt.AsyncSubtensor``): use
             :class:`WeightSetter`, which awaits it. Or a keyword the installed
             bittensor does not take (nothing was sent).
     """
-    if isinstance(netuid, bool) or not isinstance(netuid, (int, np.integer)) or netuid < 0:
-        raise ValueError(f"netuid must be an int >= 0, got {netuid!r}")
-    netuid = int(netuid)
+    netuid = check_int(netuid, "netuid")
     chosen = weights.as_dict() if isinstance(weights, ScoreBook) else check_weights(weights)
     chosen = {uid: w for uid, w in chosen.items() if w > 0.0}
 
@@ -79,9 +76,12 @@ def emit_weights(
         )
 
     if sdk_set_weights is None:
-        result = _emit_through_subtensor(subtensor, wallet, netuid, chosen, options)
+        uids = np.fromiter(chosen.keys(), dtype=np.int64, count=len(chosen))
+        values = np.fromiter(chosen.values(), dtype=np.float32, count=len(chosen))
+        arguments = {"wallet": wallet, "netuid": netuid, "uids": uids, "weights": values}
+        result = _send(subtensor.set_weights, (), {**arguments, **options})
     else:
-        result = _emit_through_sdk(sdk_set_weights, wallet, netuid, chosen, options)
+        result = _send(sdk_set_weights, (netuid, chosen), {"wallet": wallet, **options})
     if result.success:
         log.info(f"weights set on netuid {netuid} for {len(chosen)} uids")
     else:
@@ -89,63 +89,29 @@ def emit_weights(
     return result
 
 
-def _emit_through_subtensor(
-    subtensor: Any, wallet: Any, netuid: int, weights: dict[int, float], options: dict[str, Any]
-) -> WeightsResult:
-    arguments = {
-        "wallet": wallet,
-        "netuid": netuid,
-        "uids": np.fromiter(weights.keys(), dtype=np.int64, count=len(weights)),
-        "weights": np.fromiter(weights.values(), dtype=np.float32, count=len(weights)),
-        **options,
-    }
-    _check_keywords(subtensor.set_weights, arguments)
+def _send(set_weights: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WeightsResult:
+    """One call of the SDK's weights function, its answer (or exception) as a result."""
     try:
-        raw = subtensor.set_weights(**arguments)
-    except Exception as exc:  # a node that cannot be reached, a dropped connection ...
-        return _failed(exc)
+        signature = inspect.signature(set_weights)
+    except (TypeError, ValueError):  # no signature to read: the call itself will tell
+        pass
+    else:
+        signature.bind(*args, **kwargs)  # TypeError for a keyword it does not take
+    chain_error = _compat.chain_error_class() or ()  # ``except ()`` catches nothing
+    try:
+        raw = set_weights(*args, **kwargs)
+    except chain_error as exc:  # 11: the chain's verdict, in its words
+        return _result(False, str(exc) or type(exc).__name__, exc)
+    except Exception as exc:  # no node answers, a dropped connection ...
+        return _result(False, f"could not set weights: {say(exc)}", exc)
     if inspect.isawaitable(raw):  # an async stand-in the type check did not catch
         getattr(raw, "close", lambda: None)()
         raise TypeError(
             "subtensor.set_weights returned an awaitable: the subtensor is async; use "
             "organic_scoring.weights.WeightSetter, which awaits it"
         )
-    success, message, _ = unpack(raw)  # bittensor 10's ExtrinsicResponse, 9's (bool, str)
+    success, message, _ = unpack(raw)  # 11's ExtrinsicResult, 10's ExtrinsicResponse, 9's pair
     return _result(success, message, raw)
-
-
-def _emit_through_sdk(
-    sdk_set_weights: Any,
-    wallet: Any,
-    netuid: int,
-    weights: dict[int, float],
-    options: dict[str, Any],
-) -> WeightsResult:
-    chain_error = _compat.chain_error_class() or ()  # ``except ()`` catches nothing
-    _check_keywords(
-        sdk_set_weights, {"netuid": netuid, "weights": weights, "wallet": wallet, **options}
-    )
-    try:
-        raw = sdk_set_weights(netuid, weights, wallet=wallet, **options)
-    except chain_error as exc:  # the chain's verdict, in its words
-        return _result(False, str(exc) or type(exc).__name__, exc)
-    except Exception as exc:  # RpcConnectionError (no node answers), a dropped connection ...
-        return _failed(exc)
-    return _result(bool(raw.success), str(raw.message or ""), raw)
-
-
-def _check_keywords(method: Any, arguments: dict[str, Any]) -> None:
-    """Raise TypeError, before anything is sent, for a keyword ``method`` does not take."""
-    try:
-        signature = inspect.signature(method)
-    except (TypeError, ValueError):  # no signature to read: the call itself will tell
-        return
-    signature.bind(**arguments)
-
-
-def _failed(exc: Exception) -> WeightsResult:
-    """An exception on the way to the chain, as an unsuccessful result that names it."""
-    return _result(False, f"could not set weights: {say(exc)}", exc)
 
 
 def _result(success: bool, message: str, raw: Any) -> WeightsResult:

@@ -15,14 +15,7 @@ from organic_scoring._atomic import atomic_write
 from organic_scoring.errors import ScoreBookFileError
 from organic_scoring.weights._consistency import KindBook
 
-__all__ = [
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "ScoreBookFileError",
-    "StoredBook",
-    "read",
-    "write",
-]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ScoreBookFileError", "StoredBook", "read", "write"]
 
 FORMAT_NAME = "organic_scoring.scorebook"
 """What the ``format`` entry of every score book file says."""
@@ -140,8 +133,7 @@ def _check(path: str | os.PathLike[str], entries: dict[str, npt.NDArray[Any]]) -
     if bool(has_hotkeys):
         if raw_hotkeys.shape[0] != scores.shape[0]:
             raise ScoreBookFileError(
-                path,
-                f"{raw_hotkeys.shape[0]} hotkeys recorded for {scores.shape[0]} scores",
+                path, f"{raw_hotkeys.shape[0]} hotkeys recorded for {scores.shape[0]} scores"
             )
         hotkeys = tuple(str(h) for h in raw_hotkeys)
     kinds = _check_kinds(path, entries, scores.shape[0]) if int(version) >= 2 else None

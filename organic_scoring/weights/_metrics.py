@@ -7,24 +7,11 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from organic_scoring.weights._result import OUTCOMES, WeightSetterStats
 
-__all__ = ["FAMILIES", "export"]
-
-
-class Exported(Protocol):
-    """What is exported of a weight setter."""
-
-    @property
-    def netuid(self) -> int: ...
-
-    @property
-    def mechid(self) -> int: ...
-
-    @property
-    def stats(self) -> WeightSetterStats: ...
+__all__ = ["FAMILIES", "export", "registry_or_default"]
 
 
 FAMILIES = {
@@ -50,7 +37,7 @@ class _Collector:
 
     def __init__(self, label_names: tuple[str, ...]) -> None:
         self.label_names = label_names
-        self.members: dict[tuple[str, ...], Exported] = {}
+        self.members: dict[tuple[str, ...], Callable[[], WeightSetterStats]] = {}
 
     def describe(self) -> Iterator[Any]:
         yield from _families(self.label_names).values()
@@ -59,8 +46,8 @@ class _Collector:
         families = _families(self.label_names)
         with _lock:
             members = list(self.members.items())
-        for values, setter in members:
-            stats = setter.stats
+        for values, read in members:
+            stats = read()
             labels = list(values)
             attempts = families["organic_scoring_weights_attempts"]
             for outcome in OUTCOMES:
@@ -89,22 +76,34 @@ def _families(label_names: tuple[str, ...]) -> dict[str, Any]:
     return families
 
 
-def export(setter: Exported, registry: Any, labels: Mapping[str, str]) -> Callable[[], None]:
-    """Export ``setter`` on ``registry``; returns the function that takes it off again."""
+def registry_or_default(registry: Any) -> Any:
+    """``registry``, or prometheus_client's default one for None."""
     from prometheus_client import REGISTRY, CollectorRegistry
 
     if registry is None:
-        registry = REGISTRY
+        return REGISTRY
     if not isinstance(registry, CollectorRegistry):
         raise TypeError(
             f"registry must be a prometheus_client CollectorRegistry or None, "
             f"got {type(registry).__name__}"
         )
+    return registry
+
+
+def export(
+    stats: Callable[[], WeightSetterStats],
+    own: dict[str, str],
+    registry: Any,
+    labels: Mapping[str, str],
+) -> Callable[[], None]:
+    """Export a setter's ``stats`` labelled ``own`` and ``labels`` on ``registry``; returns
+    the function that takes it off again."""
+    registry = registry_or_default(registry)
     extra = dict(labels)
     reserved = {"netuid", "mechid", "outcome"} & set(extra)
     if reserved:
         raise ValueError(f"labels: {sorted(reserved)} are set by the setter itself")
-    all_labels = {"netuid": str(setter.netuid), "mechid": str(setter.mechid), **extra}
+    all_labels = {**own, **extra}
     label_names = tuple(all_labels)
     key = tuple(all_labels.values())
     with _lock:
@@ -122,11 +121,11 @@ def export(setter: Exported, registry: Any, labels: Mapping[str, str]) -> Callab
             raise ValueError(
                 f"this registry already exports a weight setter with labels {all_labels}"
             )
-        collector.members[key] = setter
+        collector.members[key] = stats
 
     def unexport() -> None:
         with _lock:
-            if collector.members.get(key) is not setter:
+            if collector.members.get(key) is not stats:
                 return
             del collector.members[key]
             if not collector.members and _collectors.get(registry) is collector:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import threading
 import time
@@ -15,14 +16,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from organic_scoring import _compat
-from organic_scoring._defaults import (
-    DEFAULT_BLOCK_TIME,
-    DEFAULT_RETRY_BLOCKS,
-    DEFAULT_STOP_TIMEOUT,
-)
+from organic_scoring._defaults import DEFAULT_BLOCK_TIME, DEFAULT_RETRY_BLOCKS, DEFAULT_STOP_TIMEOUT
 from organic_scoring._log import log
 from organic_scoring.weights._background import Background, Run, running_loop
-from organic_scoring.weights._book import ScoreBook, _check_unit
+from organic_scoring.weights._book import ScoreBook, _check_unit, check_int
 from organic_scoring.weights._chain import ChainState, SendPlan, chain_for, judge, say
 from organic_scoring.weights._emit import check_weights
 from organic_scoring.weights._result import OUTCOMES, Outcome, WeightSetterStats, WeightsResult
@@ -57,22 +54,12 @@ class _Settings(BaseModel):
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             raise ValueError("burn must be a (uid, fraction) pair")
         uid, fraction = value
-        if isinstance(uid, bool) or not isinstance(uid, (int, np.integer)) or uid < 0:
-            raise ValueError(f"the burn uid must be an int >= 0, got {uid!r}")
-        return (int(uid), _check_unit(fraction, "the burn fraction"))
+        return (check_int(uid, "the burn uid"), _check_unit(fraction, "the burn fraction"))
 
 
 class WeightSetter:
-    """Sets weights on chain when the chain allows it, on bittensor 9, 10 and 11.
-
-    ::
-
-        setter = WeightSetter(netuid, wallet, subtensor)        # 9/10: Subtensor or AsyncSubtensor
-        setter = WeightSetter(netuid, wallet, network="finney")  # 11: a client of its own
-        result = await setter.set(book)                          # once; see result.outcome
-        setter.start(book)                                       # or in the background
-        ...
-        setter.stop()
+    """Sets weights on chain when the chain allows it, on bittensor 9, 10 and 11: once
+    (:meth:`set`) or in the background (:meth:`start`, :meth:`run`).
 
     Args:
         netuid: The subnet.
@@ -271,12 +258,7 @@ class WeightSetter:
         elif verdict.outcome == "rate_limited" and retry is None:
             retry = await self._blocks_left(state)
         return WeightsResult(
-            done,
-            message,
-            raw,
-            outcome=verdict.outcome,
-            block=state.block,
-            retry_in_blocks=retry,
+            done, message, raw, outcome=verdict.outcome, block=state.block, retry_in_blocks=retry
         )
 
     def _check(self, state: ChainState, positive: dict[int, float]) -> WeightsResult | None:
@@ -361,9 +343,8 @@ class WeightSetter:
             since, limit = await self._chain.rate(state.uid, self._settings.netuid)
         except Exception:
             return 1
-        if since is None:
-            return 1
-        return max(1, limit + self._chain.gap_extra - since)
+        fresh = dataclasses.replace(state, since_last_update=since, rate_limit=limit)
+        return max(1, self._chain.wait_blocks(fresh))
 
     def _hotkey_address(self) -> str:
         if self._hotkey is None:
@@ -489,7 +470,8 @@ class WeightSetter:
         """
         from organic_scoring.weights._metrics import export
 
-        self._metrics.append(export(self, registry, labels or {}))
+        own = {"netuid": str(self.netuid), "mechid": str(self.mechid)}
+        self._metrics.append(export(lambda: self.stats, own, registry, labels or {}))
 
 
 _NOTHING_TO_SEND = "no uid has a positive weight: nothing was sent"
