@@ -11,8 +11,7 @@ from typing import Any
 __all__ = ["Quota"]
 
 # KEYS[1]: the bucket. ARGV: rate (tokens/s), burst, now (ms). Returns the wait in ms
-# (0: taken). The server's clock would be better, but TIME is not allowed before any
-# write in scripts on old servers; the callers' clocks are the intake's, close enough.
+# (0: taken). The intake's clock, as old servers refuse TIME before a write in scripts.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -35,9 +34,7 @@ return wait
 
 class Quota:
     """Holds each caller to its share: ``rate`` requests a second on average, in bursts
-    of up to ``burst``, per canonical hotkey. A request over it is answered 429 with
-    ``Retry-After``, once its signature was checked (a forged claim cannot spend
-    someone else's quota).
+    of up to ``burst``, per canonical hotkey (see ``docs/intake.md``).
 
     Args:
         rate: Requests a second each hotkey may send on average; more than 0.
