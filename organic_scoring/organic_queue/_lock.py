@@ -117,7 +117,7 @@ class LeaseLock:
 
     Args:
         link: The server.
-        key: The lock's key; every contender uses the same one.
+        key: The lock's key, the same for every contender.
         period: Seconds the lock lasts unless renewed; at least 0.001.
     """
 

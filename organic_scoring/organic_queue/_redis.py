@@ -212,8 +212,6 @@ local rank = math.min(math.floor(tonumber(ARGV[1]) * count), count - 1)
 local id = redis.call('ZRANGE', waiting, rank, rank)[1]
 redis.call('ZREM', waiting, id)
 local token = redis.call('HINCRBY', meta, 'sampled', 1)
--- The epoch (server time of the first hand-out since the data began) keeps a token
--- from before a data loss, when ids and hand-out numbers start over, from matching.
 local epoch = redis.call('HGET', meta, 'epoch')
 if not epoch then
   epoch = clock[1] .. string.format('%06d', tonumber(clock[2]))

@@ -136,11 +136,9 @@ class RedisLink:
     and one ``redis.asyncio`` twin per event loop made from its settings.
 
     Args:
-        client: A ``redis.Redis`` or ``redis.cluster.RedisCluster`` (Sentinel's
-            clients too; their async calls then run on a worker thread).
+        client: A redis-py client (a Sentinel one's async calls run on a worker thread).
         what: Names the object using the link in error messages.
-        timeout: Seconds any one call may take (async calls are cut off there; sync
-            calls are bounded by the client's ``socket_timeout``).
+        timeout: Seconds an async call may take (sync ones: ``socket_timeout``).
         owned: Close ``client`` in :meth:`close` (it was made here).
 
     Raises:
