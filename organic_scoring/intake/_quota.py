@@ -8,6 +8,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from organic_scoring.organic_queue._base import check_count
+
 __all__ = ["Quota"]
 
 # KEYS[1]: the bucket. ARGV: rate (tokens/s), burst, now (ms). Returns the wait in ms
@@ -62,8 +64,7 @@ class Quota:
             raise ValueError(f"rate must be a number of requests a second > 0, got {rate!r}")
         if isinstance(rate, float) and not math.isfinite(rate):
             raise ValueError(f"rate must be finite, got {rate!r}")
-        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-            raise ValueError(f"burst must be an int >= 1, got {burst!r}")
+        check_count("burst", burst)
         if max_callers < 1:
             raise ValueError(f"max_callers must be >= 1, got {max_callers!r}")
         self.rate = float(rate)
