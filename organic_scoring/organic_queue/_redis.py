@@ -93,7 +93,7 @@ class LeasedQueueCounters(QueueCounters):
     dead_lettered: int = 0
     """Samples moved to the dead letters after ``max_deliveries`` hand-outs."""
     withdrawn: int = 0
-    """Adds that reached Redis after their request was answered with an error: taken back."""
+    """Adds whose request was answered with an error: taken back, or refused on arrival."""
     late: int = 0
     """Like ``withdrawn``, but the sample had already been handed out (or dropped)."""
 
