@@ -384,24 +384,19 @@ class Gate:
             raise _busy()
         self._pending += 1
         try:
-            fresh = await self._remember(hotkey, nonce)
+            fresh = await aremember(self.nonce_store, hotkey, nonce)
+        except NonceStoreFailure as exc:
+            self._outages.refused("the nonce store", exc.__cause__ or exc)
+            raise Refused(503, "replay protection is unavailable, try again later") from exc
         finally:
             self._pending -= 1
+        self._outages.answers("the nonce store")
         if not fresh:
             raise Refused(
                 401,
                 "this request's nonce was already used (a replay): sign it again with a new nonce",
             )
         request_key.set(f"{hotkey}:{nonce}")  # a queue's idempotent add keys by it
-
-    async def _remember(self, hotkey: str, nonce: int | str) -> bool:
-        try:
-            fresh = await aremember(self.nonce_store, hotkey, nonce)
-        except NonceStoreFailure as exc:
-            self._outages.refused("the nonce store", exc.__cause__ or exc)
-            raise Refused(503, "replay protection is unavailable, try again later") from exc
-        self._outages.answers("the nonce store")
-        return fresh
 
     async def charge(self, hotkey: str) -> None:
         """Spend one request of ``hotkey``'s quota: 429 when it has none left; 503 when

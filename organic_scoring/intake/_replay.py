@@ -16,9 +16,8 @@ __all__ = [
     "InMemoryNonceStore",
     "NonceStore",
     "NonceStoreFailure",
+    "aremember",
     "check_retention",
-    "remember",
-    "store_blocks",
 ]
 
 
@@ -120,35 +119,23 @@ class Freshness:
         return None
 
 
-def remember(store: NonceStore, hotkey: str, nonce: int | str) -> bool:
-    """``store.check_and_store(hotkey, nonce)``, with the store's own failures told apart.
+async def aremember(store: NonceStore, hotkey: str, nonce: int | str) -> bool:
+    """``store.check_and_store(hotkey, nonce)``, awaited: the store's own
+    ``acheck_and_store`` when it has one, else on a worker thread unless the store
+    says ``blocking = False``.
 
     Raises:
         NonceStoreFailure: The store raised (a server down, say).
     """
-    try:
-        return bool(store.check_and_store(hotkey, nonce))
-    except Exception as exc:
-        raise NonceStoreFailure(f"the nonce store failed: {exc!r}") from exc
-
-
-async def aremember(store: NonceStore, hotkey: str, nonce: int | str) -> bool:
-    """:func:`remember`, awaited: the store's own ``acheck_and_store`` when it has one,
-    else on a worker thread when the store blocks."""
     check = getattr(store, "acheck_and_store", None)
     try:
         if callable(check):
             return bool(await check(hotkey, nonce))
+        if getattr(store, "blocking", True) is not False:
+            return bool(await asyncio.to_thread(store.check_and_store, hotkey, nonce))
+        return bool(store.check_and_store(hotkey, nonce))
     except Exception as exc:
         raise NonceStoreFailure(f"the nonce store failed: {exc!r}") from exc
-    if store_blocks(store):
-        return await asyncio.to_thread(remember, store, hotkey, nonce)
-    return remember(store, hotkey, nonce)
-
-
-def store_blocks(store: NonceStore) -> bool:
-    """Whether ``store``'s calls may block: all but those that say ``blocking = False``."""
-    return getattr(store, "blocking", True) is not False
 
 
 def check_retention(store: NonceStore, window: float) -> None:
