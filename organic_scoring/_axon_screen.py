@@ -1,15 +1,7 @@
-"""The axon's wire format, and the gate's cheap steps as pure ASGI middleware in front
-of bittensor's own app.
-
-:class:`AxonScreen` sits outermost on a bittensor 9/10 axon's FastAPI app and runs the
-gate's steps up to the body (:meth:`Gate.receive
-<organic_scoring.intake._gate.Gate.receive>`), plus the synapse's parse and body hash
-(400, 422; 415 without a JSON content type), before bittensor builds a synapse for a
-request it would refuse anyway. A refusal that leaves the body unread closes the
-connection; anything else reaches bittensor unchanged. A refusal is JSON
-``{"message": ...}`` with bittensor's ``bt_header_axon_status_code`` and
-``bt_header_axon_status_message`` headers.
-"""
+"""The axon's wire format, and the gate's steps up to the body (plus the synapse's
+parse and body hash) as pure ASGI middleware in front of bittensor's own app. A
+refusal is JSON ``{"message": ...}`` with bittensor's ``bt_header_axon_status_*``
+headers."""
 
 from __future__ import annotations
 
@@ -46,10 +38,7 @@ class Route:
 
 
 class AxonWire(Wire):
-    """One axon request: read by the screen, then answered through bittensor's hooks.
-
-    The axon gives no hang-up signal, so a waiting request waits for its turn.
-    """
+    """One axon request: read by the screen, then answered through bittensor's hooks."""
 
     def __init__(self, route: Route, scope: Scope, receive: Receive) -> None:
         self.route = route
@@ -150,11 +139,8 @@ def current_wire() -> AxonWire | None:
 
 
 class AxonScreen:
-    """ASGI middleware: the gate's steps up to the body for each attached synapse's route.
-
-    ``routes`` maps a path (``"/MySynapse"``) to its :class:`Route`; attach_axon adds
-    to it after the middleware is installed, before the axon serves.
-    """
+    """ASGI middleware: the gate's steps up to the body for each route in ``routes``
+    (``"/MySynapse"`` to its :class:`Route`, filled by attach_axon)."""
 
     def __init__(self, app: ASGIApp, routes: dict[str, Route]) -> None:
         self.app = app
@@ -180,9 +166,7 @@ class AxonScreen:
             return
         wire.received = received
         token = _current.set(wire)
-        try:
-            # The body keeps its share of the unverified-bytes budget until bittensor
-            # has checked its signature (the verify hook releases it) or the request ends.
+        try:  # the verify hook releases the body's budget once the signature is checked
             await self.app(scope, _replay(received.body, receive), send)
         finally:
             received.release()
@@ -190,8 +174,7 @@ class AxonScreen:
 
 
 def _synapse_path(scope: Scope) -> str:
-    """``"/" + `` the synapse name bittensor reads from the request's path: its first
-    segment (``/Ask/more`` is ``Ask``'s request to bittensor's middleware too)."""
+    """``"/"`` and the path's first segment: the synapse name bittensor reads from it."""
     from starlette.datastructures import URL  # with bittensor 9/10's axon
 
     parts = URL(scope=scope).path.split("/")

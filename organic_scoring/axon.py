@@ -1,9 +1,7 @@
 """Organic intake through a bittensor 9/10 axon: a thin adapter to the intake gate.
 
-:class:`~organic_scoring._axon_screen.AxonScreen` runs the gate's steps up to the body;
-bittensor checks the signature in the ``verify_fn``; the handler runs the rest. The
-adapters have the exact hook signatures bittensor asserts when attaching, whatever the
-scorer's hooks look like.
+The screen runs the gate's steps up to the body, bittensor checks the signature in the
+``verify_fn``, the handler runs the rest.
 """
 
 from __future__ import annotations
@@ -147,8 +145,6 @@ def _shaped(fn: Callable[..., Any], synapse_type: type[Any], returns: Any) -> Ca
 
 def _screen(gate: Gate, synapse_type: type[Any]) -> Callable[..., Awaitable[tuple[bool, str]]]:
     async def blacklist(synapse: Any) -> tuple[bool, str]:
-        # The screen in front of bittensor ran the gate's cheap steps; what did not
-        # pass through it (it always should) is refused here.
         wire = current_wire()
         if wire is None or wire.route.gate is not gate:
             return True, "the request did not pass the organic intake's screen"

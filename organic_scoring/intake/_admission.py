@@ -1,14 +1,5 @@
-"""The admission gate: a fixed number of handler slots, and a bounded, ordered wait.
-
-Up to ``max_concurrent`` requests hold a slot at once. Further requests wait in a
-backlog of at most ``max_backlog``; when a slot frees up it goes straight to the
-waiting request with the highest priority (the earliest among equals), so a
-later, lower-priority arrival can never overtake it. A full backlog refuses at
-once instead of queueing without bound.
-
-The gate belongs to one event loop at a time and is not thread-safe: every call
-comes from the loop serving the requests.
-"""
+"""The admission gate: a fixed number of handler slots, and a bounded wait, highest
+priority first (the earliest among equals). One event loop's, not thread-safe."""
 
 from __future__ import annotations
 
@@ -26,10 +17,8 @@ class BacklogFull(Exception):
 class AdmissionGate:
     """Hands out ``max_concurrent`` slots, highest priority first among waiters.
 
-    Use :meth:`try_enter` for the fast path; when it returns False, :meth:`queue`
-    a waiter and await its future, then :meth:`leave` when done. A waiter that
-    gives up (its client left, or it was cancelled) must call :meth:`withdraw`,
-    which also passes the slot on if it had just been granted.
+    :meth:`try_enter`, or else await :meth:`queue`'s future; then :meth:`leave`. A
+    waiter that gives up must call :meth:`withdraw`.
     """
 
     def __init__(self, max_concurrent: int, max_backlog: int) -> None:

@@ -1,16 +1,9 @@
-"""Reading a request body under a size limit, a time limit and a memory budget.
-
-A declared ``Content-Length`` over the limit is refused before a byte is read, a
-chunked body once what arrived passes it; a body not whole within the time limit is
-given up (408). Bodies read before their signature is checked hold a share of a
-:class:`BodyBudget` (in all, and per claimed hotkey) until it is.
-"""
+"""Reading a request body under a size limit, a time limit and a memory budget."""
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -54,8 +47,8 @@ class OverBudget(Exception):
 
 
 class BodyBudget:
-    """Bytes of bodies being read before their signatures are checked, in all and per
-    claimed hotkey. Used from one event loop (the server's), so it needs no lock."""
+    """Bytes of bodies read before their signatures are checked, in all and per claimed
+    hotkey; one event loop's (no lock)."""
 
     def __init__(self, total: int, per_hotkey: int) -> None:
         self.total = total
@@ -64,8 +57,7 @@ class BodyBudget:
         self._by_hotkey: Counter[str] = Counter()
 
     def take(self, hotkey: str, size: int) -> Callable[[], None]:
-        """Hold ``size`` bytes for ``hotkey`` until the returned function is called
-        (calling it again does nothing).
+        """Hold ``size`` bytes for ``hotkey`` until the returned (idempotent) function is called.
 
         Raises:
             OverBudget: The hotkey's share, or the whole budget, has no room.
@@ -89,15 +81,6 @@ class BodyBudget:
                 del self._by_hotkey[hotkey]
 
         return release
-
-    @contextlib.contextmanager
-    def hold(self, hotkey: str, size: int) -> Iterator[None]:
-        """:meth:`take` for the block."""
-        release = self.take(hotkey, size)
-        try:
-            yield
-        finally:
-            release()
 
 
 def check_declared_length(value: str | None, limit: int) -> int | None:
@@ -124,7 +107,6 @@ async def read_body(
         BodyTooSlow: Not whole after ``timeout`` seconds.
         ClientGone: The client hung up first.
     """
-    # On the running task: no task of its own per request, no extra turns of the loop.
     with anyio.move_on_after(timeout):
         if declared is not None:
             return await _read_declared(receive, declared)

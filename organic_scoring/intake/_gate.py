@@ -64,21 +64,22 @@ GONE = 499
 
 
 class Refused(Exception):
-    """The gate refuses a request: answer ``status`` with ``message`` (safe to show)."""
+    """The gate refuses a request: answer ``status`` with ``message`` (safe to show),
+    and ``Retry-After`` (whole seconds, at least 1) when ``retry_after`` is given."""
 
     def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        headers: dict[str, str] | None = None,
-        detail: Any = None,
+        self, status: int, message: str, *, retry_after: float | None = None, detail: Any = None
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-        self.headers = headers or {}
+        wait = None if retry_after is None else str(max(1, math.ceil(retry_after)))
+        self.headers = {} if wait is None else {"Retry-After": wait}
         self.detail = detail
+
+
+def _busy() -> Refused:
+    return Refused(429, "too many organic requests waiting, try again later", retry_after=1)
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class Wire(ABC):
     """One request as a transport reads and answers it; the gate decides the rest.
 
     ``receive`` is the request's ASGI ``receive``; ``gone``, when set, returns once the
-    caller has hung up (a request waiting for a slot then gives its place up).
+    caller has hung up.
     """
 
     receive: Receive
@@ -135,9 +136,7 @@ class Wire(ABC):
 
 @dataclass(eq=False)
 class Received:
-    """A request through :meth:`Gate.receive`: its claim, body and caller record.
-
-    Its body holds a share of the unverified-bytes budget until :meth:`release`."""
+    """A request through :meth:`Gate.receive`; its body holds budget until :meth:`release`."""
 
     claim: Claim
     body: bytes
@@ -212,9 +211,7 @@ class Gate:
         )
         self._admission = AdmissionGate(settings.max_concurrent, settings.max_backlog)
         self._capacity = settings.max_concurrent + settings.max_backlog
-        # Requests past the capacity check not yet in a slot or waiting for one: in the
-        # nonce store's call or in the hooks before admission.
-        self._pending = 0
+        self._pending = 0  # past the capacity check, not yet admitted
         self._plain = PlainCalls(max(4, settings.max_concurrent), "the intake's plain hooks")
         self._outages = _Outages(transport)
 
@@ -237,8 +234,7 @@ class Gate:
         return status
 
     async def receive(self, wire: Wire) -> Received:
-        """The steps up to the body's check: claim, identify, screen, fresh, length,
-        body, check. The body keeps its share of the budget until released.
+        """The steps up to the body's check; the body holds budget until released.
 
         Raises:
             Refused: The step's refusal.
@@ -254,9 +250,7 @@ class Gate:
             declared = check_declared_length(wire.content_length(), limit)
         except InvalidLength:
             raise Refused(400, "invalid Content-Length") from None
-        except BodyTooLarge:
-            # The server discards whatever of the body is still coming; closing the
-            # connection now instead would reset it under a client still writing.
+        except BodyTooLarge:  # not closing: that resets a client still writing
             raise Refused(413, f"request body exceeds {limit} bytes") from None
         try:
             release = self.budget.take(hotkey, limit if declared is None else declared)
@@ -266,7 +260,7 @@ class Gate:
                 "too many request bodies are being read for this hotkey, try again later"
                 if over.per_hotkey
                 else "too many request bodies are being read, try again later",
-                headers={"Retry-After": "1"},
+                retry_after=1,
             ) from None
         try:
             body = await read_body(wire.receive, limit, settings.body_timeout, declared)
@@ -287,8 +281,7 @@ class Gate:
         return Received(claim, body, caller, release)
 
     async def proceed(self, wire: Wire, received: Received) -> int:
-        """The steps after the signature: remember, charge, blacklist, parse, verify,
-        priority, admit, handle; the status ``wire.respond`` answered.
+        """The steps after the signature; the status ``wire.respond`` answered.
 
         Raises:
             Refused: The step's refusal (500 when the handler raised).
@@ -296,8 +289,7 @@ class Gate:
         claim = received.claim
         hotkey = claim.hotkey
         await self.remember(hotkey, claim.nonce, claim.signed_at_ns, claim.resolution_ns)
-        # Until admission takes it, the request counts against the capacity here: a hook
-        # that stalls holds at most max_concurrent + max_backlog requests and their bodies.
+        # Counted against the capacity until admission takes it (a stalled hook holds few).
         self._pending += 1
         pending = True
         try:
@@ -375,7 +367,7 @@ class Gate:
                 503,
                 f"this intake started less than {freshness.allowed_skew:g}s ago and cannot "
                 "yet tell a replay from a new request; sign it again in a moment",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                retry_after=wait,
             )
 
     # -- after the signature -----------------------------------------------------
@@ -384,26 +376,21 @@ class Gate:
         self, hotkey: str, nonce: int | str, signed_at_ns: int, resolution_ns: int = 1
     ) -> None:
         """Refuse a replayed nonce or a request no longer fresh (401), a failing store
-        (503), or, without asking the store, one past ``max_concurrent + max_backlog``
-        requests in the store's call, in the hooks before admission, in a slot or
-        waiting for one (429, ``Retry-After``). A store whose ``blocking`` is not False
-        is called on a worker thread.
-        """
+        (503), or, before asking the store, one past ``max_concurrent + max_backlog``
+        requests in progress (429)."""
         self.check_fresh(signed_at_ns, resolution_ns)
         admission = self._admission
-        # Admission control before the store: a store that hangs holds a bounded
-        # number of requests, and the rest are told at once to come back.
         if self._pending + admission.active + admission.waiting >= self._capacity:
-            raise Refused(
-                429,
-                "too many organic requests waiting, try again later",
-                headers={"Retry-After": "1"},
-            )
+            raise _busy()
         self._pending += 1
         try:
-            fresh = await self._remember(hotkey, nonce)
+            fresh = await aremember(self.nonce_store, hotkey, nonce)
+        except NonceStoreFailure as exc:
+            self._outages.refused("the nonce store", exc.__cause__ or exc)
+            raise Refused(503, "replay protection is unavailable, try again later") from exc
         finally:
             self._pending -= 1
+        self._outages.answers("the nonce store")
         if not fresh:
             raise Refused(
                 401,
@@ -411,19 +398,9 @@ class Gate:
             )
         request_key.set(f"{hotkey}:{nonce}")  # a queue's idempotent add keys by it
 
-    async def _remember(self, hotkey: str, nonce: int | str) -> bool:
-        try:
-            fresh = await aremember(self.nonce_store, hotkey, nonce)
-        except NonceStoreFailure as exc:
-            self._outages.refused("the nonce store", exc.__cause__ or exc)
-            raise Refused(503, "replay protection is unavailable, try again later") from exc
-        self._outages.answers("the nonce store")
-        return fresh
-
     async def charge(self, hotkey: str) -> None:
-        """Spend one request of ``hotkey``'s quota: 429 (``Retry-After``) when it has
-        none left; 503 when the quota's store fails. Called once the signature is
-        checked, so a forged claim spends nothing."""
+        """Spend one request of ``hotkey``'s quota: 429 when it has none left; 503 when
+        the quota's store fails."""
         quota = self.quota
         if quota is None:
             return
@@ -434,16 +411,10 @@ class Gate:
                 wait = quota.take(hotkey)
         except Exception as exc:
             self._outages.refused("the quota store", exc)
-            raise Refused(
-                503, "quotas are unavailable, try again later", headers={"Retry-After": "1"}
-            ) from exc
+            raise Refused(503, "quotas are unavailable, try again later", retry_after=1) from exc
         self._outages.answers("the quota store")
         if wait > 0:
-            raise Refused(
-                429,
-                "this hotkey is over its quota, try again later",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
+            raise Refused(429, "this hotkey is over its quota, try again later", retry_after=wait)
 
     async def blacklist(self, subject: Any, hotkey: str) -> None:
         """Run ``_blacklist_fn(subject)``: 403 when it refuses, 500 when it raises."""
@@ -496,10 +467,8 @@ class Gate:
     async def admitted(
         self, priority: float, gone: Callable[[], Coroutine[Any, Any, None]] | None = None
     ) -> AsyncIterator[bool]:
-        """Hold a handler slot for the block; yields False if the caller left while waiting.
-
-        ``gone`` returns once the caller has hung up; without it, a waiting request
-        waits until its turn.
+        """Hold a handler slot for the block; yields False if the caller left while
+        waiting (``gone`` returns once it hangs up).
 
         Raises:
             Refused: 429 when every slot is taken and the backlog is full.
@@ -509,11 +478,7 @@ class Gate:
             try:
                 waiter = admission.queue(priority)
             except BacklogFull:
-                raise Refused(
-                    429,
-                    "too many organic requests waiting, try again later",
-                    headers={"Retry-After": "1"},
-                ) from None
+                raise _busy() from None
             if not await _wait_for_turn(admission, waiter, gone):
                 yield False
                 return
@@ -526,11 +491,9 @@ class Gate:
         """``receive_organic(request)``: what ``_on_organic_entry`` returned.
 
         Raises:
-            Refused: 503 when the handler failed because the organic queue is
-                unavailable (a :class:`~organic_scoring.errors.QueueUnavailable`, such
-                as a Redis outage, raised or behind what was raised): the request
-                was not accepted, and the caller may try again.
-            Exception: Whatever else the handler raised (counted as a handler error).
+            Refused: 503 when a :class:`~organic_scoring.errors.QueueUnavailable` is
+                behind what the handler raised.
+            Exception: Whatever else the handler raised.
         """
         try:
             result = await self._call(self._handler, request)
@@ -538,20 +501,14 @@ class Gate:
             if _queue_unavailable(exc):
                 self._outages.refused("the organic queue", exc)
                 raise Refused(
-                    503,
-                    "the organic queue is unavailable, try again later",
-                    headers={"Retry-After": "1"},
+                    503, "the organic queue is unavailable, try again later", retry_after=1
                 ) from exc
             raise
         self._outages.answers("the organic queue")
         return result
 
     def hook_failed(self, hook: str, hotkey: str, exc: BaseException) -> Refused:
-        """Log that ``hook`` raised for ``hotkey``; the 500 to answer with.
-
-        With the scorer's ``redact`` on, the log carries the exception's type and
-        frames, not its message (which may quote the request).
-        """
+        """Log that ``hook`` raised for ``hotkey`` (redacted as the scorer says); the 500."""
         if self._redacting:
             log.error(f"organic intake: {hook} raised for {hotkey}: {describe_error(exc, True)}")
         else:
@@ -571,14 +528,12 @@ class Gate:
         return result
 
 
-# At most one line per store and this many seconds while requests are refused.
-_OUTAGE_LOG_INTERVAL = 10.0
+_OUTAGE_LOG_INTERVAL = 10.0  # seconds between a failing store's log lines
 
 
 class _Outages:
-    """Logs the 503s a failing store causes: one line per store at most every
-    ``_OUTAGE_LOG_INTERVAL`` seconds, counting those it did not log, and one line when
-    the store answers again. No tracebacks: every refusal has the same one."""
+    """Logs the 503s a failing store causes, one line per interval (no traceback), and
+    one line when it answers again."""
 
     def __init__(self, transport: str) -> None:
         self._transport = transport
@@ -653,8 +608,7 @@ async def _wait_for_turn(
 
 
 def _queue_unavailable(exc: BaseException) -> bool:
-    """True when ``exc``, or an exception it was raised from or while handling, is a
-    :class:`QueueUnavailable`."""
+    """True when ``exc`` or one in its cause or context chain is a QueueUnavailable."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

@@ -1,10 +1,6 @@
-"""Who is calling: a hotkey is its public key, written one way.
+"""Who is calling: a hotkey is its public key, written one way (SS58, prefix 42).
 
-An SS58 address is ``base58(prefix + public key + checksum)``; the same sr25519 key has
-one spelling per network prefix, and a signature verifies under all of them. Every
-step after the gate (allow-list, nonce key, hooks, quotas, metric labels) therefore
-sees one canonical spelling, the bittensor network's (prefix 42), and a claim written
-any other way is refused before anything else is done with it.
+An SS58 address is ``base58(prefix + public key + checksum)``.
 """
 
 from __future__ import annotations
@@ -131,10 +127,8 @@ def canonical(address: str) -> str:
 
 
 def hotkey_policy(value: Any, *, name: str = "allowed_hotkeys") -> AllowedHotkeys:
-    """Check an ``allowed_hotkeys`` setting once, at construction.
-
-    A collection of SS58 addresses (any prefix; matched as public keys), a callable
-    ``(hotkey) -> bool`` (called with the canonical spelling), or :data:`ANY_HOTKEY`.
+    """Check an ``allowed_hotkeys`` setting once: SS58 addresses (any prefix), a callable
+    ``(hotkey) -> bool`` (given the canonical spelling), or :data:`ANY_HOTKEY`.
 
     Raises:
         ValueError: The setting is missing (None), empty, a single string, or holds

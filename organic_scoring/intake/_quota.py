@@ -8,11 +8,12 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from organic_scoring.organic_queue._base import check_count
+
 __all__ = ["Quota"]
 
 # KEYS[1]: the bucket. ARGV: rate (tokens/s), burst, now (ms). Returns the wait in ms
-# (0: taken). The server's clock would be better, but TIME is not allowed before any
-# write in scripts on old servers; the callers' clocks are the intake's, close enough.
+# (0: taken). The intake's clock, as old servers refuse TIME before a write in scripts.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -35,9 +36,7 @@ return wait
 
 class Quota:
     """Holds each caller to its share: ``rate`` requests a second on average, in bursts
-    of up to ``burst``, per canonical hotkey. A request over it is answered 429 with
-    ``Retry-After``, once its signature was checked (a forged claim cannot spend
-    someone else's quota).
+    of up to ``burst``, per canonical hotkey (see ``docs/intake.md``).
 
     Args:
         rate: Requests a second each hotkey may send on average; more than 0.
@@ -65,8 +64,7 @@ class Quota:
             raise ValueError(f"rate must be a number of requests a second > 0, got {rate!r}")
         if isinstance(rate, float) and not math.isfinite(rate):
             raise ValueError(f"rate must be finite, got {rate!r}")
-        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-            raise ValueError(f"burst must be an int >= 1, got {burst!r}")
+        check_count("burst", burst)
         if max_callers < 1:
             raise ValueError(f"max_callers must be >= 1, got {max_callers!r}")
         self.rate = float(rate)

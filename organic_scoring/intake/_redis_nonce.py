@@ -20,23 +20,15 @@ __all__ = ["RedisNonceStore"]
 
 
 class RedisNonceStore:
-    """Remembers accepted ``(hotkey, nonce)`` pairs in Redis, for ``retention`` seconds.
-
-    ``check_and_store(hotkey, nonce)`` returns True and remembers the pair the first
-    time it is seen by any store on the same server and ``namespace``, False after
-    that, until ``retention`` seconds have passed. Nonces may be ints (``btauth/1``)
-    or strings (Epistula's UUIDs). Thread-safe; share one per process. The intake
-    awaits :meth:`acheck_and_store`, on a ``redis.asyncio`` client per event loop
-    made from ``client``'s settings (closed by :meth:`close` or :meth:`aclose`).
-
-    ``retention`` must cover the freshness window (``max_age + allowed_skew``). A
-    server restart without persistence forgets the last ``retention`` seconds.
+    """Remembers accepted ``(hotkey, nonce)`` pairs in Redis for ``retention`` seconds,
+    shared by every store on the same server and ``namespace``. Nonces may be ints
+    (``btauth/1``) or strings (Epistula's UUIDs). Thread-safe; share one per process.
 
     Args:
         client: A redis-py client (``redis.Redis``, ``redis.cluster.RedisCluster``,
             a Sentinel master); the caller keeps it and closes it. A URL string is
             read as :meth:`from_url` would.
-        retention: Seconds a nonce is remembered; more than 0.
+        retention: Seconds a nonce is remembered; at least ``max_age + allowed_skew``.
         namespace: Prefix of the keys, so several validators can share one server.
         timeout: Seconds one awaited check may take before it raises
             ``RedisUnavailable`` (plain calls: the client's ``socket_timeout``, which
@@ -46,9 +38,7 @@ class RedisNonceStore:
         ValueError: A parameter is out of range (the message names it).
         TypeError: ``client`` is not a redis-py client.
         ImportError: The ``redis`` package is missing (install ``organic-scoring[redis]``).
-        RedisUnavailable: The server cannot be reached. ``check_and_store`` raises
-            it too during an outage (the intake answers 503), and works again once
-            the server does.
+        RedisUnavailable: The server cannot be reached.
     """
 
     blocking: ClassVar[bool] = True  # a round trip per call: the intake calls it off-loop
@@ -93,8 +83,7 @@ class RedisNonceStore:
         return f"{self._prefix}{hotkey_ss58}:{nonce_ns}"
 
     async def acheck_and_store(self, hotkey_ss58: str, nonce_ns: int | str) -> bool:
-        """:meth:`check_and_store`, awaitable: on this event loop's async client,
-        within ``timeout``."""
+        """:meth:`check_and_store`, awaitable, on this event loop's async client."""
         key = self._key(hotkey_ss58, nonce_ns)
         ms = self._retention_ms
         return bool(

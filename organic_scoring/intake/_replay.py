@@ -1,11 +1,5 @@
 """Replay protection that survives a restart: a freshness window, a start-time
-watermark, and a pluggable store of nonces already seen.
-
-The store protocol is bittensor 11's ``http_auth.NonceStore`` widened to string
-nonces: ``check_and_store(hotkey, nonce) -> bool``. An optional ``retention`` must
-cover the window; ``blocking = False`` stores are called inline on the event loop,
-others on a worker thread.
-"""
+watermark, and a pluggable store of nonces already seen (``docs/intake.md``)."""
 
 from __future__ import annotations
 
@@ -22,9 +16,8 @@ __all__ = [
     "InMemoryNonceStore",
     "NonceStore",
     "NonceStoreFailure",
+    "aremember",
     "check_retention",
-    "remember",
-    "store_blocks",
 ]
 
 
@@ -40,8 +33,7 @@ class NonceStore(Protocol):
 class InMemoryNonceStore:
     """The default :class:`NonceStore`: pairs kept in this process for ``retention`` s.
 
-    Thread-safe. Expired pairs are forgotten as new ones arrive, so memory is bounded
-    by the traffic of one retention period.
+    Thread-safe; memory is bounded by the traffic of one retention period.
     """
 
     blocking: ClassVar[bool] = False  # microseconds under a lock: called inline
@@ -78,12 +70,9 @@ class Freshness:
         max_age: Seconds a request stays fresh after it was signed.
         allowed_skew: Seconds a caller's clock may run ahead of ours.
         started_ns: ``time.time_ns()`` when the intake started.
-        store: The nonce store. One that forgets on restart (in memory) may miss a
-            request the previous process accepted that was signed up to
-            ``allowed_skew`` ahead of our clock: requests signed in the first
-            ``allowed_skew`` seconds after the start are put off (:meth:`settling`)
-            until that window has passed. A store that says ``persistent = True``
-            (Redis) remembers across restarts, and nothing is put off.
+        store: The nonce store; unless it says ``persistent = True``, requests signed
+            in the first ``allowed_skew`` seconds after the start are put off
+            (:meth:`settling`), as the previous process may have accepted them.
     """
 
     __slots__ = ("allowed_skew", "max_age", "not_before_ns", "persistent", "started_ns")
@@ -108,9 +97,8 @@ class Freshness:
         """Why a request signed at ``signed_at_ns`` is not fresh, or None if it is.
 
         ``resolution_ns``: a signing time known only to that precision (Epistula's
-        milliseconds) gives ``signed_at_ns`` as its latest moment; it is judged "in the
-        future" and stale from its earliest, so it stays fresh no longer than ``window``
-        after it was accepted (as long as a store must remember it).
+        milliseconds) gives ``signed_at_ns`` as its latest moment; it is judged from
+        its earliest, so it stays fresh no longer than ``window``.
         """
         now = time.time_ns() if now_ns is None else now_ns
         earliest = signed_at_ns - (resolution_ns - 1)
@@ -131,35 +119,23 @@ class Freshness:
         return None
 
 
-def remember(store: NonceStore, hotkey: str, nonce: int | str) -> bool:
-    """``store.check_and_store(hotkey, nonce)``, with the store's own failures told apart.
+async def aremember(store: NonceStore, hotkey: str, nonce: int | str) -> bool:
+    """``store.check_and_store(hotkey, nonce)``, awaited: the store's own
+    ``acheck_and_store`` when it has one, else on a worker thread unless the store
+    says ``blocking = False``.
 
     Raises:
         NonceStoreFailure: The store raised (a server down, say).
     """
-    try:
-        return bool(store.check_and_store(hotkey, nonce))
-    except Exception as exc:
-        raise NonceStoreFailure(f"the nonce store failed: {exc!r}") from exc
-
-
-async def aremember(store: NonceStore, hotkey: str, nonce: int | str) -> bool:
-    """:func:`remember`, awaited: the store's own ``acheck_and_store`` when it has one,
-    else on a worker thread when the store blocks."""
     check = getattr(store, "acheck_and_store", None)
     try:
         if callable(check):
             return bool(await check(hotkey, nonce))
+        if getattr(store, "blocking", True) is not False:
+            return bool(await asyncio.to_thread(store.check_and_store, hotkey, nonce))
+        return bool(store.check_and_store(hotkey, nonce))
     except Exception as exc:
         raise NonceStoreFailure(f"the nonce store failed: {exc!r}") from exc
-    if store_blocks(store):
-        return await asyncio.to_thread(remember, store, hotkey, nonce)
-    return remember(store, hotkey, nonce)
-
-
-def store_blocks(store: NonceStore) -> bool:
-    """Whether ``store``'s calls may block: all but those that say ``blocking = False``."""
-    return getattr(store, "blocking", True) is not False
 
 
 def check_retention(store: NonceStore, window: float) -> None:

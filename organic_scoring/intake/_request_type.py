@@ -1,12 +1,6 @@
 """The one way every intake learns what an organic request is: the annotation of
-``_on_organic_entry``'s first parameter.
-
-A ``bt.Synapse`` subclass for the axon (bittensor 9/10), a pydantic model for signed
-HTTP (a synapse is one too). A string annotation (``from __future__ import
-annotations``) is resolved in the handler's module, and in its class for a model
-defined there; only the first parameter's annotation is resolved, so another
-parameter may name something imported for type checkers only.
-"""
+``_on_organic_entry``'s first parameter (a string one resolved alone, in the handler's
+module and class)."""
 
 from __future__ import annotations
 

@@ -35,34 +35,27 @@ class AddsSeen:
 adds_seen: contextvars.ContextVar[AddsSeen | None] = contextvars.ContextVar(
     "organic_scoring_adds_seen", default=None
 )
-"""Set by ``receive_organic`` around ``_on_organic_entry``: :meth:`OrganicQueueBase._notify_added`
-counts into it, from the handler's task or a worker thread that copied its context."""
+"""Set by ``receive_organic`` around ``_on_organic_entry``; ``_notify_added`` counts into it."""
 
 
 request_key: ContextVar[str | None] = ContextVar("organic_scoring_request_key", default=None)
-"""The request being handled (its hotkey and nonce), set by the intake: a queue that
-adds idempotently keys its add by it."""
+"""The request being handled (hotkey and nonce), set by the intake; idempotent adds key by it."""
 
 
 class OrganicQueueBase(ABC):
-    """A store of organic samples waiting to be scored.
+    """A store of organic samples waiting to be scored (see ``docs/queues.md``).
 
     Implementations must be thread-safe. Subclasses implement :meth:`add`,
     :meth:`sample` and :attr:`size`, and call :meth:`_notify_added` after each ``add``.
-    The loop and intakes use the awaitable forms (``aadd`` ...), which run the plain
-    methods on a worker thread unless :attr:`blocking` is False.
     """
 
     blocking: ClassVar[bool] = True
     """Whether :meth:`add`, :meth:`sample`, :attr:`size` and :meth:`ack` may block."""
 
-    # Listener changes are rare (a scorer starting or stopping), so one lock serves
-    # every queue, and subclasses need not call ``super().__init__()``.
+    # One lock for every queue: subclasses need not call ``super().__init__()``.
     _listeners_lock = threading.Lock()
     _listeners: tuple[Callable[[], None], ...] = ()
-    # True on the library's queues; on any other class that defines add, set the first
-    # time one of its queues calls _notify_added: only then can an intake tell a handler
-    # that added nothing from a queue that never says.
+    # Whether the class calls _notify_added (a custom one: once it first has).
     _announces_adds: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -52,14 +52,12 @@ return 1
 
 @functools.cache
 def _fenced_lock_class(allow_oom: bool) -> type:
-    """redis-py's Lock, taken with a fence number, its scripts flagged ``allow-oom`` or
-    not; each class is made (and its scripts registered) once per process."""
+    """redis-py's Lock, taken with a fence number, its scripts flagged ``allow-oom`` or not."""
     base = require_redis("the scorer lock").lock.Lock
     flags = ALLOW_OOM if allow_oom else ""  # a standby must take over at maxmemory
 
     class FencedLock(base):  # type: ignore[misc,valid-type]
-        # Our own scripts, compiled for this class: None makes redis-py register them
-        # here rather than reuse the parent's.
+        # None: redis-py registers this class's scripts rather than reuse the parent's.
         LUA_RELEASE_SCRIPT = flags + base.LUA_RELEASE_SCRIPT.lstrip()
         LUA_EXTEND_SCRIPT = flags + base.LUA_EXTEND_SCRIPT.lstrip()
         LUA_REACQUIRE_SCRIPT = flags + base.LUA_REACQUIRE_SCRIPT.lstrip()
@@ -101,8 +99,7 @@ def _fenced_lock_class(allow_oom: bool) -> type:
     return FencedLock
 
 
-# How long after the holder's key expires a standby tries to take the lock.
-_EXPIRY_SLACK = 0.01
+_EXPIRY_SLACK = 0.01  # seconds after the holder's key expires that a standby tries
 
 _DRIFT = 0.05  # the share of a period a holder gives up, for clocks that run at different rates
 
@@ -116,12 +113,11 @@ class LeaseLock:
     """A lock that one holder at a time keeps by renewing it within ``period`` seconds.
 
     Thread-safe. Calls raise :class:`~organic_scoring.errors.RedisUnavailable` during
-    an outage; :attr:`held` then turns False once the last successful acquire or
-    renew is a period old, as the key on the server expires.
+    an outage.
 
     Args:
         link: The server.
-        key: The lock's key; every contender uses the same one.
+        key: The lock's key, the same for every contender.
         period: Seconds the lock lasts unless renewed; at least 0.001.
     """
 
@@ -146,15 +142,13 @@ class LeaseLock:
 
     @property
     def fence(self) -> int | None:
-        """The fence number of our latest acquisition (it grows with every
-        acquisition by anyone); None before the first."""
+        """The fence number of our latest acquisition; None before the first."""
         fence: int | None = self._redis_lock.fence
         return fence
 
     def check(self, fence: int) -> bool:
-        """True when we hold the lock now, under the acquisition numbered ``fence``:
-        one atomic script, so a holder that lost the lock, even if it took it again
-        since, is told so.
+        """True when we hold the lock now, under the acquisition numbered ``fence``
+        (one atomic script).
 
         Raises:
             RedisUnavailable: The server did not answer.
@@ -177,8 +171,7 @@ class LeaseLock:
         with self._lock:
             sent = time.monotonic()
             with self._link.failures("cannot take or renew the scorer lock"):
-                # Renew whenever the key still holds our token, even if our own
-                # deadline has passed (a slow tick): nobody else held it meanwhile.
+                # Our token still there, even past our deadline: nobody held it meanwhile.
                 ours: bool
                 try:
                     ours = self._redis_lock.reacquire()
@@ -195,7 +188,6 @@ class LeaseLock:
         """
         with self._lock:
             self._valid_until = 0.0
-            # A LockError: never taken, or someone else's by now.
             with (
                 self._link.failures("cannot release the scorer lock"),
                 contextlib.suppress(self._lock_error),
@@ -224,14 +216,8 @@ class LeaseLock:
 class LeaseKeeper:
     """Keeps a :class:`LeaseLock` on a thread of its own: renews it, or waits to take it.
 
-    :attr:`active` tells whether this process holds the lock. Every change is logged
-    (with the previous holder, on a takeover) and passed to ``on_change(active)``,
-    called from the keeper's thread. :meth:`stop` ends the thread and releases the
-    lock.
-
-    During an outage the holder stays active and standbys stay standing by; once
-    Redis answers the holder renews or retakes the lock (others wait a period
-    first). A holder cut off by a partition goes on too.
+    Every change is logged and passed to ``on_change(active)`` from that thread. During
+    an outage the holder stays active; back from it, a standby waits a period first.
 
     Args:
         lock: The lock to keep.
@@ -267,11 +253,8 @@ class LeaseKeeper:
         return self._holding_through_outage or self.lock.held
 
     def start(self) -> None:
-        """Start keeping the lock on the keeper's thread, which tries at once. Idempotent.
-
-        Returns without waiting for the server; :attr:`active` turns True (and
-        ``on_change(True)`` is called) once the lock is taken.
-        """
+        """Start keeping the lock on the keeper's thread, which tries at once (not
+        waited for). Idempotent."""
         if self._thread is not None:
             return
         self._stop.clear()
@@ -307,8 +290,7 @@ class LeaseKeeper:
             if self._was_active:
                 self._give_up("giving it up")
             return
-        # Renew (or retry) every third of a period; a standby also looks again just after
-        # the holder's key expires, so it takes over within a period of the holder dying.
+        # A standby also looks again just after the holder's key expires.
         self._next_tick = self.lock.period / 3
         try:
             active = (

@@ -79,29 +79,23 @@ class LeasedQueueCounters(QueueCounters):
     acked: int = 0
     """Samples acknowledged (their iteration ended) and deleted."""
     redelivered: int = 0
-    """Leases that ran out unacknowledged; each put its sample back to wait again."""
+    """Leases that ran out unacknowledged, each putting its sample back."""
     scored: int = 0
     """Acknowledged samples whose iteration succeeded."""
     failed: int = 0
-    """Acknowledged samples whose iteration failed (and was reported)."""
+    """Acknowledged samples whose iteration failed (dead letters included)."""
     accepted: int = 0
-    """Requests the intakes accepted (:meth:`RedisOrganicQueue.count_accepted`), counted
-    apart from ``added``: each should have stored one sample."""
+    """Requests the intakes accepted (:meth:`RedisOrganicQueue.count_accepted`)."""
     lost: int = 0
-    """Samples waiting or leased when this object last looked before Redis lost its
-    data (see :attr:`data_losses`); counted by ``stats.organic_unaccounted``."""
+    """Samples waiting or leased at this object's last look before Redis lost its data."""
     data_losses: int = 0
-    """Times this object found that Redis had lost its data (the queue's marker key
-    vanished): logged at ERROR."""
+    """Times this object found that Redis had lost its data (logged at ERROR)."""
     dead_lettered: int = 0
-    """Samples handed out more than ``max_deliveries`` times, moved to the dead-letter
-    list instead of being handed out again (each also counted as acked and failed)."""
+    """Samples moved to the dead letters after ``max_deliveries`` hand-outs."""
     withdrawn: int = 0
-    """Adds by request key that reached Redis after their intake had answered with an
-    error (Redis stalled past the deadline): taken back, or refused on arrival."""
+    """Adds whose request was answered with an error: taken back, or refused on arrival."""
     late: int = 0
-    """Like ``withdrawn``, but the sample had left the waiting ones already (handed
-    out, so scored although its request was answered with an error, or dropped)."""
+    """Like ``withdrawn``, but the sample had already been handed out (or dropped)."""
 
     def __eq__(self, other: object) -> bool:
         if type(other) is QueueCounters:
@@ -218,8 +212,6 @@ local rank = math.min(math.floor(tonumber(ARGV[1]) * count), count - 1)
 local id = redis.call('ZRANGE', waiting, rank, rank)[1]
 redis.call('ZREM', waiting, id)
 local token = redis.call('HINCRBY', meta, 'sampled', 1)
--- The epoch (server time of the first hand-out since the data began) keeps a token
--- from before a data loss, when ids and hand-out numbers start over, from matching.
 local epoch = redis.call('HGET', meta, 'epoch')
 if not epoch then
   epoch = clock[1] .. string.format('%06d', tonumber(clock[2]))
@@ -314,8 +306,7 @@ epoch), then ``@`` and the queue's name."""
 
 
 class _DeadLetter(SampleUnreadable):
-    """A sample handed out ``max_deliveries`` times without an ack: it went to the
-    dead-letter list instead of a fourth (or later) iteration."""
+    """A sample handed out ``max_deliveries`` times without an ack, now a dead letter."""
 
     def __init__(self, message: str, sample: Any) -> None:
         super().__init__(message)
@@ -343,20 +334,10 @@ def _scripts(oom: bool) -> dict[str, LuaScript]:
 
 
 class RedisOrganicQueue(OrganicQueueBase):
-    """A bounded organic queue in Redis, shared by every process that names it.
-
-    The contract of :class:`OrganicQueue` (oldest dropped at ``max_size``, uniform
-    ``sample``), with at-least-once delivery: :meth:`take` leases a sample for
-    ``lease`` seconds and hands out its lease token with it, :meth:`ack` with that
-    token deletes it, and an expired lease puts the sample back (:attr:`redelivered`);
-    after ``max_deliveries`` hand-outs it goes to :meth:`dead_letters` instead. Stores
-    what :class:`SQLiteOrganicQueue` stores. Counters are fleet-wide; ``max_size`` is
-    enforced per object on its adds. Listeners hear adds from every process (other
-    processes' via a channel-following thread). During an outage every call raises
-    :class:`~organic_scoring.errors.RedisUnavailable`, within ``timeout``. With
-    ``one_scorer``, scorers sharing the queue coordinate through :meth:`scorer_lock`.
-    Call :meth:`close` (or :meth:`aclose`, or use it as a context manager) when done.
-    See ``docs/queues.md`` and ``docs/fleet.md``.
+    """A bounded organic queue in Redis, shared by every process that names it, with
+    at-least-once delivery (:meth:`take`, :meth:`ack`); see ``docs/queues.md`` and
+    ``docs/fleet.md``. Call :meth:`close` (or :meth:`aclose`, or use it as a context
+    manager) when done.
 
     Args:
         client: A redis-py client (``redis.Redis``, ``redis.cluster.RedisCluster``,
@@ -447,8 +428,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._run_id_checked = 0.0
         try:
             self._scripts = self._SCRIPTS[self._link.script_flags]
-            with self._link.failures("cannot mark the queue"):
-                self._link.client.set(self._keys[6], self._origin, nx=True)
+            self._mark()
             self._check_server(at_start=True)
         except BaseException:
             self._link.close()
@@ -482,7 +462,6 @@ class RedisOrganicQueue(OrganicQueueBase):
             # The request's key and what is stored: a retry stores once, while a
             # handler that queues several samples for one request stores each.
             key = f"{request}:{hashlib.sha1(stored.encode()).hexdigest()[:16]}"
-        self._check_open()
         args = [kind[0] + stored, self._max_size, self._channel, self._origin]
         if key is None:
             return self._keys, args
@@ -490,6 +469,7 @@ class RedisOrganicQueue(OrganicQueueBase):
 
     def _run(self, name: str, doing: str, args: list[Any], keys: list[str] | None = None) -> Any:
         """Script ``name`` on the client, its failures raised as RedisUnavailable."""
+        self._check_open()
         with self._link.failures(doing):
             return self._scripts[name](self._link, self._keys if keys is None else keys, args)
 
@@ -497,6 +477,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         self, name: str, doing: str, args: list[Any], keys: list[str] | None = None
     ) -> Any:
         """Script ``name`` on this event loop's async client (:meth:`RedisLink.run`)."""
+        self._check_open()
         script = self._scripts[name]
         keys = self._keys if keys is None else keys
         return await self._link.run(
@@ -506,8 +487,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         )
 
     def _add_failed(self, keys: list[str]) -> None:
-        """An add by request key raised: its request is answered with an error, so
-        withdraw it, now or once Redis answers again (on the withdrawing thread)."""
+        """An add by request key raised: withdraw it on a thread, once Redis answers."""
         if len(keys) <= len(self._keys):
             return
         with self._lock:
@@ -547,8 +527,7 @@ class RedisOrganicQueue(OrganicQueueBase):
 
     def _added(self, dropped: Any) -> None:
         if dropped is not None and int(dropped) < 0:
-            # A retried request, stored once already, or withdrawn: the handler did
-            # add it, so it is not one that forgot to (nothing new for the listeners).
+            # A retry, or withdrawn: the handler did add (nothing new for the listeners).
             seen = adds_seen.get()
             if seen is not None:
                 seen.count += 1
@@ -564,19 +543,17 @@ class RedisOrganicQueue(OrganicQueueBase):
     def add(self, sample: Any, *, key: str | None = None) -> None:
         """Store ``sample``; in a full queue, drop the oldest waiting sample first.
 
-        Returns once the server has stored it. With a request ``key`` (by default
-        the one the intake sets for the request being handled, its hotkey and
-        nonce, with a digest of the sample), the add is idempotent: a second add
-        with the key stores nothing.
-        An add by key that raised is withdrawn (now, or once Redis answers again), so
-        a sample that reaches Redis after its request was answered with an error is
-        taken back or counted (``counters().withdrawn``, ``.late``).
+        Args:
+            sample: A pydantic model or a JSON value.
+            key: Makes the add idempotent (a second add with it stores nothing); by
+                default the intake's key for the request being handled, its hotkey
+                and nonce with a digest of the sample. An add by key that raised is
+                withdrawn (``counters().withdrawn``, ``.late``).
 
         Raises:
             ValueError: ``sample`` is None (``sample()`` uses None to mean empty).
             SampleNotStorable: (a ``ValueError``, and a ``TypeError``) ``sample``
-                could not be read back: see :class:`SQLiteOrganicQueue`, which stores
-                the same kinds of samples. The message names the part.
+                could not be read back; the message names the part.
             RedisUnavailable: The server did not answer; the sample may or may not
                 have been stored.
         """
@@ -599,10 +576,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._added(dropped)
 
     def sample(self) -> Any:
-        """Lease and return a uniformly random waiting sample, or None when none waits.
-
-        Its lease cannot be acknowledged (use :meth:`take` for that): it runs out and
-        the sample comes back.
+        """:meth:`take` without the token: the lease runs out and the sample comes back.
 
         Raises:
             SampleUnreadable: See :meth:`take`.
@@ -612,7 +586,6 @@ class RedisOrganicQueue(OrganicQueueBase):
         return None if taken is None else taken[0]
 
     def _sample_args(self) -> list[Any]:
-        self._check_open()
         return [repr(self._random.random()), self._lease_ms, self._max_size, self._max_deliveries]
 
     def take(self) -> tuple[Any, str] | None:
@@ -651,9 +624,7 @@ class RedisOrganicQueue(OrganicQueueBase):
             )
         try:
             item = _load(stored)
-        except SampleUnreadable:
-            # It has been handed out, and it will never decode: settle it now rather
-            # than have it come back after every lease.
+        except SampleUnreadable:  # it will never decode: settle it now
             with contextlib.suppress(RedisUnavailable):
                 self.ack(token, failed=True)
             raise
@@ -761,12 +732,10 @@ class RedisOrganicQueue(OrganicQueueBase):
     @property
     def size(self) -> int:
         """How many samples are waiting, those whose lease ran out included."""
-        self._check_open()
         return int(self._run("size", "cannot read the size", [self._max_size]))
 
     async def asize(self) -> int:
         """:attr:`size`, awaitable, on this event loop's async client."""
-        self._check_open()
         return int(await self._arun("size", "cannot read the size", [self._max_size]))
 
     def counters(self) -> LeasedQueueCounters:
@@ -785,11 +754,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         )
 
     def scorer_lock(self) -> LeaseLock | None:
-        """A new lock on this queue's scorer role; None when ``one_scorer`` is False.
-
-        Every scorer that samples this queue contends for the same lock; the scoring
-        loop keeps one for each run and runs iterations only while it holds it.
-        """
+        """A new lock on this queue's scorer role; None when ``one_scorer`` is False."""
         self._check_open()
         if not self._one_scorer:
             return None
@@ -854,7 +819,7 @@ class RedisOrganicQueue(OrganicQueueBase):
     # -- listeners ---------------------------------------------------------------
 
     def add_listener(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` after every add by any process (see the class notes)."""
+        """Call ``listener()`` after every add by any process (others' via a thread)."""
         super().add_listener(listener)
         with self._lock:
             if self._watcher is None and not self._closed:
@@ -881,11 +846,7 @@ class RedisOrganicQueue(OrganicQueueBase):
 
     def close(self) -> None:
         """Close the async clients it made (and the client, if :meth:`from_url` made
-        it). Idempotent; the queue cannot be used afterwards.
-
-        Samples this object leased and did not acknowledge come back when their
-        leases run out.
-        """
+        it). Idempotent; unacknowledged leases run out and their samples come back."""
         self._closed = True
         self._stopping.set()
         with self._lock:
@@ -937,8 +898,7 @@ class RedisOrganicQueue(OrganicQueueBase):
     _SERVER_CHECK = 5.0  # seconds between looks at the server's run id
 
     def _check_server(self, *, at_start: bool = False) -> None:
-        """Note a restart of the server (a new run id), at most every few seconds; at
-        start, warn when it persists nothing."""
+        """Log a server restart (new run id); at start, warn when it persists nothing."""
         now = time.monotonic()
         if not at_start and now - self._run_id_checked < self._SERVER_CHECK:
             return
@@ -965,8 +925,7 @@ class RedisOrganicQueue(OrganicQueueBase):
         self._run_id = run_id
 
     def _data_lost(self) -> None:
-        """The marker vanished: Redis lost its data. Report it, count what was known to
-        be waiting, and mark the queue again."""
+        """The marker vanished: report and count the loss, and mark the queue again."""
         lost = self._last_held
         self._lost += lost
         self._data_losses += 1
@@ -977,6 +936,9 @@ class RedisOrganicQueue(OrganicQueueBase):
             "leased at the last look are gone, and the fleet's ledger restarts from 0. "
             "Run Redis with appendonly yes."
         )
+        self._mark()
+
+    def _mark(self) -> None:
         with self._link.failures("cannot mark the queue"):
             self._link.client.set(self._keys[6], self._origin, nx=True)
 

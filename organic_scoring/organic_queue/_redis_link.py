@@ -1,11 +1,6 @@
 """Connecting to Redis: the one module that imports the optional ``redis`` package.
 
-A :class:`RedisLink` wraps a redis-py client the caller passed in (or one made from a
-URL, then owned and closed here), plus, for async callers, one ``redis.asyncio``
-client per event loop made from the same connection settings. Nothing is retried
-automatically (a lost reply may hide a command that ran); every failure, and every
-call past the link's deadline, comes out as
-:class:`~organic_scoring.errors.RedisUnavailable`.
+Nothing is retried automatically (a lost reply may hide a command that ran).
 """
 
 from __future__ import annotations
@@ -98,12 +93,8 @@ def masked(url: str) -> str:
 
 
 class LuaScript:
-    """A Lua script whose SHA1 is computed once, where the class using it is defined.
-
-    Called with any client (sync or async, single server or Cluster): one EVALSHA,
-    and on a server that does not know it yet (a restart, a new node) a SCRIPT LOAD
-    and the EVALSHA again.
-    """
+    """A Lua script, its SHA1 computed once, run by EVALSHA on any client (sync or
+    async, single server or Cluster), loaded first where the server lacks it."""
 
     __slots__ = ("sha", "source")
 
@@ -141,15 +132,13 @@ _COPIED = (
 
 
 class RedisLink:
-    """A redis-py client for one server or Cluster, the error translation, and one
-    ``redis.asyncio`` twin per event loop.
+    """A redis-py client, its errors as :class:`~organic_scoring.errors.RedisUnavailable`,
+    and one ``redis.asyncio`` twin per event loop made from its settings.
 
     Args:
-        client: A ``redis.Redis`` or ``redis.cluster.RedisCluster`` (Sentinel's
-            clients too; their async calls then run on a worker thread).
+        client: A redis-py client (a Sentinel one's async calls run on a worker thread).
         what: Names the object using the link in error messages.
-        timeout: Seconds any one call may take (async calls are cut off there; sync
-            calls are bounded by the client's ``socket_timeout``).
+        timeout: Seconds an async call may take (sync ones: ``socket_timeout``).
         owned: Close ``client`` in :meth:`close` (it was made here).
 
     Raises:
@@ -222,8 +211,7 @@ class RedisLink:
 
     @functools.cached_property
     def script_flags(self) -> bool:
-        """True when the server reads flags in a script's first line (Redis 7 and
-        later): ``#!lua flags=allow-oom``, say. Asked once."""
+        """True when the server reads a script's ``#!lua flags=`` line (Redis 7+)."""
         try:
             with self.failures("cannot read the server's version"):
                 info = self.client.info("server")
@@ -256,12 +244,9 @@ class RedisLink:
         """
         aclient = await self._aclient()
         silent = f"{self.what}: {doing} at {self.url}: no answer within {self.timeout:g}s"
-        if time.monotonic() < self._hung_until:
-            # A call just timed out: fail at once for a deadline, so that a caller
-            # making several calls (the scorer) is not held a deadline for each.
+        if time.monotonic() < self._hung_until:  # a call just timed out: fail at once
             raise RedisUnavailable(f"{silent} (nor to a call just before)", self.url)
-        # Without an async twin the call runs on a worker thread, which the deadline
-        # abandons (the client's socket_timeout ends it) rather than waits for.
+        # A worker thread past the deadline is abandoned (socket_timeout ends it).
         pending = asyncio.to_thread(sync) if aclient is None else call(aclient)
         try:
             with self.failures(doing):
@@ -281,9 +266,7 @@ class RedisLink:
             closer = None if made is None else _closing(made)
             self._aclients[loop] = (made, closer)
         if closer is not None:
-            # An async generator of this loop: the loop's shutdown_asyncgens() (which
-            # asyncio.run and the scoring thread call before closing it) closes the
-            # client, when nobody else did.
+            # An async generator: the loop's shutdown_asyncgens() closes the client.
             await closer.__anext__()
         return made
 
@@ -336,9 +319,7 @@ _closing_soon: dict[int, AsyncIterator[None]] = {}
 
 def _close_soon(loop: asyncio.AbstractEventLoop, aclient: Any, closer: AsyncIterator[None]) -> None:
     """Close ``closer`` (a :func:`_closing`) on ``loop``, the running one, from plain
-    code: in a task, or, when the loop ends first (``asyncio.run`` cancels tasks not
-    yet started), in its ``shutdown_asyncgens()``, which finds it because it is
-    referenced here until then. A task cancelled midway finishes the close."""
+    code: in a task, or in the loop's ``shutdown_asyncgens()`` if it ends first."""
     _closing_soon[id(aclient)] = closer
 
     async def close() -> None:

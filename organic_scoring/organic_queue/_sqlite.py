@@ -65,17 +65,9 @@ _COUNTERS = (
 
 
 class SQLiteOrganicQueue(OrganicQueueBase):
-    """A bounded, thread-safe organic queue whose samples survive a restart or crash.
-
-    The contract of :class:`OrganicQueue` (``added == sampled + dropped + size``),
-    kept in a SQLite file; ``add`` accepts only pydantic models (importable by name)
-    and JSON values. The queue is :attr:`~OrganicQueueBase.blocking`: in an
-    ``async def`` hook use ``await queue.aadd(sample)``.
-
-    Several objects may open one file: they share samples and counters, each
-    enforcing its own ``max_size`` (a reopened file over it is trimmed on open). A
-    file failure after opening raises :class:`~organic_scoring.errors.QueueUnavailable`
-    and nothing leaves the queue. Use it as a context manager, or :meth:`close` it.
+    """A bounded, thread-safe organic queue in a SQLite file, surviving a restart or
+    crash (see ``docs/queues.md``). Several objects may open one file, each holding
+    its own ``max_size``. Use it as a context manager, or :meth:`close` it.
 
     Args:
         path: The queue file; created when missing or empty. Its directory must exist.
@@ -114,8 +106,7 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         self._lock = threading.Lock()
         self._warned_full = False
         self._warned_loop = False
-        # The size, as of the file's data_version: re-read only when another
-        # connection has committed since (our own commits keep it current).
+        # The size as of the file's data_version (another connection's commit changes it).
         self._size_cache: int | None = None
         self._data_version = -1
         self._conn: sqlite3.Connection | None = _open(self._path, mode, float(timeout))
