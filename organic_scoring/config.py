@@ -182,6 +182,10 @@ class ScoringConfig(BaseModel):
         )
         return float(int(value)) if self.trigger == "steps" else float(value)
 
+    def backoff(self, failures: int) -> float:
+        """The pause in seconds after ``failures`` failures in a row (at least 1)."""
+        return float(min(self.backoff_initial * 2 ** (failures - 1), self.backoff_max))
+
     def jittered_mean(self, rate: float, backlog: float) -> float:
         """The mean period, in seconds, around which a jittered period is drawn, from the
         smoothed arrival ``rate`` (per second) and queue size ``backlog`` (the formula is

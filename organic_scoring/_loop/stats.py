@@ -47,12 +47,8 @@ _COUNTS = (
 )
 
 StatsObserver = Callable[[tuple[float, ...]], object]
-"""Told of every scored iteration: called with its durations in :data:`TIMED` order.
-
-Called on the loop's thread right after the counters moved: it must be quick and must
-not block (the metrics exporter passes a ``deque.append``). What it raises is logged,
-and the iteration stays scored.
-"""
+"""Told of every scored iteration's durations (:data:`TIMED` order), on the loop's thread:
+it must be quick and must not block. What it raises is logged."""
 
 
 @dataclass(frozen=True)
@@ -196,11 +192,7 @@ class ScoringStats:
         )
 
     def __str__(self) -> str:
-        """A few readable lines: counts, the organic accounting, stage times in ms.
-
-        On a fleet's shared queue the lines say what is this process's and what the
-        whole fleet's.
-        """
+        """A few readable lines: counts, the organic accounting, stage times in ms."""
         failed = ", ".join(f"{stage} {count}" for stage, count in self.failures.items())
         counters = self.queue_counters
         fleet = is_fleet_ledger(counters)
@@ -250,8 +242,7 @@ class ScoringStats:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        """The dataclass's repr; on a fleet's shared queue ``queue_size`` and
-        ``queue_counters`` are marked ``(fleet-wide)``, the rest being this process's."""
+        """The dataclass's repr, the fleet-wide fields marked ``(fleet-wide)``."""
         fleet = is_fleet_ledger(self.queue_counters)
         parts = []
         for each in fields(self):
@@ -399,11 +390,8 @@ class StatsRecorder:
                 c["organic_failed"] += 1
 
     def fault(self, stage: Stage, *, failed_iteration: bool) -> None:
-        """A failure was reported outside an iteration the runner had started.
-
-        ``failed_iteration``: it failed a call of ``loop_iteration`` (an override that
-        raised on its own), rather than one part of an iteration that went on.
-        """
+        """A failure reported outside the runner's iterations; ``failed_iteration``: it
+        failed a call of ``loop_iteration`` (rather than a part of one that went on)."""
         with self._lock:
             self._failures[stage] += 1
             if failed_iteration:
@@ -442,7 +430,6 @@ def is_fleet_ledger(counters: Mapping[str, int]) -> bool:
 
 
 def _ms(seconds: float) -> str:
-    """Seconds as milliseconds, to two decimals below 10 ms and one above."""
     ms = seconds * 1000
     return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
 
