@@ -64,7 +64,7 @@ class OrganicScoringBase(ABC):
     :meth:`_generate_rewards`, :meth:`_set_weights`. Optional: :meth:`_generate_reference`,
     :meth:`_log_results`, :meth:`_on_iteration_error`, and for the intake
     :meth:`_blacklist_fn`, :meth:`_priority_fn`, :meth:`_verify_fn`. Hooks are normally
-    ``async def``; plain functions work too (they run on the loop's thread).
+    ``async def``; plain functions work too (the loop runs its plain hooks on worker threads).
 
     Then call :meth:`start` and :meth:`stop` (or use ``with`` / ``async with``), and
     :meth:`increment_step` once per validator step when ``trigger="steps"``.
@@ -189,8 +189,7 @@ class OrganicScoringBase(ABC):
     if not TYPE_CHECKING:  # hidden from type checkers: it would make every name valid
 
         def __getattr__(self, name: str) -> Any:
-            # Reached only when the usual lookup fails, as it does for the library's own
-            # state when a subclass's __init__ never called super().__init__().
+            # The usual lookup failed: a subclass's __init__ may not have called super's.
             cls = type(self).__name__
             ours = name == "_organic_queue" or name.startswith("_OrganicScoringBase__")
             # A read-only view (stats, step, ...) whose getter found no state lands here too.
@@ -231,10 +230,7 @@ class OrganicScoringBase(ABC):
     # -- hooks: optional -----------------------------------------------------------
 
     async def _generate_reference(self, sample: Any) -> Any:
-        """Build a reference answer for ``sample``; runs beside ``_query_miners``.
-
-        The default returns None.
-        """
+        """Build a reference answer for ``sample``; runs beside ``_query_miners``. Default: None."""
         return None
 
     async def _log_results(
@@ -249,13 +245,9 @@ class OrganicScoringBase(ABC):
     ) -> dict[str, Any]:
         """Record one iteration; return the logs. Never runs concurrently with itself.
 
-        ``logs`` holds the stage times in seconds (``organic_time_sample``,
-        ``organic_time_responses``, ``organic_time_query``, ``organic_time_reference``,
-        ``organic_time_rewards``, ``organic_time_weights``, ``organic_time_total``),
-        ``organic_queue_size``, ``is_organic_sample``, ``organic_iteration`` (a running
-        number) and ``organic_sample_source`` (``"organic"`` or the dataset's class
-        name). The default logs a one-line summary of those at debug level, and never
-        the sample, the reference, the responses or the rewards (``redact`` or not).
+        ``logs`` holds the stage times and the keys listed on the docs' loop page ("The logs").
+        The default logs a one-line summary of them at debug level, never the sample, the
+        reference, the responses or the rewards.
         """
         kind = "organic" if logs["is_organic_sample"] else logs["organic_sample_source"]
         log.debug(
@@ -269,22 +261,20 @@ class OrganicScoringBase(ABC):
         return logs
 
     async def _on_iteration_error(self, sample: Any, stage: Stage, exc: BaseException) -> None:
-        """Called once for every failure, after it was counted.
+        """Called once for every failure, after it was counted (the docs' loop page,
+        "When something fails").
 
-        ``stage`` is ``"sample"``, ``"query"``, ``"reference"``, ``"rewards"``,
-        ``"weights"``, ``"log"`` or ``"iteration"`` (an overridden
-        :meth:`loop_iteration` raised outside any stage); ``exc`` is what was raised,
-        whatever its type: an ``Exception``, a ``BaseException`` such as
-        ``GeneratorExit``, ``SystemExit`` or ``KeyboardInterrupt`` (the loop then
-        stops), :class:`~organic_scoring.errors.StageTimeout` for a timeout, or
-        :class:`asyncio.CancelledError` when ``stop()`` cancelled the iteration.
-        ``sample`` is the sample the iteration held; for an organic queue entry that
-        could not be decoded, what the queue stored for it; None when there was none
-        yet (a broken queue is reported this way, and the iteration goes on with a
-        synthetic sample).
+        Args:
+            sample: The iteration's sample; what the queue stored for an entry that
+                could not be decoded; None when there was none yet (a broken queue).
+            stage: ``"sample"``, ``"query"``, ``"reference"``, ``"rewards"``,
+                ``"weights"``, ``"log"``, or ``"iteration"`` (an overridden
+                :meth:`loop_iteration` raised outside any stage).
+            exc: What was raised, any ``BaseException``:
+                :class:`~organic_scoring.errors.StageTimeout` for a timeout,
+                :class:`asyncio.CancelledError` when ``stop()`` cancelled the iteration.
 
-        The default logs the failure with its traceback (with ``redact``: type and
-        frames only); the last few failures are kept in :attr:`recent_failures`.
+        The default logs it with its traceback (with ``redact``: type and frames only).
         """
         redacting = self.__runtime.config.redact is not False
         log.error(
@@ -294,10 +284,7 @@ class OrganicScoringBase(ABC):
         )
 
     async def _blacklist_fn(self, synapse: Any) -> tuple[bool, str]:
-        """Return ``(True, reason)`` to refuse an organic request. Default: allow all.
-
-        Only used by the intake when overridden.
-        """
+        """Return ``(True, reason)`` to refuse an organic request. Default: allow all."""
         return False, ""
 
     async def _priority_fn(self, synapse: Any) -> float:
@@ -305,11 +292,8 @@ class OrganicScoringBase(ABC):
         return 0.0
 
     async def _verify_fn(self, synapse: Any) -> bool:
-        """Extra verification of an organic request; return False (or raise) to refuse.
-
-        It runs after the transport's own signature and nonce checks, never instead
-        of them. Default: accept.
-        """
+        """Extra verification of an organic request, after the transport's signature and
+        nonce checks; return False (or raise) to refuse. Default: accept."""
         return True
 
     # -- intake ------------------------------------------------------------------
@@ -318,10 +302,8 @@ class OrganicScoringBase(ABC):
         """Hand one organic request to :meth:`_on_organic_entry`; return its response.
 
         Intakes (built-in and custom) call this for every request that passed their
-        checks; it counts the request as accepted (and as not queued when the hook
-        returned without adding to the queue, logged once), or as a handler error when
-        the hook raises (re-raised), for ``stats.organic_unaccounted``. A fleet queue also
-        counts it in its ledger; a failure there is logged, not raised.
+        checks; it counts the request for the organic accounting (accepted, not queued,
+        or a handler error, re-raised), in a fleet queue's ledger too.
         """
         queue = self._organic_queue
         seen = AddsSeen()
@@ -334,8 +316,7 @@ class OrganicScoringBase(ABC):
         finally:
             adds_seen.reset(token)
         self.__runtime.stats.accepted()
-        # Judged only for a queue known to announce its adds (every queue of the
-        # library), and not for a stream, which may add once it has been sent.
+        # Only a queue known to announce its adds can tell; a stream may add later.
         if seen.count == 0 and type(queue)._announces_adds and not _is_stream(result):
             self.__not_queued()
         try:
