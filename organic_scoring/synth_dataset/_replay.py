@@ -83,13 +83,9 @@ def _message_digest(turn: list[str]) -> bytes:
 class OrganicReplayDataset(SynthDatasetBase):
     """Synthetic samples drawn from past organic traffic; never one a miner received.
 
-    The scorer offers it every organic sample it takes from the queue;
-    :meth:`sample` returns one, changed by ``transform`` (:func:`splice_words` is
-    one change for text). What it hands out is never a request that already went
-    out (an offered sample or an earlier probe, compared by their texts with case,
-    whitespace, punctuation and look-alike forms normalised) nor carries a
-    conversation history that did; when ``transform`` cannot make such a probe,
-    :meth:`sample` falls back.
+    The scorer offers it every organic sample it takes from the queue; :meth:`sample`
+    returns one changed by ``transform``, or falls back (the docs' Probes page,
+    "Replaying organic traffic", says what counts as received).
 
     Args:
         capacity: The most samples kept; an int, at least 1. Memory is bounded by it.
@@ -293,13 +289,8 @@ class OrganicReplayDataset(SynthDatasetBase):
     # -- sampling ------------------------------------------------------------------
 
     def sample(self) -> Any:
-        """A new probe made of a stored sample by ``transform``, or one of ``fallback``.
-
-        Draws uniformly among eligible samples (not the last one used, not one of the
-        last ``cooldown`` to arrive, once ``min_samples`` distinct ones are stored); a
-        transform that repeats what went out is tried on a few, then ``fallback`` is
-        sampled (None without one). What is handed out is remembered as sent.
-        """
+        """A new probe made of a stored sample by ``transform``, or one of ``fallback``
+        (None without one); what is handed out is remembered as sent."""
         with self._lock:
             self._tick += 1
             ready = self._transform is not None and len(self._distinct) >= self._min_samples
@@ -346,13 +337,8 @@ class OrganicReplayDataset(SynthDatasetBase):
         )
 
     def peek(self) -> Any:
-        """A deep copy of one stored sample chosen at random, untransformed; None when empty.
-
-        For transforms that recombine stored samples (see :func:`splice_words`) and for
-        :class:`GeneratedDataset` briefs; it does not count as handed out. It waits as
-        replay does: None until ``min_samples`` distinct samples are stored, and never
-        a sample within its ``cooldown``.
-        """
+        """A deep copy of one stored sample chosen at random, untransformed, not counted as
+        handed out; None until ``min_samples`` are stored, never one within ``cooldown``."""
         with self._lock:
             if len(self._distinct) < self._min_samples:
                 return None
