@@ -105,11 +105,12 @@ class OrganicScoringBase(ABC):
             synth_dataset: One dataset, several, or None. Used when no organic sample is
                 waiting; with neither, the trigger is skipped.
             trigger_frequency: Seconds between iteration starts (``"seconds"``), or steps
-                per iteration (``"steps"``), with an empty organic queue.
+                per iteration (``"steps"``, at least 1), with an empty organic queue.
             trigger: ``"seconds"``, ``"steps"`` or ``"poisson"`` (query times drawn
-                at a fixed mean rate, independent of the organic queue).
+                at a fixed mean rate, whatever the queue holds: no annealing, no jitter).
             trigger_frequency_min: The floor the period anneals to as organic traffic
-                backs up. Default: 2 or ``trigger_frequency``, whichever is smaller.
+                backs up. Default: 2 or ``trigger_frequency``, whichever is smaller; a
+                ``trigger_frequency`` below it is logged, and the loop runs at the floor.
             trigger_scaling_factor: Queue entries per unit taken off the period.
             organic_queue: Where organic samples wait. Default: a new
                 :class:`~organic_scoring.organic_queue.OrganicQueue`.
@@ -121,8 +122,9 @@ class OrganicScoringBase(ABC):
                 while failures repeat, up to ``backoff_max``, and resets on a success.
             allowed_hotkeys: Who may send organic requests, for every intake of this
                 scorer that does not say otherwise: SS58 hotkeys, a callable
-                ``(hotkey) -> bool``, or :data:`~organic_scoring.ANY_HOTKEY`. Checked by
-                the intake before any signature or ``_blacklist_fn``.
+                ``(hotkey) -> bool``, or :data:`~organic_scoring.ANY_HOTKEY` (None: each
+                intake decides). Checked by the intake before any signature or
+                ``_blacklist_fn``.
             trigger_jitter: ``j`` in [0, 1), ``"seconds"`` only: each period is drawn
                 uniformly from ``[m * (1 - j), m * (1 + j)]`` around the annealed mean
                 ``m``, and arrivals no longer cut a wait short. 0 keeps plain periods.
@@ -138,7 +140,7 @@ class OrganicScoringBase(ABC):
             stuck_after: Seconds an iteration may run before it counts as stuck; when
                 every slot is stuck the loop logs a warning.
             release_when_stuck: On a shared queue, give up the scorer role while every
-                slot is stuck, so a standby takes over.
+                slot is stuck, so a standby takes over; take it back once a slot frees.
 
         Raises:
             ValueError: A setting is out of range or of the wrong kind (``synth_dataset``

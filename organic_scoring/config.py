@@ -41,42 +41,8 @@ class ScoringConfig(BaseModel):
     """Validated settings of the organic scoring loop; a bad value raises
     :class:`pydantic.ValidationError` (a :class:`ValueError`) at construction.
 
-    Attributes:
-        trigger: ``"seconds"`` runs an iteration every period; ``"steps"`` runs one
-            each time the step counter reaches the threshold; ``"poisson"`` runs one
-            at the times of a Poisson process of mean period ``trigger_frequency``
-            seconds, whatever the queue holds (no annealing, no jitter).
-        trigger_frequency: The period in seconds, or the step threshold, with an
-            empty organic queue. Greater than 0 (at least 1 for steps).
-        trigger_frequency_min: The floor the period or threshold anneals down to as
-            the organic queue grows. Greater than 0; defaults to 2 or
-            ``trigger_frequency``, whichever is smaller (a ``trigger_frequency``
-            below it is logged, and the loop runs at the floor).
-        trigger_scaling_factor: Queue entries per unit of period taken off: the
-            period is ``max(trigger_frequency - queue_size / trigger_scaling_factor,
-            trigger_frequency_min)``. Greater than 0.
-        trigger_jitter: ``j`` in [0, 1); ``"seconds"`` only. With ``j > 0`` each
-            period is drawn from ``[m * (1 - j), m * (1 + j)]`` around the mean
-            :meth:`jittered_mean`; 0 (the default) keeps the plain periods.
-        seed: Seeds the loop's own random draws (the jittered periods, the choice
-            among several datasets), for reproducible runs; None draws fresh ones.
-        max_concurrent_iterations: How many iterations may be in flight at once.
-        query_timeout, reference_timeout, rewards_timeout, weights_timeout,
-        log_timeout: Per-stage limits in seconds; None means no limit.
-        backoff_initial, backoff_max: The pause after a failed iteration, doubling
-            while failures repeat, capped at ``backoff_max``; reset by a success.
-        stuck_after: Seconds an iteration may run before it counts as stuck
-            (``stats.stuck_iterations``); when every slot holds a stuck iteration the
-            loop logs a warning. Greater than 0; 300 by default.
-        release_when_stuck: With a shared queue, give up the scorer role while every
-            slot is stuck, so a standby takes over; take it back once a slot frees.
-        allowed_hotkeys: Who may send organic requests to this scorer's intakes: a
-            collection of SS58 hotkeys, a callable ``(hotkey) -> bool``, or
-            ``ANY_HOTKEY``. None leaves the choice to each intake.
-        redact: Keep no sample where it could be read back or exported
-            (``recent_failures``, ``IterationError.sample``) and log failures without
-            exception messages. True puts a :class:`~organic_scoring.Redacted` in place
-            of each sample; a callable returns what of a sample may be kept.
+    Each field is the argument of the same name of
+    :class:`~organic_scoring.OrganicScoringBase`, documented there.
     """
 
     model_config = ConfigDict(
