@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic.functional_validators import BeforeValidator
 
 from organic_scoring._defaults import (
     DEFAULT_STUCK_AFTER,
@@ -21,20 +22,15 @@ __all__ = ["ScoringConfig", "Trigger"]
 Trigger = Literal["seconds", "steps", "poisson"]
 
 
-_NUMBERS = (
-    "trigger_frequency",
-    "trigger_frequency_min",
-    "trigger_scaling_factor",
-    "query_timeout",
-    "reference_timeout",
-    "rewards_timeout",
-    "weights_timeout",
-    "log_timeout",
-    "backoff_initial",
-    "backoff_max",
-    "trigger_jitter",
-    "stuck_after",
-)
+def _real_number(value: Any) -> Any:
+    # pydantic would take True as 1 and "3" as 3.0; a loop parameter is a number.
+    if value is not None and not _is_number(value):
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+    return value
+
+
+_Number = Annotated[float, BeforeValidator(_real_number)]
+_Limit = Annotated[float | None, BeforeValidator(_real_number)]  # None: no limit
 
 
 class ScoringConfig(BaseModel):
@@ -50,22 +46,22 @@ class ScoringConfig(BaseModel):
     )
 
     trigger: Trigger = "seconds"
-    trigger_frequency: float = Field(default=15.0, gt=0)
-    trigger_frequency_min: float = Field(default=DEFAULT_TRIGGER_FREQUENCY_MIN, gt=0)
-    trigger_scaling_factor: float = Field(default=5.0, gt=0)
+    trigger_frequency: _Number = Field(default=15.0, gt=0)
+    trigger_frequency_min: _Number = Field(default=DEFAULT_TRIGGER_FREQUENCY_MIN, gt=0)
+    trigger_scaling_factor: _Number = Field(default=5.0, gt=0)
     max_concurrent_iterations: int = Field(default=1, ge=1, strict=True)
-    query_timeout: float | None = Field(default=None, gt=0)
-    reference_timeout: float | None = Field(default=None, gt=0)
-    rewards_timeout: float | None = Field(default=None, gt=0)
-    weights_timeout: float | None = Field(default=None, gt=0)
-    log_timeout: float | None = Field(default=None, gt=0)
-    backoff_initial: float = Field(default=0.5, ge=0)
-    backoff_max: float = Field(default=30.0, ge=0)
+    query_timeout: _Limit = Field(default=None, gt=0)
+    reference_timeout: _Limit = Field(default=None, gt=0)
+    rewards_timeout: _Limit = Field(default=None, gt=0)
+    weights_timeout: _Limit = Field(default=None, gt=0)
+    log_timeout: _Limit = Field(default=None, gt=0)
+    backoff_initial: _Number = Field(default=0.5, ge=0)
+    backoff_max: _Number = Field(default=30.0, ge=0)
     allowed_hotkeys: AllowedHotkeys | None = None
-    trigger_jitter: float = Field(default=0.0, ge=0, lt=1)
+    trigger_jitter: _Number = Field(default=0.0, ge=0, lt=1)
     seed: int | None = Field(default=None, strict=True)
     redact: StrictBool | Callable[[Any], Any] = False
-    stuck_after: float = Field(default=DEFAULT_STUCK_AFTER, gt=0)
+    stuck_after: _Number = Field(default=DEFAULT_STUCK_AFTER, gt=0)
     release_when_stuck: StrictBool = False
 
     @model_validator(mode="before")
@@ -78,14 +74,6 @@ class ScoringConfig(BaseModel):
             if _is_number(frequency) and frequency > 0:
                 data["trigger_frequency_min"] = min(DEFAULT_TRIGGER_FREQUENCY_MIN, frequency)
         return data
-
-    @field_validator(*_NUMBERS, mode="before")
-    @classmethod
-    def _real_numbers_only(cls, value: Any) -> Any:
-        # pydantic would take True as 1 and "3" as 3.0; a loop parameter is a number.
-        if value is not None and not _is_number(value):
-            raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
-        return value
 
     @field_validator("redact", mode="before")
     @classmethod
