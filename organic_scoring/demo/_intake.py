@@ -4,7 +4,7 @@ over btauth/1 or Epistula), and opening it."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from organic_scoring._compat import BT_MAJOR, HAS_AXON, HAS_HTTP_AUTH
@@ -54,18 +54,14 @@ def choose_intake(intake: str | None = None, protocol: str | None = None) -> Int
     return IntakeChoice("http", protocol)
 
 
-@contextlib.contextmanager
 def open_intake(
     choice: IntakeChoice, directory: str, build: Callable[..., DemoScorer]
-) -> Iterator[tuple[DemoScorer, Opener, str]]:
-    """Serve the chosen intake on 127.0.0.1: yield the scorer, a user factory, a title."""
+) -> contextlib.AbstractContextManager[tuple[DemoScorer, Opener, str]]:
+    """Serve the chosen intake on 127.0.0.1: yield the scorer, a user opener, a title."""
     if choice.intake == "axon":
         from organic_scoring.demo._axon_side import axon_intake
 
-        with axon_intake(directory, build) as parts:
-            yield parts
-    else:
-        from organic_scoring.demo._http_side import http_intake
+        return axon_intake(directory, build)
+    from organic_scoring.demo._http_side import http_intake
 
-        with http_intake(directory, build, choice.protocol) as parts:
-            yield parts
+    return http_intake(directory, build, choice.protocol)

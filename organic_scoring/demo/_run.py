@@ -100,10 +100,7 @@ def _interruptible() -> Iterator[threading.Event]:
         yield interrupted
         return
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        interrupted.set()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
     try:
         yield interrupted
     finally:
