@@ -122,8 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
 
+# What the fleet demo imports, by the extra that brings it.
 _FLEET_EXTRAS = (("http", ("starlette", "httpx", "uvicorn")), ("redis", ("redis",)))
-"""What the fleet demo imports, by the extra that brings it."""
 
 
 def _found(module: str) -> bool:

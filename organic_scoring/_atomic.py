@@ -31,7 +31,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
 
 
 def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable; a no-op where directories cannot be opened (Windows)."""
+    """Make the rename durable; a no-op where directories cannot be opened (Windows)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

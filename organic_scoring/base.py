@@ -12,7 +12,6 @@ import operator
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from organic_scoring._defaults import DEFAULT_STOP_TIMEOUT, DEFAULT_STUCK_AFTER
@@ -64,7 +63,7 @@ class OrganicScoringBase(ABC):
     :meth:`_generate_rewards`, :meth:`_set_weights`. Optional: :meth:`_generate_reference`,
     :meth:`_log_results`, :meth:`_on_iteration_error`, and for the intake
     :meth:`_blacklist_fn`, :meth:`_priority_fn`, :meth:`_verify_fn`. Hooks are normally
-    ``async def``; plain functions work too (they run on the loop's thread).
+    ``async def``; plain functions work too (the loop runs its plain hooks on worker threads).
 
     Then call :meth:`start` and :meth:`stop` (or use ``with`` / ``async with``), and
     :meth:`increment_step` once per validator step when ``trigger="steps"``.
@@ -105,11 +104,12 @@ class OrganicScoringBase(ABC):
             synth_dataset: One dataset, several, or None. Used when no organic sample is
                 waiting; with neither, the trigger is skipped.
             trigger_frequency: Seconds between iteration starts (``"seconds"``), or steps
-                per iteration (``"steps"``), with an empty organic queue.
+                per iteration (``"steps"``, at least 1), with an empty organic queue.
             trigger: ``"seconds"``, ``"steps"`` or ``"poisson"`` (query times drawn
-                at a fixed mean rate, independent of the organic queue).
+                at a fixed mean rate, whatever the queue holds: no annealing, no jitter).
             trigger_frequency_min: The floor the period anneals to as organic traffic
-                backs up. Default: 2 or ``trigger_frequency``, whichever is smaller.
+                backs up. Default: 2 or ``trigger_frequency``, whichever is smaller; a
+                ``trigger_frequency`` below it is logged, and the loop runs at the floor.
             trigger_scaling_factor: Queue entries per unit taken off the period.
             organic_queue: Where organic samples wait. Default: a new
                 :class:`~organic_scoring.organic_queue.OrganicQueue`.
@@ -121,8 +121,9 @@ class OrganicScoringBase(ABC):
                 while failures repeat, up to ``backoff_max``, and resets on a success.
             allowed_hotkeys: Who may send organic requests, for every intake of this
                 scorer that does not say otherwise: SS58 hotkeys, a callable
-                ``(hotkey) -> bool``, or :data:`~organic_scoring.ANY_HOTKEY`. Checked by
-                the intake before any signature or ``_blacklist_fn``.
+                ``(hotkey) -> bool``, or :data:`~organic_scoring.ANY_HOTKEY` (None: each
+                intake decides). Checked by the intake before any signature or
+                ``_blacklist_fn``.
             trigger_jitter: ``j`` in [0, 1), ``"seconds"`` only: each period is drawn
                 uniformly from ``[m * (1 - j), m * (1 + j)]`` around the annealed mean
                 ``m``, and arrivals no longer cut a wait short. 0 keeps plain periods.
@@ -138,7 +139,7 @@ class OrganicScoringBase(ABC):
             stuck_after: Seconds an iteration may run before it counts as stuck; when
                 every slot is stuck the loop logs a warning.
             release_when_stuck: On a shared queue, give up the scorer role while every
-                slot is stuck, so a standby takes over.
+                slot is stuck, so a standby takes over; take it back once a slot frees.
 
         Raises:
             ValueError: A setting is out of range or of the wrong kind (``synth_dataset``
@@ -189,8 +190,7 @@ class OrganicScoringBase(ABC):
     if not TYPE_CHECKING:  # hidden from type checkers: it would make every name valid
 
         def __getattr__(self, name: str) -> Any:
-            # Reached only when the usual lookup fails, as it does for the library's own
-            # state when a subclass's __init__ never called super().__init__().
+            # The usual lookup failed: a subclass's __init__ may not have called super's.
             cls = type(self).__name__
             ours = name == "_organic_queue" or name.startswith("_OrganicScoringBase__")
             # A read-only view (stats, step, ...) whose getter found no state lands here too.
@@ -231,10 +231,7 @@ class OrganicScoringBase(ABC):
     # -- hooks: optional -----------------------------------------------------------
 
     async def _generate_reference(self, sample: Any) -> Any:
-        """Build a reference answer for ``sample``; runs beside ``_query_miners``.
-
-        The default returns None.
-        """
+        """Build a reference answer for ``sample``; runs beside ``_query_miners``. Default: None."""
         return None
 
     async def _log_results(
@@ -249,13 +246,9 @@ class OrganicScoringBase(ABC):
     ) -> dict[str, Any]:
         """Record one iteration; return the logs. Never runs concurrently with itself.
 
-        ``logs`` holds the stage times in seconds (``organic_time_sample``,
-        ``organic_time_responses``, ``organic_time_query``, ``organic_time_reference``,
-        ``organic_time_rewards``, ``organic_time_weights``, ``organic_time_total``),
-        ``organic_queue_size``, ``is_organic_sample``, ``organic_iteration`` (a running
-        number) and ``organic_sample_source`` (``"organic"`` or the dataset's class
-        name). The default logs a one-line summary of those at debug level, and never
-        the sample, the reference, the responses or the rewards (``redact`` or not).
+        ``logs`` holds the stage times and the keys listed on the docs' loop page ("The logs").
+        The default logs a one-line summary of them at debug level, never the sample, the
+        reference, the responses or the rewards.
         """
         kind = "organic" if logs["is_organic_sample"] else logs["organic_sample_source"]
         log.debug(
@@ -269,22 +262,20 @@ class OrganicScoringBase(ABC):
         return logs
 
     async def _on_iteration_error(self, sample: Any, stage: Stage, exc: BaseException) -> None:
-        """Called once for every failure, after it was counted.
+        """Called once for every failure, after it was counted (the docs' loop page,
+        "When something fails").
 
-        ``stage`` is ``"sample"``, ``"query"``, ``"reference"``, ``"rewards"``,
-        ``"weights"``, ``"log"`` or ``"iteration"`` (an overridden
-        :meth:`loop_iteration` raised outside any stage); ``exc`` is what was raised,
-        whatever its type: an ``Exception``, a ``BaseException`` such as
-        ``GeneratorExit``, ``SystemExit`` or ``KeyboardInterrupt`` (the loop then
-        stops), :class:`~organic_scoring.errors.StageTimeout` for a timeout, or
-        :class:`asyncio.CancelledError` when ``stop()`` cancelled the iteration.
-        ``sample`` is the sample the iteration held; for an organic queue entry that
-        could not be decoded, what the queue stored for it; None when there was none
-        yet (a broken queue is reported this way, and the iteration goes on with a
-        synthetic sample).
+        Args:
+            sample: The iteration's sample; what the queue stored for an entry that
+                could not be decoded; None when there was none yet (a broken queue).
+            stage: ``"sample"``, ``"query"``, ``"reference"``, ``"rewards"``,
+                ``"weights"``, ``"log"``, or ``"iteration"`` (an overridden
+                :meth:`loop_iteration` raised outside any stage).
+            exc: What was raised, any ``BaseException``:
+                :class:`~organic_scoring.errors.StageTimeout` for a timeout,
+                :class:`asyncio.CancelledError` when ``stop()`` cancelled the iteration.
 
-        The default logs the failure with its traceback (with ``redact``: type and
-        frames only); the last few failures are kept in :attr:`recent_failures`.
+        The default logs it with its traceback (with ``redact``: type and frames only).
         """
         redacting = self.__runtime.config.redact is not False
         log.error(
@@ -294,10 +285,7 @@ class OrganicScoringBase(ABC):
         )
 
     async def _blacklist_fn(self, synapse: Any) -> tuple[bool, str]:
-        """Return ``(True, reason)`` to refuse an organic request. Default: allow all.
-
-        Only used by the intake when overridden.
-        """
+        """Return ``(True, reason)`` to refuse an organic request. Default: allow all."""
         return False, ""
 
     async def _priority_fn(self, synapse: Any) -> float:
@@ -305,11 +293,8 @@ class OrganicScoringBase(ABC):
         return 0.0
 
     async def _verify_fn(self, synapse: Any) -> bool:
-        """Extra verification of an organic request; return False (or raise) to refuse.
-
-        It runs after the transport's own signature and nonce checks, never instead
-        of them. Default: accept.
-        """
+        """Extra verification of an organic request, after the transport's signature and
+        nonce checks; return False (or raise) to refuse. Default: accept."""
         return True
 
     # -- intake ------------------------------------------------------------------
@@ -318,10 +303,8 @@ class OrganicScoringBase(ABC):
         """Hand one organic request to :meth:`_on_organic_entry`; return its response.
 
         Intakes (built-in and custom) call this for every request that passed their
-        checks; it counts the request as accepted (and as not queued when the hook
-        returned without adding to the queue, logged once), or as a handler error when
-        the hook raises (re-raised), for ``stats.organic_unaccounted``. A fleet queue also
-        counts it in its ledger; a failure there is logged, not raised.
+        checks; it counts the request for the organic accounting (accepted, not queued,
+        or a handler error, re-raised), in a fleet queue's ledger too.
         """
         queue = self._organic_queue
         seen = AddsSeen()
@@ -334,8 +317,7 @@ class OrganicScoringBase(ABC):
         finally:
             adds_seen.reset(token)
         self.__runtime.stats.accepted()
-        # Judged only for a queue known to announce its adds (every queue of the
-        # library), and not for a stream, which may add once it has been sent.
+        # Only a queue known to announce its adds can tell; a stream may add later.
         if seen.count == 0 and type(queue)._announces_adds and not _is_stream(result):
             self.__not_queued()
         try:
@@ -405,24 +387,14 @@ class OrganicScoringBase(ABC):
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     async def __aenter__(self: _S) -> _S:
         self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     # -- steps and timing ----------------------------------------------------------

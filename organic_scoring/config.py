@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic.functional_validators import BeforeValidator
 
 from organic_scoring._defaults import (
     DEFAULT_STUCK_AFTER,
@@ -21,62 +22,23 @@ __all__ = ["ScoringConfig", "Trigger"]
 Trigger = Literal["seconds", "steps", "poisson"]
 
 
-_NUMBERS = (
-    "trigger_frequency",
-    "trigger_frequency_min",
-    "trigger_scaling_factor",
-    "query_timeout",
-    "reference_timeout",
-    "rewards_timeout",
-    "weights_timeout",
-    "log_timeout",
-    "backoff_initial",
-    "backoff_max",
-    "trigger_jitter",
-    "stuck_after",
-)
+def _real_number(value: Any) -> Any:
+    # pydantic would take True as 1 and "3" as 3.0; a loop parameter is a number.
+    if value is not None and not _is_number(value):
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+    return value
+
+
+_Number = Annotated[float, BeforeValidator(_real_number)]
+_Limit = Annotated[float | None, BeforeValidator(_real_number)]  # None: no limit
 
 
 class ScoringConfig(BaseModel):
     """Validated settings of the organic scoring loop; a bad value raises
     :class:`pydantic.ValidationError` (a :class:`ValueError`) at construction.
 
-    Attributes:
-        trigger: ``"seconds"`` runs an iteration every period; ``"steps"`` runs one
-            each time the step counter reaches the threshold; ``"poisson"`` runs one
-            at the times of a Poisson process of mean period ``trigger_frequency``
-            seconds, whatever the queue holds (no annealing, no jitter).
-        trigger_frequency: The period in seconds, or the step threshold, with an
-            empty organic queue. Greater than 0 (at least 1 for steps).
-        trigger_frequency_min: The floor the period or threshold anneals down to as
-            the organic queue grows. Greater than 0; defaults to 2 or
-            ``trigger_frequency``, whichever is smaller (a ``trigger_frequency``
-            below it is logged, and the loop runs at the floor).
-        trigger_scaling_factor: Queue entries per unit of period taken off: the
-            period is ``max(trigger_frequency - queue_size / trigger_scaling_factor,
-            trigger_frequency_min)``. Greater than 0.
-        trigger_jitter: ``j`` in [0, 1); ``"seconds"`` only. With ``j > 0`` each
-            period is drawn from ``[m * (1 - j), m * (1 + j)]`` around the mean
-            :meth:`jittered_mean`; 0 (the default) keeps the plain periods.
-        seed: Seeds the loop's own random draws (the jittered periods, the choice
-            among several datasets), for reproducible runs; None draws fresh ones.
-        max_concurrent_iterations: How many iterations may be in flight at once.
-        query_timeout, reference_timeout, rewards_timeout, weights_timeout,
-        log_timeout: Per-stage limits in seconds; None means no limit.
-        backoff_initial, backoff_max: The pause after a failed iteration, doubling
-            while failures repeat, capped at ``backoff_max``; reset by a success.
-        stuck_after: Seconds an iteration may run before it counts as stuck
-            (``stats.stuck_iterations``); when every slot holds a stuck iteration the
-            loop logs a warning. Greater than 0; 300 by default.
-        release_when_stuck: With a shared queue, give up the scorer role while every
-            slot is stuck, so a standby takes over; take it back once a slot frees.
-        allowed_hotkeys: Who may send organic requests to this scorer's intakes: a
-            collection of SS58 hotkeys, a callable ``(hotkey) -> bool``, or
-            ``ANY_HOTKEY``. None leaves the choice to each intake.
-        redact: Keep no sample where it could be read back or exported
-            (``recent_failures``, ``IterationError.sample``) and log failures without
-            exception messages. True puts a :class:`~organic_scoring.Redacted` in place
-            of each sample; a callable returns what of a sample may be kept.
+    Each field is the argument of the same name of
+    :class:`~organic_scoring.OrganicScoringBase`, documented there.
     """
 
     model_config = ConfigDict(
@@ -84,22 +46,22 @@ class ScoringConfig(BaseModel):
     )
 
     trigger: Trigger = "seconds"
-    trigger_frequency: float = Field(default=15.0, gt=0)
-    trigger_frequency_min: float = Field(default=DEFAULT_TRIGGER_FREQUENCY_MIN, gt=0)
-    trigger_scaling_factor: float = Field(default=5.0, gt=0)
+    trigger_frequency: _Number = Field(default=15.0, gt=0)
+    trigger_frequency_min: _Number = Field(default=DEFAULT_TRIGGER_FREQUENCY_MIN, gt=0)
+    trigger_scaling_factor: _Number = Field(default=5.0, gt=0)
     max_concurrent_iterations: int = Field(default=1, ge=1, strict=True)
-    query_timeout: float | None = Field(default=None, gt=0)
-    reference_timeout: float | None = Field(default=None, gt=0)
-    rewards_timeout: float | None = Field(default=None, gt=0)
-    weights_timeout: float | None = Field(default=None, gt=0)
-    log_timeout: float | None = Field(default=None, gt=0)
-    backoff_initial: float = Field(default=0.5, ge=0)
-    backoff_max: float = Field(default=30.0, ge=0)
+    query_timeout: _Limit = Field(default=None, gt=0)
+    reference_timeout: _Limit = Field(default=None, gt=0)
+    rewards_timeout: _Limit = Field(default=None, gt=0)
+    weights_timeout: _Limit = Field(default=None, gt=0)
+    log_timeout: _Limit = Field(default=None, gt=0)
+    backoff_initial: _Number = Field(default=0.5, ge=0)
+    backoff_max: _Number = Field(default=30.0, ge=0)
     allowed_hotkeys: AllowedHotkeys | None = None
-    trigger_jitter: float = Field(default=0.0, ge=0, lt=1)
+    trigger_jitter: _Number = Field(default=0.0, ge=0, lt=1)
     seed: int | None = Field(default=None, strict=True)
     redact: StrictBool | Callable[[Any], Any] = False
-    stuck_after: float = Field(default=DEFAULT_STUCK_AFTER, gt=0)
+    stuck_after: _Number = Field(default=DEFAULT_STUCK_AFTER, gt=0)
     release_when_stuck: StrictBool = False
 
     @model_validator(mode="before")
@@ -112,14 +74,6 @@ class ScoringConfig(BaseModel):
             if _is_number(frequency) and frequency > 0:
                 data["trigger_frequency_min"] = min(DEFAULT_TRIGGER_FREQUENCY_MIN, frequency)
         return data
-
-    @field_validator(*_NUMBERS, mode="before")
-    @classmethod
-    def _real_numbers_only(cls, value: Any) -> Any:
-        # pydantic would take True as 1 and "3" as 3.0; a loop parameter is a number.
-        if value is not None and not _is_number(value):
-            raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
-        return value
 
     @field_validator("redact", mode="before")
     @classmethod
@@ -181,6 +135,10 @@ class ScoringConfig(BaseModel):
             self.trigger_frequency_min,
         )
         return float(int(value)) if self.trigger == "steps" else float(value)
+
+    def backoff(self, failures: int) -> float:
+        """The pause in seconds after ``failures`` failures in a row (at least 1)."""
+        return float(min(self.backoff_initial * 2 ** (failures - 1), self.backoff_max))
 
     def jittered_mean(self, rate: float, backlog: float) -> float:
         """The mean period, in seconds, around which a jittered period is drawn, from the

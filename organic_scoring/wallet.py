@@ -20,14 +20,6 @@ def throwaway_wallet(
     """A new ``bt.Wallet`` named ``name`` under ``directory``, keys unencrypted.
 
     Existing keys of that name in ``directory`` are overwritten.
-
-    Example::
-
-        import tempfile
-        from organic_scoring.wallet import throwaway_wallet
-
-        wallet = throwaway_wallet(tempfile.mkdtemp(), "validator")
-        print(wallet.hotkey.ss58_address)
     """
     wallet = bt.Wallet(name=name, hotkey=hotkey, path=os.fspath(directory))
     wallet.create_new_coldkey(use_password=False, overwrite=True, suppress=True)

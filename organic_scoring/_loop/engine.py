@@ -46,9 +46,7 @@ class _Run:
     """The state of one run, shared between its loop and whoever stops it."""
 
     keeper: LeaseKeeper | None = None  # the scorer lock, for a shared queue
-    # Whether the run knows if it needs the scorer lock (and has its keeper): until
-    # then it is not the active scorer, whatever it will turn out to be.
-    settled: bool = False
+    settled: bool = False  # keeper decided: until then the run is not the active scorer
     loop: asyncio.AbstractEventLoop | None = None
     tid: int | None = None  # the thread the run's event loop runs on
     thread: threading.Thread | None = None
@@ -64,14 +62,13 @@ class _Run:
 _inside: contextvars.ContextVar[_Run | None] = contextvars.ContextVar(
     "organic_scoring_run", default=None
 )
-"""The run whose code is executing: its loop, its iterations, their hooks (plain hooks
-on worker threads included). ``stop()`` and ``aclose()`` called there cannot wait for
-the run, which would wait for them; they ask for the stop and return."""
+"""The run whose code is executing (plain hooks' threads included): ``stop()`` there
+cannot wait for the run, which would wait for it."""
 
 
 class _Fatal(Exception):
-    """Carries a ``SystemExit`` or ``KeyboardInterrupt`` through the task group (which
-    cancels the rest), to be re-raised once the run has wound down."""
+    """Carries a ``SystemExit`` or ``KeyboardInterrupt`` through the task group, to be
+    re-raised once the run has wound down."""
 
     def __init__(self, error: BaseException) -> None:
         super().__init__(repr(error))
@@ -115,8 +112,8 @@ class Engine:
         return run.keeper is None or run.keeper.active
 
     def holds_role(self) -> bool:
-        """:attr:`is_active`, and for a shared queue its scorer lock checked in Redis
-        now, under the fencing token of the current acquisition (a round trip)."""
+        """:attr:`is_active`, and a shared queue's scorer lock checked now under the
+        current fencing token (a round trip)."""
         run = self._run
         if not self.is_active or run is None:
             return False
@@ -295,8 +292,9 @@ class Engine:
             )
 
     async def _watch(self, run: _Run, scope: anyio.CancelScope) -> None:
-        """While the run lasts: renew the leases of running iterations' organic samples
-        (a few times per lease), and tell when every iteration slot is stuck."""
+        """While the run lasts: renew running iterations' leases, read a shared queue's
+        counters (so a server that lost its data is reported), say when every slot is
+        stuck, and when the run has gone idle."""
         queue, runner, config = self._queue, self._runner, self._config
         lease = getattr(queue, "lease", None)
         renews = type(queue).renew is not OrganicQueueBase.renew
@@ -306,8 +304,6 @@ class Engine:
         renew_failed = False
         all_stuck = False
         idle = _Idle(self._config, runner)
-        # A shared queue's counters are read now and then, so that it notices (and
-        # reports) a server that lost its data even when nobody reads the stats.
         counters = getattr(queue, "counters", None) if queue.blocking else None
         next_look = time.monotonic()
         with scope:
@@ -359,10 +355,8 @@ class Engine:
         return max(min([LOOP_BLOCKED_AFTER, *timeouts]), 0.1)
 
     def _blocked(self, who: str, seconds: float) -> None:
-        """The watchdog saw ``who`` block the event loop for ``seconds`` (on its thread)."""
-        # Named once per hook. Lag with no hook on the stack (a busy machine, a long
-        # garbage collection, the application's own code on a shared loop) stays at
-        # debug level: the watchdog cannot tell what to advise.
+        """The watchdog saw ``who`` block the event loop (on its thread); named once per
+        hook, and at debug level with no hook on the stack (nothing to advise)."""
         if who in self._named or who.startswith("code outside"):
             log.debug(f"{who} blocked the scoring loop's event loop for {seconds:.1f}s")
             return
@@ -407,10 +401,8 @@ class Engine:
         log.warning(head + why)
 
     async def _one(self, run: _Run, plan: SampleKind | None) -> None:
-        """One call of ``loop_iteration``, whose every outcome is counted and reported.
-
-        ``plan`` is the kind of sample the jittered trigger chose when its wait began.
-        """
+        """One call of ``loop_iteration``, every outcome counted and reported; ``plan``:
+        the kind of sample the trigger chose."""
         record = Attempt()
         attempt.set(record)  # this task's own context: the runner marks what it reported
         planned.set(plan)
@@ -445,8 +437,7 @@ class Engine:
             self._trigger.waker.wake()
 
     def _lost_role(self, run: _Run) -> None:
-        """The scorer lock changed hands: cancel the running iterations begun under
-        another tenure than the current one (each reports it)."""
+        """The scorer lock changed hands: cancel the iterations begun under another tenure."""
         keeper = run.keeper
         if keeper is None:
             return
@@ -461,11 +452,8 @@ class Engine:
             scope.cancel()
 
     def _failed(self) -> None:
-        """Back off after a failure: the pause doubles while failures repeat."""
         self._failures_in_a_row += 1
-        config = self._config
-        pause = min(config.backoff_initial * 2 ** (self._failures_in_a_row - 1), config.backoff_max)
-        self._resume_at = time.monotonic() + pause
+        self._resume_at = time.monotonic() + self._config.backoff(self._failures_in_a_row)
 
     # -- stopping ---------------------------------------------------------------
 
@@ -493,11 +481,7 @@ class Engine:
             run.thread.join(CANCEL_GRACE)
 
     async def aclose(self, timeout: float) -> None:
-        """Stop and wait without blocking the calling event loop.
-
-        From inside the run (a hook, say) this only asks for the stop: the run
-        cannot end while the caller, one of its own iterations, waits for it.
-        """
+        """Stop and wait without blocking the calling event loop (inside the run: only ask)."""
         run = self.request_stop(timeout)
         if run is None or _inside.get() is run:
             return
@@ -522,12 +506,10 @@ class _Idle:
         self.progress = runner.stats.progress()
         self._since = time.monotonic()
         self._told = False
-        self.skipped = False
-        """Whether triggers found nothing to score during the quiet spell."""
+        self.skipped = False  # triggers found nothing to score during the quiet spell
 
     def due(self, busy: bool) -> bool:
-        """True the first time the run has been quiet for :attr:`after` seconds.
-        ``busy``: an iteration is running (the stuck watch covers a long one)."""
+        """True the first time the run has been quiet, not ``busy``, for :attr:`after` s."""
         if self._told:
             return False
         ended, skipped = progress = self._runner.stats.progress()
@@ -543,8 +525,7 @@ class _Idle:
 
 
 def _still_ours(lock: LeaseLock, fence: int | None) -> Callable[[], Awaitable[None]]:
-    """A check, run right before ``_set_weights``, that raises :class:`ScorerRoleLost`
-    unless ``lock`` is still held under the acquisition numbered ``fence``."""
+    """A check that raises :class:`ScorerRoleLost` unless ``lock`` is still held under ``fence``."""
 
     async def check() -> None:
         if fence is None or not await asyncio.to_thread(lock.check, fence):

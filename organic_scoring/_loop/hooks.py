@@ -131,11 +131,8 @@ def overrides(scorer: object, base: type, name: str) -> bool:
 
 
 class Hook:
-    """One resolved hook: the callable, and whether calling it gives a coroutine.
-
-    ``serial``, when given, is held by a plain hook's worker thread for the whole
-    call, so that even a call abandoned after a timeout keeps the next one waiting.
-    """
+    """One resolved hook: the callable, whether it is async, and the lock a plain one's
+    thread holds for the whole call (``serial``: an abandoned call holds it too)."""
 
     __slots__ = ("fn", "is_async", "name", "serial")
 
@@ -152,13 +149,8 @@ class Hook:
 
 
 class PlainCalls:
-    """Runs plain functions on AnyIO worker threads, ``limit`` at a time per event loop.
-
-    Cancelling the caller (a stage timeout, ``stop()``) abandons the call: it runs on,
-    its result dropped. While ``limit`` abandoned calls still run, :meth:`run` raises
-    :class:`RuntimeError`; a call abandoned before its thread took it up never
-    starts. The function sees the caller's context variables.
-    """
+    """Runs plain functions on AnyIO worker threads, ``limit`` at a time per event loop;
+    a cancelled caller abandons its call (docs/loop.md, "Plain hooks and timeouts")."""
 
     __slots__ = ("_abandoned", "_limit", "_limiters", "_lock", "name")
 

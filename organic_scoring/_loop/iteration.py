@@ -77,8 +77,7 @@ class ScorerHooks(Protocol):
 
 @dataclass(eq=False, slots=True)
 class Attempt:
-    """What the engine learns from one call of ``loop_iteration``: was it reported?
-    And what the engine tells it: why it was cancelled, when it knows."""
+    """One call of ``loop_iteration``: whether it was reported; why it was cancelled."""
 
     reported: bool = False
     why: BaseException | None = None
@@ -92,15 +91,14 @@ attempt: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
 planned: contextvars.ContextVar[SampleKind | None] = contextvars.ContextVar(
     "organic_scoring_planned", default=None
 )
-"""Set by the engine for each iteration it starts under a jittered trigger: the kind
-of sample chosen when the wait began. None: organic if one is waiting."""
+"""The kind of sample a jittered trigger chose for this iteration; None: organic if waiting."""
 
 
 fencing: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
     "organic_scoring_fencing", default=None
 )
-"""Set by the engine for each iteration on a shared queue: raises unless this scorer
-still holds the role it held when the iteration began. Awaited before ``_set_weights``."""
+"""On a shared queue, awaited before ``_set_weights``: raises unless this scorer still
+holds the role it held when the iteration began."""
 
 
 class _StageFailed(Exception):
@@ -112,8 +110,7 @@ class _StageFailed(Exception):
 
 @dataclass(slots=True)
 class _Responses:
-    """What ``_query_miners`` and ``_generate_reference`` returned, and how long each
-    took; a time stays None until its hook has returned."""
+    """What the query and the reference returned, and their times (None until returned)."""
 
     query: Any = None
     reference: Any = None
@@ -193,11 +190,8 @@ class IterationRunner:
         self._queue_failures = 0
         self._queue_retry_at = 0.0
         self.failures: deque[FailedIteration] = deque(maxlen=_KEEP_FAILURES)
-        self.running: dict[object, float] = {}
-        """When each running iteration started (monotonic seconds)."""
-        self.leased: dict[object, Any] = {}
-        """The lease token of each running iteration's organic sample (see
-        :meth:`OrganicQueueBase.take`)."""
+        self.running: dict[object, float] = {}  # each running iteration's monotonic start
+        self.leased: dict[object, Any] = {}  # each running iteration's organic lease token
         self._redact = redactor(config.redact)
         self._replays = _replays(datasets)
         if config.redact is True and any(r.redact is None for r in self._replays):
@@ -219,8 +213,7 @@ class IterationRunner:
         return self._datasets is not None
 
     def hook_codes(self) -> dict[CodeType, str]:
-        """The code of every ``async def`` hook (the intake's too), to its name as
-        ``Class._hook``: what a :class:`~organic_scoring._loop.watchdog.Watchdog` looks for."""
+        """The code of every ``async def`` hook (the intake's too), to ``Class._hook``."""
         scorer, hooks = self._scorer, self.hooks
         cls = type(scorer).__name__
         named: list[tuple[str, Any]] = [
@@ -378,11 +371,8 @@ class IterationRunner:
     # -- the sample ------------------------------------------------------------------
 
     async def _take_sample(self) -> tuple[Any, Any, bool, str]:
-        """An organic sample and its lease token if one is waiting (and the queue works),
-        else a synthetic one (and None).
-
-        A ``"synthetic"`` plan skips the queue, when there is a dataset to sample.
-        """
+        """``(sample, lease, organic, source)``: organic if one is waiting, the queue
+        works and the plan is not ``"synthetic"``, else synthetic."""
         skip_queue = planned.get() == "synthetic" and self._datasets is not None
         if not skip_queue and time.monotonic() >= self._queue_retry_at:
             queue = self._queue
@@ -409,11 +399,8 @@ class IterationRunner:
         return drawn, None, False, type(dataset).__name__
 
     def _offer(self, sample: Any) -> None:
-        """Hand an organic sample to every replay dataset; their failures are only logged.
-
-        A replay without a ``redact`` of its own is offered the sample as the scorer's
-        ``redact`` keeps it.
-        """
+        """Hand an organic sample to every replay dataset (redacted by the scorer's
+        ``redact`` unless it has its own); their failures are only logged."""
         for replay in self._replays:
             try:
                 replay.offer(sample if replay.redact is not None else self._kept(sample))
@@ -427,9 +414,7 @@ class IterationRunner:
     async def _queue_broken(self, exc: Exception) -> None:
         """Report a queue that failed to hand out a sample, and leave it alone a while."""
         self._queue_failures += 1
-        config = self._config
-        pause = min(config.backoff_initial * 2 ** (self._queue_failures - 1), config.backoff_max)
-        self._queue_retry_at = time.monotonic() + pause
+        self._queue_retry_at = time.monotonic() + self._config.backoff(self._queue_failures)
         self._stats.fault("sample", failed_iteration=False)
         await self._report("sample", None, False, exc)
 

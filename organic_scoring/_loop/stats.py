@@ -47,12 +47,8 @@ _COUNTS = (
 )
 
 StatsObserver = Callable[[tuple[float, ...]], object]
-"""Told of every scored iteration: called with its durations in :data:`TIMED` order.
-
-Called on the loop's thread right after the counters moved: it must be quick and must
-not block (the metrics exporter passes a ``deque.append``). What it raises is logged,
-and the iteration stays scored.
-"""
+"""Told of every scored iteration's durations (:data:`TIMED` order), on the loop's thread:
+it must be quick and must not block. What it raises is logged."""
 
 
 @dataclass(frozen=True)
@@ -70,18 +66,10 @@ class StageTimes:
 class ScoringStats:
     """A snapshot of the scoring loop's counters.
 
-    Organic accounting: every organic request an intake accepted (its
-    ``_on_organic_entry`` returned, so it added its sample to the queue), and every
-    sample a persistent queue carried over from an earlier life of the validator, is
-    exactly one of scored, failed (and reported to ``_on_iteration_error``), dropped by
-    the queue's bound, in flight, or still queued; :attr:`organic_unaccounted` is the
-    difference, 0 whenever the loop and the intake are at rest.
-
     Every counter is this process's, except ``queue_size``, ``queue_counters`` and
-    :attr:`organic_unaccounted`, which are the queue's: on a fleet's shared queue
-    (``RedisOrganicQueue``) the whole fleet's, so a scorer process without an
-    intake shows ``organic_accepted`` 0 beside the requests its intake workers queued.
-    ``str()`` and ``repr()`` say which is which.
+    :attr:`organic_unaccounted`, the queue's: on a fleet's shared queue the whole
+    fleet's (``str()`` and ``repr()`` say which is which). The organic accounting is on
+    the docs' Queues page, "Guarantees and their limits".
     """
 
     iterations: int
@@ -133,11 +121,7 @@ class ScoringStats:
 
     @property
     def organic_share(self) -> float:
-        """The share of completed iterations that scored an organic sample, in [0, 1].
-
-        ``organic_iterations / iterations``; 0.0 before the first iteration. What
-        miners are sent is this mix of real traffic and synthetic probes.
-        """
+        """``organic_iterations / iterations``, in [0, 1]; 0.0 before the first iteration."""
         if self.iterations == 0:
             return 0.0
         return self.organic_iterations / self.iterations
@@ -151,19 +135,11 @@ class ScoringStats:
     @property
     def organic_unaccounted(self) -> int | None:
         """Accepted (or carried-over) organic samples not scored, failed, dropped, in
-        flight or queued.
+        flight or queued: 0 at rest; None when the queue keeps no ``dropped`` counter.
 
-        ``organic_accepted + organic_carried_over - (organic_scored + organic_failed +
-        dropped + organic_in_flight + queue_size)``, where ``dropped`` counts the drops
-        since the queue was opened. 0 when every accepted request is accounted for
-        (read it when the intake and the loop are at rest: a snapshot taken mid-flight
-        can be off by the requests moving at that instant); None when the queue keeps
-        no ``dropped`` counter.
-
-        With a fleet queue (:class:`RedisOrganicQueue`) the fleet-wide ledger is read
-        instead: ``accepted - (scored + failed + dropped + leased + size)``, plus the
-        samples known to be waiting when Redis lost its data (``lost``) and those
-        whose request was answered with an error after they left the waiting (``late``).
+        On a fleet's shared queue, from its fleet-wide ledger, plus the samples Redis
+        lost (``lost``) and those answered with an error after they left the waiting
+        (``late``).
         """
         counters = self.queue_counters
         if is_fleet_ledger(counters):
@@ -196,11 +172,7 @@ class ScoringStats:
         )
 
     def __str__(self) -> str:
-        """A few readable lines: counts, the organic accounting, stage times in ms.
-
-        On a fleet's shared queue the lines say what is this process's and what the
-        whole fleet's.
-        """
+        """A few readable lines: counts, the organic accounting, stage times in ms."""
         failed = ", ".join(f"{stage} {count}" for stage, count in self.failures.items())
         counters = self.queue_counters
         fleet = is_fleet_ledger(counters)
@@ -250,8 +222,7 @@ class ScoringStats:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        """The dataclass's repr; on a fleet's shared queue ``queue_size`` and
-        ``queue_counters`` are marked ``(fleet-wide)``, the rest being this process's."""
+        """The dataclass's repr, the fleet-wide fields marked ``(fleet-wide)``."""
         fleet = is_fleet_ledger(self.queue_counters)
         parts = []
         for each in fields(self):
@@ -399,11 +370,8 @@ class StatsRecorder:
                 c["organic_failed"] += 1
 
     def fault(self, stage: Stage, *, failed_iteration: bool) -> None:
-        """A failure was reported outside an iteration the runner had started.
-
-        ``failed_iteration``: it failed a call of ``loop_iteration`` (an override that
-        raised on its own), rather than one part of an iteration that went on.
-        """
+        """A failure reported outside the runner's iterations; ``failed_iteration``: it
+        failed a call of ``loop_iteration`` (rather than a part of one that went on)."""
         with self._lock:
             self._failures[stage] += 1
             if failed_iteration:
@@ -442,7 +410,6 @@ def is_fleet_ledger(counters: Mapping[str, int]) -> bool:
 
 
 def _ms(seconds: float) -> str:
-    """Seconds as milliseconds, to two decimals below 10 ms and one above."""
     ms = seconds * 1000
     return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
 

@@ -93,18 +93,10 @@ class Waker:
 
 
 class Load:
-    """The smoothed organic load that a jittered period follows. Thread-safe.
+    """The smoothed arrival rate and backlog a jittered period follows (docs/probes.md).
 
-    * The arrival rate, per second: an exponentially weighted moving average of the
-      arrivals with time constant ``JITTER_RATE_SMOOTHING * trigger_frequency``,
-      counting an arrival only once it is ``JITTER_ARRIVAL_LAG * trigger_frequency``
-      old. Until then arrivals are counted in time buckets an eighth of that lag wide
-      (a bucket counts once all of it is old enough), so memory does not grow with
-      the traffic.
-    * The backlog: a time-weighted moving average of the queue size as read when
-      waits begin, time constant ``JITTER_BACKLOG_SMOOTHING * trigger_frequency``.
-
-    Times are :func:`time.monotonic` seconds, passed in so tests can drive it.
+    Arrivals too young to count are kept in buckets an eighth of the lag wide, so memory
+    does not grow with the traffic. Times are monotonic seconds, passed in. Thread-safe.
     """
 
     def __init__(self, config: ScoringConfig) -> None:
@@ -165,14 +157,8 @@ class Load:
         return self._backlog
 
     def mean(self, now: float, size: int | None) -> float:
-        """The mean period as of ``now`` (:meth:`ScoringConfig.jittered_mean`).
-
-        ``size`` is the queue size read as a wait begins. It decides whether the
-        sample of this wait is organic, so it must not shorten the period drawn with
-        it: the mean is taken from the backlog as it stood, and ``size`` is folded in
-        afterwards, for the waits to come. None leaves the backlog as it is (a look,
-        not a measurement).
-        """
+        """The mean period as of ``now``, from the backlog as it stood before ``size`` (the
+        size that decides this wait's kind must not shorten its period) is folded in."""
         with self._lock:
             rate = self._rate_now(now)
             backlog = self._backlog
@@ -207,8 +193,7 @@ class Trigger:
         self._random = rng if rng is not None else random.Random(config.seed)
         poisson = config.trigger == "poisson"
         self._load = Load(config) if self._jitter or poisson else None
-        # Under "poisson" the kinds come from a generator of their own: drawing one
-        # does not move the points.
+        # Under "poisson" drawing a kind must not move the points.
         self._kinds = random.Random(self._random.getrandbits(64)) if poisson else None
         self._due: float | None = None  # the next point of the Poisson process
         self.planned: SampleKind | None = None
@@ -222,15 +207,11 @@ class Trigger:
         return self._load
 
     def arrived(self) -> None:
-        """The organic queue's add listener. Safe from any thread, never blocks.
-
-        Without jitter it wakes the loop (a burst shortens the wait under way); with
-        jitter it only counts the arrival towards the smoothed load; under
-        ``"poisson"`` it does nothing.
-        """
+        """The queue's add listener: wakes the loop, or with jitter counts the arrival;
+        nothing under ``"poisson"``. Safe from any thread, never blocks."""
         load = self._load
         if self._config.trigger == "poisson":
-            return  # arrivals have no say in when the next query goes out
+            return
         if load is None:
             self.waker.wake()
         else:
@@ -259,11 +240,8 @@ class Trigger:
         self.waker.wake()
 
     def period(self) -> float:
-        """The annealed period (seconds) or threshold (steps) for the current queue.
-
-        Reads the queue's size on the calling thread. With jitter: the mean the next
-        period will be drawn around, from the smoothed load.
-        """
+        """The annealed period or threshold (with jitter: the mean), reading the queue's
+        size on the calling thread."""
         if self._load is not None:
             return self._load.mean(time.monotonic(), None)
         try:
@@ -293,10 +271,8 @@ class Trigger:
     async def wait_due(self, last_start: float | None, stopping: Callable[[], bool]) -> bool:
         """Wait until the next iteration is due; False if ``stopping()`` became true first.
 
-        ``last_start`` is the :func:`time.monotonic` start of the previous iteration
-        (None before the first; under ``"seconds"`` the first is due at once). Under
-        ``"steps"`` a True return has already spent the threshold's steps. With jitter
-        a True return has set :attr:`planned`.
+        ``last_start``: the monotonic start of the previous iteration, None before the
+        first. A True return has spent a steps threshold and set :attr:`planned`.
         """
         self.planned = None
         if self._config.trigger == "poisson":  # the next point, then its kind
@@ -338,11 +314,8 @@ class Trigger:
         return False
 
     def next_point(self, now: float) -> float:
-        """Under ``"poisson"``: when the next iteration is due, as of ``now``.
-
-        Gaps are exponential with mean ``trigger_frequency``, from the trigger's own
-        generator; a point already past is dropped (the next is drawn from ``now``).
-        """
+        """Under ``"poisson"``: when the next iteration is due; a point already past is
+        dropped (the next is drawn from ``now``)."""
         if self._due is None or self._due < now:
             self._due = now + self._random.expovariate(1.0 / self._config.trigger_frequency)
         return self._due
@@ -353,9 +326,8 @@ class Trigger:
             self._due += self._random.expovariate(1.0 / self._config.trigger_frequency)
 
     def plan(self, now: float, size: int) -> SampleKind:
-        """Under ``"poisson"``: the kind of the slot due at ``now``, with ``size`` waiting:
-        organic with chance ``min(1, POISSON_BACKLOG_GAIN * backlog)`` of the backlog as
-        it stood before this slot (``size`` is folded in after). See docs/probes.md."""
+        """Under ``"poisson"``: the kind of the slot due at ``now`` (docs/probes.md);
+        ``size``, waiting now, counts for later slots only."""
         load, kinds = self._load, self._kinds
         if load is None or kinds is None:
             raise RuntimeError("plan() is for trigger='poisson'")

@@ -19,9 +19,7 @@ from typing import Any
 
 __all__ = ["Watchdog", "code_of"]
 
-OnBlock = Callable[[str, float], None]
-"""Told of each block once it ended: ``(who, seconds)``; ``who`` names the hook, or
-the place in other code where the loop was found blocked."""
+OnBlock = Callable[[str, float], None]  # (who: the hook or the place, seconds)
 
 
 def code_of(fn: Any) -> Iterable[CodeType]:
@@ -37,15 +35,8 @@ def code_of(fn: Any) -> Iterable[CodeType]:
 
 
 class Watchdog:
-    """A thread that measures one event loop's lag and names what blocked it.
-
-    Args:
-        loop: The event loop to watch.
-        tid: The ident of the thread that runs it.
-        hooks: Code objects of the hooks, to the names to report them by.
-        threshold: Seconds of lag that count as a block.
-        on_block: Called on the watchdog's thread after each block.
-    """
+    """A thread that measures ``loop``'s lag (its thread: ``tid``) and names the hook
+    (``hooks``: code to name) that blocked it ``threshold`` seconds or more."""
 
     def __init__(
         self,

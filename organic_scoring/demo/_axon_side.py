@@ -1,7 +1,4 @@
-"""The demo's intake on bittensor 9/10: a real axon, and a real dendrite as the user.
-
-Imported only when the installed bittensor has an axon.
-"""
+"""The demo's intake on bittensor 9/10: a real axon, and a real dendrite as the user."""
 
 from __future__ import annotations
 
@@ -9,14 +6,14 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 from unittest import mock
 
 import bittensor as bt
 
 from organic_scoring._compat import axon_class, dendrite_class
 from organic_scoring.demo._loopback import free_port
-from organic_scoring.demo._scorer import DemoScorer
+from organic_scoring.demo._scorer import Ask, DemoScorer, Opener
 from organic_scoring.wallet import throwaway_wallet as make_wallet
 
 __all__ = ["axon_intake"]
@@ -25,33 +22,23 @@ _START_WAIT = 10.0
 
 
 class DemoAsk(bt.Synapse):  # type: ignore[misc]
-    """An organic request: a prompt in, a completion out."""
-
     prompt: str = ""
     completion: str = ""
     required_hash_fields: ClassVar[tuple[str, ...]] = ("prompt",)
 
 
 class AxonDemoScorer(DemoScorer):
-    """The demo scorer, taking organic traffic through the axon."""
-
     async def _on_organic_entry(self, synapse: DemoAsk) -> DemoAsk:
         synapse.completion = await self.answer_organic(synapse.prompt)
         return synapse
 
 
-Ask = Callable[[str], Any]
-
-
 @contextlib.contextmanager
 def axon_intake(
     directory: str, build: Callable[..., DemoScorer]
-) -> Iterator[tuple[DemoScorer, Callable[[], contextlib.AbstractAsyncContextManager[Ask]], str]]:
-    """Serve a scorer behind an axon on 127.0.0.1; yield it, a user factory, a description.
-
-    The user factory opens a dendrite (signing as a separate user wallet) whose
-    ``ask(prompt)`` sends one organic request and returns the completion.
-    """
+) -> Iterator[tuple[DemoScorer, Opener, str]]:
+    """Serve a scorer behind an axon on 127.0.0.1; yield it, a user opener (a dendrite
+    signing as a user wallet) and a description."""
     validator, user = make_wallet(directory, "validator"), make_wallet(directory, "user")
     port = free_port()
     axon = axon_class()(wallet=validator, ip="127.0.0.1", external_ip="127.0.0.1", port=port)

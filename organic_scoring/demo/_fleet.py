@@ -1,8 +1,6 @@
 """The demo as a fleet: intake workers, an active scorer and a standby, sharing Redis.
 
-The child processes run in their own sessions (the demo alone takes Ctrl-C and
-stops them in order) and also stop when their stdin closes. The demo's Redis keys
-are deleted at the end. Needs the ``http`` and ``redis`` extras.
+Needs the ``http`` and ``redis`` extras. The demo's Redis keys are deleted at the end.
 """
 
 from __future__ import annotations
@@ -26,16 +24,16 @@ from organic_scoring._compat import BT_VERSION
 from organic_scoring.demo._loopback import free_port
 from organic_scoring.demo._miners import default_miners
 from organic_scoring.demo._run import (
-    EXIT_INTERRUPTED,
     _drive,
+    _finish,
+    _framer,
     _interruptible,
     _metrics,
     _scoring_summary,
-    _top,
     _Traffic,
 )
-from organic_scoring.demo._scorer import DemoScorer
-from organic_scoring.demo._view import Frame, LiveView
+from organic_scoring.demo._scorer import SETTINGS, DemoScorer
+from organic_scoring.demo._view import LiveView
 from organic_scoring.errors import RedisUnavailable
 from organic_scoring.organic_queue import RedisOrganicQueue
 from organic_scoring.synth_dataset import default_dataset
@@ -57,12 +55,7 @@ def _scorer(redis_url: str, name: str, book: ScoreBook | None = None) -> DemoSco
         book or ScoreBook(len(miners), alpha=0.2),
         organic_queue=RedisOrganicQueue.from_url(redis_url, name=name, lock_period=2.0),
         synth_dataset=default_dataset(seed=1),
-        trigger="seconds",
-        trigger_frequency=1.0,
-        trigger_frequency_min=0.1,
-        trigger_scaling_factor=4,
-        max_concurrent_iterations=3,
-        query_timeout=2.0,
+        **SETTINGS,
     )
 
 
@@ -92,19 +85,11 @@ def run_fleet_demo(
     protocol: str | None = None,
     metrics_port: int | None = None,
 ) -> int:
-    """Run the demo as a fleet on ``redis_url`` for ``duration`` seconds; return the exit code.
+    """:func:`run_demo` as a fleet on ``redis_url``, ``workers`` intake processes.
 
-    ``protocol`` signs the user's requests: ``"btauth/1"`` or ``"epistula"`` (default:
-    the installed bittensor's). With ``metrics_port`` the active scorer's Prometheus
-    metrics (the scorer in this process; not the standby's, nor the intake workers')
-    are served at ``http://127.0.0.1:PORT/metrics`` while it runs (needs the
-    ``metrics`` extra; 0 picks a free port). Ctrl-C (SIGINT) ends the run at once:
-    the user, the scorers and the intake workers stop, the demo's keys leave Redis,
-    and the summary follows (with ``as_json`` also as JSON, ``"interrupted": true``).
-
-    Returns 130 after an interruption; otherwise 0 only if the fleet scored both
-    organic and synthetic samples and its accounting balances; 2 if Redis cannot be
-    reached.
+    ``metrics_port`` serves the metrics of the active scorer (this process's). Returns
+    as :func:`run_demo` does, and 1 also when the fleet's accounting does not balance;
+    2 if Redis cannot be reached.
     """
     from organic_scoring.http._signing import default_protocol
 
@@ -132,22 +117,20 @@ def run_fleet_demo(
         finally:
             _forget(probe, name)
             probe.close()
-    if as_json:
-        print(json.dumps(summary, indent=2), flush=True)
-    if summary["interrupted"]:
-        return EXIT_INTERRUPTED
-    ok = (
+    return _finish(summary, as_json, _why_not)
+
+
+def _why_not(summary: dict[str, Any]) -> str | None:
+    if (
         summary["organic_iterations"] > 0
         and summary["synthetic_iterations"] > 0
         and summary["fleet"]["unaccounted"] == 0
+    ):
+        return None
+    return (
+        "demo failed: the fleet did not score both organic and synthetic samples, "
+        "or its accounting does not balance"
     )
-    if not ok:
-        print(
-            "demo failed: the fleet did not score both organic and synthetic samples, "
-            "or its accounting does not balance",
-            file=sys.stderr,
-        )
-    return 0 if ok else 1
 
 
 def _simulate(
@@ -161,9 +144,6 @@ def _simulate(
     interrupted: threading.Event,
     metrics_port: int | None,
 ) -> dict[str, Any]:
-    """Start the fleet, run the user for ``duration`` seconds (or until ``interrupted``),
-    stop everything it started, and sum it up."""
-
     with tempfile.TemporaryDirectory(prefix="organic-scoring-demo-") as directory:
         validator, user = make_wallet(directory, "validator"), make_wallet(directory, "user")
         hotkey = validator.hotkey.ss58_address
@@ -202,23 +182,10 @@ def _simulate(
             open_user = user_opener(user, url, hotkey, protocol)
             where = f"{workers} intake workers at {url}, Redis {queue.url}"
             traffic = _Traffic(open_user, duration)
-            config = scorer.config
+            frame = _framer(scorer, book, lambda: queue.counters().added, fleet=True)
             view = stack.enter_context(
                 LiveView(view_out, f"organic-scoring demo (fleet): {where}", duration, metrics_url)
             )
-
-            def frame(elapsed: float) -> Frame:
-                return Frame(
-                    elapsed=elapsed,
-                    stats=scorer.stats,
-                    received=queue.counters().added,
-                    period=scorer.sample_rate_dynamic(),
-                    idle_period=config.trigger_frequency,
-                    jitter=config.trigger_jitter,
-                    top=_top(book, 3),
-                    fleet=True,
-                )
-
             if up:
                 started = _drive(traffic, view, frame, interrupted)
                 # Let the fleet finish what it accepted (not after Ctrl-C), then stop it.
@@ -301,9 +268,8 @@ def _wait_for(
 def _process(role: str, **settings: Any) -> Iterator[subprocess.Popen[bytes]]:
     """``python -m organic_scoring.demo._fleet ROLE SETTINGS``; stopped and waited for on exit.
 
-    In a session of its own: a Ctrl-C on the terminal reaches only the demo, which then
-    stops its processes in order, however far each has started (a SIGINT while one
-    still imports would end it with a KeyboardInterrupt traceback).
+    In a session of its own: Ctrl-C reaches only the demo, which stops it in order (a
+    SIGINT while it still imports would end it with a traceback).
     """
     command = [sys.executable, "-m", "organic_scoring.demo._fleet", role, json.dumps(settings)]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, start_new_session=True)
@@ -336,8 +302,7 @@ def _forget(queue: Any, name: str) -> None:
 
 
 def _serve_intake(settings: dict[str, Any]) -> None:
-    """What ``uvicorn --workers N --factory organic_scoring.demo._fleet:intake_app`` does,
-    closing the listening socket at the end (``uvicorn.run`` leaves that to the exit)."""
+    """``uvicorn --workers N --factory organic_scoring.demo._fleet:intake_app``."""
     from organic_scoring.http._server import serve_workers
 
     os.environ[_ENV] = json.dumps(settings)
@@ -347,11 +312,10 @@ def _serve_intake(settings: dict[str, Any]) -> None:
 
 
 def _end_with_stdin() -> None:
-    """Terminate this process (uvicorn's supervisor: shut down) when its stdin closes,
-    that is when the demo that started it has ended, however it ended.
+    """SIGTERM this process once its stdin closes: the demo has ended, however it ended.
 
-    Reads the file descriptor, not ``sys.stdin``: a daemon thread blocked while holding
-    the buffered reader's lock can make the interpreter's exit fail.
+    Reads the file descriptor, not ``sys.stdin``, whose lock a blocked daemon thread
+    would hold at the interpreter's exit.
     """
     with contextlib.suppress(OSError):
         while os.read(0, 4096):
@@ -366,7 +330,7 @@ def _stand_by(redis_url: str, name: str) -> None:
         sys.stdin.read()  # until the demo closes our stdin
     finally:
         scorer.stop()
-        queue = scorer._organic_queue
+        queue = scorer.organic_queue
         if isinstance(queue, RedisOrganicQueue):
             queue.close()
 

@@ -1,20 +1,14 @@
-"""Which intake the demo's organic traffic comes through, and opening it.
-
-``"axon"``: a real axon and dendrite (bittensor 9 and 10, the default there).
-``"http"``: the signed-HTTP intake and its client (any bittensor, with the ``http``
-extra; the default on 11), over ``"btauth/1"`` (11, its default there) or
-``"epistula"`` (any major, the default on 9 and 10).
-"""
+"""Which intake the demo's organic traffic comes through (``"axon"`` on 9/10, ``"http"``
+over btauth/1 or Epistula), and opening it."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from organic_scoring._compat import BT_MAJOR, HAS_AXON, HAS_HTTP_AUTH
-from organic_scoring.demo._scorer import DemoScorer
+from organic_scoring.demo._scorer import DemoScorer, Opener
 
 __all__ = ["INTAKES", "PROTOCOLS", "IntakeChoice", "choose_intake", "open_intake"]
 
@@ -24,8 +18,6 @@ PROTOCOLS = ("btauth/1", "epistula")
 
 @dataclass(frozen=True)
 class IntakeChoice:
-    """The intake the demo runs, and for ``"http"`` its signing protocol."""
-
     intake: str
     protocol: str | None = None
 
@@ -62,18 +54,14 @@ def choose_intake(intake: str | None = None, protocol: str | None = None) -> Int
     return IntakeChoice("http", protocol)
 
 
-@contextlib.contextmanager
 def open_intake(
     choice: IntakeChoice, directory: str, build: Callable[..., DemoScorer]
-) -> Iterator[tuple[DemoScorer, Any, str]]:
-    """Serve the chosen intake on 127.0.0.1: yield the scorer, a user factory, a title."""
+) -> contextlib.AbstractContextManager[tuple[DemoScorer, Opener, str]]:
+    """Serve the chosen intake on 127.0.0.1: yield the scorer, a user opener, a title."""
     if choice.intake == "axon":
         from organic_scoring.demo._axon_side import axon_intake
 
-        with axon_intake(directory, build) as parts:
-            yield parts
-    else:
-        from organic_scoring.demo._http_side import http_intake
+        return axon_intake(directory, build)
+    from organic_scoring.demo._http_side import http_intake
 
-        with http_intake(directory, build, choice.protocol) as parts:
-            yield parts
+    return http_intake(directory, build, choice.protocol)

@@ -1,4 +1,4 @@
-"""A free port on 127.0.0.1 for the demo's servers; nothing here touches a chain."""
+"""A free port on 127.0.0.1 for the demo's servers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ __all__ = ["free_port"]
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

@@ -15,7 +15,6 @@ __all__ = ["SimulatedMiner", "default_miners", "ideal_answer", "similarity"]
 
 
 def ideal_answer(prompt: str) -> str:
-    """The answer a perfect miner gives: the prompt's words reversed, lower-cased."""
     return " ".join(reversed(prompt.lower().split()))
 
 
@@ -43,14 +42,12 @@ class SimulatedMiner:
         self._random = random.Random(self.seed or self.uid)
 
     async def answer(self, prompt: str) -> str:
-        """Answer ``prompt`` after this miner's latency, with this miner's accuracy."""
         await asyncio.sleep(self.latency * (0.5 + self._random.random()))
         words = ideal_answer(prompt).split()
         return " ".join(w if self._random.random() < self.quality else "?" for w in words)
 
 
 def default_miners() -> list[SimulatedMiner]:
-    """Six miners from excellent and quick to poor or too slow for the query timeout."""
     return [
         SimulatedMiner(uid=0, quality=0.95, latency=0.02),
         SimulatedMiner(uid=1, quality=0.85, latency=0.05),

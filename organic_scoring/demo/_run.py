@@ -11,14 +11,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from organic_scoring._compat import BT_VERSION
 from organic_scoring._loop.stats import ScoringStats
 from organic_scoring.demo._intake import IntakeChoice, choose_intake, open_intake
 from organic_scoring.demo._miners import default_miners
-from organic_scoring.demo._scorer import DemoScorer
+from organic_scoring.demo._scorer import SETTINGS, DemoScorer, Opener
 from organic_scoring.demo._view import Frame, LiveView
 from organic_scoring.synth_dataset import OrganicReplayDataset, default_dataset, splice_words
 from organic_scoring.weights import ScoreBook
@@ -27,11 +27,11 @@ __all__ = ["run_demo"]
 
 BURST_SIZE = 4
 BURST_EVERY = 0.8
-QUIET, BUSY = 2.5, 2.0
-"""Seconds of silence (the synthetic fallback's turn), then of bursts, over and over."""
-
-SHORTEST_USEFUL = 5.0
-"""Seconds a run needs to score both kinds: the first organic burst is scored ~3 s in."""
+QUIET, BUSY = 2.5, 2.0  # seconds of silence (the synthetic fallback's turn), then of bursts
+SHORTEST_USEFUL = 5.0  # seconds to score both kinds: the first organic burst is scored ~3 s in
+TRIGGER_JITTER = 0.5  # each period drawn within ±50 % of its mean, so probes keep no clock
+REFRESH = 0.5  # seconds between redraws of the live view
+EXIT_INTERRUPTED = 130  # after Ctrl-C, as shells report a SIGINT (128 + 2)
 
 USER_PROMPTS = (
     "What is the tallest mountain in Africa",
@@ -75,44 +75,40 @@ def run_demo(
     view_out = out or (sys.stderr if as_json else sys.stdout)
     with _interruptible() as interrupted:
         summary = _simulate(duration, view_out, choice, interrupted, metrics_port)
+    return _finish(summary, as_json, _why_not)
+
+
+def _finish(
+    summary: dict[str, Any], as_json: bool, why_not: Callable[[dict[str, Any]], str | None]
+) -> int:
+    """Print the JSON summary if asked; return the exit code, saying why a run failed."""
     if as_json:
         print(json.dumps(summary, indent=2), flush=True)
     if summary["interrupted"]:
         return EXIT_INTERRUPTED
-    ok = summary["organic_iterations"] > 0 and summary["synthetic_iterations"] > 0
-    if not ok:
-        print(_why_not(summary), file=sys.stderr)
-    return 0 if ok else 1
-
-
-EXIT_INTERRUPTED = 130
-"""The exit status after Ctrl-C, as shells report a SIGINT (128 + 2)."""
+    why = why_not(summary)
+    if why is not None:
+        print(why, file=sys.stderr)
+    return 0 if why is None else 1
 
 
 @contextlib.contextmanager
 def _interruptible() -> Iterator[threading.Event]:
-    """An event that Ctrl-C sets, instead of raising KeyboardInterrupt mid-demo.
-
-    The run then winds down in order (traffic, scorer, intake) and sums up. Only the
-    main thread can catch signals; elsewhere a KeyboardInterrupt stays what it is.
-    """
+    """An event Ctrl-C sets (on the main thread), so the run winds down in order."""
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield interrupted
         return
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        interrupted.set()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
     try:
         yield interrupted
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def _why_not(summary: dict[str, Any]) -> str:
-    """Why a run did not score both kinds of sample, and what to do about it."""
+def _why_not(summary: dict[str, Any]) -> str | None:
+    """Why a run did not score both kinds of sample, and what to do; None if it did."""
     reasons = []
     if summary["organic_iterations"] == 0:
         reasons.append(
@@ -122,6 +118,8 @@ def _why_not(summary: dict[str, Any]) -> str:
         )
     if summary["synthetic_iterations"] == 0:
         reasons.append("no synthetic sample was scored")
+    if not reasons:
+        return None
     hint = ""
     if summary["duration"] < SHORTEST_USEFUL:
         hint = (
@@ -142,20 +140,8 @@ def _simulate(
     book = ScoreBook(len(miners), alpha=0.2)
 
     def build(cls: type[DemoScorer], **intake: Any) -> DemoScorer:
-        return cls(
-            miners,
-            book,
-            synth_dataset=_probes(),
-            trigger="seconds",
-            trigger_frequency=TRIGGER_FREQUENCY,
-            trigger_jitter=TRIGGER_JITTER,
-            seed=1,
-            trigger_frequency_min=0.1,
-            trigger_scaling_factor=4,
-            max_concurrent_iterations=3,
-            query_timeout=2.0,
-            **intake,
-        )
+        jitter = {"trigger_jitter": TRIGGER_JITTER, "seed": 1}
+        return cls(miners, book, synth_dataset=_probes(), **jitter, **SETTINGS, **intake)
 
     with (
         tempfile.TemporaryDirectory(prefix="organic-scoring-demo-") as directory,
@@ -163,13 +149,14 @@ def _simulate(
         _metrics(scorer, book, metrics_port) as metrics_url,
     ):
         traffic = _Traffic(open_user, duration)
+        frame = _framer(scorer, book, lambda: scorer.received)
         with LiveView(view_out, where, duration, metrics_url) as view:
             scorer.start()
             try:
-                started = _drive(traffic, view, lambda at: _frame(scorer, book, at), interrupted)
+                started = _drive(traffic, view, frame, interrupted)
             finally:
                 scorer.stop()
-            view.update(_frame(scorer, book, time.monotonic() - started))
+            view.update(frame(time.monotonic() - started))
             view.close()
             stats = scorer.stats
             summary = {
@@ -189,7 +176,9 @@ def _simulate(
         return summary
 
 
-def _drive(traffic: _Traffic, view: LiveView, frame: Any, interrupted: threading.Event) -> float:
+def _drive(
+    traffic: _Traffic, view: LiveView, frame: Callable[[float], Frame], interrupted: threading.Event
+) -> float:
     """Send traffic and redraw ``frame(elapsed)`` until its duration passes or Ctrl-C;
     return when it started."""
     started = time.monotonic()
@@ -219,26 +208,25 @@ def _scoring_summary(stats: ScoringStats, book: ScoreBook, miners: int) -> dict[
     }
 
 
-TRIGGER_FREQUENCY = 1.0
-"""The demo's period with no organic work waiting (seconds)."""
+def _framer(
+    scorer: DemoScorer, book: ScoreBook, received: Callable[[], int], fleet: bool = False
+) -> Callable[[float], Frame]:
+    """What the live view shows ``elapsed`` seconds in: ``frame(elapsed)``."""
+    config = scorer.config
 
-TRIGGER_JITTER = 0.5
-"""Each period is drawn within ±50 % of its mean, so probes keep no clock."""
+    def frame(elapsed: float) -> Frame:
+        return Frame(
+            elapsed=elapsed,
+            stats=scorer.stats,
+            received=received(),
+            period=scorer.sample_rate_dynamic(),
+            idle_period=config.trigger_frequency,
+            jitter=config.trigger_jitter,
+            top=_top(book, 3),
+            fleet=fleet,
+        )
 
-REFRESH = 0.5
-"""Seconds between redraws of the live view."""
-
-
-def _frame(scorer: DemoScorer, book: ScoreBook, elapsed: float) -> Frame:
-    return Frame(
-        elapsed=elapsed,
-        stats=scorer.stats,
-        received=scorer.received,
-        period=scorer.sample_rate_dynamic(),
-        idle_period=TRIGGER_FREQUENCY,
-        jitter=TRIGGER_JITTER,
-        top=_top(book, 3),
-    )
+    return frame
 
 
 @contextlib.contextmanager
@@ -247,7 +235,6 @@ def _metrics(scorer: DemoScorer, book: ScoreBook, port: int | None) -> Iterator[
     if port is None:
         yield None
         return
-    # organic_scoring.metrics says which extra to install when prometheus_client is missing.
     from prometheus_client import CollectorRegistry
 
     from organic_scoring.metrics import PrometheusMetrics, serve_metrics
@@ -259,8 +246,7 @@ def _metrics(scorer: DemoScorer, book: ScoreBook, port: int | None) -> Iterator[
 
 
 def _probes() -> OrganicReplayDataset:
-    """Synthetic probes made of what the users asked, each spliced with another at a
-    shared word; the bundled dataset until a few distinct requests have been scored."""
+    """Users' requests spliced with each other; the bundled dataset until there are a few."""
 
     def splice(sample: dict[str, str], rng: random.Random) -> dict[str, str] | None:
         for _ in range(5):
@@ -276,18 +262,19 @@ def _probes() -> OrganicReplayDataset:
 
 
 def _top(book: ScoreBook, k: int) -> list[tuple[int, float]]:
-    """The ``k`` largest normalised weights, largest first."""
     return sorted(book.as_dict().items(), key=lambda item: -item[1])[:k]
 
 
 class _Traffic:
     """A user on its own thread and event loop, sending bursts of organic requests."""
 
-    def __init__(self, open_user: Any, duration: float) -> None:
+    def __init__(self, open_user: Opener, duration: float) -> None:
         self._open_user = open_user
         self.duration = duration
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="demo-user", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._send()), name="demo-user", daemon=True
+        )
         self._random = random.Random(7)
         self.answered = 0
 
@@ -297,9 +284,6 @@ class _Traffic:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-    def _main(self) -> None:
-        asyncio.run(self._send())
 
     async def _send(self) -> None:
         async with self._open_user() as ask:

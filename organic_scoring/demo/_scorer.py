@@ -1,13 +1,11 @@
-"""The demo validator's scoring: query the simulated miners, score against the ideal answer.
-
-Transport-neutral; :mod:`._axon_side` and :mod:`._http_side` subclass it with an
-``_on_organic_entry`` annotated for their intake.
-"""
+"""The demo validator's scoring, transport-neutral: each intake subclasses it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from organic_scoring import OrganicScoringBase
@@ -15,22 +13,32 @@ from organic_scoring.demo._miners import SimulatedMiner, ideal_answer, similarit
 from organic_scoring.synth_dataset import SynthDatasetEntry
 from organic_scoring.weights import ScoreBook
 
-__all__ = ["MINER_TIMEOUT", "DemoScorer"]
+__all__ = ["MINER_TIMEOUT", "SETTINGS", "Ask", "DemoScorer", "Opener"]
 
-MINER_TIMEOUT = 0.3
-"""How long the validator waits for one miner's answer (seconds)."""
+MINER_TIMEOUT = 0.3  # seconds the validator waits for one miner's answer
+
+SETTINGS: dict[str, Any] = {
+    "trigger": "seconds",
+    "trigger_frequency": 1.0,
+    "trigger_frequency_min": 0.1,
+    "trigger_scaling_factor": 4,
+    "max_concurrent_iterations": 3,
+    "query_timeout": 2.0,
+}
+"""The loop settings of every demo scorer, single-process or fleet."""
+
+Ask = Callable[[str], Any]
+Opener = Callable[[], contextlib.AbstractAsyncContextManager[Ask]]
+"""Opens a user: ``ask(prompt)`` sends one organic request and returns the completion."""
 
 
 def prompt_of(sample: Any) -> str:
-    """The prompt inside an organic record or a synthetic dataset entry."""
     if isinstance(sample, SynthDatasetEntry):
         return sample.messages[-1]
     return str(sample["prompt"])
 
 
 class DemoScorer(OrganicScoringBase):
-    """Scores simulated miners on organic prompts (or synthetic ones when it is quiet)."""
-
     def __init__(self, miners: list[SimulatedMiner], book: ScoreBook, **kwargs: Any) -> None:
         self.miners = miners
         self.book = book

@@ -1,26 +1,19 @@
-"""The demo's live view: a panel redrawn in place on a terminal, plain lines otherwise.
-
-A ``rich`` Live panel (at most 80 columns, never wider than the terminal) on a
-terminal; plain lines without escape codes elsewhere, or without ``rich``.
-"""
+"""The demo's live view: a ``rich`` panel redrawn in place on a terminal, plain lines
+otherwise (or without ``rich``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TextIO
 
 from organic_scoring._loop.stats import ScoringStats
 
 __all__ = ["Frame", "LiveView"]
 
-MAX_WIDTH = 80
-"""The panel's widest; narrower terminals get a narrower panel."""
-
-_TWO_COLUMNS = 56
-"""Narrower panels put each label and its value on one wrapped line."""
+MAX_WIDTH = 80  # the panel's widest; narrower terminals get a narrower panel
+_TWO_COLUMNS = 56  # narrower panels put each label and its value on one wrapped line
 
 _STAGES = ("query", "reference", "rewards", "weights", "total")
 
@@ -32,33 +25,19 @@ class Frame:
     elapsed: float
     stats: ScoringStats
     received: int
-    period: float
-    """The annealed period now (seconds between iteration starts)."""
-    idle_period: float
-    """The period with an empty organic queue (``trigger_frequency``)."""
-    top: Sequence[tuple[int, float]]
-    """The largest weights, ``(uid, weight)``, largest first."""
+    period: float  # the annealed period now
+    idle_period: float  # trigger_frequency
+    top: Sequence[tuple[int, float]]  # the largest weights, (uid, weight)
     jitter: float = 0.0
-    """``trigger_jitter``: each period is drawn within this share of its mean."""
-    fleet: bool = False
-    """A fleet: the iterations are this process's, the queue and ``received`` the
-    whole fleet's (read from Redis)."""
+    fleet: bool = False  # the queue and received are the whole fleet's, the rest this process's
 
     @property
     def organic_share(self) -> float | None:
-        """Organic samples among the scored ones, or None before the first."""
         return self.stats.organic_share if self.stats.iterations else None
 
 
 class LiveView:
-    """Renders frames to ``out``; use it as a context manager around the updates.
-
-    Args:
-        out: Where to draw.
-        title: What is running (the intake and bittensor version).
-        duration: The planned run time in seconds.
-        metrics_url: Where the Prometheus metrics are served, or None.
-    """
+    """Renders frames to ``out``; use it as a context manager around the updates."""
 
     def __init__(
         self, out: TextIO, title: str, duration: float, metrics_url: str | None = None
@@ -96,12 +75,7 @@ class LiveView:
             self._live.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -111,7 +85,6 @@ class LiveView:
             live.stop()
 
     def update(self, frame: Frame) -> None:
-        """Show ``frame``: redraw the panel, or write one plain line."""
         if self._live is not None:
             self._live.update(_Panel(self._title, self._duration, self._note, frame), refresh=True)
             return
@@ -119,7 +92,6 @@ class LiveView:
         self._out.flush()
 
     def summary(self, summary: dict[str, Any]) -> None:
-        """The closing words, below the last frame, in either mode."""
         text = summary_text(summary)
         if self._console is not None:
             self._console.print(text, soft_wrap=False, overflow="fold")
@@ -129,7 +101,6 @@ class LiveView:
 
 
 def plain_line(frame: Frame) -> str:
-    """One frame as a line for a log: counters, share, period, stage times, weights."""
     stats = frame.stats
     where = " in this process" if frame.fleet else ""
     return (
@@ -144,7 +115,6 @@ def plain_line(frame: Frame) -> str:
 
 
 def summary_text(summary: dict[str, Any]) -> str:
-    """The summary as one sentence; a fleet's adds a line with its accounting."""
     how = "interrupted" if summary.get("interrupted") else "done"
     share = summary.get("organic_share")
     text = (
@@ -166,21 +136,21 @@ def summary_text(summary: dict[str, Any]) -> str:
     return text
 
 
+@dataclass(frozen=True)
 class _Panel:
     """One frame as a rich renderable, sized to the console at render time."""
 
-    def __init__(self, title: str, duration: float, note: str | None, frame: Frame) -> None:
-        self._title = title
-        self._duration = duration
-        self._note = note
-        self._frame = frame
+    title: str
+    duration: float
+    note: str | None
+    frame: Frame
 
     def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
         from rich.panel import Panel
         from rich.table import Table
         from rich.text import Text
 
-        frame, stats = self._frame, self._frame.stats
+        frame, stats = self.frame, self.frame.stats
         # Two columns to spare: a ^C echoed after the last line must not wrap it.
         width = max(20, min(MAX_WIDTH, options.max_width - 2))
         rows = [
@@ -196,12 +166,12 @@ class _Panel:
             ("stage p50", _stage_times(stats, "  ")),
             ("top weights", _weights(frame.top, "  ")),
         ]
-        if self._note:
-            rows.append(("metrics", self._note))
+        if self.note:
+            rows.append(("metrics", self.note))
         body = Table.grid()
         body.add_column(overflow="fold")
         # Wrapped, never cut: it holds the intake's address (the port to send to).
-        body.add_row(Text(self._title, style="dim", overflow="fold"))
+        body.add_row(Text(self.title, style="dim", overflow="fold"))
         if width >= _TWO_COLUMNS:
             table = Table.grid(padding=(0, 2))
             table.add_column(style="bold", no_wrap=True)
@@ -212,7 +182,7 @@ class _Panel:
         else:  # too narrow for a column of labels: one wrapped line each
             for label, value in rows:
                 body.add_row(Text.assemble((label, "bold"), " ", value, overflow="fold"))
-        clock = f"{frame.elapsed:.0f}s of {self._duration:g}s"
+        clock = f"{frame.elapsed:.0f}s of {self.duration:g}s"
         subtitle = f"{clock}, Ctrl-C ends it" if width >= 40 else clock
         # rich widens a panel to fit its title: keep the title within the width.
         title = "organic-scoring demo" if width >= 30 else "demo"

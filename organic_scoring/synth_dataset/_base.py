@@ -12,19 +12,12 @@ __all__ = ["SynthDatasetBase", "SynthDatasetEntry"]
 
 
 class SynthDatasetEntry(BaseModel):
-    """One synthetic (or organic) conversation sample.
+    """One synthetic (or organic) conversation sample: ``roles[i]`` speaks ``messages[i]``;
+    extra fields (a task type, a reference) are kept.
 
-    ``roles[i]`` speaks ``messages[i]``. Extra fields are kept, so a subnet can carry
-    what its scoring needs (a task type, a seed, a reference) in the same entry.
-
-    It is a pydantic model (``entry.messages``, ``entry.model_dump()``) that also
-    reads like the dict samples of the original organic-scoring package, so hooks
-    written for those keep working: ``entry["messages"]``, ``entry.get("organic",
-    False)``, ``"source" in entry``, ``entry.keys()``, ``dict(entry)`` and
-    ``entry["reference"] = ...``. The keys are the fields and the extra fields; a
-    missing key raises :class:`KeyError`, as a dict would. Iterating over the model
-    itself stays pydantic's (``(name, value)`` pairs); iterate over ``keys()`` for
-    the names.
+    It also reads like the original package's dict samples: ``entry["messages"]``,
+    ``entry.get(...)``, ``in``, ``keys()``, ``dict(entry)``, ``entry[key] = ...``; a
+    missing key raises :class:`KeyError`. Iterating over the model stays pydantic's.
     """
 
     model_config = ConfigDict(extra="allow")

@@ -38,13 +38,8 @@ _TOPICS = 4
 class GeneratedDataset(SynthDatasetBase):
     """Synthetic samples a generator (the validator's own model) writes from a brief.
 
-    Each draw makes a *brief* from one sample of ``reservoir`` chosen at random, a
-    description that copies no text of it (see :meth:`brief`), and hands it to
-    ``generate(brief)``, which returns a new request in the sample's shape (or None).
-    The sample is drawn as replay draws one (none until the reservoir holds its
-    ``min_samples`` distinct samples, none that arrived within its ``cooldown``); without
-    one the brief is ``{"topics": [], "words": None, "turns": 1, "script": None,
-    "template": None}``: the generator writes from its own ideas.
+    Each draw hands ``generate`` a :meth:`brief` made from one sample of ``reservoir``,
+    which copies no text of it (the docs' Probes page, "Generated probes").
 
     Args:
         generate: ``generate(brief)`` returns the probe, or None when it has none; a
@@ -83,15 +78,9 @@ class GeneratedDataset(SynthDatasetBase):
         self._random = random.Random(seed)
 
     def brief(self) -> dict[str, Any]:
-        """What the next probe should look like, from one stored sample, without its text.
-
-        ``topics``: up to four content words of it (pairs of letters in Chinese,
-        Japanese or Thai); ``words``: the length of its last text in words (two such
-        letters counting one); ``turns``: how many turns its conversation has (1 for
-        a single prompt); ``script``: the writing system most of its letters are in
-        (``"LATIN"``, ``"CYRILLIC"``, ``"CJK"``, ...); ``template``: the sample with
-        its turns and other prose emptied, its labels and metadata kept (the shape to
-        fill in; a model name, an id or a timestamp stays as it was).
+        """What the next probe should look like, from one stored sample peeked without its
+        text: ``topics``, ``words``, ``turns``, ``script`` and ``template``; with no
+        sample, ``{"topics": [], "words": None, "turns": 1, "script": None, "template": None}``.
         """
         sample = self._reservoir.peek() if self._reservoir is not None else None
         if sample is None:

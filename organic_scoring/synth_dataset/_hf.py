@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from organic_scoring.synth_dataset._base import SynthDatasetBase, SynthDatasetEntry
 
-__all__ = ["HuggingFaceDataset"]
+__all__ = ["HuggingFaceDataset", "import_datasets"]
 
 
 class HuggingFaceDataset(SynthDatasetBase):
@@ -102,13 +102,19 @@ class HuggingFaceDataset(SynthDatasetBase):
         return f"HuggingFaceDataset({len(self)} rows)"
 
 
-def _check_dataset(dataset: Any) -> None:
+def import_datasets(what: str) -> Any:
+    """The ``datasets`` module, or an ImportError saying that ``what`` needs the hf extra."""
     try:
         import datasets
     except ImportError as exc:
         raise ImportError(
-            "HuggingFaceDataset needs the 'datasets' package: pip install 'organic-scoring[hf]'"
+            f"{what} needs the 'datasets' package: pip install 'organic-scoring[hf]'"
         ) from exc
+    return datasets
+
+
+def _check_dataset(dataset: Any) -> None:
+    datasets = import_datasets("HuggingFaceDataset")
     if isinstance(dataset, datasets.DatasetDict):
         raise ValueError(
             f"dataset is a DatasetDict with splits {list(dataset)}; pass one split, "

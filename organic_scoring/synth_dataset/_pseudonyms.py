@@ -85,13 +85,11 @@ _TOKEN_PREFIX = re.compile(rf"^(?:{_PREFIXES})[-_]?")
 class Pseudonymizer:
     """A ``redact`` that replaces personal data by consistent, realistic pseudonyms.
 
-    In every string of a sample (dict keys and set members too; the shape and other
-    values kept) it replaces e-mail and IPv4 addresses, card-like and phone numbers,
-    secret-like tokens (long mixed ones, and keys with a known prefix such as ``sk-``
-    or ``AKIA``) and values given as a password, token or key (``password: hunter2``)
-    by stand-ins of the same kind and layout (a card stays Luhn-valid, a phone keeps
-    its country code). The same value gets the same
-    pseudonym under the same ``key``. Names and street addresses are not recognised.
+    In every string of a sample (dict keys and set members too) it replaces e-mail and
+    IPv4 addresses, card and phone numbers, secret-like tokens and values given as a
+    password, token or key by stand-ins of the same kind and layout, the same value by
+    the same one under the same ``key`` (the docs' Probes page has the details). Names
+    and street addresses are not recognised.
 
     Args:
         key: The secret the pseudonyms are derived from (bytes or str). None draws

@@ -83,13 +83,9 @@ def _message_digest(turn: list[str]) -> bytes:
 class OrganicReplayDataset(SynthDatasetBase):
     """Synthetic samples drawn from past organic traffic; never one a miner received.
 
-    The scorer offers it every organic sample it takes from the queue;
-    :meth:`sample` returns one, changed by ``transform`` (:func:`splice_words` is
-    one change for text). What it hands out is never a request that already went
-    out (an offered sample or an earlier probe, compared by their texts with case,
-    whitespace, punctuation and look-alike forms normalised) nor carries a
-    conversation history that did; when ``transform`` cannot make such a probe,
-    :meth:`sample` falls back.
+    The scorer offers it every organic sample it takes from the queue; :meth:`sample`
+    returns one changed by ``transform``, or falls back (the docs' Probes page,
+    "Replaying organic traffic", says what counts as received).
 
     Args:
         capacity: The most samples kept; an int, at least 1. Memory is bounded by it.
@@ -188,12 +184,9 @@ class OrganicReplayDataset(SynthDatasetBase):
         """
         if sample is None:
             return False
-        self._remember(sample)
-        if self._redact is not None:
-            sample = self._redact(sample)
-            if sample is None:
-                return False
-            self._remember(sample, copy_of_last=True)
+        sample = self._received(sample)
+        if sample is None:
+            return False
         key = request_digest(sample)
         with self._lock:
             self._tick += 1
@@ -231,6 +224,16 @@ class OrganicReplayDataset(SynthDatasetBase):
         self._samples, self._serials, self._digests, self._ticks = [], [], [], []
         self._distinct.clear()
         self._last = None
+
+    def _received(self, sample: Any) -> Any:
+        """Remember an organic ``sample`` as sent; return what of it may be kept (None: nothing)."""
+        self._remember(sample)
+        if self._redact is None:
+            return sample
+        kept = self._redact(sample)
+        if kept is not None:
+            self._remember(kept, copy_of_last=True)
+        return kept
 
     def _remember(self, sample: Any, copy_of_last: bool = False) -> None:
         """Remember ``sample`` as sent: its request, every opening of its conversations
@@ -286,13 +289,8 @@ class OrganicReplayDataset(SynthDatasetBase):
     # -- sampling ------------------------------------------------------------------
 
     def sample(self) -> Any:
-        """A new probe made of a stored sample by ``transform``, or one of ``fallback``.
-
-        Draws uniformly among eligible samples (not the last one used, not one of the
-        last ``cooldown`` to arrive, once ``min_samples`` distinct ones are stored); a
-        transform that repeats what went out is tried on a few, then ``fallback`` is
-        sampled (None without one). What is handed out is remembered as sent.
-        """
+        """A new probe made of a stored sample by ``transform``, or one of ``fallback``
+        (None without one); what is handed out is remembered as sent."""
         with self._lock:
             self._tick += 1
             ready = self._transform is not None and len(self._distinct) >= self._min_samples
@@ -332,40 +330,21 @@ class OrganicReplayDataset(SynthDatasetBase):
             if slot < size and self._serials[slot] == serial:
                 last_slot = slot
         ticks, newest = self._ticks, self._tick - self._cooldown
-
-        def eligible(slot: int) -> bool:
-            return slot != last_slot and slot not in tried and ticks[slot] < newest
-
-        for _ in range(8):  # cheap while most are eligible
-            slot = self._random.randrange(size)
-            if eligible(slot):
-                return slot
-        slots = [slot for slot in range(size) if eligible(slot)]
-        return self._random.choice(slots) if slots else None
+        return _pick(
+            self._random,
+            size,
+            lambda slot: slot != last_slot and slot not in tried and ticks[slot] < newest,
+        )
 
     def peek(self) -> Any:
-        """A deep copy of one stored sample chosen at random, untransformed; None when empty.
-
-        For transforms that recombine stored samples (see :func:`splice_words`) and for
-        :class:`GeneratedDataset` briefs; it does not count as handed out. It waits as
-        replay does: None until ``min_samples`` distinct samples are stored, and never
-        a sample within its ``cooldown``.
-        """
+        """A deep copy of one stored sample chosen at random, untransformed, not counted as
+        handed out; None until ``min_samples`` are stored, never one within ``cooldown``."""
         with self._lock:
             if len(self._distinct) < self._min_samples:
                 return None
             # As a draw now would see it (a draw counts a tick first).
-            size, ticks, newest = len(self._samples), self._ticks, self._tick - self._cooldown
-            rng = self._transform_random
-            slot: int | None = None
-            for _ in range(8):  # cheap while most are past their cooldown
-                drawn = rng.randrange(size)
-                if ticks[drawn] <= newest:
-                    slot = drawn
-                    break
-            else:
-                slots = [slot for slot in range(size) if ticks[slot] <= newest]
-                slot = rng.choice(slots) if slots else None
+            ticks, newest = self._ticks, self._tick - self._cooldown
+            slot = _pick(self._transform_random, len(self._samples), lambda s: ticks[s] <= newest)
             if slot is None:
                 return None
             chosen = self._samples[slot]
@@ -492,12 +471,9 @@ class OrganicReplayDataset(SynthDatasetBase):
                 if left_out == 1:
                     log.warning(f"replay file {os.fspath(path)!r}: left out a sample: {exc}")
                 continue
-            self._remember(sample)
-            if self._redact is not None:
-                sample = self._redact(sample)
-                if sample is None:
-                    continue
-                self._remember(sample, copy_of_last=True)
+            sample = self._received(sample)
+            if sample is None and self._redact is not None:
+                continue
             kept[index] = sample
         if left_out > 1:
             log.warning(
@@ -512,6 +488,16 @@ class OrganicReplayDataset(SynthDatasetBase):
                 self._store(len(self._samples), sample, request_digest(sample), self._tick)
             self._seen = max(seen, len(samples))
             return len(samples)
+
+
+def _pick(rng: random.Random, size: int, eligible: Callable[[int], bool]) -> int | None:
+    """A uniformly drawn slot below ``size`` that is ``eligible``; None if there is none."""
+    for _ in range(8):  # cheap while most are eligible
+        slot = rng.randrange(size)
+        if eligible(slot):
+            return slot
+    slots = [slot for slot in range(size) if eligible(slot)]
+    return rng.choice(slots) if slots else None
 
 
 def _check(path: str | os.PathLike[str], document: Any) -> tuple[int, list[dict[str, Any]]]:

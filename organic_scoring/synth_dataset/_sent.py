@@ -1,11 +1,6 @@
-"""What went out to miners, remembered compactly: a pair of rotating Bloom filters.
-
-Each generation holds up to ``capacity`` digests at a false-positive rate of about
-one in a thousand; when the newer one is full the older one is dropped. So at least
-the last ``capacity`` digests, and at most twice that, are remembered, in a fixed
-amount of memory (about 1.8 bytes a digest per generation). A false positive only
-makes a probe count as a repeat, never the reverse.
-"""
+"""What went out to miners, remembered compactly: two rotating Bloom filters of
+``capacity`` digests each at a false-positive rate of about 1/1000 (the older is
+dropped when the newer fills), so the last ``capacity`` to ``2 * capacity`` digests."""
 
 from __future__ import annotations
 

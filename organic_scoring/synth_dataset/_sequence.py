@@ -14,12 +14,9 @@ T = TypeVar("T")
 
 
 class SequenceDataset(SynthDatasetBase, Generic[T]):
-    """Samples uniformly at random, with replacement, from a fixed set of entries.
-
-    The simplest way to give the scoring loop synthetic data: a list of
-    :class:`~organic_scoring.synth_dataset.SynthDatasetEntry` objects, prompts, or
-    anything the hooks accept. The entries are copied into a tuple at construction,
-    so later changes to the caller's list do not reach the dataset.
+    """Samples uniformly at random, with replacement, from a fixed set of entries
+    (:class:`~organic_scoring.synth_dataset.SynthDatasetEntry` objects, prompts, or
+    anything the hooks accept), copied at construction.
 
     Args:
         entries: The samples to draw from; at least one.

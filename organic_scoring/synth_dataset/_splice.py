@@ -28,30 +28,17 @@ def splice_words(text: str, other: Any, rng: random.Random) -> str | None: ...
 @overload
 def splice_words(text: T, other: Any, rng: random.Random) -> T | None: ...
 def splice_words(text: Any, other: Any, rng: random.Random) -> Any:
-    """The start of ``text`` joined to the end of ``other`` at a place where they agree.
+    """The start of ``text`` joined to the end of ``other`` where they share a run of
+    words (compared without case and surrounding punctuation, longest runs preferred),
+    each side's layout kept; None when they share no word or every join gives back an
+    input.
 
-    Words are compared without case and surrounding punctuation. The join is made
-    where the two share a run of words, longest runs preferred (a word found more
-    than 32 times in ``other`` is tried at 32 of its places, spread evenly), so every word pair
-    (and, where they share two words, every word triple) of the result already
-    occurs in one of the two inputs: the result reads like the traffic it came
-    from, yet is neither input. The text's layout is kept: everything before the
-    join is ``text`` as it was, everything after it ``other`` as it was (newlines,
-    indentation, double spaces). Returns None when the two share no word, or every
-    join would give back an input.
-
-    ``text`` may also be a whole sample (a dict, list, tuple or pydantic model, as
-    many levels deep as it goes) and ``other`` another: then every text in it
-    (every turn of a conversation, its metadata left alone) is spliced with a text
-    of ``other`` (the one at the same place first, the same turn of a conversation;
-    then one of the same field), and the sample is returned in its own shape, or
-    None when no text of it could be changed. A text both samples hold (a system
-    prompt) is left as it is and lends nothing to the others. It is meant as an
-    :class:`OrganicReplayDataset` ``transform``, with another stored sample drawn by
-    :meth:`OrganicReplayDataset.peek`::
-
-        def transform(sample, rng):
-            return splice_words(sample, replay.peek(), rng)  # None: replay falls back
+    ``text`` and ``other`` may also be whole samples (dicts, lists, tuples, pydantic
+    models): every text of ``text`` is spliced with one of ``other`` (the same place
+    first, then the same field), a text both hold is left alone, and the sample comes
+    back in its shape, or None when no text changed. Meant as an
+    :class:`OrganicReplayDataset` ``transform`` with :meth:`OrganicReplayDataset.peek`
+    as ``other`` (the docs' Probes page, "Transforms").
     """
     if isinstance(text, str):
         return _splice_text(text, other, rng) if isinstance(other, str) else None

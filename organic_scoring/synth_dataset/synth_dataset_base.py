@@ -1,8 +1,4 @@
-"""The original organic-scoring package's path of ``SynthDatasetBase``, kept as an alias.
-
-Deprecated: importing this module warns; import it as
-``from organic_scoring.synth_dataset import SynthDatasetBase``.
-"""
+"""Deprecated: the original package's path of ``SynthDatasetBase`` (importing it warns)."""
 
 from organic_scoring._deprecated import warn_moved
 from organic_scoring.synth_dataset import SynthDatasetBase
