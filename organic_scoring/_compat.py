@@ -1,15 +1,17 @@
-"""The one place that knows which bittensor is installed: 9 (``bt.axon``), 10 (``bt.Axon``)
-or 11 (no axon, synapse or ``bt.logging``; ``bt.http_auth`` and ``bt.set_weights``).
-Nothing here touches the network.
+"""The one place that knows what is installed: which bittensor, 9 (``bt.axon``), 10
+(``bt.Axon``) or 11 (no axon, synapse or ``bt.logging``; ``bt.http_auth`` and
+``bt.set_weights``), and which optional extras. Nothing here touches the network.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import logging
 import re
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Protocol
 
 import bittensor as bt
@@ -25,6 +27,7 @@ __all__ = [
     "is_async_subtensor",
     "library_logger",
     "require_axon",
+    "require_extra",
     "require_http_auth",
     "sdk_set_weights",
     "sr25519_verify",
@@ -45,6 +48,23 @@ HAS_AXON: bool = hasattr(bt, "Synapse") and (hasattr(bt, "Axon") or hasattr(bt, 
 
 HAS_HTTP_AUTH: bool = hasattr(bt, "http_auth")
 """True on bittensor 11, whose ``bt.http_auth`` signs and verifies ``btauth/1`` requests."""
+
+
+def require_extra(module: str, extra: str, feature: str) -> ModuleType:
+    """``module`` imported, or an ImportError saying that ``feature`` needs ``extra``.
+
+    An ImportError from inside an installed ``module`` is not ours to rename: it propagates.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] != module.partition(".")[0]:
+            raise
+        raise ImportError(
+            f"{feature} needs the '{extra}' extra ({module.partition('.')[0]}): "
+            f"pip install 'organic-scoring[{extra}]'",
+            name=exc.name,
+        ) from exc
 
 
 def require_axon(feature: str) -> None:

@@ -7,17 +7,10 @@ Needs the ``http`` extra (``pip install 'organic-scoring[http]'``).
 
 from __future__ import annotations
 
-try:
-    import httpx  # noqa: F401
-    import starlette  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    if (exc.name or "").partition(".")[0] not in {"httpx", "starlette"}:
-        raise
-    raise ImportError(
-        "organic_scoring.http needs the 'http' extra (starlette, httpx, uvicorn): "
-        "pip install 'organic-scoring[http]'",
-        name=exc.name,
-    ) from exc
+from organic_scoring._compat import require_extra
+
+require_extra("httpx", "http", "organic_scoring.http")
+require_extra("starlette", "http", "organic_scoring.http")
 
 from organic_scoring.http._app import create_app
 from organic_scoring.http._client import OrganicClient, OrganicStream

@@ -8,6 +8,7 @@ import socket
 import threading
 from typing import Any
 
+from organic_scoring._compat import require_extra
 from organic_scoring.intake import IntakeSettings
 
 __all__ = ["OrganicServer", "serve_in_thread", "serve_workers"]
@@ -92,13 +93,7 @@ class OrganicServer:
         """
         if self._thread is not None:
             raise RuntimeError("this server was already started; build a new one")
-        try:
-            import uvicorn
-        except ImportError as exc:  # pragma: no cover - uvicorn ships with the extra
-            raise ImportError(
-                "serving needs uvicorn, part of the 'http' extra: "
-                "pip install 'organic-scoring[http]'"
-            ) from exc
+        uvicorn = require_extra("uvicorn", "http", "serving")
         options: dict[str, Any] = {
             "log_config": None,
             "access_log": False,

@@ -7,16 +7,9 @@ in the docs lists every series and shows both ways.
 
 from __future__ import annotations
 
-try:
-    import prometheus_client  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    if (exc.name or "").partition(".")[0] != "prometheus_client":
-        raise
-    raise ImportError(
-        "organic_scoring.metrics needs the 'metrics' extra (prometheus_client): "
-        "pip install 'organic-scoring[metrics]'",
-        name=exc.name,
-    ) from exc
+from organic_scoring._compat import require_extra
+
+require_extra("prometheus_client", "metrics", "organic_scoring.metrics")
 
 from organic_scoring.metrics._exporter import PrometheusMetrics
 from organic_scoring.metrics._serve import metrics_route, serve_metrics

@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client import start_http_server as _start_http_server
 
+from organic_scoring._compat import require_extra
 from organic_scoring.metrics._exporter import PrometheusMetrics
 
 __all__ = ["metrics_route", "serve_metrics"]
@@ -92,15 +93,11 @@ def metrics_route(metrics: PrometheusMetrics | CollectorRegistry, path: str = "/
     Add it to the intake's app (``app.router.routes.append(...)``). Collects on a worker
     thread, off the event loop. Needs starlette (the ``http`` extra).
     """
-    try:
-        from starlette.concurrency import run_in_threadpool
-        from starlette.requests import Request
-        from starlette.responses import Response
-        from starlette.routing import Route
-    except ImportError as exc:  # pragma: no cover - starlette ships with the http extra
-        raise ImportError(
-            "metrics_route needs starlette (the 'http' extra): pip install 'organic-scoring[http]'"
-        ) from exc
+    require_extra("starlette", "http", "metrics_route")
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
 
     registry = _registry_of(metrics)
 

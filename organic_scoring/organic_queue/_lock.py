@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from organic_scoring._compat import require_extra
 from organic_scoring._defaults import DEFAULT_LOCK_PERIOD
 from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable
@@ -28,7 +29,6 @@ from organic_scoring.organic_queue._redis_link import (
     ALLOW_OOM,
     RedisLink,
     check_seconds,
-    require_redis,
 )
 
 __all__ = ["LeaseKeeper", "LeaseLock"]
@@ -53,7 +53,7 @@ return 1
 @functools.cache
 def _fenced_lock_class(allow_oom: bool) -> type:
     """redis-py's Lock, taken with a fence number, its scripts flagged ``allow-oom`` or not."""
-    base = require_redis("the scorer lock").lock.Lock
+    base = require_extra("redis", "redis", "the scorer lock").lock.Lock
     flags = ALLOW_OOM if allow_oom else ""  # a standby must take over at maxmemory
 
     class FencedLock(base):  # type: ignore[misc,valid-type]
@@ -134,7 +134,9 @@ class LeaseLock:
             link.client, key, timeout=self.period, blocking=False, thread_local=False
         )
         self._redis_lock.fence_key = self.fence_key
-        self._lock_error: type[Exception] = require_redis("the scorer lock").exceptions.LockError
+        self._lock_error: type[Exception] = require_extra(
+            "redis", "redis", "the scorer lock"
+        ).exceptions.LockError
         # The key's expiry as the server gets it: redis-py sends whole milliseconds, cut down.
         self._ttl = int(self.period * 1000) / 1000
         self._lock = threading.Lock()

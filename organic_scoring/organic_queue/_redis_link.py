@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any, TypeGuard, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from organic_scoring._compat import require_extra
 from organic_scoring._log import log
 from organic_scoring.errors import RedisUnavailable
 
@@ -29,7 +30,6 @@ __all__ = [
     "check_seconds",
     "check_timeout",
     "masked",
-    "require_redis",
 ]
 
 COMMAND_TIMEOUT = 1.0
@@ -60,16 +60,6 @@ def check_seconds(name: str, value: object, least: float) -> float:
     if not (_finite(value) and value >= least):
         raise ValueError(f"{name} must be a number of seconds, at least {least:g}, got {value!r}")
     return float(value)
-
-
-def require_redis(feature: str) -> ModuleType:
-    """The ``redis`` package, or an ImportError saying which extra installs it."""
-    try:
-        return importlib.import_module("redis")
-    except ImportError as exc:
-        raise ImportError(
-            f"{feature} needs the redis client package: pip install 'organic-scoring[redis]'"
-        ) from exc
 
 
 def masked(url: str) -> str:
@@ -146,7 +136,7 @@ class RedisLink:
     """
 
     def __init__(self, client: Any, what: str, *, timeout: float, owned: bool = False) -> None:
-        module = require_redis(what)
+        module = require_extra("redis", "redis", what)
         if isinstance(client, (str, bytes)) or not callable(getattr(client, "evalsha", None)):
             raise TypeError(
                 f"{what} takes a redis-py client (redis.Redis, redis.cluster.RedisCluster); "
@@ -199,7 +189,7 @@ class RedisLink:
                 f"url must be a Redis URL (redis://host:port/db, rediss://... or "
                 f"unix://...), got {masked(url) if isinstance(url, str) else url!r}"
             )
-        module = require_redis(what)
+        module = require_extra("redis", "redis", what)
         retry = module.retry.Retry(module.backoff.NoBackoff(), 0)
         try:
             client = module.Redis.from_url(

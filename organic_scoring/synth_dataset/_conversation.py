@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from organic_scoring._compat import require_extra
 from organic_scoring.errors import DatasetUnavailable
 from organic_scoring.synth_dataset._base import SynthDatasetBase, SynthDatasetEntry
-from organic_scoring.synth_dataset._hf import import_datasets
 from organic_scoring.synth_dataset._jsonl import json_lines
 
 __all__ = ["SynthDatasetConversation"]
@@ -170,7 +170,7 @@ def _check_rows(data: Any) -> Sequence[Any]:
 
 def _read_file(path: Path) -> Sequence[Any]:
     if path.suffix == ".parquet":
-        datasets = import_datasets("reading a .parquet file")
+        datasets = require_extra("datasets", "hf", "reading a .parquet file")
         if not path.is_file():
             raise FileNotFoundError(f"data file {path} does not exist")
         return _check_rows(datasets.Dataset.from_parquet(str(path)))

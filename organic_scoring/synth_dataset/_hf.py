@@ -9,9 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from organic_scoring._compat import require_extra
 from organic_scoring.synth_dataset._base import SynthDatasetBase, SynthDatasetEntry
 
-__all__ = ["HuggingFaceDataset", "import_datasets"]
+__all__ = ["HuggingFaceDataset"]
 
 
 class HuggingFaceDataset(SynthDatasetBase):
@@ -102,19 +103,8 @@ class HuggingFaceDataset(SynthDatasetBase):
         return f"HuggingFaceDataset({len(self)} rows)"
 
 
-def import_datasets(what: str) -> Any:
-    """The ``datasets`` module, or an ImportError saying that ``what`` needs the hf extra."""
-    try:
-        import datasets
-    except ImportError as exc:
-        raise ImportError(
-            f"{what} needs the 'datasets' package: pip install 'organic-scoring[hf]'"
-        ) from exc
-    return datasets
-
-
 def _check_dataset(dataset: Any) -> None:
-    datasets = import_datasets("HuggingFaceDataset")
+    datasets = require_extra("datasets", "hf", "HuggingFaceDataset")
     if isinstance(dataset, datasets.DatasetDict):
         raise ValueError(
             f"dataset is a DatasetDict with splits {list(dataset)}; pass one split, "
