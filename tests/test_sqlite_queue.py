@@ -384,7 +384,7 @@ WRITER = textwrap.dedent(
     path, max_size, synchronous = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     acks = os.fdopen(int(sys.argv[4]), "w")
     queue = SQLiteOrganicQueue(path, max_size=max_size, synchronous=synchronous)
-    number = queue.added
+    number = queue.counters().added
     print("ready", number, file=acks, flush=True)
     while True:
         queue.add({"id": number, "pad": "x" * 200})

@@ -133,21 +133,6 @@ class OrganicQueue(OrganicQueueBase):
         """The most entries kept waiting before the oldest is dropped."""
         return self._max_size
 
-    @property
-    def added(self) -> int:
-        """Entries accepted by :meth:`add` so far."""
-        return self._added
-
-    @property
-    def sampled(self) -> int:
-        """Entries handed out by :meth:`sample` so far."""
-        return self._sampled
-
-    @property
-    def dropped(self) -> int:
-        """Entries dropped, oldest first, because the queue was full."""
-        return self._dropped
-
     def counters(self) -> QueueCounters:
         """All counters and the size, taken together under the lock."""
         with self._lock:

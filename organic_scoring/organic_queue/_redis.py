@@ -786,36 +786,6 @@ class RedisOrganicQueue(OrganicQueueBase):
         """How many times a sample may be handed out before it is dead-lettered."""
         return self._max_deliveries
 
-    @property
-    def added(self) -> int:
-        """Samples stored by every process's ``add``."""
-        return self.counters().added
-
-    @property
-    def sampled(self) -> int:
-        """Hand-outs, redeliveries included."""
-        return self.counters().sampled
-
-    @property
-    def acked(self) -> int:
-        """Samples acknowledged and deleted."""
-        return self.counters().acked
-
-    @property
-    def redelivered(self) -> int:
-        """Leases that ran out and put their sample back."""
-        return self.counters().redelivered
-
-    @property
-    def dropped(self) -> int:
-        """Samples dropped, oldest first, because the queue was full."""
-        return self.counters().dropped
-
-    @property
-    def leased(self) -> int:
-        """Samples handed out and neither acknowledged nor put back yet."""
-        return self.counters().leased
-
     # -- listeners ---------------------------------------------------------------
 
     def add_listener(self, listener: Callable[[], None]) -> None:

@@ -196,21 +196,6 @@ class SQLiteOrganicQueue(OrganicQueueBase):
         """``"FULL"`` or ``"NORMAL"``: how far an acknowledged add is durable."""
         return self._synchronous
 
-    @property
-    def added(self) -> int:
-        """Samples accepted by :meth:`add` over the file's life."""
-        return self.counters().added
-
-    @property
-    def sampled(self) -> int:
-        """Samples handed out by :meth:`sample` over the file's life."""
-        return self.counters().sampled
-
-    @property
-    def dropped(self) -> int:
-        """Samples dropped, oldest first, because the queue was full."""
-        return self.counters().dropped
-
     def counters(self) -> QueueCounters:
         """All counters (over the file's life) and the size, read in one statement."""
         with self._lock, self._errors():
