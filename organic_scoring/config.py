@@ -138,7 +138,11 @@ class ScoringConfig(BaseModel):
 
     def backoff(self, failures: int) -> float:
         """The pause in seconds after ``failures`` failures in a row (at least 1)."""
-        return float(min(self.backoff_initial * 2 ** (failures - 1), self.backoff_max))
+        try:  # backoff_initial * 2 ** (failures - 1), exactly
+            pause = math.ldexp(self.backoff_initial, failures - 1)
+        except OverflowError:  # past any float, so past backoff_max
+            pause = math.inf
+        return min(pause, self.backoff_max)
 
     def jittered_mean(self, rate: float, backlog: float) -> float:
         """The mean period, in seconds, around which a jittered period is drawn, from the

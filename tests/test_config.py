@@ -219,6 +219,15 @@ def test_backoff_bounds() -> None:
     assert "backoff_max (1) must not be below backoff_initial (3)" in str(error)
 
 
+def test_backoff_doubles_up_to_its_cap_however_many_failures() -> None:
+    config = make(backoff_initial=0.5, backoff_max=30)
+    assert [config.backoff(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    # 0.5 * 2 ** 1024 is past a float: the 1,025th failure in a row (some eight hours
+    # of them at the 30 s cap) raised OverflowError, which stopped the scoring loop.
+    assert config.backoff(1025) == config.backoff(10**9) == 30.0
+    assert make(backoff_initial=0, backoff_max=0).backoff(5000) == 0.0
+
+
 # allowed_hotkeys
 
 

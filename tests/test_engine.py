@@ -102,6 +102,23 @@ def test_overridden_loop_iteration_that_raises_does_not_kill_the_loop() -> None:
         scorer.done.wait_for(3)
 
 
+def test_the_loop_outlives_a_thousand_failures_in_a_row() -> None:
+    """The 1,025th failure in a row overflowed the backoff (2 ** 1024 is past a float)
+    and stopped the loop: some eight hours of failures at the default 30 s cap."""
+
+    class Down(Recorder):
+        async def _query_miners(self, sample: Any) -> Any:
+            self.calls.bump()
+            raise RuntimeError("miners unreachable")
+
+    scorer = Down(
+        synth_dataset=Letters("a"), trigger_frequency=0.001, backoff_initial=0.0, backoff_max=0.0
+    )
+    scorer.calls = Counter()
+    with scorer:
+        scorer.calls.wait_for(1100)
+
+
 def test_k_iterations_overlap_while_set_weights_stays_serial() -> None:
     k = 3
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -429,6 +430,47 @@ def test_btauth_a_model_validator_that_raises_is_a_counted_500_not_a_crash(tmp_p
     assert scorer._organic_queue.size == 1
     counted = {500: 1, 200: 1}  # each counted once its answer is sent
     wait_until(lambda: dict(scorer.stats.intake_requests["btauth/1"]) == counted, "the counts")
+
+
+class Vetoing(BaseModel):
+    """A request model whose validator raises the intake gate's own refusal."""
+
+    text: str
+
+    @field_validator("text")
+    @classmethod
+    def _veto(cls, text: str) -> str:
+        from organic_scoring.intake._gate import Refused
+
+        raise Refused(418, "the model chose this status")
+
+
+class VetoingScorer(Recorder):
+    async def _on_organic_entry(self, request: Vetoing) -> Vetoing:
+        self._organic_queue.add(request)
+        return request
+
+
+def test_a_model_validator_raising_the_gates_refusal_gets_a_counted_500(tmp_path: Any) -> None:
+    """The gate's (private) Refused raised by a model's validator is a validator's
+    exception like any other: a counted 500, as the axon's screen answers it. Until the
+    intake's two parse steps became one, signed HTTP answered the status it named."""
+    from organic_scoring.http import OrganicClient, create_app, serve_in_thread
+
+    validator, client = make_wallet(tmp_path, "validator"), make_wallet(tmp_path, "client")
+    receiver = validator.hotkey.ss58_address
+    scorer = VetoingScorer(allowed_hotkeys=ANY_HOTKEY)
+    settings = IntakeSettings(allowed_skew=0)
+    app = create_app(scorer, hotkey_ss58=receiver, protocol="epistula", settings=settings)
+
+    async def send(url: str) -> int:
+        async with OrganicClient(client, url, receiver, protocol="epistula") as caller:
+            return (await caller.send({"text": "anything"})).status_code
+
+    with serve_in_thread(app) as server:
+        assert asyncio.run(send(server.url + "/organic")) == 500
+    assert scorer._organic_queue.size == 0
+    wait_until(lambda: dict(scorer.stats.intake_requests["epistula"]) == {500: 1}, "the count")
 
 
 @needs_axon
