@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from organic_scoring.weights import Consistency, ScoreBook
+from organic_scoring.weights import Consistency, ScoreBook, _book
 from organic_scoring.weights._consistency import t_two_sided
 
 HONEST, ORGANIC_BETTER, SYNTHETIC_BETTER, NOISY_HONEST = 0, 1, 2, 3
@@ -302,3 +303,35 @@ def test_bad_kind_is_refused_and_changes_nothing() -> None:
     with pytest.raises(ValueError, match="organic must be True, False or None"):
         book.update([0], [1.0], organic="yes")  # type: ignore[arg-type]
     np.testing.assert_array_equal(book.scores, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("read", ["weights", "consistency"])
+def test_the_gap_test_runs_outside_the_books_lock(
+    read: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The t-test takes milliseconds for thousands of uids; the loop's update() and the
+    # weight setter's reads must not wait for it.
+    book = ScoreBook(4, gap_penalty=0.5, gap_min_count=2)
+    for organic in (True, False, True, False):
+        book.update([0, 1], [0.9, 0.1], organic=organic)
+    judging, go_on = threading.Event(), threading.Event()
+
+    def slow_compare(*args: Any, **kwargs: Any) -> Consistency:
+        judging.set()
+        go_on.wait(60)
+        return real_compare(*args, **kwargs)
+
+    real_compare = _book.compare
+    monkeypatch.setattr(_book, "compare", slow_compare)
+    reader = threading.Thread(target=getattr(book, read))
+    reader.start()
+    try:
+        assert judging.wait(30)
+        updated = threading.Thread(target=book.update, args=([2], [0.5]), kwargs={"organic": True})
+        updated.start()
+        updated.join(10)
+        assert not updated.is_alive(), f"update() waited for {read}()'s t-test"
+        assert book.scores[2] > 0
+    finally:
+        go_on.set()
+        reader.join()

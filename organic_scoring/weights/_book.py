@@ -286,14 +286,15 @@ class ScoreBook:
         """The scores as weights: negatives clipped to zero, then scaled to sum to one (all
         zeros, never NaN, when no score is above zero). ``organic_weight`` and
         ``gap_penalty`` weigh the kinds and penalise a flagged uid (``docs/probes.md``)."""
-        with self._lock:
+        with self._lock:  # copies only: the t-test runs outside the lock
             score = self._scores.copy()
             kinds = self._kinds
             if kinds is not None and self._organic_weight is not None:
                 score = _mixed(score, kinds, self._organic_weight)
-            flagged = None
-            if kinds is not None and self._gap_penalty > 0:
-                flagged = compare(kinds, self._gap_false_flag_rate, self._gap_min_count).significant
+            judged = kinds.copy() if kinds is not None and self._gap_penalty > 0 else None
+        flagged = None
+        if judged is not None:
+            flagged = compare(judged, self._gap_false_flag_rate, self._gap_min_count).significant
         clipped = np.maximum(score, 0.0)
         if flagged is not None:
             clipped[flagged] *= 1.0 - self._gap_penalty
@@ -303,11 +304,13 @@ class ScoreBook:
         """Per uid, the gap between its last ``gap_window`` organic and synthetic rewards,
         Welch's t of it and its two-sided p-value (see
         :class:`~organic_scoring.weights.Consistency`)."""
-        with self._lock:
+        with self._lock:  # a copy: the t-test runs outside the lock
             kinds = self._kinds
             if kinds is None:
                 kinds = KindBook.empty(self._scores.shape[0], self._gap_window)
-            return compare(kinds, self._gap_false_flag_rate, self._gap_min_count)
+            else:
+                kinds = kinds.copy()
+        return compare(kinds, self._gap_false_flag_rate, self._gap_min_count)
 
     def as_dict(self) -> dict[int, float]:
         """The non-zero weights as ``{uid: weight}``, as bittensor 11's ``bt.set_weights`` takes."""
