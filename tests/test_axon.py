@@ -737,6 +737,27 @@ def test_bodies_read_before_bittensor_checks_the_signature_share_the_budget(
         assert scorer._organic_queue.size == 1
 
 
+@needs_axon
+def test_a_slow_body_from_another_address_leaves_the_hotkey_its_share_here(
+    bt_wallets: Wallets,
+) -> None:
+    # Anyone can claim an allowed hotkey: the share is per claimed hotkey and address.
+    limits = {"max_body_bytes": 2048, "max_unverified_bytes_per_hotkey": 2048}
+    with serve_scorer(bt_wallets.server, _attach_screened(**limits)) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "held")
+        lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 2048"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        elsewhere = ("127.0.0.2", 0)
+        with socket.create_connection(
+            ("127.0.0.1", axon.port), timeout=WAIT, source_address=elsewhere
+        ) as sock:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b"{")  # never ends
+            wait_until(lambda: scorer_gate(axon).budget.held == 2048, "the body to be held")
+            url, headers, body = _signed_request(axon, bt_wallets.client, "next")
+            assert _post(url, headers, body).status_code == 200
+        assert scorer._organic_queue.size == 1
+
+
 def scorer_gate(axon: Any) -> Any:
     return axon._organic_scoring_screens["/Ask"].gate
 

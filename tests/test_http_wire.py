@@ -7,6 +7,7 @@ hide what is being tested.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import socket
 import time
@@ -58,13 +59,14 @@ def signed_headers(
 
 
 def raw_request(
-    port: int, headers: dict[str, str], body_start: bytes, length: int
+    port: int, headers: dict[str, str], body_start: bytes, length: int, source: str = "127.0.0.1"
 ) -> socket.socket:
-    """Open a connection and send a POST's headers (declaring ``length``) and the first
-    bytes of its body; the rest is never sent."""
+    """Open a connection from ``source`` (any address of the loopback network) and send
+    a POST's headers (declaring ``length``) and the first bytes of its body; the rest is
+    never sent."""
     lines = ["POST /organic HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {length}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT, source_address=(source, 0))
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body_start)
     return sock
 
@@ -432,6 +434,40 @@ def test_unverified_bodies_cannot_hold_more_than_their_budget(
             after.sendall(b"{}")
             assert status_of(after) == 401  # room again: read, then the forgery refused
     assert scorer.handled == []
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_forged_claims_from_one_address_leave_the_claimed_caller_its_share(
+    wallets: Wallets,  # noqa: F811
+    protocol: str,
+) -> None:
+    # An allowed hotkey is public: anyone can claim it and send slow bodies. Each
+    # address gets its own share of the hotkey's unverified bytes, so the genuine caller,
+    # elsewhere, is not refused while the forger's bodies wait for their timeout.
+    options = {
+        "max_body_bytes": LIMIT,
+        "body_timeout": 3.0,
+        "max_unverified_bytes": 8 * LIMIT,
+        "max_unverified_bytes_per_hotkey": 2 * LIMIT,
+    }
+    with served(wallets, protocol, **options) as (scorer, server):
+        url = server.url + "/organic"
+        forged = _forged_claims(wallets, protocol, url, wallets.client_hotkey)
+        with contextlib.ExitStack() as stack:
+
+            def forge() -> socket.socket:
+                sent = raw_request(server.port, forged, b"x" * 1024, LIMIT, source="127.0.0.2")
+                return stack.enter_context(sent)
+
+            held = [forge(), forge()]
+            time.sleep(0.3)  # both are being read
+            assert status_of(forge()) == 429  # the forger's own share is full
+            body = Job(text="mine").model_dump_json().encode()
+            headers = signed_headers(wallets, protocol, url, body)
+            answer = httpx.post(url, content=body, headers=headers, timeout=WAIT)
+            assert answer.status_code == 200, answer.text
+            assert [status_of(sock) for sock in held] == [408, 408]
+    assert scorer.handled == ["mine"]
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -107,6 +107,7 @@ class ScriptedWire(Wire):
         self.claimed = claimed
         self.body = body
         self.signed = signed
+        self.scope = {"type": "http", "client": ("127.0.0.1", 40000)}
         self.calls: list[str] = []
         self.answer: tuple[int, Any] | None = None
         self.sent = False

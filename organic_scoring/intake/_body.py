@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -47,27 +47,28 @@ class OverBudget(Exception):
 
 
 class BodyBudget:
-    """Bytes of bodies read before their signatures are checked, in all and per claimed
-    hotkey; one event loop's (no lock)."""
+    """Bytes of bodies read before their signatures are checked, in all and per claimant
+    (a claimed hotkey and the address claiming it); one event loop's (no lock)."""
 
     def __init__(self, total: int, per_hotkey: int) -> None:
         self.total = total
         self.per_hotkey = per_hotkey
         self.held = 0
-        self._by_hotkey: Counter[str] = Counter()
+        self._by_claimant: Counter[Hashable] = Counter()
 
-    def take(self, hotkey: str, size: int) -> Callable[[], None]:
-        """Hold ``size`` bytes for ``hotkey`` until the returned (idempotent) function is called.
+    def take(self, claimant: Hashable, size: int) -> Callable[[], None]:
+        """Hold ``size`` bytes for ``claimant`` until the returned (idempotent) function is
+        called.
 
         Raises:
-            OverBudget: The hotkey's share, or the whole budget, has no room.
+            OverBudget: The claimant's share, or the whole budget, has no room.
         """
-        if self._by_hotkey[hotkey] + size > self.per_hotkey:
+        if self._by_claimant[claimant] + size > self.per_hotkey:
             raise OverBudget(per_hotkey=True)
         if self.held + size > self.total:
             raise OverBudget(per_hotkey=False)
         self.held += size
-        self._by_hotkey[hotkey] += size
+        self._by_claimant[claimant] += size
         held = True
 
         def release() -> None:
@@ -76,9 +77,9 @@ class BodyBudget:
                 return
             held = False
             self.held -= size
-            self._by_hotkey[hotkey] -= size
-            if not self._by_hotkey[hotkey]:
-                del self._by_hotkey[hotkey]
+            self._by_claimant[claimant] -= size
+            if not self._by_claimant[claimant]:
+                del self._by_claimant[claimant]
 
         return release
 

@@ -55,7 +55,7 @@ from organic_scoring.intake._settings import IntakeSettings
 from organic_scoring.organic_queue._base import request_key
 
 if TYPE_CHECKING:  # starlette comes with every transport
-    from starlette.types import Receive
+    from starlette.types import Receive, Scope
 
 __all__ = ["GONE", "Claim", "Gate", "Received", "Refused", "Wire"]
 
@@ -97,10 +97,11 @@ class Claim:
 class Wire(ABC):
     """One request as a transport reads and answers it; the gate decides the rest.
 
-    ``receive`` is the request's ASGI ``receive``; ``gone``, when set, returns once the
-    caller has hung up.
+    ``scope`` and ``receive`` are the request's ASGI ones; ``gone``, when set, returns
+    once the caller has hung up.
     """
 
+    scope: Scope
     receive: Receive
     gone: Callable[[], Coroutine[Any, Any, None]] | None = None
 
@@ -253,7 +254,9 @@ class Gate:
         except BodyTooLarge:  # not closing: that resets a client still writing
             raise Refused(413, f"request body exceeds {limit} bytes") from None
         try:
-            release = self.budget.take(hotkey, limit if declared is None else declared)
+            # A claim costs nothing to forge: each address gets its own share of it.
+            peer = (wire.scope.get("client") or ("",))[0]
+            release = self.budget.take((hotkey, peer), limit if declared is None else declared)
         except OverBudget as over:
             raise Refused(
                 429 if over.per_hotkey else 503,

@@ -36,7 +36,8 @@ class IntakeSettings(BaseModel):
         body_timeout: Seconds to receive the whole body; slower ones get 408.
         max_unverified_bytes: Body bytes read at once before their signatures are
             checked, over all callers; more get 503.
-        max_unverified_bytes_per_hotkey: The same per claimed hotkey; more get 429.
+        max_unverified_bytes_per_hotkey: The same per claimed hotkey and address
+            claiming it; more get 429.
         max_concurrent: Requests handled at once; the rest wait, highest
             ``_priority_fn`` first.
         max_backlog: Requests allowed to wait for a slot; more get 429.
