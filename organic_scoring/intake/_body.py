@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -48,27 +48,36 @@ class OverBudget(Exception):
 
 class BodyBudget:
     """Bytes of bodies read before their signatures are checked, in all and per claimant
-    (a claimed hotkey and the address claiming it); one event loop's (no lock)."""
+    (a claimed hotkey and the address claiming it); one event loop's (no lock).
+
+    One address holds at most all of the budget but one claimant's share, however many
+    hotkeys it claims: it cannot leave a caller elsewhere no room at all.
+    """
 
     def __init__(self, total: int, per_hotkey: int) -> None:
         self.total = total
         self.per_hotkey = per_hotkey
+        self.per_address = max(per_hotkey, total - per_hotkey)
         self.held = 0
-        self._by_claimant: Counter[Hashable] = Counter()
+        self._by_claimant: Counter[tuple[str, str]] = Counter()
+        self._by_address: Counter[str] = Counter()
 
-    def take(self, claimant: Hashable, size: int) -> Callable[[], None]:
-        """Hold ``size`` bytes for ``claimant`` until the returned (idempotent) function is
-        called.
+    def take(self, hotkey: str, address: str, size: int) -> Callable[[], None]:
+        """Hold ``size`` bytes for ``hotkey`` claimed from ``address`` until the returned
+        (idempotent) function is called.
 
         Raises:
-            OverBudget: The claimant's share, or the whole budget, has no room.
+            OverBudget: The claimant's share, the address's, or the whole budget, has no
+                room.
         """
+        claimant = (hotkey, address)
         if self._by_claimant[claimant] + size > self.per_hotkey:
             raise OverBudget(per_hotkey=True)
-        if self.held + size > self.total:
+        if self.held + size > self.total or self._by_address[address] + size > self.per_address:
             raise OverBudget(per_hotkey=False)
         self.held += size
         self._by_claimant[claimant] += size
+        self._by_address[address] += size
         held = True
 
         def release() -> None:
@@ -80,6 +89,9 @@ class BodyBudget:
             self._by_claimant[claimant] -= size
             if not self._by_claimant[claimant]:
                 del self._by_claimant[claimant]
+            self._by_address[address] -= size
+            if not self._by_address[address]:
+                del self._by_address[address]
 
         return release
 

@@ -255,8 +255,8 @@ class Gate:
             raise Refused(413, f"request body exceeds {limit} bytes") from None
         try:
             # A claim costs nothing to forge: each address gets its own share of it.
-            peer = (wire.scope.get("client") or ("",))[0]
-            release = self.budget.take((hotkey, peer), limit if declared is None else declared)
+            peer = str((wire.scope.get("client") or ("",))[0])
+            release = self.budget.take(hotkey, peer, limit if declared is None else declared)
         except OverBudget as over:
             raise Refused(
                 429 if over.per_hotkey else 503,
