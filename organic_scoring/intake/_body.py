@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ __all__ = [
     "ClientGone",
     "InvalidLength",
     "check_declared_length",
+    "network",
     "read_body",
 ]
 
@@ -94,6 +96,21 @@ class BodyBudget:
                 del self._by_address[address]
 
         return release
+
+
+def network(host: str) -> str:
+    """The budget's name for a caller's ``host``: an IPv4 address however spelt (an
+    IPv4-mapped IPv6 one too), an IPv6 address's /64 (one host's usual allotment), or
+    ``host`` unchanged when it is not an address (a unix socket's "")."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)
 
 
 def check_declared_length(value: str | None, limit: int) -> int | None:
