@@ -511,6 +511,41 @@ def test_one_address_claiming_many_hotkeys_leaves_callers_elsewhere_room(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_behind_a_proxy_here_the_address_is_the_one_it_appends(
+    wallets: Wallets,  # noqa: F811
+    protocol: str,
+) -> None:
+    # uvicorn takes the address from X-Forwarded-For on a connection from 127.0.0.1 (a
+    # proxy on this host): the rightmost entry, the one the proxy appends. Whatever the
+    # caller wrote before it names no share of its own.
+    options = {
+        "max_body_bytes": LIMIT,
+        "body_timeout": 3.0,
+        "max_unverified_bytes": 8 * LIMIT,
+        "max_unverified_bytes_per_hotkey": 2 * LIMIT,
+    }
+    with served(wallets, protocol, **options) as (scorer, server):
+        url = server.url + "/organic"
+        forged = _forged_claims(wallets, protocol, url, wallets.client_hotkey)
+        with contextlib.ExitStack() as stack:
+            statuses = []
+            for n in range(3):
+                # The forger wrote its own X-Forwarded-For; the proxy appended its address.
+                spoofed = {**forged, "X-Forwarded-For": f"10.0.{n}.1, 192.0.2.7"}
+                sent = stack.enter_context(raw_request(server.port, spoofed, b"x", LIMIT))
+                time.sleep(0.2)  # being read
+                statuses.append(sent)
+            assert status_of(statuses.pop()) == 429  # one address: its share is full
+            body = Job(text="mine").model_dump_json().encode()
+            headers = signed_headers(wallets, protocol, url, body)
+            headers["X-Forwarded-For"] = "192.0.2.8"  # the genuine caller, as appended
+            answer = httpx.post(url, content=body, headers=headers, timeout=WAIT)
+            assert answer.status_code == 200, answer.text
+            assert [status_of(sock) for sock in statuses] == [408, 408]
+    assert scorer.handled == ["mine"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_two_hundred_slow_forged_bodies_hold_at_most_the_budget(
     wallets: Wallets,  # noqa: F811
     protocol: str,
