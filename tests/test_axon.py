@@ -7,6 +7,7 @@ dendrite gets back, and whether the request reached the organic queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -755,6 +756,44 @@ def test_a_slow_body_from_another_address_leaves_the_hotkey_its_share_here(
             wait_until(lambda: scorer_gate(axon).budget.held == 2048, "the body to be held")
             url, headers, body = _signed_request(axon, bt_wallets.client, "next")
             assert _post(url, headers, body).status_code == 200
+        assert scorer._organic_queue.size == 1
+
+
+@needs_axon
+def test_one_address_claiming_many_hotkeys_leaves_room_for_callers_elsewhere(
+    bt_wallets: Wallets,
+) -> None:
+    # Under ANY_HOTKEY anyone may claim any hotkey: one address claiming several holds
+    # at most all of the budget but one hotkey's share.
+    from support.identity import hotkey
+
+    limits = {
+        "max_body_bytes": 2048,
+        "max_unverified_bytes": 4 * 2048,
+        "max_unverified_bytes_per_hotkey": 2048,
+    }
+    with serve_scorer(bt_wallets.server, _attach_screened(**limits)) as (axon, scorer):
+        url, headers, body = _signed_request(axon, bt_wallets.client, "held")
+        with contextlib.ExitStack() as stack:
+            for n, name in enumerate(("one", "two", "three", "four")):
+                claimed = {**headers, "bt_header_dendrite_hotkey": hotkey(name)}
+                lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 2048"]
+                lines += [f"{k}: {v}" for k, v in claimed.items()]
+                sock = stack.enter_context(
+                    socket.create_connection(
+                        ("127.0.0.1", axon.port), timeout=WAIT, source_address=("127.0.0.2", 0)
+                    )
+                )
+                sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b"{")  # never ends
+                if n < 3:
+                    wait_until(
+                        lambda held=2048 * (n + 1): scorer_gate(axon).budget.held == held,
+                        "a body held",
+                    )
+            time.sleep(0.3)  # the fourth is answered, or held
+            url, headers, body = _signed_request(axon, bt_wallets.client, "mine")
+            assert _post(url, headers, body).status_code == 200
+            assert sock.recv(64).split(b" ", 2)[1] == b"503"  # the fourth
         assert scorer._organic_queue.size == 1
 
 

@@ -417,15 +417,21 @@ def test_unverified_bodies_cannot_hold_more_than_their_budget(
         time.sleep(0.3)  # both are being read
         with raw_request(server.port, one, b"x" * 1024, LIMIT) as third:
             assert status_of(third) == 429  # the claimed hotkey's share is full
+        # One address holds at most all of the budget but one hotkey's share: the
+        # others come from elsewhere.
         others = [
             raw_request(
-                server.port, _forged_claims(wallets, protocol, url, hotkey(name)), b"", LIMIT
+                server.port,
+                _forged_claims(wallets, protocol, url, hotkey(name)),
+                b"",
+                LIMIT,
+                source=source,
             )
-            for name in ("two", "three")
+            for name, source in (("two", "127.0.0.2"), ("three", "127.0.0.3"))
         ]
         time.sleep(0.3)
         claims = _forged_claims(wallets, protocol, url, hotkey("four"))
-        with raw_request(server.port, claims, b"", LIMIT) as over:
+        with raw_request(server.port, claims, b"", LIMIT, source="127.0.0.4") as over:
             assert status_of(over) == 503  # the whole budget is full
         for sock in held + others:
             with sock:
@@ -467,6 +473,75 @@ def test_forged_claims_from_one_address_leave_the_claimed_caller_its_share(
             answer = httpx.post(url, content=body, headers=headers, timeout=WAIT)
             assert answer.status_code == 200, answer.text
             assert [status_of(sock) for sock in held] == [408, 408]
+    assert scorer.handled == ["mine"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_one_address_claiming_many_hotkeys_leaves_callers_elsewhere_room(
+    wallets: Wallets,  # noqa: F811
+    protocol: str,
+) -> None:
+    # Any hotkey may be claimed (ANY_HOTKEY, or a public list of several): one address
+    # claiming a few of them must not fill the whole budget and get everyone else 503.
+    from support.identity import hotkey
+
+    options = {
+        "max_body_bytes": LIMIT,
+        "body_timeout": 3.0,
+        "max_unverified_bytes": 4 * LIMIT,
+        "max_unverified_bytes_per_hotkey": 2 * LIMIT,
+    }
+    with served(wallets, protocol, **options) as (scorer, server):
+        url = server.url + "/organic"
+        with contextlib.ExitStack() as stack:
+            held = []
+            for name in ("one", "two"):
+                forged = _forged_claims(wallets, protocol, url, hotkey(name))
+                for _ in range(2):
+                    sent = raw_request(server.port, forged, b"x" * 1024, LIMIT, source="127.0.0.2")
+                    held.append(stack.enter_context(sent))
+                    time.sleep(0.2)  # being read
+            body = Job(text="mine").model_dump_json().encode()
+            headers = signed_headers(wallets, protocol, url, body)
+            answer = httpx.post(url, content=body, headers=headers, timeout=WAIT)
+            assert answer.status_code == 200, answer.text
+            # The address holds all of the budget but one hotkey's share.
+            assert [status_of(sock) for sock in held] == [408, 408, 503, 503]
+    assert scorer.handled == ["mine"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_behind_a_proxy_here_the_address_is_the_one_it_appends(
+    wallets: Wallets,  # noqa: F811
+    protocol: str,
+) -> None:
+    # uvicorn takes the address from X-Forwarded-For on a connection from 127.0.0.1 (a
+    # proxy on this host): the rightmost entry, the one the proxy appends. Whatever the
+    # caller wrote before it names no share of its own.
+    options = {
+        "max_body_bytes": LIMIT,
+        "body_timeout": 3.0,
+        "max_unverified_bytes": 8 * LIMIT,
+        "max_unverified_bytes_per_hotkey": 2 * LIMIT,
+    }
+    with served(wallets, protocol, **options) as (scorer, server):
+        url = server.url + "/organic"
+        forged = _forged_claims(wallets, protocol, url, wallets.client_hotkey)
+        with contextlib.ExitStack() as stack:
+            statuses = []
+            for n in range(3):
+                # The forger wrote its own X-Forwarded-For; the proxy appended its address.
+                spoofed = {**forged, "X-Forwarded-For": f"10.0.{n}.1, 192.0.2.7"}
+                sent = stack.enter_context(raw_request(server.port, spoofed, b"x", LIMIT))
+                time.sleep(0.2)  # being read
+                statuses.append(sent)
+            assert status_of(statuses.pop()) == 429  # one address: its share is full
+            body = Job(text="mine").model_dump_json().encode()
+            headers = signed_headers(wallets, protocol, url, body)
+            headers["X-Forwarded-For"] = "192.0.2.8"  # the genuine caller, as appended
+            answer = httpx.post(url, content=body, headers=headers, timeout=WAIT)
+            assert answer.status_code == 200, answer.text
+            assert [status_of(sock) for sock in statuses] == [408, 408]
     assert scorer.handled == ["mine"]
 
 

@@ -211,3 +211,61 @@ def test_a_refusal_ends_the_pipeline_at_its_step(
     assert wire.answer is not None
     assert wire.answer[0] == status
     assert gate.budget.held == 0  # the body's share came back whatever the refusal
+
+
+class SlowWire(ScriptedWire):
+    """A wire from ``host`` that declares a body of ``length`` bytes and never sends it."""
+
+    def __init__(self, host: str, length: int) -> None:
+        super().__init__(FRIEND, b"")
+        self.scope = {"type": "http", "client": (host, 40000)}
+        self.length = length
+
+    async def receive(self) -> dict[str, Any]:  # type: ignore[override]
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    def content_length(self) -> str | None:
+        return str(self.length)
+
+
+@pytest.mark.parametrize(
+    "forgers",
+    [
+        ["2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8::4"],
+        ["127.0.0.2", "::ffff:127.0.0.2", "::ffff:7f00:2", "127.0.0.2"],
+    ],
+    ids=["one-ipv6-network", "ipv4-mapped-spellings"],
+)
+def test_the_spellings_and_networks_of_one_host_share_its_budget(forgers: list[str]) -> None:
+    # A host has a whole /64 of IPv6 addresses and two spellings of its IPv4 one: none
+    # of them is another address's share of the claimed hotkey, nor of the budget.
+    gate = _gate(
+        max_body_bytes=1024, max_unverified_bytes=4096, max_unverified_bytes_per_hotkey=1024
+    )
+
+    async def run() -> tuple[list[int], int]:
+        statuses: list[int] = []
+        tasks = []
+        for host in forgers:
+            task = asyncio.ensure_future(gate.receive(SlowWire(host, 1024)))
+            await asyncio.sleep(0.01)
+            if task.done():
+                with pytest.raises(Refused) as refused:
+                    task.result()
+                statuses.append(refused.value.status)
+            else:
+                tasks.append(task)
+                statuses.append(0)  # held
+        genuine = ScriptedWire(FRIEND, b'{"item": "tea"}')
+        genuine.scope = {"type": "http", "client": ("2001:db8:1::1", 40000)}
+        answered = await gate.serve(genuine)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return statuses, answered
+
+    statuses, answered = asyncio.run(run())
+    assert statuses == [0, 429, 429, 429]
+    assert answered == 200
+    assert gate.budget.held == 0

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -18,6 +19,7 @@ __all__ = [
     "ClientGone",
     "InvalidLength",
     "check_declared_length",
+    "network",
     "read_body",
 ]
 
@@ -48,27 +50,36 @@ class OverBudget(Exception):
 
 class BodyBudget:
     """Bytes of bodies read before their signatures are checked, in all and per claimant
-    (a claimed hotkey and the address claiming it); one event loop's (no lock)."""
+    (a claimed hotkey and the address claiming it); one event loop's (no lock).
+
+    One address holds at most all of the budget but one claimant's share, however many
+    hotkeys it claims: it cannot leave a caller elsewhere no room at all.
+    """
 
     def __init__(self, total: int, per_hotkey: int) -> None:
         self.total = total
         self.per_hotkey = per_hotkey
+        self.per_address = max(per_hotkey, total - per_hotkey)
         self.held = 0
-        self._by_claimant: Counter[Hashable] = Counter()
+        self._by_claimant: Counter[tuple[str, str]] = Counter()
+        self._by_address: Counter[str] = Counter()
 
-    def take(self, claimant: Hashable, size: int) -> Callable[[], None]:
-        """Hold ``size`` bytes for ``claimant`` until the returned (idempotent) function is
-        called.
+    def take(self, hotkey: str, address: str, size: int) -> Callable[[], None]:
+        """Hold ``size`` bytes for ``hotkey`` claimed from ``address`` until the returned
+        (idempotent) function is called.
 
         Raises:
-            OverBudget: The claimant's share, or the whole budget, has no room.
+            OverBudget: The claimant's share, the address's, or the whole budget, has no
+                room.
         """
+        claimant = (hotkey, address)
         if self._by_claimant[claimant] + size > self.per_hotkey:
             raise OverBudget(per_hotkey=True)
-        if self.held + size > self.total:
+        if self.held + size > self.total or self._by_address[address] + size > self.per_address:
             raise OverBudget(per_hotkey=False)
         self.held += size
         self._by_claimant[claimant] += size
+        self._by_address[address] += size
         held = True
 
         def release() -> None:
@@ -80,8 +91,26 @@ class BodyBudget:
             self._by_claimant[claimant] -= size
             if not self._by_claimant[claimant]:
                 del self._by_claimant[claimant]
+            self._by_address[address] -= size
+            if not self._by_address[address]:
+                del self._by_address[address]
 
         return release
+
+
+def network(host: str) -> str:
+    """The budget's name for a caller's ``host``: an IPv4 address however spelt (an
+    IPv4-mapped IPv6 one too), an IPv6 address's /64 (one host's usual allotment), or
+    ``host`` unchanged when it is not an address (a unix socket's "")."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)
 
 
 def check_declared_length(value: str | None, limit: int) -> int | None:

@@ -39,6 +39,7 @@ from organic_scoring.intake._body import (
     InvalidLength,
     OverBudget,
     check_declared_length,
+    network,
     read_body,
 )
 from organic_scoring.intake._identity import AllowedHotkeys, admits, canonical, hotkey_policy
@@ -254,9 +255,10 @@ class Gate:
         except BodyTooLarge:  # not closing: that resets a client still writing
             raise Refused(413, f"request body exceeds {limit} bytes") from None
         try:
-            # A claim costs nothing to forge: each address gets its own share of it.
-            peer = (wire.scope.get("client") or ("",))[0]
-            release = self.budget.take((hotkey, peer), limit if declared is None else declared)
+            # A claim costs nothing to forge: each address (an IPv6 one's /64) gets its
+            # own share of it.
+            peer = network(str((wire.scope.get("client") or ("",))[0]))
+            release = self.budget.take(hotkey, peer, limit if declared is None else declared)
         except OverBudget as over:
             raise Refused(
                 429 if over.per_hotkey else 503,

@@ -35,7 +35,8 @@ class IntakeSettings(BaseModel):
         max_body_bytes: Longer bodies get 413.
         body_timeout: Seconds to receive the whole body; slower ones get 408.
         max_unverified_bytes: Body bytes read at once before their signatures are
-            checked, over all callers; more get 503.
+            checked, over all callers, and from one address all of it but
+            ``max_unverified_bytes_per_hotkey``; more get 503.
         max_unverified_bytes_per_hotkey: The same per claimed hotkey and address
             claiming it; more get 429.
         max_concurrent: Requests handled at once; the rest wait, highest
