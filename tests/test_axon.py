@@ -723,10 +723,7 @@ def test_bodies_read_before_bittensor_checks_the_signature_share_the_budget(
     limits = {"max_body_bytes": 2048, "max_unverified_bytes_per_hotkey": 2048}
     with serve_scorer(bt_wallets.server, _attach_screened(**limits)) as (axon, scorer):
         url, headers, body = _signed_request(axon, bt_wallets.client, "held")
-        lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 2048"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        with socket.create_connection(("127.0.0.1", axon.port), timeout=WAIT) as sock:
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b"{")  # never ends
+        with _held_body(axon.port, headers):
             wait_until(lambda: scorer_gate(axon).budget.held == 2048, "the body to be held")
             url, headers, body = _signed_request(axon, bt_wallets.client, "next")
             refused = _post(url, headers, body)
@@ -746,13 +743,7 @@ def test_a_slow_body_from_another_address_leaves_the_hotkey_its_share_here(
     limits = {"max_body_bytes": 2048, "max_unverified_bytes_per_hotkey": 2048}
     with serve_scorer(bt_wallets.server, _attach_screened(**limits)) as (axon, scorer):
         url, headers, body = _signed_request(axon, bt_wallets.client, "held")
-        lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 2048"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        elsewhere = ("127.0.0.2", 0)
-        with socket.create_connection(
-            ("127.0.0.1", axon.port), timeout=WAIT, source_address=elsewhere
-        ) as sock:
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b"{")  # never ends
+        with _held_body(axon.port, headers, source="127.0.0.2"):
             wait_until(lambda: scorer_gate(axon).budget.held == 2048, "the body to be held")
             url, headers, body = _signed_request(axon, bt_wallets.client, "next")
             assert _post(url, headers, body).status_code == 200
@@ -777,14 +768,7 @@ def test_one_address_claiming_many_hotkeys_leaves_room_for_callers_elsewhere(
         with contextlib.ExitStack() as stack:
             for n, name in enumerate(("one", "two", "three", "four")):
                 claimed = {**headers, "bt_header_dendrite_hotkey": hotkey(name)}
-                lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 2048"]
-                lines += [f"{k}: {v}" for k, v in claimed.items()]
-                sock = stack.enter_context(
-                    socket.create_connection(
-                        ("127.0.0.1", axon.port), timeout=WAIT, source_address=("127.0.0.2", 0)
-                    )
-                )
-                sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b"{")  # never ends
+                sock = stack.enter_context(_held_body(axon.port, claimed, source="127.0.0.2"))
                 if n < 3:
                     wait_until(
                         lambda held=2048 * (n + 1): scorer_gate(axon).budget.held == held,
@@ -795,6 +779,16 @@ def test_one_address_claiming_many_hotkeys_leaves_room_for_callers_elsewhere(
             assert _post(url, headers, body).status_code == 200
             assert sock.recv(64).split(b" ", 2)[1] == b"503"  # the fourth
         assert scorer._organic_queue.size == 1
+
+
+def _held_body(port: int, headers: dict[str, str], source: str = "127.0.0.1") -> socket.socket:
+    """A connection from ``source`` (any loopback address) that sent a request's headers,
+    declaring a 2048-byte body, and one byte of it; the rest never comes."""
+    lines = ["POST /Ask HTTP/1.1", "Host: x", "Content-Length: 2048"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT, source_address=(source, 0))
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b"{")
+    return sock
 
 
 def scorer_gate(axon: Any) -> Any:

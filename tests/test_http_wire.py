@@ -397,6 +397,26 @@ def _forged_claims(w: Wallets, protocol: str, url: str, claimed: str) -> dict[st
     return {**headers, name: claimed}
 
 
+def _budget(bodies: int) -> dict[str, Any]:
+    """Limits for the budget tests: bodies of up to ``LIMIT`` bytes, 3 s to arrive; a
+    hotkey's share is two such bodies, the whole budget ``bodies`` of them."""
+    return {
+        "max_body_bytes": LIMIT,
+        "body_timeout": 3.0,
+        "max_unverified_bytes": bodies * LIMIT,
+        "max_unverified_bytes_per_hotkey": 2 * LIMIT,
+    }
+
+
+def _post_mine(
+    w: Wallets, protocol: str, url: str, extra: dict[str, str] | None = None
+) -> httpx.Response:
+    """The genuine client's signed request for the job ``"mine"``."""
+    body = Job(text="mine").model_dump_json().encode()
+    headers = {**signed_headers(w, protocol, url, body), **(extra or {})}
+    return httpx.post(url, content=body, headers=headers, timeout=WAIT)
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_unverified_bodies_cannot_hold_more_than_their_budget(
     wallets: Wallets,  # noqa: F811
@@ -404,13 +424,7 @@ def test_unverified_bodies_cannot_hold_more_than_their_budget(
 ) -> None:
     from support.identity import hotkey
 
-    options = {
-        "max_body_bytes": LIMIT,
-        "body_timeout": 3.0,
-        "max_unverified_bytes": 4 * LIMIT,
-        "max_unverified_bytes_per_hotkey": 2 * LIMIT,
-    }
-    with served(wallets, protocol, **options) as (scorer, server):
+    with served(wallets, protocol, **_budget(4)) as (scorer, server):
         url = server.url + "/organic"
         one = _forged_claims(wallets, protocol, url, hotkey("one"))
         held = [raw_request(server.port, one, b"x" * 1024, LIMIT) for _ in range(2)]
@@ -450,13 +464,7 @@ def test_forged_claims_from_one_address_leave_the_claimed_caller_its_share(
     # An allowed hotkey is public: anyone can claim it and send slow bodies. Each
     # address gets its own share of the hotkey's unverified bytes, so the genuine caller,
     # elsewhere, is not refused while the forger's bodies wait for their timeout.
-    options = {
-        "max_body_bytes": LIMIT,
-        "body_timeout": 3.0,
-        "max_unverified_bytes": 8 * LIMIT,
-        "max_unverified_bytes_per_hotkey": 2 * LIMIT,
-    }
-    with served(wallets, protocol, **options) as (scorer, server):
+    with served(wallets, protocol, **_budget(8)) as (scorer, server):
         url = server.url + "/organic"
         forged = _forged_claims(wallets, protocol, url, wallets.client_hotkey)
         with contextlib.ExitStack() as stack:
@@ -468,9 +476,7 @@ def test_forged_claims_from_one_address_leave_the_claimed_caller_its_share(
             held = [forge(), forge()]
             time.sleep(0.3)  # both are being read
             assert status_of(forge()) == 429  # the forger's own share is full
-            body = Job(text="mine").model_dump_json().encode()
-            headers = signed_headers(wallets, protocol, url, body)
-            answer = httpx.post(url, content=body, headers=headers, timeout=WAIT)
+            answer = _post_mine(wallets, protocol, url)
             assert answer.status_code == 200, answer.text
             assert [status_of(sock) for sock in held] == [408, 408]
     assert scorer.handled == ["mine"]
@@ -485,13 +491,7 @@ def test_one_address_claiming_many_hotkeys_leaves_callers_elsewhere_room(
     # claiming a few of them must not fill the whole budget and get everyone else 503.
     from support.identity import hotkey
 
-    options = {
-        "max_body_bytes": LIMIT,
-        "body_timeout": 3.0,
-        "max_unverified_bytes": 4 * LIMIT,
-        "max_unverified_bytes_per_hotkey": 2 * LIMIT,
-    }
-    with served(wallets, protocol, **options) as (scorer, server):
+    with served(wallets, protocol, **_budget(4)) as (scorer, server):
         url = server.url + "/organic"
         with contextlib.ExitStack() as stack:
             held = []
@@ -501,9 +501,7 @@ def test_one_address_claiming_many_hotkeys_leaves_callers_elsewhere_room(
                     sent = raw_request(server.port, forged, b"x" * 1024, LIMIT, source="127.0.0.2")
                     held.append(stack.enter_context(sent))
                     time.sleep(0.2)  # being read
-            body = Job(text="mine").model_dump_json().encode()
-            headers = signed_headers(wallets, protocol, url, body)
-            answer = httpx.post(url, content=body, headers=headers, timeout=WAIT)
+            answer = _post_mine(wallets, protocol, url)
             assert answer.status_code == 200, answer.text
             # The address holds all of the budget but one hotkey's share.
             assert [status_of(sock) for sock in held] == [408, 408, 503, 503]
@@ -518,13 +516,7 @@ def test_behind_a_proxy_here_the_address_is_the_one_it_appends(
     # uvicorn takes the address from X-Forwarded-For on a connection from 127.0.0.1 (a
     # proxy on this host): the rightmost entry, the one the proxy appends. Whatever the
     # caller wrote before it names no share of its own.
-    options = {
-        "max_body_bytes": LIMIT,
-        "body_timeout": 3.0,
-        "max_unverified_bytes": 8 * LIMIT,
-        "max_unverified_bytes_per_hotkey": 2 * LIMIT,
-    }
-    with served(wallets, protocol, **options) as (scorer, server):
+    with served(wallets, protocol, **_budget(8)) as (scorer, server):
         url = server.url + "/organic"
         forged = _forged_claims(wallets, protocol, url, wallets.client_hotkey)
         with contextlib.ExitStack() as stack:
@@ -536,10 +528,8 @@ def test_behind_a_proxy_here_the_address_is_the_one_it_appends(
                 time.sleep(0.2)  # being read
                 statuses.append(sent)
             assert status_of(statuses.pop()) == 429  # one address: its share is full
-            body = Job(text="mine").model_dump_json().encode()
-            headers = signed_headers(wallets, protocol, url, body)
-            headers["X-Forwarded-For"] = "192.0.2.8"  # the genuine caller, as appended
-            answer = httpx.post(url, content=body, headers=headers, timeout=WAIT)
+            # The genuine caller, as the proxy appends it.
+            answer = _post_mine(wallets, protocol, url, {"X-Forwarded-For": "192.0.2.8"})
             assert answer.status_code == 200, answer.text
             assert [status_of(sock) for sock in statuses] == [408, 408]
     assert scorer.handled == ["mine"]
