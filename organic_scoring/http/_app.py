@@ -76,7 +76,17 @@ def create_app(
             names it), the nonce store forgets nonces before they go stale, or nobody
             said who may call (``allowed_hotkeys``).
     """
-    intake = OrganicIntake(**locals())  # the arguments, as they came
+    intake = OrganicIntake(
+        scoring,
+        hotkey_ss58=hotkey_ss58,
+        protocol=protocol,
+        path=path,
+        model=model,
+        settings=settings,
+        nonce_store=nonce_store,
+        allowed_hotkeys=allowed_hotkeys,
+        quota=quota,
+    )
     app = Starlette(
         routes=[Route(intake.path, intake, methods=["POST"])],
         exception_handlers={HTTPException: _http_error},
